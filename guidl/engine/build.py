@@ -1,0 +1,411 @@
+"""Project -> ``nn.Module``, with shapes and parameter counts per layer.
+
+``analyze`` walks the stack on the ``meta`` device: every layer is built and
+run on a tensor that has a shape but no storage, so shape inference is instant
+and allocates nothing even for a model far too big to train. Each problem is
+reported on its layer with what the layer received, what it needs, and the fix
+where there is an obvious one. ``build`` then constructs the real module.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..registry import LAYERS, Entry
+from ..spec import Layer, Model, Problem, Project, ProjectError
+from .modules import Recurrent
+
+BYTES_PER_PARAM = 4  # float32
+
+#: ``type`` -> constructor. Only names from the layer catalogue are here (a test
+#: checks both agree), so a project file can never reach any other callable.
+LAYER_FACTORIES: dict[str, Callable[..., nn.Module]] = {
+    **{name: getattr(nn, name) for name in LAYERS.names() if name not in ("RNN", "LSTM", "GRU")},
+    "RNN": partial(Recurrent, "RNN"),
+    "LSTM": partial(Recurrent, "LSTM"),
+    "GRU": partial(Recurrent, "GRU"),
+}
+
+#: How an inferred parameter follows from the shape of one input sample.
+INFER: dict[str, Callable[[Sequence[int]], Any]] = {
+    "channels": lambda shape: shape[0],
+    "features": lambda shape: shape[-1],
+    "normalized_shape": lambda shape: [shape[-1]],
+}
+
+_TORCH_DTYPES = {"float32": torch.float32, "int64": torch.int64}
+
+
+def physical_memory_bytes() -> int:
+    """This machine's memory, the ceiling for any model guidl agrees to build."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 16 * 2**30
+
+
+def format_bytes(count: float) -> str:
+    """``2.65 MB``: binary multiples, as Keras and most memory figures use."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if count < 1024 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.2f} {unit}"
+        count /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def format_shape(shape: Sequence[int] | None) -> str:
+    if shape is None:
+        return "?"
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+@dataclass
+class LayerReport:
+    """What guidl knows about one layer of the stack."""
+
+    index: int
+    type: str
+    #: Every constructor argument, defaults and inferred sizes filled in.
+    params: dict[str, Any] = field(default_factory=dict)
+    input_shape: tuple[int, ...] | None = None
+    output_shape: tuple[int, ...] | None = None
+    param_count: int = 0
+    trainable_count: int = 0
+    error: str | None = None
+    fix: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """``Conv2d(32, 3)``: the type and its key parameters."""
+        entry = LAYERS.get(self.type)
+        keys = [k for k in entry.info.get("key_params", []) if self.params.get(k) is not None]
+        if not keys:
+            return self.type
+        return f"{self.type}(" + ", ".join(_short_value(self.params[k]) for k in keys) + ")"
+
+    @property
+    def message(self) -> str | None:
+        if self.error is None:
+            return None
+        return self.error + (f"; fix: {self.fix}" if self.fix else "")
+
+
+@dataclass
+class ModelReport:
+    input_shape: tuple[int, ...] | None
+    input_dtype: str
+    layers: list[LayerReport]
+    #: A problem with the model as a whole (no input shape, too big...).
+    model_errors: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.model_errors and all(layer.error is None for layer in self.layers)
+
+    @property
+    def total_params(self) -> int:
+        return sum(layer.param_count for layer in self.layers)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(layer.trainable_count for layer in self.layers)
+
+    @property
+    def output_shape(self) -> tuple[int, ...] | None:
+        if not self.layers:
+            return self.input_shape
+        return self.layers[-1].output_shape
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.total_params * BYTES_PER_PARAM
+
+    def activation_bytes(self, batch_size: int = 1) -> int:
+        """Bytes of the outputs of all layers for one forward pass (what
+        backpropagation keeps), a rough guide to training memory."""
+        total = 0
+        for shape in [self.input_shape] + [layer.output_shape for layer in self.layers]:
+            if shape is not None:
+                total += math.prod(shape) * 4
+        return total * batch_size
+
+    def problems(self) -> list[Problem]:
+        found = list(self.model_errors)
+        for layer in self.layers:
+            if layer.error is not None:
+                found.append(Problem(f"model.layers[{layer.index}]", f"{layer.type}: {layer.message}"))
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "input_dtype": self.input_dtype,
+            "output_shape": None if self.output_shape is None else list(self.output_shape),
+            "layers": [
+                {
+                    "index": layer.index,
+                    "type": layer.type,
+                    "label": layer.label,
+                    "params": layer.params,
+                    "output_shape": None if layer.output_shape is None else list(layer.output_shape),
+                    "param_count": layer.param_count,
+                    "error": layer.message,
+                    "warnings": layer.warnings,
+                }
+                for layer in self.layers
+            ],
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "non_trainable_params": self.total_params - self.trainable_params,
+            "weight_bytes": self.weight_bytes,
+            "problems": [str(p) for p in self.problems()],
+        }
+
+
+def _short_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "x".join(str(v) for v in value) if all(isinstance(v, int) for v in value) else str(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _ranks_text(entry: Entry, ranks: Sequence[int]) -> str:
+    images = entry.category in ("Convolution", "Pooling", "Normalization")
+    names = {
+        1: "(features,)",
+        2: "(channels, length)" if images else "(time, features)",
+        3: "(channels, height, width)",
+    }
+    return " or ".join(names.get(r, f"{r} dimensions") for r in ranks)
+
+
+def _shape_fix(index: int, entry: Entry, shape: tuple[int, ...], ranks: Sequence[int]) -> str | None:
+    here = f"layer {index} ({entry.name})"
+    rank = len(shape)
+    if all(r < rank for r in ranks):
+        if entry.name.endswith("1d") and rank == 3:
+            return f"use {entry.name[:-2]}2d for (channels, height, width) inputs"
+        if 1 in ranks:
+            return f"insert Flatten before {here}"
+        return None
+    if all(r > rank for r in ranks):
+        if 3 in ranks and rank == 1:
+            side = math.isqrt(shape[0])
+            if side * side == shape[0]:
+                return (f"insert Unflatten(dim=1, unflattened_size=[1, {side}, {side}]) before {here}"
+                        " to make an image of the vector")
+            return f"insert Unflatten before {here} to shape the vector into (channels, height, width)"
+        if 3 in ranks and rank == 2 and entry.name.endswith("2d"):
+            return f"use {entry.name[:-2]}1d for (channels, length) inputs"
+        if entry.category == "Sequence" and rank == 1:
+            return ("give the model sequences: set input_shape to (time, features), "
+                    "or start with Embedding on token ids")
+        if rank == 1:
+            return f"insert Unflatten before {here} to add a dimension"
+    return None
+
+
+def _kernel_problem(entry: Entry, params: dict[str, Any], shape: tuple[int, ...]) -> str | None:
+    """A clear message when a window does not fit its input (torch's is terse)."""
+    dims = entry.info.get("spatial")
+    if not dims or entry.name.startswith("ConvTranspose") or len(shape) != dims + 1:
+        return None
+
+    def per_dim(name: str, default: int) -> list[int]:
+        value = params.get(name, default)
+        if value is None:
+            value = params["kernel_size"]
+        return list(value) if isinstance(value, list) else [value] * dims
+
+    padding = params.get("padding", 0)
+    if isinstance(padding, str):
+        return None
+    kernel = per_dim("kernel_size", 1)
+    dilation = per_dim("dilation", 1)
+    pads = per_dim("padding", 0)
+    spatial = shape[1:]
+    for k, d, p, size in zip(kernel, dilation, pads, spatial):
+        reach = d * (k - 1) + 1
+        if reach > size + 2 * p:
+            kernel_text = "x".join(map(str, kernel)) if len(set(kernel)) > 1 else str(kernel[0])
+            input_text = " x ".join(map(str, spatial))
+            if d > 1:
+                kernel_text += f" (dilated to {reach})"
+            return (f"kernel_size {kernel_text} is larger than its input of {input_text}"
+                    + (f" padded by {p}" if p else ""))
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _construct_kwargs(entry: Entry, params: dict[str, Any]) -> dict[str, Any]:
+    """Arguments in the form torch wants (tuples where JSON has lists)."""
+    kwargs = {}
+    for p in entry.params:
+        if p.name not in params:
+            continue
+        value = params[p.name]
+        if isinstance(value, list) and p.kind in ("ints", "floats", "float_list"):
+            value = tuple(value)
+        kwargs[p.name] = value
+    return kwargs
+
+
+def analyze(model: Model, input_shape: Sequence[int] | None = None, *,
+            memory_limit: int | None = None) -> ModelReport:
+    """Shapes, parameter counts and problems of every layer; never raises for a
+    bad model (each problem sits on its layer or in ``model_errors``)."""
+    shape = tuple(input_shape) if input_shape is not None else (
+        tuple(model.input_shape) if model.input_shape is not None else None)
+    report = ModelReport(shape, model.input_dtype, [])
+    limit = physical_memory_bytes() if memory_limit is None else memory_limit
+    if shape is None:
+        report.model_errors.append(Problem(
+            "model.input_shape", "is not given and no dataset supplies it: give the shape of one "
+                                 "sample without the batch, such as [1, 28, 28]"))
+    dtype = model.input_dtype
+    weight_bytes = 0
+    for index, spec in enumerate(model.layers):
+        layer = LayerReport(index, spec.type, input_shape=shape)
+        report.layers.append(layer)
+        try:
+            entry = LAYERS.get(spec.type)
+        except KeyError as error:
+            layer.error = str(error)
+            shape = None
+            continue
+        layer.params = entry.resolve(spec.params)
+        if shape is None:
+            continue  # an earlier layer failed: nothing more can be said here
+        module, out_shape, dtype = _analyze_layer(index, entry, spec, layer, shape, dtype)
+        shape = out_shape
+        if module is None:
+            continue
+        layer.param_count = sum(p.numel() for p in module.parameters())
+        layer.trainable_count = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        weight_bytes += layer.param_count * BYTES_PER_PARAM
+        if weight_bytes > limit:
+            layer.error = (f"the weights up to here need {format_bytes(weight_bytes)} "
+                           f"({layer.param_count:,} parameters in this layer alone), more than "
+                           f"this machine's {format_bytes(limit)} of memory")
+            layer.fix = "make this layer smaller"
+            shape = None
+        elif out_shape is not None and math.prod(out_shape) * 4 > limit:
+            layer.error = (f"one sample's output {format_shape(out_shape)} needs "
+                           f"{format_bytes(math.prod(out_shape) * 4)}, more than this machine's "
+                           f"{format_bytes(limit)} of memory")
+            layer.fix = "make this layer's output smaller"
+            shape = None
+    return report
+
+
+def _analyze_layer(index: int, entry: Entry, spec: Layer, layer: LayerReport,
+                   shape: tuple[int, ...], dtype: str):
+    """Check one layer on ``shape``; returns ``(meta module, output shape, dtype)``
+    with ``None`` for the first two when the layer does not fit."""
+    here = f"layer {index} ({entry.name})"
+    wants = entry.info.get("input", "float")
+    if wants == "index" and dtype != "int64":
+        layer.error = f"needs integer token ids but receives {dtype} values {format_shape(shape)}"
+        layer.fix = ("put Embedding first and set the model's input_dtype to 'int64'" if index
+                     else "set the model's input_dtype to 'int64' (token ids)")
+        return None, None, dtype
+    if wants == "float" and dtype == "int64":
+        layer.error = f"receives integer token ids {format_shape(shape)} but needs real numbers"
+        layer.fix = f"insert Embedding before {here}"
+        return None, None, dtype
+    ranks = entry.info.get("input_ranks")
+    if ranks is not None and len(shape) not in ranks:
+        layer.error = f"receives {format_shape(shape)} but needs {_ranks_text(entry, ranks)}"
+        layer.fix = _shape_fix(index, entry, shape, ranks)
+        return None, None, dtype
+    for p in entry.params:
+        if p.inferred is None:
+            continue
+        value = INFER[p.inferred](shape)
+        given = spec.params.get(p.name)
+        if given is not None and given != value:
+            layer.error = (f"{p.name} is {given} in the project, but the layer before gives "
+                           f"{value} ({format_shape(shape)})")
+            layer.fix = f"remove {p.name} so guidl infers it"
+            return None, None, dtype
+        layer.params[p.name] = value
+    # Keep the inferred sizes first, as torch's signatures have them.
+    layer.params = {p.name: layer.params[p.name] for p in entry.params if p.name in layer.params}
+    problem = _kernel_problem(entry, layer.params, shape)
+    if problem:
+        layer.error = problem
+        layer.fix = "make kernel_size smaller, add padding, or remove a pooling layer before it"
+        return None, None, dtype
+    kwargs = _construct_kwargs(entry, layer.params)
+    torch_dtype = _TORCH_DTYPES[dtype]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with torch.device("meta"):
+                module = LAYER_FACTORIES[entry.name](**kwargs)
+        except (ValueError, TypeError, RuntimeError, OverflowError) as error:
+            layer.error = f"cannot be built with these parameters: {_first_line(error)}"
+            return None, None, dtype
+        try:
+            with torch.no_grad():
+                sample = torch.empty((2, *shape), dtype=torch_dtype, device="meta")
+                out = module.eval()(sample)
+        except (ValueError, TypeError, RuntimeError, IndexError, NotImplementedError) as error:
+            layer.error = f"cannot take input {format_shape(shape)}: {_first_line(error)}"
+            return None, None, dtype
+    layer.warnings = sorted({str(w.message).strip().splitlines()[0] for w in caught})
+    out_shape = tuple(out.shape[1:])
+    if out.shape[0] != 2:
+        layer.error = f"changes the batch dimension (output {format_shape(tuple(out.shape))})"
+        layer.fix = "layers must keep the batch first; use start_dim=1 / dim >= 1"
+        return None, None, dtype
+    if any(d == 0 for d in out_shape):
+        layer.error = f"gives an empty output {format_shape(out_shape)} from input {format_shape(shape)}"
+        layer.fix = "make kernel_size or stride smaller, or add padding"
+        return None, None, dtype
+    layer.output_shape = out_shape
+    out_dtype = "int64" if out.dtype == torch.int64 else "float32"
+    return module, out_shape, out_dtype
+
+
+@dataclass
+class BuiltModel:
+    module: nn.Sequential
+    report: ModelReport
+
+
+def build(project: Project | Model, input_shape: Sequence[int] | None = None, *,
+          device: str | torch.device = "cpu", memory_limit: int | None = None) -> BuiltModel:
+    """The model as an ``nn.Sequential`` on ``device`` plus its report.
+
+    Raises ``ProjectError`` listing every layer problem when the model cannot
+    be built; nothing is allocated before the whole stack has been checked on
+    the meta device.
+    """
+    model = project.model if isinstance(project, Project) else project
+    report = analyze(model, input_shape, memory_limit=memory_limit)
+    if not report.ok:
+        raise ProjectError(report.problems())
+    modules = []
+    # Whatever torch warns about here was already recorded on the layers.
+    with torch.device(device), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for layer in report.layers:
+            entry = LAYERS.get(layer.type)
+            modules.append(LAYER_FACTORIES[entry.name](**_construct_kwargs(entry, layer.params)))
+    return BuiltModel(nn.Sequential(*modules), report)
+

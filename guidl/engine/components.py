@@ -1,0 +1,57 @@
+"""Losses, optimizers and schedulers from their project-file configs.
+
+Only names from the registry's catalogues are looked up, and only in
+``torch.nn`` / ``torch.optim`` / ``torch.optim.lr_scheduler``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from ..registry import LOSSES, OPTIMIZERS, SCHEDULERS, Catalogue, Entry
+from ..spec import Component
+
+LOSS_CLASSES = {name: getattr(nn, name) for name in LOSSES.names()}
+OPTIMIZER_CLASSES = {name: getattr(torch.optim, name) for name in OPTIMIZERS.names()}
+SCHEDULER_CLASSES = {name: getattr(torch.optim.lr_scheduler, name) for name in SCHEDULERS.names()}
+
+
+def _kwargs(catalogue: Catalogue, config: Component | Mapping[str, Any]) -> tuple[Entry, dict[str, Any]]:
+    if isinstance(config, Component):
+        config = {"type": config.type, "params": config.params}
+    entry = catalogue.get(config)
+    params = dict(config.get("params") or {})
+    problems = entry.check_params(params)
+    if problems:
+        raise ValueError("; ".join(f"{entry.name}.{name}: {message}" for name, message in problems))
+    kwargs = {}
+    for name, value in params.items():
+        kwargs[name] = tuple(value) if isinstance(value, list) and entry.param(name).kind != "int_list" else value
+    return entry, kwargs
+
+
+def make_loss(config: Component | Mapping[str, Any]) -> nn.Module:
+    entry, kwargs = _kwargs(LOSSES, config)
+    return LOSS_CLASSES[entry.name](**kwargs)
+
+
+def make_optimizer(config: Component | Mapping[str, Any],
+                   parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    entry, kwargs = _kwargs(OPTIMIZERS, config)
+    return OPTIMIZER_CLASSES[entry.name](parameters, **kwargs)
+
+
+def make_scheduler(config: Component | Mapping[str, Any] | None, optimizer: torch.optim.Optimizer, *,
+                   epochs: int, steps_per_epoch: int):
+    """The scheduler, or ``None``. Sizes that follow from the training run
+    (OneCycleLR's ``total_steps``) are filled in from ``epochs`` and
+    ``steps_per_epoch``."""
+    if config is None:
+        return None
+    entry, kwargs = _kwargs(SCHEDULERS, config)
+    if entry.name == "OneCycleLR" and kwargs.get("total_steps") is None:
+        kwargs["total_steps"] = max(1, epochs * steps_per_epoch)
+    return SCHEDULER_CLASSES[entry.name](optimizer, **kwargs)

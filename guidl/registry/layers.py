@@ -1,0 +1,239 @@
+"""The layer catalogue: every ``torch.nn`` layer a guidl model can stack.
+
+Names, parameter names and defaults are those of ``torch.nn`` (a test checks
+the defaults against torch's signatures). Sizes that follow from the layer
+before carry ``inferred``; guidl fills them in.
+
+``info`` of each entry:
+
+- ``input_ranks``: accepted ranks of one sample (batch excluded), ``None`` for any;
+- ``input``: ``"float"`` or ``"index"`` (integer token ids, for Embedding);
+- ``spatial``: for convolutions and pools, the number of spatial dimensions
+  (used to check a kernel against its input before torch does);
+- ``key_params``: the parameters shown beside the name (``Conv2d(32, 3)``).
+"""
+
+from __future__ import annotations
+
+from .schema import REQUIRED, Catalogue, Entry, Param
+
+#: Largest size accepted in a size parameter. Real models stay far below; the
+#: memory check in the engine refuses models that would not fit long before.
+MAX_SIZE = 2**31 - 1
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _size(name: str, help: str, suggested: int | None = None, default=REQUIRED) -> Param:
+    return Param(name, "int", default, help, minimum=1, maximum=MAX_SIZE, suggested=suggested)
+
+
+def _inferred(name: str, source: str, help: str, kind: str = "int") -> Param:
+    return Param(name, kind, REQUIRED, help, minimum=1, maximum=MAX_SIZE, inferred=source)
+
+
+def _ints(name: str, default, help: str, arity: int | None, minimum: int = 1, suggested=None,
+          nullable: bool = False, keywords: tuple[str, ...] = ()) -> Param:
+    return Param(name, "ints", default, help, minimum=minimum, maximum=MAX_SIZE, arity=arity,
+                 suggested=suggested, nullable=nullable, keywords=keywords)
+
+
+def _prob(name: str, default: float, help: str) -> Param:
+    return Param(name, "float", default, help, minimum=0.0, maximum=1.0)
+
+
+def _eps(default: float) -> Param:
+    return Param("eps", "float", default, "added to the variance for numerical stability",
+                 minimum=0.0, exclusive_minimum=True)
+
+
+def _bias() -> Param:
+    return Param("bias", "bool", True, "learn an additive bias")
+
+
+def _conv(name: str, dims: int, help: str, transpose: bool = False) -> Entry:
+    params = [
+        _inferred("in_channels", "channels", "channels of the input (from the layer before)"),
+        _size("out_channels", "number of filters (output channels)", suggested=32),
+        _ints("kernel_size", REQUIRED, "size of the filter window", dims, suggested=3),
+        _ints("stride", 1, "step of the filter window", dims),
+    ]
+    if transpose:
+        params += [
+            _ints("padding", 0, "zero-padding removed from each side of the output", dims, minimum=0),
+            _ints("output_padding", 0, "extra size added to one side of the output", dims, minimum=0),
+            _size("groups", "blocked connections from input to output channels", default=1),
+            _bias(),
+            _ints("dilation", 1, "spacing between filter elements", dims),
+        ]
+    else:
+        params += [
+            _ints("padding", 0, "padding added to each side; 'same' keeps the size", dims,
+                  minimum=0, keywords=("same", "valid")),
+            _ints("dilation", 1, "spacing between filter elements", dims),
+            _size("groups", "blocked connections from input to output channels", default=1),
+            _bias(),
+            Param("padding_mode", "str", "zeros", "how the border is padded", choices=PADDING_MODES),
+        ]
+    return Entry(name, "Convolution", help, tuple(params), {
+        "input_ranks": [dims + 1], "input": "float", "spatial": dims,
+        "key_params": ["out_channels", "kernel_size"],
+    })
+
+
+def _pool(name: str, dims: int, help: str, average: bool = False) -> Entry:
+    params = [
+        _ints("kernel_size", REQUIRED, "size of the pooling window", dims, suggested=2),
+        _ints("stride", None, "step of the window (default: kernel_size)", dims, nullable=True),
+        _ints("padding", 0, "implicit padding on each side", dims, minimum=0),
+    ]
+    if average:
+        params += [
+            Param("ceil_mode", "bool", False, "round the output size up instead of down"),
+            Param("count_include_pad", "bool", True, "count the padding in the average"),
+        ]
+    else:
+        params += [
+            _ints("dilation", 1, "spacing between window elements", dims),
+            Param("ceil_mode", "bool", False, "round the output size up instead of down"),
+        ]
+    return Entry(name, "Pooling", help, tuple(params), {
+        "input_ranks": [dims + 1], "input": "float", "spatial": dims, "key_params": ["kernel_size"],
+    })
+
+
+def _batchnorm(name: str, ranks: list[int], help: str) -> Entry:
+    return Entry(name, "Normalization", help, (
+        _inferred("num_features", "channels", "channels or features of the input"),
+        _eps(1e-5),
+        Param("momentum", "float", 0.1, "weight of the newest batch in the running statistics",
+              minimum=0.0, maximum=1.0, nullable=True),
+        Param("affine", "bool", True, "learn a scale and a shift"),
+        Param("track_running_stats", "bool", True, "keep running statistics for evaluation"),
+    ), {"input_ranks": ranks, "input": "float", "key_params": []})
+
+
+def _recurrent(name: str, help: str, nonlinearity: bool = False) -> Entry:
+    params = [
+        _inferred("input_size", "features", "features per time step (from the layer before)"),
+        _size("hidden_size", "features of the hidden state", suggested=128),
+        _size("num_layers", "recurrent layers stacked inside this layer", default=1),
+    ]
+    if nonlinearity:
+        params.append(Param("nonlinearity", "str", "tanh", "activation of the hidden state",
+                            choices=("tanh", "relu")))
+    params += [
+        _bias(),
+        _prob("dropout", 0.0, "dropout between the stacked recurrent layers (num_layers > 1)"),
+        Param("bidirectional", "bool", False, "read the sequence in both directions"),
+        Param("return_sequences", "bool", False,
+              "give the next layer every time step (true) or only the last one (false)"),
+    ]
+    return Entry(name, "Sequence", help, tuple(params), {
+        "input_ranks": [2], "input": "float", "key_params": ["hidden_size"],
+        "guidl_params": ["return_sequences"],
+    })
+
+
+def _activation(name: str, help: str, *params: Param) -> Entry:
+    return Entry(name, "Activation", help, params, {
+        "input_ranks": None, "input": "float", "key_params": [p.name for p in params][:1],
+    })
+
+
+LAYERS = Catalogue("layer", [
+    # -- Core ---------------------------------------------------------------
+    Entry("Linear", "Core", "Fully connected layer: every output is a weighted sum of all inputs.", (
+        _inferred("in_features", "features", "features of the input (from the layer before)"),
+        _size("out_features", "number of outputs", suggested=128),
+        _bias(),
+    ), {"input_ranks": [1, 2], "input": "float", "key_params": ["out_features"]}),
+    Entry("Dropout", "Core", "Zeroes random inputs while training, against overfitting.", (
+        _prob("p", 0.5, "probability of zeroing an element"),
+    ), {"input_ranks": None, "input": "float", "key_params": ["p"]}),
+    Entry("Dropout2d", "Core", "Zeroes whole random channels of an image while training.", (
+        _prob("p", 0.5, "probability of zeroing a channel"),
+    ), {"input_ranks": [3], "input": "float", "key_params": ["p"]}),
+    Entry("Identity", "Core", "Passes its input through unchanged (a placeholder).", (),
+          {"input_ranks": None, "input": "float", "key_params": []}),
+    # -- Reshape ------------------------------------------------------------
+    Entry("Flatten", "Reshape", "Flattens each sample into one vector, e.g. before Linear.", (
+        Param("start_dim", "int", 1, "first dimension to flatten (0 is the batch)"),
+        Param("end_dim", "int", -1, "last dimension to flatten"),
+    ), {"input_ranks": None, "input": "any", "key_params": []}),
+    Entry("Unflatten", "Reshape", "Reshapes one dimension into several, e.g. a vector into an image.", (
+        Param("dim", "int", REQUIRED, "dimension to unflatten (0 is the batch)", suggested=1),
+        Param("unflattened_size", "int_list", REQUIRED, "the shape it becomes", minimum=1,
+              suggested=[1, 28, 28]),
+    ), {"input_ranks": None, "input": "any", "key_params": ["unflattened_size"]}),
+    Entry("Upsample", "Reshape", "Enlarges an image or sequence by a factor or to a size.", (
+        _ints("size", None, "output size (give this or scale_factor)", None, nullable=True),
+        Param("scale_factor", "floats", None, "multiplier of the size (give this or size)",
+              minimum=0.0, exclusive_minimum=True, maximum=1024.0, nullable=True,
+              suggested=2.0),
+        Param("mode", "str", "nearest", "interpolation",
+              choices=("nearest", "nearest-exact", "linear", "bilinear", "bicubic")),
+        Param("align_corners", "bool", None, "align corner pixels (linear modes only)", nullable=True),
+    ), {"input_ranks": [2, 3], "input": "float", "key_params": ["scale_factor"]}),
+    # -- Convolution ----------------------------------------------------------
+    _conv("Conv1d", 1, "1-D convolution over sequences shaped (channels, length)."),
+    _conv("Conv2d", 2, "2-D convolution over images shaped (channels, height, width)."),
+    _conv("ConvTranspose2d", 2, "Transposed 2-D convolution: learnable upsampling of images.",
+          transpose=True),
+    # -- Pooling --------------------------------------------------------------
+    _pool("MaxPool1d", 1, "Keeps the largest value in each window of a sequence."),
+    _pool("MaxPool2d", 2, "Keeps the largest value in each window of an image."),
+    _pool("AvgPool2d", 2, "Averages each window of an image.", average=True),
+    Entry("AdaptiveAvgPool2d", "Pooling", "Averages an image down to a fixed output size.", (
+        _ints("output_size", REQUIRED, "height and width of the output", 2, suggested=1),
+    ), {"input_ranks": [3], "input": "float", "key_params": ["output_size"]}),
+    # -- Normalization --------------------------------------------------------
+    _batchnorm("BatchNorm1d", [1, 2], "Normalises each feature over the batch."),
+    _batchnorm("BatchNorm2d", [3], "Normalises each channel of an image over the batch."),
+    Entry("LayerNorm", "Normalization", "Normalises the last dimension of each sample.", (
+        Param("normalized_shape", "int_list", REQUIRED, "trailing shape normalised (from the layer before)",
+              minimum=1, inferred="normalized_shape"),
+        _eps(1e-5),
+        Param("elementwise_affine", "bool", True, "learn a scale (and shift) per element"),
+        _bias(),
+    ), {"input_ranks": None, "input": "float", "key_params": []}),
+    Entry("GroupNorm", "Normalization", "Normalises groups of channels of each sample.", (
+        _size("num_groups", "groups the channels are divided into (must divide them)", suggested=1),
+        _inferred("num_channels", "channels", "channels of the input (from the layer before)"),
+        _eps(1e-5),
+        Param("affine", "bool", True, "learn a scale and a shift per channel"),
+    ), {"input_ranks": [1, 2, 3], "input": "float", "key_params": ["num_groups"]}),
+    # -- Activation -----------------------------------------------------------
+    _activation("ReLU", "Rectified linear unit, max(0, x): the default activation."),
+    _activation("LeakyReLU", "Like ReLU but lets a small slope through below zero.",
+                Param("negative_slope", "float", 0.01, "slope below zero", minimum=0.0)),
+    _activation("ELU", "Smooth exponential curve below zero.",
+                Param("alpha", "float", 1.0, "value approached for large negative inputs", minimum=0.0)),
+    _activation("GELU", "Gaussian error linear unit, used in transformers.",
+                Param("approximate", "str", "none", "tanh approximation", choices=("none", "tanh"))),
+    _activation("SiLU", "Sigmoid-weighted linear unit, x * sigmoid(x) (also called swish)."),
+    _activation("Sigmoid", "Squashes to (0, 1); for BCELoss outputs."),
+    _activation("Tanh", "Squashes to (-1, 1)."),
+    _activation("Softmax", "Turns scores into probabilities that sum to 1 (not before CrossEntropyLoss).",
+                Param("dim", "int", -1, "dimension that sums to 1 (guidl's default: the last)")),
+    _activation("LogSoftmax", "Log of Softmax; pair it with NLLLoss.",
+                Param("dim", "int", -1, "dimension normalised (guidl's default: the last)")),
+    # -- Sequence ---------------------------------------------------------------
+    Entry("Embedding", "Sequence", "Looks up a learned vector for each integer token id.", (
+        _size("num_embeddings", "vocabulary size: token ids run from 0 to this minus 1", suggested=128),
+        _size("embedding_dim", "length of each token's vector", suggested=32),
+        Param("padding_idx", "int", None, "token id whose vector stays zero", nullable=True),
+        Param("max_norm", "float", None, "renormalise vectors longer than this", nullable=True,
+              minimum=0.0, exclusive_minimum=True),
+    ), {"input_ranks": [1], "input": "index", "key_params": ["num_embeddings", "embedding_dim"]}),
+    _recurrent("RNN", "Simple recurrent layer over (time, features) sequences.", nonlinearity=True),
+    _recurrent("LSTM", "Long short-term memory layer over (time, features) sequences."),
+    _recurrent("GRU", "Gated recurrent unit layer over (time, features) sequences."),
+])
+
+#: Parameters whose guidl default differs from torch's, and why. The defaults
+#: test reads this; README mentions it.
+GUIDL_DEFAULTS = {
+    ("Softmax", "dim"): "torch's None picks a dimension implicitly and warns",
+    ("LogSoftmax", "dim"): "torch's None picks a dimension implicitly and warns",
+}

@@ -1,0 +1,393 @@
+"""Parameter schemas and catalogue entries.
+
+Plain data, no torch and no Qt: the GUI builds its editors from these, the
+project-file validator checks values against them, and the engine maps an
+entry's name to a constructor. Every schema round-trips through JSON
+(``to_config`` / ``from_config``) so catalogues can be written out, diffed and
+read back.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Mapping
+
+
+class _Required:
+    """Marks a parameter that has no default: the user must give it."""
+
+    _instance: "_Required | None" = None
+
+    def __new__(cls) -> "_Required":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+    def __reduce__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED = _Required()
+
+#: The value kinds a parameter can have. ``ints`` and ``floats`` accept a single
+#: number or a list of ``arity`` numbers (``kernel_size: 3`` or ``[3, 5]``);
+#: ``int_list`` and ``float_list`` are lists only, of ``arity`` items when it is
+#: given, else of any length (``milestones``, ``unflattened_size``, ``betas``).
+KINDS = ("int", "float", "bool", "str", "ints", "floats", "int_list", "float_list")
+
+
+def _is_int(value: Any) -> bool:
+    # JSON has no separate bool type in Python's eyes: True is an int. Refuse it.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and not isinstance(value, bool)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+    if isinstance(value, (list, tuple)):
+        return "a list" if len(value) > 6 else "[" + ", ".join(_describe(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "an object"
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One constructor argument of a layer, loss, optimizer or scheduler.
+
+    ``inferred`` names where guidl takes the value from when the user leaves it
+    out (``"channels"``, ``"features"``, ``"training"``...); such a parameter is
+    shown read-only in the GUI. ``suggested`` is the value the palette starts a
+    required parameter with, so a freshly dropped layer builds.
+    """
+
+    name: str
+    kind: str
+    default: Any = REQUIRED
+    help: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    choices: tuple[Any, ...] | None = None
+    nullable: bool = False
+    arity: int | None = None
+    inferred: str | None = None
+    suggested: Any = None
+    #: Strings also accepted by an otherwise numeric parameter
+    #: (``padding: "same"``).
+    keywords: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.name}: unknown kind {self.kind!r}")
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED and self.inferred is None
+
+    @property
+    def initial(self) -> Any:
+        """The value a new component starts with: default, else suggestion."""
+        return self.suggested if self.default is REQUIRED else self.default
+
+    # -- validation -------------------------------------------------------
+
+    def check(self, value: Any) -> str | None:
+        """Return why ``value`` is not acceptable, or ``None`` when it is."""
+        if value is None:
+            return None if self.nullable else f"must not be null; {self.expects()}"
+        if isinstance(value, str) and value in self.keywords:
+            return None
+        kind = self.kind
+        if kind == "bool":
+            return None if isinstance(value, bool) else f"must be true or false, got {_describe(value)}"
+        if kind == "str":
+            if not isinstance(value, str):
+                return f"must be a string, got {_describe(value)}"
+            if self.choices is not None and value not in self.choices:
+                return self._choice_message(value)
+            return None
+        if kind in ("int", "float"):
+            return self._check_number(value)
+        if kind in ("ints", "floats"):
+            if isinstance(value, list):
+                if self.arity is not None and len(value) != self.arity:
+                    return f"must be a number or a list of {self.arity} numbers, got {_describe(value)}"
+                for item in value:
+                    problem = self._check_number(item, "int" if kind == "ints" else "float")
+                    if problem:
+                        return f"each item {problem}"
+                return None
+            return self._check_number(value, "int" if kind == "ints" else "float")
+        if kind in ("int_list", "float_list"):
+            if not isinstance(value, list):
+                return f"{self.expects()}, got {_describe(value)}"
+            if self.arity is not None and len(value) != self.arity:
+                return f"{self.expects()}, got {_describe(value)}"
+            if not value:
+                return "must not be empty"
+            for item in value:
+                problem = self._check_number(item, "int" if kind == "int_list" else "float")
+                if problem:
+                    return f"each item {problem}"
+            return None
+        raise AssertionError(kind)  # pragma: no cover - guarded in __post_init__
+
+    def _check_number(self, value: Any, kind: str | None = None) -> str | None:
+        kind = kind or self.kind
+        if kind == "int":
+            if not _is_int(value):
+                if isinstance(value, float) and value.is_integer():
+                    return f"must be an integer, got {_describe(value)} (write {int(value)})"
+                return f"{self.expects()}, got {_describe(value)}"
+        elif not _is_number(value):
+            return f"{self.expects()}, got {_describe(value)}"
+        elif not math.isfinite(value):
+            return f"must be a finite number, got {value}"
+        low, high = self.minimum, self.maximum
+        if low is not None and (value <= low if self.exclusive_minimum else value < low):
+            return f"{self.expects()}, got {_describe(value)}"
+        if high is not None and value > high:
+            return f"{self.expects()}, got {_describe(value)}"
+        return None
+
+    def _choice_message(self, value: str) -> str:
+        options = ", ".join(repr(c) for c in self.choices or ())
+        close = difflib.get_close_matches(value, [str(c) for c in self.choices or ()], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"must be one of {options}, got {value!r}{hint}"
+
+    def expects(self) -> str:
+        """Human words for what the parameter accepts."""
+        if self.kind == "bool":
+            return "must be true or false"
+        if self.kind == "str":
+            return "must be a string" if self.choices is None else "must be one of " + ", ".join(
+                repr(c) for c in self.choices
+            )
+        if self.kind in ("int_list", "float_list"):
+            items = "integers" if self.kind == "int_list" else "numbers"
+            count = f"{self.arity} " if self.arity else ""
+            return f"must be a list of {count}{items}"
+        base = "an integer" if self.kind in ("int", "ints") else "a number"
+        low, high = self.minimum, self.maximum
+        if high is not None and high >= 2**31 - 1:
+            high = None  # a technical cap, not something to tell a person
+        if self.kind in ("int", "ints") and high is None and low is not None:
+            if low == 1 or (low == 0 and self.exclusive_minimum):
+                base, low = "a positive integer", None
+            elif low == 0:
+                base, low = "a non-negative integer", None
+        if low is not None:
+            base += f" {'>' if self.exclusive_minimum else '>='} {_fmt(low)}"
+        if high is not None:
+            base += f"{' and' if low is not None else ''} <= {_fmt(high)}"
+        if self.kind in ("ints", "floats") and self.arity:
+            base += f" (or a list of {self.arity})"
+        if self.keywords:
+            base += " or " + " or ".join(repr(k) for k in self.keywords)
+        return "must be " + base
+
+    # -- JSON -------------------------------------------------------------
+
+    def to_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.default is not REQUIRED:
+            config["default"] = self.default
+        for key in ("help", "minimum", "maximum", "suggested", "inferred", "arity"):
+            value = getattr(self, key)
+            if value not in (None, ""):
+                config[key] = value
+        if self.exclusive_minimum:
+            config["exclusive_minimum"] = True
+        if self.nullable:
+            config["nullable"] = True
+        if self.choices is not None:
+            config["choices"] = list(self.choices)
+        if self.keywords:
+            config["keywords"] = list(self.keywords)
+        return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Param":
+        values = dict(config)
+        values.setdefault("default", REQUIRED)
+        for key in ("choices", "keywords"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+def _fmt(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() and abs(number) < 1e15 else repr(number)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A catalogue entry: one layer, loss, optimizer or scheduler.
+
+    ``name`` is the torch class name and the ``type`` used in project files.
+    ``info`` holds family-specific facts (a layer's accepted input ranks, a
+    scheduler's stepping rule...) as plain JSON values.
+    """
+
+    name: str
+    category: str
+    help: str
+    params: tuple[Param, ...] = ()
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(f"{self.name} has no parameter {name!r}")
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def initial_params(self) -> dict[str, Any]:
+        """Parameters for a freshly added component: required ones (and those
+        with a suggestion, such as Upsample's scale_factor) filled in with their
+        suggestions; inferred and defaulted ones left out."""
+        return {
+            p.name: p.suggested
+            for p in self.params
+            if p.inferred is None and (p.required or p.suggested is not None)
+        }
+
+    def resolve(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults filled in for every parameter the user left out (inferred
+        ones stay out: the engine fills them)."""
+        out = {}
+        for p in self.params:
+            if p.name in params:
+                out[p.name] = params[p.name]
+            elif p.default is not REQUIRED:
+                out[p.name] = p.default
+        return out
+
+    def check_params(self, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Problems as ``(parameter name or "", message)`` pairs."""
+        problems: list[tuple[str, str]] = []
+        known = self.param_names
+        for key, value in params.items():
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                if close:
+                    hint = f"; did you mean {close[0]!r}?"
+                elif known:
+                    hint = f"; it takes {', '.join(known)}"
+                else:
+                    hint = "; it takes no parameters"
+                problems.append((key, f"{self.name} does not take a parameter {key!r}{hint}"))
+                continue
+            message = self.param(key).check(value)
+            if message:
+                problems.append((key, message))
+        for p in self.params:
+            if p.required and p.name not in params:
+                problems.append((p.name, f"is required by {self.name} ({p.help or p.expects()})"))
+        return problems
+
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "category": self.category,
+            "help": self.help,
+            "params": [p.to_config() for p in self.params],
+            "info": dict(self.info),
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Entry":
+        return cls(
+            name=config["name"],
+            category=config["category"],
+            help=config["help"],
+            params=tuple(Param.from_config(p) for p in config.get("params", ())),
+            info=dict(config.get("info", {})),
+        )
+
+
+class UnknownNameError(KeyError):
+    """A ``type`` that is not in the catalogue. ``str()`` gives a full sentence."""
+
+    def __init__(self, family: str, name: str, suggestion: str | None):
+        self.family, self.name, self.suggestion = family, name, suggestion
+        super().__init__(name)
+
+    def __str__(self) -> str:
+        hint = f"; did you mean {self.suggestion!r}?" if self.suggestion else ""
+        return f"unknown {self.family} {self.name!r}{hint}"
+
+
+class Catalogue:
+    """An ordered, read-only collection of entries of one family."""
+
+    def __init__(self, family: str, entries: Iterable[Entry]):
+        self.family = family
+        self._entries: dict[str, Entry] = {}
+        for entry in entries:
+            if entry.name in self._entries:
+                raise ValueError(f"duplicate {family} {entry.name!r}")
+            self._entries[entry.name] = entry
+
+    def get(self, identifier: "str | Mapping[str, Any] | Entry") -> Entry:
+        """The entry for a name, a ``{"type": ...}`` config, or an entry."""
+        if isinstance(identifier, Entry):
+            identifier = identifier.name
+        if isinstance(identifier, Mapping):
+            identifier = identifier.get("type")
+        if not isinstance(identifier, str):
+            raise UnknownNameError(self.family, repr(identifier), None)
+        try:
+            return self._entries[identifier]
+        except KeyError:
+            raise UnknownNameError(self.family, identifier, self.suggest(identifier)) from None
+
+    def suggest(self, name: str) -> str | None:
+        by_lower = {n.lower(): n for n in self._entries}
+        if name.lower() in by_lower:
+            return by_lower[name.lower()]
+        close = difflib.get_close_matches(name, list(self._entries), n=1, cutoff=0.6)
+        return close[0] if close else None
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def categories(self) -> dict[str, list[Entry]]:
+        groups: dict[str, list[Entry]] = {}
+        for entry in self._entries.values():
+            groups.setdefault(entry.category, []).append(entry)
+        return groups
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"family": self.family, "entries": [e.to_config() for e in self]}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Catalogue":
+        return cls(config["family"], (Entry.from_config(e) for e in config["entries"]))

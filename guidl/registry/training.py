@@ -1,0 +1,173 @@
+"""Catalogues of losses, optimizers and learning-rate schedulers.
+
+Names and parameters are those of ``torch.nn`` / ``torch.optim`` /
+``torch.optim.lr_scheduler``, with torch's defaults (checked by a test).
+
+Loss ``info``: ``targets`` is ``"class_index"`` (integer class per sample) or
+``"like_output"`` (a tensor shaped like the model's output); ``output`` says
+what the model's last layer must produce (``"logits"``, ``"log_probs"``,
+``"probabilities"``, ``"values"``).
+
+Scheduler ``info``: ``step`` is ``"epoch"``, ``"batch"`` or ``"metric"`` (steps once
+per epoch with the monitored validation metric).
+"""
+
+from __future__ import annotations
+
+from .schema import REQUIRED, Catalogue, Entry, Param
+
+REDUCTION = Param("reduction", "str", "mean", "how per-sample losses are combined",
+                  choices=("mean", "sum"))
+
+
+def _loss(name: str, help: str, targets: str, output: str, *params: Param,
+          task: str = "classification") -> Entry:
+    return Entry(name, "Loss", help, (*params, REDUCTION),
+                 {"targets": targets, "output": output, "task": task})
+
+
+LOSSES = Catalogue("loss", [
+    _loss("CrossEntropyLoss", "Classification from raw scores (logits); the usual choice.",
+          "class_index", "logits",
+          Param("ignore_index", "int", -100, "target value that is ignored"),
+          Param("label_smoothing", "float", 0.0, "spreads this share of the target over all classes",
+                minimum=0.0, maximum=1.0)),
+    _loss("NLLLoss", "Classification from log-probabilities (after LogSoftmax).",
+          "class_index", "log_probs",
+          Param("ignore_index", "int", -100, "target value that is ignored")),
+    _loss("MSELoss", "Mean squared error, for regression.", "like_output", "values", task="regression"),
+    _loss("L1Loss", "Mean absolute error, for regression robust to outliers.", "like_output", "values",
+          task="regression"),
+    _loss("SmoothL1Loss", "Squared error near zero, absolute error beyond beta.", "like_output", "values",
+          Param("beta", "float", 1.0, "where the loss turns from squared to absolute", minimum=0.0),
+          task="regression"),
+    _loss("HuberLoss", "Squared error near zero, absolute error beyond delta.", "like_output", "values",
+          Param("delta", "float", 1.0, "where the loss turns from squared to absolute",
+                minimum=0.0, exclusive_minimum=True),
+          task="regression"),
+    _loss("BCEWithLogitsLoss", "Binary or multi-label classification from raw scores.",
+          "like_output", "logits"),
+    _loss("BCELoss", "Binary classification from probabilities (after Sigmoid).",
+          "like_output", "probabilities"),
+])
+
+
+def _lr(default: float) -> Param:
+    return Param("lr", "float", default, "learning rate", minimum=0.0, exclusive_minimum=True)
+
+
+def _weight_decay(default: float = 0) -> Param:
+    return Param("weight_decay", "float", default, "L2 penalty on the weights", minimum=0.0)
+
+
+def _betas() -> Param:
+    return Param("betas", "float_list", [0.9, 0.999], "decay rates of the running averages",
+                 minimum=0.0, maximum=1.0, arity=2)
+
+
+def _eps(default: float) -> Param:
+    return Param("eps", "float", default, "added to the denominator for numerical stability",
+                 minimum=0.0)
+
+
+def _optimizer(name: str, help: str, *params: Param) -> Entry:
+    return Entry(name, "Optimizer", help, params)
+
+
+OPTIMIZERS = Catalogue("optimizer", [
+    _optimizer("SGD", "Stochastic gradient descent, optionally with momentum.",
+               _lr(0.001),
+               Param("momentum", "float", 0, "momentum factor", minimum=0.0),
+               Param("dampening", "float", 0, "dampening of the momentum", minimum=0.0),
+               _weight_decay(),
+               Param("nesterov", "bool", False, "Nesterov momentum (needs momentum > 0)")),
+    _optimizer("Adam", "Adaptive moments: a good default for most models.",
+               _lr(0.001), _betas(), _eps(1e-8), _weight_decay(),
+               Param("amsgrad", "bool", False, "use the AMSGrad variant")),
+    _optimizer("AdamW", "Adam with decoupled weight decay.",
+               _lr(0.001), _betas(), _eps(1e-8), _weight_decay(0.01),
+               Param("amsgrad", "bool", False, "use the AMSGrad variant")),
+    _optimizer("RMSprop", "Divides the gradient by a running average of its magnitude.",
+               _lr(0.01),
+               Param("alpha", "float", 0.99, "smoothing constant", minimum=0.0, maximum=1.0),
+               _eps(1e-8), _weight_decay(),
+               Param("momentum", "float", 0, "momentum factor", minimum=0.0),
+               Param("centered", "bool", False, "normalise by the estimated variance")),
+    _optimizer("Adagrad", "Per-parameter rates that shrink with accumulated gradients.",
+               _lr(0.01),
+               Param("lr_decay", "float", 0, "learning-rate decay", minimum=0.0),
+               _weight_decay(),
+               Param("initial_accumulator_value", "float", 0, "starting accumulator", minimum=0.0),
+               _eps(1e-10)),
+    _optimizer("Adadelta", "Adagrad variant with a window of past gradients.",
+               _lr(1.0),
+               Param("rho", "float", 0.9, "decay of the running averages", minimum=0.0, maximum=1.0),
+               _eps(1e-6), _weight_decay()),
+    _optimizer("Adamax", "Adam variant based on the infinity norm.",
+               _lr(0.002), _betas(), _eps(1e-8), _weight_decay()),
+    _optimizer("NAdam", "Adam with Nesterov momentum.",
+               _lr(0.002), _betas(), _eps(1e-8), _weight_decay(),
+               Param("momentum_decay", "float", 0.004, "momentum decay", minimum=0.0)),
+    _optimizer("RAdam", "Rectified Adam: steadier start without warm-up.",
+               _lr(0.001), _betas(), _eps(1e-8), _weight_decay()),
+])
+
+
+def _scheduler(name: str, help: str, step: str, *params: Param) -> Entry:
+    return Entry(name, "Scheduler", help, params, {"step": step})
+
+
+def _gamma(default=0.1, suggested=None) -> Param:
+    return Param("gamma", "float", default, "multiplier of the learning rate at each decay",
+                 minimum=0.0, exclusive_minimum=True, suggested=suggested)
+
+
+SCHEDULERS = Catalogue("scheduler", [
+    _scheduler("StepLR", "Multiplies the rate by gamma every step_size epochs.", "epoch",
+               Param("step_size", "int", REQUIRED, "epochs between decays", minimum=1, suggested=10),
+               _gamma()),
+    _scheduler("MultiStepLR", "Multiplies the rate by gamma at the given epochs.", "epoch",
+               Param("milestones", "int_list", REQUIRED, "epochs at which to decay", minimum=0,
+                     suggested=[30, 60]),
+               _gamma()),
+    _scheduler("ExponentialLR", "Multiplies the rate by gamma every epoch.", "epoch",
+               _gamma(REQUIRED, suggested=0.95)),
+    _scheduler("CosineAnnealingLR", "Follows a cosine from the rate down to eta_min over T_max epochs.",
+               "epoch",
+               Param("T_max", "int", REQUIRED, "epochs of the half cosine", minimum=1, suggested=10),
+               Param("eta_min", "float", 0.0, "lowest learning rate", minimum=0.0)),
+    _scheduler("OneCycleLR", "Warms up to max_lr, then anneals; steps every batch.", "batch",
+               Param("max_lr", "float", REQUIRED, "peak learning rate", minimum=0.0,
+                     exclusive_minimum=True, suggested=0.01),
+               Param("total_steps", "int", None, "batches in the cycle (default: the whole run)",
+                     minimum=1, nullable=True),
+               Param("pct_start", "float", 0.3, "share of the cycle spent warming up",
+                     minimum=0.0, maximum=1.0),
+               Param("anneal_strategy", "str", "cos", "shape of the anneal", choices=("cos", "linear")),
+               Param("cycle_momentum", "bool", True, "cycle the momentum inversely to the rate"),
+               Param("base_momentum", "float", 0.85, "lowest momentum", minimum=0.0),
+               Param("max_momentum", "float", 0.95, "highest momentum", minimum=0.0),
+               Param("div_factor", "float", 25.0, "initial rate is max_lr / div_factor",
+                     minimum=0.0, exclusive_minimum=True),
+               Param("final_div_factor", "float", 10000.0, "final rate is initial / final_div_factor",
+                     minimum=0.0, exclusive_minimum=True),
+               Param("three_phase", "bool", False, "add a third phase that annihilates the rate")),
+    _scheduler("ReduceLROnPlateau", "Lowers the rate when the validation loss stops improving.", "metric",
+               Param("mode", "str", "min", "whether the monitored value should go down or up",
+                     choices=("min", "max")),
+               Param("factor", "float", 0.1, "multiplier of the rate at each reduction",
+                     minimum=0.0, exclusive_minimum=True),
+               Param("patience", "int", 10, "epochs without improvement before reducing", minimum=0),
+               Param("threshold", "float", 0.0001, "smallest change that counts as improvement",
+                     minimum=0.0),
+               Param("threshold_mode", "str", "rel", "threshold relative or absolute",
+                     choices=("rel", "abs")),
+               Param("cooldown", "int", 0, "epochs to wait after a reduction", minimum=0),
+               Param("min_lr", "float", 0, "lowest learning rate", minimum=0.0),
+               Param("eps", "float", 1e-8, "smallest change of the rate that is applied", minimum=0.0)),
+    _scheduler("LinearLR", "Scales the rate linearly from start_factor to end_factor.", "epoch",
+               Param("start_factor", "float", 1.0 / 3, "multiplier at the start",
+                     minimum=0.0, exclusive_minimum=True, maximum=1.0),
+               Param("end_factor", "float", 1.0, "multiplier at the end", minimum=0.0, maximum=1.0),
+               Param("total_iters", "int", 5, "epochs until end_factor is reached", minimum=0)),
+])

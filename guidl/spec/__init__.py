@@ -1,0 +1,14 @@
+"""The guidl project file (``*.guidl.json``): dataclasses, load and save,
+versions and validation. Imports neither torch nor Qt."""
+
+from .errors import Problem, ProjectError
+from .io import MIGRATIONS, atomic_write_text, dumps, load, loads, save, upgrade
+from .project import (
+    CURRENT_VERSION, FORMAT, INPUT_DTYPES, Component, Data, Layer, Model, Project, Training,
+)
+
+__all__ = [
+    "CURRENT_VERSION", "FORMAT", "INPUT_DTYPES", "MIGRATIONS",
+    "Component", "Data", "Layer", "Model", "Problem", "Project", "ProjectError", "Training",
+    "atomic_write_text", "dumps", "load", "loads", "save", "upgrade",
+]

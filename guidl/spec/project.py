@@ -1,0 +1,378 @@
+"""The project file as dataclasses, and their validation.
+
+``Project.from_dict`` reads a (migrated) JSON document, checking every value
+against the registry's schemas, and reports *every* problem at once with its
+JSON path (``model.layers[3].params.kernel_size: must be a positive integer,
+got -2``). Keys guidl does not know are kept in ``extra`` and written back, so
+a file round-trips losslessly.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..registry import LAYERS, LOSSES, OPTIMIZERS, SCHEDULERS, Catalogue, UnknownNameError
+from ..registry.layers import MAX_SIZE
+from .errors import Problem, ProjectError
+
+FORMAT = "guidl-project"
+CURRENT_VERSION = 1
+
+#: More layers than this is not a model a person stacks in a window.
+MAX_LAYERS = 10_000
+MAX_RANK = 8
+INPUT_DTYPES = ("float32", "int64")
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,3})?)$")
+_DATASET = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+@dataclass
+class Layer:
+    """One layer of the stack: a ``torch.nn`` class name and its arguments."""
+
+    type: str
+    params: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+    inputs: list[str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.id is not None:
+            out["id"] = self.id
+        out["type"] = self.type
+        if self.params:
+            out["params"] = copy.deepcopy(self.params)
+        if self.inputs is not None:
+            out["inputs"] = list(self.inputs)
+        out.update(copy.deepcopy(self.extra))
+        return out
+
+
+@dataclass
+class Model:
+    layers: list[Layer] = field(default_factory=list)
+    input_shape: list[int] | None = None
+    input_dtype: str = "float32"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.input_shape is not None:
+            out["input_shape"] = list(self.input_shape)
+        if self.input_dtype != "float32":
+            out["input_dtype"] = self.input_dtype
+        out["layers"] = [layer.to_dict() for layer in self.layers]
+        out.update(copy.deepcopy(self.extra))
+        return out
+
+
+@dataclass
+class Component:
+    """A loss, optimizer or scheduler: a torch class name and its arguments."""
+
+    type: str
+    params: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "params": copy.deepcopy(self.params), **copy.deepcopy(self.extra)}
+
+
+@dataclass
+class Data:
+    dataset: str = "mnist_sample"
+    params: dict[str, Any] = field(default_factory=dict)
+    val_fraction: float = 0.1
+    batch_size: int = 128
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "params": copy.deepcopy(self.params),
+            "val_fraction": self.val_fraction,
+            "batch_size": self.batch_size,
+            **copy.deepcopy(self.extra),
+        }
+
+
+@dataclass
+class Training:
+    loss: Component = field(default_factory=lambda: Component("CrossEntropyLoss"))
+    optimizer: Component = field(default_factory=lambda: Component("Adam", {"lr": 0.001}))
+    scheduler: Component | None = None
+    epochs: int = 5
+    device: str = "auto"
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "loss": self.loss.to_dict(),
+            "optimizer": self.optimizer.to_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.to_dict(),
+            "epochs": self.epochs,
+            "device": self.device,
+            "seed": self.seed,
+            **copy.deepcopy(self.extra),
+        }
+
+
+@dataclass
+class Project:
+    name: str = "Untitled"
+    model: Model = field(default_factory=Model)
+    data: Data = field(default_factory=Data)
+    training: Training = field(default_factory=Training)
+    version: int = CURRENT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": self.version,
+            "name": self.name,
+            "model": self.model.to_dict(),
+            "data": self.data.to_dict(),
+            "training": self.training.to_dict(),
+            **copy.deepcopy(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Any, *, source: str | None = None) -> "Project":
+        """Read a document of the current version; raise ``ProjectError``
+        listing every problem found."""
+        reader = _Reader()
+        project = reader.project(doc)
+        if reader.problems or project is None:
+            raise ProjectError(reader.problems, source=source)
+        return project
+
+    def problems(self) -> list[Problem]:
+        """What is wrong with this project as it stands (empty when valid)."""
+        reader = _Reader()
+        reader.project(self.to_dict())
+        return reader.problems
+
+    def copy(self) -> "Project":
+        return copy.deepcopy(self)
+
+
+# -- reading ---------------------------------------------------------------------
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+class _Reader:
+    """Walks a JSON document, building dataclasses and collecting problems."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    def obj(self, value: Any, path: str) -> dict[str, Any] | None:
+        if isinstance(value, dict):
+            return value
+        self.add(path, f"must be an object, got {_kind_of(value)}")
+        return None
+
+    def extras(self, doc: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
+        return {k: copy.deepcopy(v) for k, v in doc.items() if k not in known}
+
+    def int_(self, doc, key, path, default, minimum=None, maximum=None) -> int:
+        value = doc.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.add(_join(path, key), f"must be an integer, got {_kind_of(value)}")
+            return default
+        if minimum is not None and value < minimum or maximum is not None and value > maximum:
+            bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            self.add(_join(path, key), f"must be an integer {bounds}, got {value}")
+            return default
+        return value
+
+    # -- sections ----------------------------------------------------------
+
+    def project(self, doc: Any) -> Project | None:
+        if not isinstance(doc, dict):
+            self.add("", "a project file must hold a JSON object "
+                         f"({{\"format\": \"{FORMAT}\", ...}}), got {_kind_of(doc)}")
+            return None
+        if doc.get("format") != FORMAT:
+            self.add("format", f"must be {FORMAT!r}, got {doc.get('format')!r}: is this a guidl project file?")
+        version = doc.get("version")
+        if version != CURRENT_VERSION:
+            self.add("version", f"must be {CURRENT_VERSION}, got {version!r}")
+        name = doc.get("name", "Untitled")
+        if not isinstance(name, str):
+            self.add("name", f"must be a string, got {_kind_of(name)}")
+            name = "Untitled"
+        for key in ("model", "data", "training"):
+            if key not in doc:
+                self.add(key, "is missing")
+        model = self.model(doc.get("model", {}), "model")
+        data = self.data(doc.get("data", {}), "data")
+        training = self.training(doc.get("training", {}), "training")
+        extra = self.extras(doc, ("format", "version", "name", "model", "data", "training"))
+        return Project(name, model, data, training, CURRENT_VERSION, extra)
+
+    def model(self, value: Any, path: str) -> Model:
+        doc = self.obj(value, path)
+        if doc is None:
+            return Model()
+        input_shape = doc.get("input_shape")
+        if input_shape is not None:
+            input_shape = self.shape(input_shape, _join(path, "input_shape"))
+        dtype = doc.get("input_dtype", "float32")
+        if dtype not in INPUT_DTYPES:
+            self.add(_join(path, "input_dtype"),
+                     f"must be one of {', '.join(map(repr, INPUT_DTYPES))}, got {dtype!r}")
+            dtype = "float32"
+        layers: list[Layer] = []
+        raw_layers = doc.get("layers")
+        if not isinstance(raw_layers, list):
+            self.add(_join(path, "layers"), f"must be a list of layers, got {_kind_of(raw_layers)}")
+        elif len(raw_layers) > MAX_LAYERS:
+            self.add(_join(path, "layers"), f"has {len(raw_layers):,} layers; at most {MAX_LAYERS:,} are supported")
+        else:
+            ids: set[str] = set()
+            for index, raw in enumerate(raw_layers):
+                layer = self.layer(raw, _join(_join(path, "layers"), index), ids)
+                if layer is not None:
+                    layers.append(layer)
+        extra = self.extras(doc, ("input_shape", "input_dtype", "layers"))
+        return Model(layers, input_shape, dtype, extra)
+
+    def shape(self, value: Any, path: str) -> list[int] | None:
+        if (not isinstance(value, list) or not 1 <= len(value) <= MAX_RANK
+                or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_SIZE
+                       for v in value)):
+            self.add(path, f"must be a list of 1 to {MAX_RANK} positive integers "
+                           f"(the shape of one sample, without the batch), got {_short(value)}")
+            return None
+        return list(value)
+
+    def layer(self, value: Any, path: str, ids: set[str]) -> Layer | None:
+        doc = self.obj(value, path)
+        if doc is None:
+            return None
+        type_ = doc.get("type")
+        params = self.params(doc, path)
+        entry = self.lookup(LAYERS, type_, path)
+        if entry is not None and params is not None:
+            self.check_params(entry, params, path)
+        layer_id = doc.get("id")
+        if layer_id is not None:
+            if not isinstance(layer_id, str) or not layer_id:
+                self.add(_join(path, "id"), f"must be a non-empty string, got {_kind_of(layer_id)}")
+                layer_id = None
+            elif layer_id in ids:
+                self.add(_join(path, "id"), f"{layer_id!r} is used by an earlier layer; ids must be unique")
+            else:
+                ids.add(layer_id)
+        inputs = doc.get("inputs")
+        if inputs is not None:
+            self.add(_join(path, "inputs"),
+                     "skip connections are not supported yet: layers form a single stack; "
+                     "remove 'inputs'")
+        if entry is None or params is None:
+            return None
+        extra = self.extras(doc, ("type", "params", "id", "inputs"))
+        return Layer(type_, params, layer_id, inputs, extra)
+
+    def params(self, doc: Mapping[str, Any], path: str) -> dict[str, Any] | None:
+        params = doc.get("params", {})
+        if params is None:
+            return {}
+        return copy.deepcopy(self.obj(params, _join(path, "params")))
+
+    def lookup(self, catalogue: Catalogue, type_: Any, path: str):
+        if not isinstance(type_, str):
+            where = _join(path, "type")
+            if type_ is None:
+                self.add(where, f"is missing: name a {catalogue.family} (for example {catalogue.names()[0]!r})")
+            else:
+                self.add(where, f"must be a {catalogue.family} name, got {_kind_of(type_)}")
+            return None
+        try:
+            return catalogue.get(type_)
+        except UnknownNameError as error:
+            self.add(_join(path, "type"), str(error))
+            return None
+
+    def check_params(self, entry, params: Mapping[str, Any], path: str) -> None:
+        for name, message in entry.check_params(params):
+            self.add(_join(_join(path, "params"), name), message)
+
+    def component(self, value: Any, path: str, catalogue: Catalogue) -> Component | None:
+        doc = self.obj(value, path)
+        if doc is None:
+            return None
+        params = self.params(doc, path)
+        entry = self.lookup(catalogue, doc.get("type"), path)
+        if entry is None or params is None:
+            return None
+        self.check_params(entry, params, path)
+        return Component(entry.name, params, self.extras(doc, ("type", "params")))
+
+    def data(self, value: Any, path: str) -> Data:
+        doc = self.obj(value, path)
+        if doc is None:
+            return Data()
+        dataset = doc.get("dataset")
+        if not isinstance(dataset, str) or not _DATASET.match(dataset):
+            self.add(_join(path, "dataset"),
+                     f"must be a dataset name in lower case (such as 'mnist_sample'), got {_short(dataset)}")
+            dataset = Data.dataset
+        params = self.params(doc, path) or {}
+        val_fraction = doc.get("val_fraction", Data.val_fraction)
+        if (isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float))
+                or not 0 <= val_fraction < 1):
+            self.add(_join(path, "val_fraction"),
+                     f"must be a number from 0 up to (not including) 1, got {_short(val_fraction)}")
+            val_fraction = Data.val_fraction
+        batch_size = self.int_(doc, "batch_size", path, Data.batch_size, 1, 1 << 20)
+        extra = self.extras(doc, ("dataset", "params", "val_fraction", "batch_size"))
+        return Data(dataset, params, val_fraction, batch_size, extra)
+
+    def training(self, value: Any, path: str) -> Training:
+        doc = self.obj(value, path)
+        if doc is None:
+            return Training()
+        defaults = Training()
+        loss = self.component(doc.get("loss", defaults.loss.to_dict()), _join(path, "loss"), LOSSES)
+        optimizer = self.component(doc.get("optimizer", defaults.optimizer.to_dict()),
+                                   _join(path, "optimizer"), OPTIMIZERS)
+        scheduler = doc.get("scheduler")
+        if scheduler is not None:
+            scheduler = self.component(scheduler, _join(path, "scheduler"), SCHEDULERS)
+        epochs = self.int_(doc, "epochs", path, defaults.epochs, 1, 1_000_000)
+        device = doc.get("device", "auto")
+        if not isinstance(device, str) or not _DEVICE.match(device):
+            self.add(_join(path, "device"),
+                     f"must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {_short(device)}")
+            device = "auto"
+        seed = self.int_(doc, "seed", path, 0, 0, 2**63 - 1)
+        extra = self.extras(doc, ("loss", "optimizer", "scheduler", "epochs", "device", "seed"))
+        return Training(loss or defaults.loss, optimizer or defaults.optimizer, scheduler,
+                        epochs, device, seed, extra)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
