@@ -34,18 +34,48 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("project", help="a *.guidl.json project file")
     summary.add_argument("--json", action="store_true", help="print one JSON object instead")
     summary.set_defaults(run=_summary)
+
+    train = commands.add_parser(
+        "train", help="train a project's model and write a run folder",
+        description="Train the project's model on its dataset. Writes a run folder with the "
+                    "project copy, metrics.csv, the last checkpoint, the final weights "
+                    "(model.safetensors) and run.json. Ctrl+C stops after the current batch "
+                    "and keeps the checkpoint.")
+    train.add_argument("project", nargs="?", help="a *.guidl.json project file (not with --resume)")
+    train.add_argument("--epochs", type=_positive, help="train this many epochs in all")
+    train.add_argument("--batch-size", type=_positive, help="samples per batch")
+    train.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    train.add_argument("--out", metavar="RUN_DIR", help="the run folder (default: runs/NAME-TIME)")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue the run in RUN_DIR from its last checkpoint")
+    train.add_argument("--json", action="store_true",
+                       help="print the final metrics as one JSON object on the last line of stdout")
+    train.add_argument("--tensorboard", action="store_true",
+                       help="also write TensorBoard event files to RUN_DIR/tensorboard")
+    train.set_defaults(run=_train)
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def _summary(args: argparse.Namespace) -> int:
     from . import spec
-    from .engine.build import analyze
-    from .engine.summary import summary_text
 
     try:
         project = spec.load(args.project)
     except spec.ProjectError as error:
-        return _bad_input(error.lines(), args.json)
+        return _bad_input(error.lines(), args.json)  # answered before torch is even imported
+    from .engine.build import analyze
+    from .engine.summary import summary_text
+
     report = analyze(project.model)
     problems = report.problems()
     if problems:
@@ -55,6 +85,124 @@ def _summary(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(summary_text(report, project.name))
     return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    import signal
+    from datetime import datetime
+    from pathlib import Path
+
+    from . import spec
+
+    if bool(args.project) == bool(args.resume):
+        print("guidl train: give a project file, or --resume RUN_DIR (not both)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    checkpoint = None
+    if args.resume:
+        run_dir = Path(args.resume)
+        source = run_dir / "project.guidl.json"
+        checkpoint = run_dir / "checkpoint.pt"
+        if not checkpoint.is_file():
+            return _bad_input([f"{run_dir}: no checkpoint.pt to resume from"], args.json)
+    else:
+        source = Path(args.project)
+    try:
+        project = spec.load(source)
+    except spec.ProjectError as error:
+        return _bad_input(error.lines(), args.json)
+    if not args.resume:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        stem = source.name.split(".")[0] or "run"
+        run_dir = Path(args.out) if args.out else Path("runs") / f"{stem}-{stamp}"
+    if args.epochs:
+        project.training.epochs = args.epochs
+    if args.batch_size:
+        project.data.batch_size = args.batch_size
+    if args.device:
+        project.training.device = args.device
+        problems = project.problems()
+        if problems:
+            return _bad_input([f"--device: {p.message}" for p in problems if "device" in p.path], args.json)
+
+    import torch
+
+    from .engine.callbacks import EarlyStopping, ProgressBar, RunFolder
+    from .engine.data import DatasetError
+    from .engine.trainer import TrainControl, Trainer, TrainingError, describe_error
+
+    callbacks: list = [ProgressBar(lines=sys.stderr if args.json else sys.stdout), RunFolder(run_dir)]
+    if project.training.early_stopping is not None:
+        callbacks.append(EarlyStopping(**project.training.early_stopping))
+    if args.tensorboard:
+        try:
+            from .engine.callbacks import TensorBoardLogger
+
+            callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
+        except ImportError:
+            return _bad_input(["--tensorboard needs the tensorboard package: pip install tensorboard"],
+                              args.json)
+    control = TrainControl()
+    trainer = Trainer(project, callbacks=callbacks, control=control)
+
+    def stop(signum, frame):
+        print("\nguidl: stopping after this batch (Ctrl+C again to abort)", file=sys.stderr)
+        control.request_stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        if checkpoint is not None:
+            try:
+                state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            except Exception as error:  # noqa: BLE001 - any unreadable file gets the same answer
+                return _bad_input([f"{checkpoint}: not a readable guidl checkpoint "
+                                   f"({str(error).splitlines()[0] if str(error) else type(error).__name__})"],
+                                  args.json)
+            trainer.load_state_dict(state)
+        result = trainer.fit()
+    except (spec.ProjectError, DatasetError) as error:
+        lines = error.lines() if isinstance(error, spec.ProjectError) else [str(error)]
+        return _bad_input([f"{source}: {line}" if isinstance(error, DatasetError) else line
+                           for line in lines], args.json)
+    except (TrainingError, torch.cuda.OutOfMemoryError, MemoryError) as error:
+        print(f"guidl train: {describe_error(error)}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"ok": False, "error": describe_error(error), "run_dir": str(run_dir)}))
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    for note in trainer.notes:
+        print(f"note: {note}", file=sys.stderr)
+    summary = _result_summary(result, run_dir)
+    if result.stopped:
+        print(f"{result.stop_reason}; run folder: {run_dir}", file=sys.stderr)
+    else:
+        print(f"done in {result.elapsed:.1f}s; run folder: {run_dir}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary))
+    elif result.evaluation is not None:
+        print(_evaluation_line(result))
+    return 130 if control.stop_requested else 0
+
+
+def _result_summary(result, run_dir) -> dict:
+    final = result.final.to_dict() if result.final else None
+    evaluation = result.evaluation.to_dict() if result.evaluation else None
+    if evaluation:
+        evaluation.pop("worst", None)
+    return {"ok": True, "run_dir": str(run_dir), "stopped": result.stopped,
+            "stop_reason": result.stop_reason, "epochs_completed": len(result.history),
+            "final": final, "evaluation_split": result.evaluation_split, "evaluation": evaluation,
+            "elapsed_s": result.elapsed}
+
+
+def _evaluation_line(result) -> str:
+    e = result.evaluation
+    split = result.evaluation_split
+    if hasattr(e, "accuracy"):
+        return (f"{split}: accuracy {e.accuracy:.2%}  macro precision {e.macro_precision:.3f}  "
+                f"macro recall {e.macro_recall:.3f}  macro F1 {e.macro_f1:.3f}  loss {e.loss:.4f}")
+    return f"{split}: MAE {e.mae:.4g}  MSE {e.mse:.4g}  R^2 {e.r2:.4f}  loss {e.loss:.4f}"
 
 
 def _bad_input(lines: list[str], as_json: bool) -> int:

@@ -7,9 +7,10 @@ up in these catalogues, so nothing in a file can make guidl import or call an
 arbitrary name.
 """
 
+from .datasets import AUGMENT, DATASETS
 from .layers import LAYERS
 from .schema import REQUIRED, Catalogue, Entry, Param, UnknownNameError
-from .training import LOSSES, OPTIMIZERS, SCHEDULERS
+from .training import EARLY_STOPPING, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS
 
 #: Every catalogue by family name.
 CATALOGUES: dict[str, Catalogue] = {
@@ -17,9 +18,11 @@ CATALOGUES: dict[str, Catalogue] = {
     "loss": LOSSES,
     "optimizer": OPTIMIZERS,
     "scheduler": SCHEDULERS,
+    "dataset": DATASETS,
 }
 
 __all__ = [
-    "CATALOGUES", "LAYERS", "LOSSES", "OPTIMIZERS", "REQUIRED", "SCHEDULERS",
+    "AUGMENT", "CATALOGUES", "DATASETS", "EARLY_STOPPING", "LAYERS", "LOSSES", "OPTIMIZERS",
+    "PRECISIONS", "REQUIRED", "SCHEDULERS",
     "Catalogue", "Entry", "Param", "UnknownNameError",
 ]

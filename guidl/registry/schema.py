@@ -38,7 +38,7 @@ REQUIRED = _Required()
 #: number or a list of ``arity`` numbers (``kernel_size: 3`` or ``[3, 5]``);
 #: ``int_list`` and ``float_list`` are lists only, of ``arity`` items when it is
 #: given, else of any length (``milestones``, ``unflattened_size``, ``betas``).
-KINDS = ("int", "float", "bool", "str", "ints", "floats", "int_list", "float_list")
+KINDS = ("int", "float", "bool", "str", "ints", "floats", "int_list", "float_list", "str_list")
 
 
 def _is_int(value: Any) -> bool:
@@ -132,6 +132,10 @@ class Param:
                         return f"each item {problem}"
                 return None
             return self._check_number(value, "int" if kind == "ints" else "float")
+        if kind == "str_list":
+            if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+                return f"must be a non-empty list of strings, got {_describe(value)}"
+            return None
         if kind in ("int_list", "float_list"):
             if not isinstance(value, list):
                 return f"{self.expects()}, got {_describe(value)}"
@@ -178,6 +182,8 @@ class Param:
             return "must be a string" if self.choices is None else "must be one of " + ", ".join(
                 repr(c) for c in self.choices
             )
+        if self.kind == "str_list":
+            return "must be a non-empty list of strings"
         if self.kind in ("int_list", "float_list"):
             items = "integers" if self.kind == "int_list" else "numbers"
             count = f"{self.arity} " if self.arity else ""
@@ -207,9 +213,11 @@ class Param:
         config: dict[str, Any] = {"name": self.name, "kind": self.kind}
         if self.default is not REQUIRED:
             config["default"] = self.default
-        for key in ("help", "minimum", "maximum", "suggested", "inferred", "arity"):
+        if self.help:
+            config["help"] = self.help
+        for key in ("minimum", "maximum", "suggested", "inferred", "arity"):
             value = getattr(self, key)
-            if value not in (None, ""):
+            if value is not None:
                 config[key] = value
         if self.exclusive_minimum:
             config["exclusive_minimum"] = True

@@ -171,3 +171,18 @@ SCHEDULERS = Catalogue("scheduler", [
                Param("end_factor", "float", 1.0, "multiplier at the end", minimum=0.0, maximum=1.0),
                Param("total_iters", "int", 5, "epochs until end_factor is reached", minimum=0)),
 ])
+
+
+#: ``training.early_stopping``: stop when the monitored metric stops improving.
+EARLY_STOPPING = Entry("early_stopping", "Training", "Stops training when a validation metric "
+                       "stops improving.", (
+    Param("monitor", "str", "val_loss", "the metric watched",
+          choices=("val_loss", "val_accuracy", "val_mae")),
+    Param("patience", "int", 5, "epochs without improvement before stopping", minimum=0),
+    Param("min_delta", "float", 0.0, "smallest change that counts as improvement", minimum=0.0),
+    Param("restore_best", "bool", True, "end with the weights of the best epoch"),
+))
+
+#: ``training.precision``: floating-point format of the forward pass. The
+#: 16-bit ones use autocast on CUDA (fp16 with a gradient scaler).
+PRECISIONS = ("fp32", "bf16", "fp16")

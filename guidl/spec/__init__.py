@@ -2,7 +2,7 @@
 versions and validation. Imports neither torch nor Qt."""
 
 from .errors import Problem, ProjectError
-from .io import MIGRATIONS, atomic_write_text, dumps, load, loads, save, upgrade
+from .io import MIGRATIONS, atomic_path, atomic_write_text, dumps, load, loads, save, upgrade
 from .project import (
     CURRENT_VERSION, FORMAT, INPUT_DTYPES, Component, Data, Layer, Model, Project, Training,
 )
@@ -10,5 +10,5 @@ from .project import (
 __all__ = [
     "CURRENT_VERSION", "FORMAT", "INPUT_DTYPES", "MIGRATIONS",
     "Component", "Data", "Layer", "Model", "Problem", "Project", "ProjectError", "Training",
-    "atomic_write_text", "dumps", "load", "loads", "save", "upgrade",
+    "atomic_path", "atomic_write_text", "dumps", "load", "loads", "save", "upgrade",
 ]

@@ -7,11 +7,12 @@ replaces the target in one step, so a crash never leaves half a project.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .errors import Problem, ProjectError
 from .project import CURRENT_VERSION, FORMAT, Project
@@ -145,28 +146,36 @@ def dumps(project: Project) -> str:
     return json.dumps(project.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Replace ``path`` with ``text`` in one step (temp file, fsync, rename)."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; when the block ends
+    without an error it replaces ``path`` in one step, with the permissions a
+    normal new file (or the old file) has. On error the old file stays."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield Path(tmp)
         if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
+            mode = path.stat().st_mode & 0o777
         else:
             mask = os.umask(0)
             os.umask(mask)
-            os.chmod(tmp, 0o666 & ~mask)
+            mode = 0o666 & ~mask
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Replace ``path`` with ``text`` in one step (temp file, fsync, rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def save(project: Project, path: str | os.PathLike[str]) -> None:

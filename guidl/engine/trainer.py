@@ -1,0 +1,581 @@
+"""The training loop shared by the window and ``guidl train``.
+
+The loop reports only through callbacks (``guidl.engine.callbacks``). Stop,
+pause and resume are flags on a ``TrainControl`` that the loop checks between
+batches, so any thread may set them and the loop always halts at a clean
+point. Data lives in memory as tensors (on the training device when it fits)
+and is sliced per batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from ..registry import LOSSES, SCHEDULERS
+from ..spec import Problem, Project, ProjectError
+from .augment import augment_batch
+from .build import BuiltModel, build
+from .checks import Compatibility, check_compatibility
+from .components import make_loss, make_optimizer, make_scheduler
+from .data import DatasetError, PreparedData, Split, fits_on_device, prepare
+from .metrics import ClassificationReport, RegressionReport, classification_report, regression_report
+
+CHECKPOINT_FORMAT = "guidl-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message says why and what to do."""
+
+
+class NonFiniteLossError(TrainingError):
+    def __init__(self, message: str, epoch: int, batch: int, layer: int | None):
+        super().__init__(message)
+        self.epoch, self.batch, self.layer = epoch, batch, layer
+
+
+class TrainControl:
+    """Stop / pause / resume flags, safe to set from any thread."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self._running.set()  # a paused loop must wake up to stop
+
+    def pause(self) -> None:
+        if not self._stop.is_set():
+            self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def wait_while_paused(self) -> None:
+        self._running.wait()
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then the CPU; an unavailable device is
+    an error that lists what there is."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError(f"device {name!r} is not available: this machine has no usable CUDA "
+                                f"GPU; choose 'auto' or 'cpu' ({available_devices_text()})")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise TrainingError(f"device {name!r} is not available: there are "
+                                f"{torch.cuda.device_count()} CUDA device(s) ({available_devices_text()})")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None)
+                                     and torch.backends.mps.is_available()):
+        raise TrainingError(f"device 'mps' is not available here ({available_devices_text()})")
+    return device
+
+
+def available_devices() -> list[str]:
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def available_devices_text() -> str:
+    return "available: " + ", ".join(available_devices())
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int  # 1-based: the number of epochs completed
+    train_loss: float
+    val_loss: float | None
+    lr: float
+    epoch_time: float
+    samples_per_s: float
+    train_accuracy: float | None = None
+    val_accuracy: float | None = None
+    train_mae: float | None = None
+    val_mae: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EpochMetrics":
+        return cls(**data)
+
+    def get(self, name: str) -> float | None:
+        return getattr(self, name, None)
+
+
+@dataclass
+class FitResult:
+    history: list[EpochMetrics]
+    stopped: bool = False
+    stop_reason: str | None = None
+    evaluation: ClassificationReport | RegressionReport | None = None
+    evaluation_split: str | None = None
+    elapsed: float = 0.0
+
+    @property
+    def final(self) -> EpochMetrics | None:
+        return self.history[-1] if self.history else None
+
+
+class Trainer:
+    """Trains a project's model on its data.
+
+    ``data`` may be passed in (already prepared) to share it between runs;
+    otherwise it is loaded from the project. ``epochs``, ``batch_size`` and
+    ``device`` override the project's values.
+    """
+
+    def __init__(self, project: Project, *, data: PreparedData | None = None,
+                 callbacks: Iterable[Any] = (), control: TrainControl | None = None,
+                 epochs: int | None = None, batch_size: int | None = None,
+                 device: str | None = None, sync_every: int | None = None):
+        self.project = project
+        self.callbacks = list(callbacks)
+        self.control = control or TrainControl()
+        self.epochs = epochs if epochs is not None else project.training.epochs
+        self.batch_size = batch_size if batch_size is not None else project.data.batch_size
+        self.device_name = device if device is not None else project.training.device
+        self._data = data
+        self._sync_every = sync_every
+        self.seed = project.training.seed
+        self.history: list[EpochMetrics] = []
+        self.epoch = 0  # completed epochs
+        self.step = 0  # optimizer steps taken
+        self.batches_per_epoch = 0
+        self.stop_training = False  # set by callbacks such as early stopping
+        self.stop_reason: str | None = None
+        self.notes: list[str] = []
+        self._resume_state: dict[str, Any] | None = None
+        self._ready = False
+
+    # -- set-up ------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Load the data, build the model and the optimizer; raise a
+        ``ProjectError``, ``DatasetError`` or ``TrainingError`` that explains
+        any mismatch before the first batch."""
+        if self._ready:
+            return
+        self.device = resolve_device(self.device_name)
+        data = self._data if self._data is not None else prepare(self.project, seed=self.seed)
+        self.info = data.info
+        model_spec = self.project.model
+        if model_spec.input_shape is not None and tuple(model_spec.input_shape) != data.info.input_shape:
+            raise ProjectError(Problem("model.input_shape", (
+                f"is {list(model_spec.input_shape)} but dataset {data.info.name!r} gives "
+                f"{list(data.info.input_shape)}: remove model.input_shape or set it to "
+                f"{list(data.info.input_shape)}")))
+        spec = self.project.copy()
+        spec.model.input_dtype = data.info.input_dtype
+        torch.manual_seed(self.seed)
+        self.built: BuiltModel = build(spec, data.info.input_shape, device="cpu")
+        self.compatibility: Compatibility = check_compatibility(self.project, self.built.report, data.info)
+        if self.compatibility.problems:
+            raise ProjectError(self.compatibility.problems)
+        self.notes += self.compatibility.warnings
+        self._check_token_ids(data)
+        self.loss_entry = LOSSES.get(self.project.training.loss.type)
+        self.model = self.built.module.to(self.device)
+        if not fits_on_device(data, self.device):
+            raise TrainingError(f"the dataset does not fit in the memory of {self.device}; "
+                                "use a smaller dataset or train on the CPU")
+        self.data = data.to(self.device)
+        self.loss_fn = make_loss(self.project.training.loss)
+        self.optimizer = make_optimizer(self.project.training.optimizer, self.model.parameters())
+        self.batches_per_epoch = max(1, math.ceil(len(self.data.train) / self.batch_size))
+        self.scheduler = make_scheduler(self.project.training.scheduler, self.optimizer,
+                                        epochs=self.epochs, steps_per_epoch=self.batches_per_epoch)
+        self.scheduler_step = (SCHEDULERS.get(self.project.training.scheduler.type).info["step"]
+                               if self.project.training.scheduler else None)
+        self.precision = self.project.training.precision
+        if self.precision != "fp32" and self.device.type != "cuda":
+            self.notes.append(f"precision {self.precision} applies on CUDA only; training in fp32 "
+                              f"on {self.device.type}")
+            self.precision = "fp32"
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.sync_every = self._sync_every or (1 if self.device.type == "cpu" else 16)
+        self.augment = (self.project.data.augment
+                        if self.project.data.augment and data.info.modality == "image" else None)
+        if self.project.data.augment and data.info.modality != "image":
+            self.notes.append(f"augmentation applies to images only; dataset {data.info.name!r} "
+                              "is not augmented")
+        self._ready = True
+        if self._resume_state is not None:
+            self._apply_state(self._resume_state)
+            self._resume_state = None
+
+    def _check_token_ids(self, data: PreparedData) -> None:
+        if data.info.input_dtype != "int64":
+            return
+        first = self.built.report.layers[0] if self.built.report.layers else None
+        if first is None or first.type != "Embedding":
+            return
+        largest = int(data.train.x.max())
+        if largest >= first.params["num_embeddings"]:
+            raise ProjectError(Problem("model.layers[0].params.num_embeddings", (
+                f"is {first.params['num_embeddings']} but the data holds token ids up to {largest}: "
+                f"set it to at least {largest + 1}")))
+
+    # -- checkpoints ---------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly, as tensors and plain values
+        (loadable with ``torch.load(..., weights_only=True)``)."""
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "epoch": self.epoch,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "data": self.generator.get_state(),
+            },
+            "history": [m.to_dict() for m in self.history],
+            "callbacks": {},
+        }
+        for callback in self.callbacks:
+            key = getattr(callback, "state_key", None)
+            if key and hasattr(callback, "state_dict"):
+                state["callbacks"][key] = callback.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from ``state_dict()``; applied at set-up when not set up yet."""
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise TrainingError("not a guidl checkpoint")
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise TrainingError(f"checkpoint version {state.get('version')} is not supported")
+        if self._ready:
+            self._apply_state(state)
+        else:
+            self._resume_state = state
+
+    def _apply_state(self, state: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as error:
+            raise TrainingError("the checkpoint does not match this model (was the project "
+                                f"changed?): {str(error).splitlines()[0]}") from None
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if torch.cuda.is_available() and state["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.generator.set_state(state["rng"]["data"])
+        self.epoch = int(state["epoch"])
+        self.step = int(state["step"])
+        self.history = [EpochMetrics.from_dict(m) for m in state["history"]]
+        for callback in self.callbacks:
+            key = getattr(callback, "state_key", None)
+            if key and key in state.get("callbacks", {}) and hasattr(callback, "load_state_dict"):
+                callback.load_state_dict(state["callbacks"][key])
+
+    # -- the loop --------------------------------------------------------------------
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(self, *args)
+
+    def _targets(self, y: torch.Tensor) -> torch.Tensor:
+        form = self.compatibility.target_form
+        if form == "binary":
+            return y.to(torch.float32).unsqueeze(1)
+        if form == "one_hot":
+            return nn.functional.one_hot(y, self.info.num_classes).to(torch.float32)
+        return y
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def fit(self) -> FitResult:
+        """Train from the current epoch up to ``epochs``; returns the history
+        and the evaluation of the trained model."""
+        start = time.perf_counter()
+        try:
+            self.setup()
+            self._call("on_fit_start")
+            while self.epoch < self.epochs and not self._should_stop():
+                self._run_epoch()
+            if self.control.stop_requested and self.stop_reason is None:
+                self.stop_reason = "stopped by the user"
+            result = FitResult(list(self.history), stopped=self.stop_reason is not None,
+                               stop_reason=self.stop_reason)
+            self._call("on_train_end", result)  # e.g. early stopping restores its best weights
+            split_name, _ = self.data.evaluation_split
+            result.evaluation = self.evaluate(split_name) if self.history else None
+            result.evaluation_split = split_name
+            result.elapsed = time.perf_counter() - start
+            self._call("on_fit_end", result)
+            return result
+        except BaseException as error:
+            self._call("on_exception", error)
+            raise
+
+    def _should_stop(self) -> bool:
+        return self.stop_training or self.control.stop_requested
+
+    def _run_epoch(self) -> None:
+        epoch_index = self.epoch  # 0-based index of the epoch being trained
+        self._call("on_epoch_start", epoch_index)
+        self.model.train()
+        train = self.data.train
+        n = len(train)
+        order = torch.randperm(n, generator=self.generator).to(self.device)
+        loss_sum = 0.0
+        score = _EpochScore(self, n)
+        seen = 0
+        # Losses reach the host in groups (every batch on the CPU, where that is
+        # free; every few batches on a GPU, so the device never waits).
+        pending: list[tuple[int, torch.Tensor, int]] = []
+        started = time.perf_counter()
+        completed = True
+        for batch in range(self.batches_per_epoch):
+            if self.control.paused:
+                pause_start = time.perf_counter()
+                self._call("on_pause")
+                self.control.wait_while_paused()
+                started += time.perf_counter() - pause_start  # paused time is not training time
+                self._call("on_resume")
+            if self._should_stop():
+                completed = False
+                break
+            index = order[batch * self.batch_size:(batch + 1) * self.batch_size]
+            x, y = train.x[index], train.y[index]
+            if self.augment:
+                x = augment_batch(x, self.augment, self.generator)
+            loss, output = self._train_step(x, y)
+            score.add(output.detach(), y, batch * self.batch_size)
+            seen += len(index)
+            pending.append((batch, loss.detach(), len(index)))
+            if len(pending) >= self.sync_every:
+                loss_sum += self._flush(pending, epoch_index)
+                pending = []
+        if pending:
+            loss_sum += self._flush(pending, epoch_index)
+        if not completed or seen == 0:
+            return  # a stopped epoch leaves no half-counted metrics behind
+        elapsed = time.perf_counter() - started
+        train_loss = loss_sum / seen
+        train_metric = score.result(train.y, order, seen)
+        lr = self.optimizer.param_groups[0]["lr"]
+        metrics = EpochMetrics(epoch=epoch_index + 1, train_loss=train_loss, val_loss=None, lr=lr,
+                               epoch_time=elapsed, samples_per_s=seen / max(elapsed, 1e-9))
+        classification = self.info.task == "classification"
+        if classification:
+            metrics.train_accuracy = train_metric
+        else:
+            metrics.train_mae = train_metric
+        if self.data.val is not None:
+            val_loss, val_metric = self._validate(self.data.val)
+            metrics.val_loss = val_loss
+            if classification:
+                metrics.val_accuracy = val_metric
+            else:
+                metrics.val_mae = val_metric
+        self._call("on_validation_end", metrics)
+        if self.scheduler is not None and self.scheduler_step == "epoch":
+            self.scheduler.step()
+        elif self.scheduler is not None and self.scheduler_step == "metric":
+            self.scheduler.step(metrics.val_loss if metrics.val_loss is not None else metrics.train_loss)
+        self.epoch = epoch_index + 1
+        self.history.append(metrics)
+        self._call("on_epoch_end", metrics)
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            output = self.model(x)
+            loss = self.loss_fn(output, self._targets(y))
+        clip = self.project.training.grad_clip
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            if clip:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            if clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.optimizer.step()
+        self.step += 1
+        if self.scheduler is not None and self.scheduler_step == "batch":
+            self.scheduler.step()
+        return loss, output
+
+    def _predicted_classes(self, output: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        if output.ndim == 2 and output.shape[1] == 1:
+            threshold = 0.0 if self.loss_entry.info["output"] == "logits" else 0.5
+            return torch.gt(output[:, 0], threshold, out=out)
+        return torch.argmax(output, dim=1, out=out)
+
+    def _batch_metric(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Sum over the batch of correct predictions (classification) or of
+        absolute errors (regression), kept on the device."""
+        if self.info.task == "classification":
+            return (self._predicted_classes(output).to(torch.int64) == y).sum()
+        error = (output.float() - y.view_as(output)).abs()
+        return error.reshape(len(error), -1).mean(dim=1).sum()
+
+    def _flush(self, pending: list[tuple[int, torch.Tensor, int]], epoch_index: int) -> float:
+        """Report the pending batch losses; returns their sum weighted by batch size."""
+        if len(pending) == 1:
+            values = [pending[0][1].item()]
+        else:
+            values = torch.stack([loss for _, loss, _ in pending]).float().tolist()
+        total = 0.0
+        for (batch, _, size), value in zip(pending, values):
+            if not math.isfinite(value):
+                self._non_finite(epoch_index, batch, value)
+            self._call("on_train_batch_end", batch, value)
+            total += value * size
+        return total
+
+    def _non_finite(self, epoch_index: int, batch: int, value: float) -> None:
+        layer = self._first_non_finite_layer()
+        where = (f"layer {layer} ({self.built.report.layers[layer].type}) is the first to produce "
+                 "non-finite values" if layer is not None else "no layer's output was non-finite on "
+                 "a fresh batch; the loss itself overflowed")
+        message = (f"the loss became {value} at epoch {epoch_index + 1}, batch {batch + 1}: {where}. "
+                   "Lower the learning rate, add gradient clipping (training.grad_clip) or "
+                   "normalisation layers. The last good checkpoint is kept.")
+        raise NonFiniteLossError(message, epoch_index + 1, batch + 1, layer)
+
+    def _first_non_finite_layer(self) -> int | None:
+        found: list[int] = []
+        hooks = []
+        for index, module in enumerate(self.model):
+            def hook(_module, _inputs, output, index=index):
+                if not found and isinstance(output, torch.Tensor) and output.is_floating_point() \
+                        and not torch.isfinite(output).all():
+                    found.append(index)
+            hooks.append(module.register_forward_hook(hook))
+        try:
+            with torch.no_grad():
+                self.model(self.data.train.x[: self.batch_size])
+        finally:
+            for handle in hooks:
+                handle.remove()
+        if found:
+            return found[0]
+        for index, module in enumerate(self.model):
+            if any(not torch.isfinite(p).all() for p in module.parameters()):
+                return index
+        return None
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+        """The model's outputs for ``x`` (already normalised), batched."""
+        self.model.eval()
+        size = batch_size or max(self.batch_size, 512)
+        outputs = []
+        for start in range(0, len(x), size):
+            with self._autocast():
+                outputs.append(self.model(x[start:start + size]).float())
+        return torch.cat(outputs) if outputs else torch.empty(0)
+
+    def _validate(self, split: Split) -> tuple[float, float]:
+        output = self.predict(split.x)
+        loss = float(self.loss_fn(output, self._targets(split.y)))
+        metric = float(self._batch_metric(output, split.y)) / max(len(split), 1)
+        return loss, metric
+
+    def evaluate(self, split: str = "test") -> ClassificationReport | RegressionReport:
+        """Full metrics on ``split`` (``"test"``, ``"val"`` or ``"train"``)."""
+        self.setup()
+        data = {"test": self.data.test, "val": self.data.val, "train": self.data.train}[split]
+        if data is None:
+            raise TrainingError(f"dataset {self.info.name!r} has no {split} split")
+        output = self.predict(data.x)
+        loss = float(self.loss_fn(output, self._targets(data.y)))
+        if self.info.task == "classification":
+            return classification_report(output, data.y, self.info.num_classes,
+                                         output=self.loss_entry.info["output"],
+                                         class_names=self.info.class_names, loss=loss)
+        return regression_report(output, data.y, loss=loss)
+
+
+class _EpochScore:
+    """Training accuracy (or MAE) of one epoch at the cost of one small op per
+    batch: predicted classes are written into a buffer and compared with the
+    targets once, when the epoch ends."""
+
+    def __init__(self, trainer: Trainer, n: int):
+        self.trainer = trainer
+        self.classification = trainer.info.task == "classification"
+        binary = trainer.compatibility.target_form == "binary"
+        if self.classification:
+            self.predictions = torch.empty(n, device=trainer.device,
+                                           dtype=torch.bool if binary else torch.int64)
+        else:
+            self.error_sum = torch.zeros((), device=trainer.device, dtype=torch.float64)
+
+    def add(self, output: torch.Tensor, y: torch.Tensor, start: int) -> None:
+        if self.classification:
+            self.trainer._predicted_classes(output, out=self.predictions[start:start + len(output)])
+        else:
+            self.error_sum += self.trainer._batch_metric(output, y)
+
+    def result(self, targets: torch.Tensor, order: torch.Tensor, seen: int) -> float:
+        if not self.classification:
+            return float(self.error_sum) / seen
+        predicted = self.predictions[:seen].to(torch.int64)
+        return float((predicted == targets[order[:seen]]).sum()) / seen
+
+
+def describe_error(error: BaseException) -> str:
+    """One clear line for any error training can end with."""
+    if isinstance(error, ProjectError):
+        return "; ".join(str(p) for p in error.problems)
+    if isinstance(error, (DatasetError, TrainingError)):
+        return str(error)
+    if isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower():
+        return ("out of memory: lower data.batch_size, make the model smaller, or train on the CPU "
+                f"({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+
