@@ -21,8 +21,11 @@ EXIT_BAD_INPUT = 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="guidl",
-        description="Design, train and export neural networks. The project file "
-                    "(*.guidl.json) holds the model, the data and the training setup.",
+        usage="guidl [PROJECT] | guidl COMMAND ...",
+        description="Design, train and export neural networks. `guidl` opens the window "
+                    "(with PROJECT, or with the MNIST CNN example); the commands below work "
+                    "without a display. The project file (*.guidl.json) holds the model, the "
+                    "data and the training setup.",
     )
     parser.add_argument("--version", action="version", version=f"guidl {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -213,7 +216,25 @@ def _bad_input(lines: list[str], as_json: bool) -> int:
     return EXIT_BAD_INPUT
 
 
+COMMANDS = ("summary", "train")
+
+
+def _gui(project: str | None) -> int:
+    try:
+        from .qt.app import main as gui_main
+    except ImportError as error:
+        print(f"guidl: the desktop app cannot start: {error}. Install PySide6-Essentials and "
+              "pyqtgraph, or use the headless commands (guidl --help).", file=sys.stderr)
+        return 1
+    return gui_main(project)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        return _gui(None)
+    if argv[0] not in COMMANDS and not argv[0].startswith("-") and len(argv) == 1:
+        return _gui(argv[0])  # guidl PROJECT.guidl.json opens the window
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:

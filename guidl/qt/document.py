@@ -1,0 +1,234 @@
+"""The open project: its state, undo stack, file and model analysis.
+
+Every edit goes through ``ProjectDocument.apply`` as a ``ProjectEditCommand``
+on one ``QUndoStack``, so undo/redo, the Edit menu and the window's modified
+mark come for free. Commands hold whole-project snapshots: projects are small,
+and a snapshot can never get out of step with the code that edits it.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QObject, QSaveFile, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from .. import spec
+from ..registry import DATASETS
+from ..spec import Project
+
+
+class ProjectEditCommand(QUndoCommand):
+    def __init__(self, document: "ProjectDocument", before: Project, after: Project, text: str,
+                 merge_key: str | None = None, select: int | None = None,
+                 select_before: int | None = None):
+        super().__init__(text)
+        self.document = document
+        self.before, self.after = before, after
+        self.merge_key = merge_key
+        self.select, self.select_before = select, select_before
+
+    def redo(self) -> None:
+        self.document._restore(self.after, self.select)
+
+    def undo(self) -> None:
+        self.document._restore(self.before, self.select_before)
+
+    def id(self) -> int:
+        return 1 if self.merge_key else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        # Consecutive edits of one field (typing in a spin box) undo as one step.
+        if not isinstance(other, ProjectEditCommand) or other.merge_key != self.merge_key:
+            return False
+        self.after, self.select = other.after, other.select
+        return True
+
+
+class ProjectDocument(QObject):
+    """Holds the project being edited. ``changed`` fires after every edit,
+    undo or redo; ``report_changed`` when the model analysis is new."""
+
+    changed = Signal()
+    report_changed = Signal()
+    path_changed = Signal()
+    selection_requested = Signal(int)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.project = Project()
+        self.path: Path | None = None
+        self.undo_stack = QUndoStack(self)
+        self.report = None
+        self.data_info = None  # DatasetInfo of the loaded data, when known
+
+    # -- editing -------------------------------------------------------------------
+
+    def apply(self, edit: Callable[[Project], None], text: str, merge_key: str | None = None,
+              select: int | None = None, select_before: int | None = None) -> None:
+        """Run ``edit`` on a copy of the project and push the result as one
+        undoable step."""
+        before = copy.deepcopy(self.project)
+        after = copy.deepcopy(self.project)
+        edit(after)
+        if after == before:
+            return
+        self.undo_stack.push(ProjectEditCommand(self, before, after, text, merge_key, select,
+                                                select_before))
+
+    def _restore(self, project: Project, select: int | None) -> None:
+        self.project = copy.deepcopy(project)
+        self._changed()
+        if select is not None:
+            self.selection_requested.emit(select)
+
+    def set_project(self, project: Project, path: Path | None) -> None:
+        """Replace the whole project (New, Open): a fresh undo history."""
+        self.project = copy.deepcopy(project)
+        self.path = path
+        self.data_info = None
+        self.undo_stack.clear()
+        self.undo_stack.setClean()
+        self._changed()
+        self.path_changed.emit()
+
+    def _changed(self) -> None:
+        self.analyze()
+        self.changed.emit()
+
+    # -- analysis ------------------------------------------------------------------
+
+    def input_shape_and_dtype(self) -> tuple[tuple[int, ...] | None, str]:
+        """The model's input: the project's own shape, else the loaded
+        dataset's, else what the dataset catalogue knows."""
+        model = self.project.model
+        info = self.data_info if self.data_info and self.data_info.name == self.project.data.dataset else None
+        entry = DATASETS.get(self.project.data.dataset) if self.project.data.dataset in DATASETS else None
+        dtype = info.input_dtype if info else (
+            "int64" if entry is not None and entry.info.get("modality") == "text" else model.input_dtype)
+        if model.input_shape is not None:
+            return tuple(model.input_shape), dtype
+        if info is not None:
+            return tuple(info.input_shape), dtype
+        if entry is not None and "input_shape" in entry.info:
+            return tuple(entry.info["input_shape"]), dtype
+        if entry is not None and entry.name == "text":
+            return (self.project.data.params.get("seq_len", 64),), dtype
+        return None, dtype
+
+    def analyze(self) -> None:
+        from ..engine.build import analyze
+
+        shape, dtype = self.input_shape_and_dtype()
+        model = copy.deepcopy(self.project.model)
+        model.input_dtype = dtype
+        self.report = analyze(model, shape)
+        self.report_changed.emit()
+
+    def set_data_info(self, info) -> None:
+        self.data_info = info
+        self.analyze()
+        self.changed.emit()
+
+    # -- files -------------------------------------------------------------------------
+
+    @property
+    def modified(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    @property
+    def title(self) -> str:
+        return self.path.name if self.path else f"{self.project.name or 'Untitled'} (unsaved)"
+
+    def save(self, path: Path) -> None:
+        """Write atomically with ``QSaveFile``; ``OSError`` when it fails."""
+        handle = QSaveFile(str(path))
+        if not handle.open(QSaveFile.OpenModeFlag.WriteOnly):
+            raise OSError(handle.errorString())
+        handle.write(spec.dumps(self.project).encode("utf-8"))
+        if not handle.commit():
+            raise OSError(handle.errorString())
+        self.path = Path(path)
+        self.undo_stack.setClean()
+        self.path_changed.emit()
+
+    def load(self, path: Path) -> None:
+        """Open a project; ``spec.ProjectError`` says what is wrong with it."""
+        self.set_project(spec.load(path), Path(path))
+
+
+# -- layer edits: the ones the palette, the stack and the menus share ----------------
+
+
+class LayerEdits:
+    """Undoable layer operations on a document (every entry point uses these)."""
+
+    def __init__(self, document: ProjectDocument):
+        self.document = document
+
+    @property
+    def layers(self):
+        return self.document.project.model.layers
+
+    def insert(self, type_name: str, position: int | None = None) -> None:
+        from ..registry import LAYERS
+
+        entry = LAYERS.get(type_name)
+        position = len(self.layers) if position is None else max(0, min(position, len(self.layers)))
+
+        def edit(project: Project) -> None:
+            project.model.layers.insert(position, spec.Layer(entry.name, entry.initial_params()))
+
+        self.document.apply(edit, f"Add {entry.name}", select=position)
+
+    def remove(self, index: int) -> None:
+        if not 0 <= index < len(self.layers):
+            return
+        name = self.layers[index].type
+        self.document.apply(lambda p: p.model.layers.pop(index), f"Delete {name}",
+                            select=min(index, len(self.layers) - 2), select_before=index)
+
+    def duplicate(self, index: int) -> None:
+        if not 0 <= index < len(self.layers):
+            return
+        layer = self.layers[index]
+
+        def edit(project: Project) -> None:
+            copy_ = copy.deepcopy(project.model.layers[index])
+            copy_.id = None  # ids stay unique
+            project.model.layers.insert(index + 1, copy_)
+
+        self.document.apply(edit, f"Duplicate {layer.type}", select=index + 1, select_before=index)
+
+    def move(self, source: int, target: int) -> None:
+        """Move layer ``source`` so that it ends up at index ``target``."""
+        count = len(self.layers)
+        if not 0 <= source < count:
+            return
+        target = max(0, min(target, count - 1))
+        if target == source:
+            return
+        name = self.layers[source].type
+
+        def edit(project: Project) -> None:
+            layer = project.model.layers.pop(source)
+            project.model.layers.insert(target, layer)
+
+        self.document.apply(edit, f"Move {name}", select=target, select_before=source)
+
+    def set_param(self, index: int, name: str, value) -> None:
+        if not 0 <= index < len(self.layers):
+            return
+        layer_type = self.layers[index].type
+
+        def edit(project: Project) -> None:
+            params = project.model.layers[index].params
+            if value is None:
+                params.pop(name, None)
+            else:
+                params[name] = value
+
+        self.document.apply(edit, f"Set {layer_type}.{name}", merge_key=f"layer{index}.{name}",
+                            select=index, select_before=index)

@@ -1,0 +1,102 @@
+"""The layer palette: layers grouped by category, searchable, draggable."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+
+from ..registry import LAYERS
+from .icons import category_icon
+
+LAYER_MIME = "application/x-guidl-layer"
+
+
+class _Tree(QTreeWidget):
+    def mimeData(self, items) -> QMimeData:
+        data = QMimeData()
+        names = [item.data(0, Qt.ItemDataRole.UserRole) for item in items]
+        names = [n for n in names if n]
+        if names:
+            data.setData(LAYER_MIME, names[0].encode())
+            data.setText(names[0])
+        return data
+
+    def mimeTypes(self) -> list[str]:
+        return [LAYER_MIME]
+
+
+def palette_mime(name: str) -> QMimeData:
+    """What a drag from the palette carries (a drop and a test share it)."""
+    data = QMimeData()
+    data.setData(LAYER_MIME, name.encode())
+    data.setText(name)
+    return data
+
+
+class LayerPalette(QWidget):
+    """Emits ``layer_requested(name)`` on double-click or Enter; drags carry
+    ``LAYER_MIME``."""
+
+    layer_requested = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search layers")
+        self.search.setClearButtonEnabled(True)
+        self.tree = _Tree()
+        self.tree.setHeaderHidden(True)
+        self.tree.setDragEnabled(True)
+        self.tree.setDragDropMode(QTreeWidget.DragDropMode.DragOnly)
+        self.tree.setRootIsDecorated(True)
+        layout.addWidget(self.search)
+        layout.addWidget(self.tree)
+        self.items: dict[str, QTreeWidgetItem] = {}
+        for category, entries in LAYERS.categories().items():
+            group = QTreeWidgetItem([category])
+            group.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            group.setIcon(0, category_icon(category))
+            font = group.font(0)
+            font.setBold(True)
+            group.setFont(0, font)
+            self.tree.addTopLevelItem(group)
+            for entry in entries:
+                item = QTreeWidgetItem([entry.name])
+                item.setData(0, Qt.ItemDataRole.UserRole, entry.name)
+                item.setToolTip(0, entry.help)
+                item.setStatusTip(0, entry.help)
+                item.setIcon(0, category_icon(category))
+                item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+                              | Qt.ItemFlag.ItemIsDragEnabled)
+                group.addChild(item)
+                self.items[entry.name] = item
+        self.tree.expandAll()
+        self.tree.itemActivated.connect(self._activated)
+        self.search.textChanged.connect(self._filter)
+        self.search.returnPressed.connect(self._first_match)
+
+    def _activated(self, item: QTreeWidgetItem) -> None:
+        name = item.data(0, Qt.ItemDataRole.UserRole)
+        if name:
+            self.layer_requested.emit(name)
+
+    def _filter(self, text: str) -> None:
+        text = text.strip().lower()
+        for index in range(self.tree.topLevelItemCount()):
+            group = self.tree.topLevelItem(index)
+            visible = 0
+            for child_index in range(group.childCount()):
+                child = group.child(child_index)
+                name = child.data(0, Qt.ItemDataRole.UserRole)
+                shown = not text or text in name.lower() or text in child.toolTip(0).lower()
+                child.setHidden(not shown)
+                visible += shown
+            group.setHidden(visible == 0)
+
+    def _first_match(self) -> None:
+        for name, item in self.items.items():
+            if not item.isHidden() and not item.parent().isHidden():
+                self.layer_requested.emit(name)
+                return

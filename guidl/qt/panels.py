@@ -1,0 +1,442 @@
+"""The Data and Training tabs: forms that edit the project through the
+document (so every change is undoable) and previews of the data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QPalette, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
+    QLineEdit, QListWidget, QPushButton, QScrollArea, QSpinBox, QStackedWidget, QTableWidget,
+    QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from ..registry import DATASETS, EARLY_STOPPING, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, Catalogue
+from ..spec import Component
+from .document import ProjectDocument
+from .param_form import ParamForm, format_value
+
+ERROR_STYLE = "color: #dc2626;"
+SOURCE_TITLES = {"builtin": "Built-in (offline)", "torchvision": "torchvision (downloads)",
+                 "user": "Your data"}
+
+
+def message_label() -> QLabel:
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.hide()
+    return label
+
+
+def image_pixmap(array: np.ndarray, size: int = 56) -> QPixmap:
+    """A uint8 (H, W) or (H, W, 3) array as a pixmap scaled to ``size``."""
+    array = np.ascontiguousarray(array)
+    if array.ndim == 2:
+        image = QImage(array.data, array.shape[1], array.shape[0], array.strides[0],
+                       QImage.Format.Format_Grayscale8)
+    else:
+        image = QImage(array.data, array.shape[1], array.shape[0], array.strides[0],
+                       QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(image.copy()).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
+                                                  Qt.TransformationMode.FastTransformation)
+
+
+def _block(widget, setter, value) -> None:
+    widget.blockSignals(True)
+    setter(value)
+    widget.blockSignals(False)
+
+
+class ComponentEditor(QGroupBox):
+    """A combo box of one catalogue (loss, optimizer, scheduler) and the form of
+    the chosen entry's parameters."""
+
+    def __init__(self, title: str, catalogue: Catalogue, document: ProjectDocument, key: str,
+                 optional: bool = False):
+        super().__init__(title)
+        self.catalogue, self.document, self.key = catalogue, document, key
+        layout = QVBoxLayout(self)
+        self.combo = QComboBox()
+        if optional:
+            self.combo.addItem("None", None)
+        for entry in catalogue:
+            self.combo.addItem(entry.name, entry.name)
+            self.combo.setItemData(self.combo.count() - 1, entry.help, Qt.ItemDataRole.ToolTipRole)
+        self.help = QLabel()
+        self.help.setWordWrap(True)
+        self.help.setEnabled(False)
+        self.form = ParamForm()
+        layout.addWidget(self.combo)
+        layout.addWidget(self.help)
+        layout.addWidget(self.form)
+        self.combo.currentIndexChanged.connect(self._type_changed)
+        self.form.param_changed.connect(self._param_changed)
+
+    def component(self) -> Component | None:
+        return getattr(self.document.project.training, self.key)
+
+    def sync(self) -> None:
+        component = self.component()
+        _block(self.combo, self.combo.setCurrentIndex,
+               self.combo.findData(component.type) if component else 0)
+        entry = self.catalogue.get(component.type) if component else None
+        self.help.setText(entry.help if entry else "No learning-rate schedule: the rate stays fixed.")
+        self.form.set_entry(entry, component.params if component else {})
+
+    def _type_changed(self, index: int) -> None:
+        name = self.combo.itemData(index)
+        entry = self.catalogue.get(name) if name else None
+
+        def edit(project) -> None:
+            setattr(project.training, self.key,
+                    Component(entry.name, entry.initial_params()) if entry else None)
+
+        self.document.apply(edit, f"Set {self.key} to {name or 'none'}")
+
+    def _param_changed(self, name: str, value) -> None:
+        def edit(project) -> None:
+            params = getattr(project.training, self.key).params
+            if value is None:
+                params.pop(name, None)
+            else:
+                params[name] = value
+
+        self.document.apply(edit, f"Set {self.key}.{name}", merge_key=f"{self.key}.{name}")
+
+
+class TrainingSetup(QWidget):
+    """Loss, optimizer, scheduler, epochs, device, seed, early stopping, precision."""
+
+    def __init__(self, document: ProjectDocument, devices: list[str]):
+        super().__init__()
+        self.document = document
+        layout = QVBoxLayout(self)
+        self.loss = ComponentEditor("Loss", LOSSES, document, "loss")
+        self.optimizer = ComponentEditor("Optimizer", OPTIMIZERS, document, "optimizer")
+        self.scheduler = ComponentEditor("Learning-rate schedule", SCHEDULERS, document, "scheduler",
+                                         optional=True)
+        run = QGroupBox("Run")
+        form = QFormLayout(run)
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 1_000_000)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 1 << 20)
+        self.device = QComboBox()
+        for name in ["auto", *devices]:
+            self.device.addItem(name, name)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.precision = QComboBox()
+        for name in PRECISIONS:
+            self.precision.addItem(name, name)
+        self.precision.setToolTip("16-bit formats use mixed precision on CUDA GPUs")
+        self.grad_clip = QLineEdit()
+        self.grad_clip.setPlaceholderText("off")
+        self.grad_clip.setToolTip("largest gradient norm; empty for no clipping")
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Batch size", self.batch_size)
+        form.addRow("Device", self.device)
+        form.addRow("Seed", self.seed)
+        form.addRow("Precision", self.precision)
+        form.addRow("Gradient clipping", self.grad_clip)
+        self.early = QGroupBox("Early stopping")
+        self.early.setCheckable(True)
+        early_layout = QVBoxLayout(self.early)
+        self.early_form = ParamForm()
+        early_layout.addWidget(self.early_form)
+        for widget in (self.loss, self.optimizer, self.scheduler, run, self.early):
+            layout.addWidget(widget)
+        layout.addStretch(1)
+        self.epochs.valueChanged.connect(lambda v: self._set("epochs", v))
+        self.batch_size.valueChanged.connect(lambda v: self._set_data("batch_size", v))
+        self.seed.valueChanged.connect(lambda v: self._set("seed", v))
+        self.device.currentIndexChanged.connect(lambda i: self._set("device", self.device.itemData(i)))
+        self.precision.currentIndexChanged.connect(
+            lambda i: self._set("precision", self.precision.itemData(i)))
+        self.grad_clip.textEdited.connect(self._grad_clip_edited)
+        self.early.toggled.connect(self._early_toggled)
+        self.early_form.param_changed.connect(self._early_param)
+
+    def _set(self, key: str, value) -> None:
+        self.document.apply(lambda p: setattr(p.training, key, value), f"Set {key}",
+                            merge_key=f"training.{key}")
+
+    def _set_data(self, key: str, value) -> None:
+        self.document.apply(lambda p: setattr(p.data, key, value), f"Set {key}",
+                            merge_key=f"data.{key}")
+
+    def _grad_clip_edited(self, text: str) -> None:
+        text = text.strip()
+        try:
+            value = float(text) if text else None
+        except ValueError:
+            value = -1.0
+        if value is not None and not (0 < value < float("inf")):
+            self.grad_clip.setStyleSheet("border: 1px solid #dc2626;")
+            return
+        self.grad_clip.setStyleSheet("")
+        self._set("grad_clip", value)
+
+    def _early_toggled(self, on: bool) -> None:
+        self._set("early_stopping", EARLY_STOPPING.resolve({}) if on else None)
+
+    def _early_param(self, name: str, value) -> None:
+        def edit(project) -> None:
+            settings = project.training.early_stopping or EARLY_STOPPING.resolve({})
+            settings[name] = value if value is not None else EARLY_STOPPING.param(name).default
+            project.training.early_stopping = settings
+
+        self.document.apply(edit, f"Set early stopping {name}", merge_key=f"early.{name}")
+
+    def sync(self) -> None:
+        training = self.document.project.training
+        for editor in (self.loss, self.optimizer, self.scheduler):
+            editor.sync()
+        _block(self.epochs, self.epochs.setValue, training.epochs)
+        _block(self.batch_size, self.batch_size.setValue, self.document.project.data.batch_size)
+        _block(self.seed, self.seed.setValue, min(training.seed, 2**31 - 1))
+        index = self.device.findData(training.device)
+        if index < 0:
+            self.device.addItem(f"{training.device} (not found here)", training.device)
+            index = self.device.count() - 1
+        _block(self.device, self.device.setCurrentIndex, index)
+        _block(self.precision, self.precision.setCurrentIndex, self.precision.findData(training.precision))
+        if not self.grad_clip.hasFocus():
+            self.grad_clip.setText(format_value(training.grad_clip))
+        _block(self.early, self.early.setChecked, training.early_stopping is not None)
+        self.early_form.set_entry(EARLY_STOPPING, training.early_stopping or {})
+        self.early_form.setEnabled(training.early_stopping is not None)
+
+
+class DataPanel(QWidget):
+    """Dataset picker and parameters, split and augmentation settings, and a
+    preview: images with their class names, a scatter plot of points, a table
+    of rows, text samples; the class balance; problems explained in place."""
+
+    load_requested = Signal()
+
+    def __init__(self, document: ProjectDocument):
+        super().__init__()
+        self.document = document
+        outer = QHBoxLayout(self)
+        left = QWidget()
+        left.setMaximumWidth(420)
+        left_layout = QVBoxLayout(left)
+        self.dataset = QComboBox()
+        by_source: dict[str, list] = {}
+        for entry in DATASETS:
+            by_source.setdefault(entry.info["source"], []).append(entry)
+        model = self.dataset.model()
+        for source, entries in by_source.items():
+            self.dataset.addItem(SOURCE_TITLES[source], None)
+            model.item(self.dataset.count() - 1).setEnabled(False)
+            for entry in entries:
+                self.dataset.addItem(f"   {entry.name}", entry.name)
+                self.dataset.setItemData(self.dataset.count() - 1, entry.help, Qt.ItemDataRole.ToolTipRole)
+        self.help = QLabel()
+        self.help.setWordWrap(True)
+        self.form = ParamForm()
+        box = QGroupBox("Dataset")
+        box_layout = QVBoxLayout(box)
+        box_layout.addWidget(self.dataset)
+        box_layout.addWidget(self.help)
+        box_layout.addWidget(self.form)
+        split = QGroupBox("Split")
+        split_form = QFormLayout(split)
+        self.val_fraction = QDoubleSpinBox()
+        self.val_fraction.setRange(0.0, 0.9)
+        self.val_fraction.setSingleStep(0.05)
+        self.val_fraction.setDecimals(2)
+        split_form.addRow("Validation fraction", self.val_fraction)
+        self.augment = QGroupBox("Augmentation (images, training only)")
+        self.augment.setCheckable(True)
+        augment_form = QFormLayout(self.augment)
+        self.crop = QSpinBox()
+        self.crop.setRange(0, 64)
+        self.flip = QCheckBox("mirror left to right")
+        self.rotation = QDoubleSpinBox()
+        self.rotation.setRange(0, 180)
+        self.rotation.setSuffix("°")
+        augment_form.addRow("Random crop padding", self.crop)
+        augment_form.addRow("Flip", self.flip)
+        augment_form.addRow("Rotation up to", self.rotation)
+        self.load_button = QPushButton("Load and preview")
+        self.message = message_label()
+        for widget in (box, split, self.augment, self.load_button, self.message):
+            left_layout.addWidget(widget)
+        left_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(left)
+        scroll.setMaximumWidth(440)
+        outer.addWidget(scroll)
+
+        right = QVBoxLayout()
+        self.summary = QLabel("Load the data to see samples.")
+        self.summary.setWordWrap(True)
+        self.preview = QStackedWidget()
+        self.image_grid = QWidget()
+        self.grid_layout = QGridLayout(self.image_grid)
+        self.grid_layout.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.scatter = pg.PlotWidget()
+        self.scatter.setBackground(self.palette().color(QPalette.ColorRole.Base))
+        self.table = QTableWidget()
+        self.text_list = QListWidget()
+        for widget in (self.image_grid, self.scatter, self.table, self.text_list):
+            self.preview.addWidget(widget)
+        self.balance = pg.PlotWidget(title="Class balance (training split)")
+        self.balance.setBackground(self.palette().color(QPalette.ColorRole.Base))
+        self.balance.setMaximumHeight(180)
+        right.addWidget(self.summary)
+        right.addWidget(self.preview, 3)
+        right.addWidget(self.balance, 1)
+        outer.addLayout(right, 1)
+
+        self.dataset.currentIndexChanged.connect(self._dataset_changed)
+        self.form.param_changed.connect(self._param_changed)
+        self.val_fraction.valueChanged.connect(
+            lambda v: document.apply(lambda p: setattr(p.data, "val_fraction", round(v, 4)),
+                                     "Set validation fraction", merge_key="data.val_fraction"))
+        self.augment.toggled.connect(self._augment_changed)
+        for widget in (self.crop, self.rotation):
+            widget.valueChanged.connect(self._augment_changed)
+        self.flip.toggled.connect(self._augment_changed)
+        self.load_button.clicked.connect(self.load_requested)
+
+    def _dataset_changed(self, index: int) -> None:
+        name = self.dataset.itemData(index)
+        if name is None:
+            return
+        entry = DATASETS.get(name)
+
+        def edit(project) -> None:
+            project.data.dataset = name
+            project.data.params = entry.initial_params()
+            project.model.input_shape = None  # the new dataset supplies it
+
+        self.document.apply(edit, f"Use dataset {name}")
+
+    def _param_changed(self, name: str, value) -> None:
+        def edit(project) -> None:
+            if value is None:
+                project.data.params.pop(name, None)
+            else:
+                project.data.params[name] = value
+
+        self.document.apply(edit, f"Set dataset {name}", merge_key=f"data.params.{name}")
+
+    def _augment_changed(self, *args) -> None:
+        settings = None
+        if self.augment.isChecked():
+            settings = {"crop_padding": self.crop.value(), "hflip": self.flip.isChecked(),
+                        "rotation": float(self.rotation.value())}
+        self.document.apply(lambda p: setattr(p.data, "augment", settings), "Set augmentation",
+                            merge_key="data.augment")
+
+    def sync(self) -> None:
+        data = self.document.project.data
+        _block(self.dataset, self.dataset.setCurrentIndex, self.dataset.findData(data.dataset))
+        entry = DATASETS.get(data.dataset)
+        self.help.setText(entry.help)
+        self.form.set_entry(entry, data.params)
+        _block(self.val_fraction, self.val_fraction.setValue, data.val_fraction)
+        augment = data.augment or {}
+        _block(self.augment, self.augment.setChecked, data.augment is not None)
+        _block(self.crop, self.crop.setValue, int(augment.get("crop_padding", 0)))
+        _block(self.flip, self.flip.setChecked, bool(augment.get("hflip", False)))
+        _block(self.rotation, self.rotation.setValue, float(augment.get("rotation", 0.0)))
+        self.augment.setEnabled(entry.info.get("modality") in ("image", "array"))
+
+    # -- showing data ------------------------------------------------------------------------
+
+    def show_loading(self) -> None:
+        self.message.setStyleSheet("")
+        self.message.setText("Loading…")
+        self.message.show()
+        self.load_button.setEnabled(False)
+
+    def show_error(self, text: str) -> None:
+        self.load_button.setEnabled(True)
+        self.message.setStyleSheet(ERROR_STYLE)
+        self.message.setText(text)
+        self.message.show()
+        self.summary.setText("The data could not be loaded: see the message on the left.")
+
+    def show_data(self, data) -> None:
+        self.load_button.setEnabled(True)
+        self.message.hide()
+        info = data.info
+        sizes = info.sizes
+        task = (f"{info.num_classes} classes" if info.task == "classification"
+                else f"regression, {info.num_outputs} value(s) per sample")
+        self.summary.setText(
+            f"<b>{info.title}</b>: {sizes['train']:,} training, {sizes['val']:,} validation"
+            + (f", {sizes['test']:,} test" if sizes.get("test") else "")
+            + f" samples · input {tuple(info.input_shape)} {info.input_dtype} · {task}")
+        previews = data.preview(24)
+        if info.modality == "image":
+            self._show_images(previews)
+        elif info.modality == "points":
+            self._show_points(data)
+        elif info.modality == "text":
+            self.text_list.clear()
+            for text, label in previews:
+                self.text_list.addItem(f"{text!r} → {label!r}")
+            self.preview.setCurrentWidget(self.text_list)
+        else:
+            self._show_table(previews)
+        self.balance.clear()
+        if info.class_counts:
+            counts = np.array(info.class_counts)
+            self.balance.addItem(pg.BarGraphItem(x=np.arange(len(counts)), height=counts, width=0.8,
+                                                 brush=(59, 130, 246)))
+            names = info.class_names or [str(i) for i in range(len(counts))]
+            if len(names) <= 30:
+                self.balance.getAxis("bottom").setTicks([list(enumerate(names))])
+        self.balance.setVisible(bool(info.class_counts))
+
+    def _show_images(self, previews) -> None:
+        while self.grid_layout.count():
+            item = self.grid_layout.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+        columns = 8
+        for i, (image, label) in enumerate(previews):
+            cell = QLabel()
+            cell.setPixmap(image_pixmap(image, 64))
+            cell.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            caption = QLabel(label)
+            caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            holder = QWidget()
+            holder_layout = QVBoxLayout(holder)
+            holder_layout.setContentsMargins(2, 2, 2, 2)
+            holder_layout.addWidget(cell)
+            holder_layout.addWidget(caption)
+            self.grid_layout.addWidget(holder, i // columns, i % columns)
+        self.preview.setCurrentWidget(self.image_grid)
+
+    def _show_points(self, data) -> None:
+        self.scatter.clear()
+        x = data.normalization.invert(data.train.x.cpu()).numpy() if data.normalization else data.train.x.numpy()
+        y = data.train.y.cpu().numpy()
+        colors = [(59, 130, 246), (234, 88, 12), (22, 163, 74), (147, 51, 234), (219, 39, 119),
+                  (8, 145, 178), (202, 138, 4), (100, 116, 139), (220, 38, 38), (5, 150, 105)]
+        for label in np.unique(y):
+            mask = y == label
+            self.scatter.addItem(pg.ScatterPlotItem(x[mask, 0], x[mask, 1], size=5, pen=None,
+                                                    brush=colors[int(label) % len(colors)]))
+        self.preview.setCurrentWidget(self.scatter)
+
+    def _show_table(self, previews) -> None:
+        width = max((len(np.atleast_1d(values)) for values, _ in previews), default=0)
+        self.table.setColumnCount(min(width, 20) + 1)
+        self.table.setRowCount(len(previews))
+        self.table.setHorizontalHeaderLabels([f"x{i}" for i in range(min(width, 20))] + ["target"])
+        for row, (values, label) in enumerate(previews):
+            for column, value in enumerate(np.atleast_1d(values).flatten()[:20]):
+                self.table.setItem(row, column, QTableWidgetItem(f"{float(value):.4g}"))
+            self.table.setItem(row, min(width, 20), QTableWidgetItem(label))
+        self.preview.setCurrentWidget(self.table)

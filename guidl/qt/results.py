@@ -1,0 +1,172 @@
+"""The Results tab: test metrics per class, a confusion-matrix heatmap and a
+grid of sample predictions with the wrong ones highlighted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import (
+    QFrame, QGridLayout, QLabel, QScrollArea, QSplitter, QTableWidget, QTableWidgetItem,
+    QVBoxLayout, QWidget,
+)
+
+from .panels import image_pixmap
+
+
+class ResultsPanel(QWidget):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        self.headline = QLabel("Train a model to see its results here.")
+        self.headline.setWordWrap(True)
+        self.headline.setTextFormat(Qt.TextFormat.RichText)
+        layout.addWidget(self.headline)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["Class", "Precision", "Recall", "F1", "Support"])
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        splitter.addWidget(self.table)
+        self.confusion = pg.PlotWidget(title="Confusion matrix (rows: true, columns: predicted)")
+        self.confusion.setBackground(self.palette().color(QPalette.ColorRole.Base))
+        self.confusion.setAspectLocked(True)
+        self.confusion.invertY(True)
+        self.image = pg.ImageItem()
+        self.confusion.addItem(self.image)
+        self._texts: list[pg.TextItem] = []
+        splitter.addWidget(self.confusion)
+        splitter.setSizes([380, 520])
+        layout.addWidget(splitter, 3)
+        layout.addWidget(QLabel("Sample predictions (wrong ones outlined in red):"))
+        self.samples = QWidget()
+        self.samples_layout = QGridLayout(self.samples)
+        self.samples_layout.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.samples)
+        layout.addWidget(scroll, 2)
+
+    def clear(self) -> None:
+        self.headline.setText("Train a model to see its results here.")
+        self.table.setRowCount(0)
+        self.image.clear()
+        self._clear_texts()
+        self._clear_samples()
+
+    def _clear_texts(self) -> None:
+        for item in self._texts:
+            self.confusion.removeItem(item)
+        self._texts = []
+
+    def _clear_samples(self) -> None:
+        while self.samples_layout.count():
+            item = self.samples_layout.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+
+    def show_result(self, result, samples: list[dict]) -> None:
+        evaluation = result.evaluation
+        if evaluation is None:
+            self.clear()
+            return
+        split = {"test": "test split", "val": "validation split", "train": "training split"}[
+            result.evaluation_split]
+        stopped = f" · {result.stop_reason}" if result.stopped else ""
+        data = evaluation.to_dict()
+        if data["task"] == "classification":
+            self.headline.setText(
+                f"<b>{split}</b>: accuracy <b>{data['accuracy']:.2%}</b> · macro precision "
+                f"{data['macro_precision']:.3f} · macro recall {data['macro_recall']:.3f} · macro F1 "
+                f"{data['macro_f1']:.3f} · loss {data['loss']:.4f}{stopped}")
+            self._show_classes(data)
+            self._show_confusion(np.array(data["confusion"]), data["class_names"])
+        else:
+            self.headline.setText(
+                f"<b>{split}</b>: MAE <b>{data['mae']:.4g}</b> · MSE {data['mse']:.4g} · "
+                f"R² {data['r2']:.4f} · loss {data['loss']:.4f}{stopped}")
+            self.table.setRowCount(0)
+            self.image.clear()
+            self._clear_texts()
+        self._show_samples(samples)
+
+    def _show_classes(self, data: dict) -> None:
+        names = data["class_names"] or [str(i) for i in range(len(data["precision"]))]
+        rows = list(zip(names, data["precision"], data["recall"], data["f1"], data["support"]))
+        rows.append(("macro average", data["macro_precision"], data["macro_recall"], data["macro_f1"],
+                     sum(data["support"])))
+        self.table.setRowCount(len(rows))
+        for r, (name, precision, recall, f1, support) in enumerate(rows):
+            cells = [name, f"{precision:.3f}", f"{recall:.3f}", f"{f1:.3f}", f"{support:,}"]
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if c:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if r == len(rows) - 1:
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+
+    def _show_confusion(self, matrix: np.ndarray, names) -> None:
+        self._clear_texts()
+        n = len(matrix)
+        totals = matrix.sum(axis=1, keepdims=True).clip(min=1)
+        share = matrix / totals
+        colormap = pg.colormap.get("viridis")
+        # ImageItem draws x along the first axis: transpose so rows are the true class.
+        self.image.setImage(share.T, levels=(0, 1), lut=colormap.getLookupTable(0, 1, 256))
+        self.image.setRect(0, 0, n, n)
+        if n <= 20:
+            for true in range(n):
+                for predicted in range(n):
+                    text = pg.TextItem(str(int(matrix[true, predicted])), anchor=(0.5, 0.5),
+                                       color="w" if share[true, predicted] < 0.6 else "k")
+                    text.setPos(predicted + 0.5, true + 0.5)
+                    self.confusion.addItem(text)
+                    self._texts.append(text)
+        labels = names or [str(i) for i in range(n)]
+        if n <= 30:
+            ticks = [[(i + 0.5, str(label)[:10]) for i, label in enumerate(labels)]]
+            self.confusion.getAxis("bottom").setTicks(ticks)
+            self.confusion.getAxis("left").setTicks(ticks)
+        self.confusion.setRange(xRange=(0, n), yRange=(0, n), padding=0.02)
+
+    def _show_samples(self, samples: list[dict]) -> None:
+        self._clear_samples()
+        columns = 8
+        for i, sample in enumerate(samples):
+            frame = QFrame()
+            frame.setObjectName("sample")
+            color = "#dc2626" if sample["wrong"] else "transparent"
+            frame.setStyleSheet(f"QFrame#sample {{ border: 2px solid {color}; border-radius: 4px; }}")
+            box = QVBoxLayout(frame)
+            box.setContentsMargins(3, 3, 3, 3)
+            if "image" in sample:
+                picture = QLabel()
+                picture.setPixmap(image_pixmap(sample["image"], 64))
+                picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+                box.addWidget(picture)
+            elif "text" in sample:
+                box.addWidget(QLabel(repr(sample["text"][-24:])))
+            else:
+                box.addWidget(QLabel(", ".join(f"{v:g}" for v in sample["values"])))
+            caption = QLabel(f"{sample['predicted']} ({sample['probability']:.0%})"
+                             + (f"<br><span style='color:#dc2626'>true: {sample['true']}</span>"
+                                if sample["wrong"] else ""))
+            caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            caption.setToolTip(f"true: {sample['true']} · predicted: {sample['predicted']}")
+            box.addWidget(caption)
+            self.samples_layout.addWidget(frame, i // columns, i % columns)
+
+    def wrong_sample_count(self) -> int:
+        count = 0
+        for i in range(self.samples_layout.count()):
+            widget = self.samples_layout.itemAt(i).widget()
+            if widget is not None and "#dc2626" in widget.styleSheet():
+                count += 1
+        return count
+

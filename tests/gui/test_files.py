@@ -1,0 +1,56 @@
+"""Projects: save and reopen, recent files, bad files, autosave and recovery."""
+
+import json
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMessageBox
+
+from guidl import spec
+
+
+def test_save_and_reopen_gives_the_same_model(window, tmp_path, qtbot):
+    window.stack.select_layer(4)
+    window.layer_form.editor("out_features").setValue(64)
+    assert window.isWindowModified()
+    path = tmp_path / "mine.guidl.json"
+    assert window._save_to(path)
+    assert not window.isWindowModified() and "mine.guidl.json" in window.windowTitle()
+    assert spec.load(path) == window.document.project
+    from guidl.qt.main_window import MainWindow
+
+    other = MainWindow(settings=window.settings, state_dir=tmp_path / "other")
+    qtbot.addWidget(other)
+    assert other.open_path(path)
+    assert other.document.project == window.document.project
+    assert other.document.report.total_params == window.document.report.total_params
+    assert other._recent()[0] == str(path)
+
+
+def test_a_bad_file_is_explained_and_the_open_project_stays(window, tmp_path, answer):
+    bad = tmp_path / "bad.guidl.json"
+    bad.write_text('{"format": "guidl-project", "version": 1, "model": {"layers": [{"type": "Nope"}]}}')
+    before = window.document.project
+    assert not window.open_path(bad, ask=False)
+    title, text = answer["warned"]
+    assert title == "Cannot open the project" and "unknown layer 'Nope'" in text
+    assert window.document.project == before
+
+
+def test_autosave_and_recovery_after_a_crash(window, tmp_path, qtbot, answer):
+    window.stack.select_layer(0)
+    window.delete_action.trigger()
+    window.autosave()
+    saved = json.loads(window.recovery_file.read_text())
+    assert len(saved["model"]["layers"]) == 6 and saved["guidl_recovery"]["path"] is None
+    from guidl.qt.main_window import MainWindow
+
+    answer["button"] = QMessageBox.StandardButton.Yes
+    reborn = MainWindow(settings=QSettings(str(tmp_path / "s2.ini"), QSettings.Format.IniFormat),
+                        state_dir=tmp_path / "state")
+    qtbot.addWidget(reborn)
+    assert reborn.offer_recovery()
+    assert len(reborn.document.project.model.layers) == 6
+    assert reborn.document.modified
+    answer["button"] = QMessageBox.StandardButton.Discard
+    reborn.close()
+    assert not reborn.recovery_file.exists()

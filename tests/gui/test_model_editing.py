@@ -1,0 +1,123 @@
+"""Building a model in the window: palette, drops, the property editor,
+undo/redo, reordering, and a layer marked when it does not fit."""
+
+from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtWidgets import QSpinBox
+
+from guidl.qt.palette import palette_mime
+
+
+def drop(window, name, row=-1):
+    model = window.stack.table
+    data = palette_mime(name)
+    assert model.canDropMimeData(data, Qt.DropAction.CopyAction, row, 0, QModelIndex())
+    assert model.dropMimeData(data, Qt.DropAction.CopyAction, row, 0, QModelIndex())
+
+
+def set_spin(window, layer, name, value):
+    window.stack.select_layer(layer)
+    editor = window.layer_form.editor(name)
+    assert isinstance(editor, QSpinBox)
+    editor.setValue(value)
+
+
+def test_build_the_two_block_cnn_from_an_empty_model(window):
+    window.new_project()
+    assert window.document.project.model.layers == []
+    assert not window.train_action.isEnabled()
+    assert "no layers" in window.train_action.toolTip()
+    for name in ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear"]:
+        drop(window, name)
+    set_spin(window, 3, "out_channels", 64)
+    set_spin(window, 7, "out_features", 10)
+    report = window.document.report
+    assert [layer.output_shape for layer in report.layers] == [
+        (32, 26, 26), (32, 26, 26), (32, 13, 13), (64, 11, 11), (64, 11, 11), (64, 5, 5), (1600,), (10,)]
+    assert report.total_params == 34_826
+    assert "<b>Total params:</b> 34,826" in window.summary.text()
+    assert window.stack.table.data(window.stack.table.index(9, 2)) == "(10,)"  # the output row
+    assert window.train_action.isEnabled()
+    # The last edit undoes and redoes as one step.
+    window.undo_action.trigger()
+    assert window.document.report.total_params == 1600 * 128 + 128 + 18_816
+    assert window.document.project.model.layers[7].params["out_features"] == 128
+    window.redo_action.trigger()
+    assert window.document.report.total_params == 34_826
+    assert window.isWindowModified()
+
+
+def test_a_drop_lands_where_it_is_dropped_and_rows_can_be_dragged(window):
+    drop(window, "Dropout", row=1)  # between the input row and layer 0
+    layers = window.document.project.model.layers
+    assert layers[0].type == "Dropout" and len(layers) == 8
+    model = window.stack.table
+    moved = model.mimeData([model.index(1, 0)])  # drag the Dropout row...
+    assert model.dropMimeData(moved, Qt.DropAction.MoveAction, 5, 0, QModelIndex())  # ...below layer 3
+    assert [layer.type for layer in window.document.project.model.layers][:5] == [
+        "Conv2d", "ReLU", "MaxPool2d", "Dropout", "Flatten"]
+    window.undo_action.trigger()
+    assert window.document.project.model.layers[0].type == "Dropout"
+
+
+def test_keyboard_actions_delete_duplicate_and_move(window, qtbot):
+    window.stack.select_layer(1)
+    window.duplicate_action.trigger()
+    assert [l.type for l in window.document.project.model.layers][:3] == ["Conv2d", "ReLU", "ReLU"]
+    assert window.stack.selected_layer() == 2
+    window.down_action.trigger()
+    assert [l.type for l in window.document.project.model.layers][:4] == ["Conv2d", "ReLU", "MaxPool2d", "ReLU"]
+    assert window.stack.selected_layer() == 3
+    window.up_action.trigger()
+    assert window.stack.selected_layer() == 2
+    window.stack.setFocus()
+    qtbot.keyClick(window.stack, Qt.Key.Key_Delete)
+    assert [l.type for l in window.document.project.model.layers][:3] == ["Conv2d", "ReLU", "MaxPool2d"]
+    window.stack.select_layer(6)
+    assert not window.down_action.isEnabled()
+    window.document.undo_stack.setIndex(0)
+    assert len(window.document.project.model.layers) == 7
+    assert not window.isWindowModified()
+
+
+def test_palette_search_and_activation_append_after_the_selection(window, qtbot):
+    palette = window.palette_widget
+    qtbot.keyClicks(palette.search, "batchnorm2")
+    visible = [name for name, item in palette.items.items() if not item.isHidden()]
+    assert visible == ["BatchNorm2d"]
+    window.stack.select_layer(0)
+    qtbot.keyClick(palette.search, Qt.Key.Key_Return)
+    layers = window.document.project.model.layers
+    assert layers[1].type == "BatchNorm2d"
+    assert window.document.report.layers[1].params["num_features"] == 32
+    assert window.stack.selected_layer() == 1
+
+
+def test_an_invalid_stack_marks_the_layer_and_disables_train(window):
+    window.stack.select_layer(3)
+    window.delete_action.trigger()  # remove Flatten
+    model = window.stack.table
+    row = model.index(4, 1)  # layer 3 (Linear) now sits on table row 4
+    assert model.data(row, Qt.ItemDataRole.BackgroundRole) is not None
+    tooltip = model.data(row, Qt.ItemDataRole.ToolTipRole)
+    assert "Layer 3 (Linear)" in tooltip and "insert Flatten before layer 3 (Linear)" in tooltip
+    assert model.data(model.index(1, 1), Qt.ItemDataRole.BackgroundRole) is None
+    assert not window.train_action.isEnabled()
+    assert window.train_action.toolTip().startswith("Cannot train: fix the model first: model.layers[3]")
+    window.stack.select_layer(3)
+    assert window.layer_message.isVisibleTo(window) and "insert Flatten" in window.layer_message.text()
+    window.undo_action.trigger()
+    assert window.train_action.isEnabled()
+
+
+def test_the_property_editor_refuses_bad_text_in_place(window, qtbot):
+    window.stack.select_layer(0)
+    editor = window.layer_form.editor("kernel_size")
+    editor.setFocus()
+    editor.selectAll()
+    qtbot.keyClicks(editor, "3, 0")
+    assert "border" in editor.styleSheet() and "positive integer" in editor.toolTip()
+    assert window.document.project.model.layers[0].params["kernel_size"] == 3
+    editor.selectAll()
+    qtbot.keyClicks(editor, "5, 3")
+    assert window.document.project.model.layers[0].params["kernel_size"] == [5, 3]
+    assert window.document.report.layers[0].output_shape == (32, 24, 26)

@@ -1,0 +1,93 @@
+"""Training from the window: charts, progress, results, pause, resume, stop,
+and closing the window mid-training."""
+
+import time
+
+from guidl.spec import Data
+from helpers import small_project
+
+
+def train_small(window, epochs=2, batch_size=64, **changes):
+    project = small_project(training__epochs=epochs, data__batch_size=batch_size, **changes)
+    window.document.set_project(project, None)
+    assert window.train_action.isEnabled(), window.train_action.toolTip()
+    window.train_action.trigger()
+
+
+def test_train_from_the_window_fills_charts_progress_and_results(window, qtbot):
+    train_small(window)
+    assert window.thread is not None and not window.train_action.isEnabled()
+    assert window.stop_action.isEnabled() and window.pause_action.isEnabled()
+    values = []
+    qtbot.waitUntil(lambda: values.append(window.progress.value()) or window.last_result is not None,
+                    timeout=120_000)
+    qtbot.waitUntil(lambda: window.thread is None, timeout=10_000)
+    assert max(values) > 0
+    charts = window.charts
+    assert charts.series["batch"].size == 2 * 23  # 1,438 samples in batches of 64, two epochs
+    assert charts.series["val_metric"].size == 2 and charts.series["lr"].size == 2
+    charts.refresh()
+    assert len(charts.curves["batch"].getData()[0]) > 0
+    results = window.results
+    assert results.table.rowCount() == 11  # ten digits and the macro average
+    assert "accuracy" in results.headline.text()
+    assert window.last_result.history[-1].val_accuracy > 0.8
+    assert results.samples_layout.count() == 24
+    assert window.train_action.isEnabled() and window.evaluate_action.isEnabled()
+    assert (window.run_dir / "checkpoint.pt").exists() and (window.run_dir / "model.safetensors").exists()
+
+
+def test_pause_resume_and_stop(window, qtbot):
+    train_small(window, epochs=200, batch_size=16)
+    qtbot.waitUntil(lambda: window.charts.series["batch"].size > 5, timeout=60_000)
+    window.pause_action.trigger()
+    qtbot.waitUntil(lambda: window.pause_action.text() == "&Resume", timeout=5_000)
+    qtbot.wait(300)
+    step = window.worker.trainer.step
+    qtbot.wait(500)
+    assert window.worker.trainer.step == step, "a paused run must not take steps"
+    window.pause_action.trigger()
+    qtbot.waitUntil(lambda: window.worker.trainer.step > step, timeout=10_000)
+    window.stop_action.trigger()
+    qtbot.waitUntil(lambda: window.thread is None, timeout=30_000)
+    assert window.last_result.stopped and window.last_result.stop_reason == "stopped by the user"
+    assert "stopped by the user" in window.status_text.text()
+
+
+def test_closing_the_window_mid_training_stops_cleanly(window, qtbot, capfd, answer):
+    from PySide6.QtWidgets import QMessageBox
+
+    train_small(window, epochs=200, batch_size=16)
+    qtbot.waitUntil(lambda: window.charts.series["batch"].size > 3, timeout=60_000)
+    answer["button"] = QMessageBox.StandardButton.No
+    window.close()
+    assert window.isVisible() and window.thread is not None  # "No" keeps training
+    answer["button"] = QMessageBox.StandardButton.Yes
+    started = time.perf_counter()
+    assert window.close()
+    assert not window.isVisible()
+    assert window.thread is None and window.jobs.count == 0
+    assert time.perf_counter() - started < 30
+    assert "QThread: Destroyed" not in capfd.readouterr().err
+
+
+def test_a_dataset_problem_is_explained_in_place(window, qtbot):
+    project = small_project(data=Data("csv", {"path": "/nowhere/table.csv"}))
+    window.document.set_project(project, None)
+    window.load_data_action.trigger()
+    qtbot.waitUntil(lambda: window.data_panel.message.isVisibleTo(window)
+                    and "no such file" in window.data_panel.message.text(), timeout=30_000)
+    assert window.tabs.currentWidget() is window.data_panel
+    window.train_action.trigger()
+    qtbot.waitUntil(lambda: window.thread is None and window.train_message.text() != "", timeout=30_000)
+    assert "csv: no such file" in window.train_message.text()
+
+
+def test_loading_data_shows_a_preview_and_the_class_balance(window, qtbot):
+    window.document.set_project(small_project(), None)
+    window.load_data()
+    qtbot.waitUntil(lambda: window.document.data_info is not None, timeout=60_000)
+    panel = window.data_panel
+    assert panel.preview.currentWidget() is panel.image_grid
+    assert panel.grid_layout.count() == 24
+    assert "1,438 training, 359 validation" in panel.summary.text()
