@@ -77,9 +77,13 @@ def _summary(args: argparse.Namespace) -> int:
     except spec.ProjectError as error:
         return _bad_input(error.lines(), args.json)  # answered before torch is even imported
     from .engine.build import analyze
+    from .engine.data import expected_input
     from .engine.summary import summary_text
 
-    report = analyze(project.model)
+    shape, dtype = expected_input(project)
+    model = project.model
+    model.input_dtype = dtype
+    report = analyze(model, shape)
     problems = report.problems()
     if problems:
         return _bad_input([f"{args.project}: {p}" for p in problems], args.json)
@@ -167,7 +171,7 @@ def _train(args: argparse.Namespace) -> int:
         lines = error.lines() if isinstance(error, spec.ProjectError) else [str(error)]
         return _bad_input([f"{source}: {line}" if isinstance(error, DatasetError) else line
                            for line in lines], args.json)
-    except (TrainingError, torch.cuda.OutOfMemoryError, MemoryError) as error:
+    except (TrainingError, RuntimeError, MemoryError) as error:  # a NaN, out of memory, ...
         print(f"guidl train: {describe_error(error)}", file=sys.stderr)
         if args.json:
             print(json.dumps({"ok": False, "error": describe_error(error), "run_dir": str(run_dir)}))
@@ -251,4 +255,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"guidl: internal error: {type(error).__name__}: {error}\n"
               "This is a bug in guidl; run again with GUIDL_DEBUG=1 for the details.",
               file=sys.stderr)
+        if getattr(args, "json", False):
+            print(json.dumps({"ok": False, "error": f"internal error: {type(error).__name__}: {error}"}))
         return 1

@@ -274,8 +274,9 @@ def analyze(model: Model, input_shape: Sequence[int] | None = None, *,
     limit = physical_memory_bytes() if memory_limit is None else memory_limit
     if shape is None:
         report.model_errors.append(Problem(
-            "model.input_shape", "is not given and no dataset supplies it: give the shape of one "
-                                 "sample without the batch, such as [1, 28, 28]"))
+            "model.input_shape", "is not known before the data is loaded: give the shape of one "
+                                 "sample without the batch, such as [1, 28, 28] (training finds it "
+                                 "from the data)"))
     dtype = model.input_dtype
     weight_bytes = 0
     for index, spec in enumerate(model.layers):

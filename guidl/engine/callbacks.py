@@ -8,6 +8,7 @@ Hooks, in the order the trainer calls them::
         on_pause(trainer) / on_resume(trainer)      # around a pause
       on_validation_end(trainer, metrics)
       on_epoch_end(trainer, metrics)                # metrics.epoch is 1-based
+      on_checkpoint(trainer, metrics)               # after every on_epoch_end: save state here
     on_train_end(trainer, result)                   # before the final evaluation
     on_fit_end(trainer, result)
     on_exception(trainer, error)                    # instead of the end hooks
@@ -46,6 +47,7 @@ class Callback:
     def on_resume(self, trainer) -> None: ...
     def on_validation_end(self, trainer, metrics) -> None: ...
     def on_epoch_end(self, trainer, metrics) -> None: ...
+    def on_checkpoint(self, trainer, metrics) -> None: ...
     def on_train_end(self, trainer, result) -> None: ...
     def on_fit_end(self, trainer, result) -> None: ...
     def on_exception(self, trainer, error: BaseException) -> None: ...
@@ -234,13 +236,14 @@ class RunFolder(Callback):
             "format": "guidl-run", "version": 1, "status": status,
             "project": trainer.project.name, "started": self.started, "updated": _now(),
             "seed": trainer.seed, "device": device_description(trainer.device),
-            "precision": trainer.precision, "epochs": trainer.epochs,
+            "precision": getattr(trainer, "precision", trainer.project.training.precision),
+            "epochs": trainer.epochs,
             "epochs_completed": trainer.epoch, "batch_size": trainer.batch_size,
             "versions": versions(),
             "dataset": data.info.to_dict(),
             "normalization": data.normalization.to_dict() if data.normalization else None,
             "input_shape": list(data.info.input_shape), "input_dtype": data.info.input_dtype,
-            "total_params": trainer.built.report.total_params,
+            "total_params": trainer.built.report.total_params if hasattr(trainer, "built") else None,
             "final": trainer.history[-1].to_dict() if trainer.history else None,
             "notes": list(trainer.notes),
             **extra,
@@ -253,7 +256,7 @@ class RunFolder(Callback):
         save_project(trainer.project, self.path / self.PROJECT)
         self._write_run(trainer, "running")
 
-    def on_epoch_end(self, trainer, metrics) -> None:
+    def on_checkpoint(self, trainer, metrics) -> None:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, METRIC_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -277,7 +280,7 @@ class RunFolder(Callback):
             evaluation=result.evaluation.to_dict() if result.evaluation else None)
 
     def on_exception(self, trainer, error: BaseException) -> None:
-        if not hasattr(trainer, "data") or not self.path.exists():
+        if not hasattr(trainer, "data") or not (self.path / self.RUN).exists():
             return  # failed before training began: there is nothing to record
         from .trainer import describe_error
 

@@ -205,6 +205,10 @@ def _text(name: str, params: dict) -> RawData:
     starts = np.arange(0, len(ids) - seq_len, stride)
     if params["max_samples"]:
         starts = starts[: params["max_samples"]]
+    need = len(starts) * (seq_len + 1) * 8
+    if need > IMAGE_MEMORY_BUDGET:
+        raise DatasetError(f"text: {len(starts):,} samples of {seq_len + 1} characters need "
+                           f"{need / 2**30:.1f} GiB; raise stride or set max_samples")
     windows = np.lib.stride_tricks.sliding_window_view(ids, seq_len + 1)[starts]
     names = [repr(c)[1:-1] if c in "\n" else c for c in VOCAB]
     return RawData(name, "text", "classification", np.ascontiguousarray(windows[:, :-1]),
@@ -273,7 +277,7 @@ def _read_image(path: Path, size: tuple[int, int], grayscale: bool) -> np.ndarra
             image = image.convert("L" if grayscale else "RGB")
             image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             array = np.asarray(image, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         raise DatasetError(f"image_folder: {path} is not a readable image ({error})") from None
     return array[None] if grayscale else array.transpose(2, 0, 1)
 
@@ -334,19 +338,25 @@ def _decide_task(task: str, values: np.ndarray | None, strings: bool) -> str:
 
 def _csv(name: str, params: dict) -> RawData:
     path = Path(params["path"]).expanduser()
+    if len(params["delimiter"]) != 1:
+        raise DatasetError(f"csv: the delimiter must be one character, got {params['delimiter']!r}")
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.reader(handle, delimiter=params["delimiter"]))
+            rows = [(line, row) for line, row in enumerate(csv.reader(handle, delimiter=params["delimiter"]),
+                                                           start=1)]
     except FileNotFoundError:
         raise DatasetError(f"csv: no such file {path}") from None
     except UnicodeDecodeError as error:
         raise DatasetError(f"csv: {path} is not UTF-8 text (byte {error.start})") from None
     except (OSError, csv.Error) as error:
         raise DatasetError(f"csv: cannot read {path}: {error}") from None
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    rows = [(line, row) for line, row in rows if any(cell.strip() for cell in row)]
     if len(rows) < 3:
         raise DatasetError(f"csv: {path} needs a header row and at least two data rows")
-    header = [h.strip() for h in rows[0]]
+    header = [h.strip() for h in rows[0][1]]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise DatasetError(f"csv: the header names {', '.join(map(repr, repeated))} more than once")
     target = params["target"] if params["target"] is not None else header[-1]
     if target not in header:
         raise DatasetError(f"csv: no column {target!r}; the columns are {', '.join(header)}")
@@ -360,8 +370,9 @@ def _csv(name: str, params: dict) -> RawData:
     t_col, f_cols = header.index(target), [header.index(f) for f in features]
     x = np.empty((len(rows) - 1, len(f_cols)), dtype=np.float32)
     labels: list[str] = []
-    for r, row in enumerate(rows[1:]):
-        line = r + 2  # the file's own line numbers: the header is line 1
+    lines: list[int] = []
+    for r, (line, row) in enumerate(rows[1:]):  # ``line``: the file's own line number
+        lines.append(line)
         if len(row) != len(header):
             raise DatasetError(f"csv: row {line} has {len(row)} columns; the header has {len(header)}")
         for j, c in enumerate(f_cols):
@@ -383,7 +394,7 @@ def _csv(name: str, params: dict) -> RawData:
     if task == "regression":
         if strings:
             bad = next(i for i, v in enumerate(numbers) if v is None)
-            raise DatasetError(f"csv: row {bad + 2}, column {target!r} holds {labels[bad]!r}; "
+            raise DatasetError(f"csv: row {lines[bad]}, column {target!r} holds {labels[bad]!r}; "
                                "regression needs numeric targets")
         y = values.astype(np.float32)[:, None]
         class_names = None
@@ -396,6 +407,9 @@ def _csv(name: str, params: dict) -> RawData:
             distinct = np.unique(values)
             class_names = [_fmt_label(v) for v in distinct]
             y = np.searchsorted(distinct, values).astype(np.int64)
+    if class_names is not None and len(class_names) < 2:
+        raise DatasetError(f"csv: the target column {target!r} holds one class only "
+                           f"({class_names[0]!r}); classification needs at least two")
     return RawData(name, "tabular", task, x, y, class_names=class_names, title=path.name)
 
 
@@ -407,10 +421,16 @@ def _npz(name: str, params: dict) -> RawData:
     path = Path(params["path"]).expanduser()
     try:
         # allow_pickle=False: an .npz never runs code when guidl opens it.
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DatasetError(f"npz: {path} holds one array, not an .npz archive of named "
+                               "arrays (save it with numpy.savez(path, x=..., y=...))")
+        with loaded as archive:
             arrays = {key: archive[key] for key in archive.files}
     except FileNotFoundError:
         raise DatasetError(f"npz: no such file {path}") from None
+    except DatasetError:
+        raise
     except ValueError as error:
         raise DatasetError(f"npz: {path} holds an array guidl will not load ({error}); "
                            "save it without Python objects") from None
@@ -420,16 +440,25 @@ def _npz(name: str, params: dict) -> RawData:
         if key not in arrays:
             raise DatasetError(f"npz: {path} has no array {key!r} (it has {', '.join(arrays) or 'none'})")
     x, y = arrays["x"], arrays["y"]
+    if x.ndim == 0 or y.ndim == 0 or len(x) == 0:
+        raise DatasetError("npz: x and y must hold one entry per sample, and at least one sample")
     if len(x) != len(y):
         raise DatasetError(f"npz: x has {len(x)} samples but y has {len(y)}")
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise DatasetError("npz: give both x_test and y_test, or neither")
     x_test, y_test = arrays.get("x_test"), arrays.get("y_test")
-    if not np.issubdtype(x.dtype, np.number) or not np.issubdtype(y.dtype, np.number):
-        raise DatasetError("npz: x and y must hold numbers")
-    integer_y = np.issubdtype(y.dtype, np.integer) or (y.ndim == 1 and np.all(y == np.round(y)))
+    for key, array in (("x", x), ("y", y), ("x_test", x_test), ("y_test", y_test)):
+        if array is None:
+            continue
+        if not np.issubdtype(array.dtype, np.number):
+            raise DatasetError(f"npz: {key} must hold numbers, not {array.dtype}")
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            raise DatasetError(f"npz: {key} holds NaN or infinite values; fill or remove those samples")
+    if x_test is not None and (x_test.shape[1:] != x.shape[1:] or len(x_test) != len(y_test)):
+        raise DatasetError(f"npz: x_test has shape {x_test.shape}; it needs {('N',) + x.shape[1:]} "
+                           "with as many rows as y_test")
     task = params["task"] if params["task"] != "auto" else (
-        "classification" if integer_y and y.ndim == 1 else "regression")
+        _decide_task("auto", y.astype(np.float64), False) if y.ndim == 1 else "regression")
     modality = "array"
     if x.dtype == np.uint8 and x.ndim in (3, 4):
         modality = "image"
@@ -444,8 +473,11 @@ def _npz(name: str, params: dict) -> RawData:
             raise DatasetError(f"npz: classification needs y of shape (samples,), got {y.shape}")
         y = y.astype(np.int64)
         y_test = None if y_test is None else y_test.astype(np.int64)
-        if y.min() < 0:
-            raise DatasetError("npz: class labels must be 0, 1, 2, ...; y holds negative values")
+        if y.min() < 0 or (y_test is not None and len(y_test) and y_test.min() < 0):
+            raise DatasetError("npz: class labels must be 0, 1, 2, ...; y or y_test holds negative values")
+        if max(y.max(), -1 if y_test is None or not len(y_test) else y_test.max()) >= 100_000:
+            raise DatasetError("npz: class labels must be 0, 1, 2, ... (found one of 100,000 or more); "
+                               "set task to 'regression' for numeric targets")
         count = int(max(y.max(), -1 if y_test is None else y_test.max())) + 1
         names = arrays.get("class_names")
         class_names = [str(n) for n in names] if names is not None else [str(i) for i in range(count)]
@@ -667,6 +699,32 @@ def _statistics(x: torch.Tensor, scale: float) -> Normalization:
     std = values.std(dim=dims)
     std = torch.where(std > 1e-8, std, torch.ones_like(std))  # constant columns stay as they are
     return Normalization(scale, mean.tolist(), std.tolist())
+
+
+def expected_input(project: Project, info: DatasetInfo | None = None) -> tuple[tuple[int, ...] | None, str]:
+    """The model's input ``(shape, dtype)`` without loading data: the project's
+    own ``input_shape``, else the loaded dataset's (``info``), else what the
+    dataset catalogue knows. The shape is None when only loading can tell."""
+    model = project.model
+    name = project.data.dataset
+    entry = DATASETS.get(name) if name in DATASETS else None
+    if info is not None and info.name != name:
+        info = None
+    if info is not None:
+        dtype = info.input_dtype
+    elif entry is not None and entry.info.get("modality") == "text":
+        dtype = "int64"
+    else:
+        dtype = model.input_dtype
+    if model.input_shape is not None:
+        return tuple(model.input_shape), dtype
+    if info is not None:
+        return tuple(info.input_shape), dtype
+    if entry is not None and "input_shape" in entry.info:
+        return tuple(entry.info["input_shape"]), dtype
+    if entry is not None and entry.name == "text":
+        return (int(entry.resolve(project.data.params)["seq_len"]),), dtype
+    return None, dtype
 
 
 def fits_on_device(data: PreparedData, device: torch.device, fraction: float = 0.5) -> bool:

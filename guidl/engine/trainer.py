@@ -210,11 +210,24 @@ class Trainer:
             raise TrainingError(f"the dataset does not fit in the memory of {self.device}; "
                                 "use a smaller dataset or train on the CPU")
         self.data = data.to(self.device)
-        self.loss_fn = make_loss(self.project.training.loss)
-        self.optimizer = make_optimizer(self.project.training.optimizer, self.model.parameters())
         self.batches_per_epoch = max(1, math.ceil(len(self.data.train) / self.batch_size))
-        self.scheduler = make_scheduler(self.project.training.scheduler, self.optimizer,
-                                        epochs=self.epochs, steps_per_epoch=self.batches_per_epoch)
+        training = self.project.training
+        # torch checks some arguments only when it builds the object (Nesterov
+        # without momentum, a beta of 1, OneCycleLR on an optimizer without
+        # momentum): say which part of the project is wrong.
+        for key, make in (("loss", lambda: make_loss(training.loss)),
+                          ("optimizer", lambda: make_optimizer(training.optimizer, self.model.parameters())),
+                          ("scheduler", lambda: make_scheduler(
+                              training.scheduler, self.optimizer, epochs=self.epochs,
+                              steps_per_epoch=self.batches_per_epoch))):
+            try:
+                setattr(self, {"loss": "loss_fn"}.get(key, key), make())
+            except (ValueError, TypeError, KeyError) as error:
+                component = getattr(training, key)
+                raise ProjectError(Problem(f"training.{key}", (
+                    f"{component.type} cannot be used with these parameters: "
+                    f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"))) from None
+        self._check_schedule()
         self.scheduler_step = (SCHEDULERS.get(self.project.training.scheduler.type).info["step"]
                                if self.project.training.scheduler else None)
         self.precision = self.project.training.precision
@@ -222,6 +235,9 @@ class Trainer:
             self.notes.append(f"precision {self.precision} applies on CUDA only; training in fp32 "
                               f"on {self.device.type}")
             self.precision = "fp32"
+        if self.precision == "bf16" and not torch.cuda.is_bf16_supported():
+            self.notes.append("this GPU has no bfloat16 support; training in fp16 with a gradient scaler")
+            self.precision = "fp16"
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.generator = torch.Generator().manual_seed(self.seed)
@@ -235,6 +251,18 @@ class Trainer:
         if self._resume_state is not None:
             self._apply_state(self._resume_state)
             self._resume_state = None
+
+    def _check_schedule(self) -> None:
+        """OneCycleLR plans a fixed number of steps; a run longer than the plan
+        would crash in its middle, so refuse it before the first batch."""
+        scheduler = self.scheduler
+        if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+            needed = self.epochs * self.batches_per_epoch
+            if scheduler.total_steps < needed:
+                raise ProjectError(Problem("training.scheduler.params.total_steps", (
+                    f"OneCycleLR plans {scheduler.total_steps} steps but {self.epochs} epochs of "
+                    f"{self.batches_per_epoch} batches take {needed}: leave total_steps out "
+                    "(it then covers the whole run) or train fewer epochs")))
 
     def _check_token_ids(self, data: PreparedData) -> None:
         if data.info.input_dtype != "int64":
@@ -268,6 +296,8 @@ class Trainer:
                 "data": self.generator.get_state(),
             },
             "history": [m.to_dict() for m in self.history],
+            "stop_training": self.stop_training,
+            "stop_reason": self.stop_reason,
             "callbacks": {},
         }
         for callback in self.callbacks:
@@ -296,15 +326,27 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+            try:
+                self._check_schedule()
+            except ProjectError as error:
+                raise TrainingError(f"this run cannot go on for {self.epochs} epochs: "
+                                    f"{error.problems[0].message}") from None
         if self.scaler is not None and state.get("scaler") is not None:
             self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])
         if torch.cuda.is_available() and state["rng"]["cuda"]:
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+            # A checkpoint from a machine with more GPUs still resumes here.
+            for index, rng in enumerate(state["rng"]["cuda"][: torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(rng, index)
         self.generator.set_state(state["rng"]["data"])
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
         self.history = [EpochMetrics.from_dict(m) for m in state["history"]]
+        self.stop_training = bool(state.get("stop_training", False))
+        self.stop_reason = state.get("stop_reason")
+        if self.stop_training and self.epoch < self.epochs:
+            # Resuming asks for more epochs: an earlier early stop no longer applies.
+            self.stop_training, self.stop_reason = False, None
         for callback in self.callbacks:
             key = getattr(callback, "state_key", None)
             if key and key in state.get("callbacks", {}) and hasattr(callback, "load_state_dict"):
@@ -397,6 +439,11 @@ class Trainer:
         if pending:
             loss_sum += self._flush(pending, epoch_index)
         if not completed or seen == 0:
+            if seen:
+                self.notes.append(
+                    f"stopped during epoch {epoch_index + 1} after {batch} of {self.batches_per_epoch} "
+                    f"batches: the final weights include them; checkpoint.pt holds the end of epoch "
+                    f"{epoch_index}")
             return  # a stopped epoch leaves no half-counted metrics behind
         elapsed = time.perf_counter() - started
         train_loss = loss_sum / seen
@@ -420,10 +467,23 @@ class Trainer:
         if self.scheduler is not None and self.scheduler_step == "epoch":
             self.scheduler.step()
         elif self.scheduler is not None and self.scheduler_step == "metric":
-            self.scheduler.step(metrics.val_loss if metrics.val_loss is not None else metrics.train_loss)
+            self.scheduler.step(self._plateau_metric(metrics))
         self.epoch = epoch_index + 1
         self.history.append(metrics)
         self._call("on_epoch_end", metrics)
+        # After every callback has updated its state (early stopping above all),
+        # so that a checkpoint resumes exactly.
+        self._call("on_checkpoint", metrics)
+
+    def _plateau_metric(self, metrics: EpochMetrics) -> float:
+        """ReduceLROnPlateau watches the validation loss, or in mode 'max' the
+        validation accuracy."""
+        mode = self.project.training.scheduler.params.get("mode", "min")
+        if mode == "max":
+            value = metrics.val_accuracy if metrics.val_accuracy is not None else metrics.train_accuracy
+            if value is not None:
+                return value
+        return metrics.val_loss if metrics.val_loss is not None else metrics.train_loss
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.optimizer.zero_grad(set_to_none=True)
@@ -431,20 +491,23 @@ class Trainer:
             output = self.model(x)
             loss = self.loss_fn(output, self._targets(y))
         clip = self.project.training.grad_clip
+        stepped = True
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             if clip:
                 self.scaler.unscale_(self.optimizer)
                 nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            scale = self.scaler.get_scale()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            stepped = self.scaler.get_scale() >= scale  # a lowered scale means a skipped step
         else:
             loss.backward()
             if clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), clip)
             self.optimizer.step()
         self.step += 1
-        if self.scheduler is not None and self.scheduler_step == "batch":
+        if self.scheduler is not None and self.scheduler_step == "batch" and stepped:
             self.scheduler.step()
         return loss, output
 
@@ -495,10 +558,13 @@ class Trainer:
                         and not torch.isfinite(output).all():
                     found.append(index)
             hooks.append(module.register_forward_hook(hook))
+        was_training = self.model.training
+        self.model.eval()  # no running statistics change while looking
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self._autocast():
                 self.model(self.data.train.x[: self.batch_size])
         finally:
+            self.model.train(was_training)
             for handle in hooks:
                 handle.remove()
         if found:
@@ -574,7 +640,9 @@ def describe_error(error: BaseException) -> str:
         return "; ".join(str(p) for p in error.problems)
     if isinstance(error, (DatasetError, TrainingError)):
         return str(error)
-    if isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower():
+    text = str(error).lower()
+    if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in text \
+            or "can't allocate memory" in text or "failed to allocate" in text:
         return ("out of memory: lower data.batch_size, make the model smaller, or train on the CPU "
                 f"({str(error).splitlines()[0] if str(error) else type(error).__name__})")
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")

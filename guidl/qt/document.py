@@ -16,7 +16,6 @@ from PySide6.QtCore import QObject, QSaveFile, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from .. import spec
-from ..registry import DATASETS
 from ..spec import Project
 
 
@@ -101,22 +100,9 @@ class ProjectDocument(QObject):
     # -- analysis ------------------------------------------------------------------
 
     def input_shape_and_dtype(self) -> tuple[tuple[int, ...] | None, str]:
-        """The model's input: the project's own shape, else the loaded
-        dataset's, else what the dataset catalogue knows."""
-        model = self.project.model
-        info = self.data_info if self.data_info and self.data_info.name == self.project.data.dataset else None
-        entry = DATASETS.get(self.project.data.dataset) if self.project.data.dataset in DATASETS else None
-        dtype = info.input_dtype if info else (
-            "int64" if entry is not None and entry.info.get("modality") == "text" else model.input_dtype)
-        if model.input_shape is not None:
-            return tuple(model.input_shape), dtype
-        if info is not None:
-            return tuple(info.input_shape), dtype
-        if entry is not None and "input_shape" in entry.info:
-            return tuple(entry.info["input_shape"]), dtype
-        if entry is not None and entry.name == "text":
-            return (self.project.data.params.get("seq_len", 64),), dtype
-        return None, dtype
+        from ..engine.data import expected_input
+
+        return expected_input(self.project, self.data_info)
 
     def analyze(self) -> None:
         from ..engine.build import analyze

@@ -117,7 +117,8 @@ def _recurrent(name: str, help: str, nonlinearity: bool = False) -> Entry:
     params = [
         _inferred("input_size", "features", "features per time step (from the layer before)"),
         _size("hidden_size", "features of the hidden state", suggested=128),
-        _size("num_layers", "recurrent layers stacked inside this layer", default=1),
+        Param("num_layers", "int", 1, "recurrent layers stacked inside this layer", minimum=1,
+              maximum=100),
     ]
     if nonlinearity:
         params.append(Param("nonlinearity", "str", "tanh", "activation of the hidden state",

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from .schema import REQUIRED, Catalogue, Entry, Param
 
-REDUCTION = Param("reduction", "str", "mean", "how per-sample losses are combined",
-                  choices=("mean", "sum"))
 
 
 def _loss(name: str, help: str, targets: str, output: str, *params: Param,
           task: str = "classification") -> Entry:
-    return Entry(name, "Loss", help, (*params, REDUCTION),
+    # No ``reduction``: guidl always averages over the batch, so that losses of
+    # batches, epochs and splits stay comparable on the charts.
+    return Entry(name, "Loss", help, params,
                  {"targets": targets, "output": output, "task": task})
 
 

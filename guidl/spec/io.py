@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -45,28 +46,52 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _depth(doc: Any) -> int:
+class _BadValue(ValueError):
+    pass
+
+
+def _inspect(doc: Any) -> int:
+    """The nesting depth of ``doc``; ``_BadValue`` for values JSON cannot hold
+    (1e400 parses as infinity) or text that is not valid Unicode."""
     deepest, stack = 0, [(doc, 1)]
     while stack:
         value, depth = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _BadValue("a number is too large to be a JSON number")
+        if isinstance(value, str):
+            _check_text(value)
         if isinstance(value, (dict, list)):
             deepest = max(deepest, depth)
             if depth <= MAX_DEPTH:
-                items = value.values() if isinstance(value, dict) else value
+                if isinstance(value, dict):
+                    for key in value:
+                        _check_text(key)
+                    items = value.values()
+                else:
+                    items = value
                 stack.extend((item, depth + 1) for item in items)
     return deepest
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _BadValue(f"the text {text[:20]!r} holds an unpaired surrogate escape") from None
 
 
 def parse_json(text: str) -> Any:
     """Parse ``text`` strictly, turning every failure into a ``ProjectError``."""
     try:
         doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
-        if _depth(doc) > MAX_DEPTH:
+        if _inspect(doc) > MAX_DEPTH:
             raise RecursionError
         return doc
     except json.JSONDecodeError as error:
         raise ProjectError(Problem("", f"not valid JSON: {error.msg} "
                                        f"(line {error.lineno}, column {error.colno})")) from None
+    except _BadValue as error:
+        raise ProjectError(Problem("", f"not valid JSON for guidl: {error}")) from None
     except _DuplicateKey as error:
         raise ProjectError(Problem("", f"not valid JSON for guidl: the key {error.args[0]!r} "
                                        "appears twice in one object")) from None

@@ -97,6 +97,15 @@ def test_bad_projects_exit_2_with_one_line_per_problem(tmp_path, name):
     assert json.loads(as_json.stdout) == {"ok": False, "problems": lines}
 
 
+def test_summary_takes_the_input_shape_from_the_dataset(tmp_path):
+    path = tmp_path / "moons.guidl.json"
+    path.write_text(json.dumps({"format": "guidl-project", "version": 1, "model": {"layers": [
+        {"type": "Linear", "params": {"out_features": 2}}]}, "data": {"dataset": "moons"}, "training": {}}))
+    result = guidl("summary", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "(None, 2)" in result.stdout and "Total params: 6 " in result.stdout
+
+
 def test_missing_file_and_usage_errors(tmp_path):
     result = guidl("summary", str(tmp_path / "nope.guidl.json"))
     assert result.returncode == 2 and result.stderr.strip().endswith("nope.guidl.json: no such file")

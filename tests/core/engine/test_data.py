@@ -194,3 +194,38 @@ def test_augmented_training_runs(digits_data):
                             training__epochs=2)
     result = Trainer(project, data=digits_data).fit()
     assert result.history[-1].val_accuracy > 0.7
+
+
+def test_csv_problems_found_by_review(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,y\n\n1,2,0\n\n3,oops,1\n")
+    with pytest.raises(DatasetError, match=r"row 5, column 'b'"):  # the file's own line number
+        load_raw(Data("csv", {"path": str(path)}))
+    path.write_text("a,a,y\n1,2,0\n3,4,1\n")
+    with pytest.raises(DatasetError, match="the header names 'a' more than once"):
+        load_raw(Data("csv", {"path": str(path)}))
+    path.write_text("a,b,y\n1,2,cat\n3,4,cat\n")
+    with pytest.raises(DatasetError, match="holds one class only"):
+        load_raw(Data("csv", {"path": str(path)}))
+    with pytest.raises(DatasetError, match="the delimiter must be one character"):
+        load_raw(Data("csv", {"path": str(path), "delimiter": ";;"}))
+
+
+def test_npz_problems_found_by_review(tmp_path):
+    single = tmp_path / "single.npz"
+    with open(single, "wb") as handle:
+        np.save(handle, np.zeros((3, 2)))
+    with pytest.raises(DatasetError, match="holds one array, not an .npz archive"):
+        load_raw(Data("npz", {"path": str(single)}))
+    nan = tmp_path / "nan.npz"
+    np.savez(nan, x=np.array([[1.0, np.nan], [0.0, 1.0]]), y=np.array([0, 1]))
+    with pytest.raises(DatasetError, match="x holds NaN or infinite values"):
+        load_raw(Data("npz", {"path": str(nan)}))
+    mismatch = tmp_path / "mismatch.npz"
+    np.savez(mismatch, x=np.zeros((4, 3)), y=np.array([0, 1, 0, 1]), x_test=np.zeros((2, 5)),
+             y_test=np.array([0, 1]))
+    with pytest.raises(DatasetError, match="x_test has shape"):
+        load_raw(Data("npz", {"path": str(mismatch)}))
+    regression = tmp_path / "regression.npz"
+    np.savez(regression, x=np.zeros((200, 2)), y=np.arange(200) * 7)
+    assert load_raw(Data("npz", {"path": str(regression)})).task == "regression"

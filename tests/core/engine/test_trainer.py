@@ -30,7 +30,7 @@ def test_hooks_are_called_in_order(digits_data):
     Trainer(project, data=digits_data, callbacks=[recorder]).fit()
     # 1,437 training samples in batches of 1,000: two batches per epoch.
     epoch = ["on_epoch_start", "on_train_batch_end", "on_train_batch_end", "on_validation_end",
-             "on_epoch_end"]
+             "on_epoch_end", "on_checkpoint"]
     assert recorder.calls == ["on_fit_start", *epoch, *epoch, "on_train_end", "on_fit_end"]
 
 
@@ -221,3 +221,51 @@ def test_mixed_precision_on_cuda(digits_data, precision):
     result = Trainer(small_project(training__precision=precision, training__device="cuda"),
                      data=digits_data).fit()
     assert result.history[-1].val_accuracy > 0.85
+
+
+def test_the_checkpoint_holds_early_stopping_state_after_its_update(tmp_path, digits_data):
+    stopper = EarlyStopping("val_loss", patience=3)
+    # RunFolder first: the checkpoint must still see early stopping's update of the same epoch.
+    trainer = Trainer(small_project(training__epochs=2), data=digits_data,
+                      callbacks=[RunFolder(tmp_path), stopper])
+    trainer.fit()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["callbacks"]["early_stopping"]["best_epoch"] == stopper.best_epoch == 2
+
+
+def test_torch_argument_errors_name_the_part_of_the_project(digits_data):
+    project = small_project(training__optimizer=Component("SGD", {"lr": 0.1, "nesterov": True}))
+    with pytest.raises(ProjectError) as caught:
+        Trainer(project, data=digits_data).fit()
+    problem = caught.value.problems[0]
+    assert problem.path == "training.optimizer"
+    assert problem.message.startswith("SGD cannot be used with these parameters: Nesterov momentum")
+
+
+def test_a_one_cycle_schedule_shorter_than_the_run_is_refused(digits_data, tmp_path):
+    project = small_project(training__scheduler=Component("OneCycleLR", {"max_lr": 0.01, "total_steps": 10}))
+    with pytest.raises(ProjectError, match="OneCycleLR plans 10 steps but 4 epochs of 23 batches take 92"):
+        Trainer(project, data=digits_data).fit()
+    project = small_project(training__epochs=2, training__scheduler=Component("OneCycleLR", {"max_lr": 0.01}))
+    first = Trainer(project, data=digits_data, callbacks=[RunFolder(tmp_path)])
+    first.fit()
+    longer = Trainer(project, data=digits_data, epochs=4)
+    longer.load_state_dict(torch.load(tmp_path / "checkpoint.pt", weights_only=True))
+    with pytest.raises(TrainingError, match="this run cannot go on for 4 epochs: OneCycleLR plans 46 steps"):
+        longer.fit()
+
+
+def test_reduce_on_plateau_in_max_mode_watches_accuracy(digits_data):
+    project = small_project(training__scheduler=Component("ReduceLROnPlateau", {"mode": "max", "patience": 0}),
+                            training__epochs=3)
+    seen = []
+
+    class Watch(Callback):
+        def on_epoch_end(self, trainer, metrics):
+            seen.append((metrics.val_accuracy, trainer.optimizer.param_groups[0]["lr"]))
+
+    Trainer(project, data=digits_data, callbacks=[Watch()]).fit()
+    # the learning rate only drops after an epoch whose accuracy did not rise
+    for (acc_before, _), (acc, lr_after) in zip(seen, seen[1:]):
+        if acc > acc_before:
+            assert lr_after == pytest.approx(seen[0][1])
