@@ -79,6 +79,9 @@ class TrainingCharts(QWidget):
         self.loss_plot = self._plot("Loss", "epoch", pen)
         self.metric_plot = self._plot("Accuracy", "epoch", pen, row=1)
         self.lr_plot = self._plot("Learning rate", "epoch", pen, row=2)
+        # Learning rates change by factors: a log axis shows a schedule's shape and
+        # keeps a constant rate readable.
+        self.lr_plot.setLogMode(x=False, y=True)
         self.metric_plot.setXLink(self.loss_plot)
         self.lr_plot.setXLink(self.loss_plot)
         legend = self.loss_plot.addLegend(offset=(-10, 10))
@@ -120,7 +123,7 @@ class TrainingCharts(QWidget):
         for axis in ("left", "bottom"):
             plot.getAxis(axis).setPen(pen)
             plot.getAxis(axis).setTextPen(pen)
-            plot.getAxis(axis).enableAutoSIPrefix(False)  # epochs are epochs, not "x0.001"
+        plot.getAxis("bottom").enableAutoSIPrefix(False)  # epochs are epochs, not "x0.001"
         return plot
 
     def set_task(self, task: str) -> None:
@@ -148,9 +151,10 @@ class TrainingCharts(QWidget):
     @Slot(object)
     def add_epoch(self, metrics: dict) -> None:
         epoch = metrics["epoch"]
-        for name, key in (("train_loss", "train_loss"), ("val_loss", "val_loss"), ("lr", "lr")):
+        for name, key in (("train_loss", "train_loss"), ("val_loss", "val_loss")):
             if metrics.get(key) is not None:
                 self.series[name].append(epoch, metrics[key])
+        self.series["lr"].append(epoch, max(metrics["lr"], 1e-12))  # a log axis has no zero
         train = metrics.get("train_accuracy", metrics.get("train_mae"))
         val = metrics.get("val_accuracy", metrics.get("val_mae"))
         if train is not None:
