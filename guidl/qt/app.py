@@ -36,7 +36,24 @@ def apply_theme(app: QApplication, name: str) -> None:
     if hasattr(hints, "setColorScheme"):
         hints.setColorScheme(scheme)
     dark = name == "dark" or (name == "system" and hints.colorScheme() == Qt.ColorScheme.Dark)
-    app.setPalette(dark_palette() if dark else app.style().standardPalette())
+    palette = dark_palette() if dark else app.style().standardPalette()
+    app.setPalette(palette)
+    restyle_plots(app, palette)
+
+
+def restyle_plots(app: QApplication, palette: QPalette) -> None:
+    """pyqtgraph draws its own background and axes: give them the palette's colours."""
+    import pyqtgraph as pg
+
+    background = palette.color(QPalette.ColorRole.Base)
+    text = palette.color(QPalette.ColorRole.Text)
+    for widget in app.allWidgets():
+        if isinstance(widget, pg.GraphicsView):
+            widget.setBackground(background)
+            for item in widget.scene().items():
+                if isinstance(item, pg.AxisItem):
+                    item.setPen(pg.mkPen(text))
+                    item.setTextPen(pg.mkPen(text))
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
@@ -59,8 +76,10 @@ def main(project: str | None = None) -> int:
     from .main_window import MainWindow
 
     app.setWindowIcon(icon("guidl"))
+    from .main_window import default_settings
+
+    apply_theme(app, str(default_settings().value("view/theme", "system")))
     window = MainWindow()
-    apply_theme(app, str(window.settings.value("view/theme", "system")))
     window.show()
     if not window.offer_recovery():
         if project:

@@ -121,3 +121,18 @@ def test_the_property_editor_refuses_bad_text_in_place(window, qtbot):
     qtbot.keyClicks(editor, "5, 3")
     assert window.document.project.model.layers[0].params["kernel_size"] == [5, 3]
     assert window.document.report.layers[0].output_shape == (32, 24, 26)
+
+
+def test_the_dark_theme_reaches_the_charts(window, qapp):
+    from PySide6.QtGui import QPalette
+
+    from guidl.qt.app import apply_theme
+
+    try:
+        apply_theme(qapp, "dark")
+        assert qapp.palette().color(QPalette.ColorRole.Window).lightness() < 80
+        background = window.charts.graphics.backgroundBrush().color()
+        assert background.lightness() < 80
+    finally:
+        apply_theme(qapp, "light")
+    assert window.charts.graphics.backgroundBrush().color().lightness() > 200
