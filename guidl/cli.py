@@ -56,7 +56,90 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--tensorboard", action="store_true",
                        help="also write TensorBoard event files to RUN_DIR/tensorboard")
     train.set_defaults(run=_train)
+
+    export = commands.add_parser(
+        "export", help="write a trained model as ONNX, torch.export, TorchScript, weights, "
+                       "Python source or a guidl bundle",
+        description="Export a trained model (a run folder or a .guidl bundle; a project file "
+                    "exports its untrained model, with a warning). The file is loaded back and "
+                    "its outputs compared with the model's on a real batch.")
+    export.add_argument("source", metavar="RUN_DIR_OR_BUNDLE")
+    export.add_argument("--format", "-f", required=True, choices=list(_FORMATS),
+                        help="onnx (.onnx), pt2 (torch.export), torchscript (.pt), safetensors, "
+                             "state_dict (.pth), python (.py), bundle (.guidl)")
+    export.add_argument("-o", "--output", metavar="PATH", help="the file to write (default: in the "
+                        "current folder, named after the project)")
+    export.add_argument("--training-script", action="store_true",
+                        help="with --format python: also write a standalone training script")
+    export.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    export.set_defaults(run=_export)
+
+    predict = commands.add_parser(
+        "predict", help="classify image files or CSV rows with a trained model",
+        description="Apply the model's stored preprocessing to image files or CSV rows and print "
+                    "the top classes with their probabilities.")
+    predict.add_argument("model", metavar="MODEL", help="a .guidl bundle or a run folder")
+    predict.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or CSV files")
+    predict.add_argument("--top-k", "-k", type=_positive, default=3, help="classes per input (3)")
+    predict.add_argument("--json", action="store_true", help="print one JSON object")
+    predict.set_defaults(run=_predict)
     return parser
+
+
+_FORMATS = ("onnx", "pt2", "torchscript", "safetensors", "state_dict", "python", "bundle")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import spec
+    from .engine.export import ExportError, default_filename, export, load_trained
+
+    try:
+        model = load_trained(args.source)
+        path = Path(args.output) if args.output else Path(default_filename(model, args.format))
+        result = export(model, args.format, path, training_script=args.training_script)
+    except spec.ProjectError as error:
+        return _bad_input(error.lines(), args.json)
+    except ExportError as error:
+        return _bad_input([f"guidl export: {error}"], args.json)
+    for note in result.notes:
+        print(f"warning: {note}" if "untrained" in note else f"note: {note}", file=sys.stderr)
+    difference = "" if result.max_difference is None else f"; largest difference from the model: {result.max_difference:.3g}"
+    opset = f" (ONNX opset {result.opset})" if result.opset else ""
+    if args.json:
+        print(json.dumps({"ok": True, "path": str(result.path), "format": result.format,
+                          "max_difference": result.max_difference, "opset": result.opset,
+                          "notes": result.notes}))
+    else:
+        print(f"wrote {result.path}{opset}{difference}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from . import spec
+    from .engine.export import ExportError, load_trained
+    from .engine.predict import PredictError, predict, read_inputs
+
+    try:
+        model = load_trained(args.model)
+        x, names = read_inputs(model, args.inputs)
+        results = predict(model, x, args.top_k)
+    except spec.ProjectError as error:
+        return _bad_input(error.lines(), args.json)
+    except (ExportError, PredictError) as error:
+        return _bad_input([f"guidl predict: {error}"], args.json)
+    if not model.trained:
+        print("warning: the model is untrained: its predictions are random", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"ok": True, "predictions": [
+            {"input": name, "top": [{"class": c, "probability": p} for c, p in top]}
+            for name, top in zip(names, results)]}))
+    else:
+        for name, top in zip(names, results):
+            print(f"{name}: " + ", ".join(f"{c} {p:.1%}" if model.task == "classification" else f"{p:.6g}"
+                                          for c, p in top))
+    return 0
 
 
 def _positive(text: str) -> int:
@@ -220,7 +303,7 @@ def _bad_input(lines: list[str], as_json: bool) -> int:
     return EXIT_BAD_INPUT
 
 
-COMMANDS = ("summary", "train")
+COMMANDS = ("summary", "train", "export", "predict")
 
 
 def _gui(project: str | None) -> int:

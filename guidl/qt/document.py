@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, QSaveFile, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from .. import spec
+from .param_form import apply_param
 from ..spec import Project
 
 
@@ -43,6 +44,8 @@ class ProjectEditCommand(QUndoCommand):
         if not isinstance(other, ProjectEditCommand) or other.merge_key != self.merge_key:
             return False
         self.after, self.select = other.after, other.select
+        if self.after == self.before:
+            self.setObsolete(True)  # typed back to where it was: no step at all
         return True
 
 
@@ -62,6 +65,7 @@ class ProjectDocument(QObject):
         self.undo_stack = QUndoStack(self)
         self.report = None
         self.data_info = None  # DatasetInfo of the loaded data, when known
+        self.data_info_key: str | None = None  # the data settings it was loaded with
 
     # -- editing -------------------------------------------------------------------
 
@@ -102,7 +106,15 @@ class ProjectDocument(QObject):
     def input_shape_and_dtype(self) -> tuple[tuple[int, ...] | None, str]:
         from ..engine.data import expected_input
 
-        return expected_input(self.project, self.data_info)
+        info = self.data_info if self.data_info_key == self.data_key() else None
+        return expected_input(self.project, info)
+
+    def data_key(self) -> str:
+        """Identifies loaded data: the data settings and the seed (the split)."""
+        import json
+
+        data = {k: v for k, v in self.project.data.to_dict().items() if k not in ("batch_size", "augment")}
+        return json.dumps({"data": data, "seed": self.project.training.seed}, sort_keys=True)
 
     def analyze(self) -> None:
         from ..engine.build import analyze
@@ -113,8 +125,8 @@ class ProjectDocument(QObject):
         self.report = analyze(model, shape)
         self.report_changed.emit()
 
-    def set_data_info(self, info) -> None:
-        self.data_info = info
+    def set_data_info(self, info, key: str) -> None:
+        self.data_info, self.data_info_key = info, key
         self.analyze()
         self.changed.emit()
 
@@ -210,11 +222,7 @@ class LayerEdits:
         layer_type = self.layers[index].type
 
         def edit(project: Project) -> None:
-            params = project.model.layers[index].params
-            if value is None:
-                params.pop(name, None)
-            else:
-                params[name] = value
+            apply_param(project.model.layers[index].params, name, value)
 
         self.document.apply(edit, f"Set {layer_type}.{name}", merge_key=f"layer{index}.{name}",
                             select=index, select_before=index)

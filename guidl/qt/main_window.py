@@ -59,6 +59,7 @@ class MainWindow(QMainWindow):
         self.last_result = None
         self._data_cache: tuple[str, object] | None = None
         self._loader = None
+        self._exporter = None
         self.jobs = Jobs(self)
         self.setWindowIcon(icon("guidl"))
         self.setAcceptDrops(False)
@@ -220,6 +221,9 @@ class MainWindow(QMainWindow):
                                             "Show the trained model's results")
         self.load_data_action = self._action("&Load Data", self.load_data, "Ctrl+Shift+L",
                                              tip="Load and preview the dataset")
+        self.export_action = self._action("&Export Model…", self.export_dialog, "Ctrl+E",
+                                          tip="Write the trained model as ONNX, torch.export, "
+                                              "TorchScript, weights, Python source or a bundle")
         self.about_action = self._action("&About guidl", self.about)
         toolbar = QToolBar("Main")
         toolbar.setObjectName("main-toolbar")
@@ -239,15 +243,16 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         file_menu.addAction(self.new_action)
-        examples_menu = file_menu.addMenu("New from &Example")
+        self.examples_menu = file_menu.addMenu("New from &Example")
         for name, title in examples():
-            examples_menu.addAction(title, lambda checked=False, n=name: self.new_project(n))
+            self.examples_menu.addAction(title, lambda checked=False, n=name: self.new_project(n))
         file_menu.addAction(self.open_action)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file_menu.addSeparator()
         file_menu.addAction(self.save_action)
         file_menu.addAction(self.save_as_action)
+        file_menu.addAction(self.export_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         edit_menu = bar.addMenu("&Edit")
@@ -335,7 +340,12 @@ class MainWindow(QMainWindow):
                                      else f"Cannot train: {blocker}")
         self.pause_action.setEnabled(running)
         self.stop_action.setEnabled(running)
+        # The run belongs to the project it started with: no other project meanwhile.
+        for action in (self.new_action, self.open_action, self.recent_menu.menuAction(),
+                       self.examples_menu.menuAction()):
+            action.setEnabled(not running)
         self.evaluate_action.setEnabled(self.trainer is not None and not running)
+        self.export_action.setEnabled(self.trainer is not None and not running and self._exporter is None)
         layer = self.stack.selected_layer()
         count = len(self.document.project.model.layers)
         for action in (self.delete_action, self.duplicate_action):
@@ -415,10 +425,7 @@ class MainWindow(QMainWindow):
     # -- data ------------------------------------------------------------------------------------
 
     def _data_key(self) -> str:
-        project = self.document.project
-        return json.dumps({"data": {k: v for k, v in project.data.to_dict().items()
-                                    if k not in ("batch_size", "augment")},
-                           "seed": project.training.seed}, sort_keys=True)
+        return self.document.data_key()
 
     def cached_data(self):
         if self._data_cache and self._data_cache[0] == self._data_key():
@@ -445,8 +452,7 @@ class MainWindow(QMainWindow):
         task = Task(lambda: (key, prepare(project)))
         task.done.connect(self._data_loaded)
         task.error.connect(self._data_failed)
-        self._loader = self.jobs.start(task)
-        self._loader.finished.connect(self._loader_finished)
+        self._loader = self.jobs.start(task, self._loader_finished)
 
     @Slot()
     def _loader_finished(self) -> None:
@@ -457,8 +463,11 @@ class MainWindow(QMainWindow):
         key, data = loaded
         self._data_cache = (key, data)
         self.status_text.setText("")
+        if key != self._data_key():
+            self.data_panel.load_button.setEnabled(True)
+            return  # the project changed while loading: keep the data, show nothing stale
         self.data_panel.show_data(data)
-        self.document.set_data_info(data.info)
+        self.document.set_data_info(data.info, key)
 
     @Slot(str)
     def _data_failed(self, message: str) -> None:
@@ -482,6 +491,7 @@ class MainWindow(QMainWindow):
             return
         project = self.document.project.copy()
         self.run_dir = self._run_dir()
+        self._training_key = self._data_key()  # the data this run trains on
         self.worker = TrainingWorker(project, self.cached_data(), self.run_dir)
         self.worker.fit_started.connect(self._fit_started)
         self.worker.batches_ended.connect(self._batches_ended)
@@ -496,8 +506,7 @@ class MainWindow(QMainWindow):
         self.progress.setRange(0, 0)
         self.progress.show()
         self.status_text.setText("Preparing data and model…")
-        self.thread = self.jobs.start(self.worker)
-        self.thread.finished.connect(self._thread_finished)
+        self.thread = self.jobs.start(self.worker, self._thread_finished)
         self._update_actions()
 
     # Every slot a worker signal reaches is a declared @Slot: cross-thread
@@ -546,10 +555,10 @@ class MainWindow(QMainWindow):
         control = self.worker.control
         if control.paused:
             control.resume()
+            self._set_paused(False)
         else:
             control.pause()
-            self.pause_action.setText("&Resume")
-            self.pause_action.setIcon(icon("train"))
+            self._set_paused(True)
 
     @Slot()
     def stop_training(self) -> None:
@@ -562,8 +571,8 @@ class MainWindow(QMainWindow):
         result = outcome["result"]
         self.trainer = outcome["trainer"]
         self.last_result = result
-        self._data_cache = (self._data_key(), self.trainer.data) if self.trainer.device.type == "cpu" \
-            else self._data_cache
+        if self.trainer.device.type == "cpu":
+            self._data_cache = (self._training_key, self.trainer.data)
         self.results.show_result(result, outcome["samples"])
         final = result.final
         what = result.stop_reason if result.stopped else "finished"
@@ -607,6 +616,61 @@ class MainWindow(QMainWindow):
 
         return sample_predictions(self.trainer, self.last_result)
 
+    # -- export ----------------------------------------------------------------------------------------
+
+    EXPORT_FILTERS = {
+        "onnx": "ONNX model (*.onnx)", "pt2": "torch.export program (*.pt2)",
+        "torchscript": "TorchScript for LibTorch (*.pt)", "safetensors": "Weights, safetensors (*.safetensors)",
+        "state_dict": "Weights, PyTorch state_dict (*.pth)", "python": "Python source (*.py)",
+        "bundle": "guidl bundle (*.guidl)",
+    }
+
+    def export_dialog(self) -> None:
+        from ..engine.export import TrainedModel, default_filename
+
+        if self.trainer is None:
+            return
+        model = TrainedModel.from_trainer(self.trainer)
+        folder = self.document.path.parent if self.document.path else Path.home()
+        filters = ";;".join(self.EXPORT_FILTERS.values())
+        path, chosen = QFileDialog.getSaveFileName(self, "Export the trained model",
+                                                   str(folder / default_filename(model, "onnx")), filters)
+        if path:
+            fmt = next(k for k, v in self.EXPORT_FILTERS.items() if v == chosen)
+            self.export_to(model, fmt, Path(path))
+
+    def export_to(self, model, fmt: str, path: Path) -> None:
+        """Export in the background; the outcome lands in the status bar (or a
+        message that names the layer the format cannot express)."""
+        from ..engine.export import FORMATS, export
+
+        if path.suffix != FORMATS[fmt]:
+            path = path.with_name(path.name + FORMATS[fmt]) if not path.suffix else path.with_suffix(FORMATS[fmt])
+        self.status_text.setText(f"Exporting to {path.name}…")
+        task = Task(lambda: export(model, fmt, path))
+        task.done.connect(self._exported)
+        task.error.connect(self._export_failed)
+        self._exporter = self.jobs.start(task, self._exporter_finished)
+        self._update_actions()
+
+    @Slot(object)
+    def _exported(self, result) -> None:
+        difference = ("" if result.max_difference is None
+                      else f" · outputs match the model within {result.max_difference:.2g}")
+        notes = "".join(f" · {note}" for note in result.notes)
+        self.status_text.setText(f"Exported {result.path}{difference}{notes}")
+        self.last_export = result
+
+    @Slot(str)
+    def _export_failed(self, message: str) -> None:
+        self.status_text.setText("Export failed")
+        QMessageBox.warning(self, "Cannot export", message)
+
+    @Slot()
+    def _exporter_finished(self) -> None:
+        self._exporter = None
+        self._update_actions()
+
     # -- files ----------------------------------------------------------------------------------------
 
     def new_project(self, example: str | None = None) -> None:
@@ -637,6 +701,8 @@ class MainWindow(QMainWindow):
         try:
             project = spec.load(path)
         except spec.ProjectError as error:
+            if not Path(path).exists():
+                self.settings.setValue("recent", [p for p in self._recent() if p != str(path)])
             lines = error.lines()
             QMessageBox.warning(self, "Cannot open the project",
                                 f"{path.name} cannot be opened:\n\n" + "\n".join(lines[:12])
@@ -661,7 +727,13 @@ class MainWindow(QMainWindow):
         if not path:
             return False
         if not path.endswith(".json"):
-            path += ".guidl.json"
+            path = path.removesuffix(".guidl") + ".guidl.json"
+            # The dialog checked the name typed, not this one.
+            if Path(path).exists() and QMessageBox.question(
+                    self, "Replace the file?", f"{Path(path).name} exists. Replace it?",
+                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                    QMessageBox.StandardButton.No) != QMessageBox.StandardButton.Yes:
+                return False
         return self._save_to(Path(path))
 
     def _save_to(self, path: Path) -> bool:
@@ -786,12 +858,16 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
-            self.shutdown_training()
-        if not self.maybe_save():
+        if not self.maybe_save():  # before stopping anything: Cancel leaves all as it was
             event.ignore()
             return
-        if self._loader is not None:
-            self._loader.wait(30_000)
+        if self.worker is not None:
+            self.worker.control.request_stop()
+        if not self.jobs.wait_all(timeout_s=120):
+            QMessageBox.warning(self, "Still busy", "guidl is still finishing a task; "
+                                "try closing again in a moment.")
+            event.ignore()
+            return
         self._remove_recovery()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
@@ -800,15 +876,8 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def shutdown_training(self, timeout_s: float = 60) -> None:
-        """Stop the worker and wait for its thread to end (checkpoint kept)."""
-        thread = self.thread
-        if thread is None:
-            return
-        self.worker.control.request_stop()
-        waited = 0.0
-        while thread.isRunning() and waited < timeout_s:
-            QApplication.processEvents()
-            thread.wait(50)
-            waited += 0.05
-        QApplication.processEvents()
+        """Stop the worker and wait for every thread to end (checkpoint kept)."""
+        if self.worker is not None:
+            self.worker.control.request_stop()
+        self.jobs.wait_all(timeout_s)
 

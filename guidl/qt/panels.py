@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 from ..registry import DATASETS, EARLY_STOPPING, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, Catalogue
 from ..spec import Component
 from .document import ProjectDocument
-from .param_form import ParamForm, format_value
+from .param_form import ParamForm, apply_param, format_value
 
 ERROR_STYLE = "color: #dc2626;"
 SOURCE_TITLES = {"builtin": "Built-in (offline)", "torchvision": "torchvision (downloads)",
@@ -98,11 +98,7 @@ class ComponentEditor(QGroupBox):
 
     def _param_changed(self, name: str, value) -> None:
         def edit(project) -> None:
-            params = getattr(project.training, self.key).params
-            if value is None:
-                params.pop(name, None)
-            else:
-                params[name] = value
+            apply_param(getattr(project.training, self.key).params, name, value)
 
         self.document.apply(edit, f"Set {self.key}.{name}", merge_key=f"{self.key}.{name}")
 
@@ -181,7 +177,9 @@ class TrainingSetup(QWidget):
         self._set("grad_clip", value)
 
     def _early_toggled(self, on: bool) -> None:
-        self._set("early_stopping", EARLY_STOPPING.resolve({}) if on else None)
+        value = EARLY_STOPPING.resolve({}) if on else None
+        self.document.apply(lambda p: setattr(p.training, "early_stopping", value),
+                            "Turn early stopping " + ("on" if on else "off"))
 
     def _early_param(self, name: str, value) -> None:
         def edit(project) -> None:
@@ -300,10 +298,10 @@ class DataPanel(QWidget):
         self.val_fraction.valueChanged.connect(
             lambda v: document.apply(lambda p: setattr(p.data, "val_fraction", round(v, 4)),
                                      "Set validation fraction", merge_key="data.val_fraction"))
-        self.augment.toggled.connect(self._augment_changed)
-        for widget in (self.crop, self.rotation):
-            widget.valueChanged.connect(self._augment_changed)
-        self.flip.toggled.connect(self._augment_changed)
+        self.augment.toggled.connect(lambda on: self._augment_changed(None))
+        self.crop.valueChanged.connect(lambda v: self._augment_changed("crop_padding"))
+        self.rotation.valueChanged.connect(lambda v: self._augment_changed("rotation"))
+        self.flip.toggled.connect(lambda on: self._augment_changed("hflip"))
         self.load_button.clicked.connect(self.load_requested)
 
     def _dataset_changed(self, index: int) -> None:
@@ -321,20 +319,21 @@ class DataPanel(QWidget):
 
     def _param_changed(self, name: str, value) -> None:
         def edit(project) -> None:
-            if value is None:
-                project.data.params.pop(name, None)
-            else:
-                project.data.params[name] = value
+            apply_param(project.data.params, name, value)
 
         self.document.apply(edit, f"Set dataset {name}", merge_key=f"data.params.{name}")
 
-    def _augment_changed(self, *args) -> None:
+    def _augment_changed(self, field: str | None) -> None:
+        """``field`` is the setting that changed; None for the on/off switch
+        (which never merges with other steps)."""
         settings = None
         if self.augment.isChecked():
             settings = {"crop_padding": self.crop.value(), "hflip": self.flip.isChecked(),
                         "rotation": float(self.rotation.value())}
-        self.document.apply(lambda p: setattr(p.data, "augment", settings), "Set augmentation",
-                            merge_key="data.augment")
+        self.document.apply(lambda p: setattr(p.data, "augment", settings),
+                            f"Set augmentation {field}" if field else "Turn augmentation "
+                            + ("on" if settings else "off"),
+                            merge_key=f"data.augment.{field}" if field else None)
 
     def sync(self) -> None:
         data = self.document.project.data

@@ -20,6 +20,29 @@ from PySide6.QtWidgets import (
 from ..registry import REQUIRED, Entry, Param
 
 INT_LIMIT = 2**31 - 1
+
+
+class _Null:
+    """An explicit JSON null, for parameters whose default is not null
+    (BatchNorm's momentum: None means a cumulative average)."""
+
+    def __repr__(self) -> str:
+        return "NULL"
+
+
+NULL = _Null()
+
+
+def apply_param(params: dict, name: str, value: Any) -> None:
+    """What a form's ``param_changed`` means for a params dict."""
+    if value is None:
+        params.pop(name, None)
+    elif value is NULL:
+        params[name] = None
+    else:
+        params[name] = value
+
+
 INVALID_STYLE = "border: 1px solid #dc2626; border-radius: 3px; padding: 1px;"
 
 
@@ -29,7 +52,7 @@ def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.3g}"
+        return repr(value)  # the shortest text that reads back as the same number
     if isinstance(value, (list, tuple)):
         return ", ".join(format_value(v) for v in value)
     return str(value)
@@ -56,6 +79,8 @@ def parse_value(param: Param, text: str) -> Any:
     text = text.strip()
     if not text:
         return None
+    if text.lower() in ("none", "null") and param.nullable:
+        return NULL
     if text in param.keywords:
         return text
     kind = param.kind
@@ -101,6 +126,8 @@ class ParamForm(QWidget):
             param = entry.param(name)
             if param.inferred is not None:
                 value = (inferred or {}).get(name)
+            elif name in params and params[name] is None and param.default is not None:
+                value = NULL
             else:
                 value = params.get(name, None if param.default is REQUIRED else param.default)
             setter(value)
@@ -130,7 +157,7 @@ class ParamForm(QWidget):
     def _emit(self, param: Param, value: Any) -> None:
         if value is None and not param.nullable and param.default is not REQUIRED:
             self.param_changed.emit(param.name, None)
-        elif value is not None and not param.required and value == param.default:
+        elif value is not None and value is not NULL and not param.required and value == param.default:
             self.param_changed.emit(param.name, None)  # keep files lean: the default applies
         else:
             self.param_changed.emit(param.name, value)
@@ -185,7 +212,8 @@ class ParamForm(QWidget):
     def _line_editor(self, param: Param) -> tuple[QWidget, Callable[[Any], None]]:
         line = QLineEdit()
         if param.default not in (REQUIRED, None):
-            line.setPlaceholderText(format_value(param.default))
+            line.setPlaceholderText(format_value(param.default)
+                                    + (" (type none for null)" if param.nullable else ""))
         elif param.nullable:
             line.setPlaceholderText("none")
         hint = {"ints": "a number, or one per dimension: 3, 5", "floats": "a number, or one per dimension",
@@ -199,7 +227,7 @@ class ParamForm(QWidget):
                 value = parse_value(param, text)
                 if value is None and param.required:
                     raise ParseError(f"{param.name} is required")
-                problem = param.check(value) if value is not None else None
+                problem = param.check(value) if value not in (None, NULL) else None
             except ParseError as error:
                 problem = str(error)
                 value = None
@@ -214,9 +242,15 @@ class ParamForm(QWidget):
         line.textEdited.connect(edited)
 
         def set_text(value):
-            if line.hasFocus() and line.styleSheet():
-                return  # keep what the user is typing, even while it is invalid
-            line.setText(format_value(value))
+            if line.hasFocus():
+                if line.styleSheet():
+                    return  # keep what the user is typing, even while it is invalid
+                try:
+                    if parse_value(param, line.text()) == (None if value is NULL else value):
+                        return  # "3, " already means 3: leave the text as typed
+                except ParseError:
+                    pass
+            line.setText("none" if value is NULL else format_value(value))
             line.setStyleSheet("")
 
         if param.name == "path" and param.kind == "str":

@@ -14,7 +14,7 @@ import traceback
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from ..engine.callbacks import Callback, EarlyStopping, RunFolder
 from ..engine.data import DatasetError, PreparedData
@@ -185,6 +185,8 @@ class Task(QObject):
             self.done.emit(self.function())
         except (ProjectError, DatasetError, TrainingError) as error:
             self.error.emit(describe_error(error))
+        except ValueError as error:  # ExportError, PredictError: their messages say it all
+            self.error.emit(str(error))
         except Exception as error:  # noqa: BLE001 - shown in place, never a crash
             traceback.print_exc()
             self.error.emit(describe_error(error))
@@ -200,20 +202,35 @@ class Jobs(QObject):
         super().__init__(parent)
         self._running: dict[QThread, QObject] = {}
 
-    def start(self, worker: QObject) -> QThread:
+    def start(self, worker: QObject, on_finished: Callable[[], None] | None = None) -> QThread:
         """Move ``worker`` to a new thread and call its ``run``; the thread ends
-        when the worker emits ``finished``, ``failed``, ``done`` or ``error``."""
+        when the worker emits ``finished``, ``failed``, ``done`` or ``error``.
+        ``on_finished`` (a slot) runs on the GUI thread once the thread is over."""
         thread = QThread()
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         for name in ("finished", "failed", "done", "error"):
             signal = getattr(worker, name, None)
             if signal is not None:
-                signal.connect(thread.quit)
+                # Direct: QThread.quit is thread-safe, and a queued call would wait
+                # for a GUI thread that may itself be waiting for this thread.
+                signal.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         thread.finished.connect(self._finished)
+        if on_finished is not None:
+            thread.finished.connect(on_finished)  # connected before start: no race
         self._running[thread] = worker
         thread.start()
         return thread
+
+    def wait_all(self, timeout_s: float = 60.0) -> bool:
+        """Wait for every thread to end, keeping the GUI alive; True when all did."""
+        deadline = time.monotonic() + timeout_s
+        while any(t.isRunning() for t in self._running) and time.monotonic() < deadline:
+            QCoreApplication.processEvents()
+            for thread in list(self._running):
+                thread.wait(20)
+        QCoreApplication.processEvents()
+        return not any(t.isRunning() for t in self._running)
 
     @Slot()
     def _finished(self) -> None:

@@ -177,7 +177,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     without an error it replaces ``path`` in one step, with the permissions a
     normal new file (or the old file) has. On error the old file stays."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The temporary name keeps the suffix: some writers and readers go by it (.pt2).
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -136,3 +136,24 @@ def test_the_dark_theme_reaches_the_charts(window, qapp):
     finally:
         apply_theme(qapp, "light")
     assert window.charts.graphics.backgroundBrush().color().lightness() > 200
+
+
+def test_typing_is_not_rewritten_and_null_can_be_chosen(window, qtbot):
+    window.stack.select_layer(0)
+    editor = window.layer_form.editor("kernel_size")
+    editor.setFocus()
+    editor.selectAll()
+    qtbot.keyClicks(editor, "3, ")
+    assert editor.text() == "3, "  # parses as 3, but the user is still typing
+    qtbot.keyClicks(editor, "5")
+    assert window.document.project.model.layers[0].params["kernel_size"] == [3, 5]
+    window.edits.insert("BatchNorm2d", 1)
+    window.stack.select_layer(1)
+    momentum = window.layer_form.editor("momentum")
+    momentum.setFocus()
+    momentum.selectAll()
+    qtbot.keyClicks(momentum, "none")
+    assert window.document.project.model.layers[1].params == {"momentum": None}
+    window.stack.select_layer(0)
+    window.stack.select_layer(1)
+    assert window.layer_form.editor("momentum").text() == "none"

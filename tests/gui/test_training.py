@@ -91,3 +91,43 @@ def test_loading_data_shows_a_preview_and_the_class_balance(window, qtbot):
     assert panel.preview.currentWidget() is panel.image_grid
     assert panel.grid_layout.count() == 24
     assert "1,438 training, 359 validation" in panel.summary.text()
+
+
+def test_a_changed_dataset_parameter_drops_the_loaded_shape(window, qtbot, root):
+    from guidl import spec
+
+    project = spec.load(root / "examples/char_lstm.guidl.json")
+    project.data.params.update(max_samples=300)
+    project.model.input_shape = None  # the data supplies it
+    window.document.set_project(project, None)
+    window.load_data()
+    qtbot.waitUntil(lambda: window.document.data_info is not None, timeout=60_000)
+    assert window.document.report.input_shape == (64,)
+    window.document.apply(lambda p: p.data.params.update(seq_len=16), "Set seq_len")
+    assert window.document.report.input_shape == (16,)
+
+
+def test_closing_while_data_loads_is_quick_and_clean(window, qtbot, capfd):
+    window.document.set_project(small_project(), None)
+    window.load_data()
+    started = time.perf_counter()
+    assert window.close()
+    assert time.perf_counter() - started < 20 and window.jobs.count == 0
+    assert "QThread: Destroyed" not in capfd.readouterr().err
+
+
+def test_export_from_the_window(window, qtbot, tmp_path):
+    import onnxruntime
+
+    train_small(window, epochs=1)
+    qtbot.waitUntil(lambda: window.thread is None and window.trainer is not None, timeout=120_000)
+    assert window.export_action.isEnabled()
+    from guidl.engine.export import TrainedModel
+
+    window.export_to(TrainedModel.from_trainer(window.trainer), "onnx", tmp_path / "digits")
+    qtbot.waitUntil(lambda: window._exporter is None, timeout=120_000)
+    assert window.last_export.path == tmp_path / "digits.onnx"
+    assert window.last_export.max_difference <= 1e-4
+    assert "Exported" in window.status_text.text()
+    session = onnxruntime.InferenceSession(str(tmp_path / "digits.onnx"))
+    assert session.run(None, {"input": window.trainer.data.val.x[:3].numpy()})[0].shape == (3, 10)
