@@ -158,7 +158,8 @@ class Trainer:
     def __init__(self, project: Project, *, data: PreparedData | None = None,
                  callbacks: Iterable[Any] = (), control: TrainControl | None = None,
                  epochs: int | None = None, batch_size: int | None = None,
-                 device: str | None = None, sync_every: int | None = None):
+                 device: str | None = None, sync_every: int | None = None,
+                 initial_weights: dict[str, torch.Tensor] | None = None):
         self.project = project
         self.callbacks = list(callbacks)
         self.control = control or TrainControl()
@@ -167,6 +168,7 @@ class Trainer:
         self.device_name = device if device is not None else project.training.device
         self._data = data
         self._sync_every = sync_every
+        self.initial_weights = initial_weights  # e.g. a bundle's, to go on training it
         self.seed = project.training.seed
         self.history: list[EpochMetrics] = []
         self.epoch = 0  # completed epochs
@@ -205,6 +207,12 @@ class Trainer:
         self.notes += self.compatibility.warnings
         self._check_token_ids(data)
         self.loss_entry = LOSSES.get(self.project.training.loss.type)
+        if self.initial_weights is not None:
+            try:
+                self.built.module.load_state_dict(self.initial_weights)
+            except RuntimeError as error:
+                raise TrainingError("the saved weights do not fit this model (was it changed?): "
+                                    f"{str(error).splitlines()[0]}") from None
         self.model = self.built.module.to(self.device)
         if not fits_on_device(data, self.device):
             raise TrainingError(f"the dataset does not fit in the memory of {self.device}; "

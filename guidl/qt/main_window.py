@@ -33,7 +33,8 @@ from .worker import Jobs, Task, TrainingWorker
 
 MAX_RECENT = 8
 AUTOSAVE_MS = 30_000
-PROJECT_FILTER = "guidl projects (*.guidl.json);;JSON files (*.json);;All files (*)"
+PROJECT_FILTER = ("guidl projects and bundles (*.guidl.json *.guidl);;guidl projects (*.guidl.json);;"
+                  "guidl bundles, trained models (*.guidl);;All files (*)")
 
 
 def default_settings() -> QSettings:
@@ -60,6 +61,8 @@ class MainWindow(QMainWindow):
         self._data_cache: tuple[str, object] | None = None
         self._loader = None
         self._exporter = None
+        self._evaluator = None
+        self.bundle = None  # (project as opened, weights) of an opened .guidl bundle
         self.jobs = Jobs(self)
         self.setWindowIcon(icon("guidl"))
         self.setAcceptDrops(False)
@@ -344,7 +347,8 @@ class MainWindow(QMainWindow):
         for action in (self.new_action, self.open_action, self.recent_menu.menuAction(),
                        self.examples_menu.menuAction()):
             action.setEnabled(not running)
-        self.evaluate_action.setEnabled(self.trainer is not None and not running)
+        self.evaluate_action.setEnabled((self.trainer is not None or self.bundle is not None)
+                                        and not running and self._evaluator is None)
         self.export_action.setEnabled(self.trainer is not None and not running and self._exporter is None)
         layer = self.stack.selected_layer()
         count = len(self.document.project.model.layers)
@@ -492,7 +496,8 @@ class MainWindow(QMainWindow):
         project = self.document.project.copy()
         self.run_dir = self._run_dir()
         self._training_key = self._data_key()  # the data this run trains on
-        self.worker = TrainingWorker(project, self.cached_data(), self.run_dir)
+        weights = self._bundle_weights()
+        self.worker = TrainingWorker(project, self.cached_data(), self.run_dir, initial_weights=weights)
         self.worker.fit_started.connect(self._fit_started)
         self.worker.batches_ended.connect(self._batches_ended)
         self.worker.epoch_ended.connect(self.charts.add_epoch)
@@ -581,8 +586,14 @@ class MainWindow(QMainWindow):
             figure = f" · validation accuracy {final.val_accuracy:.2%}"
         elif final is not None and final.val_loss is not None:
             figure = f" · validation loss {final.val_loss:.4f}"
-        self.status_text.setText(f"Training {what} in {result.elapsed:.1f}s{figure} · run folder "
-                                 f"{outcome['run_dir']}")
+        if outcome.get("evaluated_only"):  # saved weights measured, nothing trained
+            evaluation = result.evaluation.to_dict() if result.evaluation else {}
+            score = (f"accuracy {evaluation['accuracy']:.2%}" if "accuracy" in evaluation
+                     else f"MAE {evaluation.get('mae', float('nan')):.4g}")
+            self.status_text.setText(f"Evaluated the model on the {result.evaluation_split} split: {score}")
+        else:
+            self.status_text.setText(f"Training {what} in {result.elapsed:.1f}s{figure} · run folder "
+                                     f"{outcome.get('run_dir')}")
         if self.trainer.notes:
             self.train_message.setStyleSheet("color: #b45309;")
             self.train_message.setText("\n".join(self.trainer.notes))
@@ -604,17 +615,42 @@ class MainWindow(QMainWindow):
         self._set_paused(False)
         self._update_actions()
 
+    def _bundle_weights(self):
+        """An opened bundle's weights while its model is unchanged: training
+        then goes on from them, and Evaluate measures them."""
+        if self.bundle is not None and self.bundle[0].model == self.document.project.model:
+            return self.bundle[1]
+        return None
+
     @Slot()
     def evaluate(self) -> None:
-        if self.trainer is None or self.last_result is None:
+        """Show the trained model's results; for an opened bundle, measure its
+        weights on the project's data first (in the background)."""
+        if self.trainer is not None and self.last_result is not None:
+            self.tabs.setCurrentWidget(self.results)
             return
-        self.results.show_result(self.last_result, self.results_samples())
+        weights = self._bundle_weights()
+        if weights is None:
+            self.statusBar().showMessage("The model was changed since the bundle was opened: "
+                                         "train it to see results", 8000)
+            return
+        from .worker import evaluate_weights
+
+        project = self.document.project.copy()
+        data = self.cached_data()
+        self.status_text.setText("Evaluating the bundle's model…")
+        task = Task(lambda: evaluate_weights(project, weights, data))
+        task.done.connect(self._training_finished)
+        task.error.connect(self._training_failed)
+        self._evaluator = self.jobs.start(task, self._evaluator_finished)
+        self._training_key = self._data_key()
+        self._update_actions()
+
+    @Slot()
+    def _evaluator_finished(self) -> None:
+        self._evaluator = None
         self.tabs.setCurrentWidget(self.results)
-
-    def results_samples(self) -> list[dict]:
-        from .worker import sample_predictions
-
-        return sample_predictions(self.trainer, self.last_result)
+        self._update_actions()
 
     # -- export ----------------------------------------------------------------------------------------
 
@@ -685,6 +721,7 @@ class MainWindow(QMainWindow):
         self.results.clear()
         self.charts.clear()
         self.trainer = None
+        self.bundle = None
         self._update_actions()
 
     def open_dialog(self) -> None:
@@ -698,6 +735,8 @@ class MainWindow(QMainWindow):
     def open_path(self, path: Path, ask: bool = True) -> bool:
         if ask and not self.maybe_save():
             return False
+        if Path(path).suffix == ".guidl":
+            return self._open_bundle(Path(path))
         try:
             project = spec.load(path)
         except spec.ProjectError as error:
@@ -712,7 +751,29 @@ class MainWindow(QMainWindow):
         self.results.clear()
         self.charts.clear()
         self.trainer = None
+        self.bundle = None
         self._add_recent(path)
+        self._update_actions()
+        return True
+
+    def _open_bundle(self, path: Path) -> bool:
+        from ..engine.export import ExportError, load_bundle
+
+        try:
+            model = load_bundle(path)
+        except (ExportError, spec.ProjectError) as error:
+            QMessageBox.warning(self, "Cannot open the bundle", f"{path.name} cannot be opened:\n\n{error}")
+            return False
+        weights = {k: v.clone() for k, v in model.module.state_dict().items()}
+        self.document.set_project(model.project, None)  # Save asks where: a bundle is no project file
+        self.bundle = (model.project.copy(), weights)
+        self.results.clear()
+        self.charts.clear()
+        self.trainer = None
+        self.last_result = None
+        self._add_recent(path)
+        self.status_text.setText(f"Opened the trained model {path.name}: Evaluate shows its results, "
+                                 "Train goes on training it")
         self._update_actions()
         return True
 

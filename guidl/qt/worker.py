@@ -89,13 +89,14 @@ class TrainingWorker(QObject):
     failed = Signal(str)
 
     def __init__(self, project: Project, data: PreparedData | None, run_dir=None,
-                 trainer: Trainer | None = None):
+                 trainer: Trainer | None = None, initial_weights=None):
         super().__init__()
         self.project = project
         self.data = data
         self.run_dir = run_dir
         self.control = TrainControl()
         self.trainer = trainer
+        self.initial_weights = initial_weights
 
     @Slot()
     def run(self) -> None:
@@ -107,7 +108,7 @@ class TrainingWorker(QObject):
                 callbacks.append(EarlyStopping(**self.project.training.early_stopping))
             if self.trainer is None:
                 self.trainer = Trainer(self.project, data=self.data, callbacks=callbacks,
-                                       control=self.control)
+                                       control=self.control, initial_weights=self.initial_weights)
             else:  # continue a finished run for more epochs
                 self.trainer.callbacks = callbacks
                 self.trainer.control = self.control
@@ -126,6 +127,19 @@ class TrainingWorker(QObject):
             message = describe_error(error)
             traceback.print_exc()
             self.failed.emit(f"training failed: {message}")
+
+
+def evaluate_weights(project: Project, weights, data: PreparedData | None = None) -> dict:
+    """Evaluate saved weights (a bundle's) on the project's data, as a finished
+    training run would report them."""
+    from ..engine.trainer import FitResult
+
+    trainer = Trainer(project, data=data, initial_weights=weights)
+    trainer.setup()
+    split, _ = trainer.data.evaluation_split
+    result = FitResult([], evaluation=trainer.evaluate(split), evaluation_split=split)
+    return {"result": result, "trainer": trainer, "samples": sample_predictions(trainer, result),
+            "evaluated_only": True}
 
 
 def sample_predictions(trainer: Trainer, result, count: int = 24) -> list[dict]:

@@ -54,3 +54,28 @@ def test_autosave_and_recovery_after_a_crash(window, tmp_path, qtbot, answer):
     answer["button"] = QMessageBox.StandardButton.Discard
     reborn.close()
     assert not reborn.recovery_file.exists()
+
+
+def test_a_bundle_opens_to_evaluate_and_to_go_on_training(window, qtbot, tmp_path):
+    from guidl.engine.callbacks import RunFolder
+    from guidl.engine.export import export, load_trained
+    from guidl.engine.trainer import Trainer
+    from helpers import small_project
+
+    run = tmp_path / "run"
+    first = Trainer(small_project(training__epochs=2), callbacks=[RunFolder(run)])
+    first.fit()
+    export(load_trained(run), "bundle", tmp_path / "digits.guidl")
+    assert window.open_path(tmp_path / "digits.guidl", ask=False)
+    assert window.evaluate_action.isEnabled() and window.document.path is None
+    window.evaluate_action.trigger()
+    qtbot.waitUntil(lambda: window._evaluator is None and window.last_result is not None, timeout=60_000)
+    accuracy = first.evaluate("val").accuracy
+    assert window.last_result.evaluation.accuracy == accuracy
+    assert f"accuracy {accuracy:.2%}" in window.status_text.text()
+    window.train_action.trigger()  # goes on from the bundle's weights
+    qtbot.waitUntil(lambda: window.worker is not None and window.worker.trainer is not None
+                    and window.worker.trainer.step > 0, timeout=60_000)
+    window.stop_action.trigger()
+    qtbot.waitUntil(lambda: window.thread is None, timeout=60_000)
+    assert window.worker is None and window.trainer.initial_weights is not None
