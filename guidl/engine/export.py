@@ -422,29 +422,15 @@ def _explain_failure(model: TrainedModel, fmt: str, error: BaseException) -> str
 
 # -- Python source -----------------------------------------------------------------------------
 
-_RECURRENT_SOURCE = '''
+def _recurrent_source() -> str:
+    """guidl's own Recurrent wrapper, copied into the generated module so that
+    the module and guidl can never disagree about it."""
+    import inspect
 
-class Recurrent(nn.Module):
-    """An RNN, LSTM or GRU over (batch, time, features) inputs that gives the
-    next layer every time step (return_sequences) or only the last one."""
+    from . import modules
 
-    def __init__(self, kind, input_size, hidden_size, num_layers=1, bias=True, dropout=0.0,
-                 bidirectional=False, return_sequences=False, **extra):
-        super().__init__()
-        self.return_sequences = return_sequences
-        self.rnn = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}[kind](
-            input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=True,
-            dropout=dropout, bidirectional=bidirectional, **extra)
-
-    def forward(self, x):
-        out, _ = self.rnn(x)
-        if self.return_sequences:
-            return out
-        if not self.rnn.bidirectional:
-            return out[:, -1]
-        hidden = self.rnn.hidden_size
-        return torch.cat((out[:, -1, :hidden], out[:, 0, hidden:]), dim=-1)
-'''
+    return ('\n\nRECURRENT_CLASSES = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}\n\n\n'
+            + inspect.getsource(modules.Recurrent))
 
 
 def _literal(value: Any, kind: str) -> str:
@@ -498,7 +484,7 @@ def python_source(model: TrainedModel, weights_name: str) -> str:
     ]
     source = "\n".join(lines) + "\n"
     if recurrent:
-        source += _RECURRENT_SOURCE
+        source += _recurrent_source()
     source += f'''
 
 class Model(nn.Sequential):
