@@ -129,7 +129,7 @@ def load_trained(path: str | Path) -> TrainedModel:
     if path.suffix == ".guidl" or zipfile.is_zipfile(path):
         return load_bundle(path)
     project = spec.load(path)
-    return _trained(project, _build(project, None), None, None, trained=False)
+    return _trained(project, _build(project, None), None, trained=False)
 
 
 def _build(project: Project, input_shape, input_dtype: str | None = None):
@@ -145,7 +145,7 @@ def _build(project: Project, input_shape, input_dtype: str | None = None):
     return build(copy, shape)
 
 
-def _trained(project, built, run: dict | None, weights, trained: bool = True) -> TrainedModel:
+def _trained(project, built, run: dict | None, trained: bool = True) -> TrainedModel:
     module = built.module.eval()
     dataset = (run or {}).get("dataset") or {}
     return TrainedModel(
@@ -174,7 +174,7 @@ def _load_run(folder: Path) -> TrainedModel:
     trained = weights.is_file()
     if trained:
         _load_weights(built.module, weights, str(weights))
-    model = _trained(project, built, run, weights, trained)
+    model = _trained(project, built, run, trained)
     model.samples = _real_samples(project, model)
     return model
 

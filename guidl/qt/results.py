@@ -162,11 +162,3 @@ class ResultsPanel(QWidget):
             box.addWidget(caption)
             self.samples_layout.addWidget(frame, i // columns, i % columns)
 
-    def wrong_sample_count(self) -> int:
-        count = 0
-        for i in range(self.samples_layout.count()):
-            widget = self.samples_layout.itemAt(i).widget()
-            if widget is not None and "#dc2626" in widget.styleSheet():
-                count += 1
-        return count
-

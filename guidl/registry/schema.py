@@ -98,11 +98,6 @@ class Param:
     def required(self) -> bool:
         return self.default is REQUIRED and self.inferred is None
 
-    @property
-    def initial(self) -> Any:
-        """The value a new component starts with: default, else suggestion."""
-        return self.suggested if self.default is REQUIRED else self.default
-
     # -- validation -------------------------------------------------------
 
     def check(self, value: Any) -> str | None:
