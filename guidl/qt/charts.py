@@ -107,7 +107,9 @@ class TrainingCharts(QWidget):
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
         self._smoothed: float | None = None
-        self._dirty = False
+        # Only curves with new points are handed to pyqtgraph: a batch touches the
+        # loss plot alone, so the other plots are not repainted 25 times a second.
+        self._dirty: set[str] = set()
         self.redraws = 0
         self.timer = QTimer(self)
         self.timer.setInterval(int(1000 / REFRESH_HZ))
@@ -133,7 +135,7 @@ class TrainingCharts(QWidget):
         for series in self.series.values():
             series.clear()
         self._smoothed = None
-        self._dirty = True
+        self._dirty = set(self.series)
         self.refresh()
 
     def add_batches(self, xs: np.ndarray, losses: np.ndarray) -> None:
@@ -146,7 +148,7 @@ class TrainingCharts(QWidget):
         self._smoothed = value
         self.series["batch"].extend(xs, losses)
         self.series["smooth"].extend(xs, smoothed)
-        self._dirty = True
+        self._dirty |= {"batch", "smooth"}
 
     @Slot(object)
     def add_epoch(self, metrics: dict) -> None:
@@ -161,15 +163,15 @@ class TrainingCharts(QWidget):
             self.series["train_metric"].append(epoch, train)
         if val is not None:
             self.series["val_metric"].append(epoch, val)
-        self._dirty = True
+        self._dirty |= {"train_loss", "val_loss", "lr", "train_metric", "val_metric"}
 
     def refresh(self) -> None:
         if not self._dirty:
             return
-        self._dirty = False
-        for name, curve in self.curves.items():
+        dirty, self._dirty = self._dirty, set()
+        for name in dirty:
             x, y = self.series[name].view()
-            curve.setData(x, y)
+            self.curves[name].setData(x, y)
         self.redraws += 1
 
     def _mouse_moved(self, event) -> None:
