@@ -269,3 +269,19 @@ def test_reduce_on_plateau_in_max_mode_watches_accuracy(digits_data):
     for (acc_before, _), (acc, lr_after) in zip(seen, seen[1:]):
         if acc > acc_before:
             assert lr_after == pytest.approx(seen[0][1])
+
+
+def test_gradient_clipping_bounds_each_step(digits_data):
+    def first_step_change(grad_clip):
+        project = small_project(training__epochs=1, training__grad_clip=grad_clip, training__scheduler=None,
+                                training__optimizer=Component("SGD", {"lr": 1.0}))
+        trainer = Trainer(project, data=digits_data)
+        trainer.setup()
+        before = [p.detach().clone() for p in trainer.model.parameters()]
+        x, y = trainer.data.train.x[:64], trainer.data.train.y[:64]
+        trainer._train_step(x, y)
+        return sum(float((p.detach() - b).pow(2).sum()) for p, b in zip(trainer.model.parameters(), before)) ** 0.5
+
+    # With SGD at lr 1, a step moves the weights by exactly the (clipped) gradient norm.
+    assert first_step_change(0.01) == pytest.approx(0.01, rel=1e-4)
+    assert first_step_change(None) > 0.1
