@@ -558,16 +558,18 @@ class Normalization:
     mean: list[float]
     std: list[float]
 
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
+    def _broadcast(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std shaped to broadcast over a (batch, channels, ...) tensor."""
         shape = (1, -1) + (1,) * (x.ndim - 2)
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(shape)
-        std = torch.tensor(self.std, dtype=torch.float32).view(shape)
+        return (torch.tensor(self.mean, dtype=torch.float32).view(shape),
+                torch.tensor(self.std, dtype=torch.float32).view(shape))
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        mean, std = self._broadcast(x)
         return (x.to(torch.float32) * self.scale - mean) / std
 
     def invert(self, x: torch.Tensor) -> torch.Tensor:
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(shape)
-        std = torch.tensor(self.std, dtype=torch.float32).view(shape)
+        mean, std = self._broadcast(x)
         return (x * std + mean) / self.scale
 
     def to_dict(self) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .. import spec
-from ..registry import LAYERS, REQUIRED
+from ..registry import DATASETS, LAYERS, REQUIRED
 from ..spec import Project, atomic_path
 from .build import ModelReport, build
 
@@ -183,6 +183,9 @@ def _real_samples(project: Project, model: TrainedModel, count: int = 8) -> torc
     """A few normalised samples of the project's data, when it loads (offline)."""
     from .data import DatasetError, prepare
 
+    project = project.copy()
+    if "download" in DATASETS.get(project.data.dataset).param_names:
+        project.data.params["download"] = False  # exporting never starts a download
     try:
         data = prepare(project)
     except (DatasetError, OSError, ValueError):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import IMAGE_SUFFIXES
+from .data import IMAGE_SUFFIXES, Normalization
 from .export import TrainedModel
 from .metrics import to_probabilities
 from ..registry import LOSSES
@@ -79,13 +79,9 @@ def _csv_rows(model: TrainedModel, path: Path) -> list[np.ndarray]:
 
 
 def preprocess(model: TrainedModel, x: torch.Tensor) -> torch.Tensor:
-    normalization = model.normalization
-    if not normalization:
+    if not model.normalization:
         return x.to(torch.int64 if model.input_dtype == "int64" else torch.float32)
-    shape = (1, -1) + (1,) * (x.dim() - 2)
-    mean = torch.tensor(normalization["mean"], dtype=torch.float32).view(shape)
-    std = torch.tensor(normalization["std"], dtype=torch.float32).view(shape)
-    return (x.to(torch.float32) * normalization["scale"] - mean) / std
+    return Normalization.from_dict(model.normalization).apply(x)
 
 
 def predict(model: TrainedModel, x: torch.Tensor, top_k: int = 3) -> list[list[tuple[str, float]]]:

@@ -428,11 +428,8 @@ class MainWindow(QMainWindow):
 
     # -- data ------------------------------------------------------------------------------------
 
-    def _data_key(self) -> str:
-        return self.document.data_key()
-
     def cached_data(self):
-        if self._data_cache and self._data_cache[0] == self._data_key():
+        if self._data_cache and self._data_cache[0] == self.document.data_key():
             return self._data_cache[1]
         return None
 
@@ -444,10 +441,10 @@ class MainWindow(QMainWindow):
             return
         cached = self.cached_data()
         if cached is not None:
-            self._data_loaded((self._data_key(), cached))
+            self._data_loaded((self.document.data_key(), cached))
             return
         project = self.document.project.copy()
-        key = self._data_key()
+        key = self.document.data_key()
         if project.problems():
             self.data_panel.show_error("; ".join(str(p) for p in project.problems()))
             return
@@ -467,7 +464,7 @@ class MainWindow(QMainWindow):
         key, data = loaded
         self._data_cache = (key, data)
         self.status_text.setText("")
-        if key != self._data_key():
+        if key != self.document.data_key():
             self.data_panel.load_button.setEnabled(True)
             return  # the project changed while loading: keep the data, show nothing stale
         self.data_panel.show_data(data)
@@ -495,7 +492,7 @@ class MainWindow(QMainWindow):
             return
         project = self.document.project.copy()
         self.run_dir = self._run_dir()
-        self._training_key = self._data_key()  # the data this run trains on
+        self._training_key = self.document.data_key()  # the data this run trains on
         weights = self._bundle_weights()
         self.worker = TrainingWorker(project, self.cached_data(), self.run_dir, initial_weights=weights)
         self.worker.fit_started.connect(self._fit_started)
@@ -643,7 +640,7 @@ class MainWindow(QMainWindow):
         task.done.connect(self._training_finished)
         task.error.connect(self._training_failed)
         self._evaluator = self.jobs.start(task, self._evaluator_finished)
-        self._training_key = self._data_key()
+        self._training_key = self.document.data_key()
         self._update_actions()
 
     @Slot()

@@ -88,14 +88,13 @@ class TrainingWorker(QObject):
     finished = Signal(object)  # a dict: the result, the trainer, sample predictions
     failed = Signal(str)
 
-    def __init__(self, project: Project, data: PreparedData | None, run_dir=None,
-                 trainer: Trainer | None = None, initial_weights=None):
+    def __init__(self, project: Project, data: PreparedData | None, run_dir=None, initial_weights=None):
         super().__init__()
         self.project = project
         self.data = data
         self.run_dir = run_dir
         self.control = TrainControl()
-        self.trainer = trainer
+        self.trainer: Trainer | None = None
         self.initial_weights = initial_weights
 
     @Slot()
@@ -106,15 +105,8 @@ class TrainingWorker(QObject):
                 callbacks.append(RunFolder(self.run_dir))
             if self.project.training.early_stopping is not None:
                 callbacks.append(EarlyStopping(**self.project.training.early_stopping))
-            if self.trainer is None:
-                self.trainer = Trainer(self.project, data=self.data, callbacks=callbacks,
-                                       control=self.control, initial_weights=self.initial_weights)
-            else:  # continue a finished run for more epochs
-                self.trainer.callbacks = callbacks
-                self.trainer.control = self.control
-                self.trainer.epochs = self.project.training.epochs
-                self.trainer.stop_training = False
-                self.trainer.stop_reason = None
+            self.trainer = Trainer(self.project, data=self.data, callbacks=callbacks,
+                                   control=self.control, initial_weights=self.initial_weights)
             result = self.trainer.fit()
             samples = sample_predictions(self.trainer, result)
             self.finished.emit({"result": result, "trainer": self.trainer, "samples": samples,
