@@ -25,6 +25,14 @@ def test_the_file_format_and_catalogues_never_import_torch(module):
     assert "torch" not in _loaded_after_import(module)
 
 
+@pytest.mark.parametrize("module", ["guidl.qt.app", "guidl.qt.main_window", "guidl.formatting"])
+def test_the_window_comes_up_without_torch(module):
+    """The window is shown while torch loads in the background: nothing it
+    needs to appear may import torch (issue: start-up in <= 1.5 s)."""
+    loaded = _loaded_after_import(module)
+    assert not loaded & {"torch", "torchvision"}
+
+
 def test_import_contracts_hold(root):
     lint = shutil.which("lint-imports") or str(root / ".venv/bin/lint-imports")
     result = subprocess.run([lint, "--config", str(root / "pyproject.toml")], cwd=root,

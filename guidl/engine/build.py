@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from ..formatting import format_bytes, format_shape
 from ..registry import LAYERS, Entry
 from ..spec import Layer, Model, Problem, Project, ProjectError
 from .modules import Recurrent
@@ -50,21 +51,6 @@ def physical_memory_bytes() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
         return 16 * 2**30
-
-
-def format_bytes(count: float) -> str:
-    """``2.65 MB``: binary multiples, as Keras and most memory figures use."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if count < 1024 or unit == "TB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.2f} {unit}"
-        count /= 1024
-    raise AssertionError  # pragma: no cover
-
-
-def format_shape(shape: Sequence[int] | None) -> str:
-    if shape is None:
-        return "?"
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 @dataclass

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from ..registry import LAYERS, LOSSES
 from ..spec import Problem, Project
-from .build import ModelReport, format_shape
+from ..formatting import format_shape
+from .build import ModelReport
 from .data import DatasetInfo
 
 

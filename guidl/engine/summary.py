@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .build import ModelReport, format_bytes, format_shape
+from ..formatting import format_bytes, format_shape
+from .build import ModelReport
 
 WIDTH = 78
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, QTimer, Slot
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -56,6 +58,37 @@ def restyle_plots(app: QApplication, palette: QPalette) -> None:
                     item.setTextPen(pg.mkPen(text))
 
 
+class MainThreadGarbageCollector(QObject):
+    """Runs Python's cyclic garbage collector on the GUI thread only.
+
+    Left automatic, the collector runs in whichever thread happens to
+    allocate: a worker thread may then destroy a Qt object and wait for a Qt
+    lock that the GUI thread holds while it waits for the interpreter, and
+    both hang. Automatic collection is switched off and done here on a timer,
+    generation by generation with the interpreter's own thresholds.
+    """
+
+    def __init__(self, parent: QObject | None = None, interval_ms: int = 500):
+        super().__init__(parent)
+        gc.disable()
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.collect)
+        self.timer.start()
+
+    @Slot()
+    def collect(self) -> None:
+        counts, thresholds = gc.get_count(), gc.get_threshold()
+        for generation in (2, 1, 0):  # the oldest due generation collects the younger ones too
+            if counts[generation] > thresholds[generation]:
+                gc.collect(generation)
+                return
+
+    def stop(self) -> None:
+        self.timer.stop()
+        gc.enable()
+
+
 def create_app(argv: list[str] | None = None) -> QApplication:
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName("guidl")
@@ -63,28 +96,78 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationDisplayName("guidl")
     app.setDesktopFileName("guidl")
     app.setStyle("Fusion")
+    if app.findChild(MainThreadGarbageCollector) is None:
+        MainThreadGarbageCollector(app)
     return app
 
 
 def main(project: str | None = None) -> int:
     """Open the main window with ``project`` (a path), or with the MNIST CNN
-    example on the offline ``mnist_sample`` data."""
+    example on the offline ``mnist_sample`` data.
+
+    The window is shown before PyTorch is imported: the import runs in the
+    background (``EngineLoader``) and the window says when it is ready.
+    """
     app = create_app()
     from .. import spec
     from ..examples import DEFAULT, example_path
+    from .engine_loader import EngineLoader
     from .icons import icon
-    from .main_window import MainWindow
+    from .main_window import MainWindow, default_settings
 
+    engine = EngineLoader()  # the window starts it once it is on screen
     app.setWindowIcon(icon("guidl"))
-    from .main_window import default_settings
-
     apply_theme(app, str(default_settings().value("view/theme", "system")))
-    window = MainWindow()
+    window = MainWindow(engine=engine)
+    report = os.environ.get("GUIDL_STARTUP_REPORT")
+    if report:
+        _report_startup(app, window, engine, Path(report))
     window.show()
-    if not window.offer_recovery():
-        if project:
-            if not window.open_path(Path(project), ask=False):
-                window.document.set_project(spec.load(example_path(DEFAULT)), None)
-        else:
-            window.document.set_project(spec.load(example_path(DEFAULT)), None)
+
+    if window.offer_recovery():
+        pass
+    elif project and Path(project).suffix == ".guidl" and not engine.is_ready:
+        # A bundle holds weights, which need torch: it opens once torch is
+        # loaded, with the window already on screen.
+        window.document.set_project(spec.load(example_path(DEFAULT)), None)
+        window.open_when_ready(Path(project))
+    elif not (project and window.open_path(Path(project), ask=False)):
+        window.document.set_project(spec.load(example_path(DEFAULT)), None)
     return app.exec()
+
+
+def _report_startup(app: QApplication, window, engine, path: Path) -> None:
+    """For ``benchmarks/startup.py``: write when the window was first painted
+    and when the engine was ready (``time.time()`` stamps), then quit."""
+    import json
+    import time
+
+    from PySide6.QtCore import QEvent, QObject, QTimer, Slot
+
+    class Probe(QObject):
+        def __init__(self, parent) -> None:
+            super().__init__(parent)
+            self.stamps: dict[str, float] = {}
+
+        def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Type.Paint and not self.stamps:
+                self.stamps["paint"] = time.time()
+                QTimer.singleShot(0, self, self.painted)  # after the whole frame
+            return False
+
+        @Slot()
+        def painted(self) -> None:
+            self.stamps["shown"] = time.time()
+            if engine.is_ready:
+                self.engine_ready()
+            else:
+                engine.ready.connect(self.engine_ready)
+
+        @Slot()
+        def engine_ready(self) -> None:
+            self.stamps["engine_ready"] = time.time()
+            path.write_text(json.dumps(self.stamps), encoding="utf-8")
+            QTimer.singleShot(0, app.quit)
+
+    probe = Probe(window)
+    window.installEventFilter(probe)

@@ -58,8 +58,11 @@ class ProjectDocument(QObject):
     path_changed = Signal()
     selection_requested = Signal(int)
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, parent: QObject | None = None,
+                 engine_ready: Callable[[], bool] = lambda: True):
         super().__init__(parent)
+        #: Shapes are worked out with torch: until it is loaded, ``report`` stays None.
+        self.engine_ready = engine_ready
         self.project = Project()
         self.path: Path | None = None
         self.undo_stack = QUndoStack(self)
@@ -104,6 +107,8 @@ class ProjectDocument(QObject):
     # -- analysis ------------------------------------------------------------------
 
     def input_shape_and_dtype(self) -> tuple[tuple[int, ...] | None, str]:
+        if not self.engine_ready():
+            return None, "float32"
         from ..engine.data import expected_input
 
         info = self.data_info if self.data_info_key == self.data_key() else None
@@ -117,6 +122,10 @@ class ProjectDocument(QObject):
         return json.dumps({"data": data, "seed": self.project.training.seed}, sort_keys=True)
 
     def analyze(self) -> None:
+        if not self.engine_ready():
+            self.report = None
+            self.report_changed.emit()
+            return
         from ..engine.build import analyze
 
         shape, dtype = self.input_shape_and_dtype()
@@ -124,6 +133,10 @@ class ProjectDocument(QObject):
         model.input_dtype = dtype
         self.report = analyze(model, shape)
         self.report_changed.emit()
+
+    def refresh(self) -> None:
+        """Work the shapes out again (once torch is loaded)."""
+        self._changed()
 
     def set_data_info(self, info, key: str) -> None:
         self.data_info, self.data_info_key = info, key

@@ -8,7 +8,7 @@ import platform
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer, Slot
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QStandardPaths, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication, QDockWidget, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
@@ -16,20 +16,19 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__, spec
-from ..engine.build import format_bytes
-from ..engine.callbacks import format_duration
-from ..engine.trainer import available_devices
 from ..examples import example_path, examples
+from ..formatting import format_bytes, format_duration
 from ..registry import LAYERS
 from .charts import TrainingCharts
 from .document import LayerEdits, ProjectDocument
+from .engine_loader import EngineLoader
 from .icons import icon
 from .model_stack import ModelStackView
 from .palette import LayerPalette
 from .panels import DataPanel, TrainingSetup, message_label
 from .param_form import ParamForm, parse_value
 from .results import ResultsPanel
-from .worker import Jobs, Task, TrainingWorker
+from .jobs import Jobs, Task
 
 MAX_RECENT = 8
 AUTOSAVE_MS = 30_000
@@ -46,15 +45,39 @@ def data_folder() -> Path:
     return Path(location or Path.home() / ".guidl")
 
 
+class _FirstPaint(QObject):
+    """Calls ``then`` once, just after ``window`` has first been painted."""
+
+    def __init__(self, window: QWidget, then) -> None:
+        super().__init__(window)
+        self.then = then
+        window.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Paint:
+            watched.removeEventFilter(self)
+            QTimer.singleShot(0, self, self._run)
+        return False
+
+    @Slot()
+    def _run(self) -> None:
+        self.then()
+
+
 class MainWindow(QMainWindow):
-    def __init__(self, settings: QSettings | None = None, state_dir: Path | None = None):
+    def __init__(self, settings: QSettings | None = None, state_dir: Path | None = None,
+                 engine: EngineLoader | None = None):
         super().__init__()
         self.settings = settings or default_settings()
         self.state_dir = Path(state_dir) if state_dir else data_folder()
-        self.document = ProjectDocument(self)
+        # PyTorch may still be loading: until it is, shapes, data and training wait.
+        self.engine = engine or EngineLoader(self)
+        self.document = ProjectDocument(self, engine_ready=lambda: self.engine.is_ready)
         self.edits = LayerEdits(self.document)
-        self.devices = available_devices()
-        self.worker: TrainingWorker | None = None
+        self.devices: list[str] = []  # found once torch is loaded
+        self._data_wanted = False  # Load Data was asked for before torch was ready
+        self._open_pending: Path | None = None  # a bundle to open once torch is ready
+        self.worker = None  # a TrainingWorker while training runs
         self.thread = None
         self.trainer = None  # the last trained model's trainer, for evaluation
         self.last_result = None
@@ -85,6 +108,55 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         self._sync()
         self._update_title()
+        self.engine.ready.connect(self._engine_ready)
+        self.engine.failed.connect(self._engine_failed)
+        if self.engine.is_ready:
+            self._engine_ready()
+        else:
+            self.status_text.setText("Loading PyTorch…")
+            self.progress.setRange(0, 0)
+            self.progress.show()
+            # Import torch once the window is on screen: the import holds the
+            # interpreter much of the time and would slow the first paint.
+            self._first_paint = _FirstPaint(self, self.engine.start)
+
+    @Slot()
+    def _engine_ready(self) -> None:
+        """PyTorch is loaded: find the devices, work out the shapes, load
+        data that was asked for meanwhile."""
+        from ..engine.trainer import available_devices
+
+        if self.devices:
+            return  # already done
+        self.devices = available_devices()
+        self.setup.set_devices(self.devices)
+        if self.thread is None:
+            self.progress.hide()
+            self.status_text.setText("")
+        self.document.refresh()
+        if self._open_pending is not None:
+            path, self._open_pending = self._open_pending, None
+            self.open_path(path, ask=False)
+        if self._data_wanted:
+            self._data_wanted = False
+            self.load_data()
+
+    def open_when_ready(self, path: Path) -> None:
+        """Open ``path`` (a bundle, which needs torch) as soon as torch is loaded."""
+        if self.engine.is_ready:
+            self.open_path(path, ask=False)
+        else:
+            self._open_pending = path
+            self.status_text.setText(f"Loading PyTorch to open {path.name}…")
+
+    @Slot(str)
+    def _engine_failed(self, message: str) -> None:
+        self.progress.hide()
+        self.status_text.setText("PyTorch could not be loaded")
+        self.model_message.setStyleSheet("color: #dc2626;")
+        self.model_message.setText(message)
+        self.model_message.show()
+        self._update_actions()
 
     # -- construction ---------------------------------------------------------------------
 
@@ -140,7 +212,7 @@ class MainWindow(QMainWindow):
         self.data_panel.load_requested.connect(self.load_data)
 
         # Train tab: the set-up on the left, the live charts on the right.
-        self.setup = TrainingSetup(self.document, self.devices)
+        self.setup = TrainingSetup(self.document)
         setup_scroll = QScrollArea()
         setup_scroll.setWidgetResizable(True)
         setup_scroll.setWidget(self.setup)
@@ -295,6 +367,9 @@ class MainWindow(QMainWindow):
             shape, _ = self.document.input_shape_and_dtype()
             self.input_shape.setPlaceholderText(
                 f"from the dataset: {', '.join(map(str, shape))}" if shape else "e.g. 1, 28, 28")
+        if report is None and not self.engine.is_ready:
+            self.summary.setText("Output shapes and parameter counts appear as soon as PyTorch "
+                                 "has loaded (a few seconds after start-up).")
         if report is not None:
             batch = project.data.batch_size
             self.summary.setText(
@@ -322,6 +397,8 @@ class MainWindow(QMainWindow):
         """Why Train is disabled, or None when the project can be trained."""
         if self.thread is not None:
             return "training is running"
+        if not self.engine.is_ready:
+            return self.engine.error or "PyTorch is still loading"
         problems = self.document.project.problems()
         if problems:
             return f"the project has a problem: {problems[0]}"
@@ -435,10 +512,15 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def load_data(self) -> None:
-        from ..engine.data import prepare
-
         if self._loader is not None:
             return
+        if not self.engine.is_ready:
+            self._data_wanted = True
+            self.data_panel.show_loading()
+            self.status_text.setText(self.engine.error or "Loading PyTorch…")
+            return
+        from ..engine.data import prepare
+
         cached = self.cached_data()
         if cached is not None:
             self._data_loaded((self.document.data_key(), cached))
@@ -494,6 +576,8 @@ class MainWindow(QMainWindow):
         self.run_dir = self._run_dir()
         self._training_key = self.document.data_key()  # the data this run trains on
         weights = self._bundle_weights()
+        from .worker import TrainingWorker
+
         self.worker = TrainingWorker(project, self.cached_data(), self.run_dir, initial_weights=weights)
         self.worker.fit_started.connect(self._fit_started)
         self.worker.batches_ended.connect(self._batches_ended)
@@ -733,6 +817,17 @@ class MainWindow(QMainWindow):
         if ask and not self.maybe_save():
             return False
         if Path(path).suffix == ".guidl":
+            if not self.engine.is_ready:  # a bundle holds weights: it needs torch now
+                QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+                try:
+                    self.engine.start()
+                    self.engine.wait()
+                finally:
+                    QApplication.restoreOverrideCursor()
+                if self.engine.error:
+                    QMessageBox.warning(self, "Cannot open the bundle", self.engine.error)
+                    return False
+                self._engine_ready()
             return self._open_bundle(Path(path))
         try:
             project = spec.load(path)
@@ -891,18 +986,22 @@ class MainWindow(QMainWindow):
         apply_theme(QApplication.instance(), name)
 
     def about(self) -> None:
-        import torch
-
-        devices = ", ".join(self.devices)
-        if torch.cuda.is_available():
-            devices += " (" + ", ".join(torch.cuda.get_device_name(i)
-                                        for i in range(torch.cuda.device_count())) + ")"
         import PySide6
         import pyqtgraph
 
+        if self.engine.is_ready:
+            import torch
+
+            torch_version = torch.__version__
+            devices = ", ".join(self.devices)
+            if torch.cuda.is_available():
+                devices += " (" + ", ".join(torch.cuda.get_device_name(i)
+                                            for i in range(torch.cuda.device_count())) + ")"
+        else:
+            torch_version = devices = self.engine.error or "still loading"
         QMessageBox.about(self, "About guidl", (
             f"<h3>guidl {__version__}</h3><p>Design, train and export neural networks.</p>"
-            f"<p>Python {platform.python_version()} · PyTorch {torch.__version__} · "
+            f"<p>Python {platform.python_version()} · PyTorch {torch_version} · "
             f"Qt {PySide6.QtCore.qVersion()} (PySide6 {PySide6.__version__}) · "
             f"pyqtgraph {pyqtgraph.__version__}</p><p>Devices: {devices}</p>"))
 

@@ -12,7 +12,7 @@ from PySide6.QtCore import QAbstractTableModel, QMimeData, QModelIndex, Qt, Sign
 from PySide6.QtGui import QBrush, QColor, QFont, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from ..engine.build import format_shape
+from ..formatting import format_shape
 from ..registry import LAYERS
 from .document import LayerEdits, ProjectDocument
 from .icons import category_icon, icon

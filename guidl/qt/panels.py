@@ -106,9 +106,10 @@ class ComponentEditor(QGroupBox):
 class TrainingSetup(QWidget):
     """Loss, optimizer, scheduler, epochs, device, seed, early stopping, precision."""
 
-    def __init__(self, document: ProjectDocument, devices: list[str]):
+    def __init__(self, document: ProjectDocument, devices: list[str] | None = None):
         super().__init__()
         self.document = document
+        self.devices = devices  # None until torch has looked for GPUs
         layout = QVBoxLayout(self)
         self.loss = ComponentEditor("Loss", LOSSES, document, "loss")
         self.optimizer = ComponentEditor("Optimizer", OPTIMIZERS, document, "optimizer")
@@ -121,8 +122,7 @@ class TrainingSetup(QWidget):
         self.batch_size = QSpinBox()
         self.batch_size.setRange(1, 1 << 20)
         self.device = QComboBox()
-        for name in ["auto", *devices]:
-            self.device.addItem(name, name)
+        self._fill_devices()
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.precision = QComboBox()
@@ -189,6 +189,19 @@ class TrainingSetup(QWidget):
 
         self.document.apply(edit, f"Set early stopping {name}", merge_key=f"early.{name}")
 
+    def set_devices(self, devices: list[str]) -> None:
+        self.devices = devices
+        self._fill_devices()
+        self.sync()
+
+    def _fill_devices(self) -> None:
+        self.device.blockSignals(True)
+        self.device.clear()
+        for name in ["auto", *(self.devices if self.devices is not None else ["cpu"])]:
+            self.device.addItem(name, name)
+        self.device.blockSignals(False)
+        self.device.setToolTip("" if self.devices is not None else "Looking for GPUs while PyTorch loads…")
+
     def sync(self) -> None:
         training = self.document.project.training
         for editor in (self.loss, self.optimizer, self.scheduler):
@@ -198,7 +211,8 @@ class TrainingSetup(QWidget):
         _block(self.seed, self.seed.setValue, min(training.seed, 2**31 - 1))
         index = self.device.findData(training.device)
         if index < 0:
-            self.device.addItem(f"{training.device} (not found here)", training.device)
+            found = "not found here" if self.devices is not None else "looking for devices…"
+            self.device.addItem(f"{training.device} ({found})", training.device)
             index = self.device.count() - 1
         _block(self.device, self.device.setCurrentIndex, index)
         _block(self.precision, self.precision.setCurrentIndex, self.precision.findData(training.precision))

@@ -4,6 +4,23 @@ from PySide6.QtWidgets import QMessageBox
 
 from guidl import spec
 from guidl.examples import example_path
+from guidl.qt.engine_loader import ENGINE_MODULES
+
+# The window imports torch in the background; tests want it ready at once
+# (test_startup.py covers the window while torch is still loading).
+for _name in ENGINE_MODULES:
+    __import__(_name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def garbage_on_the_gui_thread(qapp):
+    """As in the app: Qt objects are collected on the GUI thread only
+    (collected in a worker thread, they can deadlock against it)."""
+    from guidl.qt.app import MainThreadGarbageCollector
+
+    collector = MainThreadGarbageCollector(qapp)
+    yield collector
+    collector.stop()
 
 
 @pytest.fixture
