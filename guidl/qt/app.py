@@ -78,6 +78,8 @@ class MainThreadGarbageCollector(QObject):
 
     @Slot()
     def collect(self) -> None:
+        if gc.isenabled():  # some library switched it back on (extension modules may)
+            gc.disable()
         counts, thresholds = gc.get_count(), gc.get_threshold()
         for generation in (2, 1, 0):  # the oldest due generation collects the younger ones too
             if counts[generation] > thresholds[generation]:

@@ -7,6 +7,8 @@ allows; long runs stay smooth with peak downsampling and clip-to-view.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Slot
@@ -17,12 +19,33 @@ REFRESH_HZ = 25
 
 
 class Series:
-    """A growing pair of float arrays (amortised doubling)."""
+    """A growing pair of float arrays (amortised doubling).
+
+    ``display()`` hands the plot at most ``DISPLAY_POINTS`` points however
+    long the run: past that, complete buckets of raw points are reduced to
+    their minimum and maximum (peak decimation, so spikes stay visible), and
+    only the points added since the last call are reduced. A refresh thus
+    costs the same at a million points as at ten thousand.
+    """
+
+    DISPLAY_POINTS = 4096  # about two per pixel of a wide plot
 
     def __init__(self, capacity: int = 1024):
         self.x = np.empty(capacity)
         self.y = np.empty(capacity)
         self.size = 0
+        self._low, self._high = math.inf, -math.inf
+        self._reset_buckets()
+
+    def bounds(self) -> tuple[float, float] | None:
+        """Smallest and largest y so far (None when empty)."""
+        return (self._low, self._high) if self.size else None
+
+    def _reset_buckets(self) -> None:
+        self._bucket = 0  # raw points per bucket; 0 while the raw data is shown
+        self._reduced = 0  # raw points folded into complete buckets
+        self._bx = np.empty(0)
+        self._by = np.empty(0)
 
     def append(self, x: float, y: float) -> None:
         if self.size == len(self.x):
@@ -31,6 +54,7 @@ class Series:
         self.x[self.size] = x
         self.y[self.size] = y
         self.size += 1
+        self._low, self._high = min(self._low, y), max(self._high, y)
 
     def extend(self, xs: np.ndarray, ys: np.ndarray) -> None:
         needed = self.size + len(xs)
@@ -41,12 +65,51 @@ class Series:
         self.x[self.size:needed] = xs
         self.y[self.size:needed] = ys
         self.size = needed
+        if len(ys):
+            self._low, self._high = min(self._low, float(np.min(ys))), max(self._high, float(np.max(ys)))
 
     def clear(self) -> None:
         self.size = 0
+        self._low, self._high = math.inf, -math.inf
+        self._reset_buckets()
 
     def view(self) -> tuple[np.ndarray, np.ndarray]:
         return self.x[:self.size], self.y[:self.size]
+
+    def display(self, x_range: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """At most about ``DISPLAY_POINTS`` points: the whole series, or the
+        part within ``x_range`` (with one point beyond each end) when zoomed."""
+        if x_range is not None and self.size and x_range[0] <= self.x[0] \
+                and x_range[1] >= self.x[self.size - 1]:
+            x_range = None  # the whole series is in view
+        if x_range is not None and self.size > self.DISPLAY_POINTS:
+            xs = self.x[:self.size]
+            start = max(int(np.searchsorted(xs, x_range[0])) - 1, 0)
+            stop = min(int(np.searchsorted(xs, x_range[1], side="right")) + 1, self.size)
+            bucket = -(-(stop - start) // (self.DISPLAY_POINTS // 2))
+            if bucket <= 1:
+                return self.x[start:stop], self.y[start:stop]
+            px, py = _peaks(self.x[start:stop], self.y[start:stop], bucket)
+            # The points just beyond the view, so the line reaches its edges.
+            return (np.concatenate([self.x[start:start + 1], px, self.x[stop - 1:stop]]),
+                    np.concatenate([self.y[start:start + 1], py, self.y[stop - 1:stop]]))
+        if self.size <= self.DISPLAY_POINTS:
+            if self._bucket:
+                self._reset_buckets()
+            return self.view()
+        bucket = max(self._bucket, 1)
+        while self.size // bucket * 2 > self.DISPLAY_POINTS:
+            bucket *= 2
+        if bucket != self._bucket:  # coarser buckets: reduce everything again (rare)
+            self._bucket, self._reduced = bucket, 0
+            self._bx, self._by = np.empty(0), np.empty(0)
+        complete = self.size // bucket * bucket
+        if complete > self._reduced:
+            bx, by = _peaks(self.x[self._reduced:complete], self.y[self._reduced:complete], bucket)
+            self._bx, self._by = np.concatenate([self._bx, bx]), np.concatenate([self._by, by])
+            self._reduced = complete
+        return (np.concatenate([self._bx, self.x[complete:self.size]]),
+                np.concatenate([self._by, self.y[complete:self.size]]))
 
     def nearest(self, x: float) -> tuple[float, float] | None:
         if not self.size:
@@ -56,6 +119,20 @@ class Series:
         if self.size > 1 and abs(xs[i - 1] - x) < abs(xs[i] - x):
             i -= 1
         return float(xs[i]), float(self.y[i])
+
+
+def _peaks(x: np.ndarray, y: np.ndarray, bucket: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each complete bucket of ``bucket`` points as its minimum and maximum,
+    in their order along x; a last partial bucket is kept as it is."""
+    complete = len(y) // bucket * bucket
+    rows = np.arange(complete // bucket)
+    shaped = y[:complete].reshape(-1, bucket)
+    low, high = shaped.argmin(axis=1), shaped.argmax(axis=1)
+    first = rows * bucket + np.minimum(low, high)
+    second = rows * bucket + np.maximum(low, high)
+    index = np.empty(2 * len(rows), dtype=np.int64)
+    index[0::2], index[1::2] = first, second
+    return (np.concatenate([x[index], x[complete:]]), np.concatenate([y[index], y[complete:]]))
 
 
 class TrainingCharts(QWidget):
@@ -106,6 +183,14 @@ class TrainingCharts(QWidget):
         for curve in self.curves.values():
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
+        self.loss_plot.sigXRangeChanged.connect(self._x_range_changed)
+        # While training, the axes stay put: x spans the whole planned run and
+        # the loss axis moves in round steps only. Regenerating an axis costs
+        # milliseconds of the GUI thread, which the training thread would wait
+        # for. A zoom or pan by the user hands the ranges back to pyqtgraph.
+        self._managed = False
+        self._loss_range: tuple[float, float] | None = None
+        self.loss_plot.vb.sigRangeChangedManually.connect(self._zoomed_by_user)
         self._smoothed: float | None = None
         # Only curves with new points are handed to pyqtgraph: a batch touches the
         # loss plot alone, so the other plots are not repainted 25 times a second.
@@ -126,7 +211,34 @@ class TrainingCharts(QWidget):
             plot.getAxis(axis).setPen(pen)
             plot.getAxis(axis).setTextPen(pen)
         plot.getAxis("bottom").enableAutoSIPrefix(False)  # epochs are epochs, not "x0.001"
+        for axis in ("left", "bottom"):
+            # Grid lines at the labelled ticks only: the finer levels tripled
+            # the time to paint the charts.
+            plot.getAxis(axis).setStyle(maxTickLevel=0)
         return plot
+
+    def plan(self, epochs: int) -> None:
+        """Fix the x axis to the whole run of ``epochs`` (all plots share it)."""
+        self._managed = True
+        self._loss_range = None
+        self.loss_plot.enableAutoRange(x=False, y=False)
+        self.loss_plot.setXRange(0, max(epochs, 1), padding=0.02)
+
+    @Slot()
+    def _zoomed_by_user(self) -> None:
+        self._managed = False
+
+    def _manage_loss_range(self) -> None:
+        found = [b for b in (self.series[n].bounds() for n in ("batch", "train_loss", "val_loss")) if b]
+        if not found:
+            return
+        low, high = min(b[0] for b in found), max(b[1] for b in found)
+        if self._loss_range is not None:  # during a run the range only grows
+            low, high = min(low, self._loss_range[0]), max(high, self._loss_range[1])
+        wanted = _round_range(low, high)
+        if wanted != self._loss_range:
+            self._loss_range = wanted
+            self.loss_plot.setYRange(*wanted, padding=0)
 
     def set_task(self, task: str) -> None:
         self.metric_plot.setTitle("Accuracy" if task == "classification" else "Mean absolute error")
@@ -134,6 +246,9 @@ class TrainingCharts(QWidget):
     def clear(self) -> None:
         for series in self.series.values():
             series.clear()
+        self._managed = False
+        self._loss_range = None
+        self.loss_plot.enableAutoRange(x=True, y=True)
         self._smoothed = None
         self._dirty = set(self.series)
         self.refresh()
@@ -169,10 +284,22 @@ class TrainingCharts(QWidget):
         if not self._dirty:
             return
         dirty, self._dirty = self._dirty, set()
+        zoomed = None
+        if not self.loss_plot.vb.autoRangeEnabled()[0]:  # a fixed or zoomed x range
+            zoomed = tuple(self.loss_plot.vb.viewRange()[0])
+        if self._managed and dirty & {"batch", "train_loss", "val_loss"}:
+            self._manage_loss_range()
         for name in dirty:
-            x, y = self.series[name].view()
+            x, y = self.series[name].display(zoomed)
             self.curves[name].setData(x, y)
         self.redraws += 1
+
+    @Slot()
+    def _x_range_changed(self) -> None:
+        """Zoomed in, a long run shows its detail; zoomed out, its outline."""
+        if not self.loss_plot.vb.autoRangeEnabled()[0] and \
+                self.series["batch"].size > Series.DISPLAY_POINTS:
+            self._dirty |= {"batch", "smooth"}
 
     def _mouse_moved(self, event) -> None:
         position = event[0]
@@ -189,3 +316,20 @@ class TrainingCharts(QWidget):
                                      f"(epoch {found[0]:.2f})")
                 self.hover.setText("   ".join(parts) if parts else " ")
                 return
+
+
+def _round_range(low: float, high: float) -> tuple[float, float]:
+    """``low``..``high`` widened to multiples of a round step (1, 2 or 5
+    times a power of ten, a fifth of the span or more), so that it changes
+    seldom as a loss falls; a positive range near zero starts at zero."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return (0.0, 1.0)
+    if 0 <= low < 0.5 * high:
+        low = 0.0
+    span = high - low or abs(high) or 1.0
+    step = 10 ** math.floor(math.log10(span / 5))
+    for factor in (1, 2, 5, 10):
+        if span / (factor * step) <= 5:
+            step *= factor
+            break
+    return (math.floor(low / step) * step, math.ceil(high / step) * step + (step if high == low else 0))

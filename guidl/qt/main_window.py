@@ -600,6 +600,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _fit_started(self, info: dict) -> None:
         self.charts.set_task(info["task"])
+        self.charts.plan(info["epochs"])
         for metrics in info["history"]:
             self.charts.add_epoch(metrics)
         self.progress.setRange(0, info["epochs"] * info["batches"])

@@ -138,6 +138,14 @@ class TrainingSetup(QWidget):
         form.addRow("Seed", self.seed)
         form.addRow("Precision", self.precision)
         form.addRow("Gradient clipping", self.grad_clip)
+        self.channels_last = QCheckBox("Channels-last images")
+        self.channels_last.setToolTip("Store images and convolution weights as NHWC: faster "
+                                      "convolutions on GPUs, above all with bf16 or fp16")
+        self.compile = QCheckBox("Compile the model (torch.compile)")
+        self.compile.setToolTip("Faster steps once compiled; the first batches wait for the "
+                                "compiler (seconds to a minute)")
+        form.addRow("", self.channels_last)
+        form.addRow("", self.compile)
         self.early = QGroupBox("Early stopping")
         self.early.setCheckable(True)
         early_layout = QVBoxLayout(self.early)
@@ -153,6 +161,8 @@ class TrainingSetup(QWidget):
         self.precision.currentIndexChanged.connect(
             lambda i: self._set("precision", self.precision.itemData(i)))
         self.grad_clip.textEdited.connect(self._grad_clip_edited)
+        self.channels_last.toggled.connect(lambda on: self._set("channels_last", on))
+        self.compile.toggled.connect(lambda on: self._set("compile", on))
         self.early.toggled.connect(self._early_toggled)
         self.early_form.param_changed.connect(self._early_param)
 
@@ -216,6 +226,8 @@ class TrainingSetup(QWidget):
             index = self.device.count() - 1
         _block(self.device, self.device.setCurrentIndex, index)
         _block(self.precision, self.precision.setCurrentIndex, self.precision.findData(training.precision))
+        _block(self.channels_last, self.channels_last.setChecked, training.channels_last)
+        _block(self.compile, self.compile.setChecked, training.compile)
         if not self.grad_clip.hasFocus():
             self.grad_clip.setText(format_value(training.grad_clip))
         _block(self.early, self.early.setChecked, training.early_stopping is not None)

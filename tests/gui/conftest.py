@@ -23,6 +23,17 @@ def garbage_on_the_gui_thread(qapp):
     collector.stop()
 
 
+@pytest.fixture(autouse=True)
+def no_garbage_between_tests(garbage_on_the_gui_thread):
+    """Each test starts with the collector off and leaves no Qt garbage for
+    the next test's worker threads to find."""
+    import gc
+
+    gc.disable()
+    yield
+    gc.collect()
+
+
 @pytest.fixture
 def answer(monkeypatch):
     """Answer every question box with the given button (no modal dialogs in tests)."""

@@ -126,6 +126,8 @@ def test_defaults_fill_what_a_hand_written_file_leaves_out():
      "training.early_stopping.monitor: must be one of 'val_loss', 'val_accuracy', 'val_mae'"),
     ({"training__grad_clip": 0}, "training.grad_clip: must be a number > 0"),
     ({"training__precision": "half"}, "training.precision: must be one of 'fp32', 'bf16', 'fp16'"),
+    ({"training__compile": "yes"}, "training.compile: must be true or false, got 'yes'"),
+    ({"training__channels_last": 1}, "training.channels_last: must be true or false, got 1"),
     ({"name": 3}, "name: must be a string, got a number"),
     ({"model": _DELETE}, "model: is missing"),
 ])
@@ -242,7 +244,7 @@ _extras = st.dictionaries(st.text(min_size=1, max_size=6).filter(lambda k: k not
     "type", "params", "id", "inputs", "format", "version", "name", "model", "data", "training",
     "input_shape", "input_dtype", "layers", "dataset", "val_fraction", "batch_size", "loss",
     "optimizer", "scheduler", "epochs", "device", "seed", "augment", "early_stopping", "grad_clip",
-    "precision"}), _json_scalars, max_size=2)
+    "precision", "channels_last", "compile"}), _json_scalars, max_size=2)
 
 
 def _component(catalogue):
@@ -268,7 +270,8 @@ _projects = st.builds(
                        seed=st.integers(0, 2**40),
                        early_stopping=st.one_of(st.none(), st.just(EARLY_STOPPING.resolve({}))),
                        grad_clip=st.one_of(st.none(), st.floats(0.01, 100)),
-                       precision=st.sampled_from(["fp32", "bf16", "fp16"]), extra=_extras),
+                       precision=st.sampled_from(["fp32", "bf16", "fp16"]),
+                       channels_last=st.booleans(), compile=st.booleans(), extra=_extras),
     extra=_extras,
 )
 

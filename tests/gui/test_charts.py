@@ -1,0 +1,116 @@
+"""The live charts stay cheap however long the run: long series reach the
+plot peak-decimated, incrementally, and in full detail when zoomed in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from guidl.qt.charts import Series, TrainingCharts
+
+
+def _noisy(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    x = np.arange(1, n + 1) / 469.0  # fractional epochs, as the window sends them
+    y = 2.3 * np.exp(-x / 20) + np.random.default_rng(seed).random(n)
+    return x, y
+
+
+def test_a_short_series_is_shown_as_it_is():
+    series = Series()
+    x, y = _noisy(Series.DISPLAY_POINTS)
+    series.extend(x, y)
+    shown_x, shown_y = series.display()
+    assert np.array_equal(shown_x, x) and np.array_equal(shown_y, y)
+
+
+def test_a_long_series_keeps_its_outline_in_few_points():
+    x, y = _noisy(1_000_000)
+    y[123_457] = 50.0  # one spike (a diverging batch) must stay visible
+    y[654_321] = -3.0
+    series = Series()
+    series.extend(x, y)
+    shown_x, shown_y = series.display()
+    assert len(shown_x) <= Series.DISPLAY_POINTS + 1024
+    assert shown_y.max() == 50.0 and shown_y.min() == -3.0
+    assert np.all(np.diff(shown_x) >= 0)
+    assert shown_x[0] < x[1000] and shown_x[-1] > x[-1000]  # the whole run, end to end
+    # Every point shown is a real point of the series.
+    index = np.searchsorted(x, shown_x)
+    assert np.array_equal(y[index], shown_y)
+
+
+def test_adding_in_pieces_gives_what_adding_at_once_gives():
+    x, y = _noisy(300_000, seed=1)
+    whole = Series()
+    whole.extend(x, y)
+    pieces = Series()
+    for start in range(0, len(x), 7_777):  # refreshed after every piece, as during training
+        pieces.extend(x[start:start + 7_777], y[start:start + 7_777])
+        pieces.display()
+    for a, b in zip(pieces.display(), whole.display()):
+        assert np.array_equal(a, b)
+
+
+def test_zoomed_in_a_long_series_shows_every_point_in_view():
+    x, y = _noisy(1_000_000)
+    series = Series()
+    series.extend(x, y)
+    lo, hi = x[500_000], x[501_000]
+    shown_x, shown_y = series.display((lo, hi))
+    assert np.array_equal(shown_x, x[499_999:501_002])  # all of them, one beyond each end
+    shown_x, _ = series.display((x[100_000], x[900_000]))
+    assert len(shown_x) <= 1.1 * Series.DISPLAY_POINTS and x[100_000] >= shown_x[0]
+
+
+@pytest.mark.parametrize("n", [0, 1, Series.DISPLAY_POINTS])
+def test_clearing_starts_over(n):
+    series = Series()
+    series.extend(*_noisy(50_000))
+    series.display()
+    series.clear()
+    x, y = _noisy(n)
+    series.extend(x, y)
+    assert np.array_equal(series.display()[1], y)
+
+
+def test_a_million_batches_reach_the_plot_decimated(qtbot):
+    charts = TrainingCharts()
+    qtbot.addWidget(charts)
+    charts.show()
+    x, y = _noisy(1_000_000)
+    charts.add_batches(x, y)
+    charts.refresh()
+    shown_x, shown_y = charts.curves["batch"].getData()
+    assert 0 < len(shown_x) <= Series.DISPLAY_POINTS + 1024
+    assert shown_y.max() == y.max()
+    # Zoomed in (auto-range off), the plot gets the raw batches in view.
+    charts.loss_plot.setXRange(x[1000], x[1100], padding=0)
+    charts.refresh()
+    shown_x, _ = charts.curves["batch"].getData()
+    assert len(shown_x) < 200 and np.isin(x[1000:1100], shown_x).all()
+
+
+def test_while_training_the_axes_stay_put(qtbot):
+    """x spans the planned run and the loss axis moves in round steps, so the
+    axes are not regenerated at every refresh; a user's zoom takes over."""
+    charts = TrainingCharts()
+    qtbot.addWidget(charts)
+    charts.show()
+    charts.plan(epochs=4)
+    x_ranges, y_ranges = set(), set()
+    for batch in range(400):  # a falling, noisy loss over two of the four epochs
+        x = (batch + 1) / 200
+        charts.add_batches(np.array([x]), np.array([2.3 * np.exp(-x) + 0.1 * (batch % 7) / 7]))
+        charts.refresh()
+        (x0, x1), (y0, y1) = charts.loss_plot.vb.viewRange()
+        x_ranges.add((round(x0, 9), round(x1, 9)))
+        y_ranges.add((round(y0, 9), round(y1, 9)))
+    assert len(x_ranges) == 1 and min(x_ranges)[0] < 0 and min(x_ranges)[1] > 4
+    assert len(y_ranges) <= 6  # it grows in round steps as the loss falls, never shrinks
+    low, high = charts.loss_plot.vb.viewRange()[1]
+    assert low <= 0.3 and high >= 2.3  # every loss in view
+    charts.loss_plot.vb.sigRangeChangedManually.emit([True, True])  # as a mouse zoom does
+    charts.loss_plot.setYRange(1.0, 1.5, padding=0)
+    charts.add_batches(np.array([2.01]), np.array([0.1]))
+    charts.refresh()
+    assert charts.loss_plot.vb.viewRange()[1] == [1.0, 1.5]  # the user's range is left alone
