@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="print the final metrics as one JSON object on the last line of stdout")
     train.add_argument("--tensorboard", action="store_true",
                        help="also write TensorBoard event files to RUN_DIR/tensorboard")
+    train.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto",
+                       help="started by torchrun: how the processes exchange gradients (auto: nccl "
+                            "on CUDA GPUs, gloo on the CPU)")
     train.set_defaults(run=_train)
 
     export = commands.add_parser(
@@ -184,22 +187,26 @@ def _train(args: argparse.Namespace) -> int:
 
     from . import spec
 
+    # Started by torchrun, process 0 alone prints and writes the run folder;
+    # the others stay quiet but for failures of their own.
+    rank = _torchrun_rank()
+    quiet = rank != 0
     if bool(args.project) == bool(args.resume):
-        print("guidl train: give a project file, or --resume RUN_DIR (not both)", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _bad_input(["guidl train: give a project file, or --resume RUN_DIR (not both)"], False,
+                          quiet)
     checkpoint = None
     if args.resume:
         run_dir = Path(args.resume)
         source = run_dir / "project.guidl.json"
         checkpoint = run_dir / "checkpoint.pt"
         if not checkpoint.is_file():
-            return _bad_input([f"{run_dir}: no checkpoint.pt to resume from"], args.json)
+            return _bad_input([f"{run_dir}: no checkpoint.pt to resume from"], args.json, quiet)
     else:
         source = Path(args.project)
     try:
         project = spec.load(source)
     except spec.ProjectError as error:
-        return _bad_input(error.lines(), args.json)
+        return _bad_input(error.lines(), args.json, quiet)
     if not args.resume:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         stem = source.name.split(".")[0] or "run"
@@ -212,34 +219,61 @@ def _train(args: argparse.Namespace) -> int:
         project.training.device = args.device
         problems = project.problems()
         if problems:
-            return _bad_input([f"--device: {p.message}" for p in problems if "device" in p.path], args.json)
+            return _bad_input([f"--device: {p.message}" for p in problems if "device" in p.path],
+                              args.json, quiet)
 
     import torch
 
     from .engine.callbacks import EarlyStopping, ProgressBar, RunFolder
     from .engine.data import DatasetError
-    from .engine.trainer import TrainControl, Trainer, TrainingError, describe_error
+    from .engine.distributed import DistributedContext, DistributedSetupError
+    from .engine.trainer import NonFiniteLossError, TrainControl, Trainer, TrainingError, describe_error
 
-    callbacks: list = [ProgressBar(lines=sys.stderr if args.json else sys.stdout), RunFolder(run_dir)]
+    try:
+        context = DistributedContext.from_environment(project.training.device, args.backend)
+    except DistributedSetupError as error:
+        return _bad_input([f"guidl train: {error}"], args.json, quiet)
+    if context is None and args.backend != "auto":
+        print(f"note: --backend {args.backend} applies only to several processes started by torchrun",
+              file=sys.stderr)
+    callbacks: list = []
+    if not quiet:
+        callbacks += [ProgressBar(lines=sys.stderr if args.json else sys.stdout), RunFolder(run_dir)]
     if project.training.early_stopping is not None:
-        callbacks.append(EarlyStopping(**project.training.early_stopping))
+        callbacks.append(EarlyStopping(**project.training.early_stopping))  # on every process
     if args.tensorboard:
         try:
             from .engine.callbacks import TensorBoardLogger
 
-            callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
+            if not quiet:
+                callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
         except ImportError:
             return _bad_input(["--tensorboard needs the tensorboard package: pip install tensorboard"],
-                              args.json)
+                              args.json, quiet)
     control = TrainControl()
-    trainer = Trainer(project, callbacks=callbacks, control=control)
+    trainer = Trainer(project, callbacks=callbacks, control=control, distributed=context)
+    if context is not None and not quiet:
+        size = project.data.batch_size
+        print(f"guidl: training in {context.world_size} processes ({context.backend}, "
+              f"{'cuda:LOCAL_RANK' if context.device.type == 'cuda' else 'cpu'}): batch size {size} "
+              f"per process, {size * context.world_size} per step", file=sys.stderr)
+
+    # torchrun passes its SIGINT or SIGTERM on to every process: both stop
+    # them after the same batch, as Ctrl+C stops a single process.
+    stop_signals = [signal.SIGINT] + ([signal.SIGTERM] if context is not None else [])
 
     def stop(signum, frame):
-        print("\nguidl: stopping after this batch (Ctrl+C again to abort)", file=sys.stderr)
+        if context is not None and not quiet:
+            print(f"\nguidl: stopping every process within {getattr(trainer, 'sync_every', 16)} "
+                  "batches", file=sys.stderr)
+        elif not quiet:
+            print("\nguidl: stopping after this batch (Ctrl+C again to abort)", file=sys.stderr)
         control.request_stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        if context is not None:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-    previous = signal.signal(signal.SIGINT, stop)
+    previous = {signum: signal.signal(signum, stop) for signum in stop_signals}
     try:
         if checkpoint is not None:
             try:
@@ -247,20 +281,32 @@ def _train(args: argparse.Namespace) -> int:
             except Exception as error:  # noqa: BLE001 - any unreadable file gets the same answer
                 return _bad_input([f"{checkpoint}: not a readable guidl checkpoint "
                                    f"({str(error).splitlines()[0] if str(error) else type(error).__name__})"],
-                                  args.json)
+                                  args.json, quiet)
             trainer.load_state_dict(state)
+        if context is not None:
+            context.start()
         result = trainer.fit()
     except (spec.ProjectError, DatasetError) as error:
         lines = error.lines() if isinstance(error, spec.ProjectError) else [str(error)]
+        own = not isinstance(error, spec.ProjectError) and not getattr(error, "from_peer", False)
         return _bad_input([f"{source}: {line}" if isinstance(error, DatasetError) else line
-                           for line in lines], args.json)
+                           for line in lines], args.json, quiet and not own, rank)
     except (TrainingError, RuntimeError, MemoryError) as error:  # a NaN, out of memory, ...
-        print(f"guidl train: {describe_error(error)}", file=sys.stderr)
-        if args.json:
+        # Every process raises a non-finite loss alike; other failures may be one's own.
+        own = not isinstance(error, NonFiniteLossError) and not getattr(error, "from_peer", False)
+        if not quiet or own:
+            print(f"guidl train{f' [rank {rank}]' if quiet else ''}: {describe_error(error)}",
+                  file=sys.stderr)
+        if args.json and not quiet:
             print(json.dumps({"ok": False, "error": describe_error(error), "run_dir": str(run_dir)}))
         return 1
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if context is not None:
+            context.close()
+    if quiet:
+        return 130 if control.stop_requested else 0
     for note in trainer.notes:
         print(f"note: {note}", file=sys.stderr)
     summary = _result_summary(result, run_dir)
@@ -295,12 +341,27 @@ def _evaluation_line(result) -> str:
     return f"{split}: MAE {e.mae:.4g}  MSE {e.mse:.4g}  R^2 {e.r2:.4f}  loss {e.loss:.4f}"
 
 
-def _bad_input(lines: list[str], as_json: bool) -> int:
+def _bad_input(lines: list[str], as_json: bool, quiet: bool = False, rank: int = 0) -> int:
+    """Print the problems (unless ``quiet``: another process prints them) and
+    return the exit status for bad input."""
+    if quiet:
+        return EXIT_BAD_INPUT
+    prefix = f"[rank {rank}] " if rank else ""
     for line in lines:
-        print(line, file=sys.stderr)
-    if as_json:
+        print(prefix + line, file=sys.stderr)
+    if as_json and not rank:
         print(json.dumps({"ok": False, "problems": lines}))
     return EXIT_BAD_INPUT
+
+
+def _torchrun_rank() -> int:
+    """This process's rank when torchrun started several (0 otherwise)."""
+    try:
+        if int(os.environ.get("WORLD_SIZE", "1") or "1") > 1:
+            return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        pass  # DistributedContext.from_environment explains it
+    return 0
 
 
 COMMANDS = ("summary", "train", "export", "predict")

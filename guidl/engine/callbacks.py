@@ -165,7 +165,8 @@ class ProgressBar(Callback):
         eta = remaining_batches / rate if rate > 0 else 0
         text = (f"epoch {trainer.epoch + 1}/{trainer.epochs} [{'#' * filled}{'.' * (20 - filled)}] "
                 f"{done:4.0%} {batch + 1}/{total}  loss {loss:.4f}  "
-                f"{rate * trainer.batch_size:,.0f} samples/s  ETA {format_duration(eta)}")
+                f"{rate * trainer.batch_size * getattr(trainer, 'world_size', 1):,.0f} samples/s  "
+                f"ETA {format_duration(eta)}")
         self._width = max(self._width, len(text))
         self.bar.write("\r" + text.ljust(self._width))
         self.bar.flush()
@@ -232,6 +233,7 @@ class RunFolder(Callback):
 
     def _write_run(self, trainer, status: str, **extra: Any) -> None:
         data = trainer.data
+        distributed = getattr(trainer, "distributed", None)
         record = {
             "format": "guidl-run", "version": 1, "status": status,
             "project": trainer.project.name, "started": self.started, "updated": _now(),
@@ -239,6 +241,9 @@ class RunFolder(Callback):
             "precision": getattr(trainer, "precision", trainer.project.training.precision),
             "epochs": trainer.epochs,
             "epochs_completed": trainer.epoch, "batch_size": trainer.batch_size,
+            # Several processes (torchrun): batch_size is per process.
+            "processes": getattr(trainer, "world_size", 1),
+            "backend": distributed.backend if distributed is not None else None,
             "versions": versions(),
             "dataset": data.info.to_dict(),
             "normalization": data.normalization.to_dict() if data.normalization else None,

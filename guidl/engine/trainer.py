@@ -26,6 +26,7 @@ from .build import BuiltModel, build
 from .checks import Compatibility, check_compatibility
 from .components import make_loss, make_optimizer, make_scheduler
 from .data import DatasetError, PreparedData, Split, fits_on_device, prepare
+from .distributed import DistributedContext, shard, shard_size
 from .metrics import ClassificationReport, RegressionReport, classification_report, regression_report
 
 CHECKPOINT_FORMAT = "guidl-checkpoint"
@@ -153,14 +154,25 @@ class Trainer:
     ``data`` may be passed in (already prepared) to share it between runs;
     otherwise it is loaded from the project. ``epochs``, ``batch_size`` and
     ``device`` override the project's values.
+
+    With ``distributed`` (several processes started by torchrun, see
+    ``guidl.engine.distributed``) the model trains in DistributedDataParallel
+    on this process's shard of each epoch, ``batch_size`` is per process, and
+    the epoch's figures and every stop decision are agreed on by all
+    processes, so they hold the same history. ``model`` stays the plain
+    module (its ``state_dict`` has no ``module.`` prefixes).
     """
 
     def __init__(self, project: Project, *, data: PreparedData | None = None,
                  callbacks: Iterable[Any] = (), control: TrainControl | None = None,
                  epochs: int | None = None, batch_size: int | None = None,
                  device: str | None = None, sync_every: int | None = None,
-                 initial_weights: dict[str, torch.Tensor] | None = None):
+                 initial_weights: dict[str, torch.Tensor] | None = None,
+                 distributed: DistributedContext | None = None):
         self.project = project
+        self.distributed = distributed
+        self.rank = distributed.rank if distributed is not None else 0
+        self.world_size = distributed.world_size if distributed is not None else 1
         self.callbacks = list(callbacks)
         self.control = control or TrainControl()
         self.epochs = epochs if epochs is not None else project.training.epochs
@@ -179,6 +191,7 @@ class Trainer:
         self.notes: list[str] = []
         self._resume_state: dict[str, Any] | None = None
         self._ready = False
+        self._stop_agreed = False  # distributed: all processes agreed to stop
 
     # -- set-up ------------------------------------------------------------------
 
@@ -188,8 +201,13 @@ class Trainer:
         any mismatch before the first batch."""
         if self._ready:
             return
-        self.device = resolve_device(self.device_name)
-        data = self._data if self._data is not None else prepare(self.project, seed=self.seed)
+        if self.distributed is not None:
+            self.distributed.start()  # joins the other processes, unless done already
+            self.device = self.distributed.device
+            self.notes += [n for n in self.distributed.notes if n not in self.notes]
+        else:
+            self.device = resolve_device(self.device_name)
+        data = self._data if self._data is not None else self._prepare_data()
         self.info = data.info
         model_spec = self.project.model
         if model_spec.input_shape is not None and tuple(model_spec.input_shape) != data.info.input_shape:
@@ -218,7 +236,8 @@ class Trainer:
             raise TrainingError(f"the dataset does not fit in the memory of {self.device}; "
                                 "use a smaller dataset or train on the CPU")
         self.data = data.to(self.device)
-        self.batches_per_epoch = max(1, math.ceil(len(self.data.train) / self.batch_size))
+        self.batches_per_epoch = max(1, math.ceil(
+            shard_size(len(self.data.train), self.world_size) / self.batch_size))
         training = self.project.training
         # torch checks some arguments only when it builds the object (Nesterov
         # without momentum, a beta of 1, OneCycleLR on an optimizer without
@@ -249,16 +268,52 @@ class Trainer:
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.generator = torch.Generator().manual_seed(self.seed)
-        self.sync_every = self._sync_every or (1 if self.device.type == "cpu" else 16)
+        # Distributed, the processes also agree on stopping whenever losses are
+        # read (a collective costs about as much as a small model's step).
+        self.sync_every = self._sync_every or (
+            1 if self.device.type == "cpu" and self.distributed is None else 16)
         self.augment = (self.project.data.augment
                         if self.project.data.augment and data.info.modality == "image" else None)
         if self.project.data.augment and data.info.modality != "image":
             self.notes.append(f"augmentation applies to images only; dataset {data.info.name!r} "
                               "is not augmented")
+        # The module the training steps run through: DistributedDataParallel
+        # around the model when distributed (it averages the gradients), else
+        # the model itself.
+        self._train_model: nn.Module = self.model
+        if self.distributed is not None:
+            self._train_model = self.distributed.wrap(self.model)
+            # Each process draws its own random numbers (dropout, augmentation)
+            # from a seed of its own, set again every epoch (see _run_epoch).
+            self._rank_generator = torch.Generator()
         self._ready = True
         if self._resume_state is not None:
             self._apply_state(self._resume_state)
             self._resume_state = None
+
+    def _prepare_data(self) -> PreparedData:
+        """The project's data. With several processes, the first on each
+        machine prepares it alone (so a download is written once) before the
+        others read it; a failure there stops all of them."""
+        if self.distributed is None:
+            return prepare(self.project, seed=self.seed)
+        context = self.distributed
+        data, failure = None, None
+        if context.local_rank == 0:
+            try:
+                data = prepare(self.project, seed=self.seed)
+            except BaseException as error:  # noqa: BLE001 - raised below, once the others know
+                failure = error
+        code = 0 if failure is None else 1 if isinstance(failure, (DatasetError, ProjectError)) else 2
+        worst = context.all_reduce([code], "max")[0]
+        if failure is not None:
+            raise failure
+        if worst:
+            error = (DatasetError if worst == 1 else TrainingError)(
+                "another process could not prepare the dataset (its message says why)")
+            error.from_peer = True  # that process reports it; this one stays quiet
+            raise error
+        return data if data is not None else prepare(self.project, seed=self.seed)
 
     def _check_schedule(self) -> None:
         """OneCycleLR plans a fixed number of steps; a run longer than the plan
@@ -390,6 +445,8 @@ class Trainer:
             self._call("on_fit_start")
             while self.epoch < self.epochs and not self._should_stop():
                 self._run_epoch()
+            if self.distributed is not None:
+                self._agree([], [], self.epoch)  # a stop asked for after the last batch counts too
             if self.control.stop_requested and self.stop_reason is None:
                 self.stop_reason = "stopped by the user"
             result = FitResult(list(self.history), stopped=self.stop_reason is not None,
@@ -406,20 +463,30 @@ class Trainer:
             raise
 
     def _should_stop(self) -> bool:
+        if self.distributed is not None:
+            # A signal reaches the processes at different batches: they stop
+            # where they agreed to (in _flush), all at the same one.
+            return self.stop_training or self._stop_agreed
         return self.stop_training or self.control.stop_requested
 
     def _run_epoch(self) -> None:
         epoch_index = self.epoch  # 0-based index of the epoch being trained
         self._call("on_epoch_start", epoch_index)
-        self.model.train()
+        self._train_model.train()
         train = self.data.train
         n = len(train)
-        order = torch.randperm(n, generator=self.generator).to(self.device)
+        if self.distributed is None:
+            order = torch.randperm(n, generator=self.generator).to(self.device)
+            augment_generator = self.generator
+        else:
+            order = self._shard_order(n, epoch_index)
+            augment_generator = self._rank_generator
         loss_sum = 0.0
-        score = _EpochScore(self, n)
+        score = _EpochScore(self, len(order))
         seen = 0
         # Losses reach the host in groups (every batch on the CPU, where that is
-        # free; every few batches on a GPU, so the device never waits).
+        # free; every few batches on a GPU, so the device never waits, and
+        # with several processes, which agree on stopping then).
         pending: list[tuple[int, torch.Tensor, int]] = []
         started = time.perf_counter()
         completed = True
@@ -436,7 +503,7 @@ class Trainer:
             index = order[batch * self.batch_size:(batch + 1) * self.batch_size]
             x, y = train.x[index], train.y[index]
             if self.augment:
-                x = augment_batch(x, self.augment, self.generator)
+                x = augment_batch(x, self.augment, augment_generator)
             loss, output = self._train_step(x, y)
             score.add(output.detach(), y, batch * self.batch_size)
             seen += len(index)
@@ -454,8 +521,14 @@ class Trainer:
                     f"{epoch_index}")
             return  # a stopped epoch leaves no half-counted metrics behind
         elapsed = time.perf_counter() - started
-        train_loss = loss_sum / seen
-        train_metric = score.result(train.y, order, seen)
+        if self.distributed is None:
+            train_loss = loss_sum / seen
+            train_metric = score.result(train.y, order, seen)
+        else:  # every process holds the figures of the whole epoch
+            loss_sum, metric_sum, seen = self.distributed.all_reduce(
+                [loss_sum, score.total(train.y, order, seen), seen])
+            elapsed = self.distributed.all_reduce([elapsed], "max")[0]
+            train_loss, train_metric = loss_sum / seen, metric_sum / seen
         lr = self.optimizer.param_groups[0]["lr"]
         metrics = EpochMetrics(epoch=epoch_index + 1, train_loss=train_loss, val_loss=None, lr=lr,
                                epoch_time=elapsed, samples_per_s=seen / max(elapsed, 1e-9))
@@ -483,6 +556,18 @@ class Trainer:
         # so that a checkpoint resumes exactly.
         self._call("on_checkpoint", metrics)
 
+    def _shard_order(self, n: int, epoch_index: int) -> torch.Tensor:
+        """Distributed: this process's part of the epoch's permutation, which
+        all processes draw alike from the shared generator. Also seeds this
+        process's own random numbers for the epoch (dropout masks and
+        augmentation differ between processes, and a resumed run draws what
+        the uninterrupted one did)."""
+        order = torch.randperm(n, generator=self.generator)
+        seed = self.seed + self.rank + self.world_size * epoch_index
+        torch.manual_seed(seed)
+        self._rank_generator.manual_seed(seed)
+        return shard(order, self.rank, self.world_size).to(self.device)
+
     def _plateau_metric(self, metrics: EpochMetrics) -> float:
         """ReduceLROnPlateau watches the validation loss, or in mode 'max' the
         validation accuracy."""
@@ -496,7 +581,7 @@ class Trainer:
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            output = self.model(x)
+            output = self._train_model(x)
             loss = self.loss_fn(output, self._targets(y))
         clip = self.project.training.grad_clip
         stepped = True
@@ -539,6 +624,8 @@ class Trainer:
             values = [pending[0][1].item()]
         else:
             values = torch.stack([loss for _, loss, _ in pending]).float().tolist()
+        if self.distributed is not None:
+            self._agree(pending, values, epoch_index)
         total = 0.0
         for (batch, _, size), value in zip(pending, values):
             if not math.isfinite(value):
@@ -546,6 +633,28 @@ class Trainer:
             self._call("on_train_batch_end", batch, value)
             total += value * size
         return total
+
+    def _agree(self, pending: list[tuple[int, torch.Tensor, int]], values: list[float],
+               epoch_index: int) -> None:
+        """Distributed: tell every process whether any of them saw a
+        non-finite loss or was asked to stop, so that all of them raise the
+        same error, or stop after the same batch, instead of one leaving while
+        the others wait for it."""
+        bad = next((i for i, value in enumerate(values) if not math.isfinite(value)), None)
+        stop, any_bad = self.distributed.all_reduce(
+            [float(self.control.stop_requested), float(bad is not None)], "max")
+        if stop and not self._stop_agreed:
+            self._stop_agreed = True
+            self.control.request_stop()
+        if any_bad:
+            # The first bad batch of any process, and whether it was nan, inf or -inf.
+            kinds = [math.nan, math.inf, -math.inf]
+            mine = math.inf
+            if bad is not None:
+                value = values[bad]
+                mine = pending[bad][0] * 3 + (0 if math.isnan(value) else 1 if value > 0 else 2)
+            batch, kind = divmod(int(self.distributed.all_reduce([mine], "min")[0]), 3)
+            self._non_finite(epoch_index, batch, kinds[kind])
 
     def _non_finite(self, epoch_index: int, batch: int, value: float) -> None:
         layer = self._first_non_finite_layer()
@@ -636,10 +745,14 @@ class _EpochScore:
             self.error_sum += self.trainer._batch_metric(output, y)
 
     def result(self, targets: torch.Tensor, order: torch.Tensor, seen: int) -> float:
+        return self.total(targets, order, seen) / seen
+
+    def total(self, targets: torch.Tensor, order: torch.Tensor, seen: int) -> float:
+        """The sum behind ``result``: correct predictions, or absolute errors."""
         if not self.classification:
-            return float(self.error_sum) / seen
+            return float(self.error_sum)
         predicted = self.predictions[:seen].to(torch.int64)
-        return float((predicted == targets[order[:seen]]).sum()) / seen
+        return float((predicted == targets[order[:seen]]).sum())
 
 
 def describe_error(error: BaseException) -> str:
