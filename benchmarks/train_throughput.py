@@ -11,6 +11,11 @@ and the ratios, for the MLP and the MNIST CNN examples. Figures only; it
 never fails on time.
 
     python benchmarks/train_throughput.py [--samples 60000] [--epochs 1] [--device cpu]
+        [--precision bf16] [--channels-last] [--compile] [--models mlp,mnist_cnn]
+
+On a GPU, ``--precision``, ``--channels-last`` and ``--compile`` apply to guidl
+(as the project's training keys) and to the hand-written loop alike
+(``torch.autocast``, ``memory_format=torch.channels_last``, ``torch.compile``).
 """
 
 from __future__ import annotations
@@ -40,10 +45,15 @@ def synthetic(samples: int, seed: int = 0) -> PreparedData:
     return PreparedData(info, Split(x, y), None, None, None)
 
 
-def hand_loop(model: nn.Module, x, y, batch_size: int, epochs: int, lr: float, seed: int) -> float:
+def hand_loop(model: nn.Module, x, y, batch_size: int, epochs: int, lr: float, seed: int,
+              precision: str = "fp32", channels_last: bool = False, compile: bool = False) -> float:
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    step_model = torch.compile(model) if compile else model
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     model.train()
     start = time.perf_counter()
     for _ in range(epochs):
@@ -51,11 +61,17 @@ def hand_loop(model: nn.Module, x, y, batch_size: int, epochs: int, lr: float, s
         total = 0.0
         for i in range(0, len(x), batch_size):
             index = order[i:i + batch_size]
+            xb = x[index]
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[index]), y[index])
+            with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
+                loss = loss_fn(step_model(xb), y[index])
             loss.backward()
             optimizer.step()
             total += loss.item()
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
     return len(x) * epochs / (time.perf_counter() - start)
 
 
@@ -84,6 +100,8 @@ def guidl_loop(project, data: PreparedData, epochs: int, device: str) -> float:
     start = time.perf_counter()
     while trainer.epoch < epochs:
         trainer._run_epoch()
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
     return len(data.train) * epochs / (time.perf_counter() - start)
 
 
@@ -92,26 +110,36 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=60_000)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--models", default="mlp,mnist_cnn")
     parser.add_argument("--rounds", type=int, default=None,
                         help="rounds, in alternating order; each method's best round counts "
                              "(default: 10 for the MLP, 3 for the CNN)")
     args = parser.parse_args()
     device = resolve_device(args.device)
     data = synthetic(args.samples)
-    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
-          f"{args.samples:,} samples x {args.epochs} epoch(s), batch 128, Adam")
-    for example in ("mlp", "mnist_cnn"):
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, device {device} ({name}), {args.samples:,} samples x "
+          f"{args.epochs} epoch(s), batch 128, Adam, precision {args.precision}"
+          f"{', channels-last' if args.channels_last else ''}{', compiled' if args.compile else ''}")
+    for example in args.models.split(","):
         project = spec.load(ROOT / "examples" / f"{example}.guidl.json")
         project.data.batch_size = 128
         project.data.val_fraction = 0.0
         project.training.optimizer.params["lr"] = 0.001
+        project.training.precision = args.precision
+        project.training.channels_last = args.channels_last
+        project.training.compile = args.compile
         torch.manual_seed(project.training.seed)
         initial = build(project, (1, 28, 28)).module
         x, y = data.train.x.to(device), data.train.y.to(device)
         runs = {
             "guidl": lambda: guidl_loop(project, data, args.epochs, str(device)),
             "hand": lambda: hand_loop(copy.deepcopy(initial).to(device), x, y, 128, args.epochs,
-                                      0.001, project.training.seed),
+                                      0.001, project.training.seed, args.precision,
+                                      args.channels_last, args.compile),
             "dataloader": lambda: dataloader_loop(copy.deepcopy(initial).to(device), data.train.x,
                                                   data.train.y, 128, args.epochs, 0.001,
                                                   project.training.seed),

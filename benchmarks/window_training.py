@@ -65,8 +65,9 @@ class Probe(QObject):
     """Event-loop delay: how late a 5 ms timer's ticks come, and how often
     the loss chart's view is painted."""
 
-    def __init__(self, watched) -> None:
+    def __init__(self, watched, training) -> None:
         super().__init__()
+        self.training = training  # True while batches are trained
         self.delays: list[float] = []
         self.paints = 0
         self.clock = QElapsedTimer()
@@ -81,19 +82,23 @@ class Probe(QObject):
         self.paints = 0
         self.clock.start()
         self.last = 0.0
+        self.seconds = 0.0
         self.timer.start()
 
     def tick(self) -> None:
         now = self.clock.nsecsElapsed() / 1e6
-        self.delays.append(max(0.0, now - self.last - PROBE_MS))
+        if self.training():
+            self.delays.append(max(0.0, now - self.last - PROBE_MS))
+            self.seconds = now / 1e3
         self.last = now
 
     def stop(self) -> float:
+        """Stop; returns the seconds during which batches were trained."""
         self.timer.stop()
-        return self.clock.nsecsElapsed() / 1e9
+        return self.seconds
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
-        if event.type() == QEvent.Type.Paint:
+        if event.type() == QEvent.Type.Paint and self.training():
             self.paints += 1
         return False
 
@@ -106,7 +111,9 @@ def in_window(app, project, folder: Path) -> tuple[float, Probe, float]:
     window.document.set_project(project.copy(), None)
     window.show()
     app.processEvents()
-    probe = Probe(window.charts.graphics.viewport())
+    # Training: from the first batch reported until the last one.
+    probe = Probe(window.charts.graphics.viewport(), lambda: window.thread is not None and (
+        0 < window.progress.value() < window.progress.maximum()))
     window.start_training()
     # The probe runs while batches are trained, not while data is loaded.
     wait_until(lambda: window.thread is None or window.progress.maximum() > 0)
@@ -169,13 +176,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     from guidl.qt.app import create_app
-    from guidl.qt.engine_loader import ENGINE_MODULES
-
-    for name in ENGINE_MODULES:
-        __import__(name)
-    import torch
+    from guidl.qt.engine_loader import EngineLoader
 
     app = create_app()
+    engine = EngineLoader()  # as the app loads torch (and readies the collector)
+    engine.start()
+    engine.wait()
+    import torch
+
     platform = app.platformName()
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)

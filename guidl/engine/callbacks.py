@@ -33,6 +33,7 @@ from typing import IO, Any
 import torch
 
 from .. import __version__
+from ..formatting import format_duration
 from ..spec import save as save_project
 from ..spec.io import atomic_path, atomic_write_text
 
@@ -106,13 +107,6 @@ class EarlyStopping(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_epoch = state["best"], state["best_epoch"]
         self.wait, self.best_state = state["wait"], state["best_state"]
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
 def format_metrics(metrics) -> str:

@@ -70,7 +70,8 @@ class TrainedModel:
         """The model a ``Trainer`` has trained, on the CPU, with its data's facts."""
         import copy
 
-        module = copy.deepcopy(trainer.model).cpu().eval()
+        # Weights in the standard layout, whatever the training used (channels-last).
+        module = copy.deepcopy(trainer.model).cpu().to(memory_format=torch.contiguous_format).eval()
         data = trainer.data
         split = data.evaluation_split[1]
         history = trainer.history[-1].to_dict() if trainer.history else None

@@ -232,6 +232,14 @@ class Trainer:
                 raise TrainingError("the saved weights do not fit this model (was it changed?): "
                                     f"{str(error).splitlines()[0]}") from None
         self.model = self.built.module.to(self.device)
+        # Channels-last: images and convolution weights as NHWC, which GPU
+        # convolution kernels (above all with 16-bit precision) run fastest on.
+        self.channels_last = bool(self.project.training.channels_last) and len(data.info.input_shape) == 3
+        if self.project.training.channels_last and not self.channels_last:
+            self.notes.append("channels_last applies to images (channels, height, width); "
+                              f"dataset {data.info.name!r} is not stored that way")
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         if not fits_on_device(data, self.device):
             raise TrainingError(f"the dataset does not fit in the memory of {self.device}; "
                                 "use a smaller dataset or train on the CPU")
@@ -243,7 +251,8 @@ class Trainer:
         # without momentum, a beta of 1, OneCycleLR on an optimizer without
         # momentum): say which part of the project is wrong.
         for key, make in (("loss", lambda: make_loss(training.loss)),
-                          ("optimizer", lambda: make_optimizer(training.optimizer, self.model.parameters())),
+                          ("optimizer", lambda: make_optimizer(training.optimizer, self.model.parameters(),
+                                                               fused=True)),
                           ("scheduler", lambda: make_scheduler(
                               training.scheduler, self.optimizer, epochs=self.epochs,
                               steps_per_epoch=self.batches_per_epoch))):
@@ -286,6 +295,11 @@ class Trainer:
             # Each process draws its own random numbers (dropout, augmentation)
             # from a seed of its own, set again every epoch (see _run_epoch).
             self._rank_generator = torch.Generator()
+        self._eager_model = self._train_model
+        if self.project.training.compile:
+            # Compiled on the first batches (and again for a smaller last one);
+            # the weights stay those of self.model. Evaluation runs eagerly.
+            self._train_model = torch.compile(self._train_model)
         self._ready = True
         if self._resume_state is not None:
             self._apply_state(self._resume_state)
@@ -580,8 +594,10 @@ class Trainer:
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.optimizer.zero_grad(set_to_none=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            output = self._train_model(x)
+            output = self._forward(x)
             loss = self.loss_fn(output, self._targets(y))
         clip = self.project.training.grad_clip
         stepped = True
@@ -603,6 +619,20 @@ class Trainer:
         if self.scheduler is not None and self.scheduler_step == "batch" and stepped:
             self.scheduler.step()
         return loss, output
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._train_model is self._eager_model:
+            return self._train_model(x)
+        try:
+            return self._train_model(x)
+        except Exception as error:  # noqa: BLE001 - any compiler failure: train on without it
+            if not _is_compile_error(error):
+                raise
+            self._train_model = self._eager_model
+            self.notes.append("torch.compile could not compile this model, so it trains without "
+                              f"compiling ({type(error).__name__}: "
+                              f"{str(error).strip().splitlines()[0] if str(error).strip() else ''})")
+            return self._train_model(x)
 
     def _predicted_classes(self, output: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         if output.ndim == 2 and output.shape[1] == 1:
@@ -768,3 +798,9 @@ def describe_error(error: BaseException) -> str:
                 f"({str(error).splitlines()[0] if str(error) else type(error).__name__})")
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
 
+
+def _is_compile_error(error: BaseException) -> bool:
+    """An error raised by torch.compile's machinery (dynamo, inductor, the C
+    compiler it calls), as opposed to one in the model itself."""
+    module = type(error).__module__ or ""
+    return module.startswith(("torch._dynamo", "torch._inductor")) or "BackendCompilerFailed" in type(error).__name__

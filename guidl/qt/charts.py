@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Slot
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 REFRESH_HZ = 25
 
@@ -211,10 +211,15 @@ class TrainingCharts(QWidget):
             plot.getAxis(axis).setPen(pen)
             plot.getAxis(axis).setTextPen(pen)
         plot.getAxis("bottom").enableAutoSIPrefix(False)  # epochs are epochs, not "x0.001"
-        for axis in ("left", "bottom"):
+        for axis in ("left", "bottom", "top", "right"):
+            item = plot.getAxis(axis)
             # Grid lines at the labelled ticks only: the finer levels tripled
             # the time to paint the charts.
-            plot.getAxis(axis).setStyle(maxTickLevel=0)
+            item.setStyle(maxTickLevel=0)
+            # An axis (with its grid) is painted once into a pixmap that Qt
+            # reuses until the axis changes: a new batch on the curve then
+            # repaints without running the axis's Python paint code.
+            item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         return plot
 
     def plan(self, epochs: int) -> None:

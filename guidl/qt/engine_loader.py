@@ -10,6 +10,7 @@ import waits for the loader's without holding up the GUI.
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -73,6 +74,24 @@ class EngineLoader(QObject):
                           "(pip install 'torch>=2.4,<2.15').")
             self.failed.emit(self.error)
             return
+        _warm_up()
+        # torch leaves about a million long-lived objects: moved out of the
+        # collector's sight, a full collection no longer walks them all
+        # (which held the interpreter for a tenth of a second and more).
+        gc.freeze()
         self.seconds = time.perf_counter() - started
         self._done = True
         self.ready.emit()
+
+
+def _warm_up() -> None:
+    """Work out one small model's shapes, so that what torch imports on first
+    use (its compiler stack, for one) is imported here and not on the GUI
+    thread, where it held the window for two seconds."""
+    try:
+        from ..engine.build import analyze
+        from ..spec import Layer, Model
+
+        analyze(Model(layers=[Layer("Flatten"), Layer("Linear", {"out_features": 2})]), (1, 4, 4))
+    except Exception:  # noqa: BLE001 - a warm-up only: the real analysis reports problems
+        pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import platform
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from .jobs import Jobs, Task
 
 MAX_RECENT = 8
 AUTOSAVE_MS = 30_000
+STATUS_HZ = 4  # status-bar updates a second while training
 PROJECT_FILTER = ("guidl projects and bundles (*.guidl.json *.guidl);;guidl projects (*.guidl.json);;"
                   "guidl bundles, trained models (*.guidl);;All files (*)")
 
@@ -75,6 +77,7 @@ class MainWindow(QMainWindow):
         self.document = ProjectDocument(self, engine_ready=lambda: self.engine.is_ready)
         self.edits = LayerEdits(self.document)
         self.devices: list[str] = []  # found once torch is loaded
+        self._status_at = 0.0  # when the status bar last showed training progress
         self._data_wanted = False  # Load Data was asked for before torch was ready
         self._open_pending: Path | None = None  # a bundle to open once torch is ready
         self.worker = None  # a TrainingWorker while training runs
@@ -614,6 +617,13 @@ class MainWindow(QMainWindow):
     @Slot(object, object, object)
     def _batches_ended(self, xs, losses, progress: dict) -> None:
         self.charts.add_batches(xs, losses)
+        # The status line is read, not watched: a few updates a second. (A
+        # progress bar repaints at once when its value changes, holding the
+        # interpreter the training thread needs.)
+        now = time.monotonic()
+        if now - self._status_at < 1 / STATUS_HZ and progress["batch"] < progress["batches"]:
+            return
+        self._status_at = now
         done = progress["epoch"] * progress["batches"] + progress["batch"]
         self.progress.setValue(done)
         self.status_text.setText(
