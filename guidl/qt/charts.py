@@ -181,8 +181,10 @@ class TrainingCharts(QWidget):
                                     symbolBrush=(147, 51, 234)),
         }
         for curve in self.curves.values():
-            curve.setDownsampling(auto=True, method="peak")
-            curve.setClipToView(True)
+            # Series.display() already hands over a few thousand points at most
+            # (decimated, and clipped when zoomed): pyqtgraph need not redo it.
+            curve.setDownsampling(auto=False)
+            curve.setClipToView(False)
         self.loss_plot.sigXRangeChanged.connect(self._x_range_changed)
         # While training, the axes stay put: x spans the whole planned run and
         # the loss axis moves in round steps only. Regenerating an axis costs
@@ -296,7 +298,9 @@ class TrainingCharts(QWidget):
             self._manage_loss_range()
         for name in dirty:
             x, y = self.series[name].display(zoomed)
-            self.curves[name].setData(x, y)
+            # The batch losses are finite (the trainer stops on the first that
+            # is not), so pyqtgraph's check for NaN and inf can be skipped.
+            self.curves[name].setData(x, y, skipFiniteCheck=name in ("batch", "smooth"))
         self.redraws += 1
 
     @Slot()
