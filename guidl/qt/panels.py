@@ -141,7 +141,7 @@ class TrainingSetup(QWidget):
         self.channels_last = QCheckBox("Channels-last images")
         self.channels_last.setToolTip("Store images and convolution weights as NHWC: faster "
                                       "convolutions on GPUs, above all with bf16 or fp16")
-        self.compile = QCheckBox("Compile the model (torch.compile)")
+        self.compile = QCheckBox("torch.compile")
         self.compile.setToolTip("Faster steps once compiled; the first batches wait for the "
                                 "compiler (seconds to a minute)")
         form.addRow("", self.channels_last)
