@@ -59,8 +59,10 @@ def _can_fuse(cls: type, parameters: list[torch.nn.Parameter], kwargs: dict[str,
 
     if "fused" not in inspect.signature(cls).parameters or {"fused", "foreach"} & set(kwargs):
         return False
-    # Devices without fused kernels make the constructor raise: the caller falls back.
-    return not kwargs.get("differentiable") and all(p.is_floating_point() for p in parameters)
+    # Fused kernels are checked here only on the CPU and CUDA (torch reports a
+    # missing kernel at the first step, too late to fall back).
+    return not kwargs.get("differentiable") and all(
+        p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in parameters)
 
 
 def make_scheduler(config: Component | Mapping[str, Any] | None, optimizer: torch.optim.Optimizer, *,

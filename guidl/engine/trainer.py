@@ -593,11 +593,27 @@ class Trainer:
         return metrics.val_loss if metrics.val_loss is not None else metrics.train_loss
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._train_model is self._eager_model:
+            return self._step(x, y)
+        try:
+            return self._step(x, y)
+        except Exception as error:  # noqa: BLE001 - a compiler failure: train on without it
+            # Forward or backward (compiled on the first backward): the optimizer
+            # has not stepped, so the step is simply done again, eagerly.
+            if not _is_compile_error(error):
+                raise
+            self._train_model = self._eager_model
+            self.notes.append("torch.compile could not compile this model, so it trains without "
+                              f"compiling ({type(error).__name__}: "
+                              f"{str(error).strip().splitlines()[0] if str(error).strip() else ''})")
+            return self._step(x, y)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.optimizer.zero_grad(set_to_none=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            output = self._forward(x)
+            output = self._train_model(x)
             loss = self.loss_fn(output, self._targets(y))
         clip = self.project.training.grad_clip
         stepped = True
@@ -619,20 +635,6 @@ class Trainer:
         if self.scheduler is not None and self.scheduler_step == "batch" and stepped:
             self.scheduler.step()
         return loss, output
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._train_model is self._eager_model:
-            return self._train_model(x)
-        try:
-            return self._train_model(x)
-        except Exception as error:  # noqa: BLE001 - any compiler failure: train on without it
-            if not _is_compile_error(error):
-                raise
-            self._train_model = self._eager_model
-            self.notes.append("torch.compile could not compile this model, so it trains without "
-                              f"compiling ({type(error).__name__}: "
-                              f"{str(error).strip().splitlines()[0] if str(error).strip() else ''})")
-            return self._train_model(x)
 
     def _predicted_classes(self, output: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         if output.ndim == 2 and output.shape[1] == 1:

@@ -135,7 +135,11 @@ def main(project: str | None = None) -> int:
         window.open_when_ready(Path(project))
     elif not (project and window.open_path(Path(project), ask=False)):
         window.document.set_project(spec.load(example_path(DEFAULT)), None)
-    return app.exec()
+    status = app.exec()
+    # Closed while torch was still loading: the interpreter must not shut down
+    # under the import (torch's threads abort the process then).
+    engine.wait()
+    return status
 
 
 def _report_startup(app: QApplication, window, engine, path: Path) -> None:
@@ -164,10 +168,14 @@ def _report_startup(app: QApplication, window, engine, path: Path) -> None:
                 self.engine_ready()
             else:
                 engine.ready.connect(self.engine_ready)
+                engine.failed.connect(self.engine_ready)
 
         @Slot()
-        def engine_ready(self) -> None:
+        @Slot(str)
+        def engine_ready(self, error: str | None = None) -> None:
             self.stamps["engine_ready"] = time.time()
+            if error:
+                self.stamps["error"] = error
             path.write_text(json.dumps(self.stamps), encoding="utf-8")
             QTimer.singleShot(0, app.quit)
 

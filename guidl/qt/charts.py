@@ -38,8 +38,8 @@ class Series:
         self._reset_buckets()
 
     def bounds(self) -> tuple[float, float] | None:
-        """Smallest and largest y so far (None when empty)."""
-        return (self._low, self._high) if self.size else None
+        """Smallest and largest finite y so far (None when there is none)."""
+        return (self._low, self._high) if self._low <= self._high else None
 
     def _reset_buckets(self) -> None:
         self._bucket = 0  # raw points per bucket; 0 while the raw data is shown
@@ -54,7 +54,8 @@ class Series:
         self.x[self.size] = x
         self.y[self.size] = y
         self.size += 1
-        self._low, self._high = min(self._low, y), max(self._high, y)
+        if math.isfinite(y):  # an inf validation loss must not stretch the axis forever
+            self._low, self._high = min(self._low, y), max(self._high, y)
 
     def extend(self, xs: np.ndarray, ys: np.ndarray) -> None:
         needed = self.size + len(xs)
@@ -65,8 +66,10 @@ class Series:
         self.x[self.size:needed] = xs
         self.y[self.size:needed] = ys
         self.size = needed
-        if len(ys):
-            self._low, self._high = min(self._low, float(np.min(ys))), max(self._high, float(np.max(ys)))
+        finite = ys[np.isfinite(ys)] if len(ys) else ys
+        if len(finite):
+            self._low = min(self._low, float(np.min(finite)))
+            self._high = max(self._high, float(np.max(finite)))
 
     def clear(self) -> None:
         self.size = 0
@@ -186,6 +189,7 @@ class TrainingCharts(QWidget):
             curve.setDownsampling(auto=False)
             curve.setClipToView(False)
         self.loss_plot.sigXRangeChanged.connect(self._x_range_changed)
+        self.loss_plot.vb.sigStateChanged.connect(self._x_range_changed)  # e.g. auto-range back on
         # While training, the axes stay put: x spans the whole planned run and
         # the loss axis moves in round steps only. Regenerating an axis costs
         # milliseconds of the GUI thread, which the training thread would wait
@@ -305,9 +309,9 @@ class TrainingCharts(QWidget):
 
     @Slot()
     def _x_range_changed(self) -> None:
-        """Zoomed in, a long run shows its detail; zoomed out, its outline."""
-        if not self.loss_plot.vb.autoRangeEnabled()[0] and \
-                self.series["batch"].size > Series.DISPLAY_POINTS:
+        """Zoomed in, a long run shows its detail; zoomed out (or back to the
+        whole run with pyqtgraph's "A" button), its outline."""
+        if self.series["batch"].size > Series.DISPLAY_POINTS:
             self._dirty |= {"batch", "smooth"}
 
     def _mouse_moved(self, event) -> None:

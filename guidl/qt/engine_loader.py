@@ -72,7 +72,7 @@ class EngineLoader(QObject):
                           f"{str(error).splitlines()[0] if str(error) else ''}). Editing works; "
                           "data, shapes and training need a working torch install "
                           "(pip install 'torch>=2.4,<2.15').")
-            self.failed.emit(self.error)
+            self._emit(self.failed, self.error)
             return
         _warm_up()
         # torch leaves about a million long-lived objects: moved out of the
@@ -81,7 +81,14 @@ class EngineLoader(QObject):
         gc.freeze()
         self.seconds = time.perf_counter() - started
         self._done = True
-        self.ready.emit()
+        self._emit(self.ready)
+
+    @staticmethod
+    def _emit(signal, *args) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the loader was deleted with its window meanwhile
+            pass
 
 
 def _warm_up() -> None:

@@ -122,6 +122,8 @@ class MainWindow(QMainWindow):
             # Import torch once the window is on screen: the import holds the
             # interpreter much of the time and would slow the first paint.
             self._first_paint = _FirstPaint(self, self.engine.start)
+            # A window that is never exposed (another workspace) loads it anyway.
+            QTimer.singleShot(3000, self, self.engine.start)
 
     @Slot()
     def _engine_ready(self) -> None:
@@ -138,8 +140,9 @@ class MainWindow(QMainWindow):
             self.status_text.setText("")
         self.document.refresh()
         if self._open_pending is not None:
+            # Asks first when the project was edited meanwhile.
             path, self._open_pending = self._open_pending, None
-            self.open_path(path, ask=False)
+            self.open_path(path, ask=True)
         if self._data_wanted:
             self._data_wanted = False
             self.load_data()
@@ -159,6 +162,13 @@ class MainWindow(QMainWindow):
         self.model_message.setStyleSheet("color: #dc2626;")
         self.model_message.setText(message)
         self.model_message.show()
+        self.summary.setText("Output shapes and parameter counts need PyTorch.")
+        if self._data_wanted:
+            self._data_wanted = False
+            self.data_panel.show_error(message)
+        if self._open_pending is not None:
+            path, self._open_pending = self._open_pending, None
+            QMessageBox.warning(self, "Cannot open the bundle", f"{path.name} needs PyTorch: {message}")
         self._update_actions()
 
     # -- construction ---------------------------------------------------------------------
@@ -517,10 +527,13 @@ class MainWindow(QMainWindow):
     def load_data(self) -> None:
         if self._loader is not None:
             return
+        if self.engine.error:
+            self.data_panel.show_error(self.engine.error)
+            return
         if not self.engine.is_ready:
             self._data_wanted = True
             self.data_panel.show_loading()
-            self.status_text.setText(self.engine.error or "Loading PyTorch…")
+            self.status_text.setText("Loading PyTorch…")
             return
         from ..engine.data import prepare
 
@@ -804,6 +817,7 @@ class MainWindow(QMainWindow):
     def new_project(self, example: str | None = None) -> None:
         if not self.maybe_save():
             return
+        self._open_pending = None  # the user's own choice wins over the command line's
         if example:
             project = spec.load(example_path(example))
         else:
@@ -827,6 +841,7 @@ class MainWindow(QMainWindow):
     def open_path(self, path: Path, ask: bool = True) -> bool:
         if ask and not self.maybe_save():
             return False
+        self._open_pending = None  # the user's own choice wins over the command line's
         if Path(path).suffix == ".guidl":
             if not self.engine.is_ready:  # a bundle holds weights: it needs torch now
                 QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)

@@ -125,6 +125,13 @@ class TrainingWorker(QObject):
             # ran at half its headless speed on two cores. (Set here, in the
             # training thread: the setting belongs to the thread.)
             torch.set_num_threads(training_threads())
+            if self.project.training.compile:
+                # The compiler collects garbage on the thread it compiles on; here
+                # that may destroy Qt objects off the GUI thread (see app.py).
+                from torch import _dynamo
+
+                if hasattr(_dynamo.config, "run_gc_after_compile"):
+                    _dynamo.config.run_gc_after_compile = False
             callbacks: list[Any] = [_Bridge(self)]
             if self.run_dir is not None:
                 callbacks.append(RunFolder(self.run_dir))

@@ -114,3 +114,30 @@ def test_while_training_the_axes_stay_put(qtbot):
     charts.add_batches(np.array([2.01]), np.array([0.1]))
     charts.refresh()
     assert charts.loss_plot.vb.viewRange()[1] == [1.0, 1.5]  # the user's range is left alone
+
+
+def test_an_infinite_validation_loss_does_not_squash_the_loss_axis(qtbot):
+    charts = TrainingCharts()
+    qtbot.addWidget(charts)
+    charts.plan(epochs=3)
+    charts.add_batches(np.array([0.5, 1.0]), np.array([80.0, 60.0]))
+    charts.add_epoch({"epoch": 1, "train_loss": 70.0, "val_loss": float("inf"), "lr": 0.001})
+    charts.refresh()
+    low, high = charts.loss_plot.vb.viewRange()[1]
+    assert low <= 60 and high >= 80
+
+
+def test_the_auto_range_button_brings_a_long_run_back_whole(qtbot):
+    charts = TrainingCharts()
+    qtbot.addWidget(charts)
+    charts.show()
+    x, y = _noisy(100_000)
+    charts.add_batches(x, y)
+    charts.refresh()
+    charts.loss_plot.setXRange(x[2000], x[3000], padding=0)  # a zoom
+    charts.refresh()
+    assert charts.curves["batch"].getData()[0].max() < x[3100]
+    charts.loss_plot.autoBtnClicked()  # pyqtgraph's "A"
+    charts.refresh()
+    shown = charts.curves["batch"].getData()[0]
+    assert shown.min() < x[100] and shown.max() > x[-100]

@@ -91,3 +91,47 @@ def test_the_real_app_shows_its_window_and_loads_torch_behind_it(tmp_path):
     assert "Traceback" not in result.stderr
     stamps = json.loads(report.read_text())
     assert stamps["paint"] <= stamps["shown"] <= stamps["engine_ready"]
+
+
+class BrokenEngine(SlowEngine):
+    """torch cannot be imported at all."""
+
+    def fail(self) -> None:
+        self.error = "PyTorch could not be loaded (ImportError: no torch)."
+        self.failed.emit(self.error)
+
+
+def _slow_window(qtbot, tmp_path, engine):
+    from PySide6.QtCore import QSettings
+
+    from guidl.qt.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings, state_dir=tmp_path / "state", engine=engine)
+    qtbot.addWidget(window)
+    window.document.set_project(spec.load(example_path("mnist_cnn")), None)
+    window.show()
+    return window
+
+
+def test_without_torch_the_window_says_so_and_nothing_waits_forever(qtbot, tmp_path, answer):
+    engine = BrokenEngine()
+    window = _slow_window(qtbot, tmp_path, engine)
+    window.load_data()  # asked for while loading...
+    engine.fail()
+    # ...and answered once loading failed: the data panel shows why, not "Loading…".
+    assert "no torch" in window.data_panel.message.text()
+    assert window.data_panel.load_button.isEnabled()
+    assert "no torch" in window.model_message.text()
+    assert "PyTorch" in window.train_action.toolTip() and not window.train_action.isEnabled()
+    window.load_data()
+    assert "no torch" in window.data_panel.message.text()
+
+
+def test_a_bundle_from_the_command_line_gives_way_to_the_users_own_choice(qtbot, tmp_path, answer):
+    engine = SlowEngine()
+    window = _slow_window(qtbot, tmp_path, engine)
+    window.open_when_ready(tmp_path / "trained.guidl")
+    window.new_project("mlp")  # the user chose something else meanwhile
+    engine.finish()
+    assert window.document.project.name == "MLP" and window.bundle is None
