@@ -695,7 +695,9 @@ class Trainer:
                  "a fresh batch; the loss itself overflowed")
         message = (f"the loss became {value} at epoch {epoch_index + 1}, batch {batch + 1}: {where}. "
                    "Lower the learning rate, add gradient clipping (training.grad_clip) or "
-                   "normalisation layers. The last good checkpoint is kept.")
+                   "normalisation layers."
+                   + (f" The checkpoint of epoch {epoch_index} is kept." if epoch_index else
+                      " No epoch had finished, so there is no checkpoint to go back to."))
         raise NonFiniteLossError(message, epoch_index + 1, batch + 1, layer)
 
     def _first_non_finite_layer(self) -> int | None:

@@ -160,6 +160,7 @@ def test_a_non_finite_loss_in_another_process_raises_the_same_error_here(digits_
     with pytest.raises(NonFiniteLossError, match="the loss became inf at epoch 1, batch 4") as caught:
         trainer.fit()
     assert (caught.value.epoch, caught.value.batch) == (1, 4)
+    assert "No epoch had finished, so there is no checkpoint" in str(caught.value)
     assert trainer.step == 16  # the processes compare notes every 16 batches
 
 

@@ -131,6 +131,7 @@ def test_non_finite_loss_names_epoch_batch_and_layer_and_keeps_the_checkpoint(tm
     assert error.epoch == 2 and error.batch >= 2
     assert f"at epoch 2, batch {error.batch}" in str(error)
     assert "Lower the learning rate" in str(error)
+    assert "The checkpoint of epoch 1 is kept." in str(error)
     assert error.layer is not None and f"layer {error.layer} (" in str(error)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1
