@@ -57,7 +57,7 @@ def make_optimizer(config: Component | Mapping[str, Any],
 def _can_fuse(cls: type, parameters: list[torch.nn.Parameter], kwargs: dict[str, Any]) -> bool:
     import inspect
 
-    if "fused" not in inspect.signature(cls).parameters or {"fused", "foreach"} & set(kwargs):
+    if "fused" not in inspect.signature(cls).parameters:  # the catalogue offers no fused/foreach
         return False
     # Fused kernels are checked here only on the CPU and CUDA (torch reports a
     # missing kernel at the first step, too late to fall back).

@@ -38,7 +38,7 @@ class Series:
         self._reset_buckets()
 
     def bounds(self) -> tuple[float, float] | None:
-        """Smallest and largest finite y so far (None when there is none)."""
+        """Smallest and largest y so far (None when empty)."""
         return (self._low, self._high) if self._low <= self._high else None
 
     def _reset_buckets(self) -> None:
@@ -54,8 +54,7 @@ class Series:
         self.x[self.size] = x
         self.y[self.size] = y
         self.size += 1
-        if math.isfinite(y):  # an inf validation loss must not stretch the axis forever
-            self._low, self._high = min(self._low, y), max(self._high, y)
+        self._low, self._high = min(self._low, y), max(self._high, y)
 
     def extend(self, xs: np.ndarray, ys: np.ndarray) -> None:
         needed = self.size + len(xs)
@@ -66,10 +65,8 @@ class Series:
         self.x[self.size:needed] = xs
         self.y[self.size:needed] = ys
         self.size = needed
-        finite = ys[np.isfinite(ys)] if len(ys) else ys
-        if len(finite):
-            self._low = min(self._low, float(np.min(finite)))
-            self._high = max(self._high, float(np.max(finite)))
+        if len(ys):  # batch losses are finite: the trainer stops at the first that is not
+            self._low, self._high = min(self._low, float(np.min(ys))), max(self._high, float(np.max(ys)))
 
     def clear(self) -> None:
         self.size = 0
@@ -279,16 +276,17 @@ class TrainingCharts(QWidget):
     @Slot(object)
     def add_epoch(self, metrics: dict) -> None:
         epoch = metrics["epoch"]
-        for name, key in (("train_loss", "train_loss"), ("val_loss", "val_loss")):
-            if metrics.get(key) is not None:
-                self.series[name].append(epoch, metrics[key])
-        self.series["lr"].append(epoch, max(metrics["lr"], 1e-12))  # a log axis has no zero
-        train = metrics.get("train_accuracy", metrics.get("train_mae"))
-        val = metrics.get("val_accuracy", metrics.get("val_mae"))
-        if train is not None:
-            self.series["train_metric"].append(epoch, train)
-        if val is not None:
-            self.series["val_metric"].append(epoch, val)
+        values = {
+            "train_loss": metrics.get("train_loss"), "val_loss": metrics.get("val_loss"),
+            "lr": max(metrics["lr"], 1e-12),  # a log axis has no zero
+            "train_metric": metrics.get("train_accuracy", metrics.get("train_mae")),
+            "val_metric": metrics.get("val_accuracy", metrics.get("val_mae")),
+        }
+        for name, value in values.items():
+            # An inf or NaN (a diverged validation loss) cannot be drawn: it is left
+            # out here, so it neither breaks the plot nor stretches its axis.
+            if value is not None and math.isfinite(value):
+                self.series[name].append(epoch, value)
         self._dirty |= {"train_loss", "val_loss", "lr", "train_metric", "val_metric"}
 
     def refresh(self) -> None:

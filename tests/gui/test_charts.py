@@ -9,6 +9,14 @@ import pytest
 from guidl.qt.charts import Series, TrainingCharts
 
 
+@pytest.fixture
+def charts(qtbot):
+    widget = TrainingCharts()
+    qtbot.addWidget(widget)
+    widget.show()
+    return widget
+
+
 def _noisy(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     x = np.arange(1, n + 1) / 469.0  # fractional epochs, as the window sends them
     y = 2.3 * np.exp(-x / 20) + np.random.default_rng(seed).random(n)
@@ -73,10 +81,7 @@ def test_clearing_starts_over(n):
     assert np.array_equal(series.display()[1], y)
 
 
-def test_a_million_batches_reach_the_plot_decimated(qtbot):
-    charts = TrainingCharts()
-    qtbot.addWidget(charts)
-    charts.show()
+def test_a_million_batches_reach_the_plot_decimated(charts):
     x, y = _noisy(1_000_000)
     charts.add_batches(x, y)
     charts.refresh()
@@ -90,12 +95,9 @@ def test_a_million_batches_reach_the_plot_decimated(qtbot):
     assert len(shown_x) < 200 and np.isin(x[1000:1100], shown_x).all()
 
 
-def test_while_training_the_axes_stay_put(qtbot):
+def test_while_training_the_axes_stay_put(charts):
     """x spans the planned run and the loss axis moves in round steps, so the
     axes are not regenerated at every refresh; a user's zoom takes over."""
-    charts = TrainingCharts()
-    qtbot.addWidget(charts)
-    charts.show()
     charts.plan(epochs=4)
     x_ranges, y_ranges = set(), set()
     for batch in range(400):  # a falling, noisy loss over two of the four epochs
@@ -116,9 +118,7 @@ def test_while_training_the_axes_stay_put(qtbot):
     assert charts.loss_plot.vb.viewRange()[1] == [1.0, 1.5]  # the user's range is left alone
 
 
-def test_an_infinite_validation_loss_does_not_squash_the_loss_axis(qtbot):
-    charts = TrainingCharts()
-    qtbot.addWidget(charts)
+def test_an_infinite_validation_loss_does_not_squash_the_loss_axis(charts):
     charts.plan(epochs=3)
     charts.add_batches(np.array([0.5, 1.0]), np.array([80.0, 60.0]))
     charts.add_epoch({"epoch": 1, "train_loss": 70.0, "val_loss": float("inf"), "lr": 0.001})
@@ -127,10 +127,7 @@ def test_an_infinite_validation_loss_does_not_squash_the_loss_axis(qtbot):
     assert low <= 60 and high >= 80
 
 
-def test_the_auto_range_button_brings_a_long_run_back_whole(qtbot):
-    charts = TrainingCharts()
-    qtbot.addWidget(charts)
-    charts.show()
+def test_the_auto_range_button_brings_a_long_run_back_whole(charts):
     x, y = _noisy(100_000)
     charts.add_batches(x, y)
     charts.refresh()

@@ -109,12 +109,18 @@ def test_an_invalid_stack_marks_the_layer_and_disables_train(window):
     assert window.train_action.isEnabled()
 
 
-def test_the_property_editor_refuses_bad_text_in_place(window, qtbot):
+def _type_kernel_size(window, qtbot, text: str):
+    """Select the first layer and type ``text`` over its kernel_size."""
     window.stack.select_layer(0)
     editor = window.layer_form.editor("kernel_size")
     editor.setFocus()
     editor.selectAll()
-    qtbot.keyClicks(editor, "3, 0")
+    qtbot.keyClicks(editor, text)
+    return editor
+
+
+def test_the_property_editor_refuses_bad_text_in_place(window, qtbot):
+    editor = _type_kernel_size(window, qtbot, "3, 0")
     assert "border" in editor.styleSheet() and "positive integer" in editor.toolTip()
     assert window.document.project.model.layers[0].params["kernel_size"] == 3
     editor.selectAll()
@@ -139,11 +145,7 @@ def test_the_dark_theme_reaches_the_charts(window, qapp):
 
 
 def test_typing_is_not_rewritten_and_null_can_be_chosen(window, qtbot):
-    window.stack.select_layer(0)
-    editor = window.layer_form.editor("kernel_size")
-    editor.setFocus()
-    editor.selectAll()
-    qtbot.keyClicks(editor, "3, ")
+    editor = _type_kernel_size(window, qtbot, "3, ")
     assert editor.text() == "3, "  # parses as 3, but the user is still typing
     qtbot.keyClicks(editor, "5")
     assert window.document.project.model.layers[0].params["kernel_size"] == [3, 5]
