@@ -14,7 +14,7 @@ def _loaded_after_import(module: str) -> set[str]:
     return {name.split(".")[0] for name in result.stdout.split()}
 
 
-@pytest.mark.parametrize("module", ["guidl.spec", "guidl.registry", "guidl.engine", "guidl.cli"])
+@pytest.mark.parametrize("module", ["guidl.spec", "guidl.registry", "guidl.engine", "guidl.engine.training_process", "guidl.cli"])
 def test_the_core_never_imports_qt(module):
     loaded = _loaded_after_import(module)
     assert not loaded & {"PySide6", "pyqtgraph", "shiboken6"}

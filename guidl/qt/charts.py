@@ -21,7 +21,7 @@ REFRESH_HZ = 25
 class Series:
     """A growing pair of float arrays (amortised doubling).
 
-    ``display()`` hands the plot at most ``DISPLAY_POINTS`` points however
+    ``display()`` hands the plot at most ``display_points`` points however
     long the run: past that, complete buckets of raw points are reduced to
     their minimum and maximum (peak decimation, so spikes stay visible), and
     only the points added since the last call are reduced. A refresh thus
@@ -30,7 +30,8 @@ class Series:
 
     DISPLAY_POINTS = 4096  # about two per pixel of a wide plot
 
-    def __init__(self, capacity: int = 1024):
+    def __init__(self, capacity: int = 1024, display_points: int = DISPLAY_POINTS):
+        self.display_points = display_points
         self.x = np.empty(capacity)
         self.y = np.empty(capacity)
         self.size = 0
@@ -77,28 +78,28 @@ class Series:
         return self.x[:self.size], self.y[:self.size]
 
     def display(self, x_range: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """At most about ``DISPLAY_POINTS`` points: the whole series, or the
+        """At most about ``display_points`` points: the whole series, or the
         part within ``x_range`` (with one point beyond each end) when zoomed."""
         if x_range is not None and self.size and x_range[0] <= self.x[0] \
                 and x_range[1] >= self.x[self.size - 1]:
             x_range = None  # the whole series is in view
-        if x_range is not None and self.size > self.DISPLAY_POINTS:
+        if x_range is not None and self.size > self.display_points:
             xs = self.x[:self.size]
             start = max(int(np.searchsorted(xs, x_range[0])) - 1, 0)
             stop = min(int(np.searchsorted(xs, x_range[1], side="right")) + 1, self.size)
-            bucket = -(-(stop - start) // (self.DISPLAY_POINTS // 2))
+            bucket = -(-(stop - start) // (self.display_points // 2))
             if bucket <= 1:
                 return self.x[start:stop], self.y[start:stop]
             px, py = _peaks(self.x[start:stop], self.y[start:stop], bucket)
             # The points just beyond the view, so the line reaches its edges.
             return (np.concatenate([self.x[start:start + 1], px, self.x[stop - 1:stop]]),
                     np.concatenate([self.y[start:start + 1], py, self.y[stop - 1:stop]]))
-        if self.size <= self.DISPLAY_POINTS:
+        if self.size <= self.display_points:
             if self._bucket:
                 self._reset_buckets()
             return self.view()
         bucket = max(self._bucket, 1)
-        while self.size // bucket * 2 > self.DISPLAY_POINTS:
+        while self.size // bucket * 2 > self.display_points:
             bucket *= 2
         if bucket != self._bucket:  # coarser buckets: reduce everything again (rare)
             self._bucket, self._reduced = bucket, 0
@@ -139,6 +140,7 @@ class TrainingCharts(QWidget):
     """Loss (per batch, smoothed, and per epoch), accuracy and learning rate."""
 
     SMOOTHING = 0.9  # weight of the past in the smoothed batch loss
+    SMOOTH_POINTS = 512  # the smoothed loss's points on screen, at most
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -165,7 +167,11 @@ class TrainingCharts(QWidget):
         legend.setLabelTextColor(foreground)
         self.metric_plot.addLegend(offset=(-10, 10)).setLabelTextColor(foreground)
         self.series = {name: Series() for name in (
-            "batch", "smooth", "train_loss", "val_loss", "train_metric", "val_metric", "lr")}
+            "batch", "train_loss", "val_loss", "train_metric", "val_metric", "lr")}
+        # The smoothed loss has no spikes to keep: a few hundred points draw it
+        # as well as thousands, and its wide line costs the window (and so the
+        # training) by the segment.
+        self.series["smooth"] = Series(display_points=self.SMOOTH_POINTS)
         self.curves = {
             "batch": self.loss_plot.plot(pen=pg.mkPen((96, 165, 250, 90), width=1), name="batch"),
             "smooth": self.loss_plot.plot(pen=pg.mkPen((37, 99, 235), width=2), name="batch (smoothed)"),
@@ -309,7 +315,7 @@ class TrainingCharts(QWidget):
     def _x_range_changed(self) -> None:
         """Zoomed in, a long run shows its detail; zoomed out (or back to the
         whole run with pyqtgraph's "A" button), its outline."""
-        if self.series["batch"].size > Series.DISPLAY_POINTS:
+        if self.series["batch"].size > self.series["smooth"].display_points:
             self._dirty |= {"batch", "smooth"}
 
     def _mouse_moved(self, event) -> None:

@@ -82,6 +82,7 @@ class EngineLoader(QObject):
         self.seconds = time.perf_counter() - started
         self._done = True
         self._emit(self.ready)
+        _start_training_server()
 
     @staticmethod
     def _emit(signal, *args) -> None:
@@ -101,4 +102,16 @@ def _warm_up() -> None:
 
         analyze(Model(layers=[Layer("Flatten"), Layer("Linear", {"out_features": 2})]), (1, 4, 4))
     except Exception:  # noqa: BLE001 - a warm-up only: the real analysis reports problems
+        pass
+
+
+def _start_training_server() -> None:
+    """Launch the process that training runs are forked from (it imports
+    torch on its own, in the background), so that the first Train starts at
+    once."""
+    try:
+        from ..engine.training_process import warm_up
+
+        warm_up()
+    except Exception:  # noqa: BLE001 - the first run starts it, or trains in this process
         pass

@@ -1,81 +1,35 @@
-"""Training and data loading off the GUI thread.
+"""Training and evaluation off the GUI thread.
 
-``TrainingWorker`` lives in a ``QThread``; a bridge callback turns engine
-events into Qt signals (queued across threads by Qt). Batch losses are
-gathered and sent at most ``BATCH_SIGNALS_PER_S`` times a second, so a fast
-model never floods the event loop, and no value is lost. Pause, resume and
-stop are the trainer's own flags, safe to set from the GUI thread.
+``TrainingWorker`` lives in a ``QThread`` and turns a run's events into Qt
+signals (queued across threads by Qt). The run itself trains in a child
+process (see ``guidl.engine.training_process``): the window's painting then
+never holds the interpreter the training loop needs. Where no child process
+can be started, it trains in the worker's thread instead, with the same
+signals. Pause, resume and stop are safe to ask for from the GUI thread at
+any moment, even before the run has started.
 """
 
 from __future__ import annotations
 
 import os
-import time
+import threading
 import traceback
-from typing import Any
 
-import numpy as np
 import torch
 from PySide6.QtCore import QObject, Signal, Slot
 
-from ..engine.callbacks import Callback, EarlyStopping, RunFolder
-from ..engine.data import DatasetError, PreparedData
-from ..engine.trainer import TrainControl, Trainer, TrainingError, describe_error
+from ..engine.data import DatasetError, PreparedData, prepare
+from ..engine.trainer import FitResult, TrainControl, Trainer, TrainingError
+from ..engine.training_process import (BATCH_EVENTS_PER_S, Job, TrainingProcess, failure_message,
+                                       load_weights, sample_predictions, share, training_callbacks)
 from ..spec import Project, ProjectError
 
-BATCH_SIGNALS_PER_S = 25
+__all__ = ["BATCH_EVENTS_PER_S", "TrainingWorker", "evaluate_weights", "sample_predictions",
+           "training_threads"]
 
-
-class _Bridge(Callback):
-    def __init__(self, worker: "TrainingWorker"):
-        self.worker = worker
-        self.pending_x: list[float] = []
-        self.pending_loss: list[float] = []
-        self.last_emit = 0.0
-        self.started = 0.0
-        self.done_batches = 0
-
-    def on_fit_start(self, trainer) -> None:
-        self.started = time.perf_counter()
-        self.worker.fit_started.emit({
-            "epochs": trainer.epochs, "batches": trainer.batches_per_epoch,
-            "start_epoch": trainer.epoch, "task": trainer.info.task,
-            "device": str(trainer.device), "notes": list(trainer.notes),
-            "history": [m.to_dict() for m in trainer.history],
-        })
-
-    def on_train_batch_end(self, trainer, batch: int, loss: float) -> None:
-        self.pending_x.append(trainer.epoch + (batch + 1) / trainer.batches_per_epoch)
-        self.pending_loss.append(loss)
-        self.done_batches += 1
-        now = time.perf_counter()
-        if now - self.last_emit >= 1 / BATCH_SIGNALS_PER_S:
-            self._flush(trainer, batch, now)
-
-    def _flush(self, trainer, batch: int, now: float) -> None:
-        if not self.pending_x:
-            return
-        elapsed = max(now - self.started, 1e-9)
-        total = (trainer.epochs - trainer.epoch) * trainer.batches_per_epoch - (batch + 1)
-        rate = self.done_batches / elapsed
-        self.worker.batches_ended.emit(
-            np.array(self.pending_x), np.array(self.pending_loss),
-            {"epoch": trainer.epoch, "batch": batch + 1, "batches": trainer.batches_per_epoch,
-             "epochs": trainer.epochs, "eta": total / rate if rate else 0.0,
-             "samples_per_s": rate * trainer.batch_size})
-        self.pending_x, self.pending_loss = [], []
-        self.last_emit = now
-
-    def on_epoch_end(self, trainer, metrics) -> None:
-        self._flush(trainer, trainer.batches_per_epoch - 1, time.perf_counter())
-        self.worker.epoch_ended.emit(metrics.to_dict())
-
-    def on_pause(self, trainer) -> None:
-        self._flush(trainer, 0, time.perf_counter())
-        self.worker.paused.emit()
-
-    def on_resume(self, trainer) -> None:
-        self.worker.resumed.emit()
+#: Train in a child process (the default). Set the environment variable
+#: ``GUIDL_TRAIN_IN_THREAD=1`` to train in the window's process instead.
+TRAIN_IN_THREAD = os.environ.get("GUIDL_TRAIN_IN_THREAD", "") not in ("", "0")
 
 
 def training_threads() -> int:
@@ -86,6 +40,51 @@ def training_threads() -> int:
     except AttributeError:  # macOS, Windows
         cores = os.cpu_count() or 1
     return max(1, min(torch.get_num_threads(), cores - 1))
+
+
+class RunControl:
+    """Pause / resume / stop for a run wherever it trains: the flags are kept
+    here (so a request made before the child exists is not lost) and passed
+    on to the child process once it runs."""
+
+    def __init__(self) -> None:
+        self.local = TrainControl()  # the flags; an in-thread run's own control
+        self._process: TrainingProcess | None = None
+        self._lock = threading.Lock()
+
+    def attach(self, process: TrainingProcess) -> None:
+        with self._lock:
+            self._process = process
+            if self.local.stop_requested:
+                process.stop()
+            elif self.local.paused:
+                process.pause()
+
+    def _tell(self, command: str) -> None:
+        with self._lock:
+            if self._process is not None:
+                self._process.command(command)
+
+    def request_stop(self) -> None:
+        self.local.request_stop()
+        self._tell("stop")
+
+    def pause(self) -> None:
+        self.local.pause()
+        if self.local.paused:
+            self._tell("pause")
+
+    def resume(self) -> None:
+        self.local.resume()
+        self._tell("resume")
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.local.stop_requested
+
+    @property
+    def paused(self) -> bool:
+        return self.local.paused
 
 
 class TrainingWorker(QObject):
@@ -100,30 +99,112 @@ class TrainingWorker(QObject):
     finished = Signal(object)  # a dict: the result, the trainer, sample predictions
     failed = Signal(str)
 
-    def __init__(self, project: Project, data: PreparedData | None, run_dir=None, initial_weights=None):
+    def __init__(self, project: Project, data: PreparedData | None, run_dir=None, initial_weights=None,
+                 in_process: bool | None = None):
         super().__init__()
         self.project = project
         self.data = data
         self.run_dir = run_dir
-        self.control = TrainControl()
-        self.trainer: Trainer | None = None
         self.initial_weights = initial_weights
+        self.in_process = (not TRAIN_IN_THREAD) if in_process is None else in_process
+        self.control = RunControl()
+        #: The trained model's trainer: the run's own when it trains in this
+        #: process; else rebuilt here from the child's weights when it ends.
+        self.trainer: Trainer | None = None
+        self.process: TrainingProcess | None = None
+        self._step = 0
+        self.where = ""  # "process" or "thread" once the run has started
+
+    @property
+    def step(self) -> int:
+        """Optimizer steps taken so far (as last reported by a child process)."""
+        if self.where == "thread" and self.trainer is not None:
+            return self.trainer.step
+        return self._step
+
+    def _send(self, kind: str, *values) -> None:
+        """One event of the run, as a signal."""
+        if kind == "started":
+            self.fit_started.emit(values[0])
+        elif kind == "batches":
+            self._step = values[2].get("step", self._step)
+            self.batches_ended.emit(*values)
+        elif kind == "epoch":
+            self.epoch_ended.emit(values[0])
+        elif kind == "paused":
+            self._step = values[0] if values else self._step
+            self.paused.emit()
+        elif kind == "resumed":
+            self.resumed.emit()
 
     @Slot()
     def run(self) -> None:
-        threads = torch.get_num_threads()
         try:
-            self._run()
+            data = self.data
+            if self.in_process:
+                if data is None:  # prepared here once: the window keeps it for results and export
+                    data = self.data = prepare(self.project, seed=self.project.training.seed)
+                try:
+                    self._start_process(data)
+                except Exception as error:  # noqa: BLE001 - no child process: train in this thread
+                    traceback.print_exc()
+                    self.process = None
+                    print(f"guidl: training in the window's process ({error})")
+            if self.process is not None:
+                self.where = "process"
+                self._follow_process(data)
+            else:
+                self.where = "thread"
+                self._run_in_thread()
+        except Exception as error:  # noqa: BLE001 - the window shows every failure, never crashes
+            if not isinstance(error, (ProjectError, DatasetError, TrainingError, MemoryError)):
+                traceback.print_exc()
+            self.failed.emit(failure_message(error))
         finally:
-            torch.set_num_threads(threads)  # MKL's share of the setting is process-wide
+            if self.process is not None:
+                self.process.close()
 
-    def _run(self) -> None:
+    def _start_process(self, data: PreparedData) -> None:
+        shared = share(data)  # else the child loads the data itself (too big to share here)
+        job = Job(self.project, data if shared else None, self.run_dir, self.initial_weights,
+                  threads=None)
+        process = TrainingProcess(job)
+        process.start()
+        self.process = process
+        self.control.attach(process)
+
+    def _follow_process(self, data: PreparedData) -> None:
+        for event in self.process.events():
+            kind = event[0]
+            if kind == "failed":
+                self.failed.emit(event[1])
+                return
+            if kind != "finished":
+                self._send(*event)
+                continue
+            outcome = event[1]
+            result: FitResult = outcome["result"]
+            self._step = outcome["step"]
+            # The trained model, here: evaluation was done by the child; this
+            # trainer serves the Results tab's predictions and the exports.
+            trainer = Trainer(self.project, data=data, device="cpu",
+                              initial_weights=load_weights(outcome["weights"]))
+            trainer.setup()
+            trainer.history = list(result.history)
+            trainer.epoch, trainer.step = len(result.history), outcome["step"]
+            trainer.notes = list(outcome["notes"])
+            self.trainer = trainer
+            self.finished.emit({"result": result, "trainer": trainer, "samples": outcome["samples"],
+                                "run_dir": self.run_dir, "device": outcome["device"]})
+            return
+
+    def _run_in_thread(self) -> None:
+        threads = torch.get_num_threads()
         try:
             # One core stays with the window. torch's parallel sections wait
             # for all of their threads: with a thread per core, every paint of
-            # the window stalled a whole batch, and training from the window
-            # ran at half its headless speed on two cores. (Set here, in the
-            # training thread: the setting belongs to the thread.)
+            # the window stalled a whole batch. (Set here, in the training
+            # thread: the setting belongs to the thread.)
             torch.set_num_threads(training_threads())
             if self.project.training.compile:
                 # The compiler collects garbage on the thread it compiles on; here
@@ -132,76 +213,23 @@ class TrainingWorker(QObject):
 
                 if hasattr(_dynamo.config, "run_gc_after_compile"):
                     _dynamo.config.run_gc_after_compile = False
-            callbacks: list[Any] = [_Bridge(self)]
-            if self.run_dir is not None:
-                callbacks.append(RunFolder(self.run_dir))
-            if self.project.training.early_stopping is not None:
-                callbacks.append(EarlyStopping(**self.project.training.early_stopping))
-            self.trainer = Trainer(self.project, data=self.data, callbacks=callbacks,
-                                   control=self.control, initial_weights=self.initial_weights)
+            self.trainer = Trainer(self.project, data=self.data, control=self.control.local,
+                                   callbacks=training_callbacks(self.project, self._send, self.run_dir),
+                                   initial_weights=self.initial_weights)
             result = self.trainer.fit()
             samples = sample_predictions(self.trainer, result)
             self.finished.emit({"result": result, "trainer": self.trainer, "samples": samples,
-                                "run_dir": self.run_dir})
-        except (ProjectError, DatasetError, TrainingError) as error:
-            self.failed.emit(describe_error(error))
-        except MemoryError as error:
-            self.failed.emit(describe_error(error))
-        except Exception as error:  # noqa: BLE001 - the window shows every failure, never crashes
-            message = describe_error(error)
-            traceback.print_exc()
-            self.failed.emit(f"training failed: {message}")
+                                "run_dir": self.run_dir, "device": str(self.trainer.device)})
+        finally:
+            torch.set_num_threads(threads)  # MKL's share of the setting is process-wide
 
 
 def evaluate_weights(project: Project, weights, data: PreparedData | None = None) -> dict:
     """Evaluate saved weights (a bundle's) on the project's data, as a finished
     training run would report them."""
-    from ..engine.trainer import FitResult
-
     trainer = Trainer(project, data=data, initial_weights=weights)
     trainer.setup()
     split, _ = trainer.data.evaluation_split
     result = FitResult([], evaluation=trainer.evaluate(split), evaluation_split=split)
     return {"result": result, "trainer": trainer, "samples": sample_predictions(trainer, result),
             "evaluated_only": True}
-
-
-def sample_predictions(trainer: Trainer, result, count: int = 24) -> list[dict]:
-    """Samples of the evaluated split with their predictions for the Results
-    grid: the worst-classified first, then others."""
-    import torch
-
-    from ..engine.data import decode_text
-    from ..engine.metrics import to_probabilities
-
-    evaluation = result.evaluation
-    if evaluation is None or trainer.info.task != "classification":
-        return []
-    split_name = result.evaluation_split
-    split = {"test": trainer.data.test, "val": trainer.data.val, "train": trainer.data.train}[split_name]
-    worst = [w["index"] for w in evaluation.worst[: count // 2]]
-    others = [i for i in range(len(split)) if i not in set(worst)][: count - len(worst)]
-    indices = torch.tensor(worst + others, dtype=torch.long)
-    if not len(indices):
-        return []
-    x = split.x[indices.to(split.x.device)]
-    probabilities = to_probabilities(trainer.predict(x).cpu(), trainer.loss_entry.info["output"])
-    predicted = probabilities.argmax(1)
-    names = trainer.info.class_names or [str(i) for i in range(trainer.info.num_classes)]
-    samples = []
-    for row, index in enumerate(indices.tolist()):
-        true = int(split.y[index])
-        sample = {"true": names[true], "predicted": names[int(predicted[row])],
-                  "probability": float(probabilities[row, predicted[row]]),
-                  "wrong": int(predicted[row]) != true}
-        item = x[row:row + 1].cpu()
-        if trainer.info.modality == "image" and trainer.data.normalization is not None:
-            pixels = trainer.data.normalization.invert(item)[0].clamp(0, 255).round().byte().numpy()
-            sample["image"] = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
-        elif trainer.info.modality == "text":
-            sample["text"] = decode_text(item[0].tolist())
-        else:
-            values = trainer.data.normalization.invert(item)[0] if trainer.data.normalization else item[0]
-            sample["values"] = [round(float(v), 4) for v in values.flatten()[:8]]
-        samples.append(sample)
-    return samples

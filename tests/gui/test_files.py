@@ -74,8 +74,8 @@ def test_a_bundle_opens_to_evaluate_and_to_go_on_training(window, qtbot, tmp_pat
     assert window.last_result.evaluation.accuracy == accuracy
     assert f"accuracy {accuracy:.2%}" in window.status_text.text()
     window.train_action.trigger()  # goes on from the bundle's weights
-    qtbot.waitUntil(lambda: window.worker is not None and window.worker.trainer is not None
-                    and window.worker.trainer.step > 0, timeout=60_000)
+    qtbot.waitUntil(lambda: window.worker is not None and window.worker.step > 0, timeout=60_000)
+    assert window.worker.initial_weights is not None
     window.stop_action.trigger()
     qtbot.waitUntil(lambda: window.thread is None, timeout=60_000)
-    assert window.worker is None and window.trainer.initial_weights is not None
+    assert window.worker is None and window.trainer is not None

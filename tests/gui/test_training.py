@@ -1,6 +1,8 @@
 """Training from the window: charts, progress, results, pause, resume, stop,
 and closing the window mid-training."""
 
+import os
+import signal
 import time
 
 from guidl.spec import Data
@@ -43,11 +45,11 @@ def test_pause_resume_and_stop(window, qtbot):
     window.pause_action.trigger()
     qtbot.waitUntil(lambda: window.pause_action.text() == "&Resume", timeout=5_000)
     qtbot.wait(300)
-    step = window.worker.trainer.step
+    step = window.worker.step
     qtbot.wait(500)
-    assert window.worker.trainer.step == step, "a paused run must not take steps"
+    assert window.worker.step == step, "a paused run must not take steps"
     window.pause_action.trigger()
-    qtbot.waitUntil(lambda: window.worker.trainer.step > step, timeout=10_000)
+    qtbot.waitUntil(lambda: window.worker.step > step, timeout=10_000)
     window.stop_action.trigger()
     qtbot.waitUntil(lambda: window.thread is None, timeout=30_000)
     assert window.last_result.stopped and window.last_result.stop_reason == "stopped by the user"
@@ -131,3 +133,46 @@ def test_export_from_the_window(window, qtbot, tmp_path):
     assert "Exported" in window.status_text.text()
     session = onnxruntime.InferenceSession(str(tmp_path / "digits.onnx"))
     assert session.run(None, {"input": window.trainer.data.val.x[:3].numpy()})[0].shape == (3, 10)
+
+
+def test_training_runs_in_a_process_of_its_own(window, qtbot):
+    train_small(window, epochs=200, batch_size=16)
+    qtbot.waitUntil(lambda: window.worker.step > 0, timeout=60_000)
+    child = window.worker.process.process
+    assert window.worker.where == "process" and child.is_alive() and child.pid != os.getpid()
+    qtbot.waitUntil(lambda: window.charts.series["val_metric"].size >= 1, timeout=60_000)
+    window.stop_action.trigger()
+    qtbot.waitUntil(lambda: window.thread is None, timeout=30_000)
+    assert not child.is_alive() and child.exitcode == 0
+    # The trained model is here, in the window's process, for results and export.
+    assert window.trainer is not None and window.trainer.step > 0
+    assert window.last_result.stopped and window.results.table.rowCount() == 11
+
+
+def test_a_crashed_training_process_is_reported_and_the_window_lives_on(window, qtbot):
+    train_small(window, epochs=200, batch_size=16)
+    qtbot.waitUntil(lambda: window.worker is not None and window.worker.step > 0, timeout=60_000)
+    os.kill(window.worker.process.process.pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: window.thread is None, timeout=30_000)
+    assert window.train_message.isVisibleTo(window)
+    assert "ended unexpectedly" in window.train_message.text()
+    assert "SIGKILL" in window.train_message.text()
+    assert window.train_action.isEnabled()
+    train_small(window, epochs=1)  # and training again works
+    qtbot.waitUntil(lambda: window.thread is None, timeout=120_000)
+    assert window.last_result is not None and window.last_result.history[-1].val_accuracy > 0.5
+
+
+def test_without_a_child_process_training_runs_in_the_window_process(window, qtbot, monkeypatch, capfd):
+    from guidl.engine.training_process import TrainingProcess
+
+    def refuse(self):
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(TrainingProcess, "start", refuse)
+    train_small(window)
+    qtbot.waitUntil(lambda: window.worker is not None and window.worker.where == "thread", timeout=60_000)
+    qtbot.waitUntil(lambda: window.thread is None, timeout=120_000)
+    assert window.last_result.history[-1].val_accuracy > 0.8
+    assert window.charts.series["batch"].size == 2 * 23
+    assert "training in the window's process (no processes here)" in capfd.readouterr().out

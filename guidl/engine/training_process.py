@@ -1,0 +1,380 @@
+"""Training in a process of its own, reporting to the window as it goes.
+
+Training in a thread of the window's process shares one interpreter lock
+with the window: every chart repaint, every slot, holds it, and a small
+model's training loop (mostly Python between short kernels) waits. On two
+cores the MLP trained at 0.7x its headless speed that way. A child process
+has its own interpreter, so the window costs it nothing but a core.
+
+- The child is forked from a *fork server* that has already imported torch
+  and the engine (``warm_up`` starts it once torch is loaded in the window),
+  so a run starts in a fraction of a second, in a fresh process each time.
+  Where there is no fork server (Windows) a spawned child imports torch
+  itself.
+- The data travel as shared memory (no copy); the window keeps its own
+  reference and needs nothing back but the weights.
+- Events (``"started"``, ``"batches"``, ``"epoch"``, ``"paused"``,
+  ``"resumed"``, ``"finished"``, ``"failed"``) come back through a pipe as
+  plain values; commands (``pause``, ``resume``, ``stop``) go the other way.
+  A closed command pipe (the window gone, even killed) stops the run after
+  its current batch, with the checkpoint kept.
+- A child that dies (the system out of memory, a crash in a kernel) is
+  reported as such; the window lives on.
+
+This module imports no Qt: the fork server preloads it.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from ..spec import Project, ProjectError
+from .callbacks import Callback, EarlyStopping, RunFolder
+from .data import DatasetError, PreparedData, Split, decode_text
+from .metrics import to_probabilities
+from .trainer import FitResult, TrainControl, Trainer, TrainingError, describe_error
+
+#: Batch losses are gathered and sent at most this many times a second, so
+#: a fast model never floods the window, and no value is lost.
+BATCH_EVENTS_PER_S = 25
+
+Send = Callable[..., None]
+
+
+class EventBridge(Callback):
+    """Turns the trainer's hooks into events ``send(kind, *values)``, batch
+    losses in bundles. Used in the child process and by in-thread training."""
+
+    def __init__(self, send: Send):
+        self.send = send
+        self.pending_x: list[float] = []
+        self.pending_loss: list[float] = []
+        self.last_emit = 0.0
+        self.started = 0.0
+        self.done_batches = 0
+
+    def on_fit_start(self, trainer) -> None:
+        self.started = time.perf_counter()
+        self.send("started", {
+            "epochs": trainer.epochs, "batches": trainer.batches_per_epoch,
+            "start_epoch": trainer.epoch, "task": trainer.info.task,
+            "device": str(trainer.device), "notes": list(trainer.notes),
+            "history": [m.to_dict() for m in trainer.history],
+        })
+
+    def on_train_batch_end(self, trainer, batch: int, loss: float) -> None:
+        self.pending_x.append(trainer.epoch + (batch + 1) / trainer.batches_per_epoch)
+        self.pending_loss.append(loss)
+        self.done_batches += 1
+        now = time.perf_counter()
+        if now - self.last_emit >= 1 / BATCH_EVENTS_PER_S:
+            self._flush(trainer, batch, now)
+
+    def _flush(self, trainer, batch: int, now: float) -> None:
+        if not self.pending_x:
+            return
+        elapsed = max(now - self.started, 1e-9)
+        total = (trainer.epochs - trainer.epoch) * trainer.batches_per_epoch - (batch + 1)
+        rate = self.done_batches / elapsed
+        self.send("batches", np.array(self.pending_x), np.array(self.pending_loss), {
+            "epoch": trainer.epoch, "batch": batch + 1, "batches": trainer.batches_per_epoch,
+            "epochs": trainer.epochs, "step": trainer.step, "eta": total / rate if rate else 0.0,
+            "samples_per_s": rate * trainer.batch_size})
+        self.pending_x, self.pending_loss = [], []
+        self.last_emit = now
+
+    def on_epoch_end(self, trainer, metrics) -> None:
+        self._flush(trainer, trainer.batches_per_epoch - 1, time.perf_counter())
+        self.send("epoch", metrics.to_dict())
+
+    def on_pause(self, trainer) -> None:
+        self._flush(trainer, 0, time.perf_counter())
+        self.send("paused", trainer.step)
+
+    def on_resume(self, trainer) -> None:
+        self.send("resumed")
+
+
+def failure_message(error: BaseException) -> str:
+    """The line the window shows for a run that ended with ``error``."""
+    if isinstance(error, (ProjectError, DatasetError, TrainingError, MemoryError)):
+        return describe_error(error)
+    return f"training failed: {describe_error(error)}"
+
+
+def training_callbacks(project: Project, send: Send, run_dir: Path | None) -> list[Any]:
+    callbacks: list[Any] = [EventBridge(send)]
+    if run_dir is not None:
+        callbacks.append(RunFolder(run_dir))
+    if project.training.early_stopping is not None:
+        callbacks.append(EarlyStopping(**project.training.early_stopping))
+    return callbacks
+
+
+def sample_predictions(trainer: Trainer, result: FitResult, count: int = 24) -> list[dict]:
+    """Samples of the evaluated split with their predictions for the Results
+    grid: the worst-classified first, then others."""
+    evaluation = result.evaluation
+    if evaluation is None or trainer.info.task != "classification":
+        return []
+    split: Split = {"test": trainer.data.test, "val": trainer.data.val,
+                    "train": trainer.data.train}[result.evaluation_split]
+    worst = [w["index"] for w in evaluation.worst[: count // 2]]
+    others = [i for i in range(len(split)) if i not in set(worst)][: count - len(worst)]
+    indices = torch.tensor(worst + others, dtype=torch.long)
+    if not len(indices):
+        return []
+    x = split.x[indices.to(split.x.device)]
+    probabilities = to_probabilities(trainer.predict(x).cpu(), trainer.loss_entry.info["output"])
+    predicted = probabilities.argmax(1)
+    names = trainer.info.class_names or [str(i) for i in range(trainer.info.num_classes)]
+    samples = []
+    for row, index in enumerate(indices.tolist()):
+        true = int(split.y[index])
+        sample = {"true": names[true], "predicted": names[int(predicted[row])],
+                  "probability": float(probabilities[row, predicted[row]]),
+                  "wrong": int(predicted[row]) != true}
+        item = x[row:row + 1].cpu()
+        if trainer.info.modality == "image" and trainer.data.normalization is not None:
+            pixels = trainer.data.normalization.invert(item)[0].clamp(0, 255).round().byte().numpy()
+            sample["image"] = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
+        elif trainer.info.modality == "text":
+            sample["text"] = decode_text(item[0].tolist())
+        else:
+            values = trainer.data.normalization.invert(item)[0] if trainer.data.normalization else item[0]
+            sample["values"] = [round(float(v), 4) for v in values.flatten()[:8]]
+        samples.append(sample)
+    return samples
+
+
+# -- the child's side ---------------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """What a child process trains: sent to it once, at its start."""
+
+    project: Project
+    data: PreparedData | None  # None: the child prepares the project's data itself
+    run_dir: Path | None
+    initial_weights: dict[str, torch.Tensor] | None
+    #: torch's threads in the child; None keeps torch's choice (a thread per
+    #: core). The window's few milliseconds of painting now and then cost a
+    #: second thread less than they gain it: on two cores, the MLP trained at
+    #: 85,000 samples/s with one thread and 100,000 with two beside the window.
+    threads: int | None = None
+
+
+def _listen(commands, control: TrainControl) -> None:
+    """Apply the window's commands; when the window closes the pipe (or is
+    gone), stop after the current batch."""
+    try:
+        while True:
+            command = commands.recv()
+            if command == "pause":
+                control.pause()
+            elif command == "resume":
+                control.resume()
+            elif command == "stop":
+                control.request_stop()
+    except (EOFError, OSError):
+        control.request_stop()
+
+
+def run_job(events, commands, job: Job) -> None:
+    """The child process: train ``job``, reporting through ``events``."""
+    # The window's Ctrl+C reaches its whole process group: the window itself
+    # decides, and asks this process to stop through the command pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    lost = threading.Event()  # the window stopped listening
+
+    def send(kind: str, *values: Any) -> None:
+        if lost.is_set():
+            return
+        try:
+            events.send((kind, *values))
+        except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
+            lost.set()
+            control.request_stop()
+
+    control = TrainControl()
+    threading.Thread(target=_listen, args=(commands, control), name="guidl-commands",
+                     daemon=True).start()
+    try:
+        trainer = Trainer(job.project, data=job.data, control=control,
+                          callbacks=training_callbacks(job.project, send, job.run_dir),
+                          initial_weights=job.initial_weights)
+        result = trainer.fit()
+        samples = sample_predictions(trainer, result)
+        weights = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}, weights)
+        send("finished", {"result": result, "samples": samples, "weights": weights.getvalue(),
+                          "notes": list(trainer.notes), "device": str(trainer.device),
+                          "step": trainer.step})
+    except BaseException as error:  # noqa: BLE001 - every failure is reported to the window
+        if not isinstance(error, (ProjectError, DatasetError, TrainingError, MemoryError)):
+            traceback.print_exc()
+        send("failed", failure_message(error))
+    finally:
+        events.close()
+
+
+# -- the window's side --------------------------------------------------------------------------
+
+_context_lock = threading.Lock()
+_context: multiprocessing.context.BaseContext | None = None
+
+
+def context() -> multiprocessing.context.BaseContext:
+    """The multiprocessing context children start from: a fork server that
+    has imported this module (and so torch), where the system has one."""
+    global _context
+    with _context_lock:
+        if _context is None:
+            if "forkserver" in multiprocessing.get_all_start_methods():
+                _context = multiprocessing.get_context("forkserver")
+                _context.set_forkserver_preload([__name__])
+            else:
+                _context = multiprocessing.get_context("spawn")
+        return _context
+
+
+def warm_up() -> None:
+    """Start the fork server now (it imports torch, seconds of one core), so
+    that the first run starts at once. Blocks until it has been launched."""
+    ctx = context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+def shm_free_bytes() -> int | None:
+    """Free space for shared memory, where the system tells (``/dev/shm``)."""
+    try:
+        stat = os.statvfs("/dev/shm")
+    except (OSError, AttributeError):
+        return None
+    return stat.f_bavail * stat.f_frsize
+
+
+def share(data: PreparedData) -> bool:
+    """Move ``data``'s tensors into shared memory (in place, once), so that a
+    child process maps them instead of receiving a copy. False when there is
+    not room for them (a container's small ``/dev/shm``): the child then
+    prepares the data itself."""
+    tensors = [t for s in (data.train, data.val, data.test) if s is not None for t in (s.x, s.y)
+               if t.device.type == "cpu"]
+    needed = sum(t.untyped_storage().nbytes() for t in tensors if not t.is_shared())
+    if needed:
+        free = shm_free_bytes()
+        if free is not None and needed > free * 0.8:
+            return False
+        for tensor in tensors:
+            tensor.share_memory_()
+    return True
+
+
+def describe_exit(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        cause = (" — the system may have run out of memory" if name == "SIGKILL" else "")
+        return f"killed by {name}{cause}"
+    return f"exit code {exitcode}"
+
+
+class TrainingProcess:
+    """A training run in a child process, seen from the window's side.
+
+    ``events()`` yields ``(kind, *values)`` until ``"finished"`` or
+    ``"failed"`` (a child that dies unannounced becomes ``"failed"``).
+    ``pause``, ``resume`` and ``stop`` may be called from any thread.
+    """
+
+    def __init__(self, job: Job):
+        self.job = job
+        self.process = None
+        self._commands = None
+        self._events = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        ctx = context()
+        events_r, events_w = ctx.Pipe(duplex=False)
+        commands_r, commands_w = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(target=run_job, args=(events_w, commands_r, self.job),
+                                   name="guidl-training", daemon=True)
+        try:
+            self.process.start()
+        finally:
+            events_w.close()
+            commands_r.close()
+        self._events, self._commands = events_r, commands_w
+
+    def command(self, name: str) -> None:
+        with self._lock:
+            if self._commands is None:
+                return
+            try:
+                self._commands.send(name)
+            except (BrokenPipeError, OSError):  # the child has ended: nothing to command
+                pass
+
+    def pause(self) -> None:
+        self.command("pause")
+
+    def resume(self) -> None:
+        self.command("resume")
+
+    def stop(self) -> None:
+        self.command("stop")
+
+    def events(self) -> Iterator[tuple]:
+        while True:
+            try:
+                event = self._events.recv()
+            except (EOFError, OSError):
+                self.process.join(5)
+                yield ("failed", "training failed: the training process ended unexpectedly "
+                                 f"({describe_exit(self.process.exitcode)}); the last checkpoint "
+                                 "in the run folder is kept")
+                return
+            yield event
+            if event[0] in ("finished", "failed"):
+                return
+
+    def close(self, timeout_s: float = 30) -> None:
+        """Let the child end (it does once it has reported) and release the pipes."""
+        with self._lock:
+            if self._commands is not None:
+                self._commands.close()  # a child still training stops after its batch
+                self._commands = None
+        if self.process is not None:
+            self.process.join(timeout_s)
+            if self.process.is_alive():
+                self.process.terminate()
+                self.process.join(5)
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+
+
+def load_weights(payload: bytes) -> dict[str, torch.Tensor]:
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)

@@ -1,0 +1,128 @@
+"""Training in a child process: the events it reports, the commands it
+obeys, and how it ends when something goes wrong."""
+
+import os
+import signal
+
+import pytest
+import torch
+
+from guidl.engine import training_process as tp
+from guidl.engine.data import prepare
+from guidl.engine.trainer import Trainer
+from guidl.spec import Data
+from helpers import small_project
+
+
+def start(project, data, run_dir=None):
+    process = tp.TrainingProcess(tp.Job(project, data, run_dir, None))
+    process.start()
+    return process
+
+
+def next_event(events, kind):
+    """The next event of ``kind`` (failing on a failure event)."""
+    for event in events:
+        assert event[0] != "failed", event
+        if event[0] == kind:
+            return event
+    raise AssertionError(f"no {kind!r} event")
+
+
+def long_run(shared_digits, run_dir=None):
+    """A run of 200 small-batch epochs, once it has reported its first batches."""
+    project, data = shared_digits
+    project.training.epochs, project.data.batch_size = 200, 16
+    process = start(project, data, run_dir)
+    events = process.events()
+    next_event(events, "batches")
+    return process, events
+
+
+@pytest.fixture
+def shared_digits():
+    project = small_project()
+    data = prepare(project, seed=project.training.seed)
+    assert tp.share(data)
+    return project, data
+
+
+def test_a_child_process_trains_and_reports_every_event(shared_digits):
+    project, data = shared_digits
+    project.training.epochs = 3
+    assert data.train.x.is_shared() and data.val.y.is_shared()
+    process = start(project, data)
+    events = list(process.events())
+    process.close()
+    assert process.process.exitcode == 0
+    kinds = [e[0] for e in events]
+    assert kinds[0] == "started" and kinds[-1] == "finished"
+    assert events[0][1]["epochs"] == 3 and events[0][1]["batches"] == 23
+    assert [e[1]["epoch"] for e in events if e[0] == "epoch"] == [1, 2, 3]
+    xs = torch.cat([torch.as_tensor(e[1]) for e in events if e[0] == "batches"])
+    assert len(xs) == 3 * 23 and bool((xs.diff() > 0).all())  # every batch loss, in order
+    outcome = events[-1][1]
+    assert outcome["step"] == 69 and len(outcome["samples"]) == 24
+    assert outcome["result"].history[-1].val_accuracy > 0.85
+    # The weights sent back are the trained model's: evaluated here, they
+    # score exactly what the child reported.
+    trainer = Trainer(project, data=data, initial_weights=tp.load_weights(outcome["weights"]))
+    trainer.setup()
+    assert trainer.evaluate("val").accuracy == outcome["result"].evaluation.accuracy
+
+
+def test_pause_resume_and_stop_reach_the_child(shared_digits, tmp_path):
+    process, events = long_run(shared_digits, tmp_path / "run")
+    process.pause()
+    paused_at = next_event(events, "paused")[1]
+    assert not process._events.poll(0.5), "a paused run must not report batches"
+    process.resume()
+    next_event(events, "resumed")
+    assert next_event(events, "batches")[3]["step"] > paused_at
+    next_event(events, "epoch")  # a checkpoint is written at each epoch's end
+    process.stop()
+    outcome = next_event(events, "finished")[1]
+    process.close()
+    assert outcome["result"].stopped and outcome["result"].stop_reason == "stopped by the user"
+    assert (tmp_path / "run" / "checkpoint.pt").exists() and outcome["result"].history
+
+
+def test_the_child_stops_when_the_window_stops_listening(shared_digits):
+    process, events = long_run(shared_digits)
+    process._commands.close()  # as when the window's process is gone
+    process._commands = None
+    outcome = next_event(events, "finished")[1]
+    process.close(timeout_s=30)
+    assert outcome["result"].stopped and process.process.exitcode == 0
+
+
+def test_a_child_that_dies_is_reported_not_waited_for(shared_digits):
+    process, events = long_run(shared_digits)
+    os.kill(process.process.pid, signal.SIGKILL)
+    last = [e for e in events][-1]
+    process.close()
+    assert last[0] == "failed"
+    assert "ended unexpectedly" in last[1] and "SIGKILL" in last[1] and "out of memory" in last[1]
+
+
+def test_a_dataset_problem_in_the_child_is_explained(tmp_path):
+    project = small_project(data=Data("csv", {"path": str(tmp_path / "missing.csv")}))
+    process = start(project, None)  # the child prepares the data itself
+    events = list(process.events())
+    process.close()
+    assert events[-1][0] == "failed" and "missing.csv" in events[-1][1]
+    assert "no such file" in events[-1][1]
+
+
+def test_data_too_big_for_shared_memory_is_not_shared(digits_data, monkeypatch):
+    data = prepare(small_project())
+    monkeypatch.setattr(tp, "shm_free_bytes", lambda: 1000)
+    assert not tp.share(data) and not data.train.x.is_shared()
+    monkeypatch.setattr(tp, "shm_free_bytes", lambda: None)  # unknown: try
+    assert tp.share(data) and data.train.x.is_shared()
+
+
+def test_an_exit_is_described_in_words():
+    assert tp.describe_exit(-signal.SIGKILL).startswith("killed by SIGKILL")
+    assert tp.describe_exit(-signal.SIGSEGV) == "killed by SIGSEGV"
+    assert tp.describe_exit(3) == "exit code 3"
