@@ -4,10 +4,16 @@ the window stays.
 The MLP example on 60,000 MNIST-shaped samples (an .npz written to a
 temporary folder), batch 128, Adam, CPU. Rounds alternate between
 
-- headless: ``Trainer.fit()`` as ``guidl train`` runs it, and
+- headless: ``Trainer.fit()`` as ``guidl train`` runs it,
+- process: the training process the window starts, without a window (what
+  the process machinery itself costs), and
 - the window: ``MainWindow`` (live charts, status bar, progress) trains the
-  same project while a probe timer asks the event loop for a tick every
-  5 ms and records how late each tick comes.
+  same project in its training process.
+
+Then, in runs of their own, a probe timer asks the event loop for a tick
+every 5 ms while the window trains, and records how late each tick comes.
+``GUIDL_TRAIN_IN_THREAD=1`` makes the window train in a thread of its own
+process instead, for comparison.
 
 Samples/s are the trainer's own epoch figures (the same clock in both).
 Also prints how often the loss chart repainted, and how long the charts
@@ -59,6 +65,23 @@ def headless(project) -> float:
 
     result = Trainer(project).fit()
     return statistics.fmean(m.samples_per_s for m in result.history)
+
+
+def in_process(project) -> float:
+    """The window's way of training (a child process, the data shared), with
+    no window."""
+    from guidl.engine.data import prepare
+    from guidl.engine.training_process import Job, TrainingProcess, share
+
+    data = prepare(project, seed=project.training.seed)
+    share(data)
+    process = TrainingProcess(Job(project, data, None, None))
+    process.start()
+    events = list(process.events())
+    process.close()
+    if events[-1][0] != "finished":
+        sys.exit(f"training in a process failed: {events[-1][1]}")
+    return statistics.fmean(m.samples_per_s for m in events[-1][1]["result"].history)
 
 
 class Probe(QObject):
@@ -193,12 +216,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         project = make_project(folder, args.samples, args.epochs)
-        head, win, probes = [], [], []
+        head, proc, win, probes = [], [], [], []
         for round_ in range(args.rounds):
-            order = ("headless", "window") if round_ % 2 == 0 else ("window", "headless")
-            for kind in order:
+            order = ("headless", "process", "window")
+            for kind in order if round_ % 2 == 0 else reversed(order):
                 if kind == "headless":
                     head.append(headless(project))
+                elif kind == "process":
+                    proc.append(in_process(project))
                 else:  # no probe: its 200 wake-ups a second would cost the training thread
                     win.append(in_window(app, project, folder, probe_ms=None)[0])
         # Responsiveness, in runs of their own: the probe wakes the GUI thread.
@@ -212,6 +237,8 @@ def main() -> None:
           f"({torch.get_num_threads()} threads), Qt platform {platform}, best of {args.rounds} rounds")
     print(f"  headless            {max(head):9,.0f} samples/s   (rounds: "
           f"{', '.join(f'{r:,.0f}' for r in head)})")
+    print(f"  process, no window  {max(proc):9,.0f} samples/s   (rounds: "
+          f"{', '.join(f'{r:,.0f}' for r in proc)})   process/headless {max(proc) / max(head):.3f}")
     print(f"  from the window     {max(win):9,.0f} samples/s   (rounds: "
           f"{', '.join(f'{r:,.0f}' for r in win)})   window/headless "
           f"{max(win) / max(head):.3f}   (goal >= 0.95)")

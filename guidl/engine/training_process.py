@@ -7,7 +7,8 @@ cores the MLP trained at 0.7x its headless speed that way. A child process
 has its own interpreter, so the window costs it nothing but a core.
 
 - The child is forked from a *fork server* that has already imported torch
-  and the engine (``warm_up`` starts it once torch is loaded in the window),
+  and the engine (``guidl.engine.training_server``; ``warm_up`` starts it
+  once torch is loaded in the window),
   so a run starts in a fraction of a second, in a fresh process each time.
   Where there is no fork server (Windows) a spawned child imports torch
   itself.
@@ -21,11 +22,12 @@ has its own interpreter, so the window costs it nothing but a core.
 - A child that dies (the system out of memory, a crash in a kernel) is
   reported as such; the window lives on.
 
-This module imports no Qt: the fork server preloads it.
+This module imports no Qt: the fork server imports it.
 """
 
 from __future__ import annotations
 
+import gc
 import io
 import multiprocessing
 import os
@@ -175,6 +177,12 @@ class Job:
     #: second thread less than they gain it: on two cores, the MLP trained at
     #: 85,000 samples/s with one thread and 100,000 with two beside the window.
     threads: int | None = None
+    #: Added to the child's niceness, so that the window, woken to paint or
+    #: to answer a click, gets a core at once rather than after a training
+    #: thread's time slice. Training loses nothing by it: the window's work
+    #: is the same either way, only done sooner. (On two cores, the event
+    #: loop's p99 delay went from 13-24 ms to 5-6 ms.)
+    nice: int = 0
 
 
 def _listen(commands, control: TrainControl) -> None:
@@ -198,8 +206,17 @@ def run_job(events, commands, job: Job) -> None:
     # The window's Ctrl+C reaches its whole process group: the window itself
     # decides, and asks this process to stop through the command pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The objects torch created on import are permanent: out of the cyclic
+    # collector's sight, its full collections no longer walk a million of
+    # them while the model trains (nor touch the pages shared with the server).
+    gc.freeze()
     if job.threads:
         torch.set_num_threads(job.threads)
+    if job.nice and hasattr(os, "nice"):
+        try:
+            os.nice(job.nice)
+        except OSError:  # not allowed here: train at the usual priority
+            pass
     lost = threading.Event()  # the window stopped listening
 
     def send(kind: str, *values: Any) -> None:
@@ -247,10 +264,23 @@ def context() -> multiprocessing.context.BaseContext:
         if _context is None:
             if "forkserver" in multiprocessing.get_all_start_methods():
                 _context = multiprocessing.get_context("forkserver")
-                _context.set_forkserver_preload([__name__])
+                _context.set_forkserver_preload(["guidl.engine.training_server"])
             else:
                 _context = multiprocessing.get_context("spawn")
         return _context
+
+
+def warm_engine() -> None:
+    """Work out one small model's shapes, so that what torch imports on its
+    first model (its symbolic-shapes stack: sympy, decompositions; one to two
+    seconds) is imported now, not when a model is built."""
+    try:
+        from ..spec import Layer, Model
+        from .build import analyze
+
+        analyze(Model(layers=[Layer("Flatten"), Layer("Linear", {"out_features": 2})]), (1, 4, 4))
+    except Exception:  # noqa: BLE001 - a warm-up only: the real analysis reports problems
+        pass
 
 
 def warm_up() -> None:

@@ -186,11 +186,17 @@ class TrainingCharts(QWidget):
             "lr": self.lr_plot.plot(pen=pg.mkPen((147, 51, 234), width=2), symbol="t", symbolSize=6,
                                     symbolBrush=(147, 51, 234)),
         }
-        for curve in self.curves.values():
+        for name, curve in self.curves.items():
             # Series.display() already hands over a few thousand points at most
             # (decimated, and clipped when zoomed): pyqtgraph need not redo it.
             curve.setDownsampling(auto=False)
             curve.setClipToView(False)
+            if name not in ("batch", "smooth"):
+                # Per-epoch lines and markers change once an epoch: painted into
+                # pixmaps that the batch curves' repaints reuse (a tenth of the
+                # loss chart's paint time).
+                for item in (curve.curve, curve.scatter):
+                    item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.loss_plot.sigXRangeChanged.connect(self._x_range_changed)
         self.loss_plot.vb.sigStateChanged.connect(self._x_range_changed)  # e.g. auto-range back on
         # While training, the axes stay put: x spans the whole planned run and

@@ -93,16 +93,12 @@ class EngineLoader(QObject):
 
 
 def _warm_up() -> None:
-    """Work out one small model's shapes, so that what torch imports on first
-    use (its compiler stack, for one) is imported here and not on the GUI
-    thread, where it held the window for two seconds."""
-    try:
-        from ..engine.build import analyze
-        from ..spec import Layer, Model
+    """What torch imports on first use (its compiler stack, for one) is
+    imported here, not on the GUI thread, where it held the window for two
+    seconds."""
+    from ..engine.training_process import warm_engine
 
-        analyze(Model(layers=[Layer("Flatten"), Layer("Linear", {"out_features": 2})]), (1, 4, 4))
-    except Exception:  # noqa: BLE001 - a warm-up only: the real analysis reports problems
-        pass
+    warm_engine()
 
 
 def _start_training_server() -> None:

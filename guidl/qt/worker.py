@@ -19,7 +19,7 @@ import torch
 from PySide6.QtCore import QObject, Signal, Slot
 
 from ..engine.data import DatasetError, PreparedData, prepare
-from ..engine.trainer import FitResult, TrainControl, Trainer, TrainingError
+from ..engine.trainer import FitResult, TrainControl, Trainer, TrainingError, describe_error
 from ..engine.training_process import (BATCH_EVENTS_PER_S, Job, TrainingProcess, failure_message,
                                        load_weights, sample_predictions, share, training_callbacks)
 from ..spec import Project, ProjectError
@@ -30,6 +30,10 @@ __all__ = ["BATCH_EVENTS_PER_S", "TrainingWorker", "evaluate_weights", "sample_p
 #: Train in a child process (the default). Set the environment variable
 #: ``GUIDL_TRAIN_IN_THREAD=1`` to train in the window's process instead.
 TRAIN_IN_THREAD = os.environ.get("GUIDL_TRAIN_IN_THREAD", "") not in ("", "0")
+
+
+#: The training process runs this much nicer than the window (see ``Job.nice``).
+TRAINING_NICENESS = 5
 
 
 def training_threads() -> int:
@@ -114,6 +118,7 @@ class TrainingWorker(QObject):
         self.process: TrainingProcess | None = None
         self._step = 0
         self.where = ""  # "process" or "thread" once the run has started
+        self._note = ""  # why a run meant for a process trains in this thread
 
     @property
     def step(self) -> int:
@@ -149,7 +154,8 @@ class TrainingWorker(QObject):
                 except Exception as error:  # noqa: BLE001 - no child process: train in this thread
                     traceback.print_exc()
                     self.process = None
-                    print(f"guidl: training in the window's process ({error})")
+                    self._note = ("trained in the window's process: no training process could be "
+                                  f"started ({describe_error(error)})")
             if self.process is not None:
                 self.where = "process"
                 self._follow_process(data)
@@ -167,7 +173,7 @@ class TrainingWorker(QObject):
     def _start_process(self, data: PreparedData) -> None:
         shared = share(data)  # else the child loads the data itself (too big to share here)
         job = Job(self.project, data if shared else None, self.run_dir, self.initial_weights,
-                  threads=None)
+                  threads=None, nice=TRAINING_NICENESS)
         process = TrainingProcess(job)
         process.start()
         self.process = process
@@ -216,6 +222,8 @@ class TrainingWorker(QObject):
             self.trainer = Trainer(self.project, data=self.data, control=self.control.local,
                                    callbacks=training_callbacks(self.project, self._send, self.run_dir),
                                    initial_weights=self.initial_weights)
+            if self._note:
+                self.trainer.notes.append(self._note)
             result = self.trainer.fit()
             samples = sample_predictions(self.trainer, result)
             self.finished.emit({"result": result, "trainer": self.trainer, "samples": samples,
