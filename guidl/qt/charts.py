@@ -213,8 +213,7 @@ class TrainingCharts(QWidget):
         self.redraws = 0
         self.timer = QTimer(self)
         self.timer.setInterval(int(1000 / REFRESH_HZ))
-        self.timer.timeout.connect(self.refresh)
-        self.timer.start()
+        self.timer.timeout.connect(self.refresh)  # runs while there is something new to draw
         self._proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30,
                                      slot=self._mouse_moved)
 
@@ -283,7 +282,7 @@ class TrainingCharts(QWidget):
         self._smoothed = value
         self.series["batch"].extend(xs, losses)
         self.series["smooth"].extend(xs, smoothed)
-        self._dirty |= {"batch", "smooth"}
+        self._changed({"batch", "smooth"})
 
     @Slot(object)
     def add_epoch(self, metrics: dict) -> None:
@@ -299,10 +298,18 @@ class TrainingCharts(QWidget):
             # out here, so it neither breaks the plot nor stretches its axis.
             if value is not None and math.isfinite(value):
                 self.series[name].append(epoch, value)
-        self._dirty |= {"train_loss", "val_loss", "lr", "train_metric", "val_metric"}
+        self._changed({"train_loss", "val_loss", "lr", "train_metric", "val_metric"})
+
+    def _changed(self, names: set[str]) -> None:
+        """Mark curves for the next refresh; the timer runs only while some are
+        marked, so an idle window is not woken 25 times a second."""
+        self._dirty |= names
+        if not self.timer.isActive():
+            self.timer.start()
 
     def refresh(self) -> None:
         if not self._dirty:
+            self.timer.stop()
             return
         dirty, self._dirty = self._dirty, set()
         zoomed = None
@@ -322,7 +329,7 @@ class TrainingCharts(QWidget):
         """Zoomed in, a long run shows its detail; zoomed out (or back to the
         whole run with pyqtgraph's "A" button), its outline."""
         if self.series["batch"].size > self.series["smooth"].display_points:
-            self._dirty |= {"batch", "smooth"}
+            self._changed({"batch", "smooth"})
 
     def _mouse_moved(self, event) -> None:
         position = event[0]
