@@ -10,8 +10,7 @@ has its own interpreter, so the window costs it nothing but a core.
   and the engine (``guidl.engine.training_server``; ``warm_up`` starts it
   once torch is loaded in the window),
   so a run starts in a fraction of a second, in a fresh process each time.
-  Where there is no fork server (Windows) a spawned child imports torch
-  itself.
+  Elsewhere than on Linux a spawned child imports torch itself.
 - The data travel as shared memory (no copy); the window keeps its own
   reference and needs nothing back but the weights.
 - Events (``"started"``, ``"batches"``, ``"epoch"``, ``"paused"``,
@@ -32,6 +31,7 @@ import io
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -171,7 +171,11 @@ class Job:
     project: Project
     data: PreparedData | None  # None: the child prepares the project's data itself
     run_dir: Path | None
-    initial_weights: dict[str, torch.Tensor] | None
+    #: ``torch.save`` bytes of a state dict to start from (a bundle's), or
+    #: None. Bytes, not tensors: each shared tensor would travel as a file
+    #: descriptor, and a deep model's few hundred of them exceed what one
+    #: process start may pass.
+    initial_weights: bytes | None
     #: torch's threads in the child; None keeps torch's choice (a thread per
     #: core). The window's few milliseconds of painting now and then cost a
     #: second thread less than they gain it: on two cores, the MLP trained at
@@ -234,12 +238,12 @@ def run_job(events, commands, job: Job) -> None:
     try:
         trainer = Trainer(job.project, data=job.data, control=control,
                           callbacks=training_callbacks(job.project, send, job.run_dir),
-                          initial_weights=job.initial_weights)
+                          initial_weights=(load_weights(job.initial_weights)
+                                           if job.initial_weights is not None else None))
         result = trainer.fit()
         samples = sample_predictions(trainer, result)
-        weights = io.BytesIO()
-        torch.save({k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}, weights)
-        send("finished", {"result": result, "samples": samples, "weights": weights.getvalue(),
+        send("finished", {"result": result, "samples": samples,
+                          "weights": save_weights(trainer.model.state_dict()),
                           "notes": list(trainer.notes), "device": str(trainer.device),
                           "step": trainer.step})
     except BaseException as error:  # noqa: BLE001 - every failure is reported to the window
@@ -262,7 +266,9 @@ def context() -> multiprocessing.context.BaseContext:
     global _context
     with _context_lock:
         if _context is None:
-            if "forkserver" in multiprocessing.get_all_start_methods():
+            # Linux only: on macOS, forking a process that has loaded Apple's
+            # frameworks is unsafe (why Python starts processes there by spawning).
+            if sys.platform.startswith("linux") and "forkserver" in multiprocessing.get_all_start_methods():
                 _context = multiprocessing.get_context("forkserver")
                 _context.set_forkserver_preload(["guidl.engine.training_server"])
             else:
@@ -302,21 +308,38 @@ def shm_free_bytes() -> int | None:
     return stat.f_bavail * stat.f_frsize
 
 
-def share(data: PreparedData) -> bool:
-    """Move ``data``'s tensors into shared memory (in place, once), so that a
-    child process maps them instead of receiving a copy. False when there is
-    not room for them (a container's small ``/dev/shm``): the child then
-    prepares the data itself."""
-    tensors = [t for s in (data.train, data.val, data.test) if s is not None for t in (s.x, s.y)
-               if t.device.type == "cpu"]
+def share(data: PreparedData, *, in_place: bool = False) -> PreparedData | None:
+    """``data`` with its tensors in shared memory, so that a child process
+    maps them instead of receiving a copy; None when there is not room for
+    them (a container's small ``/dev/shm``): the child then prepares the data
+    itself.
+
+    Tensors already shared are used as they are. Others are copied, unless
+    ``in_place`` (for data nothing else has seen yet): moving a tensor into
+    shared memory frees its old buffer, under any NumPy view of it."""
+    splits = [s for s in (data.train, data.val, data.test) if s is not None]
+    tensors = [t for s in splits for t in (s.x, s.y) if t.device.type == "cpu"]
     needed = sum(t.untyped_storage().nbytes() for t in tensors if not t.is_shared())
-    if needed:
-        free = shm_free_bytes()
-        if free is not None and needed > free * 0.8:
-            return False
+    if not needed:
+        return data
+    free = shm_free_bytes()
+    if free is not None and needed > free * 0.8:
+        return None
+    if in_place:
         for tensor in tensors:
             tensor.share_memory_()
-    return True
+        return data
+
+    def shared(t: torch.Tensor) -> torch.Tensor:
+        if t.device.type != "cpu" or t.is_shared():
+            return t
+        return torch.empty_like(t, memory_format=torch.preserve_format).share_memory_().copy_(t)
+
+    def split(s: Split | None) -> Split | None:
+        return None if s is None else Split(shared(s.x), shared(s.y))
+
+    return PreparedData(data.info, split(data.train), split(data.val), split(data.test),
+                        data.normalization)
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -353,6 +376,10 @@ class TrainingProcess:
                                    name="guidl-training", daemon=True)
         try:
             self.process.start()
+        except BaseException:
+            events_r.close()
+            commands_w.close()
+            raise
         finally:
             events_w.close()
             commands_r.close()
@@ -391,19 +418,28 @@ class TrainingProcess:
                 return
 
     def close(self, timeout_s: float = 30) -> None:
-        """Let the child end (it does once it has reported) and release the pipes."""
+        """Let the child end (it does once it has reported) and release the
+        pipes. A child still training stops after its batch and saves its run:
+        both pipes are closed first, so it cannot wait on a report nobody reads."""
         with self._lock:
             if self._commands is not None:
-                self._commands.close()  # a child still training stops after its batch
+                self._commands.close()
                 self._commands = None
+        if self._events is not None:
+            self._events.close()
+            self._events = None
         if self.process is not None:
             self.process.join(timeout_s)
             if self.process.is_alive():
                 self.process.terminate()
                 self.process.join(5)
-        if self._events is not None:
-            self._events.close()
-            self._events = None
+
+
+def save_weights(state: dict[str, torch.Tensor]) -> bytes:
+    """A state dict as bytes, to cross between processes."""
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in state.items()}, buffer)
+    return buffer.getvalue()
 
 
 def load_weights(payload: bytes) -> dict[str, torch.Tensor]:

@@ -535,7 +535,7 @@ class MainWindow(QMainWindow):
             self.data_panel.show_loading()
             self.status_text.setText("Loading PyTorch…")
             return
-        from ..engine.data import prepare
+        from .worker import prepare_shared
 
         cached = self.cached_data()
         if cached is not None:
@@ -548,7 +548,7 @@ class MainWindow(QMainWindow):
             return
         self.data_panel.show_loading()
         self.status_text.setText("Loading data…")
-        task = Task(lambda: (key, prepare(project)))
+        task = Task(lambda: (key, prepare_shared(project)))
         task.done.connect(self._data_loaded)
         task.error.connect(self._data_failed)
         self._loader = self.jobs.start(task, self._loader_finished)
@@ -679,10 +679,10 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _training_finished(self, outcome: dict) -> None:
         result = outcome["result"]
-        self.trainer = outcome["trainer"]
+        self.trainer = outcome["trainer"]  # None when the model could not be loaded here
         self.last_result = result
-        if self.trainer.device.type == "cpu":
-            self._data_cache = (self._training_key, self.trainer.data)
+        if outcome.get("data") is not None:  # the run's data, on the CPU: kept for the next
+            self._data_cache = (self._training_key, outcome["data"])
         self.results.show_result(result, outcome["samples"])
         final = result.final
         what = result.stop_reason if result.stopped else "finished"
@@ -699,9 +699,10 @@ class MainWindow(QMainWindow):
         else:
             self.status_text.setText(f"Training {what} in {result.elapsed:.1f}s{figure} · run folder "
                                      f"{outcome.get('run_dir')}")
-        if self.trainer.notes:
+        notes = outcome.get("notes", self.trainer.notes if self.trainer is not None else [])
+        if notes:
             self.train_message.setStyleSheet("color: #b45309;")
-            self.train_message.setText("\n".join(self.trainer.notes))
+            self.train_message.setText("\n".join(notes))
             self.train_message.show()
 
     @Slot(str)

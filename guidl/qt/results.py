@@ -31,8 +31,17 @@ class CellLabels(pg.GraphicsObject):
         self.cells, self.size = cells, size
         self.update()
 
+    # Each label is drawn in a box of this many pixels around its cell's centre.
+    BOX = (100, 24)
+
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
-        return QRectF(0, 0, self.size, self.size)
+        # The cells, and the labels' boxes beyond the outer cells (sized in
+        # pixels, so the margin follows the zoom: see viewTransformChanged).
+        px, py = (self.pixelWidth() or 0.0) * self.BOX[0] / 2, (self.pixelHeight() or 0.0) * self.BOX[1] / 2
+        return QRectF(-px, -py, self.size + 2 * px, self.size + 2 * py)
+
+    def viewTransformChanged(self) -> None:  # noqa: N802 - pyqtgraph's name
+        self.prepareGeometryChange()
 
     def paint(self, painter, option, widget=None) -> None:
         transform = painter.transform()
@@ -41,7 +50,8 @@ class CellLabels(pg.GraphicsObject):
         for x, y, text, color in self.cells:
             centre = transform.map(QPointF(x, y))
             painter.setPen(color)
-            painter.drawText(QRectF(centre.x() - 50, centre.y() - 12, 100, 24),
+            width, height = self.BOX
+            painter.drawText(QRectF(centre.x() - width / 2, centre.y() - height / 2, width, height),
                              Qt.AlignmentFlag.AlignCenter, text)
         painter.restore()
 

@@ -21,7 +21,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 from ..engine.data import DatasetError, PreparedData, prepare
 from ..engine.trainer import FitResult, TrainControl, Trainer, TrainingError, describe_error
 from ..engine.training_process import (BATCH_EVENTS_PER_S, Job, TrainingProcess, failure_message,
-                                       load_weights, sample_predictions, share, training_callbacks)
+                                       load_weights, sample_predictions, save_weights, share,
+                                       training_callbacks)
 from ..spec import Project, ProjectError
 
 __all__ = ["BATCH_EVENTS_PER_S", "TrainingWorker", "evaluate_weights", "sample_predictions",
@@ -148,9 +149,9 @@ class TrainingWorker(QObject):
             data = self.data
             if self.in_process:
                 if data is None:  # prepared here once: the window keeps it for results and export
-                    data = self.data = prepare(self.project, seed=self.project.training.seed)
+                    data = self.data = prepare_shared(self.project)
                 try:
-                    self._start_process(data)
+                    data = self._start_process(data)
                 except Exception as error:  # noqa: BLE001 - no child process: train in this thread
                     traceback.print_exc()
                     self.process = None
@@ -170,14 +171,16 @@ class TrainingWorker(QObject):
             if self.process is not None:
                 self.process.close()
 
-    def _start_process(self, data: PreparedData) -> None:
-        shared = share(data)  # else the child loads the data itself (too big to share here)
-        job = Job(self.project, data if shared else None, self.run_dir, self.initial_weights,
-                  threads=None, nice=TRAINING_NICENESS)
+    def _start_process(self, data: PreparedData) -> PreparedData:
+        """Start the child; returns the data as the child sees it (shared)."""
+        shared = share(data)  # None: too big to share here, the child loads the data itself
+        weights = save_weights(self.initial_weights) if self.initial_weights is not None else None
+        job = Job(self.project, shared, self.run_dir, weights, threads=None, nice=TRAINING_NICENESS)
         process = TrainingProcess(job)
         process.start()
         self.process = process
         self.control.attach(process)
+        return shared if shared is not None else data
 
     def _follow_process(self, data: PreparedData) -> None:
         for event in self.process.events():
@@ -191,17 +194,25 @@ class TrainingWorker(QObject):
             outcome = event[1]
             result: FitResult = outcome["result"]
             self._step = outcome["step"]
+            notes = list(outcome["notes"])
             # The trained model, here: evaluation was done by the child; this
-            # trainer serves the Results tab's predictions and the exports.
-            trainer = Trainer(self.project, data=data, device="cpu",
-                              initial_weights=load_weights(outcome["weights"]))
-            trainer.setup()
-            trainer.history = list(result.history)
-            trainer.epoch, trainer.step = len(result.history), outcome["step"]
-            trainer.notes = list(outcome["notes"])
-            self.trainer = trainer
-            self.finished.emit({"result": result, "trainer": trainer, "samples": outcome["samples"],
-                                "run_dir": self.run_dir, "device": outcome["device"]})
+            # trainer serves Export and Evaluate. Should it fail (memory), the
+            # run's results are still shown, and its run folder has the model.
+            try:
+                trainer = Trainer(self.project, data=data, device="cpu",
+                                  initial_weights=load_weights(outcome["weights"]))
+                trainer.setup()
+                trainer.history = list(result.history)
+                trainer.epoch, trainer.step = len(result.history), outcome["step"]
+                trainer.notes = notes
+                self.trainer = trainer
+            except Exception as error:  # noqa: BLE001 - the results stand without it
+                notes.append(f"the trained model could not be loaded in the window "
+                             f"({describe_error(error)}): Export and Evaluate are unavailable; "
+                             "the run folder holds the model")
+            self.finished.emit({"result": result, "trainer": self.trainer, "samples": outcome["samples"],
+                                "run_dir": self.run_dir, "device": outcome["device"], "notes": notes,
+                                "data": data})
             return
 
     def _run_in_thread(self) -> None:
@@ -227,9 +238,19 @@ class TrainingWorker(QObject):
             result = self.trainer.fit()
             samples = sample_predictions(self.trainer, result)
             self.finished.emit({"result": result, "trainer": self.trainer, "samples": samples,
-                                "run_dir": self.run_dir, "device": str(self.trainer.device)})
+                                "run_dir": self.run_dir, "device": str(self.trainer.device),
+                                "notes": self.trainer.notes,
+                                "data": self.trainer.data if self.trainer.device.type == "cpu" else None})
         finally:
             torch.set_num_threads(threads)  # MKL's share of the setting is process-wide
+
+
+def prepare_shared(project: Project) -> PreparedData:
+    """The project's data, in shared memory where there is room, so that the
+    training processes map it rather than receive a copy. (Moved there in
+    place: nothing else has seen it yet.)"""
+    data = prepare(project, seed=project.training.seed)
+    return share(data, in_place=True) or data
 
 
 def evaluate_weights(project: Project, weights, data: PreparedData | None = None) -> dict:
@@ -240,4 +261,4 @@ def evaluate_weights(project: Project, weights, data: PreparedData | None = None
     split, _ = trainer.data.evaluation_split
     result = FitResult([], evaluation=trainer.evaluate(split), evaluation_split=split)
     return {"result": result, "trainer": trainer, "samples": sample_predictions(trainer, result),
-            "evaluated_only": True}
+            "evaluated_only": True, "data": trainer.data if trainer.device.type == "cpu" else None}

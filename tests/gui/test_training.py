@@ -182,3 +182,19 @@ def test_without_a_child_process_training_runs_in_the_window_process(window, qtb
     assert window.charts.series["batch"].size == 2 * 23
     assert window.train_message.isVisibleTo(window) and "no training process could be started (OSError: " \
         "no processes here)" in window.train_message.text()
+
+
+def test_results_stand_when_the_window_cannot_load_the_trained_model(window, qtbot, monkeypatch):
+    from guidl.engine.trainer import Trainer
+
+    def no_memory(self):
+        raise MemoryError("cannot allocate memory")
+
+    monkeypatch.setattr(Trainer, "setup", no_memory)  # in the window's process only
+    train_small(window)
+    qtbot.waitUntil(lambda: window.thread is None, timeout=120_000)
+    assert window.last_result.history[-1].val_accuracy > 0.8
+    assert window.results.table.rowCount() == 11 and window.trainer is None
+    assert "could not be loaded in the window" in window.train_message.text()
+    assert not window.export_action.isEnabled()
+    assert (window.run_dir / "model.safetensors").exists()

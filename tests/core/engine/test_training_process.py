@@ -42,8 +42,7 @@ def long_run(shared_digits, run_dir=None):
 @pytest.fixture
 def shared_digits():
     project = small_project()
-    data = prepare(project, seed=project.training.seed)
-    assert tp.share(data)
+    data = tp.share(prepare(project, seed=project.training.seed), in_place=True)
     return project, data
 
 
@@ -114,12 +113,37 @@ def test_a_dataset_problem_in_the_child_is_explained(tmp_path):
     assert "no such file" in events[-1][1]
 
 
-def test_data_too_big_for_shared_memory_is_not_shared(digits_data, monkeypatch):
+def test_data_too_big_for_shared_memory_is_not_shared(monkeypatch):
     data = prepare(small_project())
     monkeypatch.setattr(tp, "shm_free_bytes", lambda: 1000)
-    assert not tp.share(data) and not data.train.x.is_shared()
+    assert tp.share(data) is None and not data.train.x.is_shared()
     monkeypatch.setattr(tp, "shm_free_bytes", lambda: None)  # unknown: try
-    assert tp.share(data) and data.train.x.is_shared()
+    assert tp.share(data, in_place=True) is data and data.train.x.is_shared()
+
+
+def test_sharing_copies_data_that_others_may_be_reading():
+    data = prepare(small_project())
+    view = data.train.x.numpy()  # e.g. a preview taken earlier
+    shared = tp.share(data)
+    assert shared.train.x.is_shared() and shared.val.y.is_shared() and not data.train.x.is_shared()
+    assert torch.equal(shared.train.x, data.train.x) and torch.equal(shared.val.y, data.val.y)
+    data.train.x[0] += 1  # the original (and its view) are untouched by the sharing
+    assert view[0].sum() == data.train.x[0].sum() and not torch.equal(shared.train.x[0], data.train.x[0])
+    assert tp.share(shared) is shared  # shared already: used as it is
+
+
+def test_initial_weights_reach_the_child(shared_digits):
+    project, data = shared_digits
+    source = Trainer(project, data=data, epochs=2)
+    source.fit()
+    project.training.epochs = 1
+    project.training.optimizer.params["lr"] = 1e-30  # steps too small to change a float32 weight
+    process = tp.TrainingProcess(tp.Job(project, data, None, tp.save_weights(source.model.state_dict())))
+    process.start()
+    outcome = list(process.events())[-1]
+    process.close()
+    assert outcome[0] == "finished", outcome
+    assert outcome[1]["result"].evaluation.accuracy == source.evaluate("val").accuracy
 
 
 def test_an_exit_is_described_in_words():
