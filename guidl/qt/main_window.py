@@ -83,6 +83,7 @@ class MainWindow(QMainWindow):
         self.worker = None  # a TrainingWorker while training runs
         self.thread = None
         self.trainer = None  # the last trained model's trainer, for evaluation
+        self.close_timeout_s = 120  # how long closing waits for tasks (and a training) to end
         self.last_result = None
         self._data_cache: tuple[str, object] | None = None
         self._loader = None
@@ -1047,7 +1048,7 @@ class MainWindow(QMainWindow):
             return
         if self.worker is not None:
             self.worker.control.request_stop()
-        if not self.jobs.wait_all(timeout_s=120):
+        if not self.jobs.wait_all(timeout_s=self.close_timeout_s) and not self._end_training_process():
             QMessageBox.warning(self, "Still busy", "guidl is still finishing a task; "
                                 "try closing again in a moment.")
             event.ignore()
@@ -1058,6 +1059,16 @@ class MainWindow(QMainWindow):
         self.autosave_timer.stop()
         self.charts.timer.stop()
         event.accept()
+
+    def _end_training_process(self) -> bool:
+        """A training process that has not stopped within two minutes of being
+        asked (stuck in a kernel, say) is ended, so that the window can close;
+        True when every task has then finished."""
+        process = self.worker.process if self.worker is not None else None
+        if process is None or process.process is None or not process.process.is_alive():
+            return False
+        process.process.kill()  # its last checkpoint is on disk already
+        return self.jobs.wait_all(timeout_s=15)
 
     def shutdown_training(self, timeout_s: float = 60) -> None:
         """Stop the worker and wait for every thread to end (checkpoint kept)."""

@@ -198,3 +198,17 @@ def test_results_stand_when_the_window_cannot_load_the_trained_model(window, qtb
     assert "could not be loaded in the window" in window.train_message.text()
     assert not window.export_action.isEnabled()
     assert (window.run_dir / "model.safetensors").exists()
+
+
+def test_a_training_process_that_does_not_stop_is_ended_when_the_window_closes(window, qtbot, answer):
+    from PySide6.QtWidgets import QMessageBox
+
+    train_small(window, epochs=200, batch_size=16)
+    qtbot.waitUntil(lambda: window.worker is not None and window.worker.step > 0, timeout=60_000)
+    child = window.worker.process.process
+    os.kill(child.pid, signal.SIGSTOP)  # as if stuck in a kernel: it cannot hear "stop"
+    window.close_timeout_s = 1
+    answer["button"] = QMessageBox.StandardButton.Yes
+    assert window.close()
+    assert window.thread is None and not child.is_alive() and child.exitcode == -signal.SIGKILL
+    assert "warned" not in answer
