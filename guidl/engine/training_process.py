@@ -65,6 +65,8 @@ class EventBridge(Callback):
         self.pending_loss: list[float] = []
         self.last_emit = 0.0
         self.started = 0.0
+        self.paused_at: float | None = None
+        self.paused_for = 0.0  # seconds spent paused: not training time
         self.done_batches = 0
 
     def on_fit_start(self, trainer) -> None:
@@ -73,7 +75,7 @@ class EventBridge(Callback):
             "epochs": trainer.epochs, "batches": trainer.batches_per_epoch,
             "start_epoch": trainer.epoch, "task": trainer.info.task,
             "device": str(trainer.device), "notes": list(trainer.notes),
-            "history": [m.to_dict() for m in trainer.history],
+            "history": [m.to_dict() for m in trainer.history], "threads": torch.get_num_threads(),
         })
 
     def on_train_batch_end(self, trainer, batch: int, loss: float) -> None:
@@ -87,7 +89,7 @@ class EventBridge(Callback):
     def _flush(self, trainer, batch: int, now: float) -> None:
         if not self.pending_x:
             return
-        elapsed = max(now - self.started, 1e-9)
+        elapsed = max(now - self.started - self.paused_for, 1e-9)
         total = (trainer.epochs - trainer.epoch) * trainer.batches_per_epoch - (batch + 1)
         rate = self.done_batches / elapsed
         self.send("batches", np.array(self.pending_x), np.array(self.pending_loss), {
@@ -102,10 +104,14 @@ class EventBridge(Callback):
         self.send("epoch", metrics.to_dict())
 
     def on_pause(self, trainer) -> None:
-        self._flush(trainer, 0, time.perf_counter())
+        self.paused_at = time.perf_counter()
+        self._flush(trainer, 0, self.paused_at)
         self.send("paused", trainer.step)
 
     def on_resume(self, trainer) -> None:
+        if self.paused_at is not None:
+            self.paused_for += time.perf_counter() - self.paused_at
+            self.paused_at = None
         self.send("resumed")
 
 
@@ -177,16 +183,12 @@ class Job:
     #: process start may pass.
     initial_weights: bytes | None
     #: torch's threads in the child; None keeps torch's choice (a thread per
-    #: core). The window's few milliseconds of painting now and then cost a
-    #: second thread less than they gain it: on two cores, the MLP trained at
-    #: 85,000 samples/s with one thread and 100,000 with two beside the window.
+    #: core). The window passes all cores but one: torch's parallel sections
+    #: wait for their slowest thread, and a thread that shares its core with
+    #: anything else (the window painting, another program) stalls every one
+    #: of them. On two cores, beside one busy program, the MLP trained at
+    #: 17,000-19,000 samples/s with two threads and 81,000 with one.
     threads: int | None = None
-    #: Added to the child's niceness, so that the window, woken to paint or
-    #: to answer a click, gets a core at once rather than after a training
-    #: thread's time slice. Training loses nothing by it: the window's work
-    #: is the same either way, only done sooner. (On two cores, the event
-    #: loop's p99 delay went from 13-24 ms to 5-6 ms.)
-    nice: int = 0
 
 
 def _listen(commands, control: TrainControl) -> None:
@@ -216,11 +218,6 @@ def run_job(events, commands, job: Job) -> None:
     gc.freeze()
     if job.threads:
         torch.set_num_threads(job.threads)
-    if job.nice and hasattr(os, "nice"):
-        try:
-            os.nice(job.nice)
-        except OSError:  # not allowed here: train at the usual priority
-            pass
     lost = threading.Event()  # the window stopped listening
 
     def send(kind: str, *values: Any) -> None:
@@ -410,12 +407,17 @@ class TrainingProcess:
             except (EOFError, OSError):
                 self.process.join(5)
                 yield ("failed", "training failed: the training process ended unexpectedly "
-                                 f"({describe_exit(self.process.exitcode)}); the last checkpoint "
-                                 "in the run folder is kept")
+                                 f"({describe_exit(self.process.exitcode)}); {self._kept()}")
                 return
             yield event
             if event[0] in ("finished", "failed"):
                 return
+
+    def _kept(self) -> str:
+        run_dir = self.job.run_dir
+        if run_dir is not None and (Path(run_dir) / RunFolder.CHECKPOINT).exists():
+            return f"the last epoch's checkpoint is kept in {run_dir}"
+        return "no epoch had ended, so there is no checkpoint to go on from"
 
     def close(self, timeout_s: float = 30) -> None:
         """Let the child end (it does once it has reported) and release the

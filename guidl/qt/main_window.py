@@ -656,8 +656,9 @@ class MainWindow(QMainWindow):
     def _set_paused(self, paused: bool) -> None:
         self.pause_action.setText("&Resume" if paused else "&Pause")
         self.pause_action.setIcon(icon("train" if paused else "pause"))
-        if paused:
-            self.status_text.setText(self.status_text.text().split(" · ETA")[0] + " · paused")
+        if paused:  # said once, whether the button or the run's report comes first
+            text = self.status_text.text().split(" · ETA")[0]
+            self.status_text.setText(text if text.endswith(" · paused") else text + " · paused")
 
     @Slot()
     def pause_or_resume(self) -> None:

@@ -33,13 +33,9 @@ __all__ = ["BATCH_EVENTS_PER_S", "TrainingWorker", "evaluate_weights", "sample_p
 TRAIN_IN_THREAD = os.environ.get("GUIDL_TRAIN_IN_THREAD", "") not in ("", "0")
 
 
-#: The training process runs this much nicer than the window (see ``Job.nice``).
-TRAINING_NICENESS = 5
-
-
 def training_threads() -> int:
     """Threads for torch's parallel sections when training from the window:
-    all cores but one, which the window keeps for itself."""
+    all cores but one, which the window keeps for itself (see ``Job.threads``)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
@@ -175,7 +171,7 @@ class TrainingWorker(QObject):
         """Start the child; returns the data as the child sees it (shared)."""
         shared = share(data)  # None: too big to share here, the child loads the data itself
         weights = save_weights(self.initial_weights) if self.initial_weights is not None else None
-        job = Job(self.project, shared, self.run_dir, weights, threads=None, nice=TRAINING_NICENESS)
+        job = Job(self.project, shared, self.run_dir, weights, threads=training_threads())
         process = TrainingProcess(job)
         process.start()
         self.process = process

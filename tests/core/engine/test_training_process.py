@@ -57,6 +57,7 @@ def test_a_child_process_trains_and_reports_every_event(shared_digits):
     kinds = [e[0] for e in events]
     assert kinds[0] == "started" and kinds[-1] == "finished"
     assert events[0][1]["epochs"] == 3 and events[0][1]["batches"] == 23
+    assert events[0][1]["threads"] == torch.get_num_threads()  # torch's choice, unless told
     assert [e[1]["epoch"] for e in events if e[0] == "epoch"] == [1, 2, 3]
     xs = torch.cat([torch.as_tensor(e[1]) for e in events if e[0] == "batches"])
     assert len(xs) == 3 * 23 and bool((xs.diff() > 0).all())  # every batch loss, in order
@@ -83,6 +84,8 @@ def test_pause_resume_and_stop_reach_the_child(shared_digits, tmp_path):
     outcome = next_event(events, "finished")[1]
     process.close()
     assert outcome["result"].stopped and outcome["result"].stop_reason == "stopped by the user"
+    # A killed child is then reported with the checkpoint it leaves.
+    assert process._kept() == f"the last epoch's checkpoint is kept in {tmp_path / 'run'}"
     assert (tmp_path / "run" / "checkpoint.pt").exists() and outcome["result"].history
 
 
@@ -102,6 +105,7 @@ def test_a_child_that_dies_is_reported_not_waited_for(shared_digits):
     process.close()
     assert last[0] == "failed"
     assert "ended unexpectedly" in last[1] and "SIGKILL" in last[1] and "out of memory" in last[1]
+    assert "no epoch had ended, so there is no checkpoint" in last[1]
 
 
 def test_a_dataset_problem_in_the_child_is_explained(tmp_path):
@@ -150,3 +154,30 @@ def test_an_exit_is_described_in_words():
     assert tp.describe_exit(-signal.SIGKILL).startswith("killed by SIGKILL")
     assert tp.describe_exit(-signal.SIGSEGV) == "killed by SIGSEGV"
     assert tp.describe_exit(3) == "exit code 3"
+
+
+def test_time_spent_paused_does_not_count_in_the_speed_and_eta(monkeypatch):
+    from types import SimpleNamespace
+
+    clock = [0.0]
+    monkeypatch.setattr(tp.time, "perf_counter", lambda: clock[0])
+    sent = []
+    bridge = tp.EventBridge(lambda kind, *values: sent.append((kind, *values)))
+    trainer = SimpleNamespace(epochs=1, batches_per_epoch=100, epoch=0, step=0, batch_size=10,
+                              info=SimpleNamespace(task="classification"), device="cpu", notes=[],
+                              history=[])
+    bridge.on_fit_start(trainer)
+    for batch in range(10):  # 10 batches in 1 s: 100 samples/s
+        clock[0] += 0.1
+        trainer.step += 1
+        bridge.on_train_batch_end(trainer, batch, 1.0)
+    bridge.on_pause(trainer)
+    clock[0] += 100.0  # paused for 100 s
+    bridge.on_resume(trainer)
+    for batch in range(10, 20):
+        clock[0] += 0.1
+        trainer.step += 1
+        bridge.on_train_batch_end(trainer, batch, 1.0)
+    progress = [e for e in sent if e[0] == "batches"][-1][3]
+    assert progress["samples_per_s"] == pytest.approx(100.0)
+    assert progress["eta"] == pytest.approx(8.0)  # 80 batches left at 10 a second
