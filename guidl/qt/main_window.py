@@ -438,6 +438,10 @@ class MainWindow(QMainWindow):
         for action in (self.new_action, self.open_action, self.recent_menu.menuAction(),
                        self.examples_menu.menuAction()):
             action.setEnabled(not running)
+        # Nor edits by undo: the form would show values the run does not use.
+        # (The stack enables these actions itself; it changes nothing while editing is locked.)
+        self.undo_action.setEnabled(self.document.undo_stack.canUndo() and not running)
+        self.redo_action.setEnabled(self.document.undo_stack.canRedo() and not running)
         self.evaluate_action.setEnabled((self.trainer is not None or self.bundle is not None)
                                         and not running and self._evaluator is None)
         self.export_action.setEnabled(self.trainer is not None and not running and self._exporter is None)

@@ -44,7 +44,11 @@ def test_train_from_the_window_fills_charts_progress_and_results(window, qtbot):
 
 
 def test_pause_resume_and_stop(window, qtbot):
-    train_small(window, epochs=200, batch_size=16)
+    window.document.set_project(small_project(training__epochs=2, data__batch_size=16), None)
+    window.setup.epochs.setValue(200)  # an edit through the form: undoable
+    assert window.undo_action.isEnabled() and window.document.project.training.epochs == 200
+    window.train_action.trigger()
+    assert not window.undo_action.isEnabled() and window.document.undo_stack.canUndo()
     qtbot.waitUntil(lambda: window.charts.series["batch"].size > 5, timeout=60_000)
     window.pause_action.trigger()
     qtbot.waitUntil(lambda: window.pause_action.text() == "&Resume", timeout=5_000)
@@ -59,6 +63,7 @@ def test_pause_resume_and_stop(window, qtbot):
     qtbot.waitUntil(lambda: window.thread is None, timeout=30_000)
     assert window.last_result.stopped and window.last_result.stop_reason == "stopped by the user"
     assert "stopped by the user" in window.status_text.text()
+    assert window.undo_action.isEnabled()
 
 
 def test_closing_the_window_mid_training_stops_cleanly(window, qtbot, capfd, answer):
