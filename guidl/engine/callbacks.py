@@ -278,6 +278,21 @@ class RunFolder(Callback):
             evaluation_split=result.evaluation_split,
             evaluation=result.evaluation.to_dict() if result.evaluation else None)
 
+    @classmethod
+    def mark_failed(cls, path: str | os.PathLike[str], error: str) -> bool:
+        """Record in a run folder whose process died mid-run (and so could not
+        say it) that the run failed; True when there was such a run to mark."""
+        run = Path(path) / cls.RUN
+        try:
+            record = json.loads(run.read_text())
+        except (OSError, ValueError):
+            return False
+        if not isinstance(record, dict) or record.get("status") != "running":
+            return False
+        record.update(status="failed", error=error, updated=_now())
+        atomic_write_text(run, json.dumps(record, indent=2) + "\n")
+        return True
+
     def on_exception(self, trainer, error: BaseException) -> None:
         if not hasattr(trainer, "data") or not (self.path / self.RUN).exists():
             return  # failed before training began: there is nothing to record

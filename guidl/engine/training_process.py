@@ -406,8 +406,10 @@ class TrainingProcess:
                 event = self._events.recv()
             except (EOFError, OSError):
                 self.process.join(5)
-                yield ("failed", "training failed: the training process ended unexpectedly "
-                                 f"({describe_exit(self.process.exitcode)}); {self._kept()}")
+                ended = f"the training process ended unexpectedly ({describe_exit(self.process.exitcode)})"
+                if self.job.run_dir is not None:
+                    RunFolder.mark_failed(self.job.run_dir, ended)
+                yield ("failed", f"training failed: {ended}; {self._kept()}")
                 return
             yield event
             if event[0] in ("finished", "failed"):

@@ -1,6 +1,7 @@
 """Training in a child process: the events it reports, the commands it
 obeys, and how it ends when something goes wrong."""
 
+import json
 import os
 import signal
 
@@ -98,14 +99,17 @@ def test_the_child_stops_when_the_window_stops_listening(shared_digits):
     assert outcome["result"].stopped and process.process.exitcode == 0
 
 
-def test_a_child_that_dies_is_reported_not_waited_for(shared_digits):
-    process, events = long_run(shared_digits)
+def test_a_child_that_dies_is_reported_not_waited_for(shared_digits, tmp_path):
+    process, events = long_run(shared_digits, tmp_path / "run")
     os.kill(process.process.pid, signal.SIGKILL)
     last = [e for e in events][-1]
     process.close()
     assert last[0] == "failed"
     assert "ended unexpectedly" in last[1] and "SIGKILL" in last[1] and "out of memory" in last[1]
     assert "no epoch had ended, so there is no checkpoint" in last[1]
+    # The run folder says so too (it said "running" when the process died).
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["status"] == "failed" and "killed by SIGKILL" in run["error"]
 
 
 def test_a_dataset_problem_in_the_child_is_explained(tmp_path):
