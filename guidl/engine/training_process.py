@@ -115,10 +115,17 @@ class EventBridge(Callback):
         self.send("resumed")
 
 
+#: Failures a run can end with that its message explains in full; any other
+#: is a bug, and its traceback is printed too.
+EXPLAINED_FAILURES = (ProjectError, DatasetError, TrainingError, MemoryError)
+
+
 def failure_message(error: BaseException) -> str:
-    """The line the window shows for a run that ended with ``error``."""
-    if isinstance(error, (ProjectError, DatasetError, TrainingError, MemoryError)):
+    """The line the window shows for a run that ended with ``error`` (for a
+    bug, its traceback goes to stderr as well)."""
+    if isinstance(error, EXPLAINED_FAILURES):
         return describe_error(error)
+    traceback.print_exception(error)
     return f"training failed: {describe_error(error)}"
 
 
@@ -244,8 +251,6 @@ def run_job(events, commands, job: Job) -> None:
                           "notes": list(trainer.notes), "device": str(trainer.device),
                           "step": trainer.step})
     except BaseException as error:  # noqa: BLE001 - every failure is reported to the window
-        if not isinstance(error, (ProjectError, DatasetError, TrainingError, MemoryError)):
-            traceback.print_exc()
         send("failed", failure_message(error))
     finally:
         events.close()

@@ -74,7 +74,9 @@ class EngineLoader(QObject):
                           "(pip install 'torch>=2.4,<2.15').")
             self._emit(self.failed, self.error)
             return
-        _warm_up()
+        from ..engine.training_process import warm_engine
+
+        warm_engine()  # what torch imports on first use, here rather than on the GUI thread
         # torch leaves about a million long-lived objects: moved out of the
         # collector's sight, a full collection no longer walks them all
         # (which held the interpreter for a tenth of a second and more).
@@ -90,15 +92,6 @@ class EngineLoader(QObject):
             signal.emit(*args)
         except RuntimeError:  # the loader was deleted with its window meanwhile
             pass
-
-
-def _warm_up() -> None:
-    """What torch imports on first use (its compiler stack, for one) is
-    imported here, not on the GUI thread, where it held the window for two
-    seconds."""
-    from ..engine.training_process import warm_engine
-
-    warm_engine()
 
 
 def _start_training_server() -> None:

@@ -705,10 +705,9 @@ class MainWindow(QMainWindow):
         else:
             self.status_text.setText(f"Training {what} in {result.elapsed:.1f}s{figure} · run folder "
                                      f"{outcome.get('run_dir')}")
-        notes = outcome.get("notes", self.trainer.notes if self.trainer is not None else [])
-        if notes:
+        if outcome["notes"]:
             self.train_message.setStyleSheet("color: #b45309;")
-            self.train_message.setText("\n".join(notes))
+            self.train_message.setText("\n".join(outcome["notes"]))
             self.train_message.show()
 
     @Slot(str)

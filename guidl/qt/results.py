@@ -21,6 +21,8 @@ class CellLabels(pg.GraphicsObject):
     cells: a hundred pyqtgraph TextItems took 70 ms to create, a stall at the
     end of every run."""
 
+    BOX = (100, 24)  # each label's box, in pixels around its cell's centre
+
     def __init__(self) -> None:
         super().__init__()
         self.cells: list[tuple[float, float, str, QColor]] = []
@@ -30,9 +32,6 @@ class CellLabels(pg.GraphicsObject):
         self.prepareGeometryChange()
         self.cells, self.size = cells, size
         self.update()
-
-    # Each label is drawn in a box of this many pixels around its cell's centre.
-    BOX = (100, 24)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
         # The cells, and the labels' boxes beyond the outer cells (sized in

@@ -18,15 +18,11 @@ import traceback
 import torch
 from PySide6.QtCore import QObject, Signal, Slot
 
-from ..engine.data import DatasetError, PreparedData, prepare
-from ..engine.trainer import FitResult, TrainControl, Trainer, TrainingError, describe_error
-from ..engine.training_process import (BATCH_EVENTS_PER_S, Job, TrainingProcess, failure_message,
-                                       load_weights, sample_predictions, save_weights, share,
-                                       training_callbacks)
-from ..spec import Project, ProjectError
-
-__all__ = ["BATCH_EVENTS_PER_S", "TrainingWorker", "evaluate_weights", "sample_predictions",
-           "training_threads"]
+from ..engine.data import PreparedData, prepare
+from ..engine.trainer import FitResult, TrainControl, Trainer, describe_error
+from ..engine.training_process import (Job, TrainingProcess, failure_message, load_weights,
+                                       sample_predictions, save_weights, share, training_callbacks)
+from ..spec import Project
 
 #: Train in a child process (the default). Set the environment variable
 #: ``GUIDL_TRAIN_IN_THREAD=1`` to train in the window's process instead.
@@ -160,8 +156,6 @@ class TrainingWorker(QObject):
                 self.where = "thread"
                 self._run_in_thread()
         except Exception as error:  # noqa: BLE001 - the window shows every failure, never crashes
-            if not isinstance(error, (ProjectError, DatasetError, TrainingError, MemoryError)):
-                traceback.print_exc()
             self.failed.emit(failure_message(error))
         finally:
             if self.process is not None:
@@ -257,4 +251,5 @@ def evaluate_weights(project: Project, weights, data: PreparedData | None = None
     split, _ = trainer.data.evaluation_split
     result = FitResult([], evaluation=trainer.evaluate(split), evaluation_split=split)
     return {"result": result, "trainer": trainer, "samples": sample_predictions(trainer, result),
-            "evaluated_only": True, "data": trainer.data if trainer.device.type == "cpu" else None}
+            "evaluated_only": True, "notes": trainer.notes,
+            "data": trainer.data if trainer.device.type == "cpu" else None}

@@ -88,6 +88,8 @@ def test_a_million_batches_reach_the_plot_decimated(charts):
     shown_x, shown_y = charts.curves["batch"].getData()
     assert 0 < len(shown_x) <= Series.DISPLAY_POINTS + 1024
     assert shown_y.max() == y.max()
+    # The smoothed loss, a wide line, is drawn from far fewer points.
+    assert 0 < len(charts.curves["smooth"].getData()[0]) <= TrainingCharts.SMOOTH_POINTS + 1024
     # Zoomed in (auto-range off), the plot gets the raw batches in view.
     charts.loss_plot.setXRange(x[1000], x[1100], padding=0)
     charts.refresh()

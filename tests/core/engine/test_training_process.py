@@ -185,3 +185,17 @@ def test_time_spent_paused_does_not_count_in_the_speed_and_eta(monkeypatch):
     progress = [e for e in sent if e[0] == "batches"][-1][3]
     assert progress["samples_per_s"] == pytest.approx(100.0)
     assert progress["eta"] == pytest.approx(8.0)  # 80 batches left at 10 a second
+
+
+def test_the_fork_server_starts_with_torch_warmed_up():
+    """What the server imports before forking: the engine, what torch imports
+    on its first model (else each run pays a second or two for it), and the
+    garbage collector's view frozen."""
+    import subprocess
+    import sys
+
+    assert tp.context().get_start_method() == "forkserver"
+    code = ("import gc, sys, guidl.engine.training_server; "
+            "print('sympy' in sys.modules, 'guidl.engine.trainer' in sys.modules, gc.get_freeze_count() > 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["True", "True", "True"]
