@@ -42,6 +42,7 @@ from PySide6.QtCore import QElapsedTimer, QEvent, QEventLoop, QObject, QSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE_MS = 5
+THREADS: list[dict | None] = []  # the training process's thread choices, run by run
 
 
 def make_project(folder: Path, samples: int, epochs: int):
@@ -142,12 +143,14 @@ def in_window(app, project, folder: Path, probe_ms: int | None = PROBE_MS) -> tu
     probe = Probe(window.charts.graphics.viewport(), lambda: window.thread is not None and (
         0 < window.progress.value() < window.progress.maximum()))
     window.start_training()
+    worker = window.worker
     # The probe runs while batches are trained, not while data is loaded.
     wait_until(lambda: window.thread is None or window.progress.maximum() > 0)
     probe.start(probe_ms)
     wait_until(lambda: window.thread is None)
     seconds = probe.stop()
     result = window.last_result
+    THREADS.append(worker.threads)
     window.close()
     window.deleteLater()
     app.processEvents()
@@ -242,6 +245,9 @@ def main() -> None:
     print(f"  from the window     {max(win):9,.0f} samples/s   (rounds: "
           f"{', '.join(f'{r:,.0f}' for r in win)})   window/headless "
           f"{max(win) / max(head):.3f}   (goal >= 0.95)")
+    chosen = [t["chosen"] if t else None for t in THREADS]
+    print(f"  training process's threads (chosen by measuring), run by run: {chosen}; "
+          f"last run's trials: {THREADS[-1]['decisions'] if THREADS[-1] else None}")
     print(f"  event-loop delay    p50 {np.percentile(delays, 50):.1f} ms   p99 "
           f"{np.percentile(delays, 99):.1f} ms   max {delays.max():.1f} ms   "
           f"({len(delays):,} ticks of a {PROBE_MS} ms timer while batches train; goal p99 <= 16, "

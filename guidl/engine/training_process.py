@@ -46,6 +46,7 @@ from ..spec import Project, ProjectError
 from .callbacks import Callback, EarlyStopping, RunFolder
 from .data import DatasetError, PreparedData, Split, decode_text
 from .metrics import to_probabilities
+from .threads import ThreadTuner
 from .trainer import FitResult, TrainControl, Trainer, TrainingError, describe_error
 
 #: Batch losses are gathered and sent at most this many times a second, so
@@ -190,12 +191,14 @@ class Job:
     #: process start may pass.
     initial_weights: bytes | None
     #: torch's threads in the child; None keeps torch's choice (a thread per
-    #: core). The window passes all cores but one: torch's parallel sections
-    #: wait for their slowest thread, and a thread that shares its core with
-    #: anything else (the window painting, another program) stalls every one
-    #: of them. On two cores, beside one busy program, the MLP trained at
-    #: 17,000-19,000 samples/s with two threads and 81,000 with one.
+    #: core), the most that ``tune_threads`` tries.
     threads: int | None = None
+    #: Choose the thread count as the model trains (``threads.ThreadTuner``):
+    #: the window does, as it shares the machine with whatever else runs.
+    tune_threads: bool = False
+    #: Niceness added to the child's (Unix): the window, painting its charts,
+    #: then gets a core the moment it wants one.
+    nice: int = 0
 
 
 def _listen(commands, control: TrainControl) -> None:
@@ -225,6 +228,8 @@ def run_job(events, commands, job: Job) -> None:
     gc.freeze()
     if job.threads:
         torch.set_num_threads(job.threads)
+    if job.nice and hasattr(os, "nice"):
+        os.nice(job.nice)  # before torch starts its threads here: they inherit it
     lost = threading.Event()  # the window stopped listening
 
     def send(kind: str, *values: Any) -> None:
@@ -239,9 +244,12 @@ def run_job(events, commands, job: Job) -> None:
     control = TrainControl()
     threading.Thread(target=_listen, args=(commands, control), name="guidl-commands",
                      daemon=True).start()
+    callbacks = training_callbacks(job.project, send, job.run_dir)
+    tuner = ThreadTuner() if job.tune_threads else None
+    if tuner is not None:
+        callbacks.append(tuner)
     try:
-        trainer = Trainer(job.project, data=job.data, control=control,
-                          callbacks=training_callbacks(job.project, send, job.run_dir),
+        trainer = Trainer(job.project, data=job.data, control=control, callbacks=callbacks,
                           initial_weights=(load_weights(job.initial_weights)
                                            if job.initial_weights is not None else None))
         result = trainer.fit()
@@ -249,7 +257,9 @@ def run_job(events, commands, job: Job) -> None:
         send("finished", {"result": result, "samples": samples,
                           "weights": save_weights(trainer.model.state_dict()),
                           "notes": list(trainer.notes), "device": str(trainer.device),
-                          "step": trainer.step})
+                          "step": trainer.step,
+                          "threads": {"chosen": tuner.choice, "decisions": tuner.decisions}
+                          if tuner is not None and tuner.enabled else None})
     except BaseException as error:  # noqa: BLE001 - every failure is reported to the window
         send("failed", failure_message(error))
     finally:

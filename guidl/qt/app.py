@@ -92,6 +92,11 @@ class MainThreadGarbageCollector(QObject):
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
+    # Qt's raster painter hands large fills and image draws to a pool of
+    # threads and waits for them. While a model trains on the other cores,
+    # those threads wait for a core, and the window with them (15% of the GUI
+    # thread's time was spent so while the MLP trained): it paints alone.
+    os.environ.setdefault("QT_NO_GUI_THREADPOOL", "1")
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName("guidl")
     app.setOrganizationName("guidl")

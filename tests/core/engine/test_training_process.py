@@ -90,6 +90,31 @@ def test_pause_resume_and_stop_reach_the_child(shared_digits, tmp_path):
     assert (tmp_path / "run" / "checkpoint.pt").exists() and outcome["result"].history
 
 
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="niceness is a Unix notion")
+def test_the_window_s_run_is_niced_and_chooses_its_threads_by_measuring(shared_digits):
+    project, data = shared_digits
+    project.training.epochs, project.data.batch_size = 200, 16
+    process = tp.TrainingProcess(tp.Job(project, data, None, None, tune_threads=True, nice=3))
+    process.start()
+    events = process.events()
+    next_event(events, "batches")
+    # The child's threads inherit its niceness: the window gets a core first.
+    assert os.getpriority(os.PRIO_PROCESS, process.process.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 3
+    for event in events:  # a couple of seconds of training: the first trial is over
+        if event[0] == "epoch" and event[1]["epoch"] >= 12:
+            break
+    process.stop()
+    outcome = next_event(events, "finished")[1]
+    process.close()
+    assert outcome["result"].stopped
+    if torch.get_num_threads() > 1:
+        chosen = outcome["threads"]["chosen"]
+        assert chosen in tp.ThreadTuner().candidates
+        assert outcome["threads"]["decisions"] and outcome["threads"]["decisions"][-1][1] == chosen
+    else:  # one core: nothing to choose
+        assert outcome["threads"] is None
+
+
 def test_the_child_stops_when_the_window_stops_listening(shared_digits):
     process, events = long_run(shared_digits)
     process._commands.close()  # as when the window's process is gone
