@@ -245,9 +245,9 @@ def main() -> None:
     print(f"  from the window     {max(win):9,.0f} samples/s   (rounds: "
           f"{', '.join(f'{r:,.0f}' for r in win)})   window/headless "
           f"{max(win) / max(head):.3f}   (goal >= 0.95)")
-    chosen = [t["chosen"] if t else None for t in THREADS]
-    print(f"  training process's threads (chosen by measuring), run by run: {chosen}; "
-          f"last run's trials: {THREADS[-1]['decisions'] if THREADS[-1] else None}")
+    changes = [len(t["decisions"]) if t else None for t in THREADS]
+    print(f"  training process: {THREADS[-1]['most'] if THREADS[-1] else 1} threads; changes of "
+          f"thread count (other programs busy), run by run: {changes}")
     print(f"  event-loop delay    p50 {np.percentile(delays, 50):.1f} ms   p99 "
           f"{np.percentile(delays, 99):.1f} ms   max {delays.max():.1f} ms   "
           f"({len(delays):,} ticks of a {PROBE_MS} ms timer while batches train; goal p99 <= 16, "

@@ -1,29 +1,33 @@
 """How many threads torch's parallel sections use while training on the CPU,
-chosen by measuring.
+following what else keeps the machine's cores busy.
 
 torch's parallel sections (OpenMP) split each operation evenly between their
-threads and wait for the slowest. With a thread per core, anything else that
-wants a core for a moment (the window painting its charts, another program)
-holds back one thread, and every other thread waits for it. On two cores,
-beside one busy program, the MLP trained at 16,000 samples/s with two threads
-and 67,000 with one; on an otherwise idle machine two threads were 1.2-1.3x
-faster than one. Neither count is right everywhere, nor for a whole run: the
-other program may start or end while the model trains.
+threads and wait for the slowest. With a thread per core, a program that keeps
+one core busy holds back one thread, and every other thread waits for it at
+every step: on two cores, beside one busy program, the MLP trained at 16,000
+samples/s with two threads and 67,000 with one. On an idle machine two threads
+were 1.2-1.3x faster than one.
 
-``ThreadTuner`` therefore tries its candidate counts in turn for a fraction
-of a second of training each, keeps the fastest, and tries again later; a
-choice that wins again is kept twice as long the next time (up to a minute),
-so a steady machine spends about 1% of its time trying the others.
+``ThreadTuner`` trains with every core while the machine is otherwise idle,
+and with one thread fewer for each core that other programs keep busy, for as
+long as they do. It measures that load (the machine's busy time less this
+process's own, on Linux) rather than trying thread counts in turn: the count
+changes the order of floating-point sums, and so the last digits of the
+results, so on an idle machine a run keeps one count from start to end and
+gives the same numbers every time, as ``guidl train`` does.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from typing import Callable
 
 import torch
 
 from .callbacks import Callback
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def cores() -> int:
@@ -34,54 +38,85 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def thread_candidates(most: int | None = None) -> list[int]:
-    """Counts worth trying, most first: every core, all but one (left to the
-    window or another program), and half of them."""
-    most = most or torch.get_num_threads()
-    return sorted({most, max(1, most - 1), max(1, most // 2)}, reverse=True)
+def _process_seconds(pid: int | str) -> float | None:
+    """CPU seconds used so far by process ``pid`` (all its threads)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _machine_seconds() -> float | None:
+    """CPU seconds every core has spent busy so far (time the hypervisor
+    stole is not counted: no thread count gets it back)."""
+    try:
+        with open("/proc/stat") as f:
+            user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in f.readline().split()[1:8])
+    except (OSError, ValueError):
+        return None
+    return (user + nice + system + irq + softirq) / _TICK
+
+
+class OtherLoad:
+    """Cores kept busy by processes other than this one and ``ignore`` (the
+    window that started the run: its bursts of painting are no reason to
+    change anything), on average since the previous ``sample()``. None where
+    the system does not say (anything but Linux)."""
+
+    def __init__(self, ignore: tuple[int, ...] = (), clock: Callable[[], float] = time.monotonic):
+        self.pids: tuple[int | str, ...] = ("self", *ignore)
+        self.clock = clock
+        self._last = self._read()
+
+    def _read(self) -> tuple[float, float] | None:
+        machine = _machine_seconds()
+        own = [_process_seconds(pid) for pid in self.pids]
+        if machine is None or own[0] is None:
+            return None
+        return machine - sum(s for s in own if s is not None), self.clock()
+
+    def sample(self) -> float | None:
+        now = self._read()
+        last, self._last = self._last, now
+        if now is None or last is None or now[1] <= last[1]:
+            return None
+        return max(0.0, (now[0] - last[0]) / (now[1] - last[1]))
+
+    def restart(self) -> None:
+        """Forget the time since the last sample (a pause)."""
+        self._last = self._read()
 
 
 class ThreadTuner(Callback):
-    """Sets ``torch.set_num_threads`` during a CPU run to whichever of
-    ``candidates`` trains fastest now (see the module's docstring).
-
-    Each candidate is measured over at least ``probe_s`` seconds and
-    ``probe_batches`` batches, not counting the first batch after a change
-    (the thread pool may grow then), nor time across an epoch's end or a
-    pause; one running at under half the current choice's rate is given up
-    after a batch. The winner is then kept for ``hold_s`` seconds, doubled each time
-    the same count wins again, up to ``max_hold_s``, and never less than
-    ten times what the trial took. Must run in the training thread: the
+    """Sets ``torch.set_num_threads`` during a CPU run: every one of ``most``
+    threads (torch's own count) while the machine is otherwise idle, one fewer
+    for each core other programs keep busy. The load is sampled every
+    ``interval_s`` seconds of training; a count changes when ``agree``
+    samples in a row ask for the same new one, so a moment's burst (a program
+    starting) changes nothing. Each change is recorded in ``decisions``, and
+    the run's notes say that it happened. Runs in the training thread: the
     setting belongs to the thread that makes it.
     """
 
-    GIVE_UP = 0.5  # a trial ends early below this fraction of the choice's rate
+    BUSY = 0.5  # a core counts as taken from this much of its time on
 
-    def __init__(self, candidates: list[int] | None = None, probe_s: float = 0.25,
-                 probe_batches: int = 3, hold_s: float = 2.0, max_hold_s: float = 60.0,
-                 clock=time.perf_counter):
-        self.candidates = sorted(set(candidates or thread_candidates()), reverse=True)
-        if not self.candidates or min(self.candidates) < 1:
-            raise ValueError(f"thread counts must be at least 1, not {candidates}")
-        self.probe_s, self.probe_batches = probe_s, probe_batches
-        self.min_hold_s, self.max_hold_s = hold_s, max_hold_s
-        self.hold_s = hold_s
+    def __init__(self, most: int | None = None, load: OtherLoad | Callable[[], float | None] | None = None,
+                 interval_s: float = 0.5, agree: int = 2, clock: Callable[[], float] = time.monotonic,
+                 ignore: tuple[int, ...] = ()):
+        self.most = most or torch.get_num_threads()
+        self.interval_s, self.agree = interval_s, agree
         self.clock = clock
-        self.enabled = len(self.candidates) > 1
-        self.choice = self.candidates[0]
-        #: samples/s of each candidate in the latest trial
-        self.rates: dict[int, float] = {}
-        #: (seconds into the run, count chosen) at the end of each trial
-        self.decisions: list[tuple[float, int]] = []
+        self._load = load if load is not None else OtherLoad(ignore, clock)
+        self.enabled = self.most > 1
+        self.choice = self.most
+        #: (seconds into the run, epoch, thread count) for each change
+        self.decisions: list[tuple[float, int, int]] = []
         self._threads_before: int | None = None
-        self._trying: list[int] = []  # candidates still to try in this trial
-        self._mark: float | None = None  # end of the previous batch
-        self._seconds = 0.0  # measured so far in the current phase
-        self._batches = 0
-        self._samples = 0
-        self._trial_s = 0.0
+        self._wanted: list[int] = []  # the latest samples' counts
+        self._sampled = 0.0
         self._started = 0.0
-        self._reference = 0.0  # samples/s of the current choice, as last measured
 
     # -- hooks ----------------------------------------------------------------------------------
 
@@ -91,82 +126,53 @@ class ThreadTuner(Callback):
         if not self.enabled:
             return
         self._threads_before = torch.get_num_threads()
-        self._started = self.clock()
-        self._start_trial()
-
-    def on_epoch_start(self, trainer, epoch_index: int) -> None:
-        self._mark = None  # validation and checkpoints are not batches
-
-    def on_pause(self, trainer) -> None:
-        self._mark = None
+        torch.set_num_threads(self.most)
+        self._started = self._sampled = self.clock()
+        self._restart()
 
     def on_resume(self, trainer) -> None:
-        self._mark = None
+        if self.enabled:
+            self._restart()  # the load while paused says nothing of the load while training
 
     def on_train_batch_end(self, trainer, batch: int, loss: float) -> None:
-        if not self.enabled:
+        if not self.enabled or self.clock() - self._sampled < self.interval_s:
             return
-        now = self.clock()
-        if self._mark is None:  # the first batch after a gap or a change: not measured
-            self._mark = now
+        self._sampled = self.clock()
+        others = self._sample()
+        if others is None:
             return
-        self._seconds += now - self._mark
-        self._mark = now
-        self._batches += 1
-        self._samples += trainer.batch_size
-        if self._trying:
-            rate = self._samples / max(self._seconds, 1e-9)
-            # A count far slower than another (threads waiting for a core
-            # another program holds) is given up after one batch.
-            best = max([self._reference, *self.rates.values()])
-            if self._measured() or rate < self.GIVE_UP * best:
-                self._trial_s += self._seconds
-                self.rates[self._trying.pop(0)] = rate
-                if self._trying:
-                    self._use(self._trying[0])
-                else:
-                    self._decide()
-        elif self._seconds >= self.hold_s:
-            self._reference = self._samples / max(self._seconds, 1e-9)  # the choice's rate, held
-            self._start_trial()
+        taken = int(others + 1 - self.BUSY)  # cores other programs hold
+        wanted = max(1, self.most - taken)
+        self._wanted = (self._wanted + [wanted])[-self.agree:]
+        if wanted != self.choice and self._wanted == [wanted] * self.agree:
+            self.choice = wanted
+            torch.set_num_threads(wanted)
+            self.decisions.append((self._sampled - self._started, trainer.epoch + 1, wanted))
+
+    def on_train_end(self, trainer, result) -> None:
+        if self.decisions:
+            fewest = min(count for _, _, count in self.decisions)
+            trainer.notes.append(
+                f"other programs kept the CPU busy during this run, so part of it trained with "
+                f"{fewest} thread{'s' if fewest > 1 else ''} instead of {self.most} "
+                f"({len(self.decisions)} change{'s' if len(self.decisions) > 1 else ''}, the first in "
+                f"epoch {self.decisions[0][1]}): its last digits may differ from a run on an idle machine")
 
     def on_fit_end(self, trainer, result) -> None:
-        self._restore()  # the final evaluation (before this hook) used the choice
+        self._restore()
 
     def on_exception(self, trainer, error: BaseException) -> None:
         self._restore()
 
-    # -- the choice -----------------------------------------------------------------------------
+    # -- helpers --------------------------------------------------------------------------------
 
-    def _measured(self) -> bool:
-        return self._seconds >= self.probe_s and self._batches >= self.probe_batches
+    def _sample(self) -> float | None:
+        return self._load.sample() if isinstance(self._load, OtherLoad) else self._load()
 
-    def _start_trial(self) -> None:
-        self.rates = {}
-        self._trial_s = 0.0
-        # The current choice last: the others are tried while it is still fresh
-        # in the pool, and the run goes on with it if it wins again.
-        self._trying = [c for c in self.candidates if c != self.choice] + [self.choice]
-        self._use(self._trying[0])
-
-    def _decide(self) -> None:
-        best = max(self.rates, key=self.rates.get)
-        if best == self.choice:
-            self.hold_s = min(2 * self.hold_s, self.max_hold_s)
-        else:
-            self.hold_s = self.min_hold_s
-        # A slow model's trial (seconds a batch) must stay a small part of its run.
-        self.hold_s = max(self.hold_s, 10 * self._trial_s)
-        self.choice = best
-        self._reference = self.rates[best]
-        self.decisions.append((self.clock() - self._started, best))
-        self._use(best)
-
-    def _use(self, threads: int) -> None:
-        if threads != torch.get_num_threads():
-            torch.set_num_threads(threads)
-            self._mark = None  # the pool may grow on its first batch
-        self._seconds, self._batches, self._samples = 0.0, 0, 0
+    def _restart(self) -> None:
+        self._wanted = []
+        if isinstance(self._load, OtherLoad):
+            self._load.restart()
 
     def _restore(self) -> None:
         if self._threads_before is not None:

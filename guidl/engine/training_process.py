@@ -193,9 +193,10 @@ class Job:
     #: torch's threads in the child; None keeps torch's choice (a thread per
     #: core), the most that ``tune_threads`` tries.
     threads: int | None = None
-    #: Choose the thread count as the model trains (``threads.ThreadTuner``):
-    #: the window does, as it shares the machine with whatever else runs.
+    #: Fewer threads while other programs keep cores busy
+    #: (``threads.ThreadTuner``), not counting ``window_pid``'s own load.
     tune_threads: bool = False
+    window_pid: int | None = None
     #: Niceness added to the child's (Unix): the window, painting its charts,
     #: then gets a core the moment it wants one.
     nice: int = 0
@@ -245,7 +246,7 @@ def run_job(events, commands, job: Job) -> None:
     threading.Thread(target=_listen, args=(commands, control), name="guidl-commands",
                      daemon=True).start()
     callbacks = training_callbacks(job.project, send, job.run_dir)
-    tuner = ThreadTuner() if job.tune_threads else None
+    tuner = ThreadTuner(ignore=(job.window_pid,) if job.window_pid else ()) if job.tune_threads else None
     if tuner is not None:
         callbacks.append(tuner)
     try:
@@ -258,7 +259,7 @@ def run_job(events, commands, job: Job) -> None:
                           "weights": save_weights(trainer.model.state_dict()),
                           "notes": list(trainer.notes), "device": str(trainer.device),
                           "step": trainer.step,
-                          "threads": {"chosen": tuner.choice, "decisions": tuner.decisions}
+                          "threads": {"most": tuner.most, "decisions": tuner.decisions}
                           if tuner is not None and tuner.enabled else None})
     except BaseException as error:  # noqa: BLE001 - every failure is reported to the window
         send("failed", failure_message(error))

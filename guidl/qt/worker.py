@@ -40,7 +40,7 @@ TRAINING_NICE = 10
 def training_threads() -> int:
     """Threads for torch's parallel sections when training in the window's
     own process: all cores but one, which the window keeps for itself (see
-    ``guidl.engine.threads``). A training process chooses its own."""
+    ``guidl.engine.threads``). A training process has a core for each."""
     return max(1, min(torch.get_num_threads(), cores() - 1))
 
 
@@ -116,7 +116,7 @@ class TrainingWorker(QObject):
         self.process: TrainingProcess | None = None
         self._step = 0
         self.where = ""  # "process" or "thread" once the run has started
-        #: a training process's thread counts: {"chosen": n, "decisions": [(s, n), ...]}
+        #: a training process's threads: {"most": n, "decisions": [(s, epoch, n), ...]}
         self.threads: dict | None = None
         self._note = ""  # why a run meant for a process trains in this thread
 
@@ -172,7 +172,8 @@ class TrainingWorker(QObject):
         """Start the child; returns the data as the child sees it (shared)."""
         shared = share(data)  # None: too big to share here, the child loads the data itself
         weights = save_weights(self.initial_weights) if self.initial_weights is not None else None
-        job = Job(self.project, shared, self.run_dir, weights, tune_threads=True, nice=TRAINING_NICE)
+        job = Job(self.project, shared, self.run_dir, weights, tune_threads=True, window_pid=os.getpid(),
+                  nice=TRAINING_NICE)
         process = TrainingProcess(job)
         process.start()
         self.process = process

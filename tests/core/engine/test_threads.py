@@ -1,22 +1,33 @@
-"""The thread tuner: it keeps the count that trains fastest now, follows a
-machine whose load changes, gives up quickly on a count that stalls, and
-leaves no trace after the run. Batches are simulated on a clock of our own:
-each takes the time its thread count is given."""
+"""The thread tuner: every core on an idle machine, one fewer for each core
+another program keeps busy (after two samples that agree), a note when it
+changed anything, and the process's setting put back after the run. The load
+and the clock are our own here; a real busy program is in
+test_training_process.py."""
 
+import os
+import subprocess
+import sys
+import time
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from guidl.engine.threads import ThreadTuner, thread_candidates
+from guidl.engine.threads import OtherLoad, ThreadTuner
 
 
-class Clock:
+class Machine:
+    """A clock and the load other programs put on the machine."""
+
     def __init__(self):
         self.now = 100.0
+        self.others = 0.0
 
-    def __call__(self):
+    def clock(self):
         return self.now
+
+    def load(self):
+        return self.others
 
 
 @pytest.fixture(autouse=True)
@@ -27,104 +38,100 @@ def keep_threads():
 
 
 def trainer(device="cpu"):
-    return SimpleNamespace(device=torch.device(device), distributed=None, batch_size=100)
+    return SimpleNamespace(device=torch.device(device), distributed=None, epoch=0, notes=[])
 
 
-def train(tuner, clock, batches, seconds, run=None):
-    """``batches`` batches, each taking ``seconds[threads]`` with the count in
-    force when it starts; returns how many ran with each count."""
-    run = run or trainer()
-    counts = {}
-    for batch in range(batches):
-        threads = torch.get_num_threads()
-        counts[threads] = counts.get(threads, 0) + 1
-        clock.now += seconds[threads]
+def train(tuner, machine, seconds, run, batch_s=0.01):
+    """Batches for ``seconds``; returns the thread counts they ran with."""
+    counts = []
+    for batch in range(int(seconds / batch_s)):
+        counts.append(torch.get_num_threads())
+        machine.now += batch_s
         tuner.on_train_batch_end(run, batch, 0.5)
     return counts
 
 
-def started(clock, **options):
-    torch.set_num_threads(2)
-    tuner = ThreadTuner([2, 1], clock=clock, **options)
-    tuner.on_fit_start(trainer())
-    return tuner
+def test_an_idle_machine_trains_with_every_thread_throughout():
+    machine, run = Machine(), trainer()
+    torch.set_num_threads(1)
+    tuner = ThreadTuner(most=4, load=machine.load, clock=machine.clock)
+    tuner.on_fit_start(run)
+    machine.others = 0.3  # the window painting, a terminal: below half a core
+    assert set(train(tuner, machine, 30, run)) == {4}
+    tuner.on_train_end(run, None)
+    tuner.on_fit_end(run, None)
+    assert tuner.decisions == [] and run.notes == []
+    assert torch.get_num_threads() == 1  # the process's own setting, back
 
 
-def test_the_faster_count_is_chosen_and_kept():
-    clock = Clock()
-    tuner = started(clock)
-    counts = train(tuner, clock, 2000, {2: 0.002, 1: 0.001})
-    assert tuner.choice == 1 and torch.get_num_threads() == 1
-    assert tuner.rates[1] == pytest.approx(100_000) and tuner.rates[2] == pytest.approx(50_000)
-    # Trials are short next to the time spent with the choice.
-    assert counts[1] > 10 * counts[2]
+def test_threads_follow_the_cores_other_programs_hold():
+    machine, run = Machine(), trainer()
+    tuner = ThreadTuner(most=4, load=machine.load, clock=machine.clock)
+    tuner.on_fit_start(run)
+    train(tuner, machine, 5, run)
+    machine.others = 1.0  # one busy program
+    counts = train(tuner, machine, 5, run)
+    # Two samples, half a second apart, must agree before the count changes.
+    assert counts[:50] == [4] * 50 and counts[-1] == 3
+    machine.others = 2.2  # two
+    run.epoch = 3
+    assert train(tuner, machine, 5, run)[-1] == 2
+    machine.others = 0.1  # both gone
+    assert train(tuner, machine, 5, run)[-1] == 4
+    assert [(epoch, count) for _, epoch, count in tuner.decisions] == [(1, 3), (4, 2), (4, 4)]
+    tuner.on_train_end(run, None)
+    assert len(run.notes) == 1
+    assert "part of it trained with 2 threads instead of 4 (3 changes, the first in epoch 1)" in run.notes[0]
 
 
-def test_the_choice_follows_a_machine_whose_load_changes():
-    clock = Clock()
-    tuner = started(clock)
-    train(tuner, clock, 3000, {2: 0.001, 1: 0.002})  # an idle machine: every core
-    assert tuner.choice == 2
-    holds = []
-    for _ in range(3):  # the same winner: each hold twice the last
-        holds.append(tuner.hold_s)
-        train(tuner, clock, int(tuner.hold_s / 0.001) + 800, {2: 0.001, 1: 0.002})
-    assert tuner.choice == 2 and holds == sorted(holds) and holds[-1] > holds[0]
-    # Another program takes a core: both threads wait for it at every step.
-    longest = tuner.hold_s
-    for _ in range(100_000):
-        train(tuner, clock, 1, {2: 0.02, 1: 0.002})
-        if tuner.choice == 1:
-            break
-    assert torch.get_num_threads() == 1
-    assert tuner.hold_s < longest  # a new winner is checked again soon
-    train(tuner, clock, 20_000, {2: 0.02, 1: 0.002})
-    assert tuner.choice == 1 and [count for _, count in tuner.decisions][-1] == 1
-
-
-def test_a_count_that_stalls_is_given_up_after_one_measured_batch():
-    clock = Clock()
-    tuner = started(clock)
-    counts = train(tuner, clock, 400, {2: 1.0, 1: 0.001})
-    # The first trial tries 1 thread first, then 2: one batch to start it,
-    # one measured, then back to 1 for good.
-    assert tuner.choice == 1 and counts[2] == 2
-    assert tuner.rates[2] == pytest.approx(100)
-
-
-def test_time_outside_batches_is_not_measured():
-    clock = Clock()
-    tuner = started(clock)
-    run = trainer()
-    train(tuner, clock, 10, {2: 0.001, 1: 0.002}, run)  # trying 1 thread
-    clock.now += 50.0  # an epoch's validation and checkpoint
-    tuner.on_epoch_start(run, 1)
-    train(tuner, clock, 10, {2: 0.001, 1: 0.002}, run)
+def test_a_moment_of_load_changes_nothing_and_a_pause_is_not_measured():
+    machine, run = Machine(), trainer()
+    tuner = ThreadTuner(most=2, load=machine.load, clock=machine.clock)
+    tuner.on_fit_start(run)
+    for _ in range(10):  # a program starting: one busy sample at a time
+        machine.others = 1.0
+        train(tuner, machine, 0.5, run)
+        machine.others = 0.0
+        train(tuner, machine, 0.5, run)
+    assert tuner.decisions == []
+    machine.others = 1.0
+    train(tuner, machine, 0.6, run)  # one busy sample...
     tuner.on_pause(run)
-    clock.now += 500.0  # paused
-    tuner.on_resume(run)
-    train(tuner, clock, 2000, {2: 0.001, 1: 0.002}, run)
-    assert tuner.choice == 2 and tuner.rates[1] == pytest.approx(50_000)
+    tuner.on_resume(run)  # ...then a pause: training starts counting again
+    assert set(train(tuner, machine, 0.6, run)) == {2}
+    assert train(tuner, machine, 1, run)[-1] == 1
 
 
-def test_the_threads_are_put_back_after_the_run_and_left_alone_on_a_gpu():
-    clock = Clock()
-    tuner = started(clock)
-    train(tuner, clock, 1000, {2: 0.002, 1: 0.001})
-    assert torch.get_num_threads() == 1
-    tuner.on_fit_end(trainer(), None)
-    assert torch.get_num_threads() == 2
-
-    gpu = ThreadTuner([2, 1], clock=clock)
-    gpu.on_fit_start(trainer("meta"))
-    train(gpu, clock, 1000, {2: 0.002, 1: 0.001})
-    assert not gpu.enabled and torch.get_num_threads() == 2 and gpu.decisions == []
+def test_a_gpu_run_a_distributed_one_and_a_single_core_are_left_alone():
+    machine = Machine()
+    machine.others = 1.5
+    torch.set_num_threads(2)
+    for run, most in ((trainer("meta"), 2), (SimpleNamespace(**{**vars(trainer()), "distributed": object()}), 2),
+                      (trainer(), 1)):
+        tuner = ThreadTuner(most=most, load=machine.load, clock=machine.clock)
+        tuner.on_fit_start(run)
+        assert set(train(tuner, machine, 5, run)) == {2} and not tuner.enabled
 
 
-def test_candidates():
-    assert thread_candidates(16) == [16, 15, 8]
-    assert thread_candidates(2) == [2, 1]
-    assert thread_candidates(1) == [1]
-    assert not ThreadTuner([1]).enabled  # nothing to choose
-    with pytest.raises(ValueError):
-        ThreadTuner([0])
+def test_other_programs_load_is_measured_without_our_own():
+    if not os.path.exists("/proc/stat"):
+        pytest.skip("the load of other programs is read from Linux's /proc")
+    load = OtherLoad()
+    started = time.process_time()
+    while time.process_time() - started < 0.4:  # this process busy: not "others"
+        pass
+    assert load.sample() < 0.5
+    if os.cpu_count() < 2:
+        return
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # the interpreter starting
+        load.restart()
+        time.sleep(1.0)
+        assert 0.7 < load.sample() < 1.5
+        ignoring = OtherLoad(ignore=(hog.pid,))
+        time.sleep(1.0)
+        assert ignoring.sample() < 0.5  # the window's own load is not another program's
+    finally:
+        hog.kill()
+        hog.wait()
