@@ -2,7 +2,7 @@
 another program keeps busy (after two samples that agree), a note when it
 changed anything, and the process's setting put back after the run. The load
 and the clock are our own here; a real busy program is in
-test_training_process.py."""
+test_training_process.py and test_train_cli.py."""
 
 import os
 import subprocess
