@@ -76,7 +76,7 @@ def test_train_leaves_a_busy_program_its_core_unless_told_how_many_threads(tmp_p
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         tuned = guidl("train", str(path), "--out", str(tmp_path / "tuned"))
-        fixed = subprocess.run([sys.executable, "-m", "guidl", "train", str(path), "--epochs", "2",
+        fixed = subprocess.run([sys.executable, "-m", "guidl", "train", str(path), "--epochs", "1",
                                 "--out", str(tmp_path / "fixed")], capture_output=True, text=True,
                                timeout=300, env={**os.environ, "OMP_NUM_THREADS": "2"})
     finally:
