@@ -213,7 +213,7 @@ class TrainingCharts(QWidget):
         self.redraws = 0
         self.timer = QTimer(self)
         self.timer.setInterval(int(1000 / REFRESH_HZ))
-        self.timer.timeout.connect(self.refresh)  # runs while there is something new to draw
+        self.timer.timeout.connect(self.refresh)  # stops at the first tick with nothing new
         self._proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30,
                                      slot=self._mouse_moved)
 
@@ -301,10 +301,14 @@ class TrainingCharts(QWidget):
         self._changed({"train_loss", "val_loss", "lr", "train_metric", "val_metric"})
 
     def _changed(self, names: set[str]) -> None:
-        """Mark curves for the next refresh; the timer runs only while some are
-        marked, so an idle window is not woken 25 times a second."""
+        """Mark curves for a refresh: at once when none was made in the last
+        tick of the timer, else at its next tick. New points are thus drawn
+        as they come, at most ``REFRESH_HZ`` times a second (a timer running
+        on its own would drift against the reports and miss one in five), and
+        an idle window is not woken at all."""
         self._dirty |= names
         if not self.timer.isActive():
+            self.refresh()
             self.timer.start()
 
     def refresh(self) -> None:

@@ -142,15 +142,20 @@ def test_the_auto_range_button_brings_a_long_run_back_whole(charts):
     assert shown.min() < x[100] and shown.max() > x[-100]
 
 
-def test_the_refresh_timer_runs_only_while_there_is_something_new(charts, qtbot):
+def test_new_points_are_drawn_at_once_then_at_most_at_the_timer_s_pace(charts, qtbot):
     charts.refresh()
     qtbot.waitUntil(lambda: not charts.timer.isActive(), timeout=1_000)
-    charts.add_batches(*_noisy(50))
-    assert charts.timer.isActive()
     drawn = charts.redraws
-    qtbot.waitUntil(lambda: charts.redraws == drawn + 1 and not charts.timer.isActive(), timeout=1_000)
-    assert len(charts.curves["batch"].getData()[0]) == 50
+    charts.add_batches(*_noisy(50))  # the first report is drawn at once
+    assert charts.redraws == drawn + 1 and len(charts.curves["batch"].getData()[0]) == 50
+    assert charts.timer.isActive()
+    x, y = _noisy(80)
+    charts.add_batches(x[50:] + 1, y[50:])  # the next, within the tick: at the tick
+    assert charts.redraws == drawn + 1
+    qtbot.waitUntil(lambda: charts.redraws == drawn + 2, timeout=1_000)
+    assert len(charts.curves["batch"].getData()[0]) == 80
+    qtbot.waitUntil(lambda: not charts.timer.isActive(), timeout=1_000)  # nothing new: it stops
+    assert charts.redraws == drawn + 2
     charts.add_epoch({"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "lr": 0.01})
     assert charts.timer.isActive()
-    qtbot.waitUntil(lambda: not charts.timer.isActive(), timeout=1_000)
     assert len(charts.curves["val_loss"].getData()[0]) == 1
