@@ -38,27 +38,10 @@ if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
+from common import mlp_project
 from PySide6.QtCore import QElapsedTimer, QEvent, QEventLoop, QObject, QSettings, Qt, QTimer
-
-ROOT = Path(__file__).resolve().parent.parent
 PROBE_MS = 5
 THREADS: list[dict | None] = []  # the training process's thread choices, run by run
-
-
-def make_project(folder: Path, samples: int, epochs: int):
-    from guidl import spec
-
-    rng = np.random.default_rng(0)
-    path = folder / "mnist_shaped.npz"
-    np.savez(path, x=rng.random((samples, 1, 28, 28), dtype=np.float32),
-             y=rng.integers(0, 10, samples))
-    project = spec.load(ROOT / "examples" / "mlp.guidl.json")
-    project.data.dataset = "npz"
-    project.data.params = {"path": str(path), "task": "classification"}
-    project.data.batch_size = 128
-    project.training.epochs = epochs
-    project.training.device = "cpu"
-    return project
 
 
 def headless(project) -> float:
@@ -218,7 +201,7 @@ def main() -> None:
     platform = app.platformName()
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        project = make_project(folder, args.samples, args.epochs)
+        project = mlp_project(folder, args.samples, args.epochs)
         head, proc, win, probes = [], [], [], []
         for round_ in range(args.rounds):
             order = ("headless", "process", "window")

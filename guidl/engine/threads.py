@@ -4,9 +4,10 @@ following what else keeps the machine's cores busy.
 torch's parallel sections (OpenMP) split each operation evenly between their
 threads and wait for the slowest. With a thread per core, a program that keeps
 one core busy holds back one thread, and every other thread waits for it at
-every step: on two cores, beside one busy program, the MLP trained at 16,000
-samples/s with two threads and 67,000 with one. On an idle machine two threads
-were 1.2-1.3x faster than one.
+every step: on two cores, beside one busy program, the MLP trained at 31,800
+samples/s with two threads and 79,000 with one (1,100 with two at niceness 10,
+as the window runs it). On an idle machine two threads were 1.3x faster than
+one (``benchmarks/busy_machine.py``).
 
 ``ThreadTuner`` trains with every core while the machine is otherwise idle,
 and with one thread fewer for each core that other programs keep busy, for as
