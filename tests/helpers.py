@@ -1,5 +1,12 @@
 """Small projects and data shared by the tests (``pythonpath`` includes tests/)."""
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
 from guidl.spec import Component, Data, Layer, Model, Project, Training
 
 
@@ -21,3 +28,19 @@ def small_project(**changes) -> Project:
             target = getattr(target, parent)
         setattr(target, last, value)
     return project
+
+
+@contextlib.contextmanager
+def busy_program():
+    """Another program keeping one core busy while the block runs: not a
+    child of this process (a shell starts it and exits), as a program the
+    user runs beside guidl is not guidl's. Yields its process id."""
+    shell = subprocess.run(["sh", "-c", f"'{sys.executable}' -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
+                           capture_output=True, text=True, check=True)
+    pid = int(shell.stdout.strip())
+    try:
+        time.sleep(0.3)  # the interpreter starting
+        yield pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

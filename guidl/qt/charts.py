@@ -308,8 +308,8 @@ class TrainingCharts(QWidget):
         an idle window is not woken at all."""
         self._dirty |= names
         if not self.timer.isActive():
+            self.timer.start()  # first: a range change inside the refresh comes back here
             self.refresh()
-            self.timer.start()
 
     def refresh(self) -> None:
         if not self._dirty:

@@ -19,7 +19,7 @@ import torch
 from PySide6.QtCore import QObject, Signal, Slot
 
 from ..engine.data import PreparedData, prepare
-from ..engine.threads import cores
+from ..engine.threads import can_follow_load, cores
 from ..engine.trainer import FitResult, TrainControl, Trainer, describe_error
 from ..engine.training_process import (Job, TrainingProcess, failure_message, load_weights,
                                        sample_predictions, save_weights, share, training_callbacks)
@@ -38,9 +38,10 @@ TRAINING_NICE = 10
 
 
 def training_threads() -> int:
-    """Threads for torch's parallel sections when training in the window's
-    own process: all cores but one, which the window keeps for itself (see
-    ``guidl.engine.threads``). A training process has a core for each."""
+    """Threads for torch's parallel sections where the window cannot see what
+    else keeps the cores busy (in its own process, or without Linux's /proc):
+    all cores but one, left to the window and other programs (see
+    ``guidl.engine.threads``)."""
     return max(1, min(torch.get_num_threads(), cores() - 1))
 
 
@@ -172,8 +173,13 @@ class TrainingWorker(QObject):
         """Start the child; returns the data as the child sees it (shared)."""
         shared = share(data)  # None: too big to share here, the child loads the data itself
         weights = save_weights(self.initial_weights) if self.initial_weights is not None else None
-        job = Job(self.project, shared, self.run_dir, weights, tune_threads=True, window_pid=os.getpid(),
-                  nice=TRAINING_NICE)
+        if os.environ.get("OMP_NUM_THREADS"):  # the user's count, kept (as guidl train does)
+            threads = {"nice": TRAINING_NICE}
+        elif can_follow_load():
+            threads = {"tune_threads": True, "window_pid": os.getpid(), "nice": TRAINING_NICE}
+        else:  # no way to see other programs' load: a core stays with them and the window
+            threads = {"threads": training_threads()}
+        job = Job(self.project, shared, self.run_dir, weights, **threads)
         process = TrainingProcess(job)
         process.start()
         self.process = process

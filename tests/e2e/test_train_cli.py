@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from guidl import spec
-from helpers import small_project
+from guidl.engine.threads import ThreadTuner, can_follow_load, cores
+from helpers import busy_program, small_project
 
 
 def guidl(*args, cwd=None, timeout=300):
@@ -67,21 +68,18 @@ def test_resume_in_a_new_process_matches_the_uninterrupted_run(tmp_path):
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/stat") or (os.cpu_count() or 1) < 2,
-                    reason="the load of other programs is read from Linux's /proc; needs two cores")
+@pytest.mark.skipif(not can_follow_load() or ThreadTuner(load=lambda: None).most < 2
+                    or ThreadTuner(load=lambda: None).most < cores(),
+                    reason="needs Linux's /proc, two cores or more, and a torch thread for each")
 def test_train_leaves_a_busy_program_its_core_unless_told_how_many_threads(tmp_path):
     project = small_project(training__epochs=40, data__batch_size=16)
     path = tmp_path / "p.guidl.json"
     spec.save(project, path)
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
+    with busy_program():
         tuned = guidl("train", str(path), "--out", str(tmp_path / "tuned"))
         fixed = subprocess.run([sys.executable, "-m", "guidl", "train", str(path), "--epochs", "1",
                                 "--out", str(tmp_path / "fixed")], capture_output=True, text=True,
                                timeout=300, env={**os.environ, "OMP_NUM_THREADS": "2"})
-    finally:
-        hog.kill()
-        hog.wait()
     assert tuned.returncode == 0 and fixed.returncode == 0, tuned.stderr + fixed.stderr
     assert "note: other programs kept the CPU busy during this run, so part of it trained with " \
         f"{torch.get_num_threads() - 1} thread" in tuned.stderr
