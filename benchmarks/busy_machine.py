@@ -10,6 +10,8 @@ core busy (a Python loop). In each case:
 - the window's way: its niceness, and threads that follow the load
   (``guidl.engine.threads.ThreadTuner``).
 
+Linux only (the busy program is started by ``sh``).
+
 A run is stopped after ``--limit`` seconds at most (a stalled one crawls);
 samples/s are the training process's own figure over the batches it
 trained. Figures only; it never fails on time.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +31,16 @@ import time
 from pathlib import Path
 
 from common import mlp_project
+
+
+def busy_program() -> int:
+    """Start a program that keeps one core busy, as one the user runs: not a
+    child of this process (which stands for the window, whose family's load
+    the training process leaves aside). Returns its process id."""
+    shell = subprocess.run(["sh", "-c", f"'{sys.executable}' -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
+                           capture_output=True, text=True, check=True)
+    time.sleep(0.5)  # the interpreter starting
+    return int(shell.stdout.strip())
 
 
 def train(project, data, limit_s: float, **job) -> tuple[float, str]:
@@ -87,18 +100,15 @@ def main() -> None:
         print(f"MLP, {args.samples:,} samples x {args.epochs} epochs, batch 128, Adam, CPU, "
               f"{os.cpu_count()} cores, in the window's training process")
         for busy in (False, True):
-            hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+            hog = busy_program() if busy else None
             try:
-                if hog is not None:
-                    time.sleep(0.5)
                 print("beside one busy program:" if busy else "otherwise idle:")
                 for label, job in cases:
                     rate, what = train(project, data, args.limit, **job)
                     print(f"  {label:48s} {rate:9,.0f} samples/s   {what}", flush=True)
             finally:
                 if hog is not None:
-                    hog.kill()
-                    hog.wait()
+                    os.kill(hog, signal.SIGKILL)
 
 
 if __name__ == "__main__":
