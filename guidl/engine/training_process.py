@@ -85,28 +85,31 @@ class EventBridge(Callback):
         self.done_batches += 1
         now = time.perf_counter()
         if now - self.last_emit >= 1 / BATCH_EVENTS_PER_S:
-            self._flush(trainer, batch, now)
+            self._flush(trainer, trainer.epoch, batch, now)
 
-    def _flush(self, trainer, batch: int, now: float) -> None:
+    def _flush(self, trainer, epoch: int, batch: int, now: float) -> None:
+        """Send the pending losses; ``epoch`` (0-based) and ``batch`` are where
+        the last of them was trained."""
         if not self.pending_x:
             return
         elapsed = max(now - self.started - self.paused_for, 1e-9)
-        total = (trainer.epochs - trainer.epoch) * trainer.batches_per_epoch - (batch + 1)
+        total = (trainer.epochs - epoch) * trainer.batches_per_epoch - (batch + 1)
         rate = self.done_batches / elapsed
         self.send("batches", np.array(self.pending_x), np.array(self.pending_loss), {
-            "epoch": trainer.epoch, "batch": batch + 1, "batches": trainer.batches_per_epoch,
+            "epoch": epoch, "batch": batch + 1, "batches": trainer.batches_per_epoch,
             "epochs": trainer.epochs, "step": trainer.step, "eta": total / rate if rate else 0.0,
             "samples_per_s": rate * trainer.batch_size})
         self.pending_x, self.pending_loss = [], []
         self.last_emit = now
 
     def on_epoch_end(self, trainer, metrics) -> None:
-        self._flush(trainer, trainer.batches_per_epoch - 1, time.perf_counter())
+        # The trainer counts the epoch as done by now: these losses are its last.
+        self._flush(trainer, metrics.epoch - 1, trainer.batches_per_epoch - 1, time.perf_counter())
         self.send("epoch", metrics.to_dict())
 
     def on_pause(self, trainer) -> None:
         self.paused_at = time.perf_counter()
-        self._flush(trainer, 0, self.paused_at)
+        self._flush(trainer, trainer.epoch, 0, self.paused_at)
         self.send("paused", trainer.step)
 
     def on_resume(self, trainer) -> None:

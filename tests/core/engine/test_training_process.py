@@ -64,6 +64,10 @@ def test_a_child_process_trains_and_reports_every_event(shared_digits):
     assert [e[1]["epoch"] for e in events if e[0] == "epoch"] == [1, 2, 3]
     xs = torch.cat([torch.as_tensor(e[1]) for e in events if e[0] == "batches"])
     assert len(xs) == 3 * 23 and bool((xs.diff() > 0).all())  # every batch loss, in order
+    for _, x, _, progress in (e for e in events if e[0] == "batches"):
+        # The progress said with each bundle is where its last loss was trained,
+        # the bundle sent at an epoch's end included.
+        assert x[-1] == pytest.approx(progress["epoch"] + progress["batch"] / 23)
     outcome = events[-1][1]
     assert outcome["step"] == 69 and len(outcome["samples"]) == 24
     assert outcome["result"].history[-1].val_accuracy > 0.85
