@@ -69,6 +69,7 @@ class EventBridge(Callback):
         self.paused_at: float | None = None
         self.paused_for = 0.0  # seconds spent paused: not training time
         self.done_batches = 0
+        self.batch = -1  # the last batch trained in the current epoch (0-based)
 
     def on_fit_start(self, trainer) -> None:
         self.started = time.perf_counter()
@@ -79,7 +80,11 @@ class EventBridge(Callback):
             "history": [m.to_dict() for m in trainer.history], "threads": torch.get_num_threads(),
         })
 
+    def on_epoch_start(self, trainer, epoch_index: int) -> None:
+        self.batch = -1  # none of this epoch's batches trained yet
+
     def on_train_batch_end(self, trainer, batch: int, loss: float) -> None:
+        self.batch = batch
         self.pending_x.append(trainer.epoch + (batch + 1) / trainer.batches_per_epoch)
         self.pending_loss.append(loss)
         self.done_batches += 1
@@ -109,7 +114,7 @@ class EventBridge(Callback):
 
     def on_pause(self, trainer) -> None:
         self.paused_at = time.perf_counter()
-        self._flush(trainer, trainer.epoch, 0, self.paused_at)
+        self._flush(trainer, trainer.epoch, self.batch, self.paused_at)
         self.send("paused", trainer.step)
 
     def on_resume(self, trainer) -> None:
