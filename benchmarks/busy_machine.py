@@ -81,9 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from guidl.engine.data import prepare
-    from guidl.engine.training_process import share
-    from guidl.qt.worker import TRAINING_NICE
+    from guidl.qt.worker import TRAINING_NICE, prepare_shared, process_threads
 
     most = torch.get_num_threads()
     cases = [
@@ -91,12 +89,11 @@ def main() -> None:
         (f"{most} threads, niceness {TRAINING_NICE}", {"threads": most, "nice": TRAINING_NICE}),
         (f"{max(1, most - 1)} thread(s), niceness {TRAINING_NICE}",
          {"threads": max(1, most - 1), "nice": TRAINING_NICE}),
-        (f"following the load, niceness {TRAINING_NICE} (the window's way)",
-         {"tune_threads": True, "window_pid": os.getpid(), "nice": TRAINING_NICE}),
+        (f"following the load, niceness {TRAINING_NICE} (the window's way)", process_threads()),
     ]
     with tempfile.TemporaryDirectory() as name:
         project = mlp_project(Path(name), args.samples, args.epochs)
-        data = share(prepare(project, seed=project.training.seed), in_place=True)
+        data = prepare_shared(project)
         print(f"MLP, {args.samples:,} samples x {args.epochs} epochs, batch 128, Adam, CPU, "
               f"{os.cpu_count()} cores, in the window's training process")
         for busy in (False, True):

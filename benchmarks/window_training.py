@@ -54,12 +54,10 @@ def headless(project) -> float:
 def in_process(project) -> float:
     """The window's way of training (a child process, the data shared), with
     no window."""
-    from guidl.engine.data import prepare
-    from guidl.engine.training_process import Job, TrainingProcess, share
+    from guidl.engine.training_process import Job, TrainingProcess
+    from guidl.qt.worker import prepare_shared, process_threads
 
-    data = prepare(project, seed=project.training.seed)
-    share(data)
-    process = TrainingProcess(Job(project, data, None, None))
+    process = TrainingProcess(Job(project, prepare_shared(project), None, None, **process_threads()))
     process.start()
     events = list(process.events())
     process.close()

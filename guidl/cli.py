@@ -227,7 +227,7 @@ def _train(args: argparse.Namespace) -> int:
     from .engine.callbacks import EarlyStopping, ProgressBar, RunFolder
     from .engine.data import DatasetError
     from .engine.distributed import DistributedContext, DistributedSetupError
-    from .engine.threads import ThreadTuner
+    from .engine.threads import ThreadTuner, can_follow_load, threads_set_by_user
     from .engine.trainer import NonFiniteLossError, TrainControl, Trainer, TrainingError, describe_error
 
     try:
@@ -242,7 +242,7 @@ def _train(args: argparse.Namespace) -> int:
         callbacks += [ProgressBar(lines=sys.stderr if args.json else sys.stdout), RunFolder(run_dir)]
     if project.training.early_stopping is not None:
         callbacks.append(EarlyStopping(**project.training.early_stopping))  # on every process
-    if context is None and not os.environ.get("OMP_NUM_THREADS"):  # a count set by hand is kept
+    if context is None and not threads_set_by_user() and can_follow_load():
         callbacks.append(ThreadTuner())  # fewer threads while other programs hold cores
     if args.tensorboard:
         try:

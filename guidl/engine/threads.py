@@ -101,13 +101,17 @@ def can_follow_load() -> bool:
     return _busy_seconds() is not None and _process_seconds("self") is not None
 
 
+def threads_set_by_user() -> bool:
+    """Whether ``OMP_NUM_THREADS`` sets torch's thread count: it is then kept."""
+    return bool(os.environ.get("OMP_NUM_THREADS"))
+
+
 class OtherLoad:
     """Cores, among those this process may run on, kept busy by processes
     other than this one, ``ignore`` (the window that started the run: its
     bursts of painting are no reason to change anything) and the processes
     they started (compiler workers, the fork server); on average since the
-    previous ``sample()``. None where the system does not say (anything but
-    Linux)."""
+    previous call. None where the system does not say (anything but Linux)."""
 
     RESCAN = 10  # samples between looks for new processes of the family
 
@@ -126,7 +130,8 @@ class OtherLoad:
             return None
         return busy - sum(s for s in own if s is not None), self.clock()
 
-    def sample(self) -> float | None:
+    def __call__(self) -> float | None:
+        """Other programs' cores since the previous call (None: not known)."""
         self._samples += 1
         if self._samples % self.RESCAN == 0:
             family = _descendants(self.roots)
@@ -162,7 +167,7 @@ class ThreadTuner(Callback):
     DROP = 0.6  # of a core's time, kept busy by others: one thread fewer
     FREE = 0.3  # below this, the thread comes back
 
-    def __init__(self, most: int | None = None, load: OtherLoad | Callable[[], float | None] | None = None,
+    def __init__(self, most: int | None = None, load: Callable[[], float | None] | None = None,
                  interval_s: float = 0.5, agree: int = 2, clock: Callable[[], float] = time.monotonic,
                  ignore: tuple[int, ...] = (), available: int | None = None):
         self.cores = available or cores()  # the cores this process may use
@@ -198,10 +203,11 @@ class ThreadTuner(Callback):
             self._restart()  # the load while paused says nothing of the load while training
 
     def on_train_batch_end(self, trainer, batch: int, loss: float) -> None:
-        if not self.enabled or self.clock() - self._sampled < self.interval_s:
+        now = self.clock()
+        if not self.enabled or now - self._sampled < self.interval_s:
             return
-        self._sampled = self.clock()
-        others = self._sample()
+        self._sampled = now
+        others = self._load()
         if others is None:
             return
         taken = self._taken
@@ -233,13 +239,10 @@ class ThreadTuner(Callback):
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _sample(self) -> float | None:
-        return self._load.sample() if isinstance(self._load, OtherLoad) else self._load()
-
     def _restart(self) -> None:
         self._wanted = []
         self._sampled = self.clock()
-        if isinstance(self._load, OtherLoad):
+        if hasattr(self._load, "restart"):
             self._load.restart()
 
     def _restore(self) -> None:

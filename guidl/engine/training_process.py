@@ -199,7 +199,7 @@ class Job:
     #: process start may pass.
     initial_weights: bytes | None
     #: torch's threads in the child; None keeps torch's choice (a thread per
-    #: core), the most that ``tune_threads`` tries.
+    #: core), the most that ``tune_threads`` uses.
     threads: int | None = None
     #: Fewer threads while other programs keep cores busy
     #: (``threads.ThreadTuner``), not counting ``window_pid``'s own load.

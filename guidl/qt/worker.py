@@ -19,7 +19,7 @@ import torch
 from PySide6.QtCore import QObject, Signal, Slot
 
 from ..engine.data import PreparedData, prepare
-from ..engine.threads import can_follow_load, cores
+from ..engine.threads import can_follow_load, cores, threads_set_by_user
 from ..engine.trainer import FitResult, TrainControl, Trainer, describe_error
 from ..engine.training_process import (Job, TrainingProcess, failure_message, load_weights,
                                        sample_predictions, save_weights, share, training_callbacks)
@@ -43,6 +43,18 @@ def training_threads() -> int:
     all cores but one, left to the window and other programs (see
     ``guidl.engine.threads``)."""
     return max(1, min(torch.get_num_threads(), cores() - 1))
+
+
+def process_threads() -> dict:
+    """How a training process started from the window sets its threads (the
+    ``Job`` fields): at ``TRAINING_NICE``, every core but those other programs
+    keep busy; the user's ``OMP_NUM_THREADS``, as ``guidl train`` keeps it; or,
+    where the load of other programs cannot be seen, all cores but one."""
+    if threads_set_by_user():
+        return {"nice": TRAINING_NICE}
+    if can_follow_load():
+        return {"tune_threads": True, "window_pid": os.getpid(), "nice": TRAINING_NICE}
+    return {"threads": training_threads()}
 
 
 class RunControl:
@@ -173,13 +185,7 @@ class TrainingWorker(QObject):
         """Start the child; returns the data as the child sees it (shared)."""
         shared = share(data)  # None: too big to share here, the child loads the data itself
         weights = save_weights(self.initial_weights) if self.initial_weights is not None else None
-        if os.environ.get("OMP_NUM_THREADS"):  # the user's count, kept (as guidl train does)
-            threads = {"nice": TRAINING_NICE}
-        elif can_follow_load():
-            threads = {"tune_threads": True, "window_pid": os.getpid(), "nice": TRAINING_NICE}
-        else:  # no way to see other programs' load: a core stays with them and the window
-            threads = {"threads": training_threads()}
-        job = Job(self.project, shared, self.run_dir, weights, **threads)
+        job = Job(self.project, shared, self.run_dir, weights, **process_threads())
         process = TrainingProcess(job)
         process.start()
         self.process = process
