@@ -1,0 +1,253 @@
+"""Run folders: where they go, how a new one is claimed, and reading them back.
+
+A run folder holds ``run.json`` (status and cause, versions, figures), the
+project copy, ``metrics.csv``, ``checkpoint.pt`` and ``model.safetensors``
+(see ``callbacks.RunFolder``, which writes them).
+
+A run that says ``running`` may belong to a process that was killed or that
+crashed and so could not say so. ``run.json`` records the process that writes
+it (``pid``, its start time, ``host`` and the machine's ``boot_time``), and
+``read_run`` judges such a run by that process:
+
+- on the same machine since the same boot, the run is over when no process
+  with that pid and start time exists (a reused pid has another start time);
+- on the same machine after a reboot, it is over;
+- otherwise (a run written on another machine sharing the folder, or by a
+  guidl too old to record its process) by its heartbeat: a training process
+  refreshes ``run.json``'s modification time at least every ``HEARTBEAT_S``
+  seconds while batches run, so a run whose file was last written more than
+  ``STALE_AFTER_S`` ago is over. (A run paused that long on another machine
+  is marked too; its next checkpoint says ``running`` again.)
+
+A run judged over is reported, and written back, as failed with the cause
+``PROCESS_GONE``.
+
+This module imports neither torch nor Qt: the window lists runs with it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from ..spec.io import atomic_write_text
+
+RUN_FILE = "run.json"
+RUN_FORMAT = "guidl-run"
+#: The statuses a run folder can be in.
+STATUSES = ("running", "finished", "stopped", "interrupted", "failed")
+PROCESS_GONE = "the training process ended without finishing (killed or crashed)"
+#: How often a running training refreshes its run.json (seconds, at most).
+HEARTBEAT_S = 60.0
+#: A running run with no process to check whose run.json is older is over.
+STALE_AFTER_S = 3600.0
+#: run.json is small; anything larger is not one of ours.
+MAX_RUN_FILE_BYTES = 4 * 1024 * 1024
+
+#: The fields read_run checks, with the types each may hold (None: null).
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "format": (str,), "version": (int,), "status": (str,),
+    "project": (str, type(None)), "started": (str,), "updated": (str,),
+    "epochs": (int,), "epochs_completed": (int,), "seed": (int, type(None)),
+    "error": (str, type(None)), "stop_reason": (str, type(None)),
+    "pid": (int, type(None)), "process_started": (float, int, type(None)),
+    "host": (str, type(None)), "boot_time": (float, int, type(None)),
+    "final": (dict, type(None)), "evaluation": (dict, type(None)), "notes": (list,),
+}
+
+
+class RunError(ValueError):
+    """A run folder that cannot be read: the message says why."""
+
+
+def _stamp() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def create_run_dir(parent: str | os.PathLike[str], stem: str) -> Path:
+    """Make and return a new empty folder ``parent/stem-YYYYmmdd-HHMMSS``.
+
+    The folder is created exclusively (never one that exists, so two
+    trainings started in the same second get two folders): when the name is
+    taken, ``-2``, ``-3``, ... are tried. ``parent`` is made when missing.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    base = f"{stem}-{_stamp()}"
+    for attempt in range(1, 10_000):
+        path = parent / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(errno.EEXIST, "no free run folder name", str(parent / base))
+
+
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    return (Path(path) / RUN_FILE).is_file()
+
+
+def runs_root(project_path: str | os.PathLike[str] | None,
+              state_dir: str | os.PathLike[str]) -> Path:
+    """The folder a project's runs go to.
+
+    ``<project folder>/runs`` for a saved project; for a project file inside a
+    run folder (the copy every run keeps), the runs folder that holds that run,
+    so runs never nest inside runs; ``state_dir/runs`` (the app's data folder)
+    for a project that is not saved.
+    """
+    if project_path is None:
+        return Path(state_dir) / "runs"
+    folder = Path(project_path).absolute().parent
+    if is_run_dir(folder):
+        return folder.parent
+    return folder / "runs"
+
+
+def process_identity() -> dict[str, Any]:
+    """What ``run.json`` records of the process writing it, so that a later
+    reader can tell whether that process still lives."""
+    pid = os.getpid()
+    try:
+        started: float | None = psutil.Process(pid).create_time()
+        boot: float | None = psutil.boot_time()
+    except (psutil.Error, OSError):
+        started = boot = None
+    return {"pid": pid, "process_started": started, "host": socket.gethostname(), "boot_time": boot}
+
+
+def _same_time(a: Any, b: Any) -> bool:
+    # create_time and boot_time are floats read from the system twice: allow jitter.
+    return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) < 2.0
+
+
+def process_gone(record: dict[str, Any], modified: float) -> bool:
+    """Whether the process that wrote a ``running`` record has ended without
+    saying so (``modified``: run.json's modification time)."""
+    pid = record.get("pid")
+    if isinstance(pid, int) and not isinstance(pid, bool) and record.get("host") == socket.gethostname():
+        try:
+            boot = psutil.boot_time()
+        except (psutil.Error, OSError):
+            boot = None
+        if record.get("boot_time") is not None and boot is not None:
+            if not _same_time(record["boot_time"], boot):
+                return True  # the machine restarted since
+            try:
+                process = psutil.Process(pid)
+                started = process.create_time()
+            except psutil.NoSuchProcess:
+                return True
+            except (psutil.Error, OSError):
+                return False  # cannot tell: leave the run alone
+            if record.get("process_started") is None:
+                return False
+            return not _same_time(record["process_started"], started)  # another process took the pid
+    return time.time() - modified > STALE_AFTER_S
+
+
+def _check(record: Any, where: str) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        raise RunError(f"{where}: not a guidl run record (a JSON object was expected)")
+    if record.get("format") != RUN_FORMAT:
+        raise RunError(f"{where}: not a guidl run record (format {record.get('format')!r})")
+    for key, types in _FIELDS.items():
+        if key in record:
+            value = record[key]
+            if isinstance(value, bool) or not isinstance(value, types):
+                names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+                raise RunError(f"{where}: {key} must be {names}, got {type(value).__name__}")
+    if record.get("status") not in STATUSES:
+        raise RunError(f"{where}: unknown status {str(record.get('status'))[:40]!r}")
+    return record
+
+
+def read_run(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checked ``run.json`` of the run folder ``path``; ``RunError`` when
+    it is missing, damaged or of the wrong types.
+
+    A run that says ``running`` but whose process is gone is returned, and
+    written back when the folder allows, as ``failed`` with ``PROCESS_GONE``.
+    """
+    file = Path(path) / RUN_FILE
+    where = str(file)
+    try:
+        info = file.stat()
+        if not file.is_file():
+            raise RunError(f"{where}: not a regular file")
+        if info.st_size > MAX_RUN_FILE_BYTES:
+            raise RunError(f"{where}: {info.st_size} bytes is too large for a run record")
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_RUN_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise RunError(f"{path}: not a run folder (no {RUN_FILE})") from None
+    except OSError as error:
+        raise RunError(f"{where}: cannot be read: {error.strerror or error}") from None
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise RunError(f"{where}: not valid JSON ({str(error).splitlines()[0][:200]})") from None
+    except RecursionError:
+        raise RunError(f"{where}: not valid JSON (nested too deeply)") from None
+    record = _check(record, where)
+    if record["status"] == "running" and process_gone(record, info.st_mtime):
+        record = mark_failed(path, PROCESS_GONE, record) or record
+    return record
+
+
+def mark_failed(path: str | os.PathLike[str], cause: str,
+                record: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Record that the run in ``path``, which says ``running``, failed with
+    ``cause``; the new record (also when the folder cannot be written), or
+    None when there was no running run to mark."""
+    if record is None:
+        try:
+            file = Path(path) / RUN_FILE
+            record = _check(json.loads(file.read_text(encoding="utf-8")), str(file))
+        except (OSError, ValueError, RecursionError):
+            return None
+    if record.get("status") != "running":
+        return None
+    record = {**record, "status": "failed", "error": cause,
+              "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    try:
+        atomic_write_text(Path(path) / RUN_FILE, json.dumps(record, indent=2) + "\n")
+    except OSError:
+        pass  # a read-only or full disk: the caller still learns that the run failed
+    return record
+
+
+def list_runs(root: str | os.PathLike[str]) -> list[tuple[Path, dict[str, Any]]]:
+    """The readable run folders directly under ``root`` with their records,
+    oldest first (by start time, then name); damaged ones are skipped."""
+    root = Path(root)
+    try:
+        children = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return []
+    runs = []
+    for child in children:
+        try:
+            runs.append((child, read_run(child)))
+        except RunError:
+            continue
+    runs.sort(key=lambda item: (item[1].get("started") or "", item[0].name))
+    return runs
+
+
+def latest_finished_run(root: str | os.PathLike[str], project_name: str | None = None) -> Path | None:
+    """The newest run folder under ``root`` whose run finished (only runs of
+    ``project_name`` when given); None when there is none."""
+    for path, record in reversed(list_runs(root)):
+        if record["status"] == "finished" and (project_name is None or record.get("project") == project_name):
+            return path
+    return None

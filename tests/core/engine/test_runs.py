@@ -1,0 +1,120 @@
+"""Run folders: claiming a new one, where they go, and reading them back."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from guidl.engine import runs
+from guidl.engine.runs import (
+    PROCESS_GONE, RunError, create_run_dir, latest_finished_run, process_identity, read_run, runs_root,
+)
+
+
+def write_run(folder, **fields):
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"format": "guidl-run", "version": 1, "status": "finished", "project": "Moons",
+              "started": "2026-01-01T00:00:00+00:00", **fields}
+    (folder / "run.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_two_runs_in_the_same_second_get_two_folders(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "_stamp", lambda: "20260101-120000")
+    first = create_run_dir(tmp_path / "runs", "moons")
+    second = create_run_dir(tmp_path / "runs", "moons")
+    third = create_run_dir(tmp_path / "runs", "moons")
+    assert [first.name, second.name, third.name] == [
+        "moons-20260101-120000", "moons-20260101-120000-2", "moons-20260101-120000-3"]
+    assert all(p.is_dir() and not any(p.iterdir()) for p in (first, second, third))
+
+
+def test_runs_go_beside_the_project_never_inside_a_run_and_unsaved_ones_to_the_state_folder(tmp_path):
+    state = tmp_path / "state"
+    assert runs_root(None, state) == state / "runs"
+    project = tmp_path / "work" / "moons.guidl.json"
+    assert runs_root(project, state) == tmp_path / "work" / "runs"
+    run = write_run(tmp_path / "work" / "runs" / "moons-20260101-120000")
+    (run / "project.guidl.json").write_text("{}")
+    assert runs_root(run / "project.guidl.json", state) == tmp_path / "work" / "runs"
+
+
+def test_the_latest_finished_run_skips_running_failed_damaged_and_other_projects(tmp_path):
+    root = tmp_path / "runs"
+    assert latest_finished_run(root) is None
+    old = write_run(root / "a", started="2026-01-01T00:00:00+00:00")
+    newer = write_run(root / "b", started="2026-01-02T00:00:00+00:00", project="Other")
+    write_run(root / "c", started="2026-01-03T00:00:00+00:00", status="failed")
+    write_run(root / "d", started="2026-01-04T00:00:00+00:00", status="running",
+              **process_identity())  # this very process: still running
+    write_run(root / "e", started="2026-01-05T00:00:00+00:00", epochs="many")  # wrong type
+    (root / "f").mkdir()
+    (root / "f" / "run.json").write_text("{not json")
+    write_run(root / "g", started=5)  # wrong type
+    (root / "h").mkdir()
+    (root / "h" / "run.json").write_text("[1, 2]")
+    assert latest_finished_run(root) == newer
+    assert latest_finished_run(root, "Moons") == old
+    assert latest_finished_run(root, "Nobody") is None
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON"),
+    ('"text"', "a JSON object was expected"),
+    ('{"format": "guidl-run", "status": "running", "pid": "12"}', "pid must be int or null, got str"),
+    ('{"format": "guidl-run", "status": "exploded"}', "unknown status"),
+    ('{"format": "other", "status": "finished"}', "not a guidl run record"),
+    (b"\xff\xfe", "not valid JSON"),
+])
+def test_a_damaged_run_record_is_a_clear_error(tmp_path, content, message):
+    (tmp_path / "run.json").write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(RunError, match=message):
+        read_run(tmp_path)
+    with pytest.raises(RunError, match="not a run folder"):
+        read_run(tmp_path / "missing")
+
+
+def test_a_run_whose_process_is_gone_is_read_and_rewritten_as_failed(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid that no longer runs
+    identity = {**process_identity(), "pid": child.pid}
+    write_run(tmp_path, status="running", **identity)
+    record = read_run(tmp_path)
+    assert record["status"] == "failed" and record["error"] == PROCESS_GONE
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "failed"
+
+
+def test_a_live_run_stays_running(tmp_path):
+    write_run(tmp_path, status="running", **process_identity())
+    assert read_run(tmp_path)["status"] == "running"
+
+
+def test_a_reused_pid_or_a_reboot_does_not_keep_a_dead_run_alive(tmp_path):
+    write_run(tmp_path / "reused", status="running",
+              **{**process_identity(), "process_started": 1.0})  # our pid, another start time
+    assert read_run(tmp_path / "reused")["status"] == "failed"
+    write_run(tmp_path / "rebooted", status="running", **{**process_identity(), "boot_time": 1.0})
+    assert read_run(tmp_path / "rebooted")["status"] == "failed"
+
+
+def test_a_run_without_a_process_to_check_is_judged_by_its_heartbeat(tmp_path):
+    fresh = write_run(tmp_path / "fresh", status="running")  # an old guidl: no pid
+    assert read_run(fresh)["status"] == "running"
+    stale = write_run(tmp_path / "stale", status="running", pid=1, host="another-machine")
+    old = time.time() - runs.STALE_AFTER_S - 10
+    os.utime(stale / "run.json", (old, old))
+    assert read_run(stale)["status"] == "failed"
+
+
+def test_a_dead_run_on_a_read_only_folder_is_still_reported_failed(tmp_path, monkeypatch):
+    write_run(tmp_path, status="running", **{**process_identity(), "boot_time": 1.0})
+
+    def refuse(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(runs, "atomic_write_text", refuse)
+    assert read_run(tmp_path)["status"] == "failed"
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "running"
