@@ -51,12 +51,17 @@ class ProjectEditCommand(QUndoCommand):
 
 class ProjectDocument(QObject):
     """Holds the project being edited. ``changed`` fires after every edit,
-    undo or redo; ``report_changed`` when the model analysis is new."""
+    undo or redo, and when ``field_problems`` change; ``report_changed`` when
+    the model analysis is new."""
 
     changed = Signal()
     report_changed = Signal()
     path_changed = Signal()
     selection_requested = Signal(int)
+    #: A new project replaced the old one (New, Open): forms drop what is typed.
+    project_replaced = Signal()
+    #: Forms apply what is typed and valid but not yet applied (``commit_edits``).
+    commit_requested = Signal()
 
     def __init__(self, parent: QObject | None = None,
                  engine_ready: Callable[[], bool] = lambda: True):
@@ -69,6 +74,7 @@ class ProjectDocument(QObject):
         self.report = None
         self.data_info = None  # DatasetInfo of the loaded data, when known
         self.data_info_key: str | None = None  # the data settings it was loaded with
+        self._field_problems: dict[str, str] = {}
 
     # -- editing -------------------------------------------------------------------
 
@@ -84,6 +90,31 @@ class ProjectDocument(QObject):
         self.undo_stack.push(ProjectEditCommand(self, before, after, text, merge_key, select,
                                                 select_before))
 
+    # -- values typed into forms and refused ------------------------------------------------
+
+    def field_problems(self) -> dict[str, str]:
+        """Fields of the forms that hold a value the project cannot take
+        (``"layer 3 · p"``, ``"training.grad_clip"``, ...) -> the reason. The
+        project keeps its last valid values meanwhile; Train waits for these."""
+        return dict(self._field_problems)
+
+    def set_field_problem(self, key: str, reason: str | None) -> None:
+        """A form's field ``key`` holds a refused value (``reason``), or no longer (None)."""
+        if reason is None:
+            if self._field_problems.pop(key, None) is None:
+                return
+        elif self._field_problems.get(key) == reason:
+            return
+        else:
+            self._field_problems[key] = reason
+        self.changed.emit()
+
+    def commit_edits(self) -> None:
+        """Have the forms apply what is typed and valid but not yet applied
+        (their fields apply on Enter or focus out): call before using the
+        project, e.g. when Train is pressed from the toolbar."""
+        self.commit_requested.emit()
+
     def _restore(self, project: Project, select: int | None) -> None:
         self.project = copy.deepcopy(project)
         self._changed()
@@ -97,6 +128,8 @@ class ProjectDocument(QObject):
         self.data_info = None
         self.undo_stack.clear()
         self.undo_stack.setClean()
+        self._field_problems.clear()
+        self.project_replaced.emit()
         self._changed()
         self.path_changed.emit()
 

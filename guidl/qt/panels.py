@@ -8,15 +8,17 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPalette, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-    QLineEdit, QListWidget, QPushButton, QScrollArea, QSpinBox, QStackedWidget, QTableWidget,
+    QCheckBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+    QPushButton, QScrollArea, QStackedWidget, QTableWidget,
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from ..registry import DATASETS, EARLY_STOPPING, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, Catalogue
 from ..spec import Component
 from .document import ProjectDocument
-from .param_form import ParamForm, apply_param, format_value
+from .param_form import (
+    ComboBox, DoubleSpinBox, ParamForm, SpinBox, apply_param, format_value, mark_field, with_note,
+)
 
 ERROR_STYLE = "color: #dc2626;"
 SOURCE_TITLES = {"builtin": "Built-in (offline)", "torchvision": "torchvision (downloads)",
@@ -59,7 +61,7 @@ class ComponentEditor(QGroupBox):
         super().__init__(title)
         self.catalogue, self.document, self.key = catalogue, document, key
         layout = QVBoxLayout(self)
-        self.combo = QComboBox()
+        self.combo = ComboBox()
         if optional:
             self.combo.addItem("None", None)
         for entry in catalogue:
@@ -69,6 +71,7 @@ class ComponentEditor(QGroupBox):
         self.help.setWordWrap(True)
         self.help.setEnabled(False)
         self.form = ParamForm()
+        self.form.bind(document, f"training.{key}.")
         layout.addWidget(self.combo)
         layout.addWidget(self.help)
         layout.addWidget(self.form)
@@ -117,27 +120,28 @@ class TrainingSetup(QWidget):
                                          optional=True)
         run = QGroupBox("Run")
         form = QFormLayout(run)
-        self.epochs = QSpinBox()
+        self.epochs = SpinBox()
         self.epochs.setRange(1, 1_000_000)
-        self.batch_size = QSpinBox()
+        self.batch_size = SpinBox()
         self.batch_size.setRange(1, 1 << 20)
-        self.device = QComboBox()
+        self.device = ComboBox()
         self._fill_devices()
-        self.seed = QSpinBox()
+        self.seed = SpinBox()
         self.seed.setRange(0, 2**31 - 1)
-        self.precision = QComboBox()
+        self.precision = ComboBox()
         for name in PRECISIONS:
             self.precision.addItem(name, name)
         self.precision.setToolTip("16-bit formats use mixed precision on CUDA GPUs")
         self.grad_clip = QLineEdit()
         self.grad_clip.setPlaceholderText("off")
         self.grad_clip.setToolTip("largest gradient norm; empty for no clipping")
+        grad_clip_row, self.grad_clip_note = with_note(self.grad_clip)
         form.addRow("Epochs", self.epochs)
         form.addRow("Batch size", self.batch_size)
         form.addRow("Device", self.device)
         form.addRow("Seed", self.seed)
         form.addRow("Precision", self.precision)
-        form.addRow("Gradient clipping", self.grad_clip)
+        form.addRow("Gradient clipping", grad_clip_row)
         self.channels_last = QCheckBox("Channels-last images")
         self.channels_last.setToolTip("Store images and convolution weights as NHWC: faster "
                                       "convolutions on GPUs, above all with bf16 or fp16")
@@ -150,6 +154,7 @@ class TrainingSetup(QWidget):
         self.early.setCheckable(True)
         early_layout = QVBoxLayout(self.early)
         self.early_form = ParamForm()
+        self.early_form.bind(document, "training.early_stopping.")
         early_layout.addWidget(self.early_form)
         for widget in (self.loss, self.optimizer, self.scheduler, run, self.early):
             layout.addWidget(widget)
@@ -161,6 +166,9 @@ class TrainingSetup(QWidget):
         self.precision.currentIndexChanged.connect(
             lambda i: self._set("precision", self.precision.itemData(i)))
         self.grad_clip.textEdited.connect(self._grad_clip_edited)
+        self.grad_clip.editingFinished.connect(self._grad_clip_finished)
+        document.project_replaced.connect(self._discard_edits)
+        document.commit_requested.connect(self._commit_edits)
         self.channels_last.toggled.connect(lambda on: self._set("channels_last", on))
         self.compile.toggled.connect(lambda on: self._set("compile", on))
         self.early.toggled.connect(self._early_toggled)
@@ -174,17 +182,39 @@ class TrainingSetup(QWidget):
         self.document.apply(lambda p: setattr(p.data, key, value), f"Set {key}",
                             merge_key=f"data.{key}")
 
-    def _grad_clip_edited(self, text: str) -> None:
+    @staticmethod
+    def _grad_clip_value(text: str) -> tuple[float | None, str | None]:
         text = text.strip()
         try:
             value = float(text) if text else None
         except ValueError:
             value = -1.0
         if value is not None and not (0 < value < float("inf")):
-            self.grad_clip.setStyleSheet("border: 1px solid #dc2626;")
+            return None, "must be a positive number (empty: no clipping)"
+        return value, None
+
+    def _grad_clip_edited(self, text: str) -> None:
+        problem = self._grad_clip_value(text)[1]
+        mark_field(self.grad_clip, self.grad_clip_note, problem)
+        self.document.set_field_problem("training.grad_clip", problem)
+
+    def _grad_clip_finished(self) -> None:
+        if not self.grad_clip.isModified():
             return
-        self.grad_clip.setStyleSheet("")
-        self._set("grad_clip", value)
+        value, problem = self._grad_clip_value(self.grad_clip.text())
+        if problem is None:
+            self.grad_clip.setModified(False)
+            self._set("grad_clip", value)
+
+    def _discard_edits(self) -> None:
+        self.grad_clip.setModified(False)
+        mark_field(self.grad_clip, self.grad_clip_note, None)
+
+    def _commit_edits(self) -> None:
+        for spin in (self.epochs, self.batch_size, self.seed):
+            spin.interpretText()
+        if self.grad_clip.isModified():
+            self._grad_clip_finished()
 
     def _early_toggled(self, on: bool) -> None:
         value = EARLY_STOPPING.resolve({}) if on else None
@@ -228,7 +258,7 @@ class TrainingSetup(QWidget):
         _block(self.precision, self.precision.setCurrentIndex, self.precision.findData(training.precision))
         _block(self.channels_last, self.channels_last.setChecked, training.channels_last)
         _block(self.compile, self.compile.setChecked, training.compile)
-        if not self.grad_clip.hasFocus():
+        if not self.grad_clip.isModified():  # else the user's text stays, applied or refused
             self.grad_clip.setText(format_value(training.grad_clip))
         _block(self.early, self.early.setChecked, training.early_stopping is not None)
         self.early_form.set_entry(EARLY_STOPPING, training.early_stopping or {})
@@ -249,7 +279,7 @@ class DataPanel(QWidget):
         left = QWidget()
         left.setMaximumWidth(420)
         left_layout = QVBoxLayout(left)
-        self.dataset = QComboBox()
+        self.dataset = ComboBox()
         by_source: dict[str, list] = {}
         for entry in DATASETS:
             by_source.setdefault(entry.info["source"], []).append(entry)
@@ -263,6 +293,7 @@ class DataPanel(QWidget):
         self.help = QLabel()
         self.help.setWordWrap(True)
         self.form = ParamForm()
+        self.form.bind(document, "data.params.")
         box = QGroupBox("Dataset")
         box_layout = QVBoxLayout(box)
         box_layout.addWidget(self.dataset)
@@ -270,7 +301,7 @@ class DataPanel(QWidget):
         box_layout.addWidget(self.form)
         split = QGroupBox("Split")
         split_form = QFormLayout(split)
-        self.val_fraction = QDoubleSpinBox()
+        self.val_fraction = DoubleSpinBox()
         self.val_fraction.setRange(0.0, 0.9)
         self.val_fraction.setSingleStep(0.05)
         self.val_fraction.setDecimals(2)
@@ -278,10 +309,10 @@ class DataPanel(QWidget):
         self.augment = QGroupBox("Augmentation (images, training only)")
         self.augment.setCheckable(True)
         augment_form = QFormLayout(self.augment)
-        self.crop = QSpinBox()
+        self.crop = SpinBox()
         self.crop.setRange(0, 64)
         self.flip = QCheckBox("mirror left to right")
-        self.rotation = QDoubleSpinBox()
+        self.rotation = DoubleSpinBox()
         self.rotation.setRange(0, 180)
         self.rotation.setSuffix("°")
         augment_form.addRow("Random crop padding", self.crop)
@@ -329,6 +360,11 @@ class DataPanel(QWidget):
         self.rotation.valueChanged.connect(lambda v: self._augment_changed("rotation"))
         self.flip.toggled.connect(lambda on: self._augment_changed("hflip"))
         self.load_button.clicked.connect(self.load_requested)
+        document.commit_requested.connect(self._commit_edits)
+
+    def _commit_edits(self) -> None:
+        for spin in (self.val_fraction, self.crop, self.rotation):
+            spin.interpretText()
 
     def _dataset_changed(self, index: int) -> None:
         name = self.dataset.itemData(index)

@@ -2,8 +2,17 @@
 
 Used for layers, losses, optimizers, schedulers and datasets alike: spin
 boxes with the schema's bounds, combo boxes for choices, check boxes, text
-fields for numbers, tuples and lists (checked as you type, with the schema's
-own message), read-only values for sizes guidl infers.
+fields for numbers, tuples and lists, read-only values for sizes guidl infers.
+
+A value reaches the document only when it is valid, and only when the user
+is done with it (Enter, focus out, a step of a spin box): an invalid text
+stays in its field, marked, with the schema's reason beside it, while the
+model keeps its last valid value. A form bound to the document
+(``ParamForm.bind``) reports such fields as ``ProjectDocument.field_problems``,
+which keep Train disabled.
+
+Spin boxes and combo boxes here take the mouse wheel only when they have the
+focus, so scrolling a form never changes a setting.
 """
 
 from __future__ import annotations
@@ -13,8 +22,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-    QSpinBox, QWidget,
+    QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
+    QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from ..registry import REQUIRED, Entry, Param
@@ -44,6 +53,81 @@ def apply_param(params: dict, name: str, value: Any) -> None:
 
 
 INVALID_STYLE = "border: 1px solid #dc2626; border-radius: 3px; padding: 1px;"
+NOTE_STYLE = "color: #dc2626;"
+
+
+# -- widgets that leave the mouse wheel to the scroll area unless focused ----------------------
+
+
+class SpinBox(QSpinBox):
+    """A spin box that steps with the wheel only when it has the focus (an
+    unfocused one passes the wheel on, so the form scrolls). Typing reaches
+    ``valueChanged`` on Enter or focus out, not at every keystroke."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setKeyboardTracking(False)
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()
+
+
+class DoubleSpinBox(QDoubleSpinBox):
+    """``SpinBox`` for floats."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setKeyboardTracking(False)
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()
+
+
+class ComboBox(QComboBox):
+    """A combo box that changes with the wheel only when it has the focus."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()
+
+
+# -- a field's problem, shown beside it ------------------------------------------------------------
+
+
+def with_note(widget: QWidget) -> tuple[QWidget, QLabel]:
+    """``widget`` with a (hidden) label under it for the reason its value is refused."""
+    holder = QWidget()
+    column = QVBoxLayout(holder)
+    column.setContentsMargins(0, 0, 0, 0)
+    column.setSpacing(1)
+    column.addWidget(widget)
+    note = QLabel()
+    note.setWordWrap(True)
+    note.setStyleSheet(NOTE_STYLE)
+    note.hide()
+    column.addWidget(note)
+    return holder, note
+
+
+def mark_field(widget: QWidget, note: QLabel, reason: str | None) -> None:
+    """Mark ``widget`` as holding a refused value (``reason``), or clear the mark."""
+    widget.setStyleSheet(INVALID_STYLE if reason else "")
+    note.setText(reason or "")
+    note.setVisible(bool(reason))
 
 
 def format_value(value: Any) -> str:
@@ -112,16 +196,86 @@ class ParamForm(QWidget):
         self.entry: Entry | None = None
         self._setters: dict[str, Callable[[Any], None]] = {}
         self._widgets: dict[str, QWidget] = {}
+        self._notes: dict[str, QLabel] = {}
+        self._lines: dict[str, QLineEdit] = {}
+        #: Fields holding a refused value: name -> (document key, reason).
+        self._problems: dict[str, tuple[str, str]] = {}
+        self._document = None
+        self._prefix: str | Callable[[], str] = ""
+        self._target: str | None = None  # what the form edits (the prefix when it was filled)
 
     def editor(self, name: str) -> QWidget:
         """The editor widget of one parameter (tests drive the form through it)."""
         return self._widgets[name]
 
+    def note(self, name: str) -> QLabel:
+        """The label beside a parameter's editor that says why its value is refused."""
+        return self._notes[name]
+
+    # -- problems --------------------------------------------------------------------------
+
+    def bind(self, document, prefix: str | Callable[[], str]) -> None:
+        """Report fields holding a refused value to ``document`` (a
+        ``ProjectDocument``) as ``field_problems`` keyed ``prefix + name``;
+        ``prefix`` may be a callable, for a form that edits one thing after
+        another (``lambda: f"layer {index} · "``)."""
+        self._document = document
+        self._prefix = prefix
+        self._target = self._current_target()
+        document.project_replaced.connect(self.discard_edits)
+        document.commit_requested.connect(self.commit_edits)
+
+    def _current_target(self) -> str:
+        return self._prefix() if callable(self._prefix) else self._prefix
+
+    def problems(self) -> dict[str, str]:
+        """The form's fields holding a refused value: name -> reason."""
+        return {name: reason for name, (_, reason) in self._problems.items()}
+
+    def _set_problem(self, name: str, reason: str | None) -> None:
+        old = self._problems.get(name)
+        if reason is None:
+            if old is None:
+                return
+            del self._problems[name]
+            if self._document is not None:
+                self._document.set_field_problem(old[0], None)
+            return
+        key = old[0] if old else self._current_target() + name
+        self._problems[name] = (key, reason)
+        if self._document is not None:
+            self._document.set_field_problem(key, reason)
+
+    def discard_edits(self) -> None:
+        """Drop what is typed and not applied (valid or not): the fields show
+        the document's values at the next ``set_entry``."""
+        for name, line in self._lines.items():
+            line.setModified(False)
+            mark_field(line, self._notes[name], None)
+        for name in list(self._problems):
+            self._set_problem(name, None)
+
+    def commit_edits(self) -> None:
+        """Apply what is typed and valid but not yet applied (for a caller about
+        to use the project, e.g. Train pressed while a field has the focus)."""
+        for widget in self._widgets.values():
+            if isinstance(widget, QAbstractSpinBox):
+                widget.interpretText()
+        for line in self._lines.values():
+            if line.isModified():
+                line.editingFinished.emit()
+
+    # -- filling the form ----------------------------------------------------------------------
+
     def set_entry(self, entry: Entry | None, params: dict[str, Any],
                   inferred: dict[str, Any] | None = None) -> None:
+        target = self._current_target()
         if entry is None or self.entry is None or entry.name != self.entry.name or \
                 entry.params != self.entry.params:
             self._rebuild(entry)
+        elif target != self._target:
+            self.discard_edits()  # another layer of the same type: its own values
+        self._target = target
         for name, setter in self._setters.items():
             param = entry.param(name)
             if param.inferred is not None:
@@ -133,10 +287,13 @@ class ParamForm(QWidget):
             setter(value)
 
     def _rebuild(self, entry: Entry | None) -> None:
+        self.discard_edits()
         while self.layout_.rowCount():
             self.layout_.removeRow(0)
         self._setters.clear()
         self._widgets.clear()
+        self._notes.clear()
+        self._lines.clear()
         self.entry = entry
         if entry is None:
             return
@@ -150,9 +307,11 @@ class ParamForm(QWidget):
             label.setToolTip(param.help)
             widget.setToolTip(param.help + (f"\nDefault: {format_value(param.default)}"
                                             if param.default not in (REQUIRED, None) else ""))
-            self.layout_.addRow(label, widget)
+            holder, note = with_note(widget)
+            self.layout_.addRow(label, holder)
             self._setters[param.name] = setter
             self._widgets[param.name] = widget
+            self._notes[param.name] = note
 
     def _emit(self, param: Param, value: Any) -> None:
         if value is None and not param.nullable and param.default is not REQUIRED:
@@ -178,7 +337,7 @@ class ParamForm(QWidget):
                 box.blockSignals(False)
             return box, set_bool
         if param.choices is not None or (param.kind == "bool" and param.nullable):
-            combo = QComboBox()
+            combo = ComboBox()
             options: list[Any] = list(param.choices) if param.choices is not None else [True, False]
             if param.nullable:
                 options = [None] + options
@@ -193,7 +352,7 @@ class ParamForm(QWidget):
                 combo.blockSignals(False)
             return combo, set_choice
         if param.kind == "int" and not param.nullable:
-            spin = QSpinBox()
+            spin = SpinBox()
             low = int(param.minimum) if param.minimum is not None else -INT_LIMIT
             high = int(param.maximum) if param.maximum is not None else INT_LIMIT
             if param.exclusive_minimum:
@@ -211,6 +370,7 @@ class ParamForm(QWidget):
 
     def _line_editor(self, param: Param) -> tuple[QWidget, Callable[[Any], None]]:
         line = QLineEdit()
+        self._lines[param.name] = line
         if param.default not in (REQUIRED, None):
             line.setPlaceholderText(format_value(param.default)
                                     + (" (type none for null)" if param.nullable else ""))
@@ -222,36 +382,40 @@ class ParamForm(QWidget):
         if hint:
             line.setStatusTip(hint)
 
-        def edited(text: str) -> None:
+        def check(text: str) -> tuple[Any, str | None]:
             try:
                 value = parse_value(param, text)
                 if value is None and param.required:
                     raise ParseError(f"{param.name} is required")
-                problem = param.check(value) if value not in (None, NULL) else None
+                return value, (param.check(value) if value not in (None, NULL) else None)
             except ParseError as error:
-                problem = str(error)
-                value = None
-            if problem:
-                line.setStyleSheet(INVALID_STYLE)
-                line.setToolTip(f"{param.name}: {problem}")
+                return None, str(error)
+
+        def show(problem: str | None) -> None:
+            mark_field(line, self._notes[param.name], problem)
+            self._set_problem(param.name, problem)
+
+        def edited(text: str) -> None:
+            """As the user types: mark the field, apply nothing."""
+            show(check(text)[1])
+
+        def finished() -> None:
+            """Enter or focus out: apply the value if it is valid."""
+            if not line.isModified():
                 return
-            line.setStyleSheet("")
-            line.setToolTip(param.help)
-            self._emit(param, value)
+            value, problem = check(line.text())
+            show(problem)
+            if problem is None:
+                line.setModified(False)
+                self._emit(param, value)
 
         line.textEdited.connect(edited)
+        line.editingFinished.connect(finished)
 
         def set_text(value):
-            if line.hasFocus():
-                if line.styleSheet():
-                    return  # keep what the user is typing, even while it is invalid
-                try:
-                    if parse_value(param, line.text()) == (None if value is NULL else value):
-                        return  # "3, " already means 3: leave the text as typed
-                except ParseError:
-                    pass
+            if line.isModified():
+                return  # the user's text, not applied yet (or refused): it stays
             line.setText("none" if value is NULL else format_value(value))
-            line.setStyleSheet("")
 
         if param.name == "path" and param.kind == "str":
             holder = QWidget()
@@ -267,7 +431,8 @@ class ParamForm(QWidget):
                           else QFileDialog.getOpenFileName(self, "Choose the data file")[0])
                 if chosen:
                     line.setText(chosen)
-                    edited(chosen)
+                    line.setModified(True)
+                    finished()
 
             browse.clicked.connect(choose)
             holder.line = line  # for tests and focus handling

@@ -121,10 +121,14 @@ def _type_kernel_size(window, qtbot, text: str):
 
 def test_the_property_editor_refuses_bad_text_in_place(window, qtbot):
     editor = _type_kernel_size(window, qtbot, "3, 0")
-    assert "border" in editor.styleSheet() and "positive integer" in editor.toolTip()
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    assert "border" in editor.styleSheet()
+    assert "positive integer" in window.layer_form.note("kernel_size").text()
     assert window.document.project.model.layers[0].params["kernel_size"] == 3
     editor.selectAll()
     qtbot.keyClicks(editor, "5, 3")
+    assert window.document.project.model.layers[0].params["kernel_size"] == 3  # not applied yet
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
     assert window.document.project.model.layers[0].params["kernel_size"] == [5, 3]
     assert window.document.report.layers[0].output_shape == (32, 24, 26)
 
@@ -148,6 +152,7 @@ def test_typing_is_not_rewritten_and_null_can_be_chosen(window, qtbot):
     editor = _type_kernel_size(window, qtbot, "3, ")
     assert editor.text() == "3, "  # parses as 3, but the user is still typing
     qtbot.keyClicks(editor, "5")
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
     assert window.document.project.model.layers[0].params["kernel_size"] == [3, 5]
     window.edits.insert("BatchNorm2d", 1)
     window.stack.select_layer(1)
@@ -155,6 +160,7 @@ def test_typing_is_not_rewritten_and_null_can_be_chosen(window, qtbot):
     momentum.setFocus()
     momentum.selectAll()
     qtbot.keyClicks(momentum, "none")
+    qtbot.keyClick(momentum, Qt.Key.Key_Return)
     assert window.document.project.model.layers[1].params == {"momentum": None}
     window.stack.select_layer(0)
     window.stack.select_layer(1)
