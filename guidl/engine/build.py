@@ -232,6 +232,38 @@ def _kernel_problem(entry: Entry, params: dict[str, Any], shape: tuple[int, ...]
     return None
 
 
+def _param_problem(entry: Entry, params: dict[str, Any],
+                   shape: tuple[int, ...]) -> tuple[str, str] | None:
+    """``(problem, fix)`` for parameters torch checks only in a real forward
+    pass or with an assertion: the meta-device forward lets them through, so
+    ``summary`` would accept a model that training rejects."""
+    if entry.name == "Embedding":
+        index, size = params.get("padding_idx"), params.get("num_embeddings")
+        if isinstance(index, int) and isinstance(size, int) and not -size <= index < size:
+            return (f"padding_idx must be in [-num_embeddings, num_embeddings) = [{-size}, {size}), "
+                    f"got {index}", f"set padding_idx below {size} (num_embeddings) or remove it")
+    if entry.name in ("Softmax", "LogSoftmax"):
+        dim, rank = params.get("dim"), len(shape) + 1  # the batch counts
+        if isinstance(dim, int) and not -rank <= dim < rank:
+            return (f"dim {dim} is out of range for its input (batch, {', '.join(map(str, shape))}): "
+                    f"dim must be in [{-rank}, {rank - 1}] (0 is the batch)",
+                    "set dim to -1 (the last dimension)")
+    if entry.name.startswith("ConvTranspose"):
+        dims = entry.info.get("spatial") or 1
+
+        def per_dim(name: str) -> list[int]:
+            value = params.get(name, 1 if name != "output_padding" else 0)
+            return list(value) if isinstance(value, (list, tuple)) else [value] * dims
+
+        for extra, stride, dilation in zip(per_dim("output_padding"), per_dim("stride"),
+                                           per_dim("dilation")):
+            if extra >= stride and extra >= dilation:
+                return (f"output_padding {extra} must be smaller than stride ({stride}) or "
+                        f"dilation ({dilation})",
+                        f"set output_padding to at most {max(stride, dilation) - 1}, or raise stride")
+    return None
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
@@ -337,6 +369,10 @@ def _analyze_layer(index: int, entry: Entry, spec: Layer, layer: LayerReport,
         layer.error = problem
         layer.fix = "make kernel_size smaller, add padding, or remove a pooling layer before it"
         return None, None, dtype
+    found = _param_problem(entry, layer.params, shape)
+    if found:
+        layer.error, layer.fix = found
+        return None, None, dtype
     kwargs = _construct_kwargs(entry, layer.params)
     torch_dtype = _TORCH_DTYPES[dtype]
     with warnings.catch_warnings(record=True) as caught:
@@ -344,14 +380,15 @@ def _analyze_layer(index: int, entry: Entry, spec: Layer, layer: LayerReport,
         try:
             with torch.device("meta"):
                 module = LAYER_FACTORIES[entry.name](**kwargs)
-        except (ValueError, TypeError, RuntimeError, OverflowError) as error:
+        except (ValueError, TypeError, RuntimeError, OverflowError, AssertionError) as error:
             layer.error = f"cannot be built with these parameters: {_first_line(error)}"
             return None, None, dtype
         try:
             with torch.no_grad():
                 sample = torch.empty((2, *shape), dtype=torch_dtype, device="meta")
                 out = module.eval()(sample)
-        except (ValueError, TypeError, RuntimeError, IndexError, NotImplementedError) as error:
+        except (ValueError, TypeError, RuntimeError, IndexError, NotImplementedError,
+                AssertionError) as error:
             layer.error = f"cannot take input {format_shape(shape)}: {_first_line(error)}"
             return None, None, dtype
     layer.warnings = sorted({str(w.message).strip().splitlines()[0] for w in caught})

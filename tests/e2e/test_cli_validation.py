@@ -1,0 +1,83 @@
+"""What training would reject, `guidl summary` and `guidl train` refuse
+before it: exit 2 and one clear line, never "internal error"."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def guidl(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "guidl", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+def moons(**changes) -> dict:
+    doc = {"format": "guidl-project", "version": 1, "name": "moons",
+           "model": {"input_shape": [2], "layers": [
+               {"type": "Linear", "params": {"out_features": 8}}, {"type": "ReLU"},
+               {"type": "Linear", "params": {"out_features": 2}}]},
+           "data": {"dataset": "moons", "params": {"n_samples": 100}, "val_fraction": 0.2,
+                    "batch_size": 32},
+           "training": {"loss": {"type": "CrossEntropyLoss", "params": {}},
+                        "optimizer": {"type": "Adam", "params": {"lr": 0.01}},
+                        "scheduler": None, "epochs": 1, "device": "cpu", "seed": 0}}
+    for path, value in changes.items():
+        *parents, last = path.split(".")
+        target = doc
+        for key in parents:
+            target = target[int(key)] if isinstance(target, list) else target[key]
+        if isinstance(target, list):
+            target[int(last)] = value
+        else:
+            target[last] = value
+    return doc
+
+
+def char_model(**params) -> dict:
+    doc = moons()
+    doc["model"] = {"input_shape": [16], "input_dtype": "int64", "layers": [
+        {"type": "Embedding", "params": {"num_embeddings": 96, "embedding_dim": 8, **params}},
+        {"type": "Flatten"}, {"type": "Linear", "params": {"out_features": 96}}]}
+    doc["data"] = {"dataset": "text", "params": {"seq_len": 16, "max_samples": 200}, "batch_size": 32}
+    return doc
+
+
+SOFTMAX_DIM = moons(**{"model.layers.2": {"type": "Softmax", "params": {"dim": 2}}})
+CONV_TRANSPOSE = moons(**{"model.layers": [
+    {"type": "Unflatten", "params": {"dim": 1, "unflattened_size": [2, 1, 1]}},
+    {"type": "ConvTranspose2d", "params": {"out_channels": 2, "kernel_size": 3, "output_padding": 2}},
+    {"type": "Flatten"}, {"type": "Linear", "params": {"out_features": 2}}]})
+
+REFUSED = {
+    "padding_idx": (char_model(padding_idx=200),
+                    "model.layers[0]: Embedding: padding_idx must be in [-num_embeddings, "
+                    "num_embeddings) = [-96, 96), got 200"),
+    "softmax_dim": (SOFTMAX_DIM, "model.layers[2]: Softmax: dim 2 is out of range"),
+    "output_padding": (CONV_TRANSPOSE, "model.layers[1]: ConvTranspose2d: output_padding 2 must be "
+                                       "smaller than stride (1) or dilation (1)"),
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_summary_refuses_what_training_would_reject(tmp_path, name):
+    doc, words = REFUSED[name]
+    path = tmp_path / "p.guidl.json"
+    path.write_text(json.dumps(doc))
+    result = guidl("summary", str(path))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [line for line in result.stderr.splitlines() if words in line]
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["softmax_dim", "output_padding"])
+def test_train_refuses_it_before_the_first_batch(tmp_path, name):
+    doc, words = REFUSED[name]
+    path = tmp_path / "p.guidl.json"
+    path.write_text(json.dumps(doc))
+    result = guidl("train", str(path), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2, result.stderr
+    assert words in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
