@@ -182,7 +182,6 @@ def _summary(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     import signal
-    from datetime import datetime
     from pathlib import Path
 
     from . import spec
@@ -194,23 +193,39 @@ def _train(args: argparse.Namespace) -> int:
     if bool(args.project) == bool(args.resume):
         return _bad_input(["guidl train: give a project file, or --resume RUN_DIR (not both)"], False,
                           quiet)
+    from .engine.runs import RunError, read_run
+
     checkpoint = None
+    run_dir: Path | None = None
     if args.resume:
         run_dir = Path(args.resume)
         source = run_dir / "project.guidl.json"
         checkpoint = run_dir / "checkpoint.pt"
         if not checkpoint.is_file():
-            return _bad_input([f"{run_dir}: no checkpoint.pt to resume from"], args.json, quiet)
+            return _bad_input([f"{run_dir}: no checkpoint.pt to resume from (no epoch of this run "
+                               f"had finished); train anew: guidl train {source} --out NEW_DIR"],
+                              args.json, quiet)
+        try:
+            record = read_run(run_dir)  # a run whose process is gone is marked failed here
+        except RunError:
+            record = {}  # a damaged record does not stop a resume: the checkpoint holds the state
+        if record.get("status") == "running" and not quiet:
+            return _bad_input([f"{run_dir}: this run is still training (process {record.get('pid')} on "
+                               f"{record.get('host')}); wait for it to end, or stop it, then resume"],
+                              args.json, quiet)
     else:
         source = Path(args.project)
+        if args.out and _not_empty(Path(args.out)):
+            out = Path(args.out)
+            fix = (f"use --resume {out} to continue it, or another --out"
+                   if (out / "checkpoint.pt").is_file() else "give another --out (a new or empty folder)")
+            return _bad_input([f"guidl train: {out} exists: {fix}"], args.json, quiet)
     try:
         project = spec.load(source)
     except spec.ProjectError as error:
         return _bad_input(error.lines(), args.json, quiet)
-    if not args.resume:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        stem = source.name.split(".")[0] or "run"
-        run_dir = Path(args.out) if args.out else Path("runs") / f"{stem}-{stamp}"
+    if not args.resume and args.out:
+        run_dir = Path(args.out)  # claimed, exclusively, when training starts (RunFolder)
     if args.epochs:
         project.training.epochs = args.epochs
     if args.batch_size:
@@ -237,9 +252,22 @@ def _train(args: argparse.Namespace) -> int:
     if context is None and args.backend != "auto":
         print(f"note: --backend {args.backend} applies only to several processes started by torchrun",
               file=sys.stderr)
+    from .engine.runs import RunExistsError, RunWriteError, create_run_dir
+
+    made_run_dir = False
+    if run_dir is None and not quiet:
+        # runs/NAME-TIME, made exclusively: two trainings in the same second get two folders.
+        try:
+            run_dir = create_run_dir(Path("runs"), source.name.split(".")[0] or "run")
+        except OSError as error:
+            print(f"guidl train: cannot make a run folder in {Path('runs').absolute()}: "
+                  f"{error.strerror or error}", file=sys.stderr)
+            return 1
+        made_run_dir = True
     callbacks: list = []
     if not quiet:
-        callbacks += [ProgressBar(lines=sys.stderr if args.json else sys.stdout), RunFolder(run_dir)]
+        callbacks += [ProgressBar(lines=sys.stderr if args.json else sys.stdout),
+                      RunFolder(run_dir, resume=bool(args.resume))]
     if project.training.early_stopping is not None:
         callbacks.append(EarlyStopping(**project.training.early_stopping))  # on every process
     if context is None and not threads_set_by_user() and can_follow_load():
@@ -251,6 +279,8 @@ def _train(args: argparse.Namespace) -> int:
             if not quiet:
                 callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
         except ImportError:
+            if made_run_dir:
+                _remove_if_empty(run_dir)
             return _bad_input(["--tensorboard needs the tensorboard package: pip install tensorboard"],
                               args.json, quiet)
     control = TrainControl()
@@ -289,6 +319,13 @@ def _train(args: argparse.Namespace) -> int:
         if context is not None:
             context.start()
         result = trainer.fit()
+    except RunExistsError as error:  # another training took the folder first
+        return _bad_input([f"guidl train: {error.path} exists: use another --out"], args.json, quiet)
+    except RunWriteError as error:  # a full disk, a read-only folder: not a bug, not bad input
+        print(f"guidl train: {error}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"ok": False, "error": str(error), "run_dir": str(run_dir)}))
+        return 1
     except (spec.ProjectError, DatasetError) as error:
         lines = error.lines() if isinstance(error, spec.ProjectError) else [str(error)]
         own = not isinstance(error, spec.ProjectError) and not getattr(error, "from_peer", False)
@@ -308,6 +345,8 @@ def _train(args: argparse.Namespace) -> int:
             signal.signal(signum, handler)
         if context is not None:
             context.close()
+        if made_run_dir:
+            _remove_if_empty(run_dir)  # the run failed before it began: no empty folder stays
     if quiet:
         return 130 if control.stop_requested else 0
     for note in trainer.notes:
@@ -322,6 +361,23 @@ def _train(args: argparse.Namespace) -> int:
     elif result.evaluation is not None:
         print(_evaluation_line(result))
     return 130 if control.stop_requested else 0
+
+
+def _not_empty(path) -> bool:
+    """Whether ``path`` exists as anything but an empty folder."""
+    if not os.path.lexists(path):
+        return False
+    try:
+        return not path.is_dir() or path.is_symlink() or any(path.iterdir())
+    except OSError:
+        return True
+
+
+def _remove_if_empty(path) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass  # not empty (the run wrote its record): kept
 
 
 def _result_summary(result, run_dir) -> dict:

@@ -19,6 +19,7 @@ resume sets ``state_key`` and provides ``state_dict`` / ``load_state_dict``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -28,7 +29,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 import torch
 
@@ -36,6 +37,10 @@ from .. import __version__
 from ..formatting import format_duration
 from ..spec import save as save_project
 from ..spec.io import atomic_path, atomic_write_text
+from .runs import (
+    HEARTBEAT_S, RunError, RunExistsError, RunWriteError, claim_run_dir, mark_failed, process_identity,
+    read_run,
+)
 
 
 class Callback:
@@ -216,14 +221,39 @@ METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "train_mae", "val_los
 class RunFolder(Callback):
     """Writes a run folder: ``project.guidl.json``, ``metrics.csv``,
     ``checkpoint.pt`` (every epoch, full state), ``model.safetensors`` (final
-    weights) and ``run.json`` (versions, seed, device, figures)."""
+    weights) and ``run.json`` (status, versions, seed, device, figures, and the
+    process writing it: see ``runs``).
+
+    A new run claims its folder exclusively (``runs.claim_run_dir``): a folder
+    that holds anything is refused with ``RunExistsError``, never written
+    over. ``resume=True`` goes on in an existing run's folder.
+
+    Every write is atomic (a temporary file beside the target, flushed to disk,
+    renamed over it), so a kill at any moment leaves the previous complete
+    file. A write that fails (a full disk, a read-only folder) ends the run
+    with ``RunWriteError`` and, where the folder still takes it, a run.json
+    that says failed and why.
+    """
 
     PROJECT, METRICS, CHECKPOINT, WEIGHTS, RUN = (
         "project.guidl.json", "metrics.csv", "checkpoint.pt", "model.safetensors", "run.json")
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], resume: bool = False):
         self.path = Path(path)
+        self.resume = resume
         self.started = _now()
+        self._identity: dict[str, Any] = {}
+        self._beat = 0.0
+        self._claimed = False
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as error:
+            if isinstance(error, RunExistsError):
+                raise
+            raise RunWriteError(self.path, error) from error
 
     def _write_run(self, trainer, status: str, **extra: Any) -> None:
         data = trainer.data
@@ -231,6 +261,7 @@ class RunFolder(Callback):
         record = {
             "format": "guidl-run", "version": 1, "status": status,
             "project": trainer.project.name, "started": self.started, "updated": _now(),
+            **self._identity,
             "seed": trainer.seed, "device": device_description(trainer.device),
             "precision": getattr(trainer, "precision", trainer.project.training.precision),
             "epochs": trainer.epochs,
@@ -249,11 +280,38 @@ class RunFolder(Callback):
         }
         atomic_write_text(self.path / self.RUN, json.dumps(_finite(record), indent=2,
                                                            allow_nan=False) + "\n")
+        self._beat = time.monotonic()
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary files a killed process left mid-write (one folder has one
+        writer, so any there now is stale): a checkpoint's is full-size."""
+        for name in (self.PROJECT, self.METRICS, self.CHECKPOINT, self.WEIGHTS, self.RUN):
+            for stale in self.path.glob(f".{name}.*.tmp*"):
+                stale.unlink(missing_ok=True)
 
     def on_fit_start(self, trainer) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        save_project(trainer.project, self.path / self.PROJECT)
-        self._write_run(trainer, "running")
+        with self._writing():
+            if self.resume:
+                try:
+                    self.started = read_run(self.path).get("started") or self.started
+                except RunError:
+                    pass  # a damaged record is written anew
+                self._remove_stale_temporaries()
+            else:
+                claim_run_dir(self.path)
+            self._claimed = True
+            self._identity = process_identity()
+            save_project(trainer.project, self.path / self.PROJECT)
+            self._write_run(trainer, "running")
+
+    def on_train_batch_end(self, trainer, batch: int, loss: float) -> None:
+        # The heartbeat that tells a reader on another machine the run lives (see runs).
+        if time.monotonic() - self._beat >= HEARTBEAT_S:
+            self._beat = time.monotonic()
+            try:
+                os.utime(self.path / self.RUN)
+            except OSError:
+                pass  # the next checkpoint's write reports a folder that cannot be written
 
     def on_checkpoint(self, trainer, metrics) -> None:
         buffer = io.StringIO()
@@ -261,45 +319,57 @@ class RunFolder(Callback):
         writer.writeheader()
         for row in trainer.history:
             writer.writerow({k: ("" if v is None else v) for k, v in row.to_dict().items()})
-        atomic_write_text(self.path / self.METRICS, buffer.getvalue())
-        with atomic_path(self.path / self.CHECKPOINT) as tmp:
-            torch.save(trainer.state_dict(), tmp)
-        self._write_run(trainer, "running")
+        with self._writing():
+            self._remove_stale_temporaries()
+            atomic_write_text(self.path / self.METRICS, buffer.getvalue())
+            # checkpoint.pt changes only by an atomic rename of a complete,
+            # fsynced file: it always holds the last finished epoch whole, and a
+            # temporary file is never one to resume from (it is either being
+            # written or was abandoned mid-write). Trusting a temporary file
+            # instead would mean proving it complete; keeping the rename atomic
+            # makes that question never arise. A run killed inside epoch 1's
+            # write has no checkpoint, as a run killed in epoch 1 has none.
+            with atomic_path(self.path / self.CHECKPOINT) as tmp:
+                with open(tmp, "wb") as handle:  # a file object: a full disk raises OSError
+                    torch.save(trainer.state_dict(), handle)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            self._write_run(trainer, "running")
 
     def on_fit_end(self, trainer, result) -> None:
-        from safetensors.torch import save_file
+        from .safetensors_io import save  # a reproducible header
 
         weights = {k: v.detach().contiguous().cpu() for k, v in trainer.model.state_dict().items()}
-        with atomic_path(self.path / self.WEIGHTS) as tmp:
-            save_file(weights, tmp, metadata={"format": "guidl-weights", "project": trainer.project.name})
-        self._write_run(
-            trainer, "stopped" if result.stopped else "finished",
-            stop_reason=result.stop_reason, elapsed_s=result.elapsed,
-            evaluation_split=result.evaluation_split,
-            evaluation=result.evaluation.to_dict() if result.evaluation else None)
+        with self._writing():
+            with atomic_path(self.path / self.WEIGHTS) as tmp:
+                with open(tmp, "wb") as handle:
+                    handle.write(save(weights, metadata={"format": "guidl-weights",
+                                                         "project": trainer.project.name}))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            self._write_run(
+                trainer, "stopped" if result.stopped else "finished",
+                stop_reason=result.stop_reason, elapsed_s=result.elapsed,
+                evaluation_split=result.evaluation_split,
+                evaluation=result.evaluation.to_dict() if result.evaluation else None)
 
     @classmethod
     def mark_failed(cls, path: str | os.PathLike[str], error: str) -> bool:
         """Record in a run folder whose process died mid-run (and so could not
         say it) that the run failed; True when there was such a run to mark."""
-        run = Path(path) / cls.RUN
-        try:
-            record = json.loads(run.read_text())
-        except (OSError, ValueError):
-            return False
-        if not isinstance(record, dict) or record.get("status") != "running":
-            return False
-        record.update(status="failed", error=error, updated=_now())
-        atomic_write_text(run, json.dumps(record, indent=2) + "\n")
-        return True
+        return mark_failed(path, error) is not None
 
     def on_exception(self, trainer, error: BaseException) -> None:
-        if not hasattr(trainer, "data") or not (self.path / self.RUN).exists():
-            return  # failed before training began: there is nothing to record
+        if not self._claimed or not hasattr(trainer, "data"):
+            return  # failed before the run folder was ours: there is nothing to record
         from .trainer import describe_error
 
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-        self._write_run(trainer, status, error=describe_error(error))
+        try:
+            self._write_run(trainer, status, error=str(error) if isinstance(error, RunWriteError)
+                            else describe_error(error))
+        except OSError:
+            pass  # the folder takes no more writes: the error itself tells the user
 
 
 def _finite(value: Any) -> Any:
@@ -314,26 +384,37 @@ def _finite(value: Any) -> Any:
 
 
 class TensorBoardLogger(Callback):
-    """Event files for TensorBoard (needs the ``tensorboard`` package)."""
+    """Event files for TensorBoard (needs the ``tensorboard`` package).
+
+    The writer (which makes its folder) starts with the fit, after a
+    ``RunFolder`` listed before it has claimed the run's folder."""
 
     def __init__(self, path: str | os.PathLike[str], batch_every: int = 10):
         from torch.utils.tensorboard import SummaryWriter  # ImportError without tensorboard
 
-        self.writer = SummaryWriter(str(path))
+        self._make_writer = lambda: SummaryWriter(str(path))
+        self.writer = None
         self.batch_every = batch_every
 
+    def on_fit_start(self, trainer) -> None:
+        self.writer = self._make_writer()
+
     def on_train_batch_end(self, trainer, batch: int, loss: float) -> None:
-        if trainer.step % self.batch_every == 0:
+        if self.writer is not None and trainer.step % self.batch_every == 0:
             self.writer.add_scalar("batch/loss", loss, trainer.step)
 
     def on_epoch_end(self, trainer, metrics) -> None:
+        if self.writer is None:
+            return
         for key, value in metrics.to_dict().items():
             if key != "epoch" and value is not None:
                 self.writer.add_scalar(f"epoch/{key}", value, metrics.epoch)
         self.writer.flush()
 
     def on_fit_end(self, trainer, result) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
     def on_exception(self, trainer, error) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()

@@ -68,6 +68,27 @@ class RunError(ValueError):
     """A run folder that cannot be read: the message says why."""
 
 
+class RunExistsError(FileExistsError):
+    """A new run was to be written into a folder that holds something already."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        super().__init__(errno.EEXIST, "a run folder is never written over", str(path))
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return f"{self.path} exists and is not empty (a run folder is never written over)"
+
+
+class RunWriteError(Exception):
+    """The run folder cannot be written (a full disk, a read-only folder, no
+    permission): the training cannot keep its record, so it ends."""
+
+    def __init__(self, path: str | os.PathLike[str], cause: OSError):
+        self.path, self.cause = Path(path), cause
+        reason = cause.strerror or str(cause) or type(cause).__name__
+        super().__init__(f"cannot write the run folder {self.path}: {reason}")
+
+
 def _stamp() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S")
 
@@ -90,6 +111,25 @@ def create_run_dir(parent: str | os.PathLike[str], stem: str) -> Path:
             continue
         return path
     raise FileExistsError(errno.EEXIST, "no free run folder name", str(parent / base))
+
+
+def claim_run_dir(path: str | os.PathLike[str]) -> Path:
+    """Make ``path`` the folder of a new run, exclusively: it is created, or
+    it exists empty (made by ``create_run_dir`` or by hand); ``run.json`` is
+    then created with O_EXCL, so of two trainings given the same folder one
+    alone gets it. ``RunExistsError`` for a folder that holds anything."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if not path.is_dir() or path.is_symlink() or any(path.iterdir()):
+            raise RunExistsError(path) from None
+    try:
+        os.close(os.open(path / RUN_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except FileExistsError:
+        raise RunExistsError(path) from None
+    return path
 
 
 def is_run_dir(path: str | os.PathLike[str]) -> bool:

@@ -140,3 +140,180 @@ def test_a_checkpoint_that_carries_code_is_refused_without_running_it(tmp_path):
     result = guidl("train", "--resume", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "not a readable guidl checkpoint" in result.stderr
     assert not (tmp_path / "PWNED").exists()
+
+
+# -- run folders: never one for two runs, never written over, clear on a full disk --------------
+
+@pytest.fixture
+def train_here(tmp_path, monkeypatch, capsys, root):
+    """``guidl train`` in this process, in tmp_path, on the moons example (one epoch)."""
+    from guidl import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))  # no thread tuner here
+
+    def train(*args, project=root / "examples/moons_mlp.guidl.json"):
+        argv = ["train", *([str(project)] if project else []), *args]
+        if "--epochs" not in args:
+            argv += ["--epochs", "1"]
+        code = cli.main(argv)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return train
+
+
+def test_two_trainings_in_the_same_second_get_two_run_folders(train_here, tmp_path, monkeypatch):
+    from guidl.engine import runs
+
+    monkeypatch.setattr(runs, "_stamp", lambda: "20260101-120000")
+    first, second = train_here(), train_here()
+    assert first[0] == 0 and second[0] == 0, (first[2], second[2])
+    folders = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert folders == ["moons_mlp-20260101-120000", "moons_mlp-20260101-120000-2"]
+    assert "run folder: runs/moons_mlp-20260101-120000-2" in second[2]
+    for name in folders:
+        assert json.loads((tmp_path / "runs" / name / "run.json").read_text())["status"] == "finished"
+
+
+def test_out_onto_an_existing_run_is_refused_with_the_fix(train_here, tmp_path):
+    assert train_here("--out", "run")[0] == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    code, _, err = train_here("--out", "run", "--json")
+    assert code == 2
+    assert err.splitlines() == ["guidl train: run exists: use --resume run to continue it, or another --out"]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
+
+
+def test_out_onto_the_projects_own_folder_never_writes_over_the_project(train_here, tmp_path, root):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    project = folder / "project.guidl.json"
+    text = (root / "examples/moons_mlp.guidl.json").read_text().replace('"Two moons', '"My moons')
+    project.write_text(text)
+    code, _, err = train_here("--out", str(folder), project=project)
+    assert code == 2 and "exists: give another --out" in err
+    assert project.read_text() == text and sorted(p.name for p in folder.iterdir()) == ["project.guidl.json"]
+
+
+def test_an_empty_folder_is_a_fine_out(train_here, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert train_here("--out", "empty")[0] == 0
+    assert json.loads((tmp_path / "empty" / "run.json").read_text())["status"] == "finished"
+
+
+def test_a_run_that_takes_the_folder_first_wins_it(train_here, tmp_path, monkeypatch):
+    """Two trainings with the same --out: both pass the early check, one alone claims the folder."""
+    from guidl import cli
+
+    assert train_here("--out", "run")[0] == 0
+    before = (tmp_path / "run" / "run.json").read_bytes()
+    monkeypatch.setattr(cli, "_not_empty", lambda path: False)  # as if the other had not begun yet
+    code, _, err = train_here("--out", "run")
+    assert code == 2 and "guidl train: run exists: use another --out" in err
+    assert (tmp_path / "run" / "run.json").read_bytes() == before
+
+
+def test_a_failed_start_leaves_no_empty_default_run_folder(train_here, tmp_path):
+    path = tmp_path / "p.guidl.json"
+    spec.save(small_project(data__dataset="csv", data__params={"path": "nowhere.csv"}), path)
+    code, _, err = train_here(project=path)
+    assert code == 2 and "no such file" in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("where", ["checkpoint", "metrics", "weights"])
+def test_a_full_disk_is_a_clear_error_and_the_run_says_failed(train_here, tmp_path, monkeypatch, where):
+    import errno
+
+    from guidl.engine import callbacks
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if where == "checkpoint":
+        monkeypatch.setattr(torch, "save", full)
+    elif where == "metrics":
+        real = callbacks.atomic_write_text
+        monkeypatch.setattr(callbacks, "atomic_write_text",
+                            lambda path, text: full() if path.name == "metrics.csv" else real(path, text))
+    else:
+        monkeypatch.setattr("safetensors.torch.save", full)
+    code, out, err = train_here("--out", "run", "--json")
+    assert code == 1, err
+    assert "guidl train: cannot write the run folder run: No space left on device" in err
+    assert "internal error" not in err and "Traceback" not in err
+    assert json.loads(out.splitlines()[-1])["ok"] is False
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["status"] == "failed" and "No space left on device" in run["error"]
+    assert not [p.name for p in (tmp_path / "run").iterdir() if ".tmp" in p.name]  # no temp file stays
+
+
+def test_a_read_only_run_folder_is_a_clear_error(train_here, tmp_path, monkeypatch):
+    import errno
+
+    from guidl.engine import callbacks
+
+    def read_only(path, text):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    real = callbacks.atomic_write_text
+    calls = []
+
+    def first_only(path, text):  # the folder turns read-only after the run began
+        calls.append(path)
+        return real(path, text) if len(calls) == 1 else read_only(path, text)
+
+    monkeypatch.setattr(callbacks, "atomic_write_text", first_only)
+    code, _, err = train_here("--out", "run")
+    assert code == 1 and "guidl train: cannot write the run folder run: Read-only file system" in err
+    assert "internal error" not in err
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "running"  # could not say
+
+
+def test_a_resume_removes_stale_temporary_files_and_a_dead_runs_record_is_marked(train_here, tmp_path):
+    from guidl.engine.runs import PROCESS_GONE, read_run
+
+    assert train_here("--out", "run")[0] == 0
+    stale = tmp_path / "run" / ".checkpoint.pt.k1ll3d.tmp.pt"
+    stale.write_bytes(b"\0" * 1000)  # what a kill during the checkpoint's write left
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    record.update(status="running", pid=2**22 + 12345)  # a process that does not exist
+    (tmp_path / "run" / "run.json").write_text(json.dumps(record))
+    assert read_run(tmp_path / "run")["error"] == PROCESS_GONE
+    code, _, err = train_here("--resume", "run", "--epochs", "2", project=None)
+    assert code == 0, err
+    assert not stale.exists()
+    run = read_run(tmp_path / "run")
+    assert run["status"] == "finished" and run["epochs_completed"] == 2
+    assert run["started"] == record["started"]  # the same run, gone on
+
+
+def test_a_run_still_training_is_not_resumed_twice(train_here, tmp_path):
+    from guidl.engine.runs import process_identity
+
+    assert train_here("--out", "run")[0] == 0
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    record.update(status="running", **process_identity())  # this very process trains it
+    (tmp_path / "run" / "run.json").write_text(json.dumps(record))
+    code, _, err = train_here("--resume", "run", "--epochs", "2", project=None)
+    assert code == 2 and "this run is still training" in err
+
+
+def test_a_killed_run_reads_as_failed(tmp_path, root):
+    from guidl.engine.runs import PROCESS_GONE, read_run
+
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "guidl", "train", str(root / "examples/mnist_cnn.guidl.json"),
+         "--epochs", "50", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not (out / "checkpoint.pt").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    assert (out / "checkpoint.pt").exists(), process.communicate()[1]
+    process.kill()
+    process.wait(timeout=60)
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+    assert read_run(out)["status"] == "failed" and read_run(out)["error"] == PROCESS_GONE
+    assert json.loads((out / "run.json").read_text())["error"] == PROCESS_GONE
+    torch.load(out / "checkpoint.pt", weights_only=True)  # whole: it resumes
