@@ -160,11 +160,16 @@ class ProjectDocument(QObject):
             self.report_changed.emit()
             return
         from ..engine.build import analyze
+        from ..engine.checks import catalogue_info, report_compatibility
 
         shape, dtype = self.input_shape_and_dtype()
         model = copy.deepcopy(self.project.model)
         model.input_dtype = dtype
         self.report = analyze(model, shape)
+        # Does the output fit the data and the loss (a last Linear of 128 for two
+        # classes)? Said on the layer now, not when Train is pressed.
+        loaded = self.data_info if self.data_info_key == self.data_key() else None
+        report_compatibility(self.project, self.report, loaded or catalogue_info(self.project))
         self.report_changed.emit()
 
     def refresh(self) -> None:

@@ -4,6 +4,8 @@ undo/redo, reordering, and a layer marked when it does not fit."""
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QSpinBox
 
+from guidl import spec
+from guidl.examples import example_path
 from guidl.qt.palette import palette_mime
 
 
@@ -165,3 +167,19 @@ def test_typing_is_not_rewritten_and_null_can_be_chosen(window, qtbot):
     window.stack.select_layer(0)
     window.stack.select_layer(1)
     assert window.layer_form.editor("momentum").text() == "none"
+
+
+def test_a_last_layer_that_does_not_fit_the_classes_is_shown_before_train(window):
+    project = spec.load(example_path("moons_mlp"))
+    project.model.layers[-1].params["out_features"] = 128  # two classes: needs 2
+    window.document.set_project(project, None)
+    model = window.stack.table
+    row = model.index(5, 1)  # layer 4, the last Linear
+    assert model.data(row, Qt.ItemDataRole.BackgroundRole) is not None
+    assert "set out_features to 2" in model.data(row, Qt.ItemDataRole.ToolTipRole)
+    assert not window.train_action.isEnabled()
+    assert "set out_features to 2" in window.train_action.toolTip()
+    window.stack.select_layer(4)
+    assert "set out_features to 2" in window.layer_message.text()
+    window.layer_form.editor("out_features").setValue(2)
+    assert window.train_action.isEnabled()
