@@ -28,6 +28,7 @@ from .components import make_loss, make_optimizer, make_scheduler
 from .data import DatasetError, PreparedData, Split, fits_on_device, prepare
 from .distributed import DistributedContext, shard, shard_size
 from .metrics import ClassificationReport, RegressionReport, classification_report, regression_report
+from .runs import RunExistsError, RunWriteError
 
 CHECKPOINT_FORMAT = "guidl-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -793,7 +794,7 @@ def describe_error(error: BaseException) -> str:
     """One clear line for any error training can end with."""
     if isinstance(error, ProjectError):
         return "; ".join(str(p) for p in error.problems)
-    if isinstance(error, (DatasetError, TrainingError)):
+    if isinstance(error, (DatasetError, TrainingError, RunWriteError, RunExistsError)):
         return str(error)
     text = str(error).lower()
     if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in text \

@@ -46,6 +46,7 @@ from ..spec import Project, ProjectError
 from .callbacks import Callback, EarlyStopping, RunFolder
 from .data import DatasetError, PreparedData, Split, decode_text
 from .metrics import to_probabilities
+from .runs import RunExistsError, RunWriteError
 from .threads import ThreadTuner
 from .trainer import FitResult, TrainControl, Trainer, TrainingError, describe_error
 
@@ -126,7 +127,7 @@ class EventBridge(Callback):
 
 #: Failures a run can end with that its message explains in full; any other
 #: is a bug, and its traceback is printed too.
-EXPLAINED_FAILURES = (ProjectError, DatasetError, TrainingError, MemoryError)
+EXPLAINED_FAILURES = (ProjectError, DatasetError, TrainingError, MemoryError, RunWriteError, RunExistsError)
 
 
 def failure_message(error: BaseException) -> str:
