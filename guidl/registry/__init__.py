@@ -9,7 +9,7 @@ arbitrary name.
 
 from .datasets import AUGMENT, DATASETS
 from .layers import LAYERS
-from .schema import REQUIRED, Catalogue, Entry, Param, UnknownNameError
+from .schema import INT64_MAX, INT64_MIN, REQUIRED, Catalogue, Entry, Param, UnknownNameError
 from .training import EARLY_STOPPING, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS
 
 #: Every catalogue by family name.
@@ -22,7 +22,7 @@ CATALOGUES: dict[str, Catalogue] = {
 }
 
 __all__ = [
-    "AUGMENT", "CATALOGUES", "DATASETS", "EARLY_STOPPING", "LAYERS", "LOSSES", "OPTIMIZERS",
-    "PRECISIONS", "REQUIRED", "SCHEDULERS",
+    "AUGMENT", "CATALOGUES", "DATASETS", "EARLY_STOPPING", "INT64_MAX", "INT64_MIN", "LAYERS",
+    "LOSSES", "OPTIMIZERS", "PRECISIONS", "REQUIRED", "SCHEDULERS",
     "Catalogue", "Entry", "Param", "UnknownNameError",
 ]

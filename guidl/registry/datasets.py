@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from .schema import REQUIRED, Catalogue, Entry, Param
 
-SEED = Param("seed", "int", 0, "random seed of the generated points", minimum=0)
+#: NumPy and scikit-learn take seeds of 32 bits.
+SEED = Param("seed", "int", 0, "random seed of the generated points", minimum=0, maximum=2**32 - 1)
 
 
 def _points(name: str, help: str, noise: float, *params: Param, n_samples: int = 1000) -> Entry:

@@ -40,6 +40,11 @@ REQUIRED = _Required()
 #: given, else of any length (``milestones``, ``unflattened_size``, ``betas``).
 KINDS = ("int", "float", "bool", "str", "ints", "floats", "int_list", "float_list", "str_list")
 
+#: Every integer parameter ends up in torch or NumPy, which hold it in 64 bits
+#: (an ``int64``, a C ``long long``): larger values fail there with an
+#: overflow, so they are refused here whatever the parameter's own bounds.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 def _is_int(value: Any) -> bool:
     # JSON has no separate bool type in Python's eyes: True is an int. Refuse it.
@@ -57,6 +62,9 @@ def _describe(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+    if _is_int(value) and value.bit_length() > 64:
+        # str() of a huge integer is slow (and refused past 4,300 digits).
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
     if isinstance(value, (list, tuple)):
         return "a list" if len(value) > 6 else "[" + ", ".join(_describe(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -151,17 +159,26 @@ class Param:
             if not _is_int(value):
                 if isinstance(value, float) and value.is_integer():
                     return f"must be an integer, got {_describe(value)} (write {int(value)})"
-                return f"{self.expects()}, got {_describe(value)}"
+                return f"{self._number_expects()}, got {_describe(value)}"
         elif not _is_number(value):
-            return f"{self.expects()}, got {_describe(value)}"
-        elif not math.isfinite(value):
-            return f"must be a finite number, got {value}"
+            return f"{self._number_expects()}, got {_describe(value)}"
+        elif not _is_finite(value):
+            return f"must be a finite number, got {_describe(value)}"
         low, high = self.minimum, self.maximum
         if low is not None and (value <= low if self.exclusive_minimum else value < low):
-            return f"{self.expects()}, got {_describe(value)}"
-        if high is not None and value > high:
-            return f"{self.expects()}, got {_describe(value)}"
+            return f"{self._number_expects()}, got {_describe(value)}"
+        if high is not None and value > high or kind == "int" and not INT64_MIN <= value <= INT64_MAX:
+            # Past a limit the short form leaves out (a size cap, 64 bits): name it.
+            return f"{self._number_expects(bounds=True)}, got {_describe(value)}"
         return None
+
+    def _number_expects(self, bounds: bool = False) -> str:
+        """What one number must be (an item, for the list kinds)."""
+        if self.kind not in ("int_list", "float_list"):
+            return self.expects(bounds)
+        item = Param(self.name, self.kind[:-5], minimum=self.minimum, maximum=self.maximum,
+                     exclusive_minimum=self.exclusive_minimum)
+        return item.expects(bounds)
 
     def _choice_message(self, value: str) -> str:
         options = ", ".join(repr(c) for c in self.choices or ())
@@ -169,8 +186,10 @@ class Param:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return f"must be one of {options}, got {value!r}{hint}"
 
-    def expects(self) -> str:
-        """Human words for what the parameter accepts."""
+    def expects(self, bounds: bool = False) -> str:
+        """Human words for what the parameter accepts; with ``bounds``, also
+        the technical limits (the 64-bit range of integers, a size cap) that
+        are left out of the short form."""
         if self.kind == "bool":
             return "must be true or false"
         if self.kind == "str":
@@ -185,7 +204,13 @@ class Param:
             return f"must be a list of {count}{items}"
         base = "an integer" if self.kind in ("int", "ints") else "a number"
         low, high = self.minimum, self.maximum
-        if high is not None and high >= 2**31 - 1:
+        if bounds and self.kind in ("int", "ints") and (high is None or high >= 2**31 - 1):
+            low = INT64_MIN if low is None else low
+            high = INT64_MAX if high is None else min(high, INT64_MAX)
+            if not self.exclusive_minimum:
+                base, low = f"an integer from {_fmt(low)} to {_fmt(high)}", None
+                high = None
+        elif high is not None and high >= 2**31 - 1:
             high = None  # a technical cap, not something to tell a person
         if self.kind in ("int", "ints") and high is None and low is not None:
             if low == 1 or (low == 0 and self.exclusive_minimum):
@@ -235,7 +260,18 @@ class Param:
 
 
 def _fmt(number: float) -> str:
+    if isinstance(number, int):
+        return str(number)
     return str(int(number)) if float(number).is_integer() and abs(number) < 1e15 else repr(number)
+
+
+def _is_finite(value: float) -> bool:
+    """``math.isfinite`` that also answers for integers too large for a float
+    (``10**400`` in a JSON file), which are not finite floats either."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 @dataclass(frozen=True)

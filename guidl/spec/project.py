@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -30,6 +31,8 @@ MAX_RANK = 8
 INPUT_DTYPES = ("float32", "int64")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,3})?)$")
 _DATASET = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+#: Largest finite float: a JSON integer beyond it cannot become a float for torch.
+_FLOAT_MAX = sys.float_info.max
 
 
 @dataclass
@@ -408,7 +411,7 @@ class _Reader:
         early_stopping = self.options(doc, "early_stopping", path, EARLY_STOPPING)
         grad_clip = doc.get("grad_clip")
         if grad_clip is not None and (isinstance(grad_clip, bool) or not isinstance(grad_clip, (int, float))
-                                      or not 0 < grad_clip < float("inf")):
+                                      or not 0 < grad_clip <= _FLOAT_MAX):
             self.add(_join(path, "grad_clip"),
                      f"must be a number > 0 (the largest gradient norm) or null, got {_short(grad_clip)}")
             grad_clip = None

@@ -57,6 +57,11 @@ REFUSED = {
     "softmax_dim": (SOFTMAX_DIM, "model.layers[2]: Softmax: dim 2 is out of range"),
     "output_padding": (CONV_TRANSPOSE, "model.layers[1]: ConvTranspose2d: output_padding 2 must be "
                                        "smaller than stride (1) or dilation (1)"),
+    "dataset_seed": (moons(**{"data.params.seed": 2**32}),
+                     "data.params.seed: must be an integer from 0 to 4294967295, got 4294967296"),
+    "ignore_index": (moons(**{"training.loss.params": {"ignore_index": 2**63}}),
+                     "training.loss.params.ignore_index: must be an integer from -9223372036854775808 "
+                     "to 9223372036854775807, got 9223372036854775808"),
 }
 
 
@@ -72,7 +77,7 @@ def test_summary_refuses_what_training_would_reject(tmp_path, name):
     assert "internal error" not in result.stderr
 
 
-@pytest.mark.parametrize("name", ["softmax_dim", "output_padding"])
+@pytest.mark.parametrize("name", ["softmax_dim", "dataset_seed"])
 def test_train_refuses_it_before_the_first_batch(tmp_path, name):
     doc, words = REFUSED[name]
     path = tmp_path / "p.guidl.json"
