@@ -59,10 +59,13 @@ def _size_problem(result: Compatibility, report: ModelReport, message: str, want
                   needs: str) -> None:
     """The model's output has the wrong size: ``message`` for the trainer, and,
     when the output is a vector, the same problem on the layer that sizes it."""
-    problem = Problem("training.loss", f"{message}: {_last_sized_layer(report)} {wanted}")
+    flat = report.output_shape is not None and len(report.output_shape) == 1
+    fix = (f"{_last_sized_layer(report)} {wanted}" if flat else
+           f"end the model with Flatten and a Linear layer with out_features {wanted}")
+    problem = Problem("training.loss", f"{message}: {fix}")
     result.problems.append(problem)
     found = _last_sized(report)
-    if found is not None and report.output_shape is not None and len(report.output_shape) == 1:
+    if found is not None and flat:
         index, _, name = found
         result.layer_fixes.append(LayerFix(
             index, f"the model gives {format_shape(report.output_shape)} but {needs}",
@@ -171,7 +174,8 @@ def report_compatibility(project: Project, report: ModelReport, info: DatasetInf
     the layer that fixes it (with the fix), any other as a problem of the
     model. ``info`` is the loaded data's, else pass ``catalogue_info(project)``;
     None checks nothing."""
-    if info is None or report.output_shape is None or project.training.loss is None \
+    # No layers yet: the window says to add some, not how the output misfits.
+    if info is None or not report.layers or report.output_shape is None or project.training.loss is None \
             or project.training.loss.type not in LOSSES:
         return None
     result = check_compatibility(project, report, info)
