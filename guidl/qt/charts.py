@@ -11,11 +11,32 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer, Slot
+from PySide6.QtCore import QEvent, QTimer, Slot
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 REFRESH_HZ = 25
+PALETTE_EVENTS = (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
+
+
+def follow_palette(view: pg.GraphicsView, palette: QPalette) -> None:
+    """Give a pyqtgraph view the palette's colours (pyqtgraph paints its own):
+    background, axes and their labels, plot titles and legend entries. Widgets
+    holding plots call this from ``changeEvent``, so a theme switched while the
+    window is open reaches them."""
+    background = palette.color(QPalette.ColorRole.Base)
+    text = palette.color(QPalette.ColorRole.Text)
+    view.setBackground(background)
+    for item in view.scene().items():
+        if isinstance(item, pg.AxisItem):
+            item.setPen(pg.mkPen(text))
+            item.setTextPen(pg.mkPen(text))
+        elif isinstance(item, pg.LegendItem):
+            item.setLabelTextColor(text)
+            for _, label in item.items:  # setLabelTextColor keeps the old colour on screen
+                label.setText(label.text, color=text)
+        elif isinstance(item, pg.PlotItem) and item.titleLabel.text:
+            item.titleLabel.setText(item.titleLabel.text, color=text)
 
 
 class Series:
@@ -216,6 +237,11 @@ class TrainingCharts(QWidget):
         self.timer.timeout.connect(self.refresh)  # stops at the first tick with nothing new
         self._proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30,
                                      slot=self._mouse_moved)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() in PALETTE_EVENTS:
+            follow_palette(self.graphics, self.palette())
 
     def _plot(self, title: str, x_label: str, pen, row: int = 0):
         plot = self.graphics.addPlot(row=row, col=0, title=title)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 
 from ..registry import DATASETS, EARLY_STOPPING, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, Catalogue
 from ..spec import Component
+from .charts import PALETTE_EVENTS, follow_palette
 from .document import ProjectDocument
 from .param_form import (
     ComboBox, DoubleSpinBox, ParamForm, SpinBox, apply_param, format_value, mark_field, with_note,
@@ -365,6 +366,12 @@ class DataPanel(QWidget):
     def _commit_edits(self) -> None:
         for spin in (self.val_fraction, self.crop, self.rotation):
             spin.interpretText()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() in PALETTE_EVENTS:
+            for plot in (self.scatter, self.balance):
+                follow_palette(plot, self.palette())
 
     def _dataset_changed(self, index: int) -> None:
         name = self.dataset.itemData(index)

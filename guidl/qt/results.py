@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
+from .charts import PALETTE_EVENTS, follow_palette
 from .panels import image_pixmap
 
 
@@ -89,6 +90,11 @@ class ResultsPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.samples)
         layout.addWidget(scroll, 2)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() in PALETTE_EVENTS:
+            follow_palette(self.confusion, self.palette())
 
     def clear(self) -> None:
         self.headline.setText("Train a model to see its results here.")

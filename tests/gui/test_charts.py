@@ -159,3 +159,63 @@ def test_new_points_are_drawn_at_once_then_at_most_at_the_timer_s_pace(charts, q
     charts.add_epoch({"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "lr": 0.01})
     assert charts.timer.isActive()
     assert len(charts.curves["val_loss"].getData()[0]) == 1
+
+
+def _dark(qapp):
+    from PySide6.QtGui import QColor, QPalette
+
+    palette = QPalette(qapp.palette())
+    for role, colour in ((QPalette.ColorRole.Window, "#1f2329"), (QPalette.ColorRole.Base, "#16191d"),
+                         (QPalette.ColorRole.Text, "#e5e7eb"), (QPalette.ColorRole.WindowText, "#e5e7eb")):
+        palette.setColor(role, QColor(colour))
+    return palette
+
+
+def test_a_palette_switched_while_open_reaches_legends_axes_and_titles(charts, qapp):
+    """Any palette change (the theme menu, the desktop's scheme): no code in the window needed."""
+    import pyqtgraph as pg
+    from PySide6.QtGui import QColor
+
+    old = qapp.palette()
+    labels = [label for legend in (charts.loss_plot.legend, charts.metric_plot.legend)
+              for _, label in legend.items]
+    assert len(labels) == 6
+    try:
+        qapp.setPalette(_dark(qapp))
+        qapp.processEvents()  # Qt posts the palette change to the widgets
+        text = QColor("#e5e7eb")
+        assert charts.graphics.backgroundBrush().color() == QColor("#16191d")
+        for label in labels:  # what is drawn, not only the option
+            assert text.name() in label.item.toHtml()
+        assert pg.mkColor(charts.loss_plot.getAxis("left").textPen().color()) == text
+        assert text.name() in charts.loss_plot.titleLabel.item.toHtml()
+    finally:
+        qapp.setPalette(old)
+        qapp.processEvents()
+    assert QColor("#e5e7eb").name() not in labels[0].item.toHtml()
+
+
+def test_a_disabled_icon_is_dimmed_in_the_dark_theme(qapp):
+    from PySide6.QtCore import QSize
+    from PySide6.QtGui import QIcon
+
+    from guidl.qt.icons import icon
+
+    def opacity(image) -> float:
+        alphas = [image.pixelColor(x, y).alphaF() for x in range(image.width()) for y in range(image.height())]
+        return max(alphas)
+
+    old = qapp.palette()
+    try:
+        qapp.setPalette(_dark(qapp))
+        for name in ("train", "undo", "save"):
+            normal = icon(name).pixmap(QSize(24, 24), QIcon.Mode.Normal).toImage()
+            disabled = icon(name).pixmap(QSize(24, 24), QIcon.Mode.Disabled).toImage()
+            assert normal != disabled
+            assert opacity(disabled) <= 0.5 * opacity(normal)
+        # The neutral strokes turn light on a dark background.
+        undo = icon("undo").pixmap(QSize(24, 24)).toImage()
+        assert max(undo.pixelColor(x, y).lightness() for x in range(24) for y in range(24)
+                   if undo.pixelColor(x, y).alpha() > 200) > 180
+    finally:
+        qapp.setPalette(old)
