@@ -1,0 +1,160 @@
+"""The window's actions as one table, enabled from one state object.
+
+Each row says what an action is (text, shortcut, icon), where it shows
+(menu and group, toolbar group) and when it is enabled, as a function of a
+``WindowState``. The window builds the actions once from the table and,
+whenever something changes, computes one state and applies every row's
+``enabled_when`` to it: no method enables actions one by one, and nothing is
+read back from the widgets' texts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Callable
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu, QToolBar, QWidget
+
+from ..icons import icon
+
+
+@dataclass(frozen=True)
+class WindowState:
+    """What the actions depend on, computed fresh for each update."""
+
+    running: bool = False  # a run is training (or paused)
+    paused: bool = False
+    train_blocker: str | None = None  # why Train is disabled, or None
+    has_model: bool = False  # a trained model is in the window: Export
+    can_evaluate: bool = False  # a trained model, or an opened bundle's or run's weights
+    evaluating: bool = False
+    exporting: bool = False
+    layer: int = -1  # the selected layer, -1 for none
+    layers: int = 0
+    can_undo: bool = False
+    can_redo: bool = False
+
+
+def _idle(state: WindowState) -> bool:
+    # The run belongs to the project it started with: no other project, and no
+    # edits by undo (the forms would show values the run does not use).
+    return not state.running
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    id: str  # the action is the window's ``<id>_action``
+    text: str
+    slot: str | None  # a dotted path from the window ("files.save"); None: the action comes ready-made
+    shortcut: object = None  # a QKeySequence.StandardKey, a string, or a tuple of either
+    icon: str | None = None
+    menu: str | None = None  # the menu's key in MENUS
+    group: int = 0  # a separator goes between groups of a menu
+    toolbar: int | None = None  # the toolbar's group; None: not on the toolbar
+    tip: str | None = None
+    icon_text: str | None = None  # shorter text for the toolbar
+    context: str | None = None  # "stack": the shortcut works while the layer stack has the focus
+    enabled_when: Callable[[WindowState], bool] | None = None
+
+
+S = QKeySequence.StandardKey
+MENUS = {"file": "&File", "edit": "&Edit", "model": "&Model", "train": "&Train", "view": "&View",
+         "help": "&Help"}
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("new", "&New", "files.new_project", S.New, "new", "file", 0, 0, "Start an empty project",
+               enabled_when=_idle),
+    ActionSpec("open", "&Open…", "files.open_dialog", S.Open, "open", "file", 0, 0, "Open a project file",
+               enabled_when=_idle),
+    ActionSpec("save", "&Save", "files.save", S.Save, "save", "file", 1, 0, "Save the project"),
+    ActionSpec("save_as", "Save &As…", "files.save_as", S.SaveAs, menu="file", group=1),
+    ActionSpec("export", "&Export Model…", "exports.export_dialog", "Ctrl+E", menu="file", group=1,
+               tip="Write the trained model as ONNX, torch.export, TorchScript, weights, Python "
+                   "source or a bundle",
+               enabled_when=lambda s: s.has_model and not s.running and not s.exporting),
+    ActionSpec("quit", "&Quit", "close", S.Quit, menu="file", group=2),
+    ActionSpec("undo", "&Undo", None, S.Undo, "undo", "edit", 0, 1, icon_text="Undo",
+               enabled_when=lambda s: s.can_undo and not s.running),
+    ActionSpec("redo", "&Redo", None, (S.Redo, "Ctrl+Shift+Z"), "redo", "edit", 0, 1, icon_text="Redo",
+               enabled_when=lambda s: s.can_redo and not s.running),
+    ActionSpec("delete", "&Delete Layer", "delete_layer", S.Delete, "delete", "edit", 1, context="stack",
+               enabled_when=lambda s: s.layer >= 0 and not s.running),
+    ActionSpec("duplicate", "D&uplicate Layer", "duplicate_layer", "Ctrl+D", "duplicate", "edit", 1,
+               context="stack", enabled_when=lambda s: s.layer >= 0 and not s.running),
+    ActionSpec("up", "Move &Up", "move_layer_up", "Alt+Up", "up", "edit", 1, context="stack",
+               enabled_when=lambda s: s.layer > 0 and not s.running),
+    ActionSpec("down", "Move Do&wn", "move_layer_down", "Alt+Down", "down", "edit", 1, context="stack",
+               enabled_when=lambda s: 0 <= s.layer < s.layers - 1 and not s.running),
+    ActionSpec("add_layer", "&Add Layer…", "focus_palette", "Ctrl+L", menu="model",
+               tip="Search the layer palette"),
+    ActionSpec("load_data", "&Load Data", "data.load_data", "Ctrl+Shift+L", menu="train",
+               tip="Load and preview the dataset"),
+    ActionSpec("train", "&Train", "training.start", "F5", "train", "train", toolbar=2,
+               tip="Train the model (F5)", enabled_when=lambda s: s.train_blocker is None),
+    ActionSpec("pause", "&Pause", "training.pause_or_resume", "F6", "pause", "train", toolbar=2,
+               tip="Pause training after the current batch (F6)", enabled_when=lambda s: s.running),
+    ActionSpec("stop", "S&top", "training.stop", "Shift+F5", "stop", "train", toolbar=2,
+               tip="Stop training after the current batch", enabled_when=lambda s: s.running),
+    ActionSpec("evaluate", "&Evaluate", "evaluation.evaluate", "F7", "evaluate", "train", toolbar=2,
+               tip="Show the trained model's results",
+               enabled_when=lambda s: s.can_evaluate and not s.running and not s.evaluating),
+    ActionSpec("about", "&About guidl", "about", menu="help"),
+)
+
+
+def _shortcuts(shortcut) -> list[QKeySequence]:
+    if shortcut is None:
+        return []
+    shortcuts = shortcut if isinstance(shortcut, tuple) else (shortcut,)
+    return [QKeySequence(s) for s in shortcuts]
+
+
+def build_actions(window: QWidget, ready_made: dict[str, QAction],
+                  contexts: dict[str, QWidget]) -> dict[str, QAction]:
+    """One QAction per row of ``ACTIONS``, triggering the row's slot on ``window``."""
+    actions: dict[str, QAction] = {}
+    for spec in ACTIONS:
+        action = ready_made.get(spec.id) or QAction(spec.text, window)
+        if spec.slot is not None:
+            slot = attrgetter(spec.slot)(window)
+            action.triggered.connect(lambda _checked=False, slot=slot: slot())
+        if spec.icon:
+            action.setIcon(icon(spec.icon))
+        if spec.icon_text:
+            action.setIconText(spec.icon_text)
+        if spec.shortcut is not None:
+            action.setShortcuts(_shortcuts(spec.shortcut))
+        if spec.tip:
+            action.setStatusTip(spec.tip)
+            action.setToolTip(spec.tip)
+        if spec.context:
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            contexts[spec.context].addAction(action)
+        actions[spec.id] = action
+    return actions
+
+
+def fill_menus(menus: dict[str, QMenu], toolbar: QToolBar, actions: dict[str, QAction]) -> None:
+    """Put the actions in their menus and on the toolbar, with separators between groups."""
+    menu_groups: dict[str, int] = {}
+    toolbar_group = None
+    for spec in ACTIONS:
+        action = actions[spec.id]
+        if spec.menu is not None:
+            if menu_groups.setdefault(spec.menu, spec.group) != spec.group:
+                menus[spec.menu].addSeparator()
+                menu_groups[spec.menu] = spec.group
+            menus[spec.menu].addAction(action)
+        if spec.toolbar is not None:
+            if toolbar_group is not None and toolbar_group != spec.toolbar:
+                toolbar.addSeparator()
+            toolbar_group = spec.toolbar
+            toolbar.addAction(action)
+
+
+def update_actions(actions: dict[str, QAction], state: WindowState) -> None:
+    for spec in ACTIONS:
+        if spec.enabled_when is not None:
+            actions[spec.id].setEnabled(spec.enabled_when(state))

@@ -1,0 +1,78 @@
+"""Export: the trained model written in a format other programs load, in
+the background, with the outcome in the status bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Slot
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
+
+from ..jobs import Task
+
+EXPORT_FILTERS = {
+    "onnx": "ONNX model (*.onnx)", "pt2": "torch.export program (*.pt2)",
+    "torchscript": "TorchScript for LibTorch (*.pt)", "safetensors": "Weights, safetensors (*.safetensors)",
+    "state_dict": "Weights, PyTorch state_dict (*.pth)", "python": "Python source (*.py)",
+    "bundle": "guidl bundle (*.guidl)",
+}
+
+
+class ExportController(QObject):
+    def __init__(self, window: QMainWindow):
+        super().__init__(window)
+        self.window = window
+        self.thread = None  # the export running in the background
+        self.last_export = None  # the last ExportResult
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None
+
+    @Slot()
+    def export_dialog(self) -> None:
+        from ...engine.export import TrainedModel, default_filename
+
+        window = self.window
+        if window.session.trainer is None:
+            return
+        model = TrainedModel.from_trainer(window.session.trainer)
+        folder = window.document.path.parent if window.document.path else Path.home()
+        path, chosen = QFileDialog.getSaveFileName(window, "Export the trained model",
+                                                   str(folder / default_filename(model, "onnx")),
+                                                   ";;".join(EXPORT_FILTERS.values()))
+        if path:
+            fmt = next(k for k, v in EXPORT_FILTERS.items() if v == chosen)
+            self.export_to(model, fmt, Path(path))
+
+    def export_to(self, model, fmt: str, path: Path) -> None:
+        """Export in the background; the outcome lands in the status bar (or a
+        message that names the layer the format cannot express)."""
+        from ...engine.export import FORMATS, export
+
+        if path.suffix != FORMATS[fmt]:
+            path = path.with_name(path.name + FORMATS[fmt]) if not path.suffix else path.with_suffix(FORMATS[fmt])
+        self.window.status_text.setText(f"Exporting to {path.name}…")
+        task = Task(lambda: export(model, fmt, path))
+        task.done.connect(self._exported)
+        task.error.connect(self._failed)
+        self.thread = self.window.jobs.start(task, self._thread_finished)
+        self.window.update_actions()
+
+    @Slot(object)
+    def _exported(self, result) -> None:
+        difference = ("" if result.max_difference is None
+                      else f" · outputs match the model within {result.max_difference:.2g}")
+        notes = "".join(f" · {note}" for note in result.notes)
+        self.window.status_text.setText(f"Exported {result.path}{difference}{notes}")
+        self.last_export = result
+
+    @Slot(str)
+    def _failed(self, message: str) -> None:
+        self.window.status_text.setText("Export failed")
+        QMessageBox.warning(self.window, "Cannot export", message)
+
+    @Slot()
+    def _thread_finished(self) -> None:
+        self.thread = None
+        self.window.update_actions()

@@ -1,0 +1,235 @@
+"""Training from the window: start, pause, resume and stop a run, follow its
+progress in the charts and the status bar, and stop it when the window closes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Slot
+from PySide6.QtWidgets import QMainWindow, QMessageBox
+
+from ...formatting import format_duration
+
+STATUS_HZ = 4  # status-bar updates a second while training
+WARNING_STYLE = "color: #b45309;"
+ERROR_STYLE = "color: #dc2626;"
+
+
+class TrainingController(QObject):
+    def __init__(self, window: QMainWindow):
+        super().__init__(window)
+        self.window = window
+        self.worker = None  # a TrainingWorker while training runs
+        self.thread = None
+        self.paused = False
+        self.close_timeout_s = 120  # how long closing waits for tasks (and a training) to end
+        self._status_at = 0.0  # when the status bar last showed training progress
+        self._line = ""  # the run's status line, without its ETA
+        self._eta: str | None = None
+        self._data_key: str | None = None  # the data settings the run trains on
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None
+
+    def blocker(self) -> str | None:
+        """Why Train is disabled, or None when the project can be trained."""
+        window = self.window
+        document = window.document
+        if self.running:
+            return "training is running"
+        if not window.engine.is_ready:
+            return window.engine.error or "PyTorch is still loading"
+        # A field holding a value that is not valid: the model keeps its last valid one.
+        fields = getattr(document, "field_problems", lambda: {})()
+        if fields:
+            field, reason = next(iter(fields.items()))
+            return f"{field}: {reason}"
+        problems = document.project.problems()
+        if problems:
+            return f"the project has a problem: {problems[0]}"
+        report = document.report
+        # An unknown input shape is no blocker: training loads the data, which supplies it.
+        model_problems = [p for p in (report.problems() if report else []) if p.path != "model.input_shape"]
+        if model_problems:
+            return f"fix the model first: {model_problems[0]}"
+        if not document.project.model.layers:
+            return "the model has no layers: add some from the palette"
+        return None
+
+    def _new_run_dir(self) -> Path:
+        """A new, empty run folder beside the project (never inside a run's folder)."""
+        from ...engine.runs import create_run_dir, runs_root
+
+        document = self.window.document
+        stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in document.project.name) or "run"
+        return create_run_dir(runs_root(document.path, self.window.state_dir), stem)
+
+    # -- the status line: said from this controller's own state, never read back ------------
+
+    def _say(self, line: str, eta: float | None = None) -> None:
+        self._line = line
+        self._eta = None if eta is None else format_duration(eta)
+        self._show_line()
+
+    def _show_line(self) -> None:
+        if self.paused:  # no ETA while paused: the run is not getting any nearer its end
+            text = f"{self._line} · paused"
+        else:
+            text = self._line + (f" · ETA {self._eta}" if self._eta else "")
+        self.window.status_text.setText(text)
+
+    def _set_paused(self, paused: bool) -> None:
+        if paused == self.paused:
+            return  # said once, whether the button or the run's report comes first
+        self.paused = paused
+        self._show_line()
+        self.window.update_actions()
+
+    # -- the run -------------------------------------------------------------------------
+
+    @Slot()
+    def start(self) -> None:
+        window = self.window
+        blocker = self.blocker()
+        if blocker is not None:
+            window.statusBar().showMessage(f"Cannot train: {blocker}", 8000)
+            return
+        project = window.document.project.copy()
+        try:
+            window.session.run_dir = self._new_run_dir()
+        except OSError as error:
+            self.show_failure(f"Cannot make the run folder: {error.strerror or error} ({error.filename})")
+            return
+        self._data_key = window.document.data_key()
+        weights = window.session.weights_for(project)  # an opened bundle's or run's: go on from them
+        from ..worker import TrainingWorker
+
+        data = window.session.cached_data(self._data_key)
+        self.worker = TrainingWorker(project, data, window.session.run_dir, initial_weights=weights)
+        self.worker.fit_started.connect(self._fit_started)
+        self.worker.batches_ended.connect(self._batches_ended)
+        self.worker.epoch_ended.connect(window.charts.add_epoch)
+        self.worker.paused.connect(self._paused)
+        self.worker.resumed.connect(self._resumed)
+        self.worker.finished.connect(self._finished)
+        self.worker.failed.connect(self.show_failure)
+        window.charts.clear()
+        window.train_message.hide()
+        window.show_tab("train")
+        window.progress.setRange(0, 0)
+        window.progress.show()
+        self.paused = False
+        self._say("Preparing data and model…")
+        self.thread = window.jobs.start(self.worker, self._thread_finished)
+        window.update_actions()
+
+    # Every slot a worker signal reaches is a declared @Slot: cross-thread
+    # signals into plain methods or lambdas are unsafe in PySide6 6.8+.
+    @Slot(object)
+    def _fit_started(self, info: dict) -> None:
+        window = self.window
+        window.charts.set_task(info["task"])
+        window.charts.plan(info["epochs"])
+        for metrics in info["history"]:
+            window.charts.add_epoch(metrics)
+        window.progress.setRange(0, info["epochs"] * info["batches"])
+        window.progress.setValue(info["start_epoch"] * info["batches"])
+        self._say(f"Training on {info['device']}…")
+        if info["notes"]:
+            window.show_train_message("\n".join(info["notes"]), WARNING_STYLE)
+
+    @Slot(object, object, object)
+    def _batches_ended(self, xs, losses, progress: dict) -> None:
+        self.window.charts.add_batches(xs, losses)
+        # The status line is read, not watched: a few updates a second. (A
+        # progress bar repaints at once when its value changes, holding the
+        # interpreter the training thread needs.)
+        now = time.monotonic()
+        if now - self._status_at < 1 / STATUS_HZ and progress["batch"] < progress["batches"]:
+            return
+        self._status_at = now
+        self.window.progress.setValue(progress["epoch"] * progress["batches"] + progress["batch"])
+        self._say(f"Epoch {progress['epoch'] + 1}/{progress['epochs']} · batch {progress['batch']}/"
+                  f"{progress['batches']} · loss {float(losses[-1]):.4f} · "
+                  f"{progress['samples_per_s']:,.0f} samples/s", progress["eta"])
+
+    @Slot()
+    def _paused(self) -> None:
+        self._set_paused(True)
+
+    @Slot()
+    def _resumed(self) -> None:
+        self._set_paused(False)
+
+    @Slot()
+    def pause_or_resume(self) -> None:
+        if self.worker is None:
+            return
+        control = self.worker.control
+        if control.paused:
+            control.resume()
+            self._set_paused(False)
+        else:
+            control.pause()
+            self._set_paused(True)
+
+    @Slot()
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.control.request_stop()
+            self.paused = False
+            self._say("Stopping after the current batch…")
+
+    @Slot(object)
+    def _finished(self, outcome: dict) -> None:
+        self.window.evaluation.show_outcome(outcome, self._data_key)
+
+    @Slot(str)
+    def show_failure(self, message: str) -> None:
+        self.window.show_train_message(message, ERROR_STYLE)
+        self.window.status_text.setText("Training failed: see the message above the charts")
+        self.window.show_tab("train")
+
+    @Slot()
+    def _thread_finished(self) -> None:
+        self.thread = None
+        self.worker = None
+        self.window.progress.hide()
+        self.paused = False
+        self.window.update_actions()
+
+    # -- closing -------------------------------------------------------------------------
+
+    def confirm_close(self) -> bool:
+        """Asked first when the window closes: False keeps the run (and the window)."""
+        if not self.running:
+            return True
+        answer = QMessageBox.question(
+            self.window, "Training is running",
+            "Stop training and close? The last checkpoint is kept in the run folder.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def stop_for_close(self) -> bool:
+        """Stop the run and wait for every task; True when all have ended."""
+        if self.worker is not None:
+            self.worker.control.request_stop()
+        return self.window.jobs.wait_all(timeout_s=self.close_timeout_s) or self._end_training_process()
+
+    def _end_training_process(self) -> bool:
+        """A training process that has not stopped within two minutes of being
+        asked (stuck in a kernel, say) is ended, so that the window can close;
+        True when every task has then finished."""
+        process = self.worker.process if self.worker is not None else None
+        if process is None or process.process is None or not process.process.is_alive():
+            return False
+        process.process.kill()  # its last checkpoint is on disk already
+        return self.window.jobs.wait_all(timeout_s=15)
+
+    def shutdown(self, timeout_s: float = 60) -> None:
+        """Stop the worker and wait for every thread to end (checkpoint kept)."""
+        if self.worker is not None:
+            self.worker.control.request_stop()
+        self.window.jobs.wait_all(timeout_s)

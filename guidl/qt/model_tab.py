@@ -1,0 +1,141 @@
+"""The Model tab: the layer stack with the input shape and the model's
+summary, and the selected layer's properties. A view of the document: it
+changes the project only through the document's undoable edits."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSplitter, QVBoxLayout, QWidget
+
+from ..formatting import format_bytes
+from ..registry import LAYERS, Param
+from .document import LayerEdits, ProjectDocument
+from .model_stack import ModelStackView
+from .panels import message_label
+from .param_form import ParamForm, parse_value
+
+ERROR_STYLE = "color: #dc2626;"
+WARNING_STYLE = "color: #b45309;"
+NO_LAYER_HELP = ("Select a layer to edit it, or add one from the palette "
+                 "(double-click, Enter, or drag it onto the model).")
+
+
+class ModelTab(QSplitter):
+    def __init__(self, document: ProjectDocument, edits: LayerEdits, engine_ready: Callable[[], bool]):
+        super().__init__(Qt.Orientation.Horizontal)
+        self.document, self.edits, self.engine_ready = document, edits, engine_ready
+        self.stack = ModelStackView(document)
+        self.stack.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.stack.layer_selected.connect(self.show_layer)
+        self.input_shape = QLineEdit()
+        self.input_shape.setToolTip("One sample's shape without the batch, such as 1, 28, 28. "
+                                    "Leave empty to take it from the dataset.")
+        self.input_shape.textEdited.connect(self._input_shape_edited)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.model_message = message_label()
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        shape_row = QHBoxLayout()
+        shape_row.addWidget(QLabel("Input shape"))
+        shape_row.addWidget(self.input_shape, 1)
+        left_layout.addLayout(shape_row)
+        left_layout.addWidget(self.stack, 1)
+        left_layout.addWidget(self.model_message)
+        left_layout.addWidget(self.summary)
+
+        self.properties = QGroupBox("Layer properties")
+        properties_layout = QVBoxLayout(self.properties)
+        self.layer_help = QLabel(NO_LAYER_HELP)
+        self.layer_help.setWordWrap(True)
+        self.layer_form = ParamForm()
+        self.layer_form.param_changed.connect(self._layer_param_changed)
+        self.layer_message = message_label()
+        properties_layout.addWidget(self.layer_help)
+        properties_layout.addWidget(self.layer_form)
+        properties_layout.addWidget(self.layer_message)
+        properties_layout.addStretch(1)
+        properties_scroll = QScrollArea()
+        properties_scroll.setWidgetResizable(True)
+        properties_scroll.setWidget(self.properties)
+        self.addWidget(left)
+        self.addWidget(properties_scroll)
+        self.setSizes([800, 380])
+
+    def sync(self) -> None:
+        """Follow the document: input shape, summary, the model's problems, the selected layer."""
+        project, report = self.document.project, self.document.report
+        if not self.input_shape.hasFocus():
+            self.input_shape.setText(", ".join(map(str, project.model.input_shape or [])))
+            shape, _ = self.document.input_shape_and_dtype()
+            self.input_shape.setPlaceholderText(
+                f"from the dataset: {', '.join(map(str, shape))}" if shape else "e.g. 1, 28, 28")
+        if report is None and not self.engine_ready():
+            self.summary.setText("Output shapes and parameter counts appear as soon as PyTorch "
+                                 "has loaded (a few seconds after start-up).")
+        if report is not None:
+            batch = project.data.batch_size
+            self.summary.setText(
+                f"<b>Total params:</b> {report.total_params:,} · trainable {report.trainable_params:,} · "
+                f"non-trainable {report.total_params - report.trainable_params:,} · "
+                f"<b>weights</b> {format_bytes(report.weight_bytes)} · <b>one batch of {batch}</b>: "
+                f"activations {format_bytes(report.activation_bytes(batch))}")
+            problems = report.problems()
+            if problems:
+                self._show(self.model_message, "\n".join(str(p) for p in problems[:4]), ERROR_STYLE)
+            else:
+                self.model_message.hide()
+        self.show_layer(self.stack.selected_layer())
+
+    def show_engine_error(self, message: str) -> None:
+        self._show(self.model_message, message, ERROR_STYLE)
+        self.summary.setText("Output shapes and parameter counts need PyTorch.")
+
+    @staticmethod
+    def _show(label: QLabel, text: str, style: str) -> None:
+        label.setStyleSheet(style)
+        label.setText(text)
+        label.show()
+
+    @Slot(int)
+    def show_layer(self, index: int) -> None:
+        layers = self.document.project.model.layers
+        if not 0 <= index < len(layers):
+            self.properties.setTitle("Layer properties")
+            self.layer_help.setText(NO_LAYER_HELP)
+            self.layer_form.set_entry(None, {})
+            self.layer_message.hide()
+            return
+        layer = layers[index]
+        entry = LAYERS.get(layer.type)
+        report = self.document.report
+        info = report.layers[index] if report and index < len(report.layers) else None
+        self.properties.setTitle(f"Layer {index}: {layer.type}")
+        self.layer_help.setText(entry.help)
+        inferred = {p.name: info.params.get(p.name) for p in entry.params if p.inferred} if info else {}
+        self.layer_form.set_entry(entry, layer.params, inferred)
+        if info is not None and info.error:
+            self._show(self.layer_message, info.message, ERROR_STYLE)
+        elif info is not None and info.warnings:
+            self._show(self.layer_message, "\n".join(info.warnings), WARNING_STYLE)
+        else:
+            self.layer_message.hide()
+
+    def _layer_param_changed(self, name: str, value) -> None:
+        self.edits.set_param(self.stack.selected_layer(), name, value)
+
+    def _input_shape_edited(self, text: str) -> None:
+        param = Param("input_shape", "int_list", None, minimum=1, nullable=True)
+        try:
+            value = parse_value(param, text)
+            problem = param.check(value)
+        except ValueError as error:
+            value, problem = None, str(error)
+        if problem:
+            self.input_shape.setStyleSheet("border: 1px solid #dc2626;")
+            return
+        self.input_shape.setStyleSheet("")
+        self.document.apply(lambda p: setattr(p.model, "input_shape", value), "Set input shape",
+                            merge_key="model.input_shape")
