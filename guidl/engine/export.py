@@ -1,16 +1,24 @@
 """Exporting trained models to files that plain PyTorch, LibTorch or ONNX
 Runtime load, and the guidl bundle that ``guidl predict`` and the app open.
 
-Every export is checked after writing: the file is loaded back the way its
-users would load it and its outputs on a real batch are compared with the
-trained model's. Files are written atomically; reading a bundle or weights
-never unpickles code (JSON, safetensors).
+Every export is checked before it is kept: the file is written under a
+temporary name beside its destination, loaded back the way its users would
+load it, and its outputs on a real batch are compared with the trained
+model's; only a file that passes is renamed into place, so a failed export
+leaves nothing behind. Weights that are not finite are refused before
+anything is written. The destination must be a new or a regular file
+(never a device, a pipe or a folder). Reading a bundle or weights never
+unpickles code (JSON, safetensors); see ``bundle`` for a bundle's limits and
+``python_source`` for how the Python export keeps text out of its code.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -24,9 +32,17 @@ import torch
 from torch import nn
 
 from .. import spec
-from ..registry import DATASETS, LAYERS, REQUIRED
+from ..registry import DATASETS
 from ..spec import Project, atomic_path
 from .build import ModelReport, build
+from .bundle import (
+    BUNDLE_FORMAT, META, PROJECT, SAMPLES, WEIGHTS, BundleError, check_fields, member_info, read_bundle,
+)
+from .python_source import (
+    SourceError, layer_source, module_name_problem, python_source, training_source,
+)
+from .safetensors_io import save as safetensors_bytes
+from .safetensors_io import save_file as save_safetensors
 
 FORMATS = {
     "onnx": ".onnx",
@@ -42,8 +58,14 @@ FORMAT_TITLES = {"onnx": "ONNX", "pt2": "torch.export", "torchscript": "TorchScr
                  "bundle": "guidl bundle"}
 ONNX_TOLERANCE = 1e-4
 TOLERANCE = 1e-6
-BUNDLE_FORMAT = "guidl-bundle"
-MAX_BUNDLE_MEMBER = 4 * 2**30
+#: How long the check of a Python export may run (a fresh interpreter importing torch).
+PYTHON_CHECK_TIMEOUT_S = 300
+
+__all__ = [
+    "BUNDLE_FORMAT", "FORMATS", "FORMAT_TITLES", "ExportError", "ExportResult", "TrainedModel",
+    "check_python_module", "default_filename", "export", "layer_source", "load_bundle",
+    "load_trained", "python_source", "training_source", "write_bundle",
+]
 
 
 class ExportError(ValueError):
@@ -111,13 +133,13 @@ def _load_weights(module: nn.Module, data: bytes | Path, source: str) -> None:
     try:
         state = load_file(str(data)) if isinstance(data, Path) else load(data)
     except (SafetensorError, OSError, ValueError) as error:
-        raise ExportError(f"{source}: the weights cannot be read ({error}); the file is damaged "
-                          "or not a safetensors file") from None
+        raise ExportError(f"{source}: the weights cannot be read ({str(error)[:200]}); the file is "
+                          "damaged or not a safetensors file") from None
     try:
         module.load_state_dict(state)
     except RuntimeError as error:
         raise ExportError(f"{source}: the weights do not match the project's model: "
-                          f"{str(error).splitlines()[0]}") from None
+                          f"{str(error).splitlines()[0][:300]}") from None
 
 
 def load_trained(path: str | Path) -> TrainedModel:
@@ -125,8 +147,10 @@ def load_trained(path: str | Path) -> TrainedModel:
     path = Path(path)
     if path.is_dir():
         return _load_run(path)
-    if not path.is_file():
+    if not path.exists():
         raise ExportError(f"{path}: no such run folder, bundle or project file")
+    if not path.is_file():
+        raise ExportError(f"{path} {_kind(path)}, not a run folder, bundle or project file")
     if path.suffix == ".guidl" or zipfile.is_zipfile(path):
         return load_bundle(path)
     project = spec.load(path)
@@ -160,20 +184,27 @@ def _trained(project, built, run: dict | None, trained: bool = True) -> TrainedM
 
 
 def _load_run(folder: Path) -> TrainedModel:
+    from .runs import RunError, read_run
+
     source = folder / "project.guidl.json"
     if not source.is_file():
         raise ExportError(f"{folder}: not a run folder (no project.guidl.json)")
     project = spec.load(source)
     run: dict[str, Any] = {}
-    if (folder / "run.json").is_file():
+    if (folder / "run.json").exists():
         try:
-            run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise ExportError(f"{folder / 'run.json'}: cannot be read ({error})") from None
+            run = read_run(folder)
+        except RunError as error:
+            raise ExportError(str(error)) from None
+        problem = check_fields(run, ("input_shape", "input_dtype", "normalization"))
+        if problem:
+            raise ExportError(f"{folder / 'run.json'}: {problem}")
     built = _build(project, run.get("input_shape"), run.get("input_dtype"))
     weights = folder / "model.safetensors"
-    trained = weights.is_file()
+    trained = weights.exists()
     if trained:
+        if not weights.is_file():
+            raise ExportError(f"{weights} {_kind(weights)}, not a weights file")
         _load_weights(built.module, weights, str(weights))
     model = _trained(project, built, run, trained)
     model.samples = _real_samples(project, model)
@@ -199,9 +230,7 @@ def _real_samples(project: Project, model: TrainedModel, count: int = 8) -> torc
 
 # -- the bundle ------------------------------------------------------------------------------
 
-def write_bundle(model: TrainedModel, path: Path) -> None:
-    from safetensors.torch import save
-
+def _bundle_bytes(model: TrainedModel, handle) -> None:
     meta = {
         "format": BUNDLE_FORMAT, "version": 1,
         "name": model.project.name,
@@ -211,53 +240,50 @@ def write_bundle(model: TrainedModel, path: Path) -> None:
         "versions": _versions(), **model.meta,
     }
     weights = {k: v.detach().contiguous().cpu() for k, v in model.module.state_dict().items()}
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("project.guidl.json", spec.dumps(model.project))
-        archive.writestr("model.safetensors", save(weights))
-        archive.writestr("meta.json", json.dumps(meta, indent=2, allow_nan=False, default=str) + "\n")
+    with zipfile.ZipFile(handle, "w") as archive:
+        archive.writestr(*member_info(PROJECT, spec.dumps(model.project).encode("utf-8")))
+        archive.writestr(*member_info(WEIGHTS, safetensors_bytes(weights)))
+        archive.writestr(*member_info(META, (json.dumps(meta, indent=2, allow_nan=False, default=str)
+                                             + "\n").encode("utf-8")))
         if model.samples is not None:
-            archive.writestr("samples.safetensors", save({"x": model.samples.contiguous().cpu()}))
+            archive.writestr(*member_info(SAMPLES, safetensors_bytes({"x": model.samples.contiguous().cpu()})))
+
+
+def write_bundle(model: TrainedModel, path: Path) -> None:
+    """Write ``model`` as a bundle at ``path`` (atomically; not checked: see ``export``)."""
+    with atomic_path(path) as tmp:
+        _bundle_bytes(model, tmp)
 
 
 def load_bundle(path: Path) -> TrainedModel:
+    """The model in the bundle at ``path``; ``ExportError`` ("not a valid
+    guidl bundle: ...") for a file that is not one."""
     from safetensors import SafetensorError
     from safetensors.torch import load
 
     source = str(path)
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            missing = {"project.guidl.json", "model.safetensors", "meta.json"} - names
-            if missing:
-                raise ExportError(f"{source}: not a guidl bundle (missing {', '.join(sorted(missing))})")
-            for info in archive.infolist():
-                if info.file_size > MAX_BUNDLE_MEMBER:
-                    raise ExportError(f"{source}: {info.filename} is implausibly large")
-            project_text = archive.read("project.guidl.json").decode("utf-8")
-            meta = json.loads(archive.read("meta.json").decode("utf-8"))
-            weights = archive.read("model.safetensors")
-            samples = archive.read("samples.safetensors") if "samples.safetensors" in names else None
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as error:
-        raise ExportError(f"{source}: not a readable guidl bundle ({error}): the file is damaged "
-                          "or truncated") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ExportError(f"{source}: the bundle's metadata is damaged ({error})") from None
-    except (OSError, KeyError) as error:
-        raise ExportError(f"{source}: cannot be read ({error})") from None
-    if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
-        raise ExportError(f"{source}: not a guidl bundle")
-    project = spec.loads(project_text, source=f"{source}:project.guidl.json")
+        contents = read_bundle(path)
+    except BundleError as error:
+        raise ExportError(str(error)) from None
+    meta = contents.meta
+    project = spec.loads(contents.project_text, source=f"{source}:project.guidl.json")
     built = _build(project, meta.get("input_shape"), meta.get("input_dtype"))
-    _load_weights(built.module, weights, source)
+    _load_weights(built.module, contents.weights, source)
     model = TrainedModel(project, built.module.eval(), built.report, tuple(built.report.input_shape),
                          built.report.input_dtype, meta.get("task"), meta.get("class_names"),
                          meta.get("normalization"), meta.get("metrics"), bool(meta.get("trained", True)),
                          meta={k: v for k, v in meta.items() if k == "run"})
-    if samples is not None:
+    if contents.samples is not None:
         try:
-            model.samples = load(samples)["x"]
-        except (SafetensorError, KeyError):
-            raise ExportError(f"{source}: the bundle's samples are damaged") from None
+            samples = load(contents.samples)["x"]
+        except (SafetensorError, KeyError, ValueError):
+            raise ExportError(f"{source}: not a valid guidl bundle: its samples are damaged") from None
+        want = torch.int64 if model.input_dtype == "int64" else torch.float32
+        if tuple(samples.shape[1:]) != model.input_shape or samples.dtype != want:
+            raise ExportError(f"{source}: not a valid guidl bundle: its samples do not match the "
+                              f"model's input {model.input_shape}")
+        model.samples = samples
     return model
 
 
@@ -267,14 +293,69 @@ def _versions() -> dict[str, str]:
     return versions()
 
 
+# -- where an export may go --------------------------------------------------------------------
+
+def _kind(path: Path) -> str:
+    """What ``path`` is, when it is not a regular file ("a folder", ...)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "not readable"
+    for test, text in ((stat.S_ISDIR, "is a folder"), (stat.S_ISFIFO, "is a named pipe (FIFO)"),
+                       (stat.S_ISCHR, "is a character device"), (stat.S_ISBLK, "is a block device"),
+                       (stat.S_ISSOCK, "is a socket")):
+        if test(mode):
+            return text
+    return "is a special file"
+
+
+def _destination(path: Path) -> Path:
+    """The absolute file an export to ``path`` writes: through a symbolic
+    link to its target; ``ExportError`` when that is anything but a new or
+    a regular file, or its folder is missing."""
+    real = Path(os.path.realpath(path))
+    if not real.parent.is_dir():
+        raise ExportError(f"{path.parent}: no such folder")
+    try:
+        mode = os.stat(real).st_mode
+    except FileNotFoundError:
+        return real
+    except OSError as error:
+        raise ExportError(f"{path}: cannot be written ({error.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise ExportError(f"{path} {_kind(real)}, not a regular file: an export is written only "
+                          "to a new file or over a regular one; choose another path with -o")
+    if not os.access(real.parent, os.W_OK):
+        raise ExportError(f"{real.parent}: this folder cannot be written to")
+    return real
+
+
+def check_finite_weights(model: TrainedModel) -> None:
+    """``ExportError`` naming the first tensor of ``model`` with a NaN or an infinity."""
+    for name, tensor in model.module.state_dict().items():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ExportError(f"the weights are not finite: {name} holds {bad} NaN or infinite "
+                              f"value{'s' if bad != 1 else ''} of {tensor.numel()}; the training "
+                              "diverged (try a lower learning rate, or gradient clipping) and "
+                              "nothing was written")
+
+
 # -- formats --------------------------------------------------------------------------------
 
 def _compare(expected: torch.Tensor, got) -> float:
+    """The largest difference between two outputs; a NaN or an infinity on
+    one side only counts as an infinite difference."""
     got = torch.as_tensor(got).to(expected.dtype)
     if got.shape != expected.shape:
         raise ExportError(f"the exported model gives shape {tuple(got.shape)}, the original "
                           f"{tuple(expected.shape)}")
-    return float((got - expected).abs().max()) if expected.numel() else 0.0
+    if not expected.numel():
+        return 0.0
+    difference = (got - expected).abs()
+    same = (got == expected) | (got.isnan() & expected.isnan())
+    difference = torch.where(same, torch.zeros_like(difference), difference)
+    return float(torch.nan_to_num(difference, nan=float("inf")).max())
 
 
 def _onnx(model: TrainedModel, path: Path, x: torch.Tensor) -> tuple[float, int]:
@@ -282,64 +363,62 @@ def _onnx(model: TrainedModel, path: Path, x: torch.Tensor) -> tuple[float, int]
     import onnxruntime
 
     batch = torch.export.Dim("batch", min=1)
-    with atomic_path(path) as tmp, warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         buffer = io.StringIO()
         from contextlib import redirect_stdout
 
         with redirect_stdout(buffer):  # the exporter narrates every step
-            torch.onnx.export(model.module, (x,), str(tmp), dynamo=True, external_data=False,
+            torch.onnx.export(model.module, (x,), str(path), dynamo=True, external_data=False,
                               dynamic_shapes=({0: batch},), input_names=["input"],
                               output_names=["output"])
-        proto = onnx.load(str(tmp))
+        proto = onnx.load(str(path))
         opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-        session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         bigger = torch.cat([x, x[:1]])  # a batch size other than the traced one
         got = session.run(None, {"input": bigger.numpy()})[0]
         with torch.no_grad():
             difference = _compare(model.module(bigger), got)
-        if difference > ONNX_TOLERANCE:
-            raise ExportError(f"ONNX Runtime's outputs differ from PyTorch's by {difference:.3g} "
-                              f"(more than {ONNX_TOLERANCE})")
     return difference, opset
 
 
-def _pt2(model: TrainedModel, path: Path, x: torch.Tensor) -> float:
+def _pt2(model: TrainedModel, path: Path, x: torch.Tensor) -> tuple[float, None]:
     batch = torch.export.Dim("batch", min=1)
     program = torch.export.export(model.module, (x,), dynamic_shapes=({0: batch},))
-    with atomic_path(path) as tmp:
-        torch.export.save(program, str(tmp))
-        loaded = torch.export.load(str(tmp)).module()
-        with torch.no_grad():
-            return _compare(model.module(x), loaded(x))
+    torch.export.save(program, str(path))
+    loaded = torch.export.load(str(path)).module()
+    with torch.no_grad():
+        return _compare(model.module(x), loaded(x)), None
 
 
-def _torchscript(model: TrainedModel, path: Path, x: torch.Tensor) -> float:
+def _torchscript(model: TrainedModel, path: Path, x: torch.Tensor) -> tuple[float, None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export
         traced = torch.jit.trace(model.module, (x,), check_trace=False)
-        with atomic_path(path) as tmp:
-            traced.save(str(tmp))
-            loaded = torch.jit.load(str(tmp))
-            bigger = torch.cat([x, x[:1]])
-            with torch.no_grad():
-                return _compare(model.module(bigger), loaded(bigger))
+        traced.save(str(path))
+        loaded = torch.jit.load(str(path))
+        bigger = torch.cat([x, x[:1]])
+        with torch.no_grad():
+            return _compare(model.module(bigger), loaded(bigger)), None
 
 
-def _safetensors(model: TrainedModel, path: Path, x: torch.Tensor) -> float:
-    from safetensors.torch import load_file, save_file
+def _safetensors(model: TrainedModel, path: Path, x: torch.Tensor) -> tuple[float, None]:
+    from safetensors.torch import load_file
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.module.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"format": "guidl-weights", "project": model.project.name})
-        return _reloaded_difference(model, load_file(str(tmp)), x)
+    save_safetensors(state, path, metadata={"format": "guidl-weights", "project": model.project.name})
+    return _reloaded_difference(model, load_file(str(path)), x), None
 
 
-def _state_dict(model: TrainedModel, path: Path, x: torch.Tensor) -> float:
+def _state_dict(model: TrainedModel, path: Path, x: torch.Tensor) -> tuple[float, None]:
     state = {k: v.detach().cpu().clone() for k, v in model.module.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save(state, str(tmp))
-        return _reloaded_difference(model, torch.load(str(tmp), weights_only=True), x)
+    torch.save(state, str(path))
+    return _reloaded_difference(model, torch.load(str(path), weights_only=True), x), None
+
+
+def _bundle(model: TrainedModel, path: Path, x: torch.Tensor) -> tuple[float, None]:
+    _bundle_bytes(model, path)
+    return _compare_models(model, load_bundle(path), x), None
 
 
 def _reloaded_difference(model: TrainedModel, state: dict, x: torch.Tensor) -> float:
@@ -351,14 +430,29 @@ def _reloaded_difference(model: TrainedModel, state: dict, x: torch.Tensor) -> f
         return _compare(model.module(x), fresh.eval()(x))
 
 
+#: Each single-file format: write ``model`` to a path, load it back, return
+#: (largest difference on the batch, ONNX opset or None).
+_WRITERS = {"onnx": _onnx, "pt2": _pt2, "torchscript": _torchscript, "safetensors": _safetensors,
+            "state_dict": _state_dict, "bundle": _bundle}
+
+
+def _accept(fmt: str, difference: float) -> None:
+    limit = ONNX_TOLERANCE if fmt == "onnx" else TOLERANCE
+    if not difference <= limit:
+        who = "ONNX Runtime's outputs differ from PyTorch's" if fmt == "onnx" else \
+            f"the {FORMAT_TITLES[fmt]} file's outputs differ from the model's"
+        raise ExportError(f"{who} by {difference:.3g} (more than {limit}); nothing was written")
+
+
 def export(model: TrainedModel, fmt: str, path: str | Path, *, training_script: bool = False) -> ExportResult:
     """Write ``model`` as ``fmt`` to ``path`` and check it; ``ExportError``
-    names the layer the format cannot express."""
+    names the layer the format cannot express. A file that fails its check
+    is never left at ``path``."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; the formats are {', '.join(FORMATS)}")
     path = Path(path)
-    if not path.parent.exists():
-        raise ExportError(f"{path.parent}: no such folder")
+    target = _destination(path)
+    check_finite_weights(model)
     notes = []
     if not model.trained:
         notes.append("the model is untrained: its weights are the random initial ones")
@@ -366,31 +460,22 @@ def export(model: TrainedModel, fmt: str, path: str | Path, *, training_script: 
     model.module.eval()
     opset = None
     try:
-        if fmt == "onnx":
-            difference, opset = _onnx(model, path, x)
-        elif fmt == "pt2":
-            difference = _pt2(model, path, x)
-        elif fmt == "torchscript":
-            difference = _torchscript(model, path, x)
-        elif fmt == "safetensors":
-            difference = _safetensors(model, path, x)
-        elif fmt == "state_dict":
-            difference = _state_dict(model, path, x)
-        elif fmt == "python":
+        if fmt == "python":
             difference = _python(model, path, x, training_script)
             notes.append(f"weights written beside it: {path.with_suffix('.safetensors').name}")
             if training_script:
                 notes.append(f"training script: {_train_script_path(path).name}")
         else:
-            write_bundle(model, path)
-            difference = _compare_models(model, load_bundle(path), x)
+            with atomic_path(target) as tmp:
+                difference, opset = _WRITERS[fmt](model, tmp, x)
+                _accept(fmt, difference)
     except ExportError:
         raise
+    except OSError as error:
+        where = error.filename or target
+        raise ExportError(f"cannot write {where}: {error.strerror or error}") from None
     except Exception as error:  # noqa: BLE001 - find the layer the format cannot express
         raise ExportError(_explain_failure(model, fmt, error)) from None
-    if fmt != "onnx" and difference > TOLERANCE:
-        raise ExportError(f"the {FORMAT_TITLES[fmt]} file's outputs differ from the model's by "
-                          f"{difference:.3g}")
     return ExportResult(path, fmt, difference, notes, opset)
 
 
@@ -402,7 +487,7 @@ def _compare_models(model: TrainedModel, other: TrainedModel, x: torch.Tensor) -
 def _explain_failure(model: TrainedModel, fmt: str, error: BaseException) -> str:
     """Export each layer alone to find the first one the format cannot express."""
     title = FORMAT_TITLES[fmt]
-    cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    cause = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
     x = model.example_batch(2)
     with torch.no_grad():
         for index, layer in enumerate(model.module):
@@ -417,7 +502,7 @@ def _explain_failure(model: TrainedModel, fmt: str, error: BaseException) -> str
                      "torchscript": lambda: _torchscript(single, Path(folder) / "l.pt", x)}.get(
                         fmt, lambda: None)()
             except Exception as layer_error:  # noqa: BLE001 - this is the layer we are looking for
-                reason = str(layer_error).strip().splitlines()[0] if str(layer_error).strip() else ""
+                reason = str(layer_error).strip().splitlines()[0][:300] if str(layer_error).strip() else ""
                 return (f"layer {index} ({model.report.layers[index].type}) cannot be expressed in "
                         f"{title}: {reason or cause}. The other formats may still work.")
             x = layer(x)
@@ -426,211 +511,111 @@ def _explain_failure(model: TrainedModel, fmt: str, error: BaseException) -> str
 
 # -- Python source -----------------------------------------------------------------------------
 
-def _recurrent_source() -> str:
-    """guidl's own Recurrent wrapper, copied into the generated module so that
-    the module and guidl can never disagree about it."""
-    import inspect
-
-    from . import modules
-
-    return ('\n\nRECURRENT_CLASSES = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}\n\n\n'
-            + inspect.getsource(modules.Recurrent))
-
-
-def _literal(value: Any, kind: str) -> str:
-    if isinstance(value, list) and kind in ("ints", "floats", "float_list"):
-        return repr(tuple(value))
-    return repr(value)
-
-
-def layer_source(index: int, report: ModelReport) -> str:
-    layer = report.layers[index]
-    entry = LAYERS.get(layer.type)
-    args = []
-    for p in entry.params:
-        if p.name not in layer.params:
-            continue
-        value = layer.params[p.name]
-        if p.inferred is None and p.default is not REQUIRED and value == p.default:
-            continue  # torch's default: leave it out, as a person would
-        args.append(f"{p.name}={_literal(value, p.kind)}")
-    if layer.type in ("RNN", "LSTM", "GRU"):
-        return f"Recurrent({layer.type!r}, {', '.join(args)})"
-    return f"nn.{layer.type}({', '.join(args)})"
-
-
-def python_source(model: TrainedModel, weights_name: str) -> str:
-    report = model.report
-    layers = ",\n".join(f"            {layer_source(i, report)}" for i in range(len(report.layers)))
-    recurrent = any(layer.type in ("RNN", "LSTM", "GRU") for layer in report.layers)
-    normalization = model.normalization
-    lines = [
-        f'"""{model.project.name}: a standalone PyTorch model written by guidl.',
-        "",
-        "Needs only torch and safetensors. Usage:",
-        "",
-        f"    model = load()                  # reads {weights_name} beside this file",
-        "    scores = model(preprocess(x))   # x: raw inputs shaped (batch, *INPUT_SHAPE)",
-        '"""',
-        "",
-        "from pathlib import Path",
-        "",
-        "import torch",
-        "from torch import nn",
-        "",
-        f"INPUT_SHAPE = {tuple(model.input_shape)!r}",
-        f"INPUT_DTYPE = torch.{'int64' if model.input_dtype == 'int64' else 'float32'}",
-        f"CLASS_NAMES = {model.class_names!r}",
-        "# Preprocessing learned on the training data: (x * SCALE - MEAN) / STD per channel.",
-        f"SCALE = {normalization['scale'] if normalization else None!r}",
-        f"MEAN = {normalization['mean'] if normalization else None!r}",
-        f"STD = {normalization['std'] if normalization else None!r}",
-    ]
-    source = "\n".join(lines) + "\n"
-    if recurrent:
-        source += _recurrent_source()
-    source += f'''
-
-class Model(nn.Sequential):
-    def __init__(self):
-        super().__init__(
-{layers},
-        )
-
-
-def load(weights=Path(__file__).with_name({weights_name!r})):
-    """The model with its trained weights, ready for inference."""
-    from safetensors.torch import load_file
-
-    model = Model()
-    model.load_state_dict(load_file(str(weights)))
-    return model.eval()
-
-
-def preprocess(x):
-    """Raw inputs (pixels 0..255 for images) to what the model was trained on."""
-    x = torch.as_tensor(x)
-    if MEAN is None:
-        return x.to(INPUT_DTYPE)
-    shape = (1, -1) + (1,) * (x.dim() - 2)
-    mean = torch.tensor(MEAN).view(shape)
-    std = torch.tensor(STD).view(shape)
-    return (x.to(torch.float32) * SCALE - mean) / std
-
-
-if __name__ == "__main__":
-    print(load())
-'''
-    return source
-
-
 def _train_script_path(path: Path) -> Path:
     return path.with_name(path.stem + "_train.py")
 
 
-def training_source(model: TrainedModel, module_name: str) -> str:
-    training = model.project.training
-    return f'''"""Trains the model of {module_name}.py on arrays in an .npz file (x, y).
-
-A standalone script written by guidl: torch and numpy only. Usage:
-
-    python {module_name}_train.py data.npz [epochs]
-"""
-
-import sys
-
-import numpy as np
-import torch
-from torch import nn
-
-from {module_name} import Model, preprocess
-
-LOSS = nn.{training.loss.type}(**{training.loss.params!r})
-OPTIMIZER = torch.optim.{training.optimizer.type}
-OPTIMIZER_ARGS = {_tuple_lists(training.optimizer.params)!r}
-EPOCHS = {training.epochs}
-BATCH_SIZE = {model.project.data.batch_size}
-SEED = {training.seed}
-
-
-def main(path, epochs=EPOCHS):
-    torch.manual_seed(SEED)
-    with np.load(path, allow_pickle=False) as arrays:
-        x, y = preprocess(arrays["x"]), torch.as_tensor(arrays["y"])
-    model = Model()
-    optimizer = OPTIMIZER(model.parameters(), **OPTIMIZER_ARGS)
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(x))
-        total = 0.0
-        for start in range(0, len(x), BATCH_SIZE):
-            index = order[start:start + BATCH_SIZE]
-            optimizer.zero_grad()
-            loss = LOSS(model(x[index]), y[index])
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(index)
-        print(f"epoch {{epoch + 1}}/{{epochs}}  loss {{total / len(x):.4f}}")
-    from safetensors.torch import save_file
-
-    save_file(model.state_dict(), "{module_name}_retrained.safetensors")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1], *(int(a) for a in sys.argv[2:3]))
-'''
-
-
-def _tuple_lists(params: dict) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-
-
 def _python(model: TrainedModel, path: Path, x: torch.Tensor, training_script: bool) -> float:
-    weights = path.with_suffix(".safetensors")
+    """Write the module, its weights and (with ``training_script``) the
+    training script into a temporary folder beside ``path``, check them
+    there, and only then move each into place."""
     if path.suffix != ".py":
         raise ExportError(f"{path.name}: Python source must be written to a .py file")
-    if not path.stem.isidentifier():
-        raise ExportError(f"{path.name}: a Python module's name must be a valid identifier "
-                          "(letters, digits and underscores)")
-    _safetensors(model, weights, x)
-    source = python_source(model, weights.name)
-    with atomic_path(path) as tmp:
-        tmp.write_text(source, encoding="utf-8")
+    problem = module_name_problem(path.stem)
+    if problem:
+        raise ExportError(f"{path.name}: {problem}")
+    weights = path.with_suffix(".safetensors")
+    files = {path.name: _destination(path), weights.name: _destination(weights)}
     if training_script:
-        with atomic_path(_train_script_path(path)) as tmp:
-            tmp.write_text(training_source(model, path.stem), encoding="utf-8")
-    return check_python_module(path, x, model)
+        script = _train_script_path(path)
+        files[script.name] = _destination(script)
+    try:
+        sources = {path.name: python_source(model, weights.name)}
+        if training_script:
+            sources[script.name] = training_source(model, path.stem)
+    except SourceError as error:
+        raise ExportError(f"the Python source cannot be written: {error}") from None
+    for name, source in sources.items():
+        try:
+            compile(source, name, "exec", dont_inherit=True)  # compiling runs nothing
+        except SyntaxError as error:
+            raise ExportError(f"the generated {name} does not compile ({error.msg}, line "
+                              f"{error.lineno}); this is a bug in guidl") from None
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".tmp", dir=files[path.name].parent))
+    try:
+        _safetensors(model, staging / weights.name, x)
+        for name, source in sources.items():
+            (staging / name).write_text(source, encoding="utf-8")
+        difference = check_python_module(staging / path.name, x, model)
+        _accept("python", difference)
+        # The weights first and the module last: a module is never beside older weights.
+        order = [weights.name] + [n for n in sources if n != path.name] + [path.name]
+        for name in order:
+            _replace(staging / name, files[name])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return difference
+
+
+def _replace(source: Path, target: Path) -> None:
+    """Move ``source`` onto ``target`` in one step, with the permissions the
+    old file had, or a new file's."""
+    if target.exists():
+        mode = target.stat().st_mode & 0o777
+    else:
+        mask = os.umask(0)
+        os.umask(mask)
+        mode = 0o666 & ~mask
+    os.chmod(source, mode)
+    os.replace(source, target)
+
+
+#: Run in a fresh interpreter, with the paths as arguments (never in the code):
+#: imports the generated module by its absolute path, without guidl.
+_CHECK = """\
+import importlib.util, sys
+sys.modules['guidl'] = None  # the module must not need guidl
+import torch
+module_path, name, inputs, outputs = sys.argv[1:5]
+spec = importlib.util.spec_from_file_location(name, module_path)
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+x = torch.load(inputs, weights_only=True)
+with torch.no_grad():
+    torch.save(module.load()(x), outputs)
+"""
 
 
 def check_python_module(path: Path, x: torch.Tensor, model: TrainedModel) -> float:
     """Run the generated module in a fresh interpreter (without guidl) and
     compare its outputs with the model's."""
+    path = Path(path).absolute()
     with tempfile.TemporaryDirectory() as folder:
         inputs = Path(folder) / "x.pt"
         outputs = Path(folder) / "y.pt"
         torch.save(x, inputs)
-        code = (
-            "import sys, torch\n"
-            f"sys.path.insert(0, {str(path.parent)!r})\n"
-            "sys.modules['guidl'] = None  # the module must not need guidl\n"
-            f"import {path.stem} as m\n"
-            f"x = torch.load({str(inputs)!r}, weights_only=True)\n"
-            "with torch.no_grad():\n"
-            f"    torch.save(m.load()(x), {str(outputs)!r})\n"
-        )
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                cwd=folder, timeout=300)
+        try:
+            # -P: the working folder is not put on sys.path.
+            result = subprocess.run([sys.executable, "-P", "-c", _CHECK, str(path), path.stem, str(inputs),
+                                     str(outputs)], capture_output=True, text=True, cwd=folder,
+                                    timeout=PYTHON_CHECK_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise ExportError(f"the generated {path.name} did not finish within "
+                              f"{PYTHON_CHECK_TIMEOUT_S} s") from None
         if result.returncode != 0:
-            raise ExportError(f"the generated {path.name} does not run: "
-                              f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ''}")
+            last = result.stderr.strip().splitlines()[-1][:300] if result.stderr.strip() else ""
+            raise ExportError(f"the generated {path.name} does not run: {last}")
         with torch.no_grad():
             return _compare(model.module(x), torch.load(outputs, weights_only=True))
 
 
 def default_filename(model: TrainedModel, fmt: str) -> str:
-    stem = "".join(c if c.isalnum() else "_" for c in model.project.name.lower()).strip("_") or "model"
+    """A file name from the project's name: ASCII letters, digits and
+    underscores (a valid module name for the Python export)."""
+    name = model.project.name.lower()
+    stem = "".join(c if c.isascii() and c.isalnum() else "_" for c in name).strip("_") or "model"
     if stem[0].isdigit():
         stem = "model_" + stem
+    if fmt == "python" and module_name_problem(stem):
+        stem += "_model"
     return stem + FORMATS[fmt]
-
-

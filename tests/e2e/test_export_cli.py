@@ -55,7 +55,7 @@ def test_export_and_predict_explain_bad_input(tmp_path, root):
     assert result.returncode == 0 and "warning: the model is untrained" in result.stderr
     (tmp_path / "broken.guidl").write_bytes(b"PK\x03\x04 not really a zip")
     result = guidl("predict", str(tmp_path / "broken.guidl"), str(tmp_path / "x.png"))
-    assert result.returncode == 2 and "not a readable guidl bundle" in result.stderr
+    assert result.returncode == 2 and "not a valid guidl bundle" in result.stderr
     assert "Traceback" not in result.stderr
     rows = tmp_path / "rows.csv"
     rows.write_text("x,y\n0.5,0.2\n-1,0.3\n")

@@ -1,0 +1,309 @@
+"""Python source for a trained model: a module that needs only torch and
+safetensors, and an optional standalone training script.
+
+The source is made from text that may come from anyone (a project, a bundle
+or a run folder someone sent): its name, class names, parameters, file
+names. None of it is ever pasted into the code as text:
+
+- a value enters only through ``literal``: the ``repr`` of a plain value
+  (str, int, finite float, bool, None, and lists, tuples and dicts of
+  those), checked to read back as the same value with ``ast.literal_eval``.
+  ``repr`` escapes quotes, backslashes, line breaks, NUL and every
+  non-printable character, so a literal can never end early;
+- a name that becomes code (a layer, loss or optimizer type, a parameter
+  name, the module's own name) must be a plain identifier found in guidl's
+  catalogues (``identifier``, ``module_name_problem``);
+- docstrings and comments hold no user text at all (the project's name is
+  the constant ``NAME``).
+
+The export then compiles the source and runs it in a separate interpreter
+to check it (``export.check_python_module``).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import keyword
+import math
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ..registry import LAYERS, LOSSES, OPTIMIZERS, REQUIRED
+
+if TYPE_CHECKING:
+    from ..registry import Catalogue
+    from .build import ModelReport
+    from .export import TrainedModel
+
+#: Modules the generated files import: a module of the same name would hide them.
+_IMPORTED = {"torch", "safetensors", "numpy"}
+_MAX_DEPTH = 16
+
+
+class SourceError(ValueError):
+    """A value that cannot be written into Python source safely."""
+
+
+def _plain(value: Any, tuples: bool, depth: int = 0) -> Any:
+    """``value`` as plain Python data, or ``SourceError``."""
+    if depth > _MAX_DEPTH:
+        raise SourceError("a value nested too deeply")
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SourceError(f"a number that is not finite ({value})")
+        return value
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v, tuples, depth + 1) for v in value]
+        return tuple(items) if tuples or isinstance(value, tuple) else items
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise SourceError("an object whose keys are not all strings")
+        return {k: _plain(v, tuples, depth + 1) for k, v in value.items()}
+    raise SourceError(f"a value of type {type(value).__name__}")
+
+
+def literal(value: Any, *, tuples: bool = False) -> str:
+    """A Python literal for ``value`` (lists as tuples with ``tuples``) that
+    evaluates to exactly that value and can hold no code."""
+    plain = _plain(value, tuples)
+    text = repr(plain)
+    try:
+        same = ast.literal_eval(text) == plain
+    except (ValueError, SyntaxError, RecursionError, MemoryError):
+        same = False
+    if not same or "\n" in text or "\r" in text:
+        raise SourceError(f"a value that does not read back as written: {text[:60]}")
+    return text
+
+
+def identifier(name: Any, catalogue: "Catalogue") -> str:
+    """``name`` when it is a plain identifier in ``catalogue``, else ``SourceError``."""
+    if not (isinstance(name, str) and name.isascii() and name.isidentifier()
+            and not keyword.iskeyword(name) and name in catalogue):
+        raise SourceError(f"{str(name)[:40]!r} is not a known {catalogue.family}")
+    return name
+
+
+def module_name_problem(stem: str) -> str | None:
+    """Why ``stem`` cannot name the generated module, or None."""
+    if not stem.isidentifier() or keyword.iskeyword(stem):
+        return ("a Python module's name must be a valid identifier (letters, digits and "
+                "underscores, not starting with a digit, not a keyword)")
+    if stem in _IMPORTED or stem in sys.stdlib_module_names:
+        return f"a module named {stem!r} would hide the module of that name; choose another name"
+    return None
+
+
+def layer_source(index: int, report: "ModelReport") -> str:
+    layer = report.layers[index]
+    entry = LAYERS.get(identifier(layer.type, LAYERS))
+    args = []
+    for p in entry.params:
+        if p.name not in layer.params:
+            continue
+        value = layer.params[p.name]
+        if p.inferred is None and p.default is not REQUIRED and value == p.default:
+            continue  # torch's default: leave it out, as a person would
+        tuples = isinstance(value, list) and p.kind in ("ints", "floats", "float_list")
+        if not p.name.isidentifier():
+            raise SourceError(f"{layer.type}: parameter {p.name!r} is not an identifier")
+        args.append(f"{p.name}={literal(value, tuples=tuples)}")
+    if layer.type in ("RNN", "LSTM", "GRU"):
+        return f"Recurrent({literal(layer.type)}, {', '.join(args)})"
+    return f"nn.{layer.type}({', '.join(args)})"
+
+
+def _recurrent_source() -> str:
+    """guidl's own Recurrent wrapper, copied into the generated module so that
+    the module and guidl can never disagree about it."""
+    from . import modules
+
+    return ('\n\nRECURRENT_CLASSES = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}\n\n\n'
+            + inspect.getsource(modules.Recurrent))
+
+
+def text_vocabulary(model: "TrainedModel") -> str | None:
+    """The characters of a text dataset's token ids (id i is the i-th), or None."""
+    if model.project.data.dataset != "text":
+        return None
+    from .data import VOCAB
+
+    return VOCAB
+
+
+def _class_names(model: "TrainedModel", vocab: str | None) -> list[str] | None:
+    names = model.class_names
+    if names is None:
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise SourceError("the class names are not a list of strings")
+    if vocab is not None and len(names) == len(vocab):
+        return list(vocab)  # the characters themselves, not their printable escapes
+    return names
+
+
+_TEXT_HELPERS = '''
+
+def encode(text):
+    """Text to token ids (a 1-D int64 tensor); characters outside VOCAB
+    become the id of a space, as in training."""
+    return torch.tensor([_IDS.get(c, UNKNOWN_ID) for c in text], dtype=torch.int64)
+
+
+def decode(ids):
+    """Token ids (a list or tensor, e.g. ``scores.argmax(-1)``) back to text."""
+    return "".join(VOCAB[int(i)] for i in torch.as_tensor(ids).flatten())
+
+
+def predict_next(model, text):
+    """The most likely character after ``text`` (its last INPUT_SHAPE[0]
+    characters go in)."""
+    x = encode(text[-INPUT_SHAPE[0]:]).unsqueeze(0)
+    with torch.no_grad():
+        return decode(model(x).argmax(-1))
+'''
+
+
+def python_source(model: "TrainedModel", weights_name: str) -> str:
+    report = model.report
+    layers = ",\n".join(f"            {layer_source(i, report)}" for i in range(len(report.layers)))
+    recurrent = any(layer.type in ("RNN", "LSTM", "GRU") for layer in report.layers)
+    normalization = model.normalization
+    if normalization is not None and not isinstance(normalization, dict):
+        raise SourceError("the normalization is not an object")
+    vocab = text_vocabulary(model)
+    usage = ["    model = load()                  # reads the weights beside this file",
+             "    scores = model(preprocess(x))   # x: raw inputs shaped (batch, *INPUT_SHAPE)"]
+    if vocab is not None:
+        usage += ["    ids = encode(text)              # text to token ids; decode(ids) back",
+                  "    predict_next(model, text)       # the most likely next character"]
+    lines = [
+        '"""A standalone PyTorch model written by guidl (its project: NAME).',
+        "",
+        "Needs only torch and safetensors. Usage:",
+        "",
+        *usage,
+        '"""',
+        "",
+        "from pathlib import Path",
+        "",
+        "import torch",
+        "from torch import nn",
+        "",
+        f"NAME = {literal(model.project.name)}",
+        f"INPUT_SHAPE = {literal(tuple(int(d) for d in model.input_shape))}",
+        f"INPUT_DTYPE = torch.{'int64' if model.input_dtype == 'int64' else 'float32'}",
+        f"CLASS_NAMES = {literal(_class_names(model, vocab))}",
+        "# Preprocessing learned on the training data: (x * SCALE - MEAN) / STD per channel.",
+        f"SCALE = {literal(normalization.get('scale') if normalization else None)}",
+        f"MEAN = {literal(normalization.get('mean') if normalization else None)}",
+        f"STD = {literal(normalization.get('std') if normalization else None)}",
+    ]
+    if vocab is not None:
+        lines += [
+            "# Token id i is the character VOCAB[i].",
+            f"VOCAB = {literal(vocab)}",
+            "_IDS = {c: i for i, c in enumerate(VOCAB)}",
+            f"UNKNOWN_ID = {literal(vocab.index(' ') if ' ' in vocab else 0)}",
+        ]
+    source = "\n".join(lines) + "\n"
+    if vocab is not None:
+        source += _TEXT_HELPERS
+    if recurrent:
+        source += _recurrent_source()
+    source += f'''
+
+class Model(nn.Sequential):
+    def __init__(self):
+        super().__init__(
+{layers},
+        )
+
+
+def load(weights=Path(__file__).with_name({literal(weights_name)})):
+    """The model with its trained weights, ready for inference."""
+    from safetensors.torch import load_file
+
+    model = Model()
+    model.load_state_dict(load_file(str(weights)))
+    return model.eval()
+
+
+def preprocess(x):
+    """Raw inputs (pixels 0..255 for images) to what the model was trained on."""
+    x = torch.as_tensor(x)
+    if MEAN is None:
+        return x.to(INPUT_DTYPE)
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    mean = torch.tensor(MEAN).view(shape)
+    std = torch.tensor(STD).view(shape)
+    return (x.to(torch.float32) * SCALE - mean) / std
+
+
+if __name__ == "__main__":
+    print(load())
+'''
+    return source
+
+
+def training_source(model: "TrainedModel", module_name: str) -> str:
+    problem = module_name_problem(module_name)
+    if problem:
+        raise SourceError(f"{module_name!r}: {problem}")
+    training = model.project.training
+    loss = identifier(training.loss.type, LOSSES)
+    optimizer = identifier(training.optimizer.type, OPTIMIZERS)
+    if not isinstance(training.loss.params, dict) or not isinstance(training.optimizer.params, dict):
+        raise SourceError("the loss's or optimizer's parameters are not an object")
+    return f'''"""Trains the model of the module beside this script on arrays in an
+.npz file (x, y). A standalone script written by guidl: torch and numpy only.
+
+Usage: python THIS_SCRIPT.py data.npz [epochs]
+"""
+
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+
+from {module_name} import Model, preprocess
+
+LOSS = nn.{loss}(**{literal(training.loss.params)})
+OPTIMIZER = torch.optim.{optimizer}
+OPTIMIZER_ARGS = {literal(training.optimizer.params, tuples=True)}
+EPOCHS = {literal(int(training.epochs))}
+BATCH_SIZE = {literal(int(model.project.data.batch_size))}
+SEED = {literal(int(training.seed))}
+RETRAINED = {literal(module_name + "_retrained.safetensors")}
+
+
+def main(path, epochs=EPOCHS):
+    torch.manual_seed(SEED)
+    with np.load(path, allow_pickle=False) as arrays:
+        x, y = preprocess(arrays["x"]), torch.as_tensor(arrays["y"])
+    model = Model()
+    optimizer = OPTIMIZER(model.parameters(), **OPTIMIZER_ARGS)
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(x))
+        total = 0.0
+        for start in range(0, len(x), BATCH_SIZE):
+            index = order[start:start + BATCH_SIZE]
+            optimizer.zero_grad()
+            loss = LOSS(model(x[index]), y[index])
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(index)
+        print(f"epoch {{epoch + 1}}/{{epochs}}  loss {{total / len(x):.4f}}")
+    from safetensors.torch import save_file
+
+    save_file(model.state_dict(), RETRAINED)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], *(int(a) for a in sys.argv[2:3]))
+'''
