@@ -44,3 +44,23 @@ def busy_program():
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+class Hung(BaseException):
+    """Raised by ``no_hang``; not an OSError, so no ``except OSError`` hides it."""
+
+
+@contextlib.contextmanager
+def no_hang(seconds: float = 5):
+    """Fail (instead of waiting forever) when the block takes longer than
+    ``seconds``: a blocking open() or read() is interrupted by SIGALRM."""
+    def expire(signum, frame):
+        raise Hung(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

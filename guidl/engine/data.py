@@ -16,9 +16,13 @@ Problems (a missing file, an offline download, a bad CSV cell) raise
 from __future__ import annotations
 
 import csv
+import io
+import lzma
 import math
 import os
 import socket
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,7 +31,7 @@ import numpy as np
 import torch
 
 from ..registry import DATASETS
-from ..spec import Data, Project
+from ..spec import Data, Project, UnreadableFileError, open_regular_file, read_regular_file
 
 #: Printable ASCII and the newline: the vocabulary of the ``text`` dataset.
 #: Other characters become a space. 96 tokens, matching the LSTM example.
@@ -56,6 +60,14 @@ TORCHVISION_FILES = {
 #: How long a download may stay silent before guidl gives up on it.
 DOWNLOAD_TIMEOUT_S = 15
 
+#: The largest files guidl reads as data. Text and CSV are held several times
+#: over while they are parsed (characters, token ids, cells), so they get less
+#: room than the binary formats; what an .npz expands to is checked apart.
+MAX_TEXT_BYTES = 256 * 2**20
+MAX_CSV_BYTES = 256 * 2**20
+MAX_NPZ_BYTES = 4 * 2**30
+MAX_IMAGE_FILE_BYTES = 64 * 2**20
+
 
 class DatasetError(ValueError):
     """A dataset that cannot be loaded; the message says why and what to do."""
@@ -70,6 +82,12 @@ def default_data_root() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("guidl", appauthor=False)) / "datasets"
+
+
+def _unreadable(dataset: str, error: UnreadableFileError) -> str:
+    if error.reason == "no such file":
+        return f"{dataset}: no such file {error.path}"
+    return f"{dataset}: {error}"
 
 
 # -- raw data -----------------------------------------------------------------------
@@ -187,13 +205,11 @@ def _text(name: str, params: dict) -> RawData:
     if params["path"]:
         path = Path(params["path"]).expanduser()
         try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise DatasetError(f"text: no such file {path}") from None
+            text = read_regular_file(path, MAX_TEXT_BYTES, "a text file").decode("utf-8")
+        except UnreadableFileError as error:
+            raise DatasetError(_unreadable("text", error)) from None
         except UnicodeDecodeError as error:
             raise DatasetError(f"text: {path} is not UTF-8 text (byte {error.start})") from None
-        except OSError as error:
-            raise DatasetError(f"text: cannot read {path}: {error.strerror}") from None
         title = path.name
     else:
         text, title = builtin_text(), "Built-in text"
@@ -222,10 +238,11 @@ def _torchvision(name: str, params: dict) -> RawData:
     cls = getattr(tv, entry.info["title"])
     root = Path(params["root"]).expanduser() if params["root"] else default_data_root()
     download = params["download"]
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise DatasetError(f"{name}: cannot create the data folder {root}: {error.strerror}") from None
+    if download:  # without a download there is nothing to put in a new folder: create none
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DatasetError(f"{name}: cannot create the data folder {root}: {error.strerror}") from None
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
@@ -273,10 +290,13 @@ def _read_image(path: Path, size: tuple[int, int], grayscale: bool) -> np.ndarra
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
+        with open_regular_file(path, MAX_IMAGE_FILE_BYTES, "an image file") as handle, \
+                Image.open(handle) as image:
             image = image.convert("L" if grayscale else "RGB")
             image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             array = np.asarray(image, dtype=np.uint8)
+    except UnreadableFileError as error:
+        raise DatasetError(_unreadable("image_folder", error)) from None
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         raise DatasetError(f"image_folder: {path} is not a readable image ({error})") from None
     return array[None] if grayscale else array.transpose(2, 0, 1)
@@ -336,20 +356,43 @@ def _decide_task(task: str, values: np.ndarray | None, strings: bool) -> str:
     return "classification" if whole and distinct <= max(2, min(100, len(values) // 5)) else "regression"
 
 
+class CsvReadError(ValueError):
+    """A CSV file that cannot be read; the message starts with its path."""
+
+
+def read_csv(path: Path, delimiter: str = ",") -> list[list[str]]:
+    """The rows of a UTF-8 CSV file (a BOM is allowed), read only from a
+    regular file of at most ``MAX_CSV_BYTES`` (else ``UnreadableFileError``);
+    ``CsvReadError`` for text that is not CSV. The csv module's own limit of
+    128 KiB per field stays."""
+    try:
+        with open_regular_file(path, MAX_CSV_BYTES, "a CSV file") as raw, \
+                io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            try:
+                return list(reader)
+            except csv.Error as error:
+                limit = csv.field_size_limit()
+                if "field limit" in str(error):
+                    raise CsvReadError(f"{path}: line {reader.line_num} holds a field longer than "
+                                       f"{limit // 1024} KiB; is it really a CSV file?") from None
+                raise CsvReadError(f"{path}: line {reader.line_num} is not valid CSV ({error})") from None
+    except UnicodeDecodeError:
+        raise CsvReadError(f"{path} is not UTF-8 text; save it as UTF-8") from None
+    except OSError as error:
+        raise CsvReadError(f"{path}: cannot be read: {error.strerror or error}") from None
+
+
 def _csv(name: str, params: dict) -> RawData:
     path = Path(params["path"]).expanduser()
     if len(params["delimiter"]) != 1:
         raise DatasetError(f"csv: the delimiter must be one character, got {params['delimiter']!r}")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = [(line, row) for line, row in enumerate(csv.reader(handle, delimiter=params["delimiter"]),
-                                                           start=1)]
-    except FileNotFoundError:
-        raise DatasetError(f"csv: no such file {path}") from None
-    except UnicodeDecodeError as error:
-        raise DatasetError(f"csv: {path} is not UTF-8 text (byte {error.start})") from None
-    except (OSError, csv.Error) as error:
-        raise DatasetError(f"csv: cannot read {path}: {error}") from None
+        rows = list(enumerate(read_csv(path, delimiter=params["delimiter"]), start=1))
+    except UnreadableFileError as error:
+        raise DatasetError(_unreadable("csv", error)) from None
+    except CsvReadError as error:
+        raise DatasetError(f"csv: {error}") from None
     rows = [(line, row) for line, row in rows if any(cell.strip() for cell in row)]
     if len(rows) < 3:
         raise DatasetError(f"csv: {path} needs a header row and at least two data rows")
@@ -417,28 +460,110 @@ def _fmt_label(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def _npz(name: str, params: dict) -> RawData:
-    path = Path(params["path"]).expanduser()
+#: The arrays an .npz dataset may hold; other members are never read.
+NPZ_ARRAYS = ("x", "y", "x_test", "y_test", "class_names")
+
+
+def available_memory() -> int:
+    """Bytes of memory this machine can give without swapping, as psutil counts them."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def _npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype an .npz member declares, read from its header alone."""
+    from numpy.lib import format as npy
+
+    with archive.open(info) as member:
+        version = npy.read_magic(member)
+        read_header = getattr(npy, f"read_array_header_{version[0]}_{version[1]}", None)
+        if read_header is None:
+            raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported")
+        shape, _, dtype = read_header(member)
+    return tuple(int(n) for n in shape), dtype
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an .npz archive, after checking what they declare.
+
+    ``np.load`` would allocate whatever the members' headers declare and
+    inflate them whole: a 237 KB file can ask for gigabytes. Here each
+    member's header is read first and the total checked against the memory
+    training it takes; then numpy reads exactly the declared bytes of each
+    (allow_pickle=False: an .npz never runs code when guidl opens it).
+    """
+    from numpy.lib import format as npy
+
     try:
-        # allow_pickle=False: an .npz never runs code when guidl opens it.
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
+        handle = open_regular_file(path, MAX_NPZ_BYTES, "an .npz file")
+    except UnreadableFileError as error:
+        raise DatasetError(_unreadable("npz", error)) from None
+    with handle:
+        if handle.read(6) == b"\x93NUMPY":
             raise DatasetError(f"npz: {path} holds one array, not an .npz archive of named "
                                "arrays (save it with numpy.savez(path, x=..., y=...))")
-        with loaded as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except FileNotFoundError:
-        raise DatasetError(f"npz: no such file {path}") from None
-    except DatasetError:
-        raise
-    except ValueError as error:
-        raise DatasetError(f"npz: {path} holds an array guidl will not load ({error}); "
-                           "save it without Python objects") from None
-    except (OSError, EOFError, KeyError) as error:
-        raise DatasetError(f"npz: {path} is not a readable .npz file ({error})") from None
-    for key in ("x", "y"):
-        if key not in arrays:
-            raise DatasetError(f"npz: {path} has no array {key!r} (it has {', '.join(arrays) or 'none'})")
+        handle.seek(0)
+        try:
+            with zipfile.ZipFile(handle) as archive:
+                members = {info.filename[:-4]: info for info in archive.infolist()
+                           if info.filename.endswith(".npy")}
+                for key in ("x", "y"):
+                    if key not in members:
+                        raise DatasetError(f"npz: {path} has no array {key!r} (it has "
+                                           f"{', '.join(sorted(members)) or 'none'})")
+                declared = {key: _npy_header(archive, members[key])
+                            for key in NPZ_ARRAYS if key in members}
+                _check_npz_size(path, declared, members)
+                return {key: npy.read_array(archive.open(members[key]), allow_pickle=False)
+                        for key in declared}
+        except DatasetError:
+            raise
+        except ValueError as error:
+            if "allow_pickle" in str(error) or "object" in str(error).lower():
+                raise DatasetError(f"npz: {path} holds Python objects, which guidl will not load; "
+                                   "save it without Python objects") from None
+            raise DatasetError(f"npz: {path} is damaged or truncated ({error})") from None
+        except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, RuntimeError,
+                NotImplementedError, KeyError) as error:
+            # A zip that is damaged, encrypted or compressed in a way Python cannot read.
+            raise DatasetError(f"npz: {path} is not a readable .npz file ({error or type(error).__name__})") from None
+
+
+def _check_npz_size(path: Path, declared: dict[str, tuple[tuple[int, ...], np.dtype]],
+                    members: dict[str, zipfile.ZipInfo]) -> None:
+    """Refuse arrays whose declared size the archive cannot hold or this
+    machine cannot train on, before a byte of them is inflated."""
+    total = 0
+    need = 0
+    for key, (shape, dtype) in declared.items():
+        if dtype.hasobject:
+            raise DatasetError(f"npz: {path} holds Python objects in {key!r}, which guidl will not "
+                               "load; save it without Python objects")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if members[key].file_size < nbytes:
+            raise DatasetError(f"npz: {path} is damaged or truncated: {key!r} declares "
+                               f"{nbytes:,} bytes but holds {members[key].file_size:,}")
+        total += nbytes
+        # Samples become float32 tensors, split and normalised: count a few copies.
+        need += nbytes + 3 * math.prod(shape) * max(4, dtype.itemsize)
+    available = available_memory()
+    if need > available:
+        shapes = ", ".join(f"{key} {shape} {dtype}" for key, (shape, dtype) in declared.items())
+        raise DatasetError(f"npz: {path} declares arrays of {_bytes_text(total)} ({shapes}); training "
+                           f"on them needs about {_bytes_text(need)} of memory and "
+                           f"{_bytes_text(available)} is available")
+
+
+def _bytes_text(count: float) -> str:
+    from ..formatting import format_bytes
+
+    return format_bytes(count)
+
+
+def _npz(name: str, params: dict) -> RawData:
+    path = Path(params["path"]).expanduser()
+    arrays = _read_npz(path)
     x, y = arrays["x"], arrays["y"]
     if x.ndim == 0 or y.ndim == 0 or len(x) == 0:
         raise DatasetError("npz: x and y must hold one entry per sample, and at least one sample")

@@ -3,16 +3,19 @@ rows, with the preprocessing stored with the model."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from .data import IMAGE_SUFFIXES, Normalization
+from .data import (
+    IMAGE_SUFFIXES, MAX_IMAGE_FILE_BYTES, CsvReadError, Normalization, read_csv,
+)
 from .export import TrainedModel
 from .metrics import to_probabilities
 from ..registry import LOSSES
+from ..spec import UnreadableFileError, open_regular_file
 
 
 class PredictError(ValueError):
@@ -24,8 +27,6 @@ def read_inputs(model: TrainedModel, paths: list[str]) -> tuple[torch.Tensor, li
     samples, names = [], []
     for name in paths:
         path = Path(name)
-        if not path.is_file():
-            raise PredictError(f"{path}: no such file")
         if path.suffix.lower() in IMAGE_SUFFIXES:
             samples.append(_image(model, path))
             names.append(str(path))
@@ -46,36 +47,60 @@ def _image(model: TrainedModel, path: Path) -> np.ndarray:
         raise PredictError(f"{path}: this model takes {tuple(model.input_shape)} inputs, not images")
     channels, height, width = model.input_shape
     try:
-        with Image.open(path) as image:
+        with open_regular_file(path, MAX_IMAGE_FILE_BYTES, "an image file") as handle, \
+                Image.open(handle) as image:
             image = image.convert("L" if channels == 1 else "RGB")
             array = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
+    except UnreadableFileError as error:
+        raise PredictError(str(error)) from None
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         raise PredictError(f"{path}: not a readable image ({error})") from None
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 
 def _csv_rows(model: TrainedModel, path: Path) -> list[np.ndarray]:
+    """Each row of numbers, checked here against what the model takes, so a
+    bad value is reported with the row it is on."""
     if len(model.input_shape) != 1:
         raise PredictError(f"{path}: this model takes {tuple(model.input_shape)} inputs, not table rows")
     width = model.input_shape[0]
+    try:
+        table = read_csv(path)
+    except (UnreadableFileError, CsvReadError) as error:
+        raise PredictError(str(error)) from None
+    vocabulary = _vocabulary(model) if model.input_dtype == "int64" else None
     rows = []
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        for line, row in enumerate(csv.reader(handle), start=1):
-            cells = [c.strip() for c in row if c.strip()]
-            if not cells:
-                continue
-            try:
-                values = [float(c) for c in cells]
-            except ValueError:
-                if line == 1:
-                    continue  # a header
-                raise PredictError(f"{path}: row {line} holds a value that is not a number") from None
-            if len(values) != width:
-                raise PredictError(f"{path}: row {line} has {len(values)} values; the model takes {width}")
-            rows.append(np.array(values, dtype=np.float32))
+    for line, row in enumerate(table, start=1):
+        cells = [c.strip() for c in row if c.strip()]
+        if not cells:
+            continue
+        try:
+            values = [float(c) for c in cells]
+        except ValueError:
+            if line == 1:
+                continue  # a header
+            raise PredictError(f"{path}: row {line} holds a value that is not a number") from None
+        if len(values) != width:
+            raise PredictError(f"{path}: row {line} has {len(values)} values; the model takes {width}")
+        array = np.array(values, dtype=np.float64)
+        if not np.isfinite(array).all():
+            raise PredictError(f"{path}: row {line} holds NaN or an infinite value; the model needs "
+                               "finite numbers")
+        if vocabulary is not None:
+            bad = next((v for v in values if not v.is_integer() or not 0 <= v < vocabulary), None)
+            if bad is not None:
+                raise PredictError(f"{path}: row {line} holds {bad:g}; this model takes token ids, "
+                                   f"whole numbers from 0 to {vocabulary - 1}")
+        rows.append(array.astype(np.float32))
     if not rows:
         raise PredictError(f"{path}: no rows of numbers")
     return rows
+
+
+def _vocabulary(model: TrainedModel) -> int | None:
+    """How many token ids the model's first embedding takes, when it has one."""
+    embedding = next((m for m in model.module.modules() if isinstance(m, nn.Embedding)), None)
+    return None if embedding is None else embedding.num_embeddings
 
 
 def preprocess(model: TrainedModel, x: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,10 @@
 versions and validation. Imports neither torch nor Qt."""
 
 from .errors import Problem, ProjectError
-from .io import MIGRATIONS, atomic_path, atomic_write_text, dumps, load, loads, save, upgrade
+from .io import (
+    MIGRATIONS, UnreadableFileError, atomic_path, atomic_write_text, dumps, load, loads,
+    open_regular_file, read_regular_file, save, upgrade,
+)
 from .project import (
     CURRENT_VERSION, FORMAT, INPUT_DTYPES, Component, Data, Layer, Model, Project, Training,
 )
@@ -10,5 +13,6 @@ from .project import (
 __all__ = [
     "CURRENT_VERSION", "FORMAT", "INPUT_DTYPES", "MIGRATIONS",
     "Component", "Data", "Layer", "Model", "Problem", "Project", "ProjectError", "Training",
-    "atomic_path", "atomic_write_text", "dumps", "load", "loads", "save", "upgrade",
+    "UnreadableFileError", "atomic_path", "atomic_write_text", "dumps", "load", "loads",
+    "open_regular_file", "read_regular_file", "save", "upgrade",
 ]

@@ -11,9 +11,10 @@ import contextlib
 import json
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from .errors import Problem, ProjectError
 from .project import CURRENT_VERSION, FORMAT, Project
@@ -27,6 +28,84 @@ MAX_DEPTH = 64
 #: ``MIGRATIONS[v]`` upgrades a document of version ``v`` to ``v + 1``. Older
 #: files are upgraded one step at a time up to ``CURRENT_VERSION``.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+class UnreadableFileError(ValueError):
+    """A path guidl will not read: missing, not a regular file, or too large.
+
+    ``reason`` reads after the path: ``f"{path}: {reason}"``."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+_KINDS = ((stat.S_ISDIR, "is a folder, not a file"),
+          (stat.S_ISFIFO, "is a named pipe (FIFO), not a regular file"),
+          (stat.S_ISCHR, "is a character device, not a regular file"),
+          (stat.S_ISBLK, "is a block device, not a regular file"),
+          (stat.S_ISSOCK, "is a socket, not a regular file"))
+
+
+def _size_text(count: int) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} bytes"
+
+
+def _too_large(size: int, limit: int, what: str, grew: bool = False) -> str:
+    size_text, limit_text = _size_text(size), _size_text(limit)
+    if size_text == limit_text:
+        size_text = f"{size:,} bytes"
+    return f"is {'more than ' if grew else ''}{size_text}; {what} is at most {limit_text}"
+
+
+def open_regular_file(path: str | os.PathLike[str], limit_bytes: int, what: str) -> BinaryIO:
+    """``path`` opened for binary reading, only when it is a regular file of
+    at most ``limit_bytes``; else ``UnreadableFileError`` saying why.
+
+    The file is opened without blocking (a FIFO would wait for a writer
+    forever) and the checks look at the opened descriptor, not the path, so
+    nothing can be swapped in between. ``what`` names the kind of file in the
+    size message ("a project file").
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise UnreadableFileError(path, "no such file") from None
+    except IsADirectoryError:
+        raise UnreadableFileError(path, "is a folder, not a file") from None
+    except OSError as error:
+        raise UnreadableFileError(path, f"cannot be read: {error.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            reason = next((text for test, text in _KINDS if test(info.st_mode)), "is not a regular file")
+            raise UnreadableFileError(path, reason)
+        if info.st_size > limit_bytes:
+            raise UnreadableFileError(path, _too_large(info.st_size, limit_bytes, what))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular_file(path: str | os.PathLike[str], limit_bytes: int, what: str) -> bytes:
+    """The bytes of ``path`` (see ``open_regular_file``), never more than
+    ``limit_bytes``: a file that grows past it while being read is refused too."""
+    with open_regular_file(path, limit_bytes, what) as handle:
+        try:
+            data = handle.read(limit_bytes + 1)
+        except OSError as error:
+            raise UnreadableFileError(path, f"cannot be read: {error.strerror}") from None
+    if len(data) > limit_bytes:
+        raise UnreadableFileError(path, _too_large(len(data), limit_bytes, what, grew=True))
+    return data
 
 
 class _DuplicateKey(ValueError):
@@ -148,17 +227,9 @@ def load(path: str | os.PathLike[str]) -> Project:
     path = Path(path)
     source = str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ProjectError(Problem("", f"the file is {size / 2**20:.0f} MiB; a project file is "
-                                           f"at most {MAX_FILE_BYTES // 2**20} MiB"), source)
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ProjectError(Problem("", "no such file"), source) from None
-    except IsADirectoryError:
-        raise ProjectError(Problem("", "is a folder, not a project file"), source) from None
-    except OSError as error:
-        raise ProjectError(Problem("", f"cannot be read: {error.strerror}"), source) from None
+        raw = read_regular_file(path, MAX_FILE_BYTES, "a project file")
+    except UnreadableFileError as error:
+        raise ProjectError(Problem("", error.reason), source) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:

@@ -1,0 +1,145 @@
+"""Data files that are not what they claim: named pipes, devices, huge or
+damaged archives. Each is a clear ``DatasetError`` at once, never a hang, a
+traceback or a machine out of memory."""
+
+import io
+import os
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from guidl.engine import data as data_module
+from guidl.engine.data import DatasetError, load_raw
+from guidl.spec import Data
+from helpers import no_hang
+
+
+@pytest.mark.parametrize("dataset", ["text", "csv", "npz"])
+def test_a_fifo_as_data_path_is_refused_without_waiting_for_a_writer(tmp_path, dataset):
+    fifo = tmp_path / f"pipe.{dataset}"
+    os.mkfifo(fifo)
+    with no_hang(5), pytest.raises(DatasetError) as caught:
+        load_raw(Data(dataset, {"path": str(fifo)}))
+    assert str(caught.value) == f"{dataset}: {fifo}: is a named pipe (FIFO), not a regular file"
+
+
+def test_a_fifo_among_the_images_of_a_folder_is_refused(tmp_path):
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        Image.new("L", (4, 4), 80).save(tmp_path / cls / "one.png")
+    os.mkfifo(tmp_path / "b" / "two.png")
+    with no_hang(5), pytest.raises(DatasetError, match=r"two.png: is a named pipe \(FIFO\), not a regular file"):
+        load_raw(Data("image_folder", {"path": str(tmp_path), "image_size": 4, "grayscale": True}))
+
+
+def test_a_device_as_data_path_is_refused_before_reading_it():
+    with no_hang(5), pytest.raises(DatasetError, match="/dev/zero: is a character device, not a regular file"):
+        load_raw(Data("text", {"path": "/dev/zero"}))
+
+
+def test_a_text_file_over_the_limit_is_refused_without_reading_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_module, "MAX_TEXT_BYTES", 1000)
+    path = tmp_path / "big.txt"
+    path.write_text("a" * 1001)
+    with pytest.raises(DatasetError, match=r"big.txt: is 1001 bytes; a text file is at most 1000 bytes"):
+        load_raw(Data("text", {"path": str(path), "seq_len": 8}))
+
+
+# -- .npz archives ---------------------------------------------------------------
+
+def _npz_with_header(path, shape, payload: bytes):
+    """An .npz whose x.npy declares ``shape`` (float64) but holds ``payload``."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x.npy", header.getvalue() + payload)
+        buffer = io.BytesIO()
+        np.save(buffer, np.zeros(2, dtype=np.int64))
+        archive.writestr("y.npy", buffer.getvalue())
+
+
+def test_an_npz_declaring_a_huge_array_it_does_not_hold_is_refused(tmp_path):
+    path = tmp_path / "liar.npz"
+    _npz_with_header(path, (2**40,), b"\0" * 64)  # 8 TiB declared, 64 bytes held
+    with pytest.raises(DatasetError, match=r"liar.npz is damaged or truncated: 'x' declares "
+                                           r"8,796,093,022,208 bytes but holds"):
+        load_raw(Data("npz", {"path": str(path)}))
+
+
+def test_a_small_npz_that_inflates_past_memory_is_refused_before_inflating(tmp_path, monkeypatch):
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, x=np.zeros((2000, 1000), dtype=np.float32), y=np.zeros(2000, dtype=np.int64))
+    assert path.stat().st_size < 40_000  # 8 MB of samples in a few KB
+    monkeypatch.setattr(data_module, "available_memory", lambda: 16 * 2**20)
+
+    def inflate(*args, **kwargs):
+        raise AssertionError("an array was inflated before its size was checked")
+
+    monkeypatch.setattr(np.lib.format, "read_array", inflate)
+    monkeypatch.setattr(np, "load", inflate)
+    with pytest.raises(DatasetError) as caught:
+        load_raw(Data("npz", {"path": str(path)}))
+    message = str(caught.value)
+    assert "bomb.npz declares arrays of 7.64 MB (x (2000, 1000) float32, y (2000,) int64)" in message
+    assert "16.00 MB is available" in message
+
+
+def _valid_npz(path):
+    rng = np.random.default_rng(0)
+    np.savez_compressed(path, x=rng.normal(size=(200, 3)).astype(np.float32), y=np.arange(200) % 2)
+    return path.read_bytes()
+
+
+def _corrupt_deflate(raw: bytes) -> bytes:
+    data = bytearray(raw)
+    start = data.index(b"x.npy") + 5  # the first member's compressed bytes follow its name
+    data[start + 10: start + 400] = bytes(range(256)) + bytes(range(134))
+    return bytes(data)
+
+
+def _unknown_method(raw: bytes) -> bytes:
+    data = bytearray(raw)
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # local and central headers
+        at = data.index(signature)
+        while at >= 0:
+            data[at + offset: at + offset + 2] = (99).to_bytes(2, "little")
+            at = data.find(signature, at + 4)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda raw: raw[: len(raw) // 2],  # truncated: no central directory
+    lambda raw: raw[:-30],  # truncated inside the central directory
+    _corrupt_deflate,  # deflate garbage
+    _unknown_method,  # a compression Python cannot read
+    lambda raw: b"not a zip at all" * 10,
+], ids=["half", "tail", "deflate-garbage", "unknown-compression", "not-zip"])
+def test_a_truncated_or_corrupt_npz_gets_a_clear_message(tmp_path, damage):
+    path = tmp_path / "arrays.npz"
+    path.write_bytes(damage(_valid_npz(path)))
+    with pytest.raises(DatasetError, match=r"^npz: .*arrays.npz (is not a readable .npz file|is damaged)"):
+        load_raw(Data("npz", {"path": str(path)}))
+
+
+# -- CSV ---------------------------------------------------------------------------
+
+def test_csv_that_is_not_utf8_or_has_a_giant_field_gets_a_clear_message(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("a,b,label\n1,2,caf\xe9\n3,4,th\xe9\n5,6,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"^csv: .*latin1.csv is not UTF-8 text; save it as UTF-8$"):
+        load_raw(Data("csv", {"path": str(path)}))
+    path = tmp_path / "giant.csv"
+    path.write_text("a,b,label\n1,2,x\n3," + "9" * 200_000 + ",y\n5,6,x\n")
+    with pytest.raises(DatasetError, match=r"giant.csv: line 3 holds a field longer than 128 KiB"):
+        load_raw(Data("csv", {"path": str(path)}))
+
+
+# -- torchvision -------------------------------------------------------------------
+
+def test_a_torchvision_dataset_without_download_creates_no_folder(tmp_path):
+    root = tmp_path / "nowhere" / "datasets"
+    with pytest.raises(DatasetError, match="download is off"):
+        load_raw(Data("mnist", {"root": str(root), "download": False}))
+    assert not (tmp_path / "nowhere").exists()
