@@ -11,12 +11,101 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QTimer, Slot
-from PySide6.QtGui import QPalette
+from PySide6.QtCore import QEvent, Qt, QTimer, Slot
+from PySide6.QtGui import QFont, QFontMetricsF, QPalette
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 REFRESH_HZ = 25
 PALETTE_EVENTS = (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
+
+
+#: Characters that would draw as nothing (or break a line) in a class name.
+_SHOWN_AS = {" ": "\u2420", "\n": "\u21b5", "\t": "\u21e5", "\r": "\u240d"}
+
+
+def visible_text(name: str) -> str:
+    """A class name as it can be seen: line breaks, tabs and other control
+    characters as symbols (``↵``, ``⇥``), and spaces at either end, where
+    they would be invisible, as ``␠`` (a text dataset's space class); empty as ``∅``."""
+    if not name:
+        return "\u2205"
+
+    def shown(c: str) -> str:
+        if c in _SHOWN_AS and c != " ":
+            return _SHOWN_AS[c]
+        code = ord(c)
+        return chr(0x2400 + code) if code < 32 else "\u2421" if code == 127 else c
+
+    text = "".join(shown(c) for c in name)
+    core = text.strip(" ")
+    start = len(text) - len(text.lstrip(" "))
+    end = len(text) - len(text.rstrip(" ")) if core else 0
+    return "\u2420" * start + core + "\u2420" * end
+
+
+class CategoryAxis(pg.AxisItem):
+    """An axis of named categories (classes) at ``offset + i``: every name
+    while they fit, else every second, fifth, tenth... one, so that labels
+    never run into each other however many classes and however narrow the
+    plot. Names longer than ``MAX_CHARS`` are cut with an ellipsis."""
+
+    PAD = 6  # pixels between two labels
+    MAX_CHARS = 16
+
+    def __init__(self, orientation: str, **kwargs):
+        super().__init__(orientation, **kwargs)
+        self.names: list[str] = []
+        self.offset = 0.0
+        self.shown: list[str] = []  # the labels of the last layout (for tests)
+        self._room = float("inf")  # pixels each shown label may take
+
+    def set_names(self, names: list[str], offset: float = 0.0) -> None:
+        self.names = [visible_text(str(n)) for n in names]
+        self.offset = offset
+        self.picture = None
+        self.update()
+
+    def _metrics(self) -> QFontMetricsF:
+        return QFontMetricsF(self.style["tickFont"] or QFont())
+
+    def tickValues(self, minVal: float, maxVal: float, size: float):  # noqa: N802 - pyqtgraph's name
+        if not self.names:
+            return super().tickValues(minVal, maxVal, size)
+        low, high = sorted((minVal, maxVal))
+        if high <= low or size <= 0:
+            return []
+        per = size / (high - low)  # pixels per category
+        metrics = self._metrics()
+        if self.orientation in ("left", "right"):
+            need = metrics.height() + 2  # labels stack vertically
+        else:
+            # Whole names, fewer of them: cut names ("cl…", "cl…") could not be told apart.
+            need = max(metrics.horizontalAdvance(n[:self.MAX_CHARS]) for n in self.names) + self.PAD
+        step = 1
+        for factor in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000):
+            step = factor
+            if per * step >= need:
+                break
+        values = [i + self.offset for i in range(0, len(self.names), step)
+                  if low <= i + self.offset <= high]
+        self._room = per * step - self.PAD
+        return [(float(step), values)]
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
+        if not self.names:
+            return super().tickStrings(values, scale, spacing)
+        metrics = self._metrics()
+        strings = []
+        for value in values:
+            index = int(round(value - self.offset))
+            name = self.names[index] if 0 <= index < len(self.names) else ""
+            if len(name) > self.MAX_CHARS:
+                name = name[:self.MAX_CHARS - 1] + "\u2026"
+            if self.orientation in ("top", "bottom"):
+                name = metrics.elidedText(name, Qt.TextElideMode.ElideRight, max(self._room, 1))
+            strings.append(name)
+        self.shown = strings
+        return strings
 
 
 def follow_palette(view: pg.GraphicsView, palette: QPalette) -> None:

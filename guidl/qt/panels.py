@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 
 from ..registry import DATASETS, EARLY_STOPPING, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, Catalogue
 from ..spec import Component
-from .charts import PALETTE_EVENTS, follow_palette
+from .charts import PALETTE_EVENTS, CategoryAxis, follow_palette, visible_text
 from .document import ProjectDocument
 from .param_form import (
     ComboBox, DoubleSpinBox, ParamForm, SpinBox, apply_param, format_value, mark_field, with_note,
@@ -343,7 +343,8 @@ class DataPanel(QWidget):
         self.text_list = QListWidget()
         for widget in (self.image_grid, self.scatter, self.table, self.text_list):
             self.preview.addWidget(widget)
-        self.balance = pg.PlotWidget(title="Class balance (training split)")
+        self.balance = pg.PlotWidget(title="Class balance (training split)",
+                                     axisItems={"bottom": CategoryAxis("bottom")})
         self.balance.setBackground(self.palette().color(QPalette.ColorRole.Base))
         self.balance.setMaximumHeight(180)
         right.addWidget(self.summary)
@@ -452,7 +453,7 @@ class DataPanel(QWidget):
         elif info.modality == "text":
             self.text_list.clear()
             for text, label in previews:
-                self.text_list.addItem(f"{text!r} → {label!r}")
+                self.text_list.addItem(f"{text!r} → {visible_text(label)}")
             self.preview.setCurrentWidget(self.text_list)
         else:
             self._show_table(previews)
@@ -461,9 +462,8 @@ class DataPanel(QWidget):
             counts = np.array(info.class_counts)
             self.balance.addItem(pg.BarGraphItem(x=np.arange(len(counts)), height=counts, width=0.8,
                                                  brush=(59, 130, 246)))
-            names = info.class_names or [str(i) for i in range(len(counts))]
-            if len(names) <= 30:
-                self.balance.getAxis("bottom").setTicks([list(enumerate(names))])
+            self.balance.getAxis("bottom").set_names(
+                info.class_names or [str(i) for i in range(len(counts))])
         self.balance.setVisible(bool(info.class_counts))
 
     def _show_images(self, previews) -> None:

@@ -3,16 +3,20 @@ grid of sample predictions with the wrong ones highlighted."""
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
-    QFrame, QGridLayout, QLabel, QScrollArea, QSplitter, QTableWidget, QTableWidgetItem,
-    QVBoxLayout, QWidget,
+    QFrame, QGridLayout, QLabel, QScrollArea, QSplitter, QStackedWidget, QTableWidget,
+    QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from .charts import PALETTE_EVENTS, follow_palette
+from .charts import PALETTE_EVENTS, CategoryAxis, follow_palette, visible_text
+
+NO_RESULTS = "Train a model to see its results here."
 from .panels import image_pixmap
 
 
@@ -60,7 +64,7 @@ class ResultsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         layout = QVBoxLayout(self)
-        self.headline = QLabel("Train a model to see its results here.")
+        self.headline = QLabel(NO_RESULTS)
         self.headline.setWordWrap(True)
         self.headline.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(self.headline)
@@ -71,7 +75,9 @@ class ResultsPanel(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         splitter.addWidget(self.table)
-        self.confusion = pg.PlotWidget(title="Confusion matrix (rows: true, columns: predicted)")
+        self.confusion = pg.PlotWidget(
+            title="Confusion matrix (rows: true, columns: predicted)",
+            axisItems={"bottom": CategoryAxis("bottom"), "left": CategoryAxis("left")})
         self.confusion.setBackground(self.palette().color(QPalette.ColorRole.Base))
         self.confusion.setAspectLocked(True)
         self.confusion.invertY(True)
@@ -79,7 +85,17 @@ class ResultsPanel(QWidget):
         self.confusion.addItem(self.image)
         self.counts = CellLabels()
         self.confusion.addItem(self.counts)
-        splitter.addWidget(self.confusion)
+        # Nothing to draw (no run yet, no samples, regression): say so instead of
+        # empty axes (an empty matrix's ran from -1e-67 to 1e-67).
+        self.confusion_placeholder = QLabel()
+        self.confusion_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.confusion_placeholder.setWordWrap(True)
+        self.confusion_placeholder.setEnabled(False)
+        self.confusion_view = QStackedWidget()
+        self.confusion_view.addWidget(self.confusion)
+        self.confusion_view.addWidget(self.confusion_placeholder)
+        self._show_placeholder("The confusion matrix of a trained classifier appears here.")
+        splitter.addWidget(self.confusion_view)
         splitter.setSizes([380, 520])
         layout.addWidget(splitter, 3)
         layout.addWidget(QLabel("Sample predictions (wrong ones outlined in red):"))
@@ -97,11 +113,16 @@ class ResultsPanel(QWidget):
             follow_palette(self.confusion, self.palette())
 
     def clear(self) -> None:
-        self.headline.setText("Train a model to see its results here.")
+        self.headline.setText(NO_RESULTS)
         self.table.setRowCount(0)
         self.image.clear()
         self._clear_texts()
         self._clear_samples()
+        self._show_placeholder("The confusion matrix of a trained classifier appears here.")
+
+    def _show_placeholder(self, text: str) -> None:
+        self.confusion_placeholder.setText(text)
+        self.confusion_view.setCurrentWidget(self.confusion_placeholder)
 
     def _clear_texts(self) -> None:
         self.counts.set_cells([], 0)
@@ -135,10 +156,12 @@ class ResultsPanel(QWidget):
             self.table.setRowCount(0)
             self.image.clear()
             self._clear_texts()
+            self._show_placeholder("A regression model has no confusion matrix.")
         self._show_samples(samples)
 
     def _show_classes(self, data: dict) -> None:
-        names = data["class_names"] or [str(i) for i in range(len(data["precision"]))]
+        names = [visible_text(str(n)) for n in
+                 (data["class_names"] or [str(i) for i in range(len(data["precision"]))])]
         rows = list(zip(names, data["precision"], data["recall"], data["f1"], data["support"]))
         rows.append(("macro average", data["macro_precision"], data["macro_recall"], data["macro_f1"],
                      sum(data["support"])))
@@ -159,6 +182,11 @@ class ResultsPanel(QWidget):
     def _show_confusion(self, matrix: np.ndarray, names) -> None:
         self._clear_texts()
         n = len(matrix)
+        if n == 0 or matrix.sum() == 0:
+            self.image.clear()
+            self._show_placeholder("No confusion matrix: the evaluation had no samples.")
+            return
+        self.confusion_view.setCurrentWidget(self.confusion)
         totals = matrix.sum(axis=1, keepdims=True).clip(min=1)
         share = matrix / totals
         colormap = pg.colormap.get("viridis")
@@ -171,10 +199,8 @@ class ResultsPanel(QWidget):
                                     light if share[true, predicted] < 0.6 else dark)
                                    for true in range(n) for predicted in range(n)], n)
         labels = names or [str(i) for i in range(n)]
-        if n <= 30:
-            ticks = [[(i + 0.5, str(label)[:10]) for i, label in enumerate(labels)]]
-            self.confusion.getAxis("bottom").setTicks(ticks)
-            self.confusion.getAxis("left").setTicks(ticks)
+        for side in ("bottom", "left"):
+            self.confusion.getAxis(side).set_names(labels, offset=0.5)
         self.confusion.setRange(xRange=(0, n), yRange=(0, n), padding=0.02)
 
     def _show_samples(self, samples: list[dict]) -> None:
@@ -193,14 +219,19 @@ class ResultsPanel(QWidget):
                 picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
                 box.addWidget(picture)
             elif "text" in sample:
-                box.addWidget(QLabel(repr(sample["text"][-24:])))
+                context = QLabel(repr(sample["text"][-24:]))
+                context.setToolTip(sample["text"])
+                box.addWidget(context)
             else:
                 box.addWidget(QLabel(", ".join(f"{v:g}" for v in sample["values"])))
-            caption = QLabel(f"{sample['predicted']} ({sample['probability']:.0%})"
-                             + (f"<br><span style='color:#dc2626'>true: {sample['true']}</span>"
+            # A predicted space or line break must show (as ␠ or ↵); a name is text, not HTML.
+            predicted, true = visible_text(str(sample["predicted"])), visible_text(str(sample["true"]))
+            caption = QLabel(f"{html.escape(predicted)} ({sample['probability']:.0%})"
+                             + (f"<br><span style='color:#dc2626'>true: {html.escape(true)}</span>"
                                 if sample["wrong"] else ""))
+            caption.setTextFormat(Qt.TextFormat.RichText)
             caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            caption.setToolTip(f"true: {sample['true']} · predicted: {sample['predicted']}")
+            caption.setToolTip(f"true: {true} · predicted: {predicted}")
             box.addWidget(caption)
             self.samples_layout.addWidget(frame, i // columns, i % columns)
 
