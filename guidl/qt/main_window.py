@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
         self.edits = LayerEdits(self.document)
         self.devices: list[str] = []  # found once torch is loaded
         self.session = Session()
+        self.siblings: list[MainWindow] = []  # windows opened from this one (restored autosaves)
         self.jobs = Jobs(self)
         self.setWindowIcon(icon("guidl"))
         self.setAcceptDrops(False)

@@ -1,11 +1,40 @@
 """Projects: save and reopen, recent files, bad files, autosave and recovery."""
 
 import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
 from guidl import spec
+from helpers import small_project
+
+
+def crash(window) -> None:
+    """As if the window's process died: it never closes, and its lock is left
+    behind by a process that no longer exists."""
+    files = window.files
+    lock_path = files.recovery_lock.fileName()
+    files.autosave_timer.stop()
+    files.recovery_lock.unlock()
+    files.recovery_lock = None
+    code = ("import os, signal, sys; from PySide6.QtCore import QLockFile; "
+            f"lock = QLockFile({lock_path!r}); lock.tryLock(0) or sys.exit(3); "
+            "os.kill(os.getpid(), signal.SIGKILL)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == -signal.SIGKILL
+    assert Path(lock_path).exists()
+
+
+def new_window(qtbot, tmp_path, name: str):
+    from guidl.qt.main_window import MainWindow
+
+    window = MainWindow(settings=QSettings(str(tmp_path / f"{name}.ini"), QSettings.Format.IniFormat),
+                        state_dir=tmp_path / "state")
+    qtbot.addWidget(window)
+    return window
 
 
 def test_save_and_reopen_gives_the_same_model(window, tmp_path, qtbot):
@@ -42,12 +71,9 @@ def test_autosave_and_recovery_after_a_crash(window, tmp_path, qtbot, answer):
     window.autosave()
     saved = json.loads(window.recovery_file.read_text())
     assert len(saved["model"]["layers"]) == 6 and saved["guidl_recovery"]["path"] is None
-    from guidl.qt.main_window import MainWindow
-
+    crash(window)
     answer["button"] = QMessageBox.StandardButton.Yes
-    reborn = MainWindow(settings=QSettings(str(tmp_path / "s2.ini"), QSettings.Format.IniFormat),
-                        state_dir=tmp_path / "state")
-    qtbot.addWidget(reborn)
+    reborn = new_window(qtbot, tmp_path, "s2")
     assert reborn.offer_recovery()
     assert len(reborn.document.project.model.layers) == 6
     assert reborn.document.modified
@@ -79,3 +105,55 @@ def test_a_bundle_opens_to_evaluate_and_to_go_on_training(window, qtbot, tmp_pat
     window.stop_action.trigger()
     qtbot.waitUntil(lambda: window.thread is None, timeout=60_000)
     assert window.worker is None and window.trainer is not None
+
+
+def test_each_window_autosaves_to_its_own_file_and_a_crashed_ones_work_is_offered(window, tmp_path, qtbot,
+                                                                                   answer, monkeypatch):
+    second = new_window(qtbot, tmp_path, "second")
+    second.document.set_project(small_project(name="second"), None)
+    window.stack.select_layer(0)
+    window.delete_action.trigger()
+    second.edits.insert("ReLU")
+    window.autosave()
+    second.autosave()
+    # Two files: the second window's autosave leaves the first's alone.
+    assert window.recovery_file != second.recovery_file
+    assert len(json.loads(window.recovery_file.read_text())["model"]["layers"]) == 6
+    assert json.loads(second.recovery_file.read_text())["name"] == "second"
+    # Nothing is offered while both windows live.
+    assert new_window(qtbot, tmp_path, "meanwhile").files.orphans() == []
+    crash(window)
+    assert second.files.save_to(tmp_path / "second.guidl.json")
+    assert second.close() and not second.recovery_file.exists()
+    offered = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *args, **kwargs: offered.append(args[2]) or QMessageBox.StandardButton.Yes)
+    third = new_window(qtbot, tmp_path, "third")
+    assert third.offer_recovery()
+    assert len(offered) == 1 and "MNIST CNN" in offered[0]
+    assert len(third.document.project.model.layers) == 6 and third.document.modified
+    # The work lives on in the third window's own autosave; the orphan is gone.
+    assert not window.recovery_file.exists()
+    assert len(json.loads(third.recovery_file.read_text())["model"]["layers"]) == 6
+    assert new_window(qtbot, tmp_path, "fourth").files.orphans() == []
+
+
+def test_every_orphan_is_offered_one_after_another(qtbot, tmp_path, answer, monkeypatch):
+    crashed = []
+    for name in ("first", "second"):
+        window = new_window(qtbot, tmp_path, name)
+        window.document.set_project(small_project(name=name), None)
+        window.edits.insert("ReLU")
+        window.autosave()
+        crash(window)
+        crashed.append(window)
+    offered = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *args, **kwargs: offered.append(args[2]) or QMessageBox.StandardButton.Yes)
+    restorer = new_window(qtbot, tmp_path, "restorer")
+    assert restorer.offer_recovery()
+    assert len(offered) == 2 and "(1 of 2)" in offered[0] and "(2 of 2)" in offered[1]
+    names = {restorer.document.project.name} | {w.document.project.name for w in restorer.siblings}
+    assert names == {"first", "second"} and len(restorer.siblings) == 1
+    for sibling in restorer.siblings:
+        qtbot.addWidget(sibling)

@@ -4,10 +4,12 @@ autosaved copy offered back after a crash."""
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QTimer, Slot
+from PySide6.QtCore import QLockFile, QObject, Qt, QTimer, Slot
 from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMenu, QMessageBox
 
 from ... import spec
@@ -15,6 +17,9 @@ from ...examples import example_path
 
 MAX_RECENT = 8
 AUTOSAVE_MS = 30_000
+RECOVERY_FOLDER = "recovery"
+RECOVERY_SUFFIX = ".guidl.json"
+MAX_RECOVERY_BYTES = 64 * 1024 * 1024
 PROJECT_FILTER = ("guidl projects and bundles (*.guidl.json *.guidl);;guidl projects (*.guidl.json);;"
                   "guidl bundles, trained models (*.guidl);;All files (*)")
 
@@ -26,6 +31,9 @@ class FilesController(QObject):
         self.document = window.document
         self.settings = window.settings
         self.open_pending: Path | None = None  # a bundle to open once torch is ready
+        # This window's autosave: a name of its own, locked from the first autosave on.
+        self._recovery_name = f"{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.recovery_lock: QLockFile | None = None
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(AUTOSAVE_MS)
         self.autosave_timer.timeout.connect(self.autosave)
@@ -200,17 +208,30 @@ class FilesController(QObject):
             menu.addAction("No recent projects").setEnabled(False)
 
     # -- recovery -------------------------------------------------------------------------------
+    # Each window autosaves into a file of its own in state_dir/recovery, locked
+    # (QLockFile beside it) while the window lives. A file whose lock nobody
+    # holds is an orphan, left by a window that crashed: offered at start-up.
 
     @property
     def recovery_file(self) -> Path:
-        return self.window.state_dir / "recovery" / "autosave.guidl.json"
+        return self.window.state_dir / RECOVERY_FOLDER / f"{self._recovery_name}{RECOVERY_SUFFIX}"
+
+    def _lock_recovery(self) -> None:
+        """Hold this window's lock from its first autosave until it closes."""
+        if self.recovery_lock is not None:
+            return
+        self.recovery_file.parent.mkdir(parents=True, exist_ok=True)
+        lock = _lock_for(self.recovery_file)
+        if not lock.tryLock(0):
+            raise OSError(f"{self.recovery_file.name} is locked by another window")
+        self.recovery_lock = lock
 
     @Slot()
     def autosave(self) -> None:
         if not self.document.modified:
             return
         try:
-            self.recovery_file.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_recovery()
             document = self.document.project.to_dict()
             document["guidl_recovery"] = {"path": str(self.document.path) if self.document.path else None,
                                           "saved": datetime.now().isoformat(timespec="seconds")}
@@ -221,33 +242,99 @@ class FilesController(QObject):
     def remove_recovery(self) -> None:
         self.recovery_file.unlink(missing_ok=True)
 
-    def offer_recovery(self) -> bool:
-        """After a crash: offer the autosaved project. True when restored."""
-        if not self.recovery_file.exists():
-            return False
+    def orphans(self) -> list[tuple[Path, QLockFile]]:
+        """The recovery files no living window holds, oldest first, each with
+        its lock now held here (so that no other window offers it meanwhile)."""
+        folder = self.window.state_dir / RECOVERY_FOLDER
         try:
-            text = self.recovery_file.read_text(encoding="utf-8")
-            document = json.loads(text)
-            origin = document.pop("guidl_recovery", {}) or {}
-            project = spec.Project.from_dict(spec.upgrade(document))
-        except (OSError, ValueError):
-            self.remove_recovery()
-            return False
-        answer = QMessageBox.question(
-            self.window, "Restore unsaved work?",
-            f"guidl closed without saving “{project.name}” (autosaved {origin.get('saved', '')}). "
-            "Restore it?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.Yes)
-        if answer != QMessageBox.StandardButton.Yes:
-            self.remove_recovery()
-            return False
-        path = Path(origin["path"]) if origin.get("path") else None
+            files = sorted((p for p in folder.glob(f"*{RECOVERY_SUFFIX}") if p != self.recovery_file),
+                           key=lambda p: (p.stat().st_mtime, p.name))
+            stray_locks = [p for p in folder.glob("*.lock")
+                           if not p.with_name(p.name.removesuffix(".lock") + RECOVERY_SUFFIX).exists()]
+        except OSError:
+            return []
+        for path in stray_locks:  # a crashed window's lock that never got a file beside it
+            lock = QLockFile(str(path))
+            lock.setStaleLockTime(0)
+            if lock.tryLock(0):
+                lock.unlock()
+        found = []
+        for path in files:
+            lock = _lock_for(path)
+            if lock.tryLock(0):
+                found.append((path, lock))
+        return found
+
+    def offer_recovery(self) -> bool:
+        """After a crash: offer each orphaned autosave, one after another. The
+        first restored opens in this window, any further one in a window of
+        its own. True when this window restored one."""
+        orphans = self.orphans()
+        restored = False
+        for number, (path, lock) in enumerate(orphans, 1):
+            try:
+                project, origin = _read_recovery(path)
+            except (OSError, ValueError) as error:
+                self.window.statusBar().showMessage(f"An autosave could not be read ({error}): removed", 8000)
+                project = None
+            if project is not None:
+                count = f" ({number} of {len(orphans)})" if len(orphans) > 1 else ""
+                answer = QMessageBox.question(
+                    self.window, "Restore unsaved work?",
+                    f"guidl closed without saving “{project.name}” (autosaved {origin.get('saved', '')})"
+                    f"{count}. Restore it?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                    QMessageBox.StandardButton.Yes)
+                if answer == QMessageBox.StandardButton.Yes:
+                    target = self if not restored else self._new_window().files
+                    target.restore(project, Path(origin["path"]) if origin.get("path") else None)
+                    restored = True
+            # Restored work lives on in the restoring window's own autosave.
+            path.unlink(missing_ok=True)
+            lock.unlock()
+        return restored
+
+    def restore(self, project: spec.Project, path: Path | None) -> None:
         self.document.set_project(project, path)
+        self.window.reset_session()
         self.document.undo_stack.resetClean()  # restored work is unsaved work
         self.window.update_title()
-        return True
+        self.autosave()  # kept in this window's own recovery file from now on
+
+    def _new_window(self):
+        window = type(self.window)(settings=self.settings, state_dir=self.window.state_dir,
+                                   engine=self.window.engine)
+        self.window.siblings.append(window)  # kept alive as long as this window
+        window.show()
+        return window
 
     def window_closed(self) -> None:
         """The window closed cleanly: nothing to recover."""
         self.autosave_timer.stop()
         self.remove_recovery()
+        if self.recovery_lock is not None:
+            self.recovery_lock.unlock()
+            self.recovery_lock = None
+
+
+def _lock_for(recovery_file: Path) -> QLockFile:
+    lock = QLockFile(str(recovery_file.with_name(recovery_file.name.removesuffix(RECOVERY_SUFFIX) + ".lock")))
+    # Stale only when the process holding it is gone: a window may live for days.
+    lock.setStaleLockTime(0)
+    return lock
+
+
+def _read_recovery(path: Path) -> tuple[spec.Project, dict]:
+    """The project autosaved in ``path`` and where it came from; ``ValueError``
+    for anything that is not a readable autosave (only regular files are read)."""
+    if not path.is_file():
+        raise ValueError(f"{path.name} is not a regular file")
+    if path.stat().st_size > MAX_RECOVERY_BYTES:
+        raise ValueError(f"{path.name} is too large for an autosave")
+    document = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict):
+        raise ValueError(f"{path.name} is not a project")
+    origin = document.pop("guidl_recovery", None)
+    origin = origin if isinstance(origin, dict) else {}
+    if not isinstance(origin.get("path"), (str, type(None))):
+        origin["path"] = None
+    return spec.Project.from_dict(spec.upgrade(document)), origin
