@@ -109,13 +109,16 @@ def read_bundle(path: str | Path, limit: int | None = None) -> BundleContents:
                     raise BundleError(source, f"{info.filename} is implausibly large "
                                               f"({_size(info.file_size)})")
                 buffer = io.BytesIO()
-                with archive.open(info) as member:
-                    while chunk := member.read(_CHUNK):
-                        total += len(chunk)
-                        if total > limit or buffer.tell() + len(chunk) > cap:
-                            raise BundleError(source, f"{info.filename} expands past its declared size "
-                                                      f"or the {_size(limit)} a bundle may take here")
-                        buffer.write(chunk)
+                try:
+                    with archive.open(info) as member:
+                        while chunk := member.read(_CHUNK):
+                            total += len(chunk)
+                            if total > limit or buffer.tell() + len(chunk) > cap:
+                                raise BundleError(source, f"{info.filename} expands past its declared "
+                                                          f"size or the {_size(limit)} a bundle may take here")
+                            buffer.write(chunk)
+                except (zlib.error, lzma.LZMAError, EOFError, zipfile.BadZipFile) as error:
+                    raise BundleError(source, f"{info.filename} is damaged ({error})") from None
                 return buffer.getvalue()
 
             project_raw = read(members[PROJECT], MAX_JSON_MEMBER)

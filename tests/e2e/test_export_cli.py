@@ -1,12 +1,19 @@
 """`guidl export` and `guidl predict` as a user runs them."""
 
+import ast
 import json
+import os
+import stat
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import torch
 from PIL import Image
+from safetensors.torch import save_file
+
+from bundle_surgery import damaged_bundles, rewritten
 
 from guidl import spec
 from guidl.engine.callbacks import RunFolder
@@ -64,3 +71,103 @@ def test_export_and_predict_explain_bad_input(tmp_path, root):
     assert len(json.loads(result.stdout)["predictions"]) == 2
     result = guidl("predict", str(root / "examples/mnist_cnn.guidl.json"), str(rows))
     assert result.returncode == 2 and "takes (1, 28, 28) inputs, not table rows" in result.stderr
+
+
+# -- files from anyone, paths of any kind ------------------------------------------------------
+
+def _hostile(marker):
+    create = f"open({str(marker)!r}, 'w').close()"
+    return [f'Moons"""\n{create}\n"""', f"x'''\n{create}\n'''\r\x00", f"\\\n{create}\\ ✓"]
+
+
+def _called(source: str) -> set[str]:
+    return {ast.unparse(node.func) for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)}
+
+
+def _assert_safe(path, marker, reference_calls):
+    source = path.read_text(encoding="utf-8")
+    compile(source, str(path), "exec")
+    assert _called(source) == reference_calls
+    assert not marker.exists()
+
+
+def test_hostile_names_from_a_project_a_bundle_and_a_run_folder_run_nothing(tmp_path, root, capsys):
+    from guidl.cli import main
+    from guidl.engine.export import export, load_trained
+
+    marker = tmp_path / "marker"
+    name, first, second = _hostile(marker)
+    document = json.loads((root / "examples/moons_mlp.guidl.json").read_text())
+    document["name"] = name
+    project_file = tmp_path / "hostile.guidl.json"
+    project_file.write_text(json.dumps(document))
+    # The reference: the same model with plain names.
+    model = load_trained(root / "examples/moons_mlp.guidl.json")
+    model.class_names = ["a", "b"]
+    export(model, "python", tmp_path / "reference.py")
+    calls = _called((tmp_path / "reference.py").read_text())
+    # A project file, through the real command.
+    result = guidl("export", str(project_file), "--format", "python", "-o", str(tmp_path / "p.py"))
+    assert result.returncode == 0, result.stderr
+    _assert_safe(tmp_path / "p.py", marker, calls)
+    # A bundle whose project, meta.json name and class names are hostile.
+    model.class_names = [first, second]
+    export(model, "bundle", tmp_path / "plain.guidl")
+    meta = json.loads(zipfile.ZipFile(tmp_path / "plain.guidl").read("meta.json"))
+    rewritten(tmp_path / "plain.guidl", tmp_path / "hostile.guidl", project=document,
+              meta={**meta, "name": name, "class_names": [first, second]})
+    assert main(["export", str(tmp_path / "hostile.guidl"), "-f", "python", "-o", str(tmp_path / "b.py")]) == 0
+    _assert_safe(tmp_path / "b.py", marker, calls)
+    assert f"CLASS_NAMES = {[first, second]!r}" in (tmp_path / "b.py").read_text(encoding="utf-8")
+    # A run folder whose project and run.json are hostile.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "project.guidl.json").write_text(json.dumps(document))
+    (run / "run.json").write_text(json.dumps({"format": "guidl-run", "version": 1, "status": "finished",
+                                              "project": name,
+                                              "dataset": {"task": "classification", "class_names": [second, first]}}))
+    save_file(model.module.state_dict(), run / "model.safetensors")
+    assert main(["export", str(run), "-f", "python", "-o", str(tmp_path / "r.py"), "--training-script"]) == 0
+    _assert_safe(tmp_path / "r.py", marker, calls)
+    compile((tmp_path / "r_train.py").read_text(encoding="utf-8"), "r_train.py", "exec")
+    assert "internal error" not in capsys.readouterr().err
+
+
+def test_python_export_to_a_relative_path_and_to_the_default_name(tmp_path, root):
+    project = str(root / "examples/moons_mlp.guidl.json")
+    (tmp_path / "out").mkdir()
+    result = guidl("export", project, "--format", "python", "-o", "out/m.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out/m.py").is_file() and (tmp_path / "out/m.safetensors").is_file()
+    result = guidl("export", project, "--format", "python", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "two_moons_mlp.py").is_file() and (tmp_path / "two_moons_mlp.safetensors").is_file()
+
+
+def test_export_never_writes_over_a_device_or_a_pipe(tmp_path, root, capsys):
+    from guidl.cli import main
+
+    project = str(root / "examples/moons_mlp.guidl.json")
+    assert main(["export", project, "-f", "state_dict", "-o", "/dev/null"]) == 2
+    assert "/dev/null is a character device, not a regular file" in capsys.readouterr().err
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    os.mkfifo(tmp_path / "pipe.py")
+    assert main(["export", project, "-f", "python", "-o", str(tmp_path / "pipe.py")]) == 2
+    assert "is a named pipe" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe.py"]
+
+
+def test_damaged_bundles_are_explained_by_predict_and_export(tmp_path, root, capsys):
+    from guidl.cli import main
+    from guidl.engine.export import export, load_trained
+
+    export(load_trained(root / "examples/moons_mlp.guidl.json"), "bundle", tmp_path / "good.guidl")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("x,y\n0.5,0.2\n")
+    for kind, (path, words) in damaged_bundles(tmp_path / "good.guidl", tmp_path).items():
+        for args in (["predict", str(path), str(rows)], ["export", str(path), "-f", "onnx", "-o", str(tmp_path / "m.onnx")]):
+            assert main(args) == 2, (kind, args[0])
+            err = capsys.readouterr().err
+            assert f"{path}: not a valid guidl bundle: " in err and words in err, (kind, err)
+            assert "internal error" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.onnx").exists()

@@ -1,0 +1,104 @@
+"""Reading bundles from anyone: damaged, encrypted or crafted zips are
+refused with "not a valid guidl bundle: ...", and what a bundle may inflate
+to is bounded in total."""
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from bundle_surgery import damaged_bundles, rewritten, with_declared_size
+from guidl.engine import bundle as bundle_module
+from guidl.engine.export import ExportError, export, load_bundle, load_trained
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def good_bundle(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bundle") / "moons.guidl"
+    export(load_trained(ROOT / "examples/moons_mlp.guidl.json"), "bundle", path)
+    return path
+
+
+def test_each_kind_of_damaged_bundle_is_refused_clearly(good_bundle, tmp_path):
+    for kind, (path, words) in damaged_bundles(good_bundle, tmp_path).items():
+        with pytest.raises(ExportError) as caught:
+            load_trained(path)
+        message = str(caught.value)
+        assert message.startswith(f"{path}: not a valid guidl bundle: "), (kind, message)
+        assert words in message, (kind, message)
+
+
+def test_meta_json_of_the_wrong_types_is_refused(good_bundle, tmp_path):
+    with zipfile.ZipFile(good_bundle) as archive:
+        meta = json.loads(archive.read("meta.json"))
+    for key, value, words in (("input_shape", "abc", "input_shape must be a list of 1 to 8 positive integers"),
+                              ("input_shape", [2, -1], "input_shape must be"),
+                              ("input_dtype", "complex128", "input_dtype must be"),
+                              ("class_names", [1, 2], "class_names must be a list of strings"),
+                              ("normalization", {"scale": "x"}, "normalization must be"),
+                              ("trained", "yes", "trained must be true or false")):
+        path = rewritten(good_bundle, tmp_path / f"{key}.guidl", meta={**meta, key: value})
+        with pytest.raises(ExportError, match=f"not a valid guidl bundle: meta.json's {words}"):
+            load_bundle(path)
+    path = rewritten(good_bundle, tmp_path / "list.guidl", meta=[meta])
+    with pytest.raises(ExportError, match="meta.json does not describe a guidl bundle"):
+        load_bundle(path)
+
+
+def _zeros_member(good_bundle: Path, target: Path, size: int) -> Path:
+    """The bundle with samples that deflate ``size`` zero bytes to a few KiB."""
+    return rewritten(good_bundle, target, extra={"samples.safetensors": bytes(size)})
+
+
+def test_what_a_bundle_may_expand_to_is_limited_in_total(good_bundle, tmp_path, monkeypatch):
+    monkeypatch.setattr(bundle_module, "MAX_BUNDLE_TOTAL", 256 * 1024)
+    bomb = _zeros_member(good_bundle, tmp_path / "bomb.guidl", 2**20)
+    assert bomb.stat().st_size < 16 * 1024
+    with pytest.raises(ExportError, match="members would expand to 1.0 MiB, more than the 256.0 KiB"):
+        load_bundle(bomb)
+    # Declared small, inflating past it: refused, and never read past the declared size.
+    liar = tmp_path / "liar.guidl"
+    liar.write_bytes(with_declared_size(bomb.read_bytes(), "samples.safetensors", 100))
+    with pytest.raises(ExportError, match="not a valid guidl bundle: .*damaged"):
+        load_bundle(liar)
+
+
+def test_reading_stops_at_the_limit_whatever_the_zip_declares(good_bundle, tmp_path, monkeypatch):
+    # A reader that trusts no declared size: the chunks counted are the limit.
+    bomb = _zeros_member(good_bundle, tmp_path / "bomb.guidl", 2**20)
+    monkeypatch.setattr(bundle_module, "_CHUNK", 4096)
+    real_open = zipfile.ZipFile.open
+    served = []
+
+    def endless_open(self, name, *args, **kwargs):
+        handle = real_open(self, name, *args, **kwargs)
+        if getattr(name, "filename", name) != "samples.safetensors":
+            return handle
+        served.append(0)
+
+        class Endless(io.RawIOBase):
+            def read(self, n=-1):
+                served[-1] += n
+                return bytes(n)
+
+        return Endless()
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", endless_open)
+    monkeypatch.setattr(bundle_module, "MAX_BUNDLE_TOTAL", 2**20 + 64 * 1024)
+    with pytest.raises(ExportError, match="expands past its declared size or the 1.1 MiB"):
+        load_bundle(bomb)
+    assert served[-1] <= 2**20 + 64 * 1024 + 4096
+
+
+def test_the_limit_is_the_smaller_of_the_constant_and_the_memory_available(monkeypatch):
+    import psutil
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=2 * 2**30))
+    assert bundle_module.expansion_limit() == 2**30  # half: the weights are held twice
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=200 * 2**30))
+    assert bundle_module.expansion_limit() == bundle_module.MAX_BUNDLE_TOTAL == 4 * 2**30
