@@ -29,3 +29,29 @@ def format_duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+#: How many characters of a user's value a message quotes: a 30 MB string in a
+#: project file must not come back as a 30 MB error line.
+QUOTE_LIMIT = 200
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for a message, cut after about ``limit`` characters with
+    the full length said: ``'aaaa'… (31,457,280 characters)``."""
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}… ({len(value):,} characters)"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        # repr() of a huge integer is slow, and refused past 4,300 digits.
+        digits = int(value.bit_length() * 0.30103) + 1
+        return str(value) if digits < limit else f"an integer of about {digits:,} digits"
+    return shorten(repr(value), limit)
+
+
+def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` as it is, or its first ``limit`` characters and how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"

@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..formatting import format_bytes, quote, shorten
 from ..registry import DATASETS
 from ..spec import Data, Project, UnreadableFileError, open_regular_file, read_regular_file
 
@@ -242,7 +243,7 @@ def _torchvision(name: str, params: dict) -> RawData:
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise DatasetError(f"{name}: cannot create the data folder {root}: {error.strerror}") from None
+            raise DatasetError(f"{name}: cannot create the data folder {shorten(str(root))}: {error.strerror}") from None
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
@@ -281,7 +282,7 @@ def _offline_message(name: str, root: Path, download: bool, error: BaseException
     cause = " ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else type(error).__name__
     what = ("its files are not there and the download failed" if download
             else "its files are not there and download is off")
-    return (f"{name}: {what} ({cause}). guidl looked in {root} for {expected}. "
+    return (f"{name}: {what} ({cause}). guidl looked in {shorten(str(root))} for {expected}. "
             f"Copy the files there (or set data.params.root to where they are), connect to the "
             f"internet, or pick a dataset that works offline: {', '.join(OFFLINE)}.")
 
@@ -308,8 +309,8 @@ IMAGE_MEMORY_BUDGET = 4 * 2**30
 
 def _image_folder(name: str, params: dict) -> RawData:
     folder = Path(params["path"]).expanduser()
-    if not params["path"] or not folder.is_dir():
-        raise DatasetError(f"image_folder: {folder} is not a folder; choose a folder that holds "
+    if not params["path"] or not os.path.isdir(folder):  # False for any name the OS refuses
+        raise DatasetError(f"image_folder: {shorten(str(folder))} is not a folder; choose a folder that holds "
                            "one sub-folder of images per class")
     size = params["image_size"]
     size = (size, size) if isinstance(size, int) else tuple(size)
@@ -386,7 +387,7 @@ def read_csv(path: Path, delimiter: str = ",") -> list[list[str]]:
 def _csv(name: str, params: dict) -> RawData:
     path = Path(params["path"]).expanduser()
     if len(params["delimiter"]) != 1:
-        raise DatasetError(f"csv: the delimiter must be one character, got {params['delimiter']!r}")
+        raise DatasetError(f"csv: the delimiter must be one character, got {quote(params['delimiter'])}")
     try:
         rows = list(enumerate(read_csv(path, delimiter=params["delimiter"]), start=1))
     except UnreadableFileError as error:
@@ -399,17 +400,17 @@ def _csv(name: str, params: dict) -> RawData:
     header = [h.strip() for h in rows[0][1]]
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
-        raise DatasetError(f"csv: the header names {', '.join(map(repr, repeated))} more than once")
+        raise DatasetError(f"csv: the header names {shorten(', '.join(map(quote, repeated)))} more than once")
     target = params["target"] if params["target"] is not None else header[-1]
     if target not in header:
-        raise DatasetError(f"csv: no column {target!r}; the columns are {', '.join(header)}")
+        raise DatasetError(f"csv: no column {quote(target)}; the columns are {shorten(', '.join(header))}")
     features = params["features"] or [h for h in header if h != target]
     missing = [f for f in features if f not in header]
     if missing:
-        raise DatasetError(f"csv: no column {', '.join(map(repr, missing))}; the columns are "
-                           f"{', '.join(header)}")
+        raise DatasetError(f"csv: no column {shorten(', '.join(map(quote, missing)))}; the columns are "
+                           f"{shorten(', '.join(header))}")
     if target in features:
-        raise DatasetError(f"csv: {target!r} is both the target and a feature")
+        raise DatasetError(f"csv: {quote(target)} is both the target and a feature")
     t_col, f_cols = header.index(target), [header.index(f) for f in features]
     x = np.empty((len(rows) - 1, len(f_cols)), dtype=np.float32)
     labels: list[str] = []
@@ -422,13 +423,13 @@ def _csv(name: str, params: dict) -> RawData:
             cell = row[c].strip()
             value = _number(cell)
             if value is None:
-                what = "is empty" if not cell else f"holds {cell!r}, not a number"
-                raise DatasetError(f"csv: row {line}, column {header[c]!r} {what}; features must be "
+                what = "is empty" if not cell else f"holds {quote(cell)}, not a number"
+                raise DatasetError(f"csv: row {line}, column {quote(header[c])} {what}; features must be "
                                    "numbers (fill or remove the row, or leave the column out of features)")
             x[r, j] = value
         cell = row[t_col].strip()
         if not cell:
-            raise DatasetError(f"csv: row {line}, column {target!r} (the target) is empty")
+            raise DatasetError(f"csv: row {line}, column {quote(target)} (the target) is empty")
         labels.append(cell)
     numbers = [_number(v) for v in labels]
     strings = any(v is None for v in numbers)
@@ -437,7 +438,7 @@ def _csv(name: str, params: dict) -> RawData:
     if task == "regression":
         if strings:
             bad = next(i for i, v in enumerate(numbers) if v is None)
-            raise DatasetError(f"csv: row {lines[bad]}, column {target!r} holds {labels[bad]!r}; "
+            raise DatasetError(f"csv: row {lines[bad]}, column {quote(target)} holds {quote(labels[bad])}; "
                                "regression needs numeric targets")
         y = values.astype(np.float32)[:, None]
         class_names = None
@@ -451,8 +452,8 @@ def _csv(name: str, params: dict) -> RawData:
             class_names = [_fmt_label(v) for v in distinct]
             y = np.searchsorted(distinct, values).astype(np.int64)
     if class_names is not None and len(class_names) < 2:
-        raise DatasetError(f"csv: the target column {target!r} holds one class only "
-                           f"({class_names[0]!r}); classification needs at least two")
+        raise DatasetError(f"csv: the target column {quote(target)} holds one class only "
+                           f"({quote(class_names[0])}); classification needs at least two")
     return RawData(name, "tabular", task, x, y, class_names=class_names, title=path.name)
 
 
@@ -511,7 +512,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                 for key in ("x", "y"):
                     if key not in members:
                         raise DatasetError(f"npz: {path} has no array {key!r} (it has "
-                                           f"{', '.join(sorted(members)) or 'none'})")
+                                           f"{shorten(', '.join(sorted(members))) or 'none'})")
                 declared = {key: _npy_header(archive, members[key])
                             for key in NPZ_ARRAYS if key in members}
                 _check_npz_size(path, declared, members)
@@ -550,15 +551,9 @@ def _check_npz_size(path: Path, declared: dict[str, tuple[tuple[int, ...], np.dt
     available = available_memory()
     if need > available:
         shapes = ", ".join(f"{key} {shape} {dtype}" for key, (shape, dtype) in declared.items())
-        raise DatasetError(f"npz: {path} declares arrays of {_bytes_text(total)} ({shapes}); training "
-                           f"on them needs about {_bytes_text(need)} of memory and "
-                           f"{_bytes_text(available)} is available")
-
-
-def _bytes_text(count: float) -> str:
-    from ..formatting import format_bytes
-
-    return format_bytes(count)
+        raise DatasetError(f"npz: {path} declares arrays of {format_bytes(total)} ({shapes}); training "
+                           f"on them needs about {format_bytes(need)} of memory and "
+                           f"{format_bytes(available)} is available")
 
 
 def _npz(name: str, params: dict) -> RawData:

@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
+from ..formatting import quote
+
 
 class _Required:
     """Marks a parameter that has no default: the user must give it."""
@@ -55,13 +57,21 @@ def _is_number(value: Any) -> bool:
     return (_is_int(value) or isinstance(value, float)) and not isinstance(value, bool)
 
 
+def _close_matches(word: str, names: list[str]) -> list[str]:
+    """The name ``word`` was probably meant to be; none for text far longer
+    than any name (difflib indexes every character of it)."""
+    if len(word) > 100:
+        return []
+    return difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+        return quote(value, 40)
     if _is_int(value) and value.bit_length() > 64:
         # str() of a huge integer is slow (and refused past 4,300 digits).
         return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
@@ -182,9 +192,9 @@ class Param:
 
     def _choice_message(self, value: str) -> str:
         options = ", ".join(repr(c) for c in self.choices or ())
-        close = difflib.get_close_matches(value, [str(c) for c in self.choices or ()], n=1)
+        close = _close_matches(value, [str(c) for c in self.choices or ()])
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"must be one of {options}, got {value!r}{hint}"
+        return f"must be one of {options}, got {quote(value)}{hint}"
 
     def expects(self, bounds: bool = False) -> str:
         """Human words for what the parameter accepts; with ``bounds``, also
@@ -326,14 +336,14 @@ class Entry:
         known = self.param_names
         for key, value in params.items():
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
+                close = _close_matches(key, known)
                 if close:
                     hint = f"; did you mean {close[0]!r}?"
                 elif known:
                     hint = f"; it takes {', '.join(known)}"
                 else:
                     hint = "; it takes no parameters"
-                problems.append((key, f"{self.name} does not take a parameter {key!r}{hint}"))
+                problems.append((key, f"{self.name} does not take a parameter {quote(key)}{hint}"))
                 continue
             message = self.param(key).check(value)
             if message:
@@ -372,7 +382,7 @@ class UnknownNameError(KeyError):
 
     def __str__(self) -> str:
         hint = f"; did you mean {self.suggestion!r}?" if self.suggestion else ""
-        return f"unknown {self.family} {self.name!r}{hint}"
+        return f"unknown {self.family} {quote(self.name)}{hint}"
 
 
 class Catalogue:
@@ -403,7 +413,7 @@ class Catalogue:
         by_lower = {n.lower(): n for n in self._entries}
         if name.lower() in by_lower:
             return by_lower[name.lower()]
-        close = difflib.get_close_matches(name, list(self._entries), n=1, cutoff=0.6)
+        close = _close_matches(name, list(self._entries))
         return close[0] if close else None
 
     def names(self) -> list[str]:

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
+from ..formatting import quote, shorten
 from .errors import Problem, ProjectError
 from .project import CURRENT_VERSION, FORMAT, Project
 
@@ -36,7 +37,7 @@ class UnreadableFileError(ValueError):
     ``reason`` reads after the path: ``f"{path}: {reason}"``."""
 
     def __init__(self, path: str | os.PathLike[str], reason: str):
-        self.path = str(path)
+        self.path = shorten(str(path))  # a path that cannot exist may be megabytes long
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
@@ -172,7 +173,7 @@ def parse_json(text: str) -> Any:
     except _BadValue as error:
         raise ProjectError(Problem("", f"not valid JSON for guidl: {error}")) from None
     except _DuplicateKey as error:
-        raise ProjectError(Problem("", f"not valid JSON for guidl: the key {error.args[0]!r} "
+        raise ProjectError(Problem("", f"not valid JSON for guidl: the key {quote(error.args[0])} "
                                        "appears twice in one object")) from None
     except ValueError as error:
         raise ProjectError(Problem("", f"not valid JSON: {error}")) from None
@@ -191,11 +192,11 @@ def upgrade(doc: Any) -> Any:
         return doc
     if doc.get("format") != FORMAT:
         found = doc.get("format")
-        raise ProjectError(Problem("format", f"must be {FORMAT!r}, got {found!r}: "
+        raise ProjectError(Problem("format", f"must be {FORMAT!r}, got {quote(found)}: "
                                              "is this a guidl project file?"))
     version = doc.get("version")
     if isinstance(version, bool) or not isinstance(version, int):
-        raise ProjectError(Problem("version", f"must be an integer, got {version!r}"))
+        raise ProjectError(Problem("version", f"must be an integer, got {quote(version)}"))
     if version > CURRENT_VERSION:
         raise ProjectError(Problem("version", f"{version} is newer than this guidl understands "
                                               f"(up to {CURRENT_VERSION}); update guidl to open it"))
@@ -246,8 +247,13 @@ def dumps(project: Project) -> str:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; when the block ends
     without an error it replaces ``path`` in one step, with the permissions a
-    normal new file (or the old file) has. On error the old file stays."""
+    normal new file (or the old file) has. On error the old file stays.
+
+    A symbolic link is followed: its target is replaced and the link stays
+    (a project kept in a dotfiles folder and linked elsewhere stays shared)."""
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     # The temporary name keeps the suffix: some writers and readers go by it (.pt2).
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)

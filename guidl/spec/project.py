@@ -19,6 +19,7 @@ from ..registry import (
     AUGMENT, DATASETS, EARLY_STOPPING, LAYERS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, Catalogue,
     Entry, UnknownNameError,
 )
+from ..formatting import quote, shorten
 from ..registry.layers import MAX_SIZE
 from .errors import Problem, ProjectError
 
@@ -202,6 +203,7 @@ class Project:
 def _join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
+    key = shorten(key)  # a key is the user's text too
     return f"{path}.{key}" if path else key
 
 
@@ -249,10 +251,10 @@ class _Reader:
                          f"({{\"format\": \"{FORMAT}\", ...}}), got {_kind_of(doc)}")
             return None
         if doc.get("format") != FORMAT:
-            self.add("format", f"must be {FORMAT!r}, got {doc.get('format')!r}: is this a guidl project file?")
+            self.add("format", f"must be {FORMAT!r}, got {quote(doc.get('format'))}: is this a guidl project file?")
         version = doc.get("version")
         if version != CURRENT_VERSION:
-            self.add("version", f"must be {CURRENT_VERSION}, got {version!r}")
+            self.add("version", f"must be {CURRENT_VERSION}, got {quote(version)}")
         name = doc.get("name", "Untitled")
         if not isinstance(name, str):
             self.add("name", f"must be a string, got {_kind_of(name)}")
@@ -276,7 +278,7 @@ class _Reader:
         dtype = doc.get("input_dtype", "float32")
         if dtype not in INPUT_DTYPES:
             self.add(_join(path, "input_dtype"),
-                     f"must be one of {', '.join(map(repr, INPUT_DTYPES))}, got {dtype!r}")
+                     f"must be one of {', '.join(map(repr, INPUT_DTYPES))}, got {quote(dtype)}")
             dtype = "float32"
         layers: list[Layer] = []
         raw_layers = doc.get("layers")
@@ -317,7 +319,7 @@ class _Reader:
                 self.add(_join(path, "id"), f"must be a non-empty string, got {_kind_of(layer_id)}")
                 layer_id = None
             elif layer_id in ids:
-                self.add(_join(path, "id"), f"{layer_id!r} is used by an earlier layer; ids must be unique")
+                self.add(_join(path, "id"), f"{quote(layer_id)} is used by an earlier layer; ids must be unique")
             else:
                 ids.add(layer_id)
         inputs = doc.get("inputs")
@@ -446,5 +448,4 @@ class _Reader:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return quote(value, 60)

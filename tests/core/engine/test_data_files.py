@@ -143,3 +143,15 @@ def test_a_torchvision_dataset_without_download_creates_no_folder(tmp_path):
     with pytest.raises(DatasetError, match="download is off"):
         load_raw(Data("mnist", {"root": str(root), "download": False}))
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_long_values_from_a_project_are_cut_in_data_messages(tmp_path):
+    path = tmp_path / "table.csv"
+    path.write_text("a,b,label\n1,2,x\n3,4,y\n5,6,x\n")
+    long = "c" * 1_000_000
+    for params, dataset in (({"path": str(path), "target": long}, "csv"),
+                            ({"path": long}, "image_folder"), ({"path": "/" + long}, "text")):
+        with pytest.raises(DatasetError) as caught:
+            load_raw(Data(dataset, params))
+        message = str(caught.value)
+        assert len(message) < 1000 and "(1,000,00" in message, message[:300]
