@@ -51,6 +51,8 @@ class ModelTab(QSplitter):
         self.layer_help = QLabel(NO_LAYER_HELP)
         self.layer_help.setWordWrap(True)
         self.layer_form = ParamForm()
+        # A refused value is the selected layer's field problem (Train waits for it).
+        self.layer_form.bind(document, lambda: f"layer {self.stack.selected_layer()} · ")
         self.layer_form.param_changed.connect(self._layer_param_changed)
         self.layer_message = message_label()
         properties_layout.addWidget(self.layer_help)

@@ -183,3 +183,25 @@ def test_a_last_layer_that_does_not_fit_the_classes_is_shown_before_train(window
     assert "set out_features to 2" in window.layer_message.text()
     window.layer_form.editor("out_features").setValue(2)
     assert window.train_action.isEnabled()
+
+
+def test_a_refused_layer_value_never_reaches_the_model_and_keeps_train_waiting(window, qtbot):
+    window.edits.insert("Dropout", 5)
+    window.stack.select_layer(5)
+    editor = window.layer_form.editor("p")
+    editor.setFocus()
+    editor.selectAll()
+    qtbot.keyClicks(editor, "1.5")  # "1" on the way is valid: it must not reach the model either
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    assert window.document.project.model.layers[5].params == {}
+    assert window.stack.table.data(window.stack.table.index(6, 1)) == "Dropout(0.5)"
+    assert "border" in editor.styleSheet() and not window.layer_form.note("p").isHidden()
+    reason = window.layer_form.note("p").text()
+    assert window.document.field_problems() == {"layer 5 · p": reason}
+    assert not window.train_action.isEnabled()
+    assert window.train_action.toolTip() == f"Cannot train: layer 5 · p: {reason}"
+    editor.selectAll()
+    qtbot.keyClicks(editor, "0.3")
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    assert window.document.project.model.layers[5].params == {"p": 0.3}
+    assert window.document.field_problems() == {} and window.train_action.isEnabled()

@@ -92,6 +92,7 @@ class TrainingController(QObject):
     @Slot()
     def start(self) -> None:
         window = self.window
+        window.document.commit_edits()  # a value typed but not yet applied (focus still in its field)
         blocker = self.blocker()
         if blocker is not None:
             window.statusBar().showMessage(f"Cannot train: {blocker}", 8000)
