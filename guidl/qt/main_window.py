@@ -175,6 +175,7 @@ class MainWindow(QMainWindow):
         self.document.refresh()
         self.files.engine_ready()
         self.data.engine_ready()
+        self.evaluation.engine_ready()
 
     @Slot(str)
     def _engine_failed(self, message: str) -> None:

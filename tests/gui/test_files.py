@@ -157,3 +157,42 @@ def test_every_orphan_is_offered_one_after_another(qtbot, tmp_path, answer, monk
     assert names == {"first", "second"} and len(restorer.siblings) == 1
     for sibling in restorer.siblings:
         qtbot.addWidget(sibling)
+
+
+def test_a_trained_model_comes_back_when_its_project_is_opened(window, qtbot, tmp_path):
+    from guidl.engine.export import TrainedModel
+
+    window.document.set_project(small_project(training__epochs=1), None)
+    window.train_action.trigger()
+    qtbot.waitUntil(lambda: window.thread is None and window.last_result is not None, timeout=120_000)
+    accuracy = window.last_result.evaluation.accuracy
+    run = window.run_dir
+    path = tmp_path / "boring.guidl.json"
+    assert window.files.save_to(path)
+    for opened in (path, run / "project.guidl.json"):  # the project, and the run's own copy of it
+        other = new_window(qtbot, tmp_path, "other")
+        assert not other.export_action.isEnabled()
+        assert other.open_path(opened)
+        qtbot.waitUntil(lambda: other.evaluation.thread is None and other.trainer is not None, timeout=120_000)
+        assert other.export_action.isEnabled() and other.evaluate_action.isEnabled()
+        assert other.last_result.evaluation.accuracy == accuracy
+        assert f"accuracy <b>{accuracy:.2%}</b>" in other.results.headline.text()
+        assert run.name in other.status_text.text() and f"{accuracy:.2%}" in other.status_text.text()
+        assert other.run_dir == run
+    other.export_to(TrainedModel.from_trainer(other.trainer), "safetensors", tmp_path / "weights")
+    qtbot.waitUntil(lambda: other._exporter is None, timeout=60_000)
+    assert other.last_export.path == tmp_path / "weights.safetensors"
+
+
+def test_an_edited_model_does_not_take_an_old_runs_weights(window, qtbot, tmp_path):
+    window.document.set_project(small_project(training__epochs=1), None)
+    window.train_action.trigger()
+    qtbot.waitUntil(lambda: window.thread is None and window.last_result is not None, timeout=120_000)
+    changed = small_project(training__epochs=1)
+    changed.model.layers[1].params["out_features"] = 16  # another model than the one trained
+    spec.save(changed, tmp_path / "boring.guidl.json")
+    other = new_window(qtbot, tmp_path, "other")
+    assert other.open_path(tmp_path / "boring.guidl.json")
+    qtbot.waitUntil(lambda: other.evaluation.thread is None, timeout=60_000)
+    assert other.trainer is None and not other.export_action.isEnabled()
+    assert "run" not in other.status_text.text()  # not tried (and failed) on weights of another shape

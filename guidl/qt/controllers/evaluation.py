@@ -1,8 +1,10 @@
 """Results: a finished run's or a measured model's outcome shown in the
 Results tab, and Evaluate for weights the window did not train itself (an
-opened bundle's)."""
+opened bundle's, or the latest run of a project that was opened)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QMainWindow
@@ -18,6 +20,9 @@ class EvaluationController(QObject):
         self.window = window
         self.thread = None  # the evaluation running in the background
         self._data_key: str | None = None
+        self._generation = 0  # the session's generation the evaluation was started in
+        self._show_results = True  # Results comes to the front when the evaluation ends
+        self.run_wanted: Path | None = None  # a project whose run to reopen once torch is ready
 
     @property
     def running(self) -> bool:
@@ -42,20 +47,57 @@ class EvaluationController(QObject):
         """Evaluate ``weights`` on the project's data, in the background."""
         from ..worker import evaluate_weights
 
+        self._start(lambda project, data: evaluate_weights(project, weights, data), status, self._failed)
+
+    def reopen_latest_run(self, path: Path) -> None:
+        """The project just opened from ``path`` gets its trained model back:
+        its latest finished run (see ``latest_run_of``), whose weights are
+        measured on the project's data in the background. Nothing when it has
+        no such run."""
+        window = self.window
+        if window.engine.error:
+            return
+        if not window.engine.is_ready:  # runs are read with the engine: once it is loaded
+            self.run_wanted = path
+            return
+        self.run_wanted = None
+        state_dir = window.state_dir
+        self._start(lambda project, data: measure_latest_run(path, project, state_dir, data),
+                    None, self._run_failed, show_results=False)
+
+    def engine_ready(self) -> None:
+        if self.run_wanted is not None and self.window.document.path == self.run_wanted:
+            self.reopen_latest_run(self.run_wanted)
+        self.run_wanted = None
+
+    def _start(self, measure, status: str | None, failed, show_results: bool = True) -> None:
         window = self.window
         project = window.document.project.copy()
         self._data_key = window.document.data_key()
+        self._generation = window.session.generation
+        self._show_results = show_results
         data = window.session.cached_data(self._data_key)
-        window.status_text.setText(status)
-        task = Task(lambda: evaluate_weights(project, weights, data))
+        if status:
+            window.status_text.setText(status)
+        task = Task(lambda: measure(project, data))
         task.done.connect(self._evaluated)
-        task.error.connect(self._failed)
+        task.error.connect(failed)
         self.thread = window.jobs.start(task, self._thread_finished)
         window.update_actions()
 
+    def _current(self) -> bool:
+        """Whether the evaluation that just ended still belongs to what the window shows."""
+        return self.window.session.generation == self._generation and not self.window.training.running
+
     @Slot(object)
-    def _evaluated(self, outcome: dict) -> None:
-        self.show_outcome(outcome, self._data_key)
+    def _evaluated(self, outcome: dict | None) -> None:
+        if outcome is not None and self._current():
+            self.show_outcome(outcome, self._data_key)
+
+    @Slot(str)
+    def _run_failed(self, message: str) -> None:
+        if self._current():
+            self.window.status_text.setText(f"The project's latest run could not be opened: {message}")
 
     @Slot(str)
     def _failed(self, message: str) -> None:
@@ -64,7 +106,8 @@ class EvaluationController(QObject):
     @Slot()
     def _thread_finished(self) -> None:
         self.thread = None
-        self.window.show_tab("results")
+        if self._show_results:
+            self.window.show_tab("results")
         self.window.update_actions()
 
     def show_outcome(self, outcome: dict, data_key: str | None) -> None:
@@ -78,7 +121,13 @@ class EvaluationController(QObject):
             evaluation = result.evaluation.to_dict() if result.evaluation else {}
             score = (f"accuracy {evaluation['accuracy']:.2%}" if "accuracy" in evaluation
                      else f"MAE {evaluation.get('mae', float('nan')):.4g}")
-            window.status_text.setText(f"Evaluated the model on the {result.evaluation_split} split: {score}")
+            run = outcome.get("opened_run")
+            if run is not None:
+                window.session.run_dir = run
+                window.status_text.setText(f"Opened the trained model of the run {run.name}: {score} "
+                                           f"on the {result.evaluation_split} split")
+            else:
+                window.status_text.setText(f"Evaluated the model on the {result.evaluation_split} split: {score}")
         else:
             final = result.final
             what = result.stop_reason if result.stopped else "finished"
@@ -92,3 +141,51 @@ class EvaluationController(QObject):
         if outcome["notes"]:
             window.show_train_message("\n".join(outcome["notes"]), WARNING_STYLE)
         window.update_actions()
+
+
+def latest_run_of(path: Path, project, state_dir: Path) -> Path | None:
+    """The latest finished run that trained ``project``'s model on its data:
+    the run folder ``path`` lies in (a run's own project copy), else the
+    newest in the project's runs folder, else in the window's own runs folder
+    (where the runs of a project go while it is not saved yet)."""
+    from ... import spec
+    from ...engine.runs import RunError, is_run_dir, latest_finished_run, list_runs, read_run, runs_root
+
+    def fits(run: Path) -> bool:
+        try:
+            trained = spec.load(run / "project.guidl.json")
+        except (OSError, ValueError):
+            return False
+        return trained.model == project.model and (trained.data.dataset, trained.data.params) == (
+            project.data.dataset, project.data.params)
+
+    folder = Path(path).absolute().parent
+    if is_run_dir(folder):
+        try:
+            if read_run(folder)["status"] == "finished" and fits(folder):
+                return folder
+        except RunError:
+            pass
+    for root in dict.fromkeys((runs_root(path, state_dir), Path(state_dir) / "runs")):
+        latest = latest_finished_run(root, project.name)
+        if latest is not None and fits(latest):
+            return latest
+        for run, record in reversed(list_runs(root)):  # renamed since, say
+            if record["status"] == "finished" and fits(run):
+                return run
+    return None
+
+
+def measure_latest_run(path: Path, project, state_dir: Path, data) -> dict | None:
+    """Load the latest run's weights (safetensors, never a pickle) and measure
+    them as Evaluate does; None when the project has no finished run."""
+    run = latest_run_of(path, project, state_dir)
+    if run is None:
+        return None
+    from ...engine.export import load_trained
+    from ..worker import evaluate_weights
+
+    weights = {k: v.detach().clone() for k, v in load_trained(run).module.state_dict().items()}
+    outcome = evaluate_weights(project, weights, data)
+    outcome.update(opened_run=run, run_dir=run)
+    return outcome

@@ -83,6 +83,7 @@ class FilesController(QObject):
         self.document.set_project(project, path)
         self.window.reset_session()
         self.add_recent(path)
+        self.window.evaluation.reopen_latest_run(path)  # its trained model comes back
         return True
 
     def _load_engine_now(self) -> bool:

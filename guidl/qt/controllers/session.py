@@ -20,9 +20,12 @@ class Session:
         self.run_dir: Path | None = None  # the run folder of the last run started or opened
         # The data is kept across projects: it is keyed by its settings, so it is never stale.
         self._data: tuple[str, object] | None = None
+        #: Counts resets: work started for one project is dropped when it ends under another.
+        self.generation = 0
 
     def reset(self) -> None:
         """Another project: nothing trained, nothing shown, no weights to go on from."""
+        self.generation += 1
         self.trainer = None
         self.last_result = None
         self.bundle = None
