@@ -243,6 +243,7 @@ def _train(args: argparse.Namespace) -> int:
     from .engine.data import DatasetError
     from .engine.distributed import DistributedContext, DistributedSetupError
     from .engine.threads import ThreadTuner, can_follow_load, threads_set_by_user
+    from .engine.checkpoint_checks import CheckpointError
     from .engine.trainer import NonFiniteLossError, TrainControl, Trainer, TrainingError, describe_error
 
     try:
@@ -267,7 +268,7 @@ def _train(args: argparse.Namespace) -> int:
     callbacks: list = []
     if not quiet:
         callbacks += [ProgressBar(lines=sys.stderr if args.json else sys.stdout),
-                      RunFolder(run_dir, resume=bool(args.resume))]
+                      RunFolder(run_dir, resume=bool(args.resume), source=None if args.resume else source)]
     if project.training.early_stopping is not None:
         callbacks.append(EarlyStopping(**project.training.early_stopping))  # on every process
     if context is None and not threads_set_by_user() and can_follow_load():
@@ -319,6 +320,8 @@ def _train(args: argparse.Namespace) -> int:
         if context is not None:
             context.start()
         result = trainer.fit()
+    except CheckpointError as error:  # damaged, or made with another setup than the project's
+        return _bad_input([f"{checkpoint}: {error}"], args.json, quiet)
     except RunExistsError as error:  # another training took the folder first
         return _bad_input([f"guidl train: {error.path} exists: use another --out"], args.json, quiet)
     except RunWriteError as error:  # a full disk, a read-only folder: not a bug, not bad input

@@ -238,9 +238,12 @@ class RunFolder(Callback):
     PROJECT, METRICS, CHECKPOINT, WEIGHTS, RUN = (
         "project.guidl.json", "metrics.csv", "checkpoint.pt", "model.safetensors", "run.json")
 
-    def __init__(self, path: str | os.PathLike[str], resume: bool = False):
+    def __init__(self, path: str | os.PathLike[str], resume: bool = False,
+                 source: str | os.PathLike[str] | None = None):
         self.path = Path(path)
         self.resume = resume
+        # The project file trained from, so a project finds its own runs (runs.latest_finished_run).
+        self.source = str(Path(source).absolute()) if source is not None else None
         self.started = _now()
         self._identity: dict[str, Any] = {}
         self._beat = 0.0
@@ -261,7 +264,7 @@ class RunFolder(Callback):
         record = {
             "format": "guidl-run", "version": 1, "status": status,
             "project": trainer.project.name, "started": self.started, "updated": _now(),
-            **self._identity,
+            **self._identity, "source": self.source,
             "seed": trainer.seed, "device": device_description(trainer.device),
             "precision": getattr(trainer, "precision", trainer.project.training.precision),
             "epochs": trainer.epochs,
@@ -293,7 +296,9 @@ class RunFolder(Callback):
         with self._writing():
             if self.resume:
                 try:
-                    self.started = read_run(self.path).get("started") or self.started
+                    earlier = read_run(self.path)
+                    self.started = earlier.get("started") or self.started
+                    self.source = self.source or earlier.get("source")
                 except RunError:
                     pass  # a damaged record is written anew
                 self._remove_stale_temporaries()

@@ -60,7 +60,8 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "error": (str, type(None)), "stop_reason": (str, type(None)),
     "pid": (int, type(None)), "process_started": (float, int, type(None)),
     "host": (str, type(None)), "boot_time": (float, int, type(None)),
-    "final": (dict, type(None)), "evaluation": (dict, type(None)), "notes": (list,),
+    "source": (str, type(None)), "final": (dict, type(None)), "evaluation": (dict, type(None)),
+    "notes": (list,),
 }
 
 
@@ -284,10 +285,19 @@ def list_runs(root: str | os.PathLike[str]) -> list[tuple[Path, dict[str, Any]]]
     return runs
 
 
-def latest_finished_run(root: str | os.PathLike[str], project_name: str | None = None) -> Path | None:
-    """The newest run folder under ``root`` whose run finished (only runs of
-    ``project_name`` when given); None when there is none."""
+def latest_finished_run(root: str | os.PathLike[str], project_name: str | None = None, *,
+                        source: str | os.PathLike[str] | None = None) -> Path | None:
+    """The newest run folder under ``root`` whose run finished; None when
+    there is none. Only runs of ``project_name`` when given, and only runs
+    trained from the project file ``source`` (run.json's ``source``) when given:
+    several projects may share a folder, and a name."""
+    wanted = str(Path(source).absolute()) if source is not None else None
     for path, record in reversed(list_runs(root)):
-        if record["status"] == "finished" and (project_name is None or record.get("project") == project_name):
-            return path
+        if record["status"] != "finished":
+            continue
+        if project_name is not None and record.get("project") != project_name:
+            continue
+        if wanted is not None and record.get("source") != wanted:
+            continue
+        return path
     return None

@@ -118,3 +118,11 @@ def test_a_dead_run_on_a_read_only_folder_is_still_reported_failed(tmp_path, mon
     monkeypatch.setattr(runs, "atomic_write_text", refuse)
     assert read_run(tmp_path)["status"] == "failed"
     assert json.loads((tmp_path / "run.json").read_text())["status"] == "running"
+
+
+def test_a_project_finds_the_runs_trained_from_its_own_file(tmp_path):
+    root = tmp_path / "runs"
+    mine = write_run(root / "a", source=str(tmp_path / "moons.guidl.json"))
+    write_run(root / "b", started="2026-01-02T00:00:00+00:00", source=str(tmp_path / "other.guidl.json"))
+    assert latest_finished_run(root, source=tmp_path / "moons.guidl.json") == mine
+    assert latest_finished_run(root, "Moons", source=tmp_path / "none.guidl.json") is None
