@@ -19,28 +19,30 @@ REFRESH_HZ = 25
 PALETTE_EVENTS = (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
 
 
-#: Characters that would draw as nothing (or break a line) in a class name.
-_SHOWN_AS = {" ": "\u2420", "\n": "\u21b5", "\t": "\u21e5", "\r": "\u240d"}
+#: Characters that would draw as nothing (or break a line) in a class name,
+#: as symbols common fonts have (DejaVu lacks the U+2400 "control pictures").
+_SHOWN_AS = {"\n": "\u21b5", "\t": "\u21e5"}
+VISIBLE_SPACE = "\u2423"
 
 
 def visible_text(name: str) -> str:
-    """A class name as it can be seen: line breaks, tabs and other control
-    characters as symbols (``↵``, ``⇥``), and spaces at either end, where
-    they would be invisible, as ``␠`` (a text dataset's space class); empty as ``∅``."""
+    """A class name as it can be seen: a line break as ``↵``, a tab as ``⇥``,
+    other control characters as ``\\xNN``, spaces at either end (where they
+    would be invisible: a text dataset's space class) as ``␣``; empty as ``∅``."""
     if not name:
         return "\u2205"
 
     def shown(c: str) -> str:
-        if c in _SHOWN_AS and c != " ":
+        if c in _SHOWN_AS:
             return _SHOWN_AS[c]
         code = ord(c)
-        return chr(0x2400 + code) if code < 32 else "\u2421" if code == 127 else c
+        return f"\\x{code:02x}" if code < 32 or code == 127 else c
 
     text = "".join(shown(c) for c in name)
     core = text.strip(" ")
     start = len(text) - len(text.lstrip(" "))
     end = len(text) - len(text.rstrip(" ")) if core else 0
-    return "\u2420" * start + core + "\u2420" * end
+    return VISIBLE_SPACE * start + core + VISIBLE_SPACE * end
 
 
 class CategoryAxis(pg.AxisItem):

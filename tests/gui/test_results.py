@@ -76,7 +76,7 @@ def test_many_classes_get_thinned_labels_that_never_overlap(panel):
     assert all(metrics.horizontalAdvance(s) < per_label for s in axis.tickStrings(values, 1, step))
     # The space class is shown as a symbol in the table.
     table_names = [panel.table.item(r, 0).text() for r in range(panel.table.rowCount() - 1)]
-    assert "\u2420" in table_names and " " not in table_names
+    assert "\u2423" in table_names and " " not in table_names
 
 
 def test_two_long_names_in_a_narrow_plot_do_not_run_into_each_other():
@@ -89,11 +89,11 @@ def test_two_long_names_in_a_narrow_plot_do_not_run_into_each_other():
 
 
 def test_whitespace_names_are_visible():
-    assert visible_text(" ") == "\u2420"
+    assert visible_text(" ") == "\u2423" and visible_text("  ") == "\u2423\u2423"
     assert visible_text("\n") == "\u21b5" and visible_text("\t") == "\u21e5"
     assert visible_text("class 0") == "class 0"  # inner spaces are seen
-    assert visible_text(" a ") == "\u2420a\u2420"
-    assert visible_text("") == "\u2205" and visible_text("\x00") == "\u2400"
+    assert visible_text(" a ") == "\u2423a\u2423"
+    assert visible_text("") == "\u2205" and visible_text("\x00") == "\\x00"
 
 
 def test_a_predicted_space_shows_in_its_sample_tile(panel):
@@ -104,7 +104,7 @@ def test_a_predicted_space_shows_in_its_sample_tile(panel):
     captions = [label for label in panel.samples.findChildren(QLabel)
                 if label.textFormat() == Qt.TextFormat.RichText]
     wrong, right = sorted(captions, key=lambda label: "true" not in label.text())
-    assert wrong.text().startswith("\u2420 (50%)") and "true: &lt;l&gt;" in wrong.text()
+    assert wrong.text().startswith("\u2423 (50%)") and "true: &lt;l&gt;" in wrong.text()
     assert right.text() == "\u21b5 (90%)"
 
 
