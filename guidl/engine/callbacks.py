@@ -39,7 +39,7 @@ from ..spec import save as save_project
 from ..spec.io import atomic_path, atomic_write_text
 from .runs import (
     HEARTBEAT_S, RunError, RunExistsError, RunWriteError, claim_run_dir, mark_failed, process_identity,
-    read_run,
+    read_run, remove_stale_temporaries,
 )
 
 
@@ -285,13 +285,6 @@ class RunFolder(Callback):
                                                            allow_nan=False) + "\n")
         self._beat = time.monotonic()
 
-    def _remove_stale_temporaries(self) -> None:
-        """Temporary files a killed process left mid-write (one folder has one
-        writer, so any there now is stale): a checkpoint's is full-size."""
-        for name in (self.PROJECT, self.METRICS, self.CHECKPOINT, self.WEIGHTS, self.RUN):
-            for stale in self.path.glob(f".{name}.*.tmp*"):
-                stale.unlink(missing_ok=True)
-
     def on_fit_start(self, trainer) -> None:
         with self._writing():
             if self.resume:
@@ -301,7 +294,7 @@ class RunFolder(Callback):
                     self.source = self.source or earlier.get("source")
                 except RunError:
                     pass  # a damaged record is written anew
-                self._remove_stale_temporaries()
+                remove_stale_temporaries(self.path)
             else:
                 claim_run_dir(self.path)
             self._claimed = True
@@ -325,7 +318,7 @@ class RunFolder(Callback):
         for row in trainer.history:
             writer.writerow({k: ("" if v is None else v) for k, v in row.to_dict().items()})
         with self._writing():
-            self._remove_stale_temporaries()
+            remove_stale_temporaries(self.path)
             atomic_write_text(self.path / self.METRICS, buffer.getvalue())
             # checkpoint.pt changes only by an atomic rename of a complete,
             # fsynced file: it always holds the last finished epoch whole, and a

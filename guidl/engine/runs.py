@@ -41,6 +41,8 @@ import psutil
 from ..spec.io import atomic_write_text
 
 RUN_FILE = "run.json"
+#: The files a run folder holds (callbacks.RunFolder writes them).
+RUN_FILES = ("project.guidl.json", "metrics.csv", "checkpoint.pt", "model.safetensors", RUN_FILE)
 RUN_FORMAT = "guidl-run"
 #: The statuses a run folder can be in.
 STATUSES = ("running", "finished", "stopped", "interrupted", "failed")
@@ -264,7 +266,20 @@ def mark_failed(path: str | os.PathLike[str], cause: str,
         atomic_write_text(Path(path) / RUN_FILE, json.dumps(record, indent=2) + "\n")
     except OSError:
         pass  # a read-only or full disk: the caller still learns that the run failed
+    remove_stale_temporaries(path)  # its writer is gone
     return record
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> None:
+    """Remove the temporary files a killed writer left in the run folder
+    ``path`` mid-write (a checkpoint's is full-size). Only for a folder whose
+    writer is gone or is this process: a live writer's file would vanish."""
+    for name in RUN_FILES:
+        for stale in Path(path).glob(f".{name}.*.tmp*"):
+            try:
+                stale.unlink()
+            except OSError:
+                pass  # a read-only folder keeps it; the next writer removes it
 
 
 def list_runs(root: str | os.PathLike[str]) -> list[tuple[Path, dict[str, Any]]]:

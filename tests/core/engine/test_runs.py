@@ -82,9 +82,13 @@ def test_a_run_whose_process_is_gone_is_read_and_rewritten_as_failed(tmp_path):
     child.wait()  # a pid that no longer runs
     identity = {**process_identity(), "pid": child.pid}
     write_run(tmp_path, status="running", **identity)
+    stale = tmp_path / ".checkpoint.pt.x1y2.tmp.pt"  # what a kill mid-write leaves
+    stale.write_bytes(b"\0" * 100)
+    (tmp_path / "notes.tmp").write_text("the user's")
     record = read_run(tmp_path)
     assert record["status"] == "failed" and record["error"] == PROCESS_GONE
     assert json.loads((tmp_path / "run.json").read_text())["status"] == "failed"
+    assert not stale.exists() and (tmp_path / "notes.tmp").exists()
 
 
 def test_a_live_run_stays_running(tmp_path):
