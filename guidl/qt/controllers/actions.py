@@ -77,8 +77,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("quit", "&Quit", "close", S.Quit, menu="file", group=2),
     ActionSpec("undo", "&Undo", None, S.Undo, "undo", "edit", 0, 1, icon_text="Undo",
                enabled_when=lambda s: s.can_undo and not s.running),
-    ActionSpec("redo", "&Redo", None, (S.Redo, "Ctrl+Shift+Z"), "redo", "edit", 0, 1, icon_text="Redo",
-               enabled_when=lambda s: s.can_redo and not s.running),
+    # Redo answers both habits on every platform (X11 binds only Ctrl+Shift+Z).
+    ActionSpec("redo", "&Redo", None, (S.Redo, "Ctrl+Shift+Z", "Ctrl+Y"), "redo", "edit", 0, 1,
+               icon_text="Redo", enabled_when=lambda s: s.can_redo and not s.running),
     ActionSpec("delete", "&Delete Layer", "delete_layer", S.Delete, "delete", "edit", 1, context="stack",
                enabled_when=lambda s: s.layer >= 0 and not s.running),
     ActionSpec("duplicate", "D&uplicate Layer", "duplicate_layer", "Ctrl+D", "duplicate", "edit", 1,
@@ -104,17 +105,38 @@ ACTIONS: tuple[ActionSpec, ...] = (
 )
 
 
-def _shortcuts(shortcut) -> list[QKeySequence]:
-    if shortcut is None:
-        return []
-    shortcuts = shortcut if isinstance(shortcut, tuple) else (shortcut,)
-    return [QKeySequence(s) for s in shortcuts]
+def key_bindings(key: QKeySequence.StandardKey) -> list[QKeySequence]:
+    """The platform's keys for a standard action (its keyboard scheme decides)."""
+    return QKeySequence.keyBindings(key)
+
+
+def _items(shortcut) -> tuple:
+    return () if shortcut is None else shortcut if isinstance(shortcut, tuple) else (shortcut,)
+
+
+def shortcut_sequences(shortcut, taken=()) -> list[QKeySequence]:
+    """A row's keys: each standard key as every key the platform binds it to
+    (less those in ``taken``), and the keys named; each key once. A key given
+    twice in a window is an "ambiguous shortcut overload" and triggers nothing."""
+    sequences: list[QKeySequence] = []
+    for item in _items(shortcut):
+        if isinstance(item, QKeySequence.StandardKey):
+            candidates = [key for key in key_bindings(item) if key not in taken]
+        else:
+            candidates = [QKeySequence(item)]
+        sequences += [key for key in candidates if not key.isEmpty() and key not in sequences]
+    return sequences
 
 
 def build_actions(window: QWidget, ready_made: dict[str, QAction],
                   contexts: dict[str, QWidget]) -> dict[str, QAction]:
     """One QAction per row of ``ACTIONS``, triggering the row's slot on ``window``."""
     actions: dict[str, QAction] = {}
+    # A key a row names is that row's alone, whatever else the platform binds
+    # it to (X11's Delete also takes Ctrl+D, Duplicate's).
+    named = [QKeySequence(item) for spec in ACTIONS for item in _items(spec.shortcut)
+             if not isinstance(item, QKeySequence.StandardKey)]
+    used: list[QKeySequence] = []
     for spec in ACTIONS:
         action = ready_made.get(spec.id) or QAction(spec.text, window)
         if spec.slot is not None:
@@ -124,8 +146,9 @@ def build_actions(window: QWidget, ready_made: dict[str, QAction],
             action.setIcon(icon(spec.icon))
         if spec.icon_text:
             action.setIconText(spec.icon_text)
-        if spec.shortcut is not None:
-            action.setShortcuts(_shortcuts(spec.shortcut))
+        keys = shortcut_sequences(spec.shortcut, taken=named + used)
+        used += keys
+        action.setShortcuts(keys)
         if spec.tip:
             action.setStatusTip(spec.tip)
             action.setToolTip(spec.tip)
