@@ -328,6 +328,7 @@ class TrainingCharts(QWidget):
         self.timer.timeout.connect(self.refresh)  # stops at the first tick with nothing new
         self._proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30,
                                      slot=self._mouse_moved)
+        follow_palette(self.graphics, self.palette())  # titles too, as after a theme switch
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().changeEvent(event)

@@ -347,6 +347,8 @@ class DataPanel(QWidget):
                                      axisItems={"bottom": CategoryAxis("bottom")})
         self.balance.setBackground(self.palette().color(QPalette.ColorRole.Base))
         self.balance.setMaximumHeight(180)
+        for plot in (self.scatter, self.balance):
+            follow_palette(plot, self.palette())
         right.addWidget(self.summary)
         right.addWidget(self.preview, 3)
         right.addWidget(self.balance, 1)

@@ -85,6 +85,7 @@ class ResultsPanel(QWidget):
         self.confusion.addItem(self.image)
         self.counts = CellLabels()
         self.confusion.addItem(self.counts)
+        follow_palette(self.confusion, self.palette())
         # Nothing to draw (no run yet, no samples, regression): say so instead of
         # empty axes (an empty matrix's ran from -1e-67 to 1e-67).
         self.confusion_placeholder = QLabel()

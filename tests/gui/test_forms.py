@@ -149,3 +149,20 @@ def test_the_wheel_over_an_unfocused_spin_box_scrolls_the_form_instead(qtbot, do
     qtbot.waitUntil(batch.hasFocus)
     _wheel(batch, steps=1)
     assert document.project.data.batch_size == 65 and document.undo_stack.count() == 1
+
+
+def test_a_refused_dataset_parameter_keeps_train_waiting(qtbot, document):
+    from guidl.qt.panels import DataPanel
+
+    document.apply(lambda p: setattr(p.data, "dataset", "text"), "Use text")
+    panel = DataPanel(document)
+    qtbot.addWidget(panel)
+    panel.sync()
+    document.changed.connect(panel.sync)
+    panel.show()
+    editor = panel.form.editor("max_samples")
+    _type(qtbot, editor, "1500x")
+    assert "not an integer" in document.field_problems()["data.params.max_samples"]
+    assert "max_samples" not in document.project.data.params
+    _type(qtbot, editor, "1500")
+    assert document.project.data.params["max_samples"] == 1500 and document.field_problems() == {}
