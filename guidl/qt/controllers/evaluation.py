@@ -167,9 +167,10 @@ def latest_run_of(path: Path, project, state_dir: Path) -> Path | None:
         except RunError:
             pass
     for root in dict.fromkeys((runs_root(path, state_dir), Path(state_dir) / "runs")):
-        latest = latest_finished_run(root, project.name)
-        if latest is not None and fits(latest):
-            return latest
+        # Trained from this very file first (run.json's source), then of this name.
+        for latest in (latest_finished_run(root, source=path), latest_finished_run(root, project.name)):
+            if latest is not None and fits(latest):
+                return latest
         for run, record in reversed(list_runs(root)):  # renamed since, say
             if record["status"] == "finished" and fits(run):
                 return run
