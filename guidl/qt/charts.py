@@ -110,6 +110,31 @@ class CategoryAxis(pg.AxisItem):
         return strings
 
 
+class LogAxis(pg.AxisItem):
+    """A vertical log axis whose labels never pile up: within one decade
+    pyqtgraph labels every 2, 3, ... 9 times a power of ten, and the upper
+    ones crowd together (0.006 0.007 0.008 0.009 on top of each other). Only
+    1, 2 and 5 times a power of ten are kept, and of those as many as fit."""
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):  # noqa: N802 - pyqtgraph's name
+        levels = super().logTickValues(minVal, maxVal, size, stdTicks)
+        if maxVal <= minVal or size <= 0:
+            return levels
+        per = size / (maxVal - minVal)  # pixels per decade
+        need = QFontMetricsF(self.style["tickFont"] or QFont()).height() * 1.2
+        thinned = []
+        for spacing, values in levels:
+            if spacing is None:  # the in-between ticks
+                kept: list[float] = []
+                for value in values:
+                    mantissa = round(10 ** (value - math.floor(value))) % 10 or 1
+                    if mantissa in (1, 2, 5) and (not kept or (value - kept[-1]) * per >= need):
+                        kept.append(value)
+                values = kept
+            thinned.append((spacing, values))
+        return thinned
+
+
 def follow_palette(view: pg.GraphicsView, palette: QPalette) -> None:
     """Give a pyqtgraph view the palette's colours (pyqtgraph paints its own):
     background, axes and their labels, plot titles and legend entries. Widgets
@@ -269,7 +294,7 @@ class TrainingCharts(QWidget):
         pen = pg.mkPen(foreground)
         self.loss_plot = self._plot("Loss", "epoch", pen)
         self.metric_plot = self._plot("Accuracy", "epoch", pen, row=1)
-        self.lr_plot = self._plot("Learning rate", "epoch", pen, row=2)
+        self.lr_plot = self._plot("Learning rate", "epoch", pen, row=2, left=LogAxis("left"))
         # Learning rates change by factors: a log axis shows a schedule's shape and
         # keeps a constant rate readable.
         self.lr_plot.setLogMode(x=False, y=True)
@@ -335,8 +360,9 @@ class TrainingCharts(QWidget):
         if event.type() in PALETTE_EVENTS:
             follow_palette(self.graphics, self.palette())
 
-    def _plot(self, title: str, x_label: str, pen, row: int = 0):
-        plot = self.graphics.addPlot(row=row, col=0, title=title)
+    def _plot(self, title: str, x_label: str, pen, row: int = 0, left: pg.AxisItem | None = None):
+        plot = self.graphics.addPlot(row=row, col=0, title=title,
+                                     axisItems={"left": left} if left is not None else None)
         plot.showGrid(x=True, y=True, alpha=0.15)
         plot.setLabel("bottom", x_label)
         for axis in ("left", "bottom"):

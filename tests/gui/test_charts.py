@@ -219,3 +219,23 @@ def test_a_disabled_icon_is_dimmed_in_the_dark_theme(qapp):
                    if undo.pixelColor(x, y).alpha() > 200) > 180
     finally:
         qapp.setPalette(old)
+
+
+def test_the_learning_rate_axis_labels_do_not_pile_up_within_a_decade(charts, qtbot):
+    """A constant rate of 0.003 for two epochs: pyqtgraph labelled 0.002 ... 0.009 one on another."""
+    from PySide6.QtGui import QFont, QFontMetricsF
+
+    charts.add_epoch({"epoch": 1, "lr": 0.003, "train_loss": 1.0})
+    charts.add_epoch({"epoch": 2, "lr": 0.003, "train_loss": 0.9})
+    charts.refresh()
+    axis = charts.lr_plot.getAxis("left")
+    qtbot.waitUntil(lambda: axis.range[0] < -2)  # the view has ranged to log10(0.003)
+    low, high = axis.range
+    height = axis.geometry().height()
+    levels = axis.tickValues(low, high, height)
+    shown = [v for spacing, values in levels[:1] for v in values]
+    assert shown, "the axis keeps some labels"
+    per = height / (high - low)
+    need = QFontMetricsF(axis.style["tickFont"] or QFont()).height()
+    assert all((b - a) * per >= need for a, b in zip(shown, shown[1:]))
+    assert {round(10 ** (v - np.floor(v))) % 10 or 1 for v in shown} <= {1, 2, 5}
