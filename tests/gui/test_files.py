@@ -196,3 +196,37 @@ def test_an_edited_model_does_not_take_an_old_runs_weights(window, qtbot, tmp_pa
     qtbot.waitUntil(lambda: other.evaluation.thread is None, timeout=60_000)
     assert other.trainer is None and not other.export_action.isEnabled()
     assert "run" not in other.status_text.text()  # not tried (and failed) on weights of another shape
+
+
+def test_a_project_opened_while_torch_loads_gets_its_model_once_torch_is_ready(qtbot, tmp_path, answer):
+    from guidl.engine.callbacks import RunFolder
+    from guidl.engine.trainer import Trainer
+    from guidl.qt.engine_loader import EngineLoader
+    from guidl.qt.main_window import MainWindow
+
+    class SlowEngine(EngineLoader):
+        loaded = False
+
+        @property
+        def is_ready(self) -> bool:
+            return self.loaded
+
+        def start(self) -> None:
+            pass
+
+    project = small_project(training__epochs=1)
+    path = tmp_path / "boring.guidl.json"
+    spec.save(project, path)
+    trainer = Trainer(project, callbacks=[RunFolder(tmp_path / "runs" / "boring-1", source=path)])
+    trainer.fit()
+    engine = SlowEngine()
+    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+                        state_dir=tmp_path / "state", engine=engine)
+    qtbot.addWidget(window)
+    assert window.open_path(path, ask=False)  # as from the command line, at start-up
+    assert window.jobs.count == 0 and window.trainer is None  # nothing waits for torch meanwhile
+    engine.loaded = True
+    engine.ready.emit()
+    qtbot.waitUntil(lambda: window.evaluation.thread is None and window.trainer is not None, timeout=60_000)
+    assert window.last_result.evaluation.accuracy == trainer.evaluate("val").accuracy
+    assert "boring-1" in window.status_text.text() and window.export_action.isEnabled()
