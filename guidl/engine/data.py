@@ -494,6 +494,9 @@ def _fmt_label(value: float) -> str:
 NPZ_ARRAYS = ("x", "y", "x_test", "y_test", "class_names")
 
 
+_ZIP_METHODS = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA"}
+
+
 def available_memory() -> int:
     """Bytes of memory this machine can give without swapping, as psutil counts them."""
     import psutil
@@ -542,6 +545,15 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                     if key not in members:
                         raise DatasetError(f"npz: {path} has no array {key!r} (it has "
                                            f"{shorten(', '.join(sorted(members))) or 'none'})")
+                for key in NPZ_ARRAYS:
+                    method = members[key].compress_type if key in members else zipfile.ZIP_STORED
+                    if method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                        # Python inflates bzip2 and LZMA members a whole input chunk at a
+                        # time: a few KB can come out as gigabytes at the first read.
+                        raise DatasetError(
+                            f"npz: {path} stores {key!r} with {_ZIP_METHODS.get(method, f'method {method}')} "
+                            "compression; guidl reads .npz files as numpy.savez and "
+                            "numpy.savez_compressed write them (stored or deflated)")
                 declared = {key: _npy_header(archive, members[key])
                             for key in NPZ_ARRAYS if key in members}
                 _check_npz_size(path, declared, members)
@@ -575,8 +587,9 @@ def _check_npz_size(path: Path, declared: dict[str, tuple[tuple[int, ...], np.dt
             raise DatasetError(f"npz: {path} is damaged or truncated: {key!r} declares "
                                f"{nbytes:,} bytes but holds {members[key].file_size:,}")
         total += nbytes
-        # Samples become float32 tensors, split and normalised: count a few copies.
-        need += nbytes + 3 * math.prod(shape) * max(4, dtype.itemsize)
+        # Samples become float32 tensors, split, measured in float64 and normalised:
+        # loading and preparing 512 MiB of float32 samples peaked near 3 GB.
+        need += nbytes + 5 * math.prod(shape) * max(4, dtype.itemsize)
     available = available_memory()
     if need > available:
         shapes = ", ".join(f"{key} {shape} {dtype}" for key, (shape, dtype) in declared.items())

@@ -174,3 +174,17 @@ def test_a_torchvision_file_that_is_a_fifo_or_a_device_is_refused(tmp_path):
 def test_cifar_batches_are_spelled_out():
     assert data_module._torchvision_files("cifar10")[:6] == [
         f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)] + ["cifar-10-batches-py/test_batch"]
+
+
+@pytest.mark.parametrize("method,name", [(zipfile.ZIP_BZIP2, "bzip2"), (zipfile.ZIP_LZMA, "LZMA")])
+def test_an_npz_compressed_so_a_few_kb_inflate_to_gigabytes_at_once_is_refused(tmp_path, method, name):
+    # Python inflates these a whole input chunk at a time: a 3.5 KB bzip2 member
+    # declaring 4 GiB of zeros took 71 s and 8.7 GB just to read its header.
+    path = tmp_path / "packed.npz"
+    with zipfile.ZipFile(path, "w", compression=method) as archive:
+        for key, array in (("x", np.zeros((10, 2), np.float32)), ("y", np.zeros(10, np.int64))):
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            archive.writestr(f"{key}.npy", buffer.getvalue())
+    with pytest.raises(DatasetError, match=f"packed.npz stores 'x' with {name} compression"):
+        load_raw(Data("npz", {"path": str(path)}))
