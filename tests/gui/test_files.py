@@ -167,6 +167,8 @@ def test_a_trained_model_comes_back_when_its_project_is_opened(window, qtbot, tm
     qtbot.waitUntil(lambda: window.thread is None and window.last_result is not None, timeout=120_000)
     accuracy = window.last_result.evaluation.accuracy
     run = window.run_dir
+    # Never saved, the project's run stays in reach: File > Open Recent lists its project copy.
+    assert window.files.recent()[0] == str(run / "project.guidl.json")
     path = tmp_path / "boring.guidl.json"
     assert window.files.save_to(path)
     for opened in (path, run / "project.guidl.json"):  # the project, and the run's own copy of it

@@ -138,6 +138,8 @@ class EvaluationController(QObject):
                 figure = f" · validation loss {final.val_loss:.4f}"
             window.status_text.setText(f"Training {what} in {result.elapsed:.1f}s{figure} · run folder "
                                        f"{outcome.get('run_dir')}")
+            if not result.stopped and outcome.get("run_dir") is not None:
+                window.files.remember_run(outcome["run_dir"])
         if outcome["notes"]:
             window.show_train_message("\n".join(outcome["notes"]), WARNING_STYLE)
         window.update_actions()

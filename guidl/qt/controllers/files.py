@@ -200,6 +200,12 @@ class FilesController(QObject):
         recent = [str(path)] + [p for p in self.recent() if p != str(path)]
         self.settings.setValue("recent", recent[:MAX_RECENT])
 
+    def remember_run(self, run_dir: Path) -> None:
+        """A run of a project that was never saved finished: its project copy goes
+        to Open Recent, so its trained model stays in reach (opened, it comes back)."""
+        if self.document.path is None and (Path(run_dir) / "project.guidl.json").is_file():
+            self.add_recent(Path(run_dir) / "project.guidl.json")
+
     def fill_recent(self, menu: QMenu) -> None:
         menu.clear()
         recent = self.recent()
