@@ -384,7 +384,9 @@ def _onnx(model: TrainedModel, path: Path, x: torch.Tensor) -> tuple[float, int]
 
 def _pt2(model: TrainedModel, path: Path, x: torch.Tensor) -> tuple[float, None]:
     batch = torch.export.Dim("batch", min=1)
-    program = torch.export.export(model.module, (x,), dynamic_shapes=({0: batch},))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's notes on its own modules (recurrent weights)
+        program = torch.export.export(model.module, (x,), dynamic_shapes=({0: batch},))
     torch.export.save(program, str(path))
     loaded = torch.export.load(str(path)).module()
     with torch.no_grad():

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from guidl import spec
 from guidl.engine import python_source as source_module
@@ -201,3 +203,20 @@ def test_a_text_model_module_encodes_and_decodes_text(char_lstm, tmp_path):
     with torch.no_grad():
         scores = model(module.encode("abc").unsqueeze(0))
     assert module.decode(scores.argmax(-1)) in VOCAB
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(), classes=st.lists(st.text(), min_size=2, max_size=2))
+def test_any_text_as_name_or_class_names_changes_only_string_values(moons, name, classes):
+    from guidl.engine.python_source import python_source
+
+    reference = copy.copy(moons)
+    reference.class_names = ["a", "b"]
+    model = copy.copy(moons)
+    model.project = moons.project.copy()
+    model.project.name = name
+    model.class_names = classes
+    text = python_source(model, "m.safetensors")
+    compile(text, "m.py", "exec")  # compiling runs nothing
+    assert _skeleton(text) == _skeleton(python_source(reference, "m.safetensors"))
+    assert _constant(text, "NAME") == name and _constant(text, "CLASS_NAMES") == classes
