@@ -317,6 +317,9 @@ class MainWindow(QMainWindow):
         self.session.reset()
         self.results.clear()
         self.charts.clear()
+        self.train_message.hide()  # said of the last project's runs
+        if not self.training.running:
+            self.status_text.setText("")
         self.update_actions()
 
     def show_tab(self, name: str) -> None:

@@ -436,6 +436,17 @@ class DataPanel(QWidget):
         self.message.show()
         self.summary.setText("The data could not be loaded: see the message on the left.")
 
+    def clear_preview(self) -> None:
+        """No preview: the project's data settings are no longer those shown."""
+        self.message.hide()
+        self.summary.setText("Load the data to see samples.")
+        self._clear_grid()
+        self.scatter.clear()
+        self.table.setRowCount(0)
+        self.text_list.clear()
+        self.balance.clear()
+        self.preview.setCurrentWidget(self.image_grid)
+
     def show_data(self, data) -> None:
         self.load_button.setEnabled(True)
         self.message.hide()
@@ -468,11 +479,14 @@ class DataPanel(QWidget):
                 info.class_names or [str(i) for i in range(len(counts))])
         self.balance.setVisible(bool(info.class_counts))
 
-    def _show_images(self, previews) -> None:
+    def _clear_grid(self) -> None:
         while self.grid_layout.count():
             item = self.grid_layout.takeAt(0)
             if item.widget():
                 item.widget().deleteLater()
+
+    def _show_images(self, previews) -> None:
+        self._clear_grid()
         columns = 8
         for i, (image, label) in enumerate(previews):
             cell = QLabel()

@@ -15,6 +15,12 @@ class DataController(QObject):
         self.window = window
         self.thread = None  # the loading running in the background
         self.wanted = False  # Load Data was asked for before torch was ready
+        self.shown_key: str | None = None  # the data settings the Data tab's preview shows
+        # The preview follows the document: other data settings (another
+        # project, another dataset) and it no longer shows the project's data.
+        window.document.changed.connect(self._follow_document)
+        window.document.project_replaced.connect(self._project_replaced)
+        self._loading_key: str | None = None
 
     def cached_data(self):
         """The project's data, when it has been loaded with the current settings."""
@@ -43,9 +49,11 @@ class DataController(QObject):
         project = window.document.project.copy()
         if project.problems():
             window.data_panel.show_error("; ".join(str(p) for p in project.problems()))
+            self.shown_key = key
             return
         window.data_panel.show_loading()
         window.status_text.setText("Loading data…")
+        self._loading_key = key
         task = Task(lambda: (key, prepare_shared(project)))
         task.done.connect(self._loaded)
         task.error.connect(self._failed)
@@ -62,6 +70,17 @@ class DataController(QObject):
             self.window.data_panel.show_error(message)
 
     @Slot()
+    def _follow_document(self) -> None:
+        if self.shown_key is not None and self.shown_key != self.window.document.data_key():
+            self._project_replaced()
+
+    @Slot()
+    def _project_replaced(self) -> None:
+        if self.shown_key is not None:
+            self.shown_key = None
+            self.window.data_panel.clear_preview()
+
+    @Slot()
     def _thread_finished(self) -> None:
         self.thread = None
 
@@ -72,13 +91,21 @@ class DataController(QObject):
         window.session.keep_data(key, data)
         window.status_text.setText("")
         if key != window.document.data_key():
+            window.data_panel.clear_preview()  # no "Loading…" left behind
             window.data_panel.load_button.setEnabled(True)
             return  # the project changed while loading: keep the data, show nothing stale
         window.data_panel.show_data(data)
+        self.shown_key = key
         window.document.set_data_info(data.info, key)
 
     @Slot(str)
     def _failed(self, message: str) -> None:
-        self.window.status_text.setText("")
-        self.window.data_panel.show_error(message)
+        window = self.window
+        window.status_text.setText("")
+        if self._loading_key != window.document.data_key():  # said of settings no longer the project's
+            window.data_panel.clear_preview()
+            window.data_panel.load_button.setEnabled(True)
+            return
+        window.data_panel.show_error(message)
+        self.shown_key = self._loading_key
         self.window.show_tab("data")

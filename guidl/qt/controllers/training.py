@@ -28,6 +28,9 @@ class TrainingController(QObject):
         self._line = ""  # the run's status line, without its ETA
         self._eta: str | None = None
         self._data_key: str | None = None  # the data settings the run trains on
+        #: The project as it was when a run failed: the failure is shown until it changes.
+        self._failed_with = None
+        window.document.changed.connect(self._follow_document)
 
     @property
     def running(self) -> bool:
@@ -69,6 +72,7 @@ class TrainingController(QObject):
     # -- the status line: said from this controller's own state, never read back ------------
 
     def _say(self, line: str, eta: float | None = None) -> None:
+        self._failed_with = None  # said something else since
         self._line = line
         self._eta = None if eta is None else format_duration(eta)
         self._show_line()
@@ -192,6 +196,16 @@ class TrainingController(QObject):
         self.window.show_train_message(message, ERROR_STYLE)
         self.window.status_text.setText("Training failed: see the message above the charts")
         self.window.show_tab("train")
+        self._failed_with = self.window.document.project.copy()
+
+    @Slot()
+    def _follow_document(self) -> None:
+        """A failure is said of the project it happened with: once the project
+        is edited (the layer fixed, say) or replaced, it is no longer shown."""
+        if self._failed_with is not None and self.window.document.project != self._failed_with:
+            self._failed_with = None
+            self.window.train_message.hide()
+            self.window.status_text.setText("")
 
     @Slot()
     def _thread_finished(self) -> None:
