@@ -253,10 +253,17 @@ class RunFolder(Callback):
     def _writing(self) -> Iterator[None]:
         try:
             yield
+        except RunExistsError:
+            raise
         except OSError as error:
-            if isinstance(error, RunExistsError):
-                raise
             raise RunWriteError(self.path, error) from error
+        except RuntimeError as error:
+            # torch.save hides the OSError of a full disk behind the RuntimeError its
+            # zip writer raises while closing ("unexpected pos"): find it in the chain.
+            cause = _os_error_in_chain(error)
+            if cause is None:
+                raise
+            raise RunWriteError(self.path, cause) from error
 
     def _write_run(self, trainer, status: str, **extra: Any) -> None:
         data = trainer.data
@@ -368,6 +375,17 @@ class RunFolder(Callback):
                             else describe_error(error))
         except OSError:
             pass  # the folder takes no more writes: the error itself tells the user
+
+
+def _os_error_in_chain(error: BaseException) -> OSError | None:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _finite(value: Any) -> Any:

@@ -101,3 +101,39 @@ def test_the_run_records_the_project_file_it_was_trained_from(digits_data, tmp_p
             callbacks=[RunFolder(tmp_path / "runs" / "a", source=source)]).fit()
     assert read_run(tmp_path / "runs" / "a")["source"] == str(source)
     assert latest_finished_run(tmp_path / "runs", "boring", source=source) == tmp_path / "runs" / "a"
+
+
+def test_a_disk_that_fills_inside_torch_save_is_named_not_a_zip_writer_error(digits_data, tmp_path,
+                                                                              monkeypatch):
+    """torch.save reports a full disk as 'RuntimeError: ... unexpected pos', the OSError only
+    in its chain: a file that takes 100 bytes and then no more, as a full disk does."""
+
+    class FillsUp:
+        def __init__(self, handle):
+            self.handle, self.written = handle, 0
+
+        def write(self, data):
+            if self.written + len(data) > 100:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.written += len(data)
+            return self.handle.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    def open_full(path, mode="r", *args, **kwargs):
+        handle = open(path, mode, *args, **kwargs)
+        return FillsUp(handle) if str(path).endswith(".tmp.pt") else handle
+
+    monkeypatch.setattr(callbacks, "open", open_full, raising=False)
+    with pytest.raises(RunWriteError, match="No space left on device") as caught:
+        Trainer(small_project(training__epochs=1), data=digits_data, callbacks=[RunFolder(tmp_path)]).fit()
+    assert isinstance(caught.value.__cause__, RuntimeError)  # what torch.save raised
+    assert read_run(tmp_path)["status"] == "failed"
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]
