@@ -196,7 +196,7 @@ def _load_run(folder: Path) -> TrainedModel:
             run = read_run(folder)
         except RunError as error:
             raise ExportError(str(error)) from None
-        problem = check_fields(run, ("input_shape", "input_dtype", "normalization"))
+        problem = check_fields(run, ("input_shape", "input_dtype", "normalization", "dataset"))
         if problem:
             raise ExportError(f"{folder / 'run.json'}: {problem}")
     built = _build(project, run.get("input_shape"), run.get("input_dtype"))

@@ -3,6 +3,7 @@ pipe or a folder; nothing when its check fails; no file from non-finite
 weights; the same bytes for the same weights."""
 
 import copy
+import json
 import os
 import stat
 from pathlib import Path
@@ -115,3 +116,22 @@ def test_an_unwritable_folder_is_a_clear_error(moons, tmp_path):
             export(moons, "safetensors", folder / "m.safetensors")
     finally:
         folder.chmod(0o700)
+
+
+def test_a_run_folder_whose_run_json_has_the_wrong_types_is_refused(moons, tmp_path):
+    from safetensors.torch import save_file as plain_save_file
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "project.guidl.json").write_text((ROOT / "examples/moons_mlp.guidl.json").read_text())
+    plain_save_file(moons.module.state_dict(), run / "model.safetensors")
+    record = {"format": "guidl-run", "version": 1, "status": "finished"}
+    for extra, words in (({"dataset": ["x"]}, "dataset must be an object"),
+                         ({"dataset": {"class_names": "ab"}}, "dataset.class_names must be a list of strings"),
+                         ({"input_shape": [2, "x"]}, "input_shape must be a list"),
+                         ({"normalization": {"scale": 1, "mean": [0], "std": [0]}}, "normalization must be")):
+        (run / "run.json").write_text(json.dumps({**record, **extra}))
+        with pytest.raises(ExportError, match=words):
+            load_trained(run)
+    (run / "run.json").write_text(json.dumps({**record, "dataset": {"class_names": ["a", "b"]}}))
+    assert load_trained(run).class_names == ["a", "b"]
