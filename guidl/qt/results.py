@@ -134,13 +134,15 @@ class ResultsPanel(QWidget):
             if item.widget():
                 item.widget().deleteLater()
 
-    def show_result(self, result, samples: list[dict]) -> None:
+    def show_result(self, result, samples: list[dict], measured: str = "Final weights") -> None:
+        """``measured`` names the weights the figures are of (a stopped run's
+        final weights are not its last epoch's)."""
         evaluation = result.evaluation
         if evaluation is None:
             self.clear()
             return
-        split = {"test": "test split", "val": "validation split", "train": "training split"}[
-            result.evaluation_split]
+        split = measured + " on the " + {"test": "test split", "val": "validation split",
+                                         "train": "training split"}[result.evaluation_split]
         stopped = f" · {result.stop_reason}" if result.stopped else ""
         data = evaluation.to_dict()
         if data["task"] == "classification":

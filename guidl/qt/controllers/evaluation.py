@@ -116,7 +116,9 @@ class EvaluationController(QObject):
         window = self.window
         result = outcome["result"]
         window.session.adopt(outcome, data_key)
-        window.results.show_result(result, outcome["samples"])
+        measured = ("Final weights" if not outcome.get("evaluated_only")  # Results names what it measured
+                    else "The run's final weights" if outcome.get("opened_run") else "The opened weights")
+        window.results.show_result(result, outcome["samples"], measured)
         if outcome.get("evaluated_only"):  # saved weights measured, nothing trained
             evaluation = result.evaluation.to_dict() if result.evaluation else {}
             score = (f"accuracy {evaluation['accuracy']:.2%}" if "accuracy" in evaluation
@@ -129,20 +131,35 @@ class EvaluationController(QObject):
             else:
                 window.status_text.setText(f"Evaluated the model on the {result.evaluation_split} split: {score}")
         else:
-            final = result.final
             what = result.stop_reason if result.stopped else "finished"
-            figure = ""
-            if final is not None and final.val_accuracy is not None:
-                figure = f" · validation accuracy {final.val_accuracy:.2%}"
-            elif final is not None and final.val_loss is not None:
-                figure = f" · validation loss {final.val_loss:.4f}"
-            window.status_text.setText(f"Training {what} in {result.elapsed:.1f}s{figure} · run folder "
-                                       f"{outcome.get('run_dir')}")
+            window.status_text.setText(f"Training {what} in {result.elapsed:.1f}s{run_figures(result)} · "
+                                       f"run folder {outcome.get('run_dir')}")
             if not result.stopped and outcome.get("run_dir") is not None:
                 window.files.remember_run(outcome["run_dir"])
         if outcome["notes"]:
             window.show_train_message("\n".join(outcome["notes"]), WARNING_STYLE)
         window.update_actions()
+
+
+def run_figures(result) -> str:
+    """The status line's figures of a run, each named: the last epoch's
+    validation figure and, where they differ (a run stopped mid-epoch, a test
+    split), the final weights' one that Results shows."""
+    final = result.final
+    evaluation = result.evaluation.to_dict() if result.evaluation is not None else {}
+    if final is not None and final.val_accuracy is not None:
+        name, epoch, measured = "accuracy", f"{final.val_accuracy:.2%}", evaluation.get("accuracy")
+        measured = None if measured is None else f"{measured:.2%}"
+    elif final is not None and final.val_loss is not None:
+        name, epoch, measured = "loss", f"{final.val_loss:.4f}", evaluation.get("loss")
+        measured = None if measured is None else f"{measured:.4f}"
+    else:
+        return ""
+    split = result.evaluation_split or "val"
+    if measured is None or (measured == epoch and split == "val"):
+        return f" · validation {name} {epoch}"
+    where = "" if split == "val" else f" on the {'test' if split == 'test' else 'training'} split"
+    return f" · last epoch's validation {name} {epoch} · final weights {measured}{where}"
 
 
 def latest_run_of(path: Path, project, state_dir: Path) -> Path | None:
