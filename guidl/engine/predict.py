@@ -68,7 +68,8 @@ def _csv_rows(model: TrainedModel, path: Path) -> list[np.ndarray]:
         table = read_csv(path)
     except (UnreadableFileError, CsvReadError) as error:
         raise PredictError(str(error)) from None
-    vocabulary = _vocabulary(model) if model.input_dtype == "int64" else None
+    ids = model.input_dtype == "int64"
+    vocabulary = _vocabulary(model) if ids else None
     rows = []
     for line, row in enumerate(table, start=1):
         cells = [c.strip() for c in row if c.strip()]
@@ -86,11 +87,13 @@ def _csv_rows(model: TrainedModel, path: Path) -> list[np.ndarray]:
         if not np.isfinite(array).all():
             raise PredictError(f"{path}: row {line} holds NaN or an infinite value; the model needs "
                                "finite numbers")
-        if vocabulary is not None:
-            bad = next((v for v in values if not v.is_integer() or not 0 <= v < vocabulary), None)
+        if ids:
+            top = float("inf") if vocabulary is None else vocabulary
+            bad = next((v for v in values if not v.is_integer() or not 0 <= v < top), None)
             if bad is not None:
+                allowed = "whole numbers from 0" + ("" if vocabulary is None else f" to {vocabulary - 1}")
                 raise PredictError(f"{path}: row {line} holds {bad:g}; this model takes token ids, "
-                                   f"whole numbers from 0 to {vocabulary - 1}")
+                                   f"{allowed}")
         rows.append(array.astype(np.float32))
     if not rows:
         raise PredictError(f"{path}: no rows of numbers")
