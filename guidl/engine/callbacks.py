@@ -37,6 +37,7 @@ from .. import __version__
 from ..formatting import format_duration
 from ..spec import save as save_project
 from ..spec.io import atomic_path, atomic_write_text
+from .eta import EtaEstimator
 from .runs import (
     HEARTBEAT_S, RunError, RunExistsError, RunWriteError, claim_run_dir, mark_failed, process_identity,
     read_run, remove_stale_temporaries,
@@ -144,15 +145,18 @@ class ProgressBar(Callback):
         self._last = 0.0
         self._fit_start = 0.0
         self._batches_done = 0
+        self._speed = EtaEstimator()
         self._width = 0
 
     def on_fit_start(self, trainer) -> None:
         self._fit_start = time.perf_counter()
         self._batches_done = 0
+        self._speed = EtaEstimator()
 
     def on_train_batch_end(self, trainer, batch: int, loss: float) -> None:
         self._batches_done += 1
         now = time.perf_counter()
+        self._speed.update(self._batches_done, now - self._fit_start)
         if not self.interactive or now - self._last < self.interval:
             return
         self._last = now
@@ -160,12 +164,13 @@ class ProgressBar(Callback):
         done = (batch + 1) / total
         filled = int(done * 20)
         remaining_batches = (trainer.epochs - trainer.epoch) * total - (batch + 1)
-        rate = self._batches_done / max(now - self._fit_start, 1e-9)
-        eta = remaining_batches / rate if rate > 0 else 0
+        # The steady speed once known (the first batches warm up); till then the average so far.
+        rate = self._speed.rate or self._batches_done / max(now - self._fit_start, 1e-9)
+        eta = self._speed.eta(remaining_batches)
         text = (f"epoch {trainer.epoch + 1}/{trainer.epochs} [{'#' * filled}{'.' * (20 - filled)}] "
                 f"{done:4.0%} {batch + 1}/{total}  loss {loss:.4f}  "
                 f"{rate * trainer.batch_size * getattr(trainer, 'world_size', 1):,.0f} samples/s  "
-                f"ETA {format_duration(eta)}")
+                f"ETA {format_duration(eta) if eta is not None else '…'}")
         self._width = max(self._width, len(text))
         self.bar.write("\r" + text.ljust(self._width))
         self.bar.flush()

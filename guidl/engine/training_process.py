@@ -45,6 +45,7 @@ import torch
 from ..spec import Project, ProjectError
 from .callbacks import Callback, EarlyStopping, RunFolder
 from .data import DatasetError, PreparedData, Split, decode_text
+from .eta import EtaEstimator
 from .metrics import to_probabilities
 from .runs import RunExistsError, RunWriteError
 from .threads import ThreadTuner
@@ -71,9 +72,11 @@ class EventBridge(Callback):
         self.paused_for = 0.0  # seconds spent paused: not training time
         self.done_batches = 0
         self.batch = -1  # the last batch trained in the current epoch (0-based)
+        self.speed = EtaEstimator()
 
     def on_fit_start(self, trainer) -> None:
         self.started = time.perf_counter()
+        self.speed = EtaEstimator()
         self.send("started", {
             "epochs": trainer.epochs, "batches": trainer.batches_per_epoch,
             "start_epoch": trainer.epoch, "task": trainer.info.task,
@@ -90,6 +93,7 @@ class EventBridge(Callback):
         self.pending_loss.append(loss)
         self.done_batches += 1
         now = time.perf_counter()
+        self.speed.update(self.done_batches, now - self.started - self.paused_for)
         if now - self.last_emit >= 1 / BATCH_EVENTS_PER_S:
             self._flush(trainer, trainer.epoch, batch, now)
 
@@ -100,10 +104,11 @@ class EventBridge(Callback):
             return
         elapsed = max(now - self.started - self.paused_for, 1e-9)
         total = (trainer.epochs - epoch) * trainer.batches_per_epoch - (batch + 1)
-        rate = self.done_batches / elapsed
+        # The steady speed once known (the first batches warm up); till then the average so far.
+        rate = self.speed.rate or self.done_batches / elapsed
         self.send("batches", np.array(self.pending_x), np.array(self.pending_loss), {
             "epoch": epoch, "batch": batch + 1, "batches": trainer.batches_per_epoch,
-            "epochs": trainer.epochs, "step": trainer.step, "eta": total / rate if rate else 0.0,
+            "epochs": trainer.epochs, "step": trainer.step, "eta": self.speed.eta(total),
             "samples_per_s": rate * trainer.batch_size})
         self.pending_x, self.pending_loss = [], []
         self.last_emit = now

@@ -266,3 +266,24 @@ def test_the_fork_server_starts_with_torch_warmed_up():
             "print('sympy' in sys.modules, 'guidl.engine.trainer' in sys.modules, gc.get_freeze_count() > 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["True", "True", "True"]
+
+
+def test_the_windows_eta_waits_for_the_warm_up(monkeypatch):
+    from types import SimpleNamespace
+
+    clock = [0.0]
+    monkeypatch.setattr(tp.time, "perf_counter", lambda: clock[0])
+    sent = []
+    bridge = tp.EventBridge(lambda kind, *values: sent.append((kind, *values)))
+    trainer = SimpleNamespace(epochs=2, batches_per_epoch=500, epoch=0, step=0, batch_size=10,
+                              info=SimpleNamespace(task="classification"), device="cpu", notes=[],
+                              history=[])
+    bridge.on_fit_start(trainer)
+    for batch in range(40):  # a first batch of 3 s (compiling), then 50 ms each
+        clock[0] += 3.0 if batch == 0 else 0.05
+        trainer.step += 1
+        bridge.on_train_batch_end(trainer, batch, 1.0)
+    progress = [e[3] for e in sent if e[0] == "batches"]
+    assert progress[0]["eta"] is None  # not 999 x 3 s
+    assert progress[-1]["eta"] == pytest.approx(960 * 0.05)
+    assert progress[-1]["samples_per_s"] == pytest.approx(200.0)
