@@ -72,7 +72,8 @@ def open_regular_file(path: str | os.PathLike[str], limit_bytes: int, what: str)
     nothing can be swapped in between. ``what`` names the kind of file in the
     size message ("a project file").
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    flags = os.O_RDONLY | nonblocking | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
@@ -81,6 +82,8 @@ def open_regular_file(path: str | os.PathLike[str], limit_bytes: int, what: str)
         raise UnreadableFileError(path, "is a folder, not a file") from None
     except OSError as error:
         raise UnreadableFileError(path, f"cannot be read: {error.strerror}") from None
+    except ValueError:  # a NUL character, which no file name holds
+        raise UnreadableFileError(repr(str(path)), "is not a file name (it holds a NUL character)") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -88,8 +91,8 @@ def open_regular_file(path: str | os.PathLike[str], limit_bytes: int, what: str)
             raise UnreadableFileError(path, reason)
         if info.st_size > limit_bytes:
             raise UnreadableFileError(path, _too_large(info.st_size, limit_bytes, what))
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
+        if nonblocking:
+            os.set_blocking(fd, True)  # a regular file reads the same either way; say it plainly
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

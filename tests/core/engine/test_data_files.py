@@ -188,3 +188,9 @@ def test_an_npz_compressed_so_a_few_kb_inflate_to_gigabytes_at_once_is_refused(t
             archive.writestr(f"{key}.npy", buffer.getvalue())
     with pytest.raises(DatasetError, match=f"packed.npz stores 'x' with {name} compression"):
         load_raw(Data("npz", {"path": str(path)}))
+
+
+@pytest.mark.parametrize("dataset", ["text", "csv", "npz", "image_folder"])
+def test_a_path_holding_a_nul_character_is_a_clear_error(dataset):
+    with pytest.raises(DatasetError, match="is not a (file name|folder)"):
+        load_raw(Data(dataset, {"path": "data\0.bin"}))

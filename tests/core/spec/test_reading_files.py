@@ -35,3 +35,5 @@ def test_read_regular_file_reads_up_to_its_limit_and_no_further(tmp_path):
         read_regular_file(tmp_path, 100, "a test file")
     with pytest.raises(UnreadableFileError, match="no such file"):
         read_regular_file(tmp_path / "missing", 100, "a test file")
+    with pytest.raises(UnreadableFileError, match=r"^'a\\x00b': is not a file name \(it holds a NUL"):
+        read_regular_file("a\0b", 100, "a test file")
