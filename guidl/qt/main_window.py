@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QStandardPaths, Qt, QTimer, Slot
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QActionGroup, QCloseEvent
 from PySide6.QtWidgets import (
     QApplication, QDockWidget, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar, QScrollArea, QSplitter,
@@ -44,8 +44,13 @@ def default_settings() -> QSettings:
 
 
 def data_folder() -> Path:
-    location = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return Path(location or Path.home() / ".guidl")
+    """The window's own files (autosaves, the runs of unsaved projects):
+    guidl's per-user data folder, the one that holds its datasets
+    (``~/.local/share/guidl`` on Linux). Not Qt's AppDataLocation, which adds
+    the organization to the application's name: ``guidl/guidl``."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("guidl", appauthor=False))
 
 
 def _forward(owner: str, name: str) -> property:
