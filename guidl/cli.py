@@ -127,7 +127,7 @@ def _predict(args: argparse.Namespace) -> int:
     try:
         model = load_trained(args.model)
         x, names = read_inputs(model, args.inputs)
-        results = predict(model, x, args.top_k)
+        results = predict(model, x, args.top_k, names)
     except spec.ProjectError as error:
         return _bad_input(error.lines(), args.json)
     except (ExportError, PredictError) as error:

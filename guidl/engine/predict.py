@@ -22,6 +22,9 @@ class PredictError(ValueError):
     pass
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def read_inputs(model: TrainedModel, paths: list[str]) -> tuple[torch.Tensor, list[str]]:
     """Raw inputs (pixels 0..255, or feature values) and a name for each."""
     samples, names = [], []
@@ -87,6 +90,9 @@ def _csv_rows(model: TrainedModel, path: Path) -> list[np.ndarray]:
         if not np.isfinite(array).all():
             raise PredictError(f"{path}: row {line} holds NaN or an infinite value; the model needs "
                                "finite numbers")
+        if np.abs(array).max() > FLOAT32_MAX:
+            raise PredictError(f"{path}: row {line} holds a number beyond what the model computes "
+                               f"with (float32: up to {FLOAT32_MAX:.3g})")
         if ids:
             top = float("inf") if vocabulary is None else vocabulary
             bad = next((v for v in values if not v.is_integer() or not 0 <= v < top), None)
@@ -112,10 +118,18 @@ def preprocess(model: TrainedModel, x: torch.Tensor) -> torch.Tensor:
     return Normalization.from_dict(model.normalization).apply(x)
 
 
-def predict(model: TrainedModel, x: torch.Tensor, top_k: int = 3) -> list[list[tuple[str, float]]]:
-    """The ``top_k`` classes with their probabilities for each raw input."""
+def predict(model: TrainedModel, x: torch.Tensor, top_k: int = 3,
+            names: list[str] | None = None) -> list[list[tuple[str, float]]]:
+    """The ``top_k`` classes with their probabilities for each raw input
+    (``names`` name the inputs in the error for an output that is not finite)."""
     with torch.no_grad():
         output = model.module.eval()(preprocess(model, x))
+    finite = torch.isfinite(output.reshape(len(output), -1)).all(dim=1)
+    if not bool(finite.all()):
+        index = int((~finite).nonzero()[0, 0])
+        name = names[index] if names else f"input {index + 1}"
+        raise PredictError(f"{name}: the model's output is NaN or infinite; the input may be far "
+                           "outside the values it was trained on, or the weights are damaged")
     if model.task != "classification":
         return [[("value", float(v)) for v in row.flatten()] for row in output]
     kind = LOSSES.get(model.project.training.loss.type).info["output"]

@@ -125,3 +125,14 @@ def test_predict_on_a_run_folder_creates_no_data_folder(run_main, tmp_path, root
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{image}: ")
     assert not nowhere.exists()
+
+
+def test_predict_refuses_an_output_that_is_not_finite(run_main, tmp_path, root):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("0.5,0.2\n3e38,-3e38\n")  # float32, but not once weighted and summed
+    result = run_main("predict", str(root / "examples/moons_mlp.guidl.json"), str(rows))
+    _one_clear_line(result, f"{rows}:2: the model's output is NaN or infinite")
+    assert "nan" not in result.stdout
+    rows.write_text("1e308,0\n")
+    _one_clear_line(run_main("predict", str(root / "examples/moons_mlp.guidl.json"), str(rows)),
+                    f"{rows}: row 1 holds a number beyond what the model computes with")
