@@ -163,6 +163,9 @@ class FilesController(QObject):
                     QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                     QMessageBox.StandardButton.No) != QMessageBox.StandardButton.Yes:
                 return False
+        if self.document.project.name.strip() in ("", spec.Project.name):  # runs and exports take its name
+            stem = Path(path).name.removesuffix(".json").removesuffix(".guidl")
+            self.document.apply(lambda p: setattr(p, "name", stem), "Name the project after its file")
         return self.save_to(Path(path))
 
     def save_to(self, path: Path) -> bool:
@@ -180,8 +183,9 @@ class FilesController(QObject):
         """Ask about unsaved changes; False when the user cancels."""
         if not self.document.modified:
             return True
+        name = self.document.path.name if self.document.path else self.document.project.name or "Untitled"
         answer = QMessageBox.question(
-            self.window, "Unsaved changes", f"Save the changes to {self.document.title}?",
+            self.window, "Unsaved changes", f"Save the changes to “{name}”?",
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
             | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
         if answer == QMessageBox.StandardButton.Save:
