@@ -23,8 +23,12 @@ from ..registry import LOSSES, SCHEDULERS
 from ..spec import Problem, Project, ProjectError
 from .augment import augment_batch
 from .build import BuiltModel, build
+from .checkpoint_checks import (
+    CALLBACK_FIELDS, CheckpointError, check_fields, check_optimizer, check_rng, check_scheduler,
+    check_state_like, check_structure, check_weights, kind,
+)
 from .checks import Compatibility, check_compatibility
-from .components import make_loss, make_optimizer, make_scheduler
+from .components import OPTIMIZER_CLASSES, make_loss, make_optimizer, make_scheduler
 from .data import DatasetError, PreparedData, Split, fits_on_device, prepare
 from .distributed import DistributedContext, shard, shard_size
 from .metrics import ClassificationReport, RegressionReport, classification_report, regression_report
@@ -377,6 +381,10 @@ class Trainer:
             "stop_training": self.stop_training,
             "stop_reason": self.stop_reason,
             "callbacks": {},
+            # Named so that a resume with an edited project says what changed.
+            "optimizer_type": self.project.training.optimizer.type,
+            "scheduler_type": (self.project.training.scheduler.type
+                               if self.project.training.scheduler is not None else None),
         }
         for callback in self.callbacks:
             key = getattr(callback, "state_key", None)
@@ -385,22 +393,64 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume from ``state_dict()``; applied at set-up when not set up yet."""
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise TrainingError("not a guidl checkpoint")
-        if state.get("version") != CHECKPOINT_VERSION:
-            raise TrainingError(f"checkpoint version {state.get('version')} is not supported")
+        """Resume from ``state_dict()``; applied at set-up when not set up yet.
+        A checkpoint that cannot be resumed (damaged, crafted, or made with
+        another optimizer or scheduler than the project's) raises
+        ``CheckpointError`` before anything is changed."""
+        if not isinstance(state, dict) or not isinstance(state.get("format"), str) \
+                or state["format"] != CHECKPOINT_FORMAT:
+            raise CheckpointError("not a guidl checkpoint"
+                                  + ("" if isinstance(state, dict) else f" (it holds {kind(state)})"))
+        version = state.get("version")
+        if isinstance(version, bool) or not isinstance(version, int) or version != CHECKPOINT_VERSION:
+            shown = repr(version) if isinstance(version, (int, str)) and len(repr(version)) < 20 \
+                else kind(version)
+            raise CheckpointError(f"checkpoint version {shown} is not supported (this guidl reads "
+                                  f"version {CHECKPOINT_VERSION})")
+        check_structure(state, EpochMetrics)
         if self._ready:
             self._apply_state(state)
         else:
             self._resume_state = state
 
+    def _check_state(self, state: dict[str, Any]) -> None:
+        """What ``check_structure`` cannot know before set-up: that the state
+        is this model's, optimizer's, scheduler's and callbacks'."""
+        training = self.project.training
+        check_weights(state["model"], self.model.state_dict())
+        check_optimizer(state["optimizer"], self.optimizer, state.get("optimizer_type"),
+                        training.optimizer.type, OPTIMIZER_CLASSES)
+        check_scheduler(state.get("scheduler"), self.scheduler, state.get("scheduler_type"),
+                        training.scheduler.type if training.scheduler is not None else None)
+        if self.scaler is not None and state.get("scaler") is not None:
+            check_state_like(state["scaler"], self.scaler.state_dict(), "the gradient scaler's state")
+        check_rng(state["rng"], torch.get_rng_state(), self.generator.get_state())
+        for callback in self.callbacks:
+            key = getattr(callback, "state_key", None)
+            saved = state.get("callbacks", {}).get(key) if key else None
+            if saved is None or not hasattr(callback, "state_dict"):
+                continue
+            what = f"the state of {key.replace('_', ' ')}"
+            check_state_like(saved, callback.state_dict(), what)
+            fields = CALLBACK_FIELDS.get(key, {})
+            check_fields(saved, fields, what)
+            for name, (field_kind, _) in fields.items():
+                if field_kind == "weights" and saved.get(name) is not None:
+                    check_weights(saved[name], self.model.state_dict(), f"{what} ({name})")
+
     def _apply_state(self, state: dict[str, Any]) -> None:
+        self._check_state(state)
         try:
-            self.model.load_state_dict(state["model"])
-        except RuntimeError as error:
-            raise TrainingError("the checkpoint does not match this model (was the project "
-                                f"changed?): {str(error).splitlines()[0]}") from None
+            self._load_state(state)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+            if isinstance(error, TrainingError):
+                raise
+            # Whatever the checks above did not foresee: still one clear line.
+            raise CheckpointError(f"the checkpoint cannot be resumed ({type(error).__name__}: "
+                                  f"{str(error).splitlines()[0] if str(error) else ''})") from None
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -794,7 +844,7 @@ def describe_error(error: BaseException) -> str:
     """One clear line for any error training can end with."""
     if isinstance(error, ProjectError):
         return "; ".join(str(p) for p in error.problems)
-    if isinstance(error, (DatasetError, TrainingError, RunWriteError, RunExistsError)):
+    if isinstance(error, (DatasetError, TrainingError, RunWriteError, RunExistsError, CheckpointError)):
         return str(error)
     text = str(error).lower()
     if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in text \

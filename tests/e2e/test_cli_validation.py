@@ -86,3 +86,50 @@ def test_train_refuses_it_before_the_first_batch(tmp_path, name):
     assert result.returncode == 2, result.stderr
     assert words in result.stderr
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runs")
+    path = folder / "moons.guidl.json"
+    path.write_text(json.dumps(moons()))
+    result = guidl("train", str(path), "--out", str(folder / "run"))
+    assert result.returncode == 0, result.stderr
+    return folder / "run"
+
+
+def _copy_run(run, tmp_path):
+    import shutil
+
+    target = tmp_path / "run"
+    shutil.copytree(run, target)
+    return target
+
+
+def test_resuming_after_the_optimizer_was_changed_is_bad_input(trained_run, tmp_path):
+    run = _copy_run(trained_run, tmp_path)
+    project = json.loads((run / "project.guidl.json").read_text())
+    project["training"]["optimizer"] = {"type": "SGD", "params": {"lr": 0.1, "momentum": 0.9}}
+    (run / "project.guidl.json").write_text(json.dumps(project))
+    result = guidl("train", "--resume", str(run), "--epochs", "2")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"{run / 'checkpoint.pt'}: the checkpoint was made with Adam; the project now says SGD: a run "
+        "resumes with the optimizer it was made with, so set training.optimizer back to Adam to "
+        "resume, or start a new run from the edited project"]
+
+
+@pytest.mark.parametrize("content, words", [
+    ("[1, 2]", "not a guidl checkpoint (it holds a list)"),
+    ("{'format': 'guidl-checkpoint', 'version': 1, 'epoch': 'one'}",
+     "damaged checkpoint: 'step' (a whole number), 'model' (the weights)"),
+])
+def test_a_crafted_checkpoint_is_bad_input(trained_run, tmp_path, content, words):
+    import torch
+
+    run = _copy_run(trained_run, tmp_path)
+    torch.save(eval(content), run / "checkpoint.pt")  # noqa: S307 - a literal of this test
+    result = guidl("train", "--resume", str(run), "--epochs", "2")
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and words in result.stderr, result.stderr
+    assert "internal error" not in result.stderr
