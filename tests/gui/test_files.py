@@ -232,3 +232,23 @@ def test_a_project_opened_while_torch_loads_gets_its_model_once_torch_is_ready(q
     qtbot.waitUntil(lambda: window.evaluation.thread is None and window.trainer is not None, timeout=60_000)
     assert window.last_result.evaluation.accuracy == trainer.evaluate("val").accuracy
     assert "boring-1" in window.status_text.text() and window.export_action.isEnabled()
+
+
+def test_an_orphan_stays_until_its_work_is_autosaved_again(window, tmp_path, qtbot, answer, monkeypatch):
+    window.edits.insert("ReLU")
+    window.autosave()
+    orphan = window.recovery_file
+    crash(window)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    write = spec.atomic_write_text
+    monkeypatch.setattr(spec, "atomic_write_text", full_disk)
+    answer["button"] = QMessageBox.StandardButton.Yes
+    reborn = new_window(qtbot, tmp_path, "reborn")
+    assert reborn.offer_recovery() and reborn.document.modified
+    assert orphan.exists()  # the restored work is on disk nowhere else yet
+    monkeypatch.setattr(spec, "atomic_write_text", write)
+    answer["button"] = QMessageBox.StandardButton.Discard
+    assert len(new_window(qtbot, tmp_path, "later").files.orphans()) == 1

@@ -169,6 +169,7 @@ class FilesController(QObject):
         return self.save_to(Path(path))
 
     def save_to(self, path: Path) -> bool:
+        self.document.commit_edits()  # a value typed but not yet applied is saved too
         try:
             self.document.save(path)
         except OSError as error:
@@ -299,6 +300,9 @@ class FilesController(QObject):
                     target = self if not restored else self._new_window().files
                     target.restore(project, Path(origin["path"]) if origin.get("path") else None)
                     restored = True
+                    if not target.recovery_file.exists():  # its autosave failed: keep this one
+                        lock.unlock()
+                        continue
             # Restored work lives on in the restoring window's own autosave.
             path.unlink(missing_ok=True)
             lock.unlock()
