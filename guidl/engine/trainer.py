@@ -846,12 +846,25 @@ def describe_error(error: BaseException) -> str:
         return "; ".join(str(p) for p in error.problems)
     if isinstance(error, (DatasetError, TrainingError, RunWriteError, RunExistsError, CheckpointError)):
         return str(error)
-    text = str(error).lower()
-    if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in text \
-            or "can't allocate memory" in text or "failed to allocate" in text:
+    if is_out_of_memory(error):
         return ("out of memory: lower data.batch_size, make the model smaller, or train on the CPU "
                 f"({str(error).splitlines()[0] if str(error) else type(error).__name__})")
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+
+
+#: How torch's allocators word a failed allocation (CUDA's also raises
+#: torch.OutOfMemoryError; the CPU allocator and MPS raise a RuntimeError).
+_ALLOCATOR_MESSAGES = ("CUDA out of memory", "DefaultCPUAllocator: can't allocate memory",
+                       "MPS backend out of memory")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """A real allocation failure, told by its type or by an allocator's own
+    words, never by a message that merely mentions memory (bad data can)."""
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    first_line = str(error).split("\n", 1)[0]
+    return type(error) is RuntimeError and any(words in first_line for words in _ALLOCATOR_MESSAGES)
 
 
 def _is_compile_error(error: BaseException) -> bool:
