@@ -200,9 +200,30 @@ def test_an_edited_model_does_not_take_an_old_runs_weights(window, qtbot, tmp_pa
     assert "run" not in other.status_text.text()  # not tried (and failed) on weights of another shape
 
 
-def test_a_project_opened_while_torch_loads_gets_its_model_once_torch_is_ready(qtbot, tmp_path, answer):
+def _trained_project(tmp_path) -> tuple[Path, object]:
+    """A project file with a finished run in the runs folder beside it."""
     from guidl.engine.callbacks import RunFolder
     from guidl.engine.trainer import Trainer
+
+    project = small_project(training__epochs=1)
+    path = tmp_path / "boring.guidl.json"
+    spec.save(project, path)
+    trainer = Trainer(project, callbacks=[RunFolder(tmp_path / "runs" / "boring-1", source=path)])
+    trainer.fit()
+    return path, trainer
+
+
+def test_a_model_that_comes_back_after_another_project_was_opened_is_dropped(window, qtbot, tmp_path):
+    path, _ = _trained_project(tmp_path)
+    assert window.open_path(path, ask=False)
+    assert window.evaluation.running
+    window.new_project("mlp")  # before the run's model has come back
+    qtbot.waitUntil(lambda: window.jobs.count == 0, timeout=60_000)
+    assert window.trainer is None and window.last_result is None and not window.evaluation.running
+    assert window.document.project.name == "MLP" and not window.export_action.isEnabled()
+
+
+def test_a_project_opened_while_torch_loads_gets_its_model_once_torch_is_ready(qtbot, tmp_path, answer):
     from guidl.qt.engine_loader import EngineLoader
     from guidl.qt.main_window import MainWindow
 
@@ -216,11 +237,7 @@ def test_a_project_opened_while_torch_loads_gets_its_model_once_torch_is_ready(q
         def start(self) -> None:
             pass
 
-    project = small_project(training__epochs=1)
-    path = tmp_path / "boring.guidl.json"
-    spec.save(project, path)
-    trainer = Trainer(project, callbacks=[RunFolder(tmp_path / "runs" / "boring-1", source=path)])
-    trainer.fit()
+    path, trainer = _trained_project(tmp_path)
     engine = SlowEngine()
     window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
                         state_dir=tmp_path / "state", engine=engine)

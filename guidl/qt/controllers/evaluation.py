@@ -79,7 +79,9 @@ class EvaluationController(QObject):
         data = window.session.cached_data(self._data_key)
         if status:
             window.status_text.setText(status)
-        task = Task(lambda: measure(project, data))
+        key, generation = self._data_key, self._generation
+        # The result carries what it was started for: another may have started since.
+        task = Task(lambda: (generation, key, measure(project, data)))
         task.done.connect(self._evaluated)
         task.error.connect(failed)
         self.thread = window.jobs.start(task, self._thread_finished)
@@ -90,9 +92,11 @@ class EvaluationController(QObject):
         return self.window.session.generation == self._generation and not self.window.training.running
 
     @Slot(object)
-    def _evaluated(self, outcome: dict | None) -> None:
-        if outcome is not None and self._current():
-            self.show_outcome(outcome, self._data_key)
+    def _evaluated(self, done: tuple) -> None:
+        generation, data_key, outcome = done
+        if outcome is not None and generation == self.window.session.generation \
+                and not self.window.training.running:
+            self.show_outcome(outcome, data_key)
 
     @Slot(str)
     def _run_failed(self, message: str) -> None:
@@ -105,6 +109,8 @@ class EvaluationController(QObject):
 
     @Slot()
     def _thread_finished(self) -> None:
+        if self.sender() is not self.thread:
+            return  # an earlier evaluation, for a project opened before
         self.thread = None
         if self._show_results:
             self.window.show_tab("results")
