@@ -145,6 +145,7 @@ class FilesController(QObject):
 
     @Slot()
     def save(self) -> bool:
+        self.document.commit_edits()  # a value typed but not yet applied is saved too
         if self.document.path is None:
             return self.save_as()
         return self.save_to(self.document.path)
@@ -182,6 +183,7 @@ class FilesController(QObject):
 
     def maybe_save(self) -> bool:
         """Ask about unsaved changes; False when the user cancels."""
+        self.document.commit_edits()  # a value typed but not yet applied is a change too
         if not self.document.modified:
             return True
         name = self.document.path.name if self.document.path else self.document.project.name or "Untitled"
