@@ -162,7 +162,7 @@ def _summary(args: argparse.Namespace) -> int:
         project = spec.load(args.project)
     except spec.ProjectError as error:
         return _bad_input(error.lines(), args.json)  # answered before torch is even imported
-    from .engine.build import analyze
+    from .engine.build import analyze, check_training_memory
     from .engine.data import expected_input
     from .engine.summary import summary_text
 
@@ -173,8 +173,12 @@ def _summary(args: argparse.Namespace) -> int:
     problems = report.problems()
     if problems:
         return _bad_input([f"{args.project}: {p}" for p in problems], args.json)
+    memory = check_training_memory(project, report)  # training refuses it; summary warns
+    if memory is not None:
+        print(f"warning: {args.project}: {memory}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"ok": True, "name": project.name, **report.to_dict()}))
+        print(json.dumps({"ok": True, "name": project.name, **report.to_dict(),
+                          "warnings": [] if memory is None else [str(memory)]}))
     else:
         sys.stdout.write(summary_text(report, project.name))
     return 0

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from ..formatting import format_bytes, format_shape
-from ..registry import LAYERS, Entry
-from ..spec import Layer, Model, Problem, Project, ProjectError
+from ..registry import LAYERS, OPTIMIZERS, Entry
+from ..spec import Component, Layer, Model, Problem, Project, ProjectError
 from .modules import Recurrent
 
 BYTES_PER_PARAM = 4  # float32
@@ -51,6 +51,106 @@ def physical_memory_bytes() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
         return 16 * 2**30
+
+
+def available_memory_bytes(device: "str | torch.device" = "cpu") -> int:
+    """Memory a training on ``device`` can still take: the GPU's free memory
+    for CUDA, else what the system reports available (``MemAvailable``, which
+    counts caches the kernel gives back), within this process's cgroup
+    limit when it has one."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    available = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+            available = physical_memory_bytes()
+    try:  # a container's limit (cgroup v2), below the machine's
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as limit_file:
+            limit = limit_file.read().strip()
+        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as current_file:
+            current = int(current_file.read().strip())
+        if limit != "max":
+            available = min(available, max(0, int(limit) - current))
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+@dataclass
+class TrainingMemory:
+    """About how much memory training a model takes, part by part (bytes)."""
+
+    weights: int
+    gradients: int
+    optimizer_state: int
+    optimizer: str
+    activations: int
+    batch_size: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.gradients + self.optimizer_state + self.activations
+
+    def __str__(self) -> str:
+        parts = [f"weights {format_bytes(self.weights)}", f"gradients {format_bytes(self.gradients)}"]
+        if self.optimizer_state:
+            parts.append(f"{self.optimizer} state {format_bytes(self.optimizer_state)}")
+        parts.append(f"activations {format_bytes(self.activations)} for a batch of {self.batch_size}")
+        return f"training needs about {format_bytes(self.total)} ({', '.join(parts)})"
+
+
+def training_memory(report: "ModelReport", optimizer: Component, batch_size: int) -> TrainingMemory:
+    """Weights, their gradients, the optimizer's state (copies of the weights:
+    two for Adam, one for SGD with momentum...) and the outputs of every
+    layer for one batch, which backpropagation keeps."""
+    entry = OPTIMIZERS.get(optimizer.type)
+    params = entry.resolve(optimizer.params)
+    copies = entry.info.get("state", 0) + sum(
+        count for name, count in entry.info.get("state_if", {}).items() if params.get(name))
+    trainable = report.trainable_params * BYTES_PER_PARAM
+    return TrainingMemory(weights=report.weight_bytes, gradients=trainable,
+                          optimizer_state=copies * trainable, optimizer=entry.name,
+                          activations=report.activation_bytes(batch_size), batch_size=batch_size)
+
+
+def check_training_memory(project: Project, report: "ModelReport", device: "str | torch.device | None" = None,
+                          available: int | None = None) -> Problem | None:
+    """A problem when training the model would take more memory than
+    ``device`` has available (``available`` overrides what is measured).
+    Without ``device``, the one the project's ``auto`` (or its available
+    choice) trains on; ``guidl summary`` shows the problem as a warning and
+    training refuses it."""
+    if not report.ok:
+        return None
+    if device is None:
+        name = project.training.device
+        cuda = torch.cuda.is_available() and (name == "auto" or name.startswith("cuda"))
+        device = name if cuda and name != "auto" else "cuda" if cuda else "cpu"
+    needed = training_memory(report, project.training.optimizer, project.data.batch_size)
+    device = torch.device(device)
+    free = available_memory_bytes(device) if available is None else available
+    if needed.total <= free:
+        return None
+    where = "on this machine" if device.type == "cpu" else f"on {device}"
+    fixes = ["make the model smaller"]
+    if needed.activations > needed.weights:
+        fixes.insert(0, "lower data.batch_size")
+    if needed.optimizer_state:
+        fixes.append("use an optimizer that keeps less state (SGD without momentum keeps none)")
+    return Problem("model", f"{needed}; {format_bytes(free)} is available {where}: "
+                            + ", or ".join(fixes))
 
 
 @dataclass
@@ -413,7 +513,8 @@ class BuiltModel:
 
 
 def build(project: Project | Model, input_shape: Sequence[int] | None = None, *,
-          device: str | torch.device = "cpu", memory_limit: int | None = None) -> BuiltModel:
+          device: str | torch.device = "cpu", memory_limit: int | None = None,
+          report: ModelReport | None = None) -> BuiltModel:
     """The model as an ``nn.Sequential`` on ``device`` plus its report.
 
     Raises ``ProjectError`` listing every layer problem when the model cannot
@@ -421,7 +522,8 @@ def build(project: Project | Model, input_shape: Sequence[int] | None = None, *,
     the meta device.
     """
     model = project.model if isinstance(project, Project) else project
-    report = analyze(model, input_shape, memory_limit=memory_limit)
+    if report is None:  # else the caller analysed this model already
+        report = analyze(model, input_shape, memory_limit=memory_limit)
     if not report.ok:
         raise ProjectError(report.problems())
     modules = []

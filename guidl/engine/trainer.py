@@ -22,7 +22,7 @@ from torch import nn
 from ..registry import LOSSES, SCHEDULERS
 from ..spec import Problem, Project, ProjectError
 from .augment import augment_batch
-from .build import BuiltModel, build
+from .build import BuiltModel, analyze, build, check_training_memory
 from .checkpoint_checks import (
     CALLBACK_FIELDS, CheckpointError, check_fields, check_optimizer, check_rng, check_scheduler,
     check_state_like, check_structure, check_weights, kind,
@@ -222,8 +222,15 @@ class Trainer:
                 f"{list(data.info.input_shape)}")))
         spec = self.project.copy()
         spec.model.input_dtype = data.info.input_dtype
+        spec.data.batch_size = self.batch_size
+        # Before any weight is allocated: a model that cannot train here is
+        # refused with its figures, instead of exhausting the memory mid-run.
+        report = analyze(spec.model, data.info.input_shape)
+        memory = check_training_memory(spec, report, self.device)
+        if memory is not None:
+            raise ProjectError(memory)
         torch.manual_seed(self.seed)
-        self.built: BuiltModel = build(spec, data.info.input_shape, device="cpu")
+        self.built: BuiltModel = build(spec, data.info.input_shape, device="cpu", report=report)
         self.compatibility: Compatibility = check_compatibility(self.project, self.built.report, data.info)
         if self.compatibility.problems:
             raise ProjectError(self.compatibility.problems)

@@ -70,8 +70,12 @@ def _eps(default: float) -> Param:
                  minimum=0.0)
 
 
-def _optimizer(name: str, help: str, *params: Param) -> Entry:
-    return Entry(name, "Optimizer", help, params)
+def _optimizer(name: str, help: str, *params: Param, state: int = 2,
+               state_if: dict[str, int] | None = None) -> Entry:
+    # ``state``: copies of the weights the optimizer keeps (Adam's two moments);
+    # ``state_if``: more copies when a parameter is set (SGD's momentum buffer).
+    # The engine's memory estimate of training reads them.
+    return Entry(name, "Optimizer", help, params, {"state": state, "state_if": state_if or {}})
 
 
 OPTIMIZERS = Catalogue("optimizer", [
@@ -80,25 +84,27 @@ OPTIMIZERS = Catalogue("optimizer", [
                Param("momentum", "float", 0, "momentum factor", minimum=0.0),
                Param("dampening", "float", 0, "dampening of the momentum", minimum=0.0),
                _weight_decay(),
-               Param("nesterov", "bool", False, "Nesterov momentum (needs momentum > 0)")),
+               Param("nesterov", "bool", False, "Nesterov momentum (needs momentum > 0)"),
+               state=0, state_if={"momentum": 1}),
     _optimizer("Adam", "Adaptive moments: a good default for most models.",
                _lr(0.001), _betas(), _eps(1e-8), _weight_decay(),
-               Param("amsgrad", "bool", False, "use the AMSGrad variant")),
+               Param("amsgrad", "bool", False, "use the AMSGrad variant"), state_if={"amsgrad": 1}),
     _optimizer("AdamW", "Adam with decoupled weight decay.",
                _lr(0.001), _betas(), _eps(1e-8), _weight_decay(0.01),
-               Param("amsgrad", "bool", False, "use the AMSGrad variant")),
+               Param("amsgrad", "bool", False, "use the AMSGrad variant"), state_if={"amsgrad": 1}),
     _optimizer("RMSprop", "Divides the gradient by a running average of its magnitude.",
                _lr(0.01),
                Param("alpha", "float", 0.99, "smoothing constant", minimum=0.0, maximum=1.0),
                _eps(1e-8), _weight_decay(),
                Param("momentum", "float", 0, "momentum factor", minimum=0.0),
-               Param("centered", "bool", False, "normalise by the estimated variance")),
+               Param("centered", "bool", False, "normalise by the estimated variance"),
+               state=1, state_if={"momentum": 1, "centered": 1}),
     _optimizer("Adagrad", "Per-parameter rates that shrink with accumulated gradients.",
                _lr(0.01),
                Param("lr_decay", "float", 0, "learning-rate decay", minimum=0.0),
                _weight_decay(),
                Param("initial_accumulator_value", "float", 0, "starting accumulator", minimum=0.0),
-               _eps(1e-10)),
+               _eps(1e-10), state=1),
     _optimizer("Adadelta", "Adagrad variant with a window of past gradients.",
                _lr(1.0),
                Param("rho", "float", 0.9, "decay of the running averages", minimum=0.0, maximum=1.0),

@@ -133,3 +133,28 @@ def test_a_crafted_checkpoint_is_bad_input(trained_run, tmp_path, content, words
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.splitlines()) == 1 and words in result.stderr, result.stderr
     assert "internal error" not in result.stderr
+
+
+def test_a_model_too_big_to_train_here_is_a_warning_in_summary_and_refused_by_train(tmp_path):
+    import math
+    import os
+
+    # Weights of about 40% of this machine's memory: past the weights-only
+    # check, but weights, gradients and Adam's two moments need 160%.
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    width = math.isqrt(int(physical * 0.4 / 4))
+    doc = moons(**{"model.layers": [
+        {"type": "Linear", "params": {"out_features": width}},
+        {"type": "Linear", "params": {"out_features": width}},
+        {"type": "Linear", "params": {"out_features": 2}}]})
+    path = tmp_path / "big.guidl.json"
+    path.write_text(json.dumps(doc))
+    summary = guidl("summary", str(path))
+    assert summary.returncode == 0, summary.stderr
+    lines = summary.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"warning: {path}: model: training needs about ")
+    assert "Adam state" in lines[0] and "is available on this machine" in lines[0]
+    train = guidl("train", str(path), "--out", str(tmp_path / "run"))
+    assert train.returncode == 2, train.stderr
+    assert train.stderr.splitlines()[-1].startswith("model: training needs about ")
+    assert not (tmp_path / "run").exists()
