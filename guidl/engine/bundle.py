@@ -32,8 +32,11 @@ MAX_BUNDLE_TOTAL = 4 * 2**30
 #: The JSON members are small; a larger one is not ours.
 MAX_JSON_MEMBER = 64 * 2**20
 _CHUNK = 2**20
-_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
-            zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
+#: The methods guidl writes. bzip2 and LZMA are refused: Python inflates a whole
+#: compressed block before a size check can stop it (a 3.5 KB bzip2 member took
+#: gigabytes), and no bundle of ours uses them.
+_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+_REFUSED_METHODS = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA"}
 #: The fixed time stamp of every member guidl writes: the same model makes the same bundle.
 MEMBER_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -94,6 +97,9 @@ def read_bundle(path: str | Path, limit: int | None = None) -> BundleContents:
             for info in wanted:
                 if info.flag_bits & 0x1:
                     raise BundleError(source, f"{info.filename} is encrypted")
+                if info.compress_type in _REFUSED_METHODS:
+                    raise BundleError(source, f"{info.filename} uses {_REFUSED_METHODS[info.compress_type]} "
+                                              "compression; guidl bundles are stored or deflated")
                 if info.compress_type not in _METHODS:
                     raise BundleError(source, f"{info.filename} uses an unknown compression method "
                                               f"({info.compress_type})")

@@ -102,3 +102,25 @@ def test_the_limit_is_the_smaller_of_the_constant_and_the_memory_available(monke
     assert bundle_module.expansion_limit() == 2**30  # half: the weights are held twice
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=200 * 2**30))
     assert bundle_module.expansion_limit() == bundle_module.MAX_BUNDLE_TOTAL == 4 * 2**30
+
+
+@pytest.mark.parametrize("method, name", [(zipfile.ZIP_BZIP2, "bzip2"), (zipfile.ZIP_LZMA, "LZMA")])
+def test_bzip2_and_lzma_members_are_refused_before_anything_is_inflated(good_bundle, tmp_path,
+                                                                       method, name):
+    """Python inflates a whole bzip2 or LZMA block before any size check: such a
+    member is refused by its header, whatever it holds."""
+    path = tmp_path / f"{name}.guidl"
+    with zipfile.ZipFile(good_bundle) as source, zipfile.ZipFile(path, "w") as target:
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info), compress_type=method)
+    with pytest.raises(ExportError, match=f"not a valid guidl bundle: .* uses {name} compression"):
+        load_bundle(path)
+
+
+def test_a_fifo_as_a_bundle_is_refused_at_once(tmp_path):
+    import os
+
+    fifo = tmp_path / "model.guidl"
+    os.mkfifo(fifo)
+    with pytest.raises(ExportError):
+        load_trained(fifo)
