@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import traceback
+import warnings
 
 from . import __version__
 
@@ -443,6 +444,20 @@ def _gui(project: str | None) -> int:
     return gui_main(project)
 
 
+_shown_warnings: set[str] = set()
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning (torch's, NumPy's...) as one ``note:`` line, once, without
+    the source path and line Python prints."""
+    from .formatting import warning_text
+
+    text = warning_text(message, category, filename)
+    if text not in _shown_warnings:
+        _shown_warnings.add(text)
+        print(f"note: {text}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
@@ -454,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    warnings.showwarning = _show_warning
     try:
         return args.run(args)
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ and the window (which shows them before PyTorch has finished loading).
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 
@@ -55,3 +56,21 @@ def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… ({len(text):,} characters)"
+
+
+_TORCH_SOURCE = re.compile(r"\s*\(Triggered internally at [^)]*\)\.?")
+_PACKAGE = re.compile(r"[\\/](?:site|dist)-packages[\\/]([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def warning_text(message: object, category: type | None = None, filename: str | None = None) -> str:
+    """A warning as one short line without source paths: ``warning from
+    torch: Using a target size ...``. torch appends where in its C++ sources
+    it was raised; Python's own format adds the file and line; neither helps
+    a person."""
+    lines = str(message).strip().splitlines()
+    text = _TORCH_SOURCE.sub("", lines[0] if lines else "").strip()
+    if not text:
+        text = category.__name__ if category is not None else "a warning"
+    found = _PACKAGE.search(filename or "")
+    source = found.group(1) if found else None
+    return shorten(f"warning from {source}: {text}" if source else text)

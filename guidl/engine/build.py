@@ -9,6 +9,7 @@ where there is an obvious one. ``build`` then constructs the real module.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -19,7 +20,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from ..formatting import format_bytes, format_shape
+from ..formatting import format_bytes, format_shape, warning_text
 from ..registry import LAYERS, OPTIMIZERS, Entry
 from ..spec import Component, Layer, Model, Problem, Project, ProjectError
 from .modules import Recurrent
@@ -364,6 +365,18 @@ def _param_problem(entry: Entry, params: dict[str, Any],
     return None
 
 
+@contextlib.contextmanager
+def _torch_warns_always():
+    """torch's C++ warnings fire once per process unless told otherwise: a
+    layer analysed again (each edit in the window) must keep its warning."""
+    before = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)
+    try:
+        yield
+    finally:
+        torch.set_warn_always(before)
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
@@ -475,7 +488,7 @@ def _analyze_layer(index: int, entry: Entry, spec: Layer, layer: LayerReport,
         return None, None, dtype
     kwargs = _construct_kwargs(entry, layer.params)
     torch_dtype = _TORCH_DTYPES[dtype]
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _torch_warns_always():
         warnings.simplefilter("always")
         try:
             with torch.device("meta"):
@@ -491,7 +504,7 @@ def _analyze_layer(index: int, entry: Entry, spec: Layer, layer: LayerReport,
                 AssertionError) as error:
             layer.error = f"cannot take input {format_shape(shape)}: {_first_line(error)}"
             return None, None, dtype
-    layer.warnings = sorted({str(w.message).strip().splitlines()[0] for w in caught})
+    layer.warnings = sorted({warning_text(w.message, w.category) for w in caught})
     out_shape = tuple(out.shape[1:])
     if out.shape[0] != 2:
         layer.error = f"changes the batch dimension (output {format_shape(tuple(out.shape))})"

@@ -13,12 +13,14 @@ import contextlib
 import math
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import torch
 from torch import nn
 
+from ..formatting import warning_text
 from ..registry import LOSSES, SCHEDULERS
 from ..spec import Problem, Project, ProjectError
 from .augment import augment_batch
@@ -229,6 +231,9 @@ class Trainer:
         memory = check_training_memory(spec, report, self.device)
         if memory is not None:
             raise ProjectError(memory)
+        self.notes += [note for note in (f"layer {layer.index} ({layer.type}): {warning}"
+                                         for layer in report.layers for warning in layer.warnings)
+                       if note not in self.notes]
         torch.manual_seed(self.seed)
         self.built: BuiltModel = build(spec, data.info.input_shape, device="cpu", report=report)
         self.compatibility: Compatibility = check_compatibility(self.project, self.built.report, data.info)
@@ -513,23 +518,24 @@ class Trainer:
         and the evaluation of the trained model."""
         start = time.perf_counter()
         try:
-            self.setup()
-            self._call("on_fit_start")
-            while self.epoch < self.epochs and not self._should_stop():
-                self._run_epoch()
-            if self.distributed is not None:
-                self._agree([], [], self.epoch)  # a stop asked for after the last batch counts too
-            if self.control.stop_requested and self.stop_reason is None:
-                self.stop_reason = "stopped by the user"
-            result = FitResult(list(self.history), stopped=self.stop_reason is not None,
-                               stop_reason=self.stop_reason)
-            self._call("on_train_end", result)  # e.g. early stopping restores its best weights
-            split_name, _ = self.data.evaluation_split
-            result.evaluation = self.evaluate(split_name) if self.history else None
-            result.evaluation_split = split_name
-            result.elapsed = time.perf_counter() - start
-            self._call("on_fit_end", result)
-            return result
+            with warnings_as_notes(self.notes):
+                self.setup()
+                self._call("on_fit_start")
+                while self.epoch < self.epochs and not self._should_stop():
+                    self._run_epoch()
+                if self.distributed is not None:
+                    self._agree([], [], self.epoch)  # a stop asked for after the last batch counts too
+                if self.control.stop_requested and self.stop_reason is None:
+                    self.stop_reason = "stopped by the user"
+                result = FitResult(list(self.history), stopped=self.stop_reason is not None,
+                                   stop_reason=self.stop_reason)
+                self._call("on_train_end", result)  # e.g. early stopping restores its best weights
+                split_name, _ = self.data.evaluation_split
+                result.evaluation = self.evaluate(split_name) if self.history else None
+                result.evaluation_split = split_name
+                result.elapsed = time.perf_counter() - start
+                self._call("on_fit_end", result)
+                return result
         except BaseException as error:
             self._call("on_exception", error)
             raise
@@ -872,6 +878,21 @@ def is_out_of_memory(error: BaseException) -> bool:
         return True
     first_line = str(error).split("\n", 1)[0]
     return type(error) is RuntimeError and any(words in first_line for words in _ALLOCATOR_MESSAGES)
+
+
+@contextlib.contextmanager
+def warnings_as_notes(notes: list[str]):
+    """Warnings raised while the block runs (torch's, NumPy's...) become
+    one short line each in ``notes``, without the source path and line that
+    Python would print, and each only once."""
+    def note(message, category, filename, lineno, file=None, line=None):
+        text = warning_text(message, category, filename)
+        if text not in notes:
+            notes.append(text)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = note
+        yield
 
 
 def _is_compile_error(error: BaseException) -> bool:

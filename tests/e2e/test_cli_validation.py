@@ -158,3 +158,21 @@ def test_a_model_too_big_to_train_here_is_a_warning_in_summary_and_refused_by_tr
     assert train.returncode == 2, train.stderr
     assert train.stderr.splitlines()[-1].startswith("model: training needs about ")
     assert not (tmp_path / "run").exists()
+
+
+def test_torch_warnings_are_notes_without_source_paths(tmp_path):
+    doc = moons()
+    doc["model"] = {"layers": [
+        {"type": "Conv2d", "params": {"out_channels": 2, "kernel_size": 2, "padding": "same"}},
+        {"type": "Flatten"}, {"type": "Linear", "params": {"out_features": 10}}]}
+    doc["data"] = {"dataset": "digits", "val_fraction": 0.2, "batch_size": 256}
+    path = tmp_path / "even.guidl.json"
+    path.write_text(json.dumps(doc))
+    note = ("note: layer 0 (Conv2d): Using padding='same' with even kernel lengths and odd dilation "
+            "may require a zero-padded copy of the input be created")
+    for args in (["summary", str(path)], ["train", str(path), "--out", str(tmp_path / "run")]):
+        result = guidl(*args)
+        assert result.returncode == 0, result.stderr
+        output = result.stdout + result.stderr
+        assert note in output.splitlines(), output
+        assert "Triggered internally" not in output and ".cpp" not in output and ".py:" not in output
