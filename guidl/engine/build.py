@@ -519,6 +519,27 @@ def _analyze_layer(index: int, entry: Entry, spec: Layer, layer: LayerReport,
     return module, out_shape, out_dtype
 
 
+def needs_two_per_batch(report: ModelReport) -> LayerReport | None:
+    """The first layer that, training, normalises over the batch with one
+    value per channel (or group) in each sample: BatchNorm on features or on
+    1x1 images, GroupNorm with one value per group. torch refuses a batch of
+    one sample there (the shape analysis runs in evaluation mode and cannot
+    see it)."""
+    for layer in report.layers:
+        shape = layer.input_shape
+        if shape is None or layer.error is not None:
+            continue
+        if layer.type in ("BatchNorm1d", "BatchNorm2d"):
+            per_sample = math.prod(shape[1:])
+        elif layer.type == "GroupNorm":
+            per_sample = shape[0] // layer.params["num_groups"] * math.prod(shape[1:])
+        else:
+            continue
+        if per_sample == 1:
+            return layer
+    return None
+
+
 @dataclass
 class BuiltModel:
     module: nn.Sequential

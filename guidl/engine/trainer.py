@@ -24,7 +24,7 @@ from ..formatting import warning_text
 from ..registry import LOSSES, SCHEDULERS
 from ..spec import Problem, Project, ProjectError
 from .augment import augment_batch
-from .build import BuiltModel, analyze, build, check_training_memory
+from .build import BuiltModel, analyze, build, check_training_memory, needs_two_per_batch
 from .checkpoint_checks import (
     CALLBACK_FIELDS, CheckpointError, check_fields, check_optimizer, check_rng, check_scheduler,
     check_state_like, check_structure, check_weights, kind,
@@ -263,6 +263,7 @@ class Trainer:
         self.data = data.to(self.device)
         self.batches_per_epoch = max(1, math.ceil(
             shard_size(len(self.data.train), self.world_size) / self.batch_size))
+        self._avoid_batches_of_one(shard_size(len(self.data.train), self.world_size))
         training = self.project.training
         # torch checks some arguments only when it builds the object (Nesterov
         # without momentum, a beta of 1, OneCycleLR on an optimizer without
@@ -321,6 +322,25 @@ class Trainer:
         if self._resume_state is not None:
             self._apply_state(self._resume_state)
             self._resume_state = None
+
+    def _avoid_batches_of_one(self, samples: int) -> None:
+        """A layer that normalises over the batch cannot train on a batch of
+        one sample: refuse a batch size of 1, and skip an epoch's last batch
+        when it would hold a single sample (a different random one each
+        epoch), as DataLoader's drop_last would."""
+        layer = needs_two_per_batch(self.built.report)
+        if layer is None:
+            return
+        here = (f"layer {layer.index} ({layer.type}) normalises over the batch and needs at least 2 "
+                "samples per batch in training")
+        if self.batch_size < 2:
+            raise ProjectError(Problem("data.batch_size", f"is 1, but {here}: set it to 2 or more"))
+        if samples < 2:
+            raise ProjectError(Problem("data", f"the training split holds {samples} sample(s), but "
+                                               f"{here}: use more data or a smaller val_fraction"))
+        if samples % self.batch_size == 1:
+            self.batches_per_epoch -= 1
+            self.notes.append(f"each epoch skips its last batch, which would hold 1 sample: {here}")
 
     def _prepare_data(self) -> PreparedData:
         """The project's data. With several processes, the first on each

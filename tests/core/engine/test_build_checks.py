@@ -60,3 +60,27 @@ def test_the_edge_values_torch_accepts_pass_and_train(layers, shape, dtype):
     x = torch.zeros((2, *shape), dtype=torch.int64) if dtype == "int64" else \
         torch.zeros((2, *shape), requires_grad=True)
     module(x).float().sum().backward()  # what a training step does
+
+
+@pytest.mark.parametrize("layer, shape, needs", [
+    (Layer("BatchNorm1d"), [6], True),
+    (Layer("BatchNorm1d"), [3, 5], False),
+    (Layer("BatchNorm2d"), [2, 1, 1], True),
+    (Layer("BatchNorm2d"), [2, 3, 3], False),
+    (Layer("GroupNorm", {"num_groups": 2}), [2], True),
+    (Layer("GroupNorm", {"num_groups": 1}), [2], False),
+    (Layer("LayerNorm"), [6], False),
+])
+def test_layers_that_cannot_train_on_a_batch_of_one_are_known(layer, shape, needs):
+    from guidl.engine.build import needs_two_per_batch
+
+    model = Model([layer], shape)
+    found = needs_two_per_batch(analyze(model))
+    assert (found is not None) == needs
+    # ... as torch has it: a training batch of one sample fails exactly there.
+    module = build(model).module.train()
+    if needs:
+        with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+            module(torch.randn(1, *shape))
+    else:
+        module(torch.randn(1, *shape))
