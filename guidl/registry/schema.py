@@ -99,6 +99,8 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: bool = False
+    #: The maximum itself is refused (Adam's betas: < 1).
+    exclusive_maximum: bool = False
     choices: tuple[Any, ...] | None = None
     nullable: bool = False
     arity: int | None = None
@@ -177,6 +179,8 @@ class Param:
         low, high = self.minimum, self.maximum
         if low is not None and (value <= low if self.exclusive_minimum else value < low):
             return f"{self._number_expects()}, got {_describe(value)}"
+        if high is not None and self.exclusive_maximum and value >= high:
+            return f"{self._number_expects()}, got {_describe(value)}"
         if high is not None and value > high or kind == "int" and not INT64_MIN <= value <= INT64_MAX:
             # Past a limit the short form leaves out (a size cap, 64 bits): name it.
             return f"{self._number_expects(bounds=True)}, got {_describe(value)}"
@@ -187,7 +191,7 @@ class Param:
         if self.kind not in ("int_list", "float_list"):
             return self.expects(bounds)
         item = Param(self.name, self.kind[:-5], minimum=self.minimum, maximum=self.maximum,
-                     exclusive_minimum=self.exclusive_minimum)
+                     exclusive_minimum=self.exclusive_minimum, exclusive_maximum=self.exclusive_maximum)
         return item.expects(bounds)
 
     def _choice_message(self, value: str) -> str:
@@ -230,7 +234,7 @@ class Param:
         if low is not None:
             base += f" {'>' if self.exclusive_minimum else '>='} {_fmt(low)}"
         if high is not None:
-            base += f"{' and' if low is not None else ''} <= {_fmt(high)}"
+            base += f"{' and' if low is not None else ''} {'<' if self.exclusive_maximum else '<='} {_fmt(high)}"
         if self.kind in ("ints", "floats") and self.arity:
             base += f" (or a list of {self.arity})"
         if self.keywords:
@@ -251,6 +255,8 @@ class Param:
                 config[key] = value
         if self.exclusive_minimum:
             config["exclusive_minimum"] = True
+        if self.exclusive_maximum:
+            config["exclusive_maximum"] = True
         if self.nullable:
             config["nullable"] = True
         if self.choices is not None:
@@ -273,6 +279,13 @@ def _fmt(number: float) -> str:
     if isinstance(number, int):
         return str(number)
     return str(int(number)) if float(number).is_integer() and abs(number) < 1e15 else repr(number)
+
+
+def _holds(value: Any, op: str, bound: float) -> bool:
+    if not _is_number(value):
+        return False
+    return {">": value > bound, ">=": value >= bound, "==": value == bound,
+            "<": value < bound, "<=": value <= bound}[op]
 
 
 def _is_finite(value: float) -> bool:
@@ -351,6 +364,24 @@ class Entry:
         for p in self.params:
             if p.required and p.name not in params:
                 problems.append((p.name, f"is required by {self.name} ({p.help or p.expects()})"))
+        if not problems:
+            problems += self._check_requires(self.resolve(params))
+        return problems
+
+    def _check_requires(self, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """``info["requires"]``: a switch that, when on, needs other
+        parameters to hold (SGD's nesterov: momentum > 0 and dampening == 0),
+        as torch checks when it builds the object."""
+        problems = []
+        for switch, conditions in self.info.get("requires", {}).items():
+            if not params.get(switch):
+                continue
+            failed = [(name, op, bound) for name, op, bound in conditions
+                      if not _holds(params.get(name), op, bound)]
+            if failed:
+                needs = " and ".join(f"{name} {op} {_fmt(bound)}" for name, op, bound in conditions)
+                got = ", ".join(f"{name} is {_describe(params.get(name))}" for name, _, _ in failed)
+                problems.append((switch, f"needs {needs} ({got})"))
         return problems
 
     def to_config(self) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def _weight_decay(default: float = 0) -> Param:
 
 def _betas() -> Param:
     return Param("betas", "float_list", [0.9, 0.999], "decay rates of the running averages",
-                 minimum=0.0, maximum=1.0, arity=2)
+                 minimum=0.0, maximum=1.0, exclusive_maximum=True, arity=2)
 
 
 def _eps(default: float) -> Param:
@@ -71,11 +71,13 @@ def _eps(default: float) -> Param:
 
 
 def _optimizer(name: str, help: str, *params: Param, state: int = 2,
-               state_if: dict[str, int] | None = None) -> Entry:
+               state_if: dict[str, int] | None = None, requires: dict | None = None) -> Entry:
     # ``state``: copies of the weights the optimizer keeps (Adam's two moments);
     # ``state_if``: more copies when a parameter is set (SGD's momentum buffer).
-    # The engine's memory estimate of training reads them.
-    return Entry(name, "Optimizer", help, params, {"state": state, "state_if": state_if or {}})
+    # The engine's memory estimate of training reads them. ``requires``: see
+    # Entry.check_params.
+    return Entry(name, "Optimizer", help, params,
+                 {"state": state, "state_if": state_if or {}, "requires": requires or {}})
 
 
 OPTIMIZERS = Catalogue("optimizer", [
@@ -85,7 +87,8 @@ OPTIMIZERS = Catalogue("optimizer", [
                Param("dampening", "float", 0, "dampening of the momentum", minimum=0.0),
                _weight_decay(),
                Param("nesterov", "bool", False, "Nesterov momentum (needs momentum > 0)"),
-               state=0, state_if={"momentum": 1}),
+               state=0, state_if={"momentum": 1},
+               requires={"nesterov": [["momentum", ">", 0], ["dampening", "==", 0]]}),
     _optimizer("Adam", "Adaptive moments: a good default for most models.",
                _lr(0.001), _betas(), _eps(1e-8), _weight_decay(),
                Param("amsgrad", "bool", False, "use the AMSGrad variant"), state_if={"amsgrad": 1}),
@@ -148,7 +151,7 @@ SCHEDULERS = Catalogue("scheduler", [
                Param("total_steps", "int", None, "batches in the cycle (default: the whole run)",
                      minimum=1, nullable=True),
                Param("pct_start", "float", 0.3, "share of the cycle spent warming up",
-                     minimum=0.0, maximum=1.0),
+                     minimum=0.0, exclusive_minimum=True, maximum=1.0, exclusive_maximum=True),
                Param("anneal_strategy", "str", "cos", "shape of the anneal", choices=("cos", "linear")),
                Param("cycle_momentum", "bool", True, "cycle the momentum inversely to the rate"),
                Param("base_momentum", "float", 0.85, "lowest momentum", minimum=0.0),
@@ -162,7 +165,7 @@ SCHEDULERS = Catalogue("scheduler", [
                Param("mode", "str", "min", "whether the monitored value should go down or up",
                      choices=("min", "max")),
                Param("factor", "float", 0.1, "multiplier of the rate at each reduction",
-                     minimum=0.0, exclusive_minimum=True),
+                     minimum=0.0, exclusive_minimum=True, maximum=1.0, exclusive_maximum=True),
                Param("patience", "int", 10, "epochs without improvement before reducing", minimum=0),
                Param("threshold", "float", 0.0001, "smallest change that counts as improvement",
                      minimum=0.0),

@@ -62,6 +62,8 @@ REFUSED = {
     "ignore_index": (moons(**{"training.loss.params": {"ignore_index": 2**63}}),
                      "training.loss.params.ignore_index: must be an integer from -9223372036854775808 "
                      "to 9223372036854775807, got 9223372036854775808"),
+    "adam_beta": (moons(**{"training.optimizer.params": {"betas": [0.9, 1.0]}}),
+                  "training.optimizer.params.betas: each item must be a number >= 0 and < 1, got 1.0"),
 }
 
 
