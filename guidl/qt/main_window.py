@@ -202,7 +202,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.palette_dock)
 
         self.model_tab = ModelTab(self.document, self.edits, lambda: self.engine.is_ready)
-        for name in ("stack", "input_shape", "summary", "model_message", "properties", "layer_help",
+        for name in ("stack", "project_name", "input_shape", "summary", "model_message", "properties", "layer_help",
                      "layer_form", "layer_message"):
             setattr(self, name, getattr(self.model_tab, name))
         self.stack.layer_selected.connect(self.update_actions)
@@ -282,6 +282,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _sync(self) -> None:
+        self.update_title()  # an unsaved project's title is its name
         self.model_tab.sync()
         self.data_panel.sync()
         self.setup.sync()

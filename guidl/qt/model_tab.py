@@ -6,20 +6,80 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtWidgets import (
+    QFormLayout, QGroupBox, QLabel, QLineEdit, QScrollArea, QSplitter, QVBoxLayout, QWidget,
+)
 
 from ..formatting import format_bytes
 from ..registry import LAYERS, Param
 from .document import LayerEdits, ProjectDocument
 from .model_stack import ModelStackView
 from .panels import message_label
-from .param_form import ParamForm, parse_value
+from .param_form import ParamForm, mark_field, parse_value, with_note
 
 ERROR_STYLE = "color: #dc2626;"
 WARNING_STYLE = "color: #b45309;"
 NO_LAYER_HELP = ("Select a layer to edit it, or add one from the palette "
                  "(double-click, Enter, or drag it onto the model).")
+
+
+class TextField(QObject):
+    """A line edit whose text reaches the document when it is done (Enter,
+    focus out, ``commit_edits``) and valid. Refused text stays in the field,
+    marked, with the reason under it, and is the document's field problem
+    ``key`` meanwhile (Train waits for it); the project keeps its last valid value."""
+
+    def __init__(self, document: ProjectDocument, key: str, parse: Callable[[str], tuple[object, str | None]],
+                 apply: Callable[[object], None]):
+        super().__init__()
+        self.document, self.key, self.parse, self.apply = document, key, parse, apply
+        self.edit = QLineEdit()
+        self.setParent(self.edit)  # lives as long as its field
+        self.widget, self.note = with_note(self.edit)
+        self.edit.textEdited.connect(self._edited)
+        self.edit.editingFinished.connect(self.commit)
+        document.commit_requested.connect(self.commit)
+        document.project_replaced.connect(self.discard)
+
+    def show(self, text: str) -> None:
+        """The project's value, unless the field holds text not yet applied."""
+        if not self.edit.isModified() and self.edit.text() != text:
+            self.edit.setText(text)
+
+    @Slot(str)
+    def _edited(self, text: str) -> None:
+        problem = self.parse(text)[1]
+        mark_field(self.edit, self.note, problem)
+        self.document.set_field_problem(self.key, problem)
+
+    @Slot()
+    def commit(self) -> None:
+        if not self.edit.isModified():
+            return
+        value, problem = self.parse(self.edit.text())
+        if problem is None:
+            self.edit.setModified(False)
+            self.apply(value)
+
+    @Slot()
+    def discard(self) -> None:
+        self.edit.setModified(False)
+        mark_field(self.edit, self.note, None)
+
+
+def _parse_name(text: str) -> tuple[str, str | None]:
+    name = text.strip()
+    return name, None if name else "a project needs a name (runs and exports are named after it)"
+
+
+def _parse_input_shape(text: str) -> tuple[object, str | None]:
+    param = Param("input_shape", "int_list", None, minimum=1, nullable=True)
+    try:
+        value = parse_value(param, text)
+        return value, param.check(value)
+    except ValueError as error:
+        return None, str(error)
 
 
 class ModelTab(QSplitter):
@@ -29,19 +89,26 @@ class ModelTab(QSplitter):
         self.stack = ModelStackView(document)
         self.stack.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.stack.layer_selected.connect(self.show_layer)
-        self.input_shape = QLineEdit()
+        # The project's name: its runs' folders and its exports are named after it.
+        self.name_field = TextField(document, "name", _parse_name, lambda name: document.apply(
+            lambda p: setattr(p, "name", name), "Rename the project"))
+        self.project_name = self.name_field.edit
+        self.project_name.setToolTip("The project's name: its runs and exports are named after it")
+        self.shape_field = TextField(document, "model.input_shape", _parse_input_shape,
+                                     lambda shape: document.apply(
+                                         lambda p: setattr(p.model, "input_shape", shape), "Set input shape"))
+        self.input_shape = self.shape_field.edit
         self.input_shape.setToolTip("One sample's shape without the batch, such as 1, 28, 28. "
                                     "Leave empty to take it from the dataset.")
-        self.input_shape.textEdited.connect(self._input_shape_edited)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.model_message = message_label()
         left = QWidget()
         left_layout = QVBoxLayout(left)
-        shape_row = QHBoxLayout()
-        shape_row.addWidget(QLabel("Input shape"))
-        shape_row.addWidget(self.input_shape, 1)
-        left_layout.addLayout(shape_row)
+        fields = QFormLayout()
+        fields.addRow("Project name", self.name_field.widget)
+        fields.addRow("Input shape", self.shape_field.widget)
+        left_layout.addLayout(fields)
         left_layout.addWidget(self.stack, 1)
         left_layout.addWidget(self.model_message)
         left_layout.addWidget(self.summary)
@@ -69,11 +136,11 @@ class ModelTab(QSplitter):
     def sync(self) -> None:
         """Follow the document: input shape, summary, the model's problems, the selected layer."""
         project, report = self.document.project, self.document.report
-        if not self.input_shape.hasFocus():
-            self.input_shape.setText(", ".join(map(str, project.model.input_shape or [])))
-            shape, _ = self.document.input_shape_and_dtype()
-            self.input_shape.setPlaceholderText(
-                f"from the dataset: {', '.join(map(str, shape))}" if shape else "e.g. 1, 28, 28")
+        self.name_field.show(project.name)
+        self.shape_field.show(", ".join(map(str, project.model.input_shape or [])))
+        shape, _ = self.document.input_shape_and_dtype()
+        self.input_shape.setPlaceholderText(
+            f"from the dataset: {', '.join(map(str, shape))}" if shape else "e.g. 1, 28, 28")
         if report is None and not self.engine_ready():
             self.summary.setText("Output shapes and parameter counts appear as soon as PyTorch "
                                  "has loaded (a few seconds after start-up).")
@@ -127,17 +194,3 @@ class ModelTab(QSplitter):
 
     def _layer_param_changed(self, name: str, value) -> None:
         self.edits.set_param(self.stack.selected_layer(), name, value)
-
-    def _input_shape_edited(self, text: str) -> None:
-        param = Param("input_shape", "int_list", None, minimum=1, nullable=True)
-        try:
-            value = parse_value(param, text)
-            problem = param.check(value)
-        except ValueError as error:
-            value, problem = None, str(error)
-        if problem:
-            self.input_shape.setStyleSheet("border: 1px solid #dc2626;")
-            return
-        self.input_shape.setStyleSheet("")
-        self.document.apply(lambda p: setattr(p.model, "input_shape", value), "Set input shape",
-                            merge_key="model.input_shape")

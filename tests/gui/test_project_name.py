@@ -46,3 +46,36 @@ def test_save_as_keeps_a_name_the_user_gave(window, monkeypatch, tmp_path):
     window.document.set_project(small_project(name="Digits MLP"), None)
     _save_as(window, monkeypatch, tmp_path / "copy.guidl.json")
     assert window.document.project.name == "Digits MLP"
+
+
+def _type(qtbot, editor, text: str, enter: bool = True) -> None:
+    editor.setFocus()
+    editor.selectAll()
+    qtbot.keyClicks(editor, text)
+    if enter:
+        qtbot.keyClick(editor, Qt.Key.Key_Return)
+
+
+def test_the_project_is_renamed_in_the_window_as_an_undoable_edit(window, qtbot):
+    window.document.set_project(small_project(name="Untitled"), None)
+    field = window.project_name
+    assert field.text() == "Untitled"
+    _type(qtbot, field, "Moons", enter=False)
+    assert window.document.project.name == "Untitled"  # still typing
+    qtbot.keyClick(field, Qt.Key.Key_Return)
+    assert window.document.project.name == "Moons"
+    assert window.document.undo_stack.undoText() == "Rename the project"
+    assert window.windowTitle().startswith("Moons (unsaved)")
+    assert window.training._new_run_dir().name.startswith("Moons-")
+    window.undo_action.trigger()
+    assert window.document.project.name == "Untitled" and field.text() == "Untitled"
+
+
+def test_an_empty_name_is_refused_in_place_and_keeps_train_waiting(window, qtbot):
+    _type(qtbot, window.project_name, "   ")
+    assert window.document.project.name == "MNIST CNN"
+    assert window.model_tab.name_field.note.isVisibleTo(window)
+    assert not window.train_action.isEnabled()
+    assert window.train_action.toolTip().startswith("Cannot train: name: a project needs a name")
+    _type(qtbot, window.project_name, "MNIST small")
+    assert window.document.project.name == "MNIST small" and window.train_action.isEnabled()
