@@ -202,8 +202,8 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.palette_dock)
 
         self.model_tab = ModelTab(self.document, self.edits, lambda: self.engine.is_ready)
-        for name in ("stack", "project_name", "input_shape", "summary", "model_message", "properties", "layer_help",
-                     "layer_form", "layer_message"):
+        for name in ("stack", "project_name", "input_shape", "summary", "model_message", "properties",
+                     "layer_help", "layer_form", "layer_message"):
             setattr(self, name, getattr(self.model_tab, name))
         self.stack.layer_selected.connect(self.update_actions)
 
