@@ -146,7 +146,8 @@ def build_actions(window: QWidget, ready_made: dict[str, QAction],
             action.setIcon(icon(spec.icon))
         if spec.icon_text:
             action.setIconText(spec.icon_text)
-        keys = shortcut_sequences(spec.shortcut, taken=named + used)
+        own = [QKeySequence(item) for item in _items(spec.shortcut)]  # in the platform's order, first shown
+        keys = shortcut_sequences(spec.shortcut, taken=[key for key in named if key not in own] + used)
         used += keys
         action.setShortcuts(keys)
         if spec.tip:
