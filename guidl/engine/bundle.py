@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..formatting import shorten
+
 BUNDLE_FORMAT = "guidl-bundle"
 PROJECT, WEIGHTS, META, SAMPLES = "project.guidl.json", "model.safetensors", "meta.json", "samples.safetensors"
 REQUIRED_MEMBERS = (PROJECT, WEIGHTS, META)
@@ -45,7 +47,8 @@ class BundleError(ValueError):
     """A file that is not a valid guidl bundle; the message says why."""
 
     def __init__(self, source: str, reason: str):
-        super().__init__(f"{source}: not a valid guidl bundle: {reason}")
+        # The reason may quote the file's own bytes (zipfile's messages do): cut it.
+        super().__init__(f"{source}: not a valid guidl bundle: {shorten(reason)}")
 
 
 @dataclass
@@ -123,7 +126,8 @@ def read_bundle(path: str | Path, limit: int | None = None) -> BundleContents:
                                 raise BundleError(source, f"{info.filename} expands past its declared "
                                                           f"size or the {_size(limit)} a bundle may take here")
                             buffer.write(chunk)
-                except (zlib.error, lzma.LZMAError, EOFError, zipfile.BadZipFile) as error:
+                # UnicodeDecodeError: a local header's name flagged UTF-8 that is not
+                except (zlib.error, lzma.LZMAError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as error:
                     raise BundleError(source, f"{info.filename} is damaged ({error})") from None
                 return buffer.getvalue()
 
@@ -133,7 +137,7 @@ def read_bundle(path: str | Path, limit: int | None = None) -> BundleContents:
             samples = read(members[SAMPLES], limit) if SAMPLES in members else None
     except BundleError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as error:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, UnicodeDecodeError) as error:
         raise BundleError(source, f"the zip is damaged or truncated ({error})") from None
     except (zlib.error, lzma.LZMAError) as error:
         raise BundleError(source, f"a member's compressed data is damaged ({error})") from None

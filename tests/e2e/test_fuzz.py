@@ -243,7 +243,7 @@ def _write(workdir: Path, name: str, content) -> Path:
     return path
 
 
-@fuzz(60)
+@fuzz(150)
 @given(doc=projects())
 def test_summary_of_any_project_file(workdir, doc):
     path = _write(workdir, "p.guidl.json", doc)
@@ -251,7 +251,7 @@ def test_summary_of_any_project_file(workdir, doc):
     run_guidl(workdir, "summary", str(path), "--json")
 
 
-@fuzz(15)
+@fuzz(30)
 @given(doc=projects())
 def test_training_any_project_file(workdir, doc):
     path = _write(workdir, "p.guidl.json", doc)
@@ -325,7 +325,7 @@ def bundles(draw, members):
     return data
 
 
-@fuzz(25)
+@fuzz(60)
 @given(data=st.data())
 def test_damaged_bundles(workdir, trained, data):
     _, members = trained
@@ -336,7 +336,7 @@ def test_damaged_bundles(workdir, trained, data):
         ["safetensors", "state_dict", "python"])), "-o", "m")
 
 
-@fuzz(20)
+@fuzz(50)
 @given(data=st.data())
 def test_damaged_run_folders(workdir, trained, data):
     run, _ = trained

@@ -124,3 +124,26 @@ def test_a_fifo_as_a_bundle_is_refused_at_once(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(ExportError):
         load_trained(fifo)
+
+
+def test_a_damaged_local_header_is_refused_in_a_short_line(good_bundle, tmp_path):
+    """A local header whose name is flagged UTF-8 but is not, and one that
+    differs from the directory's: zipfile raises UnicodeDecodeError for the
+    first and quotes the header's bytes for the second."""
+    data = bytearray(good_bundle.read_bytes())
+    name = b"project.guidl.json"
+    start = data.index(name)  # the first local header's name
+    flags = start - 30 + 6
+    bad_utf8 = bytearray(data)
+    bad_utf8[flags + 1] |= 0x08  # bit 11: the name is UTF-8
+    bad_utf8[start:start + 1] = b"\x9d"
+    other_name = bytearray(data)
+    other_name[start + 1:start + 2] = b"X"
+    for label, content in (("utf8", bad_utf8), ("other", other_name)):
+        path = tmp_path / f"{label}.guidl"
+        path.write_bytes(bytes(content))
+        with pytest.raises(ExportError) as caught:
+            load_bundle(path)
+        message = str(caught.value)
+        assert "not a valid guidl bundle" in message, (label, message)
+        assert len(message) < 400, (label, len(message))
