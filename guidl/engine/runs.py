@@ -38,6 +38,7 @@ from typing import Any
 
 import psutil
 
+from ..formatting import quote
 from ..spec.io import atomic_write_text
 
 RUN_FILE = "run.json"
@@ -51,6 +52,8 @@ PROCESS_GONE = "the training process ended without finishing (killed or crashed)
 HEARTBEAT_S = 60.0
 #: A running run with no process to check whose run.json is older is over.
 STALE_AFTER_S = 3600.0
+#: The largest process id a run record may hold (pid_t is 32 bits).
+MAX_PID = 2**31 - 1
 #: run.json is small; anything larger is not one of ours.
 MAX_RUN_FILE_BYTES = 4 * 1024 * 1024
 
@@ -190,7 +193,7 @@ def process_gone(record: dict[str, Any], modified: float) -> bool:
                 started = process.create_time()
             except psutil.NoSuchProcess:
                 return True
-            except (psutil.Error, OSError):
+            except (psutil.Error, OSError, ValueError, OverflowError):  # a pid no process can have
                 return False  # cannot tell: leave the run alone
             if record.get("process_started") is None:
                 return False
@@ -211,6 +214,9 @@ def _check(record: Any, where: str) -> dict[str, Any]:
                 raise RunError(f"{where}: {key} must be {names}, got {type(value).__name__}")
     if record.get("status") not in STATUSES:
         raise RunError(f"{where}: unknown status {str(record.get('status'))[:40]!r}")
+    pid = record.get("pid")
+    if pid is not None and not 1 <= pid <= MAX_PID:
+        raise RunError(f"{where}: pid must be a process id from 1 to {MAX_PID}, got {quote(pid)}")
     return record
 
 

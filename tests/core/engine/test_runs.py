@@ -130,3 +130,13 @@ def test_a_project_finds_the_runs_trained_from_its_own_file(tmp_path):
     write_run(root / "b", started="2026-01-02T00:00:00+00:00", source=str(tmp_path / "other.guidl.json"))
     assert latest_finished_run(root, source=tmp_path / "moons.guidl.json") == mine
     assert latest_finished_run(root, "Moons", source=tmp_path / "none.guidl.json") is None
+
+
+@pytest.mark.parametrize("pid", [-1, 0, 2**40])
+def test_a_running_record_with_an_impossible_pid_is_a_clear_error(tmp_path, pid):
+    write_run(tmp_path, status="running", **{**process_identity(), "pid": pid})
+    with pytest.raises(RunError, match="pid must be a process id"):
+        read_run(tmp_path)
+    # process_gone itself never raises for one (psutil.Process(-1) is a ValueError)
+    record = {**process_identity(), "pid": pid, "status": "running"}
+    assert runs.process_gone(record, time.time()) in (True, False)
