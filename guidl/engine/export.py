@@ -183,6 +183,25 @@ def _trained(project, built, run: dict | None, trained: bool = True) -> TrainedM
         if run else {})
 
 
+def _normalization_problem(model: TrainedModel) -> str | None:
+    """Why ``model``'s normalization (from meta.json or run.json, of checked
+    types) cannot apply to its inputs, or None: one mean and std per channel
+    or feature (the first input dimension), or one for all; none for token ids."""
+    normalization = model.normalization
+    if normalization is None:
+        return None
+    if model.input_dtype == "int64":
+        return "normalization is given for a model that takes token ids (int64), which are never normalised"
+    features = model.input_shape[0] if model.input_shape else 1
+    for key in ("mean", "std"):
+        count = len(normalization[key])
+        if count not in (1, features):
+            return (f"normalization has {count} {key} values for a model whose input "
+                    f"{tuple(model.input_shape)} has {features} channels or features (1 or "
+                    f"{features} were expected)")
+    return None
+
+
 def _load_run(folder: Path) -> TrainedModel:
     from .runs import RunError, read_run
 
@@ -207,6 +226,9 @@ def _load_run(folder: Path) -> TrainedModel:
             raise ExportError(f"{weights} {_kind(weights)}, not a weights file")
         _load_weights(built.module, weights, str(weights))
     model = _trained(project, built, run, trained)
+    problem = _normalization_problem(model)
+    if problem:
+        raise ExportError(f"{folder / 'run.json'}: not a valid run record: {problem}")
     model.samples = _real_samples(project, model)
     return model
 
@@ -274,6 +296,9 @@ def load_bundle(path: Path) -> TrainedModel:
                          built.report.input_dtype, meta.get("task"), meta.get("class_names"),
                          meta.get("normalization"), meta.get("metrics"), bool(meta.get("trained", True)),
                          meta={k: v for k, v in meta.items() if k == "run"})
+    problem = _normalization_problem(model)
+    if problem:
+        raise ExportError(f"{source}: not a valid guidl bundle: {problem}")
     if contents.samples is not None:
         try:
             samples = load(contents.samples)["x"]

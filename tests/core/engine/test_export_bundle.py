@@ -147,3 +147,25 @@ def test_a_damaged_local_header_is_refused_in_a_short_line(good_bundle, tmp_path
         message = str(caught.value)
         assert "not a valid guidl bundle" in message, (label, message)
         assert len(message) < 400, (label, len(message))
+
+
+def test_a_normalization_that_does_not_fit_the_model_is_refused(good_bundle, tmp_path):
+    """Three means for a model of two features crashed predict (RuntimeError) and
+    wrote a Python export whose preprocess() failed."""
+    with zipfile.ZipFile(good_bundle) as archive:
+        meta = json.loads(archive.read("meta.json"))
+    three = {"scale": 1.0, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    path = rewritten(good_bundle, tmp_path / "three.guidl", meta={**meta, "normalization": three})
+    with pytest.raises(ExportError, match="not a valid guidl bundle: normalization has 3 mean values"):
+        load_bundle(path)
+    for fits in ({"scale": 1.0, "mean": [0.5], "std": [2.0]},
+                 {"scale": 1.0, "mean": [0.5, 0.1], "std": [2.0, 1.0]}):
+        path = rewritten(good_bundle, tmp_path / "fits.guidl", meta={**meta, "normalization": fits})
+        assert load_bundle(path).normalization == fits
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "project.guidl.json").write_bytes((ROOT / "examples/moons_mlp.guidl.json").read_bytes())
+    (run / "run.json").write_text(json.dumps({
+        "format": "guidl-run", "version": 1, "status": "finished", "normalization": three}))
+    with pytest.raises(ExportError, match=r"run.json: not a valid run record: normalization has 3"):
+        load_trained(run)
