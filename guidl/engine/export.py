@@ -613,6 +613,12 @@ with torch.no_grad():
 """
 
 
+def python_check_command(path: Path, inputs: Path, outputs: Path) -> list[str]:
+    """The command that runs the generated module at ``path`` on ``inputs``:
+    only options every Python guidl supports (3.10 and later) understands."""
+    return [sys.executable, "-c", _CHECK, str(path), path.stem, str(inputs), str(outputs)]
+
+
 def check_python_module(path: Path, x: torch.Tensor, model: TrainedModel) -> float:
     """Run the generated module in a fresh interpreter (without guidl) and
     compare its outputs with the model's."""
@@ -622,10 +628,10 @@ def check_python_module(path: Path, x: torch.Tensor, model: TrainedModel) -> flo
         outputs = Path(folder) / "y.pt"
         torch.save(x, inputs)
         try:
-            # -P: the working folder is not put on sys.path.
-            result = subprocess.run([sys.executable, "-P", "-c", _CHECK, str(path), path.stem, str(inputs),
-                                     str(outputs)], capture_output=True, text=True, cwd=folder,
-                                    timeout=PYTHON_CHECK_TIMEOUT_S)
+            # No -P (Python 3.11+) nor -I (it drops the user's site-packages, where torch
+            # may be): the working folder that -c puts on sys.path is this empty one.
+            result = subprocess.run(python_check_command(path, inputs, outputs), capture_output=True,
+                                    text=True, cwd=folder, timeout=PYTHON_CHECK_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise ExportError(f"the generated {path.name} did not finish within "
                               f"{PYTHON_CHECK_TIMEOUT_S} s") from None

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from guidl import spec
 from guidl.engine import python_source as source_module
-from guidl.engine.export import ExportError, export, load_trained
+from guidl.engine.export import ExportError, export, load_trained, python_check_command
 from guidl.engine.python_source import SourceError, layer_source, literal, training_source
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -155,6 +155,13 @@ def test_the_check_imports_the_module_by_its_absolute_path(moons, tmp_path, monk
     assert (tmp_path / "sub/rel.py").is_file() and (tmp_path / "sub/rel.safetensors").is_file()
     result = export(moons, "python", Path("here.py"))
     assert (tmp_path / "here.py").is_file()
+
+
+def test_the_check_runs_on_every_python_guidl_supports(tmp_path):
+    # -P (safe path) exists from Python 3.11 only: on 3.10 every Python export failed.
+    command = python_check_command(tmp_path / "m.py", tmp_path / "x.pt", tmp_path / "y.pt")
+    options = command[1:command.index("-c")]
+    assert "-P" not in options and set(options) <= {"-E", "-s", "-B", "-u", "-I"}
 
 
 def test_a_python_export_that_fails_its_check_leaves_nothing(moons, tmp_path, monkeypatch):
