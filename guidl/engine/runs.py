@@ -38,8 +38,8 @@ from typing import Any
 
 import psutil
 
-from ..formatting import quote
-from ..spec.io import atomic_write_text
+from ..formatting import quote, shorten
+from ..spec.io import UnreadableFileError, atomic_write_text, open_regular_file
 
 RUN_FILE = "run.json"
 #: The files a run folder holds (callbacks.RunFolder writes them).
@@ -220,6 +220,34 @@ def _check(record: Any, where: str) -> dict[str, Any]:
     return record
 
 
+def _read_record(path: str | os.PathLike[str]) -> tuple[dict[str, Any], float]:
+    """The checked ``run.json`` of the run folder ``path`` and its
+    modification time, read only from a regular file of at most
+    ``MAX_RUN_FILE_BYTES`` (a FIFO would block, a device never end);
+    ``RunError`` says why it cannot be read."""
+    file = Path(path) / RUN_FILE
+    where = str(file)
+    try:
+        with open_regular_file(file, MAX_RUN_FILE_BYTES, "a run record") as handle:
+            modified = os.fstat(handle.fileno()).st_mtime  # the file read, not one swapped in
+            raw = handle.read(MAX_RUN_FILE_BYTES + 1)
+    except UnreadableFileError as error:
+        if error.reason == "no such file":
+            raise RunError(f"{shorten(str(path))}: not a run folder (no {RUN_FILE})") from None
+        raise RunError(str(error)) from None
+    except OSError as error:
+        raise RunError(f"{where}: cannot be read: {error.strerror or error}") from None
+    if len(raw) > MAX_RUN_FILE_BYTES:
+        raise RunError(f"{where}: grew past {MAX_RUN_FILE_BYTES} bytes while read; not a run record")
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise RunError(f"{where}: not valid JSON ({shorten(str(error).splitlines()[0])})") from None
+    except RecursionError:
+        raise RunError(f"{where}: not valid JSON (nested too deeply)") from None
+    return _check(record, where), modified
+
+
 def read_run(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The checked ``run.json`` of the run folder ``path``; ``RunError`` when
     it is missing, damaged or of the wrong types.
@@ -227,28 +255,8 @@ def read_run(path: str | os.PathLike[str]) -> dict[str, Any]:
     A run that says ``running`` but whose process is gone is returned, and
     written back when the folder allows, as ``failed`` with ``PROCESS_GONE``.
     """
-    file = Path(path) / RUN_FILE
-    where = str(file)
-    try:
-        info = file.stat()
-        if not file.is_file():
-            raise RunError(f"{where}: not a regular file")
-        if info.st_size > MAX_RUN_FILE_BYTES:
-            raise RunError(f"{where}: {info.st_size} bytes is too large for a run record")
-        with open(file, "rb") as handle:
-            raw = handle.read(MAX_RUN_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise RunError(f"{path}: not a run folder (no {RUN_FILE})") from None
-    except OSError as error:
-        raise RunError(f"{where}: cannot be read: {error.strerror or error}") from None
-    try:
-        record = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise RunError(f"{where}: not valid JSON ({str(error).splitlines()[0][:200]})") from None
-    except RecursionError:
-        raise RunError(f"{where}: not valid JSON (nested too deeply)") from None
-    record = _check(record, where)
-    if record["status"] == "running" and process_gone(record, info.st_mtime):
+    record, modified = _read_record(path)
+    if record["status"] == "running" and process_gone(record, modified):
         record = mark_failed(path, PROCESS_GONE, record) or record
     return record
 
@@ -260,9 +268,8 @@ def mark_failed(path: str | os.PathLike[str], cause: str,
     None when there was no running run to mark."""
     if record is None:
         try:
-            file = Path(path) / RUN_FILE
-            record = _check(json.loads(file.read_text(encoding="utf-8")), str(file))
-        except (OSError, ValueError, RecursionError):
+            record, _ = _read_record(path)
+        except RunError:
             return None
     if record.get("status") != "running":
         return None

@@ -171,3 +171,14 @@ def test_damaged_bundles_are_explained_by_predict_and_export(tmp_path, root, cap
             assert f"{path}: not a valid guidl bundle: " in err and words in err, (kind, err)
             assert "internal error" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_run_record_that_is_a_fifo_is_refused_by_export(tmp_path, root):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "project.guidl.json").write_bytes((root / "examples/moons_mlp.guidl.json").read_bytes())
+    os.mkfifo(run / "run.json")
+    result = guidl("export", str(run), "--format", "safetensors", "-o", str(tmp_path / "m.safetensors"))
+    assert result.returncode == 2, result.stderr
+    assert "run.json: is a named pipe (FIFO), not a regular file" in result.stderr
+    assert not (tmp_path / "m.safetensors").exists()

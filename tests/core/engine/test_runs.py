@@ -140,3 +140,34 @@ def test_a_running_record_with_an_impossible_pid_is_a_clear_error(tmp_path, pid)
     # process_gone itself never raises for one (psutil.Process(-1) is a ValueError)
     record = {**process_identity(), "pid": pid, "status": "running"}
     assert runs.process_gone(record, time.time()) in (True, False)
+
+
+def _unblock(fifo):
+    """Open ``fifo`` for writing, so that a reader stuck opening it returns."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass  # no reader was waiting
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_run_record_that_is_a_fifo_is_refused_at_once_by_every_reader(tmp_path):
+    import threading
+
+    os.mkfifo(tmp_path / "run.json")
+    outcome = {}
+
+    def mark():
+        outcome["marked"] = runs.mark_failed(tmp_path, "killed")
+
+    thread = threading.Thread(target=mark, daemon=True)
+    thread.start()
+    thread.join(5)
+    hung = thread.is_alive()
+    _unblock(tmp_path / "run.json")
+    thread.join(5)
+    assert not hung, "mark_failed waited for a writer to the FIFO"
+    assert outcome["marked"] is None
+    with pytest.raises(RunError, match="named pipe"):
+        read_run(tmp_path)
+
