@@ -74,3 +74,13 @@ def warning_text(message: object, category: type | None = None, filename: str | 
     found = _PACKAGE.search(filename or "")
     source = found.group(1) if found else None
     return shorten(f"warning from {source}: {text}" if source else text)
+
+
+def first_line(error: BaseException | str, limit: int = QUOTE_LIMIT) -> str:
+    """The first line of an error's message, shortened (its type's name when
+    it says nothing): what a message quotes of a library's error, whose text
+    may carry a user's value of any length."""
+    lines = str(error).strip().splitlines()
+    if lines:
+        return shorten(lines[0].strip(), limit)
+    return type(error).__name__ if isinstance(error, BaseException) else ""

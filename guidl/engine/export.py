@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .. import spec
+from ..formatting import first_line, quote
 from ..registry import DATASETS
 from ..spec import Project, atomic_path
 from .build import ModelReport, build
@@ -126,20 +127,74 @@ class ExportResult:
 
 # -- loading trained models -------------------------------------------------------------
 
-def _load_weights(module: nn.Module, data: bytes | Path, source: str) -> None:
-    from safetensors import SafetensorError
-    from safetensors.torch import load, load_file
+#: Room a weights file may take beyond its tensors' bytes: the JSON header
+#: (names, shapes, offsets, metadata) and alignment.
+WEIGHTS_HEADER_ROOM = 2**20
 
+
+def weights_size_limit(module: nn.Module) -> int:
+    """The most bytes a safetensors file of ``module``'s weights may hold:
+    its tensors' bytes plus a tenth and a MiB of header room."""
+    need = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+    return need + need // 10 + WEIGHTS_HEADER_ROOM
+
+
+def _check_weight_names(path: Path, expected: dict[str, torch.Tensor], source: str) -> None:
+    """``ExportError`` when the file's header names a tensor the model lacks,
+    lacks one it has, or gives another shape; read from the header alone,
+    before any tensor is loaded."""
+    from safetensors import SafetensorError, safe_open
+
+    mismatch = f"{source}: the weights do not match the project's model"
     try:
-        state = load_file(str(data)) if isinstance(data, Path) else load(data)
+        with safe_open(str(path), framework="pt") as weights:
+            found = {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
     except (SafetensorError, OSError, ValueError) as error:
-        raise ExportError(f"{source}: the weights cannot be read ({str(error)[:200]}); the file is "
+        raise ExportError(f"{source}: the weights cannot be read ({first_line(error)}); the file is "
+                          "damaged or not a safetensors file") from None
+    unexpected = [name for name in found if name not in expected]
+    if unexpected:
+        raise ExportError(f"{mismatch}: it holds {quote(unexpected[0])}, which the model has not"
+                          + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+    missing = [name for name in expected if name not in found]
+    if missing:
+        raise ExportError(f"{mismatch}: {quote(missing[0])} is missing")
+    for name, shape in found.items():
+        if shape != tuple(expected[name].shape):
+            raise ExportError(f"{mismatch}: {quote(name)} has shape {shape}, the model's is "
+                              f"{tuple(expected[name].shape)}")
+
+
+def _load_weights(module: nn.Module, data: bytes | Path, source: str) -> None:
+    """Load ``data`` (a safetensors file, or its bytes from a bundle, whose
+    size the bundle bounds) into ``module``. A file is read only when it is a
+    regular one no larger than the model's weights allow, and only after its
+    header names exactly the model's tensors with their shapes."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    if isinstance(data, Path):
+        limit = weights_size_limit(module)
+        try:
+            with spec.open_regular_file(data, limit, "the weights file of this model") as handle:
+                _check_weight_names(data, module.state_dict(), source)
+                data = handle.read(limit + 1)
+        except spec.UnreadableFileError as error:
+            raise ExportError(str(error)) from None
+        except OSError as error:
+            raise ExportError(f"{source}: cannot be read: {error.strerror or error}") from None
+        if len(data) > limit:
+            raise ExportError(f"{source}: grew while it was read; read it again when it is complete")
+    try:
+        state = load(data)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ExportError(f"{source}: the weights cannot be read ({first_line(error)}); the file is "
                           "damaged or not a safetensors file") from None
     try:
         module.load_state_dict(state)
     except RuntimeError as error:
         raise ExportError(f"{source}: the weights do not match the project's model: "
-                          f"{str(error).splitlines()[0][:300]}") from None
+                          f"{first_line(error)}") from None
 
 
 def load_trained(path: str | Path) -> TrainedModel:
