@@ -269,3 +269,68 @@ def test_an_orphan_stays_until_its_work_is_autosaved_again(window, tmp_path, qtb
     monkeypatch.setattr(spec, "atomic_write_text", write)
     answer["button"] = QMessageBox.StandardButton.Discard
     assert len(new_window(qtbot, tmp_path, "later").files.orphans()) == 1
+
+
+class HeldMeasurement:
+    """``evaluate_weights`` held until released: a reopened run's measurement
+    that takes its time. Raises ``error`` instead when one is given."""
+
+    def __init__(self, monkeypatch, error: Exception | None = None, calls: int = 1):
+        import threading
+
+        from guidl.qt import worker
+
+        self.release = threading.Event()
+        self.entered = threading.Event()  # a held measurement has begun
+        self.real = worker.evaluate_weights
+        self.error = error
+        self.held = calls  # the first ``calls`` measurements are held, later ones pass
+        monkeypatch.setattr(worker, "evaluate_weights", self)
+
+    def __call__(self, *args, **kwargs):
+        if self.held > 0:
+            self.held -= 1
+            self.entered.set()
+            assert self.release.wait(60)
+            if self.error is not None:
+                raise self.error
+        return self.real(*args, **kwargs)
+
+
+def test_a_run_started_while_the_reopened_model_is_measured_keeps_its_own_results(window, qtbot, tmp_path,
+                                                                                  monkeypatch):
+    path, _ = _trained_project(tmp_path)
+    held = HeldMeasurement(monkeypatch)
+    try:
+        assert window.open_path(path, ask=False) and window.evaluation.running
+        assert window.train_action.isEnabled()  # nobody waits for the measurement
+        window.train_action.trigger()
+        qtbot.waitUntil(lambda: window.thread is None and window.last_result is not None, timeout=120_000)
+        trainer, result, run, status = window.trainer, window.last_result, window.run_dir, window.status_text.text()
+        assert run.name != "boring-1" and "Training finished" in status
+    finally:
+        held.release.set()
+    qtbot.waitUntil(lambda: window.jobs.count == 0, timeout=60_000)
+    qtbot.wait(50)
+    assert window.trainer is trainer and window.last_result is result and window.run_dir == run
+    assert window.status_text.text() == status and window.results.headline.text()
+
+
+def test_a_measurement_that_fails_after_another_project_was_opened_says_nothing_of_it(window, qtbot, tmp_path,
+                                                                                      monkeypatch):
+    first, _ = _trained_project(tmp_path)
+    (tmp_path / "b").mkdir()
+    second, trainer = _trained_project(tmp_path / "b")
+    held = HeldMeasurement(monkeypatch, error=ValueError("the first project's weights are broken"))
+    try:
+        assert window.open_path(first, ask=False)
+        qtbot.waitUntil(held.entered.is_set, timeout=60_000)
+        assert window.open_path(second, ask=False)
+        qtbot.waitUntil(lambda: window.trainer is not None, timeout=60_000)  # the second's model is back
+    finally:
+        held.release.set()
+    qtbot.waitUntil(lambda: window.jobs.count == 0, timeout=60_000)
+    qtbot.wait(50)
+    assert "broken" not in window.status_text.text() and "broken" not in window.train_message.text()
+    assert "boring-1" in window.status_text.text()
+    assert window.last_result.evaluation.accuracy == trainer.evaluate("val").accuracy

@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QMainWindow
 
-from ..jobs import Task
+from ..jobs import Task, error_message
 
 WARNING_STYLE = "color: #b45309;"
 
@@ -18,10 +18,12 @@ class EvaluationController(QObject):
     def __init__(self, window: QMainWindow):
         super().__init__(window)
         self.window = window
-        self.thread = None  # the evaluation running in the background
-        self._data_key: str | None = None
-        self._generation = 0  # the session's generation the evaluation was started in
+        self.thread = None  # the evaluation the window waits for, running in the background
+        #: Counts evaluations started: an evaluation's outcome carries its number,
+        #: and only the latest one's, not superseded, is shown.
+        self._serial = 0
         self._show_results = True  # Results comes to the front when the evaluation ends
+        self._on_error = None  # how the evaluation the window waits for says its failure
         self.run_wanted: Path | None = None  # a project whose run to reopen once torch is ready
 
     @property
@@ -70,51 +72,61 @@ class EvaluationController(QObject):
             self.reopen_latest_run(self.run_wanted)
         self.run_wanted = None
 
-    def _start(self, measure, status: str | None, failed, show_results: bool = True) -> None:
+    def _start(self, measure, status: str | None, on_error, show_results: bool = True) -> None:
         window = self.window
         project = window.document.project.copy()
-        self._data_key = window.document.data_key()
-        self._generation = window.session.generation
+        key = window.document.data_key()
+        self._serial += 1
+        serial, generation = self._serial, window.session.generation
         self._show_results = show_results
-        data = window.session.cached_data(self._data_key)
+        self._on_error = on_error
+        data = window.session.cached_data(key)
         if status:
             window.status_text.setText(status)
-        key, generation = self._data_key, self._generation
-        # The result carries what it was started for: another may have started since.
-        task = Task(lambda: (generation, key, measure(project, data)))
-        task.done.connect(self._evaluated)
-        task.error.connect(failed)
-        self.thread = window.jobs.start(task, self._thread_finished)
+
+        # The outcome, or the failure, carries what it was started for: another
+        # project may have been opened, or a training started, since.
+        def evaluation():
+            try:
+                return serial, generation, key, measure(project, data), None
+            except Exception as error:  # noqa: BLE001 - said in place, never a crash
+                return serial, generation, key, None, error_message(error)
+
+        task = Task(evaluation)
+        task.done.connect(self._ended)
+        self.thread = window.jobs.start(task)
         window.update_actions()
 
-    def _current(self) -> bool:
-        """Whether the evaluation that just ended still belongs to what the window shows."""
-        return self.window.session.generation == self._generation and not self.window.training.running
+    def supersede(self) -> None:
+        """Training starts: the evaluation in flight (a reopened project's last
+        run, say) no longer belongs to what the window shows. Nobody waits for
+        it, and its outcome is dropped when it comes."""
+        if self.thread is not None:
+            self._serial += 1
+            self.thread = None
+            self.window.update_actions()
 
     @Slot(object)
-    def _evaluated(self, done: tuple) -> None:
-        generation, data_key, outcome = done
-        if outcome is not None and generation == self.window.session.generation \
-                and not self.window.training.running:
-            self.show_outcome(outcome, data_key)
+    def _ended(self, ended: tuple) -> None:
+        serial, generation, data_key, outcome, error = ended
+        if serial != self._serial:
+            return  # superseded, or an earlier evaluation's
+        self.thread = None
+        window = self.window
+        if generation == window.session.generation and not window.training.running:
+            if error is not None:
+                self._on_error(error)
+            elif outcome is not None:
+                self.show_outcome(outcome, data_key)
+                if self._show_results:
+                    window.show_tab("results")
+        window.update_actions()
 
-    @Slot(str)
     def _run_failed(self, message: str) -> None:
-        if self._current():
-            self.window.status_text.setText(f"The project's latest run could not be opened: {message}")
+        self.window.status_text.setText(f"The project's latest run could not be opened: {message}")
 
-    @Slot(str)
     def _failed(self, message: str) -> None:
         self.window.training.show_failure(message)
-
-    @Slot()
-    def _thread_finished(self) -> None:
-        if self.sender() is not self.thread:
-            return  # an earlier evaluation, for a project opened before
-        self.thread = None
-        if self._show_results:
-            self.window.show_tab("results")
-        self.window.update_actions()
 
     def show_outcome(self, outcome: dict, data_key: str | None) -> None:
         """A finished run's or an evaluation's outcome: the session keeps the

@@ -107,6 +107,9 @@ class TrainingController(QObject):
         except OSError as error:
             self.show_failure(f"Cannot make the run folder: {error.strerror or error} ({error.filename})")
             return
+        # A reopened project's last run still being measured: the new run wins,
+        # whatever ends first (the user does not wait for the measurement).
+        window.evaluation.supersede()
         self._data_key = window.document.data_key()
         weights = window.session.weights_for(project)  # an opened bundle's or run's: go on from them
         from ..worker import TrainingWorker
