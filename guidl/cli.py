@@ -190,6 +190,7 @@ def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from . import spec
+    from .formatting import first_line
 
     # Started by torchrun, process 0 alone prints and writes the run folder;
     # the others stay quiet but for failures of their own.
@@ -206,7 +207,7 @@ def _train(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         source = run_dir / "project.guidl.json"
         checkpoint = run_dir / "checkpoint.pt"
-        if not checkpoint.is_file():
+        if not os.path.lexists(checkpoint):  # anything else is opened and explained below
             return _bad_input([f"{run_dir}: no checkpoint.pt to resume from (no epoch of this run "
                                f"had finished); train anew: guidl train {source} --out NEW_DIR"],
                               args.json, quiet)
@@ -289,6 +290,15 @@ def _train(args: argparse.Namespace) -> int:
                 _remove_if_empty(run_dir)
             return _bad_input(["--tensorboard needs the tensorboard package: pip install tensorboard"],
                               args.json, quiet)
+    checkpoint_file = None
+    if checkpoint is not None:
+        from .engine.checkpoint_checks import checkpoint_size_limit
+
+        try:  # a regular file of the size a checkpoint of this model can have: never a FIFO
+            checkpoint_file = spec.open_regular_file(checkpoint, checkpoint_size_limit(project),
+                                                     "a checkpoint of this model")
+        except spec.UnreadableFileError as error:
+            return _bad_input([f"guidl train: cannot resume from {error}"], args.json, quiet)
     control = TrainControl()
     trainer = Trainer(project, callbacks=callbacks, control=control, distributed=context)
     if context is not None and not quiet:
@@ -316,11 +326,12 @@ def _train(args: argparse.Namespace) -> int:
     try:
         if checkpoint is not None:
             try:
-                state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+                state = torch.load(checkpoint_file, map_location="cpu", weights_only=True)
             except Exception as error:  # noqa: BLE001 - any unreadable file gets the same answer
-                return _bad_input([f"{checkpoint}: not a readable guidl checkpoint "
-                                   f"({str(error).splitlines()[0] if str(error) else type(error).__name__})"],
+                return _bad_input([f"{checkpoint}: not a readable guidl checkpoint ({first_line(error)})"],
                                   args.json, quiet)
+            finally:
+                checkpoint_file.close()
             trainer.load_state_dict(state)
         if context is not None:
             context.start()

@@ -26,6 +26,31 @@ _REQUIRED = {
 }
 
 
+#: A checkpoint holds the weights, the optimizer's state (up to three copies of
+#: them), the best weights early stopping keeps and the scaler's: within this
+#: many times the weights' bytes, plus ``CHECKPOINT_ROOM`` for the rest.
+CHECKPOINT_COPIES = 8
+#: The random generators' states, the epochs' history and the pickle's own bytes.
+CHECKPOINT_ROOM = 64 * 2**20
+
+
+def checkpoint_size_limit(project) -> int:
+    """The most bytes a checkpoint of ``project``'s model may hold (larger, it
+    is not one of this model's: it is refused before it is read). Without a
+    shape known before the data loads, the machine's memory."""
+    from .build import analyze, physical_memory_bytes
+    from .data import expected_input
+
+    copy = project.copy()
+    shape, dtype = expected_input(copy)
+    if shape is not None:
+        copy.model.input_dtype = dtype
+        report = analyze(copy.model, shape)
+        if report.ok:
+            return CHECKPOINT_COPIES * report.weight_bytes + CHECKPOINT_ROOM
+    return physical_memory_bytes()
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be resumed: damaged, crafted, or made with
     another setup than the project's. The message says which."""

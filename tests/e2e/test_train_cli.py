@@ -317,3 +317,20 @@ def test_a_killed_run_reads_as_failed(tmp_path, root):
     assert read_run(out)["status"] == "failed" and read_run(out)["error"] == PROCESS_GONE
     assert json.loads((out / "run.json").read_text())["error"] == PROCESS_GONE
     torch.load(out / "checkpoint.pt", weights_only=True)  # whole: it resumes
+
+
+def test_a_checkpoint_that_is_no_regular_file_or_too_large_is_explained(train_here, tmp_path):
+    from guidl.engine.checkpoint_checks import CHECKPOINT_ROOM
+
+    assert train_here("--out", "run")[0] == 0
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    checkpoint.unlink()
+    os.mkfifo(checkpoint)  # it said "no epoch of this run had finished" (or waited on the pipe)
+    code, _, err = train_here("--resume", "run", "--epochs", "2", project=None)
+    assert code == 2 and "checkpoint.pt: is a named pipe (FIFO), not a regular file" in err
+    assert "no epoch" not in err
+    checkpoint.unlink()
+    with open(checkpoint, "wb") as handle:
+        handle.truncate(CHECKPOINT_ROOM + 2**20)  # sparse: larger than any checkpoint of this model
+    code, _, err = train_here("--resume", "run", "--epochs", "2", project=None)
+    assert code == 2 and "a checkpoint of this model is at most" in err, err
