@@ -334,3 +334,20 @@ def test_a_measurement_that_fails_after_another_project_was_opened_says_nothing_
     assert "broken" not in window.status_text.text() and "broken" not in window.train_message.text()
     assert "boring-1" in window.status_text.text()
     assert window.last_result.evaluation.accuracy == trainer.evaluate("val").accuracy
+
+
+def test_an_autosave_this_guidl_cannot_read_is_kept_and_one_that_is_not_json_is_removed(qtbot, tmp_path,
+                                                                                         answer):
+    folder = tmp_path / "state" / "recovery"
+    folder.mkdir(parents=True)
+    newer = small_project().to_dict()
+    newer["version"] = 999  # written by a newer guidl
+    (folder / "newer.guidl.json").write_text(json.dumps(newer))
+    (folder / "garbage.guidl.json").write_bytes(b"\x00\x01 not json")
+    window = new_window(qtbot, tmp_path, "older")
+    assert not window.offer_recovery()
+    assert (folder / "newer.guidl.json").exists() and not (folder / "garbage.guidl.json").exists()
+    message = window.statusBar().currentMessage()
+    assert "kept" in message and "newer than this guidl understands" in message
+    # Its lock released: offered again, to a guidl that can read it.
+    assert [path.name for path, _ in new_window(qtbot, tmp_path, "newer").files.orphans()] == ["newer.guidl.json"]

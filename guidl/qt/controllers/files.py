@@ -285,12 +285,18 @@ class FilesController(QObject):
         its own. True when this window restored one."""
         orphans = self.orphans()
         restored = False
+        notes: list[str] = []
         for number, (path, lock) in enumerate(orphans, 1):
             try:
                 project, origin = _read_recovery(path)
-            except (OSError, ValueError) as error:
-                self.window.statusBar().showMessage(f"An autosave could not be read ({error}): removed", 8000)
+            except NotJson as error:  # nothing in it to restore, ever
+                notes.append(f"An autosave could not be read ({error}): removed")
                 project = None
+            except (OSError, ValueError) as error:
+                # Kept: it may be readable elsewhere (a newer guidl's autosave, say).
+                notes.append(f"An autosave could not be restored ({_one_line(error)}): kept as {path}")
+                lock.unlock()
+                continue
             if project is not None:
                 count = f" ({number} of {len(orphans)})" if len(orphans) > 1 else ""
                 answer = QMessageBox.question(
@@ -308,6 +314,8 @@ class FilesController(QObject):
             # Restored work lives on in the restoring window's own autosave.
             path.unlink(missing_ok=True)
             lock.unlock()
+        if notes:
+            self.window.statusBar().showMessage(" · ".join(notes), 15000)
         return restored
 
     def restore(self, project: spec.Project, path: Path | None) -> None:
@@ -340,6 +348,14 @@ def _lock_for(recovery_file: Path) -> QLockFile:
     return lock
 
 
+class NotJson(ValueError):
+    """A recovery file that is not JSON at all: nothing in it can ever be restored."""
+
+
+def _one_line(error: Exception) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
 def _read_recovery(path: Path) -> tuple[spec.Project, dict]:
     """The project autosaved in ``path`` and where it came from; ``ValueError``
     for anything that is not a readable autosave (only regular files are read)."""
@@ -347,7 +363,10 @@ def _read_recovery(path: Path) -> tuple[spec.Project, dict]:
         raise ValueError(f"{path.name} is not a regular file")
     if path.stat().st_size > MAX_RECOVERY_BYTES:
         raise ValueError(f"{path.name} is too large for an autosave")
-    document = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:  # not UTF-8, or not JSON
+        raise NotJson(f"{path.name} is not JSON: {error}") from None
     if not isinstance(document, dict):
         raise ValueError(f"{path.name} is not a project")
     origin = document.pop("guidl_recovery", None)
