@@ -262,6 +262,8 @@ class TrainingSetup(QWidget):
         if not self.grad_clip.isModified():  # else the user's text stays, applied or refused
             self.grad_clip.setText(format_value(training.grad_clip))
         _block(self.early, self.early.setChecked, training.early_stopping is not None)
+        if training.early_stopping is None:  # turned off (or undone): a refused value typed there goes too
+            self.early_form.discard_edits()
         self.early_form.set_entry(EARLY_STOPPING, training.early_stopping or {})
         self.early_form.setEnabled(training.early_stopping is not None)
 

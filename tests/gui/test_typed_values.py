@@ -59,3 +59,21 @@ def test_save_writes_a_value_typed_but_not_applied(window, qtbot, tmp_path):
     _type(qtbot, window.project_name, "Digits MLP")
     window.save_action.trigger()
     assert spec.load(path).name == "Digits MLP" and not window.document.modified
+
+
+def test_turning_early_stopping_off_drops_a_refused_value_typed_in_it(window, qtbot):
+    window.document.set_project(small_project(training__epochs=1), None)
+    window.setup.early.setChecked(True)
+    _type(qtbot, window.setup.early_form.editor("min_delta"), "-1")
+    assert "training.early_stopping.min_delta" in window.document.field_problems()
+    assert not window.train_action.isEnabled()
+    window.setup.early.setChecked(False)
+    assert window.document.field_problems() == {}
+    assert window.document.project.training.early_stopping is None
+    assert window.train_action.isEnabled(), window.train_action.toolTip()
+    # Undone the same way: turned on, a refused value typed, and the turning on undone.
+    window.setup.early.setChecked(True)
+    _type(qtbot, window.setup.early_form.editor("min_delta"), "-1")
+    window.undo_action.trigger()
+    assert window.document.project.training.early_stopping is None
+    assert window.document.field_problems() == {} and window.train_action.isEnabled()
