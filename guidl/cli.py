@@ -259,7 +259,7 @@ def _train(args: argparse.Namespace) -> int:
     if context is None and args.backend != "auto":
         print(f"note: --backend {args.backend} applies only to several processes started by torchrun",
               file=sys.stderr)
-    from .engine.runs import RunExistsError, RunWriteError, create_run_dir
+    from .engine.runs import RunBusyError, RunExistsError, RunWriteError, create_run_dir
 
     made_run_dir = False
     if run_dir is None and not quiet:
@@ -340,6 +340,8 @@ def _train(args: argparse.Namespace) -> int:
         return _bad_input([f"{checkpoint}: {error}"], args.json, quiet)
     except RunExistsError as error:  # another training took the folder first
         return _bad_input([f"guidl train: {error.path} exists: use another --out"], args.json, quiet)
+    except RunBusyError as error:  # another resume of the same run holds it
+        return _bad_input([f"guidl train: {error}"], args.json, quiet)
     except RunWriteError as error:  # a full disk, a read-only folder: not a bug, not bad input
         print(f"guidl train: {error}", file=sys.stderr)
         if args.json:

@@ -39,8 +39,8 @@ from ..spec import save as save_project
 from ..spec.io import atomic_path, atomic_write_text
 from .eta import EtaEstimator
 from .runs import (
-    HEARTBEAT_S, RunError, RunExistsError, RunWriteError, claim_run_dir, mark_failed, process_identity,
-    read_run, remove_stale_temporaries,
+    HEARTBEAT_S, RunError, RunExistsError, RunWriteError, claim_run_dir, lock_run_dir, mark_failed,
+    process_identity, read_run, remove_stale_temporaries, unlock_run_dir,
 )
 
 
@@ -253,6 +253,7 @@ class RunFolder(Callback):
         self._identity: dict[str, Any] = {}
         self._beat = 0.0
         self._claimed = False
+        self._lock: int | None = None
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -300,6 +301,9 @@ class RunFolder(Callback):
     def on_fit_start(self, trainer) -> None:
         with self._writing():
             if self.resume:
+                # Held for the whole run: a second resume of the folder is refused
+                # (RunBusyError) before it reads the record or removes temporary files.
+                self._lock = lock_run_dir(self.path)
                 try:
                     earlier = read_run(self.path)
                     self.started = earlier.get("started") or self.started
@@ -309,6 +313,7 @@ class RunFolder(Callback):
                 remove_stale_temporaries(self.path)
             else:
                 claim_run_dir(self.path)
+                self._lock = lock_run_dir(self.path)
             self._claimed = True
             self._identity = process_identity()
             save_project(trainer.project, self.path / self.PROJECT)
@@ -347,9 +352,19 @@ class RunFolder(Callback):
             self._write_run(trainer, "running")
 
     def on_fit_end(self, trainer, result) -> None:
+        weights = {k: v.detach().contiguous().cpu() for k, v in trainer.model.state_dict().items()}
+        try:
+            self._write_final(trainer, result, weights)
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        unlock_run_dir(self._lock)
+        self._lock = None
+
+    def _write_final(self, trainer, result, weights) -> None:
         from .safetensors_io import save  # a reproducible header
 
-        weights = {k: v.detach().contiguous().cpu() for k, v in trainer.model.state_dict().items()}
         with self._writing():
             with atomic_path(self.path / self.WEIGHTS) as tmp:
                 with open(tmp, "wb") as handle:
@@ -370,6 +385,12 @@ class RunFolder(Callback):
         return mark_failed(path, error) is not None
 
     def on_exception(self, trainer, error: BaseException) -> None:
+        try:
+            self._record_failure(trainer, error)
+        finally:
+            self._unlock()
+
+    def _record_failure(self, trainer, error: BaseException) -> None:
         if not self._claimed or not hasattr(trainer, "data"):
             return  # failed before the run folder was ours: there is nothing to record
         from .trainer import describe_error

@@ -95,6 +95,48 @@ class RunWriteError(Exception):
         super().__init__(f"cannot write the run folder {self.path}: {reason}")
 
 
+class RunBusyError(Exception):
+    """The run folder is held by another training (its lock is taken)."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        super().__init__(f"{self.path} is being trained by another process")
+
+
+def lock_run_dir(path: str | os.PathLike[str]) -> int | None:
+    """Hold the run folder ``path`` for this training: an exclusive,
+    non-blocking ``flock`` on the folder itself (no file is added to it),
+    held until ``unlock_run_dir`` or the process ends, a kill included.
+    ``RunBusyError`` when another training holds it. None, holding nothing,
+    where locks are not to be had (no fcntl, a file system without locks)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; the running-status check remains
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return None  # the writes that follow say what is wrong with the folder
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunBusyError(path) from None
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def unlock_run_dir(fd: int | None) -> None:
+    """Let go of a folder ``lock_run_dir`` held."""
+    if fd is not None:
+        try:
+            os.close(fd)  # closing the descriptor releases its flock
+        except OSError:
+            pass
+
+
 def _stamp() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S")
 

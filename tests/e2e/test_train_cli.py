@@ -334,3 +334,24 @@ def test_a_checkpoint_that_is_no_regular_file_or_too_large_is_explained(train_he
         handle.truncate(CHECKPOINT_ROOM + 2**20)  # sparse: larger than any checkpoint of this model
     code, _, err = train_here("--resume", "run", "--epochs", "2", project=None)
     assert code == 2 and "a checkpoint of this model is at most" in err, err
+
+
+def test_a_run_held_by_another_training_is_not_resumed(train_here, tmp_path):
+    # Two resumes started together both passed the still-training check, and each
+    # removed the other's temporary checkpoint: the run folder is held by a lock.
+    from guidl.engine.runs import lock_run_dir, unlock_run_dir
+
+    assert train_here("--out", "run")[0] == 0
+    held = lock_run_dir(tmp_path / "run")  # free again after the run: it was released
+    if held is None:
+        pytest.skip("no file locks here")
+    stale = tmp_path / "run" / ".checkpoint.pt.other.tmp.pt"
+    stale.write_bytes(b"\0" * 100)  # the other training's checkpoint being written
+    try:
+        code, _, err = train_here("--resume", "run", "--epochs", "2", project=None)
+    finally:
+        unlock_run_dir(held)
+    assert code == 2 and "guidl train: run is being trained by another process" in err, err
+    assert stale.exists()
+    code, _, err = train_here("--resume", "run", "--epochs", "2", project=None)
+    assert code == 0, err
