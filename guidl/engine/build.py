@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import warnings
 from dataclasses import dataclass, field
 from functools import partial
@@ -23,6 +22,8 @@ from torch import nn
 from ..formatting import format_bytes, format_shape, warning_text
 from ..registry import LAYERS, OPTIMIZERS, Entry
 from ..spec import Component, Layer, Model, Problem, Project, ProjectError
+from . import memory
+from .memory import physical_memory_bytes
 from .modules import Recurrent
 
 BYTES_PER_PARAM = 4  # float32
@@ -46,47 +47,15 @@ INFER: dict[str, Callable[[Sequence[int]], Any]] = {
 _TORCH_DTYPES = {"float32": torch.float32, "int64": torch.int64}
 
 
-def physical_memory_bytes() -> int:
-    """This machine's memory, the ceiling for any model guidl agrees to build."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 16 * 2**30
-
-
 def available_memory_bytes(device: "str | torch.device" = "cpu") -> int:
     """Memory a training on ``device`` can still take: the GPU's free memory
-    for CUDA, else what the system reports available (``MemAvailable``, which
-    counts caches the kernel gives back), within this process's cgroup
-    limit when it has one."""
+    for CUDA, else ``memory.available_memory_bytes`` (what the system reports
+    available, within the container's cgroup limit)."""
     device = torch.device(device)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
-    available = None
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-                    break
-    except (OSError, ValueError, IndexError):
-        pass
-    if available is None:
-        try:
-            available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-        except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-            available = physical_memory_bytes()
-    try:  # a container's limit (cgroup v2), below the machine's
-        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as limit_file:
-            limit = limit_file.read().strip()
-        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as current_file:
-            current = int(current_file.read().strip())
-        if limit != "max":
-            available = min(available, max(0, int(limit) - current))
-    except (OSError, ValueError):
-        pass
-    return available
+    return memory.available_memory_bytes()
 
 
 @dataclass

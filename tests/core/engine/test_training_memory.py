@@ -75,3 +75,25 @@ def test_training_refuses_before_allocating_a_weight(monkeypatch, digits_data):
     assert str(raised.value).startswith("model: training needs about ")
     assert "9.77 KB is available on this machine" in str(raised.value)
     assert not built
+
+
+def test_a_cgroup_limit_does_not_count_its_reclaimable_file_cache(tmp_path, monkeypatch):
+    # memory.current counts the page cache; the inactive part of it is given back
+    # before anything is killed: counted as used, it refused trainings that fit.
+    import psutil
+    from types import SimpleNamespace
+
+    from guidl.engine import memory
+
+    mib = 2**20
+    (tmp_path / "memory.max").write_text(f"{1000 * mib}\n")
+    (tmp_path / "memory.current").write_text(f"{900 * mib}\n")
+    (tmp_path / "memory.stat").write_text(f"anon {250 * mib}\nfile {640 * mib}\n"
+                                          f"active_file {40 * mib}\ninactive_file {600 * mib}\n")
+    monkeypatch.setattr(memory, "CGROUP", tmp_path)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=64 * 2**30))
+    assert available_memory_bytes("cpu") == 700 * mib
+    (tmp_path / "memory.stat").unlink()  # no figure: all of memory.current is used
+    assert available_memory_bytes("cpu") == 100 * mib
+    (tmp_path / "memory.max").write_text("max\n")
+    assert available_memory_bytes("cpu") == 64 * 2**30
