@@ -5,6 +5,8 @@ import os
 import signal
 import time
 
+from PySide6.QtCore import Qt
+
 from guidl.qt.worker import TRAINING_NICE
 from guidl.spec import Data
 from helpers import small_project
@@ -143,6 +145,21 @@ def test_export_from_the_window(window, qtbot, tmp_path):
     assert "Exported" in window.status_text.text()
     session = onnxruntime.InferenceSession(str(tmp_path / "digits.onnx"))
     assert session.run(None, {"input": window.trainer.data.val.x[:3].numpy()})[0].shape == (3, 10)
+
+
+def test_an_export_failing_while_the_window_closes_opens_no_modal_box(window, qtbot, answer, monkeypatch):
+    from guidl.engine import export
+
+    def failing(*args, **kwargs):
+        time.sleep(0.3)
+        raise ValueError("the disk is full")
+
+    monkeypatch.setattr(export, "export", failing)
+    window.export_to(None, "onnx", window.state_dir / "model")
+    assert window.close()  # waits for the export, whose failure arrives meanwhile
+    assert "warned" not in answer  # a modal box would have run a loop inside closeEvent
+    assert window.exports.failure_box.text() == "the disk is full"
+    assert window.exports.failure_box.windowModality() == Qt.WindowModality.WindowModal
 
 
 def test_training_runs_in_a_process_of_its_own(window, qtbot):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Slot
+from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
 from ..jobs import Task
@@ -24,6 +24,7 @@ class ExportController(QObject):
         self.window = window
         self.thread = None  # the export running in the background
         self.last_export = None  # the last ExportResult
+        self.failure_box: QMessageBox | None = None  # the last failure's message
 
     @property
     def running(self) -> bool:
@@ -70,7 +71,14 @@ class ExportController(QObject):
     @Slot(str)
     def _failed(self, message: str) -> None:
         self.window.status_text.setText("Export failed")
-        QMessageBox.warning(self.window, "Cannot export", message)
+        # Not a modal loop: a failure may arrive while the window is closing,
+        # from within closeEvent (which waits for the export, processing events).
+        box = QMessageBox(QMessageBox.Icon.Warning, "Cannot export", message, QMessageBox.StandardButton.Ok,
+                          self.window)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.failure_box = box
 
     @Slot()
     def _thread_finished(self) -> None:
