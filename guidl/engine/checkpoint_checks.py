@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 import torch
 
-from ..registry import OPTIMIZERS, Entry
+from ..formatting import first_line, quote, shorten
+from ..registry import OPTIMIZERS, SCHEDULERS, Entry
 
 #: Keys of the training state every checkpoint has, with what they hold.
 _REQUIRED = {
@@ -174,7 +175,9 @@ def check_optimizer(saved: Mapping[str, Any], optimizer: torch.optim.Optimizer, 
     if saved_type is None:
         matches = _recognise(groups, catalogue)
         saved_type = current_type if current_type in matches else next(iter(matches), None)
-    made_with = saved_type
+    # The type a checkpoint names is its text: said as a name when it is one, else quoted, cut.
+    made_with = None if saved_type is None else (
+        saved_type if isinstance(saved_type, str) and saved_type in catalogue else quote(saved_type))
     if made_with is not None and made_with != current_type or made_with is None and any(
             set(g) != set(own) for g, own in zip(groups, own_groups)):
         raise CheckpointError(
@@ -199,12 +202,12 @@ def check_optimizer(saved: Mapping[str, Any], optimizer: torch.optim.Optimizer, 
     expected = _expected_state(type(optimizer), groups[0] if groups else optimizer.defaults)
     for index, entry in saved["state"].items():
         if index not in by_id or not isinstance(entry, dict):
-            raise CheckpointError(f"damaged checkpoint: the optimizer's state has an entry {index!r} "
+            raise CheckpointError(f"damaged checkpoint: the optimizer's state has an entry {quote(index)} "
                                   "that is no parameter of the model")
         shape = tuple(by_id[index].shape)
         if expected is not None and set(entry) != set(expected):
             raise CheckpointError(f"damaged checkpoint: the optimizer's state of a parameter holds "
-                                  f"{', '.join(map(str, sorted(entry, key=str))) or 'nothing'}; "
+                                  f"{shorten(', '.join(map(str, sorted(entry, key=str)))) or 'nothing'}; "
                                   f"{type(optimizer).__name__} keeps {', '.join(sorted(expected))}")
         for key, value in entry.items():
             wants = (expected or {}).get(key, "scalar" if key == "step" else "parameter")
@@ -263,8 +266,7 @@ def _expected_state(cls: type, settings: Mapping[str, Any]) -> dict[str, str]:
         copy.step()
     except Exception as error:  # noqa: BLE001 - torch's own checks of the settings
         raise CheckpointError(f"damaged checkpoint: the optimizer's settings cannot be used "
-                              f"({str(error).splitlines()[0] if str(error) else type(error).__name__})"
-                              ) from None
+                              f"({first_line(error)})") from None
     state = copy.state[probe]
     return {key: "none" if value is None else "parameter" if isinstance(value, torch.Tensor)
             and value.shape == probe.shape else "scalar" for key, value in state.items()}
@@ -320,7 +322,8 @@ def check_scheduler(saved: Mapping[str, Any] | None, scheduler: Any, saved_type:
         own = scheduler.state_dict()
         saved_type = current_type if set(saved) == set(own) else "another scheduler"
     if (saved is None) != (scheduler is None) or saved_type != current_type:
-        made = "no scheduler" if saved is None else saved_type
+        made = "no scheduler" if saved is None else saved_type if isinstance(saved_type, str) and (
+            saved_type == "another scheduler" or saved_type in SCHEDULERS) else quote(saved_type)
         now = "none" if scheduler is None else current_type
         raise CheckpointError(
             f"the checkpoint was made with {made}; the project now says {now}: a run resumes with "

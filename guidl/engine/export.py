@@ -569,7 +569,7 @@ def _compare_models(model: TrainedModel, other: TrainedModel, x: torch.Tensor) -
 def _explain_failure(model: TrainedModel, fmt: str, error: BaseException) -> str:
     """Export each layer alone to find the first one the format cannot express."""
     title = FORMAT_TITLES[fmt]
-    cause = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+    cause = first_line(error)
     x = model.example_batch(2)
     with torch.no_grad():
         for index, layer in enumerate(model.module):
@@ -584,7 +584,7 @@ def _explain_failure(model: TrainedModel, fmt: str, error: BaseException) -> str
                      "torchscript": lambda: _torchscript(single, Path(folder) / "l.pt", x)}.get(
                         fmt, lambda: None)()
             except Exception as layer_error:  # noqa: BLE001 - this is the layer we are looking for
-                reason = str(layer_error).strip().splitlines()[0][:300] if str(layer_error).strip() else ""
+                reason = first_line(layer_error)
                 return (f"layer {index} ({model.report.layers[index].type}) cannot be expressed in "
                         f"{title}: {reason or cause}. The other formats may still work.")
             x = layer(x)

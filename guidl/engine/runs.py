@@ -247,7 +247,7 @@ def _check(record: Any, where: str) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise RunError(f"{where}: not a guidl run record (a JSON object was expected)")
     if record.get("format") != RUN_FORMAT:
-        raise RunError(f"{where}: not a guidl run record (format {record.get('format')!r})")
+        raise RunError(f"{where}: not a guidl run record (format {quote(record.get('format'))})")
     for key, types in _FIELDS.items():
         if key in record:
             value = record[key]
@@ -255,7 +255,7 @@ def _check(record: Any, where: str) -> dict[str, Any]:
                 names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
                 raise RunError(f"{where}: {key} must be {names}, got {type(value).__name__}")
     if record.get("status") not in STATUSES:
-        raise RunError(f"{where}: unknown status {str(record.get('status'))[:40]!r}")
+        raise RunError(f"{where}: unknown status {quote(record.get('status'), 40)}")
     pid = record.get("pid")
     if pid is not None and not 1 <= pid <= MAX_PID:
         raise RunError(f"{where}: pid must be a process id from 1 to {MAX_PID}, got {quote(pid)}")

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from ..formatting import warning_text
+from ..formatting import first_line, warning_text
 from ..registry import LOSSES, SCHEDULERS
 from ..spec import Problem, Project, ProjectError
 from .augment import augment_batch
@@ -247,7 +247,7 @@ class Trainer:
                 self.built.module.load_state_dict(self.initial_weights)
             except RuntimeError as error:
                 raise TrainingError("the saved weights do not fit this model (was it changed?): "
-                                    f"{str(error).splitlines()[0]}") from None
+                                    f"{first_line(error)}") from None
         self.model = self.built.module.to(self.device)
         # Channels-last: images and convolution weights as NHWC, which GPU
         # convolution kernels (above all with 16-bit precision) run fastest on.
@@ -280,7 +280,7 @@ class Trainer:
                 component = getattr(training, key)
                 raise ProjectError(Problem(f"training.{key}", (
                     f"{component.type} cannot be used with these parameters: "
-                    f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"))) from None
+                    f"{first_line(error)}"))) from None
         self._check_schedule()
         self.scheduler_step = (SCHEDULERS.get(self.project.training.scheduler.type).info["step"]
                                if self.project.training.scheduler else None)
@@ -479,7 +479,7 @@ class Trainer:
                 raise
             # Whatever the checks above did not foresee: still one clear line.
             raise CheckpointError(f"the checkpoint cannot be resumed ({type(error).__name__}: "
-                                  f"{str(error).splitlines()[0] if str(error) else ''})") from None
+                                  f"{first_line(error)})") from None
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -689,7 +689,7 @@ class Trainer:
             self._train_model = self._eager_model
             self.notes.append("torch.compile could not compile this model, so it trains without "
                               f"compiling ({type(error).__name__}: "
-                              f"{str(error).strip().splitlines()[0] if str(error).strip() else ''})")
+                              f"{first_line(error)})")
             return self._step(x, y)
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -881,8 +881,9 @@ def describe_error(error: BaseException) -> str:
         return str(error)
     if is_out_of_memory(error):
         return ("out of memory: lower data.batch_size, make the model smaller, or train on the CPU "
-                f"({str(error).splitlines()[0] if str(error) else type(error).__name__})")
-    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+                f"({first_line(error)})")
+    text = first_line(error)
+    return type(error).__name__ if text == type(error).__name__ else f"{type(error).__name__}: {text}"
 
 
 #: How torch's allocators word a failed allocation (CUDA's also raises

@@ -162,3 +162,17 @@ def test_any_damaged_part_resumes_or_is_a_checkpoint_error(saved, digits_data, d
         assert "\n" not in str(error)
     except NonFiniteLossError:
         assert path[-1] == "lr"  # a huge learning rate, as a project may give
+
+
+def test_a_megabyte_of_text_in_a_checkpoint_is_cut_in_the_message(saved, digits_data):
+    huge = "A" * 2**20
+    for key in ("optimizer_type", "scheduler_type"):
+        with pytest.raises(CheckpointError) as raised:
+            resume(changed(saved, lambda d: d.update({key: huge})), digits_data)
+        message = str(raised.value)
+        assert len(message) < 1000 and "(1,048,576 characters)" in message, message[:300]
+    state = changed(saved, lambda d: d["optimizer"]["state"].update({huge: {}}))
+    with pytest.raises(CheckpointError) as raised:
+        resume(state, digits_data)
+    assert len(str(raised.value)) < 1000 and "has an entry 'AAA" in str(raised.value)
+    assert len(describe_error(RuntimeError(huge + "\nmore"))) < 1000
