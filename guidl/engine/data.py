@@ -386,6 +386,10 @@ def _decide_task(task: str, values: np.ndarray | None, strings: bool) -> str:
     return "classification" if whole and distinct <= max(2, min(100, len(values) // 5)) else "regression"
 
 
+#: The largest magnitude a float32 holds: a feature or target beyond it trains as infinity.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 class CsvReadError(ValueError):
     """A CSV file that cannot be read; the message starts with its path."""
 
@@ -455,6 +459,9 @@ def _csv(name: str, params: dict) -> RawData:
                 what = "is empty" if not cell else f"holds {quote(cell)}, not a number"
                 raise DatasetError(f"csv: row {line}, column {quote(header[c])} {what}; features must be "
                                    "numbers (fill or remove the row, or leave the column out of features)")
+            if abs(value) > FLOAT32_MAX:  # it would train as infinity, then a NaN loss
+                raise DatasetError(f"csv: row {line}, column {quote(header[c])} holds {quote(cell)}, beyond "
+                                   f"what training computes with (float32: up to {FLOAT32_MAX:.3g})")
             x[r, j] = value
         cell = row[t_col].strip()
         if not cell:
@@ -469,6 +476,11 @@ def _csv(name: str, params: dict) -> RawData:
             bad = next(i for i, v in enumerate(numbers) if v is None)
             raise DatasetError(f"csv: row {lines[bad]}, column {quote(target)} holds {quote(labels[bad])}; "
                                "regression needs numeric targets")
+        beyond = np.flatnonzero(np.abs(values) > FLOAT32_MAX)
+        if len(beyond):
+            bad = int(beyond[0])
+            raise DatasetError(f"csv: row {lines[bad]}, column {quote(target)} holds {quote(labels[bad])}, "
+                               f"beyond what training computes with (float32: up to {FLOAT32_MAX:.3g})")
         y = values.astype(np.float32)[:, None]
         class_names = None
     else:
@@ -557,8 +569,11 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                 declared = {key: _npy_header(archive, members[key])
                             for key in NPZ_ARRAYS if key in members}
                 _check_npz_size(path, declared, members)
-                return {key: npy.read_array(archive.open(members[key]), allow_pickle=False)
-                        for key in declared}
+                arrays = {}
+                for key in declared:
+                    with archive.open(members[key]) as member:
+                        arrays[key] = npy.read_array(member, allow_pickle=False)
+                return arrays
         except DatasetError:
             raise
         except ValueError as error:

@@ -194,3 +194,32 @@ def test_an_npz_compressed_so_a_few_kb_inflate_to_gigabytes_at_once_is_refused(t
 def test_a_path_holding_a_nul_character_is_a_clear_error(dataset):
     with pytest.raises(DatasetError, match="is not a (file name|folder)"):
         load_raw(Data(dataset, {"path": "data\0.bin"}))
+
+
+def test_every_npz_member_read_is_closed(tmp_path, monkeypatch):
+    path = tmp_path / "data.npz"
+    np.savez_compressed(path, x=np.ones((6, 2), dtype=np.float32), y=np.arange(6) % 2)
+    opened = []
+    real_open = zipfile.ZipFile.open
+
+    def recording(self, *args, **kwargs):
+        member = real_open(self, *args, **kwargs)
+        opened.append(member)
+        return member
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", recording)
+    raw = load_raw(Data("npz", {"path": str(path)}))
+    assert raw.x.shape == (6, 2) and opened
+    assert all(member.closed for member in opened)
+
+
+def test_a_csv_value_beyond_float32_is_refused_by_its_row(tmp_path):
+    # It trained as infinity and ended in "the loss became nan ... lower the learning rate".
+    path = tmp_path / "big.csv"
+    path.write_text("a,b,label\n1,2,0\n3,1e39,1\n5,6,0\n7,8,1\n")
+    with pytest.raises(DatasetError, match=r"csv: row 3, column 'b' holds '1e39', beyond what training "
+                                           r"computes with \(float32: up to 3.4e\+38\)"):
+        load_raw(Data("csv", {"path": str(path)}))
+    path.write_text("a,b,value\n1,2,0.5\n3,1,-1e300\n5,6,0.25\n7,8,1.5\n")
+    with pytest.raises(DatasetError, match=r"csv: row 3, column 'value' holds '-1e300', beyond"):
+        load_raw(Data("csv", {"path": str(path), "task": "regression"}))
