@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[3]
 def hostile(marker: Path) -> list[str]:
     """Strings that would create ``marker`` if pasted into source unescaped."""
     create = f"open({str(marker)!r}, 'w').close()"
+    system = f"import os; os.system({('touch ' + str(marker))!r})"  # the issue's own case
     return [
-        f'Moons"""\n{create}\n"""',
+        f'Moons"""\n{system}\n"""',
         f"x'''\n{create}\n'''",
         f"x')\n{create}\n#",
         f'x"]\n{create}\n#',
