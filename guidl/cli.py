@@ -352,7 +352,11 @@ def _train(args: argparse.Namespace) -> int:
         own = not isinstance(error, spec.ProjectError) and not getattr(error, "from_peer", False)
         return _bad_input([f"{source}: {line}" if isinstance(error, DatasetError) else line
                            for line in lines], args.json, quiet and not own, rank)
-    except (TrainingError, RuntimeError, MemoryError) as error:  # a NaN, out of memory, ...
+    except (TrainingError, RuntimeError, MemoryError, ValueError, TypeError) as error:  # a NaN, out of memory, ...
+        # torch raises ValueError and TypeError for data or a model it cannot take: one line with
+        # the type (a bug in guidl stays recognisable), the whole traceback with GUIDL_DEBUG=1.
+        if os.environ.get("GUIDL_DEBUG"):
+            traceback.print_exc()
         # Every process raises a non-finite loss alike; other failures may be one's own.
         own = not isinstance(error, NonFiniteLossError) and not getattr(error, "from_peer", False)
         if not quiet or own:

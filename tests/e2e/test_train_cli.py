@@ -355,3 +355,19 @@ def test_a_run_held_by_another_training_is_not_resumed(train_here, tmp_path):
     assert stale.exists()
     code, _, err = train_here("--resume", "run", "--epochs", "2", project=None)
     assert code == 0, err
+
+
+@pytest.mark.parametrize("kind", [ValueError, TypeError])
+def test_a_value_or_type_error_from_torch_mid_training_is_one_short_line(train_here, monkeypatch, kind):
+    from guidl.engine.trainer import Trainer
+
+    def fail(self, *args, **kwargs):
+        raise kind("Target size (torch.Size([64])) must be the same as input size " + "9" * 2**20
+                   + "\nsecond line")
+
+    monkeypatch.setattr(Trainer, "_step", fail)
+    code, _, err = train_here("--out", "run")
+    assert code == 1 and "internal error" not in err, err[:500]
+    line = next(line for line in err.splitlines() if line.startswith("guidl train: "))
+    assert line.startswith(f"guidl train: {kind.__name__}: Target size") and len(line) < 400
+    assert "second line" not in err
