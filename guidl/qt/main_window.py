@@ -246,9 +246,10 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.progress)
 
     def _build_actions(self) -> None:
+        self.actions = build_actions(self, {"stack": self.stack})
         stack = self.document.undo_stack
-        ready_made = {"undo": stack.createUndoAction(self, "&Undo"), "redo": stack.createRedoAction(self, "&Redo")}
-        self.actions = build_actions(self, ready_made, {"stack": self.stack})
+        for signal in (stack.canUndoChanged, stack.canRedoChanged, stack.undoTextChanged, stack.redoTextChanged):
+            signal.connect(self.update_actions)
         for name, action in self.actions.items():
             setattr(self, f"{name}_action", action)
         self.toolbar = QToolBar("Main")
@@ -310,6 +311,9 @@ class MainWindow(QMainWindow):
         update_actions(self.actions, state)
         self.train_action.setToolTip("Train the model (F5)" if state.train_blocker is None
                                      else f"Cannot train: {state.train_blocker}")
+        stack = self.document.undo_stack
+        self.undo_action.setText(f"&Undo {stack.undoText()}".strip())
+        self.redo_action.setText(f"&Redo {stack.redoText()}".strip())
         self.pause_action.setText("&Resume" if state.paused else "&Pause")
         self.pause_action.setIcon(icon("train" if state.paused else "pause"))
         # The run belongs to the project it started with: no other project meanwhile.

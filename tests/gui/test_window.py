@@ -65,3 +65,22 @@ def test_the_paused_mark_comes_from_the_run_not_the_status_text(window, qtbot):
     assert window.pause_action.text() == "&Resume"
     training._set_paused(False)
     assert window.pause_action.text() == "&Pause" and "paused" not in window.status_text.text()
+
+
+def test_actions_that_would_edit_the_project_stay_disabled_during_a_run(window):
+    window.document.apply(lambda p: setattr(p, "name", "first"), "Rename")
+    window.document.undo_stack.undo()  # something to redo too
+    window.training.thread = object()  # a run, as far as the actions can tell
+    try:
+        window.update_actions()
+        frozen = ("undo", "redo", "save_as", "load_data", "new", "open")
+        assert [name for name in frozen if window.actions[name].isEnabled()] == []
+        # Something pushed meanwhile (Qt enables QUndoStack's own actions on each push).
+        window.document.apply(lambda p: setattr(p, "name", "second"), "Rename")
+        assert [name for name in frozen if window.actions[name].isEnabled()] == []
+    finally:
+        window.training.thread = None
+    window.update_actions()
+    assert window.undo_action.isEnabled() and window.undo_action.text() == "&Undo Rename"
+    window.undo_action.trigger()
+    assert window.document.project.name != "second" and window.redo_action.text() == "&Redo Rename"

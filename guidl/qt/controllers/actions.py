@@ -48,7 +48,7 @@ def _idle(state: WindowState) -> bool:
 class ActionSpec:
     id: str  # the action is the window's ``<id>_action``
     text: str
-    slot: str | None  # a dotted path from the window ("files.save"); None: the action comes ready-made
+    slot: str  # a dotted path from the window ("files.save")
     shortcut: object = None  # a QKeySequence.StandardKey, a string, or a tuple of either
     icon: str | None = None
     menu: str | None = None  # the menu's key in MENUS
@@ -69,16 +69,17 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open", "&Open…", "files.open_dialog", S.Open, "open", "file", 0, 0, "Open a project file",
                enabled_when=_idle),
     ActionSpec("save", "&Save", "files.save", S.Save, "save", "file", 1, 0, "Save the project"),
-    ActionSpec("save_as", "Save &As…", "files.save_as", S.SaveAs, menu="file", group=1),
+    ActionSpec("save_as", "Save &As…", "files.save_as", S.SaveAs, menu="file", group=1, enabled_when=_idle),
     ActionSpec("export", "&Export Model…", "exports.export_dialog", "Ctrl+E", menu="file", group=1,
                tip="Write the trained model as ONNX, torch.export, TorchScript, weights, Python "
                    "source or a bundle",
                enabled_when=lambda s: s.has_model and not s.running and not s.exporting),
     ActionSpec("quit", "&Quit", "close", S.Quit, menu="file", group=2),
-    ActionSpec("undo", "&Undo", None, S.Undo, "undo", "edit", 0, 1, icon_text="Undo",
+    # Plain actions, not QUndoStack's: Qt enables those itself whenever the stack can undo.
+    ActionSpec("undo", "&Undo", "document.undo_stack.undo", S.Undo, "undo", "edit", 0, 1, icon_text="Undo",
                enabled_when=lambda s: s.can_undo and not s.running),
     # Redo answers both habits on every platform (X11 binds only Ctrl+Shift+Z).
-    ActionSpec("redo", "&Redo", None, (S.Redo, "Ctrl+Shift+Z", "Ctrl+Y"), "redo", "edit", 0, 1,
+    ActionSpec("redo", "&Redo", "document.undo_stack.redo", (S.Redo, "Ctrl+Shift+Z", "Ctrl+Y"), "redo", "edit", 0, 1,
                icon_text="Redo", enabled_when=lambda s: s.can_redo and not s.running),
     ActionSpec("delete", "&Delete Layer", "delete_layer", S.Delete, "delete", "edit", 1, context="stack",
                enabled_when=lambda s: s.layer >= 0 and not s.running),
@@ -91,7 +92,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("add_layer", "&Add Layer…", "focus_palette", "Ctrl+L", menu="model",
                tip="Search the layer palette"),
     ActionSpec("load_data", "&Load Data", "data.load_data", "Ctrl+Shift+L", menu="train",
-               tip="Load and preview the dataset"),
+               tip="Load and preview the dataset", enabled_when=_idle),
     ActionSpec("train", "&Train", "training.start", "F5", "train", "train", toolbar=2,
                tip="Train the model (F5)", enabled_when=lambda s: s.train_blocker is None),
     ActionSpec("pause", "&Pause", "training.pause_or_resume", "F6", "pause", "train", toolbar=2,
@@ -128,8 +129,7 @@ def shortcut_sequences(shortcut, taken=()) -> list[QKeySequence]:
     return sequences
 
 
-def build_actions(window: QWidget, ready_made: dict[str, QAction],
-                  contexts: dict[str, QWidget]) -> dict[str, QAction]:
+def build_actions(window: QWidget, contexts: dict[str, QWidget]) -> dict[str, QAction]:
     """One QAction per row of ``ACTIONS``, triggering the row's slot on ``window``."""
     actions: dict[str, QAction] = {}
     # A key a row names is that row's alone, whatever else the platform binds
@@ -138,10 +138,9 @@ def build_actions(window: QWidget, ready_made: dict[str, QAction],
              if not isinstance(item, QKeySequence.StandardKey)]
     used: list[QKeySequence] = []
     for spec in ACTIONS:
-        action = ready_made.get(spec.id) or QAction(spec.text, window)
-        if spec.slot is not None:
-            slot = attrgetter(spec.slot)(window)
-            action.triggered.connect(lambda _checked=False, slot=slot: slot())
+        action = QAction(spec.text, window)
+        slot = attrgetter(spec.slot)(window)
+        action.triggered.connect(lambda _checked=False, slot=slot: slot())
         if spec.icon:
             action.setIcon(icon(spec.icon))
         if spec.icon_text:

@@ -164,7 +164,8 @@ class FilesController(QObject):
                     QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                     QMessageBox.StandardButton.No) != QMessageBox.StandardButton.Yes:
                 return False
-        if self.document.project.name.strip() in ("", spec.Project.name):  # runs and exports take its name
+        # Runs and exports take its name (not while a run trains it: no edits then).
+        if self.document.project.name.strip() in ("", spec.Project.name) and not self.window.training.running:
             stem = Path(path).name.removesuffix(".json").removesuffix(".guidl")
             self.document.apply(lambda p: setattr(p, "name", stem), "Name the project after its file")
         return self.save_to(Path(path))
