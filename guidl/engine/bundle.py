@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..formatting import shorten
+from .memory import available_memory_bytes
 
 BUNDLE_FORMAT = "guidl-bundle"
 PROJECT, WEIGHTS, META, SAMPLES = "project.guidl.json", "model.safetensors", "meta.json", "samples.safetensors"
@@ -61,13 +62,7 @@ class BundleContents:
 
 def expansion_limit() -> int:
     """The most a bundle's members may inflate to, in all, on this machine now."""
-    import psutil
-
-    try:
-        available = psutil.virtual_memory().available
-    except (OSError, RuntimeError):  # no figure: the constant alone
-        return MAX_BUNDLE_TOTAL
-    return max(0, min(MAX_BUNDLE_TOTAL, available // 2))
+    return max(0, min(MAX_BUNDLE_TOTAL, available_memory_bytes() // 2))
 
 
 def _size(count: int) -> str:

@@ -33,6 +33,7 @@ import torch
 from ..formatting import format_bytes, quote, shorten
 from ..registry import DATASETS
 from ..spec import Data, Project, UnreadableFileError, open_regular_file, read_regular_file
+from .memory import available_memory_bytes
 
 #: Printable ASCII and the newline: the vocabulary of the ``text`` dataset.
 #: Other characters become a space. 96 tokens, matching the LSTM example.
@@ -509,13 +510,6 @@ NPZ_ARRAYS = ("x", "y", "x_test", "y_test", "class_names")
 _ZIP_METHODS = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA"}
 
 
-def available_memory() -> int:
-    """Bytes of memory this machine can give without swapping, as psutil counts them."""
-    import psutil
-
-    return int(psutil.virtual_memory().available)
-
-
 def _npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and dtype an .npz member declares, read from its header alone."""
     from numpy.lib import format as npy
@@ -605,7 +599,7 @@ def _check_npz_size(path: Path, declared: dict[str, tuple[tuple[int, ...], np.dt
         # Samples become float32 tensors, split, measured in float64 and normalised:
         # loading and preparing 512 MiB of float32 samples peaked near 3 GB.
         need += nbytes + 5 * math.prod(shape) * max(4, dtype.itemsize)
-    available = available_memory()
+    available = available_memory_bytes()
     if need > available:
         shapes = ", ".join(f"{key} {shape} {dtype}" for key, (shape, dtype) in declared.items())
         raise DatasetError(f"npz: {path} declares arrays of {format_bytes(total)} ({shapes}); training "

@@ -72,7 +72,7 @@ def test_a_small_npz_that_inflates_past_memory_is_refused_before_inflating(tmp_p
     path = tmp_path / "bomb.npz"
     np.savez_compressed(path, x=np.zeros((2000, 1000), dtype=np.float32), y=np.zeros(2000, dtype=np.int64))
     assert path.stat().st_size < 40_000  # 8 MB of samples in a few KB
-    monkeypatch.setattr(data_module, "available_memory", lambda: 16 * 2**20)
+    monkeypatch.setattr(data_module, "available_memory_bytes", lambda: 16 * 2**20)
 
     def inflate(*args, **kwargs):
         raise AssertionError("an array was inflated before its size was checked")

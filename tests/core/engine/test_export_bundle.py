@@ -6,7 +6,6 @@ import io
 import json
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -96,11 +95,9 @@ def test_reading_stops_at_the_limit_whatever_the_zip_declares(good_bundle, tmp_p
 
 
 def test_the_limit_is_the_smaller_of_the_constant_and_the_memory_available(monkeypatch):
-    import psutil
-
-    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=2 * 2**30))
+    monkeypatch.setattr(bundle_module, "available_memory_bytes", lambda: 2 * 2**30)
     assert bundle_module.expansion_limit() == 2**30  # half: the weights are held twice
-    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=200 * 2**30))
+    monkeypatch.setattr(bundle_module, "available_memory_bytes", lambda: 200 * 2**30)
     assert bundle_module.expansion_limit() == bundle_module.MAX_BUNDLE_TOTAL == 4 * 2**30
 
 
