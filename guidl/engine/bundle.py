@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..formatting import shorten
+from ..formatting import format_bytes, shorten
 from .memory import available_memory_bytes
 
 BUNDLE_FORMAT = "guidl-bundle"
@@ -65,13 +65,6 @@ def expansion_limit() -> int:
     return max(0, min(MAX_BUNDLE_TOTAL, available_memory_bytes() // 2))
 
 
-def _size(count: int) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} bytes"
-
-
 def member_info(name: str, data: bytes, compress: bool = True) -> tuple[zipfile.ZipInfo, bytes]:
     """A member to write with a fixed time stamp (see ``MEMBER_TIME``)."""
     info = zipfile.ZipInfo(name, date_time=MEMBER_TIME)
@@ -103,23 +96,23 @@ def read_bundle(path: str | Path, limit: int | None = None) -> BundleContents:
                                               f"({info.compress_type})")
             declared = sum(info.file_size for info in wanted)
             if declared > limit:
-                raise BundleError(source, f"its members would expand to {_size(declared)}, more than "
-                                          f"the {_size(limit)} a bundle may take here")
+                raise BundleError(source, f"its members would expand to {format_bytes(declared)}, more than "
+                                          f"the {format_bytes(limit)} a bundle may take here")
             total = 0
 
             def read(info: zipfile.ZipInfo, cap: int) -> bytes:
                 nonlocal total
                 if info.file_size > cap:
                     raise BundleError(source, f"{info.filename} is implausibly large "
-                                              f"({_size(info.file_size)})")
+                                              f"({format_bytes(info.file_size)})")
                 buffer = io.BytesIO()
                 try:
                     with archive.open(info) as member:
                         while chunk := member.read(_CHUNK):
                             total += len(chunk)
                             if total > limit or buffer.tell() + len(chunk) > cap:
-                                raise BundleError(source, f"{info.filename} expands past its declared "
-                                                          f"size or the {_size(limit)} a bundle may take here")
+                                raise BundleError(source, f"{info.filename} expands past its declared size "
+                                                          f"or the {format_bytes(limit)} a bundle may take here")
                             buffer.write(chunk)
                 # UnicodeDecodeError: a local header's name flagged UTF-8 that is not
                 except (zlib.error, lzma.LZMAError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as error:

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
-from ..formatting import quote, shorten
+from ..formatting import format_bytes, quote, shorten
 from .errors import Problem, ProjectError
 from .project import CURRENT_VERSION, FORMAT, Project
 
@@ -49,15 +49,8 @@ _KINDS = ((stat.S_ISDIR, "is a folder, not a file"),
           (stat.S_ISSOCK, "is a socket, not a regular file"))
 
 
-def _size_text(count: int) -> str:
-    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if count >= scale:
-            return f"{count / scale:.3g} {unit}"
-    return f"{count} bytes"
-
-
 def _too_large(size: int, limit: int, what: str, grew: bool = False) -> str:
-    size_text, limit_text = _size_text(size), _size_text(limit)
+    size_text, limit_text = format_bytes(size), format_bytes(limit)
     if size_text == limit_text:
         size_text = f"{size:,} bytes"
     return f"is {'more than ' if grew else ''}{size_text}; {what} is at most {limit_text}"

@@ -43,7 +43,7 @@ def test_a_text_file_over_the_limit_is_refused_without_reading_it(tmp_path, monk
     monkeypatch.setattr(data_module, "MAX_TEXT_BYTES", 1000)
     path = tmp_path / "big.txt"
     path.write_text("a" * 1001)
-    with pytest.raises(DatasetError, match=r"big.txt: is 1001 bytes; a text file is at most 1000 bytes"):
+    with pytest.raises(DatasetError, match=r"big.txt: is 1001 B; a text file is at most 1000 B"):
         load_raw(Data("text", {"path": str(path), "seq_len": 8}))
 
 

@@ -58,7 +58,7 @@ def test_what_a_bundle_may_expand_to_is_limited_in_total(good_bundle, tmp_path, 
     monkeypatch.setattr(bundle_module, "MAX_BUNDLE_TOTAL", 256 * 1024)
     bomb = _zeros_member(good_bundle, tmp_path / "bomb.guidl", 2**20)
     assert bomb.stat().st_size < 16 * 1024
-    with pytest.raises(ExportError, match="members would expand to 1.0 MiB, more than the 256.0 KiB"):
+    with pytest.raises(ExportError, match="members would expand to 1.00 MB, more than the 256.00 KB"):
         load_bundle(bomb)
     # Declared small, inflating past it: refused, and never read past the declared size.
     liar = tmp_path / "liar.guidl"
@@ -89,7 +89,7 @@ def test_reading_stops_at_the_limit_whatever_the_zip_declares(good_bundle, tmp_p
 
     monkeypatch.setattr(zipfile.ZipFile, "open", endless_open)
     monkeypatch.setattr(bundle_module, "MAX_BUNDLE_TOTAL", 2**20 + 64 * 1024)
-    with pytest.raises(ExportError, match="expands past its declared size or the 1.1 MiB"):
+    with pytest.raises(ExportError, match="expands past its declared size or the 1.06 MB"):
         load_bundle(bomb)
     assert served[-1] <= 2**20 + 64 * 1024 + 4096
 

@@ -181,7 +181,7 @@ def test_file_level_problems(tmp_path):
     big = tmp_path / "big.guidl.json"
     with open(big, "wb") as handle:
         handle.truncate(spec.io.MAX_FILE_BYTES + 1)
-    with pytest.raises(ProjectError, match="a project file is at most 16 MiB"):
+    with pytest.raises(ProjectError, match="a project file is at most 16.00 MB"):
         spec.load(big)
 
 

@@ -28,7 +28,7 @@ def test_read_regular_file_reads_up_to_its_limit_and_no_further(tmp_path):
     path = tmp_path / "data.bin"
     path.write_bytes(b"x" * 100)
     assert read_regular_file(path, 100, "a test file") == b"x" * 100
-    with pytest.raises(UnreadableFileError, match=r"is 101 bytes; a test file is at most 100 bytes"):
+    with pytest.raises(UnreadableFileError, match=r"is 101 B; a test file is at most 100 B"):
         path.write_bytes(b"x" * 101)
         read_regular_file(path, 100, "a test file")
     with pytest.raises(UnreadableFileError, match="is a folder"):
