@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from ..formatting import format_bytes, format_shape, warning_text
+from ..formatting import first_line, format_bytes, format_shape, warning_text
 from ..registry import LAYERS, OPTIMIZERS, Entry
 from ..spec import Component, Layer, Model, Problem, Project, ProjectError
 from . import memory
@@ -346,11 +346,6 @@ def _torch_warns_always():
         torch.set_warn_always(before)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
-
-
 def _construct_kwargs(entry: Entry, params: dict[str, Any]) -> dict[str, Any]:
     """Arguments in the form torch wants (tuples where JSON has lists)."""
     kwargs = {}
@@ -463,7 +458,7 @@ def _analyze_layer(index: int, entry: Entry, spec: Layer, layer: LayerReport,
             with torch.device("meta"):
                 module = LAYER_FACTORIES[entry.name](**kwargs)
         except (ValueError, TypeError, RuntimeError, OverflowError, AssertionError) as error:
-            layer.error = f"cannot be built with these parameters: {_first_line(error)}"
+            layer.error = f"cannot be built with these parameters: {first_line(error)}"
             return None, None, dtype
         try:
             with torch.no_grad():
@@ -471,7 +466,7 @@ def _analyze_layer(index: int, entry: Entry, spec: Layer, layer: LayerReport,
                 out = module.eval()(sample)
         except (ValueError, TypeError, RuntimeError, IndexError, NotImplementedError,
                 AssertionError) as error:
-            layer.error = f"cannot take input {format_shape(shape)}: {_first_line(error)}"
+            layer.error = f"cannot take input {format_shape(shape)}: {first_line(error)}"
             return None, None, dtype
     layer.warnings = sorted({warning_text(w.message, w.category) for w in caught})
     out_shape = tuple(out.shape[1:])

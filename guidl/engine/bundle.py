@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..formatting import format_bytes, shorten
+from ..formatting import first_line, format_bytes, shorten
 from .memory import available_memory_bytes
 
 BUNDLE_FORMAT = "guidl-bundle"
@@ -141,7 +141,7 @@ def read_bundle(path: str | Path, limit: int | None = None) -> BundleContents:
     except UnicodeDecodeError as error:
         raise BundleError(source, f"a JSON member is not UTF-8 (byte {error.start})") from None
     except (ValueError, RecursionError) as error:
-        raise BundleError(source, f"meta.json is not valid JSON ({str(error)[:200]})") from None
+        raise BundleError(source, f"meta.json is not valid JSON ({first_line(error)})") from None
     return BundleContents(project_text, check_meta(meta, source), weights, samples)
 
 

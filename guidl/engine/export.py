@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .. import spec
-from ..formatting import first_line, quote
+from ..formatting import first_line, quote, shorten
 from ..registry import DATASETS
 from ..spec import Project, atomic_path
 from .build import ModelReport, build
@@ -691,7 +691,8 @@ def check_python_module(path: Path, x: torch.Tensor, model: TrainedModel) -> flo
             raise ExportError(f"the generated {path.name} did not finish within "
                               f"{PYTHON_CHECK_TIMEOUT_S} s") from None
         if result.returncode != 0:
-            last = result.stderr.strip().splitlines()[-1][:300] if result.stderr.strip() else ""
+            lines = result.stderr.strip().splitlines()
+            last = shorten(lines[-1]) if lines else ""  # the exception the module raised
             raise ExportError(f"the generated {path.name} does not run: {last}")
         with torch.no_grad():
             return _compare(model.module(x), torch.load(outputs, weights_only=True))

@@ -38,7 +38,7 @@ from typing import Any
 
 import psutil
 
-from ..formatting import quote, shorten
+from ..formatting import first_line, quote, shorten
 from ..spec.io import UnreadableFileError, atomic_write_text, open_regular_file
 
 RUN_FILE = "run.json"
@@ -284,7 +284,7 @@ def _read_record(path: str | os.PathLike[str]) -> tuple[dict[str, Any], float]:
     try:
         record = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
-        raise RunError(f"{where}: not valid JSON ({shorten(str(error).splitlines()[0])})") from None
+        raise RunError(f"{where}: not valid JSON ({first_line(error)})") from None
     except RecursionError:
         raise RunError(f"{where}: not valid JSON (nested too deeply)") from None
     return _check(record, where), modified
