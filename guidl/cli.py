@@ -199,7 +199,7 @@ def _train(args: argparse.Namespace) -> int:
     if bool(args.project) == bool(args.resume):
         return _bad_input(["guidl train: give a project file, or --resume RUN_DIR (not both)"], False,
                           quiet)
-    from .engine.runs import RunError, read_run
+    from .engine.runs import RunError, is_free_run_dir, read_run
 
     checkpoint = None
     run_dir: Path | None = None
@@ -221,7 +221,7 @@ def _train(args: argparse.Namespace) -> int:
                               args.json, quiet)
     else:
         source = Path(args.project)
-        if args.out and _not_empty(Path(args.out)):
+        if args.out and not is_free_run_dir(args.out):
             out = Path(args.out)
             fix = (f"use --resume {out} to continue it, or another --out"
                    if (out / "checkpoint.pt").is_file() else "give another --out (a new or empty folder)")
@@ -386,16 +386,6 @@ def _train(args: argparse.Namespace) -> int:
     elif result.evaluation is not None:
         print(_evaluation_line(result))
     return 130 if control.stop_requested else 0
-
-
-def _not_empty(path) -> bool:
-    """Whether ``path`` exists as anything but an empty folder."""
-    if not os.path.lexists(path):
-        return False
-    try:
-        return not path.is_dir() or path.is_symlink() or any(path.iterdir())
-    except OSError:
-        return True
 
 
 def _remove_if_empty(path) -> None:

@@ -161,6 +161,19 @@ def create_run_dir(parent: str | os.PathLike[str], stem: str) -> Path:
     raise FileExistsError(errno.EEXIST, "no free run folder name", str(parent / base))
 
 
+def is_free_run_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether a new run may be written into ``path``: nothing is there, or
+    an empty folder (not a link to one). A folder that cannot be listed is
+    not free."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return True
+    try:
+        return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+    except OSError:
+        return False
+
+
 def claim_run_dir(path: str | os.PathLike[str]) -> Path:
     """Make ``path`` the folder of a new run, exclusively: it is created, or
     it exists empty (made by ``create_run_dir`` or by hand); ``run.json`` is
@@ -171,7 +184,7 @@ def claim_run_dir(path: str | os.PathLike[str]) -> Path:
     try:
         os.mkdir(path)
     except FileExistsError:
-        if not path.is_dir() or path.is_symlink() or any(path.iterdir()):
+        if not is_free_run_dir(path):
             raise RunExistsError(path) from None
     try:
         os.close(os.open(path / RUN_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))

@@ -204,11 +204,11 @@ def test_an_empty_folder_is_a_fine_out(train_here, tmp_path):
 
 def test_a_run_that_takes_the_folder_first_wins_it(train_here, tmp_path, monkeypatch):
     """Two trainings with the same --out: both pass the early check, one alone claims the folder."""
-    from guidl import cli
+    from guidl.engine import runs
 
     assert train_here("--out", "run")[0] == 0
     before = (tmp_path / "run" / "run.json").read_bytes()
-    monkeypatch.setattr(cli, "_not_empty", lambda path: False)  # as if the other had not begun yet
+    monkeypatch.setattr(runs, "is_free_run_dir", lambda path: True)  # as if the other had not begun yet
     code, _, err = train_here("--out", "run")
     assert code == 2 and "guidl train: run exists: use another --out" in err
     assert (tmp_path / "run" / "run.json").read_bytes() == before

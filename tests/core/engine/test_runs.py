@@ -171,3 +171,16 @@ def test_a_run_record_that_is_a_fifo_is_refused_at_once_by_every_reader(tmp_path
     with pytest.raises(RunError, match="named pipe"):
         read_run(tmp_path)
 
+
+
+def test_a_free_run_folder_is_a_missing_path_or_an_empty_real_folder(tmp_path):
+    assert runs.is_free_run_dir(tmp_path / "new")
+    (tmp_path / "empty").mkdir()
+    assert runs.is_free_run_dir(tmp_path / "empty")
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    (tmp_path / "file").write_text("x")
+    write_run(tmp_path / "used")
+    assert not any(runs.is_free_run_dir(tmp_path / name) for name in ("link", "file", "used"))
+    with pytest.raises(runs.RunExistsError):
+        runs.claim_run_dir(tmp_path / "link")
+    assert runs.claim_run_dir(tmp_path / "empty") == tmp_path / "empty"
