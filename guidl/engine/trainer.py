@@ -34,7 +34,7 @@ from .components import OPTIMIZER_CLASSES, make_loss, make_optimizer, make_sched
 from .data import DatasetError, PreparedData, Split, fits_on_device, prepare
 from .distributed import DistributedContext, shard, shard_size
 from .metrics import ClassificationReport, RegressionReport, classification_report, regression_report
-from .runs import RunExistsError, RunWriteError
+from .runs import RunBusyError, RunExistsError, RunWriteError
 
 CHECKPOINT_FORMAT = "guidl-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -877,7 +877,8 @@ def describe_error(error: BaseException) -> str:
     """One clear line for any error training can end with."""
     if isinstance(error, ProjectError):
         return "; ".join(str(p) for p in error.problems)
-    if isinstance(error, (DatasetError, TrainingError, RunWriteError, RunExistsError, CheckpointError)):
+    if isinstance(error, (DatasetError, TrainingError, RunWriteError, RunExistsError, RunBusyError,
+                          CheckpointError)):
         return str(error)
     if is_out_of_memory(error):
         return ("out of memory: lower data.batch_size, make the model smaller, or train on the CPU "

@@ -47,7 +47,7 @@ from .callbacks import Callback, EarlyStopping, RunFolder
 from .data import DatasetError, PreparedData, Split, decode_text
 from .eta import EtaEstimator
 from .metrics import to_probabilities
-from .runs import RunExistsError, RunWriteError
+from .runs import RunBusyError, RunExistsError, RunWriteError
 from .threads import ThreadTuner
 from .trainer import FitResult, TrainControl, Trainer, TrainingError, describe_error
 
@@ -132,7 +132,8 @@ class EventBridge(Callback):
 
 #: Failures a run can end with that its message explains in full; any other
 #: is a bug, and its traceback is printed too.
-EXPLAINED_FAILURES = (ProjectError, DatasetError, TrainingError, MemoryError, RunWriteError, RunExistsError)
+EXPLAINED_FAILURES = (ProjectError, DatasetError, TrainingError, MemoryError, RunWriteError, RunExistsError,
+                      RunBusyError)
 
 
 def failure_message(error: BaseException) -> str:

@@ -287,3 +287,11 @@ def test_the_windows_eta_waits_for_the_warm_up(monkeypatch):
     assert progress[0]["eta"] is None  # not 999 x 3 s
     assert progress[-1]["eta"] == pytest.approx(960 * 0.05)
     assert progress[-1]["samples_per_s"] == pytest.approx(200.0)
+
+
+def test_a_run_held_by_another_training_is_explained_without_a_traceback(tmp_path, capsys):
+    from guidl.engine.runs import RunBusyError
+
+    message = tp.failure_message(RunBusyError(tmp_path / "run"))
+    assert message == f"{tmp_path / 'run'} is being trained by another process"
+    assert "Traceback" not in capsys.readouterr().err
