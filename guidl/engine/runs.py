@@ -328,13 +328,20 @@ def mark_failed(path: str | os.PathLike[str], cause: str,
             return None
     if record.get("status") != "running":
         return None
-    record = {**record, "status": "failed", "error": cause,
-              "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     try:
-        atomic_write_text(Path(path) / RUN_FILE, json.dumps(record, indent=2) + "\n")
-    except OSError:
-        pass  # a read-only or full disk: the caller still learns that the run failed
-    remove_stale_temporaries(path)  # its writer is gone
+        held = lock_run_dir(path)
+    except RunBusyError:
+        return None  # a training on this machine holds the folder: its writer lives
+    try:
+        record = {**record, "status": "failed", "error": cause,
+                  "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        try:
+            atomic_write_text(Path(path) / RUN_FILE, json.dumps(record, indent=2) + "\n")
+        except OSError:
+            pass  # a read-only or full disk: the caller still learns that the run failed
+        remove_stale_temporaries(path)  # its writer is gone
+    finally:
+        unlock_run_dir(held)
     return record
 
 

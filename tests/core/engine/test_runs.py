@@ -184,3 +184,22 @@ def test_a_free_run_folder_is_a_missing_path_or_an_empty_real_folder(tmp_path):
     with pytest.raises(runs.RunExistsError):
         runs.claim_run_dir(tmp_path / "link")
     assert runs.claim_run_dir(tmp_path / "empty") == tmp_path / "empty"
+
+
+def test_a_run_whose_folder_is_held_is_alive_whatever_its_record_says(tmp_path):
+    # A training holds its folder's lock while it lives: a record judged stale
+    # (its heartbeat late, say) does not get its temporary files removed.
+    stale_record = write_run(tmp_path, status="running", pid=1, host="elsewhere")
+    old = time.time() - runs.STALE_AFTER_S - 10
+    os.utime(stale_record / "run.json", (old, old))
+    writing = tmp_path / ".checkpoint.pt.live.tmp.pt"
+    writing.write_bytes(b"\0" * 100)
+    held = runs.lock_run_dir(tmp_path)
+    if held is None:
+        pytest.skip("no file locks here")
+    try:
+        assert read_run(tmp_path)["status"] == "running"
+        assert writing.exists()
+    finally:
+        runs.unlock_run_dir(held)
+    assert read_run(tmp_path)["status"] == "failed" and not writing.exists()
