@@ -71,8 +71,6 @@ def main(project: str | None = None) -> int:
     background (``EngineLoader``) and the window says when it is ready.
     """
     app = create_app()
-    from .. import spec
-    from ..examples import DEFAULT, example_path
     from .engine_loader import EngineLoader
     from .icons import icon
     from .main_window import MainWindow, default_settings
@@ -86,20 +84,37 @@ def main(project: str | None = None) -> int:
         _report_startup(app, window, engine, Path(report))
     window.show()
 
-    if window.offer_recovery():
-        pass
-    elif project and Path(project).suffix == ".guidl" and not engine.is_ready:
-        # A bundle holds weights, which need torch: it opens once torch is
-        # loaded, with the window already on screen.
-        window.document.set_project(spec.load(example_path(DEFAULT)), None)
-        window.open_when_ready(Path(project))
-    elif not (project and window.open_path(Path(project), ask=False)):
-        window.document.set_project(spec.load(example_path(DEFAULT)), None)
+    open_at_start(window, Path(project) if project else None)
     status = app.exec()
     # Closed while torch was still loading: the interpreter must not shut down
     # under the import (torch's threads abort the process then).
     engine.wait()
     return status
+
+
+def open_at_start(window, project: Path | None) -> None:
+    """What a new window opens: the autosaves a crash left (offered), and the
+    project named on the command line, in a window of its own when an
+    autosave was restored; else the MNIST CNN example."""
+    from .. import spec
+    from ..examples import DEFAULT, example_path
+
+    restored = window.offer_recovery()
+    if project is None:
+        if not restored:
+            window.document.set_project(spec.load(example_path(DEFAULT)), None)
+        return
+    target = window.files.new_window() if restored else window
+    if project.suffix == ".guidl" and not target.engine.is_ready:
+        # A bundle holds weights, which need torch: it opens once torch is
+        # loaded, with the window already on screen.
+        target.document.set_project(spec.load(example_path(DEFAULT)), None)
+        target.open_when_ready(project)
+    elif not target.open_path(project, ask=False):  # said in a message box
+        if restored:
+            target.close()
+        else:
+            window.document.set_project(spec.load(example_path(DEFAULT)), None)
 
 
 def _report_startup(app: QApplication, window, engine, path: Path) -> None:

@@ -351,3 +351,57 @@ def test_an_autosave_this_guidl_cannot_read_is_kept_and_one_that_is_not_json_is_
     assert "kept" in message and "newer than this guidl understands" in message
     # Its lock released: offered again, to a guidl that can read it.
     assert [path.name for path, _ in new_window(qtbot, tmp_path, "newer").files.orphans()] == ["newer.guidl.json"]
+
+
+def test_a_clean_document_leaves_no_recovery_file(window, qtbot):
+    window.edits.insert("ReLU")
+    window.autosave()
+    assert window.recovery_file.exists()
+    window.undo_action.trigger()  # back to the state last saved: nothing to recover
+    assert not window.document.modified
+    window.autosave()
+    assert not window.recovery_file.exists()
+
+
+def test_a_restored_saved_project_gets_its_trained_model_back(qtbot, tmp_path, answer):
+    path, trainer = _trained_project(tmp_path)
+    crashed = new_window(qtbot, tmp_path, "crashed")
+    assert crashed.open_path(path, ask=False)
+    crashed.setup.epochs.setValue(3)  # an edit that leaves the model and its data as trained
+    crashed.autosave()
+    qtbot.waitUntil(lambda: crashed.jobs.count == 0, timeout=60_000)
+    crash(crashed)
+    answer["button"] = QMessageBox.StandardButton.Yes
+    reborn = new_window(qtbot, tmp_path, "reborn")
+    assert reborn.offer_recovery() and reborn.document.path == path
+    qtbot.waitUntil(lambda: reborn.evaluation.thread is None and reborn.trainer is not None, timeout=60_000)
+    assert reborn.last_result.evaluation.accuracy == trainer.evaluate("val").accuracy
+
+
+def test_a_project_named_at_start_opens_beside_a_restored_autosave(qtbot, tmp_path, answer):
+    from guidl.qt.app import open_at_start
+
+    crashed = new_window(qtbot, tmp_path, "crashed")
+    crashed.document.set_project(small_project(name="unsaved work"), None)
+    crashed.edits.insert("ReLU")
+    crashed.autosave()
+    crash(crashed)
+    path = tmp_path / "named.guidl.json"
+    spec.save(small_project(name="named"), path)
+    answer["button"] = QMessageBox.StandardButton.Yes
+    window = new_window(qtbot, tmp_path, "started")
+    open_at_start(window, path)
+    assert window.document.project.name == "unsaved work"
+    assert [(w.document.project.name, w.document.path) for w in window.siblings] == [("named", path)]
+    for sibling in window.siblings:
+        qtbot.addWidget(sibling)
+
+
+def test_an_export_dialog_that_returns_no_filter_exports_by_the_files_suffix():
+    from pathlib import Path
+
+    from guidl.qt.controllers.export import EXPORT_FILTERS, export_format
+
+    assert export_format("", Path("model.safetensors")) == "safetensors"
+    assert export_format("", Path("model")) == "onnx"
+    assert export_format(EXPORT_FILTERS["python"], Path("model.onnx")) == "python"

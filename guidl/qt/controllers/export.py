@@ -43,8 +43,7 @@ class ExportController(QObject):
                                                    str(folder / default_filename(model, "onnx")),
                                                    ";;".join(EXPORT_FILTERS.values()))
         if path:
-            fmt = next(k for k, v in EXPORT_FILTERS.items() if v == chosen)
-            self.export_to(model, fmt, Path(path))
+            self.export_to(model, export_format(chosen, Path(path)), Path(path))
 
     def export_to(self, model, fmt: str, path: Path) -> None:
         """Export in the background; the outcome lands in the status bar (or a
@@ -84,3 +83,15 @@ class ExportController(QObject):
     def _thread_finished(self) -> None:
         self.thread = None
         self.window.update_actions()
+
+
+def export_format(chosen_filter: str, path: Path) -> str:
+    """The format of the filter chosen in the dialog; when it names none (some
+    platforms' dialogs return no filter), the one the file's suffix names,
+    else ONNX."""
+    from ...engine.export import FORMATS
+
+    for fmt, name in EXPORT_FILTERS.items():
+        if name == chosen_filter:
+            return fmt
+    return next((fmt for fmt, suffix in FORMATS.items() if path.suffix == suffix), "onnx")

@@ -243,7 +243,8 @@ class FilesController(QObject):
 
     @Slot()
     def autosave(self) -> None:
-        if not self.document.modified:
+        if not self.document.modified:  # saved, discarded or undone: nothing to recover
+            self.remove_recovery()
             return
         try:
             self._lock_recovery()
@@ -306,7 +307,7 @@ class FilesController(QObject):
                     f"{count}. Restore it?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                     QMessageBox.StandardButton.Yes)
                 if answer == QMessageBox.StandardButton.Yes:
-                    target = self if not restored else self._new_window().files
+                    target = self if not restored else self.new_window().files
                     target.restore(project, Path(origin["path"]) if origin.get("path") else None)
                     restored = True
                     if not target.recovery_file.exists():  # its autosave failed: keep this one
@@ -325,8 +326,11 @@ class FilesController(QObject):
         self.document.undo_stack.resetClean()  # restored work is unsaved work
         self.window.update_title()
         self.autosave()  # kept in this window's own recovery file from now on
+        if path is not None:
+            self.window.evaluation.reopen_latest_run(path)  # its trained model, when the model is unchanged
 
-    def _new_window(self):
+    def new_window(self):
+        """Another window, kept alive as long as this one (shown)."""
         window = type(self.window)(settings=self.settings, state_dir=self.window.state_dir,
                                    engine=self.window.engine)
         self.window.siblings.append(window)  # kept alive as long as this window
