@@ -1,4 +1,4 @@
-"""Colour themes: the application's palette and the plots' colours."""
+"""Colour themes: the application's palette."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def dark_palette() -> QPalette:
 
 def apply_theme(app: QApplication, name: str) -> None:
     """``system`` follows the desktop's light or dark scheme; ``light`` and
-    ``dark`` force one. Takes full effect for charts after a restart."""
+    ``dark`` force one. Takes effect at once: the charts follow the
+    application's palette themselves (``charts.follow_palette``)."""
     hints = app.styleHints()
     scheme = {"light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}.get(name, Qt.ColorScheme.Unknown)
     if hasattr(hints, "setColorScheme"):
@@ -35,19 +36,4 @@ def apply_theme(app: QApplication, name: str) -> None:
     dark = name == "dark" or (name == "system" and hints.colorScheme() == Qt.ColorScheme.Dark)
     palette = dark_palette() if dark else app.style().standardPalette()
     app.setPalette(palette)
-    restyle_plots(app, palette)
 
-
-def restyle_plots(app: QApplication, palette: QPalette) -> None:
-    """pyqtgraph draws its own background and axes: give them the palette's colours."""
-    import pyqtgraph as pg
-
-    background = palette.color(QPalette.ColorRole.Base)
-    text = palette.color(QPalette.ColorRole.Text)
-    for widget in app.allWidgets():
-        if isinstance(widget, pg.GraphicsView):
-            widget.setBackground(background)
-            for item in widget.scene().items():
-                if isinstance(item, pg.AxisItem):
-                    item.setPen(pg.mkPen(text))
-                    item.setTextPen(pg.mkPen(text))

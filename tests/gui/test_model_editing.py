@@ -142,11 +142,13 @@ def test_the_dark_theme_reaches_the_charts(window, qapp):
 
     try:
         apply_theme(qapp, "dark")
+        qapp.processEvents()  # Qt posts the palette change to the widgets: the charts follow it
         assert qapp.palette().color(QPalette.ColorRole.Window).lightness() < 80
         background = window.charts.graphics.backgroundBrush().color()
         assert background.lightness() < 80
     finally:
         apply_theme(qapp, "light")
+        qapp.processEvents()
     assert window.charts.graphics.backgroundBrush().color().lightness() > 200
 
 
