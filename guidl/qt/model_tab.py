@@ -15,11 +15,9 @@ from ..formatting import format_bytes
 from ..registry import LAYERS, Param
 from .document import LayerEdits, ProjectDocument
 from .model_stack import ModelStackView
-from .panels import message_label
+from .panels import ERROR_STYLE, WARNING_STYLE, message_label
 from .param_form import ParamForm, mark_field, parse_value, with_note
 
-ERROR_STYLE = "color: #dc2626;"
-WARNING_STYLE = "color: #b45309;"
 NO_LAYER_HELP = ("Select a layer to edit it, or add one from the palette "
                  "(double-click, Enter, or drag it onto the model).")
 

@@ -21,7 +21,9 @@ from .param_form import (
     ComboBox, DoubleSpinBox, ParamForm, SpinBox, apply_param, format_value, mark_field, with_note,
 )
 
+# How a message_label says a problem, or a warning (one place for every view and controller).
 ERROR_STYLE = "color: #dc2626;"
+WARNING_STYLE = "color: #b45309;"
 SOURCE_TITLES = {"builtin": "Built-in (offline)", "torchvision": "torchvision (downloads)",
                  "user": "Your data"}
 

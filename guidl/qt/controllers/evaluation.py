@@ -10,8 +10,8 @@ from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QMainWindow
 
 from ..jobs import Task, error_message
+from ..panels import WARNING_STYLE
 
-WARNING_STYLE = "color: #b45309;"
 
 
 class EvaluationController(QObject):

@@ -10,10 +10,9 @@ from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 
 from ...formatting import format_duration
+from ..panels import ERROR_STYLE, WARNING_STYLE
 
 STATUS_HZ = 4  # status-bar updates a second while training
-WARNING_STYLE = "color: #b45309;"
-ERROR_STYLE = "color: #dc2626;"
 
 
 class TrainingController(QObject):
