@@ -44,7 +44,7 @@ class TrainingController(QObject):
         if not window.engine.is_ready:
             return window.engine.error or "PyTorch is still loading"
         # A field holding a value that is not valid: the model keeps its last valid one.
-        fields = getattr(document, "field_problems", lambda: {})()
+        fields = document.field_problems()
         if fields:
             field, reason = next(iter(fields.items()))
             return f"{field}: {reason}"
