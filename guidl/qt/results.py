@@ -15,9 +15,10 @@ from PySide6.QtWidgets import (
 )
 
 from .charts import PALETTE_EVENTS, CategoryAxis, follow_palette, visible_text
+from .panels import image_pixmap
 
 NO_RESULTS = "Train a model to see its results here."
-from .panels import image_pixmap
+NO_CONFUSION = "The confusion matrix of a trained classifier appears here."
 
 
 class CellLabels(pg.GraphicsObject):
@@ -95,7 +96,7 @@ class ResultsPanel(QWidget):
         self.confusion_view = QStackedWidget()
         self.confusion_view.addWidget(self.confusion)
         self.confusion_view.addWidget(self.confusion_placeholder)
-        self._show_placeholder("The confusion matrix of a trained classifier appears here.")
+        self._show_placeholder(NO_CONFUSION)
         splitter.addWidget(self.confusion_view)
         splitter.setSizes([380, 520])
         layout.addWidget(splitter, 3)
@@ -119,7 +120,7 @@ class ResultsPanel(QWidget):
         self.image.clear()
         self._clear_texts()
         self._clear_samples()
-        self._show_placeholder("The confusion matrix of a trained classifier appears here.")
+        self._show_placeholder(NO_CONFUSION)
 
     def _show_placeholder(self, text: str) -> None:
         self.confusion_placeholder.setText(text)
