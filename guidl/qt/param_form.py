@@ -59,15 +59,16 @@ NOTE_STYLE = "color: #dc2626;"
 # -- widgets that leave the mouse wheel to the scroll area unless focused ----------------------
 
 
-class SpinBox(QSpinBox):
-    """A spin box that steps with the wheel only when it has the focus (an
-    unfocused one passes the wheel on, so the form scrolls). Typing reaches
+class _WheelWhenFocused:
+    """Takes the mouse wheel only with the focus: an unfocused field passes
+    the wheel on, so the form scrolls. A spin box's typing reaches
     ``valueChanged`` on Enter or focus out, not at every keystroke."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setKeyboardTracking(False)
+        if isinstance(self, QAbstractSpinBox):
+            self.setKeyboardTracking(False)
 
     def wheelEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if self.hasFocus():
@@ -76,33 +77,16 @@ class SpinBox(QSpinBox):
             event.ignore()
 
 
-class DoubleSpinBox(QDoubleSpinBox):
+class SpinBox(_WheelWhenFocused, QSpinBox):
+    """A spin box that steps with the wheel only when it has the focus."""
+
+
+class DoubleSpinBox(_WheelWhenFocused, QDoubleSpinBox):
     """``SpinBox`` for floats."""
 
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setKeyboardTracking(False)
 
-    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        if self.hasFocus():
-            super().wheelEvent(event)
-        else:
-            event.ignore()
-
-
-class ComboBox(QComboBox):
+class ComboBox(_WheelWhenFocused, QComboBox):
     """A combo box that changes with the wheel only when it has the focus."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-
-    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        if self.hasFocus():
-            super().wheelEvent(event)
-        else:
-            event.ignore()
 
 
 # -- a field's problem, shown beside it ------------------------------------------------------------
