@@ -8,7 +8,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPalette, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+    QCheckBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
     QPushButton, QScrollArea, QStackedWidget, QTableWidget,
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
@@ -18,7 +18,7 @@ from ..spec import Component
 from .charts import PALETTE_EVENTS, CategoryAxis, follow_palette, visible_text
 from .document import ProjectDocument
 from .param_form import (
-    ComboBox, DoubleSpinBox, ParamForm, SpinBox, apply_param, format_value, mark_field, with_note,
+    ComboBox, DoubleSpinBox, ParamForm, SpinBox, TextField, apply_param, format_value,
 )
 
 # How a message_label says a problem, or a warning (one place for every view and controller).
@@ -109,6 +109,17 @@ class ComponentEditor(QGroupBox):
         self.document.apply(edit, f"Set {self.key}.{name}", merge_key=f"{self.key}.{name}")
 
 
+def _parse_grad_clip(text: str) -> tuple[float | None, str | None]:
+    text = text.strip()
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        value = -1.0
+    if value is not None and not (0 < value < float("inf")):
+        return None, "must be a positive number (empty: no clipping)"
+    return value, None
+
+
 class TrainingSetup(QWidget):
     """Loss, optimizer, scheduler, epochs, device, seed, early stopping, precision."""
 
@@ -135,16 +146,17 @@ class TrainingSetup(QWidget):
         for name in PRECISIONS:
             self.precision.addItem(name, name)
         self.precision.setToolTip("16-bit formats use mixed precision on CUDA GPUs")
-        self.grad_clip = QLineEdit()
+        self.grad_clip_field = TextField(document, "training.grad_clip", _parse_grad_clip,
+                                         lambda value: self._set("grad_clip", value))
+        self.grad_clip, self.grad_clip_note = self.grad_clip_field.edit, self.grad_clip_field.note
         self.grad_clip.setPlaceholderText("off")
         self.grad_clip.setToolTip("largest gradient norm; empty for no clipping")
-        grad_clip_row, self.grad_clip_note = with_note(self.grad_clip)
         form.addRow("Epochs", self.epochs)
         form.addRow("Batch size", self.batch_size)
         form.addRow("Device", self.device)
         form.addRow("Seed", self.seed)
         form.addRow("Precision", self.precision)
-        form.addRow("Gradient clipping", grad_clip_row)
+        form.addRow("Gradient clipping", self.grad_clip_field.widget)
         self.channels_last = QCheckBox("Channels-last images")
         self.channels_last.setToolTip("Store images and convolution weights as NHWC: faster "
                                       "convolutions on GPUs, above all with bf16 or fp16")
@@ -168,9 +180,6 @@ class TrainingSetup(QWidget):
         self.device.currentIndexChanged.connect(lambda i: self._set("device", self.device.itemData(i)))
         self.precision.currentIndexChanged.connect(
             lambda i: self._set("precision", self.precision.itemData(i)))
-        self.grad_clip.textEdited.connect(self._grad_clip_edited)
-        self.grad_clip.editingFinished.connect(self._grad_clip_finished)
-        document.project_replaced.connect(self._discard_edits)
         document.commit_requested.connect(self._commit_edits)
         self.channels_last.toggled.connect(lambda on: self._set("channels_last", on))
         self.compile.toggled.connect(lambda on: self._set("compile", on))
@@ -185,39 +194,9 @@ class TrainingSetup(QWidget):
         self.document.apply(lambda p: setattr(p.data, key, value), f"Set {key}",
                             merge_key=f"data.{key}")
 
-    @staticmethod
-    def _grad_clip_value(text: str) -> tuple[float | None, str | None]:
-        text = text.strip()
-        try:
-            value = float(text) if text else None
-        except ValueError:
-            value = -1.0
-        if value is not None and not (0 < value < float("inf")):
-            return None, "must be a positive number (empty: no clipping)"
-        return value, None
-
-    def _grad_clip_edited(self, text: str) -> None:
-        problem = self._grad_clip_value(text)[1]
-        mark_field(self.grad_clip, self.grad_clip_note, problem)
-        self.document.set_field_problem("training.grad_clip", problem)
-
-    def _grad_clip_finished(self) -> None:
-        if not self.grad_clip.isModified():
-            return
-        value, problem = self._grad_clip_value(self.grad_clip.text())
-        if problem is None:
-            self.grad_clip.setModified(False)
-            self._set("grad_clip", value)
-
-    def _discard_edits(self) -> None:
-        self.grad_clip.setModified(False)
-        mark_field(self.grad_clip, self.grad_clip_note, None)
-
     def _commit_edits(self) -> None:
         for spin in (self.epochs, self.batch_size, self.seed):
             spin.interpretText()
-        if self.grad_clip.isModified():
-            self._grad_clip_finished()
 
     def _early_toggled(self, on: bool) -> None:
         value = EARLY_STOPPING.resolve({}) if on else None
@@ -261,8 +240,7 @@ class TrainingSetup(QWidget):
         _block(self.precision, self.precision.setCurrentIndex, self.precision.findData(training.precision))
         _block(self.channels_last, self.channels_last.setChecked, training.channels_last)
         _block(self.compile, self.compile.setChecked, training.compile)
-        if not self.grad_clip.isModified():  # else the user's text stays, applied or refused
-            self.grad_clip.setText(format_value(training.grad_clip))
+        self.grad_clip_field.show(format_value(training.grad_clip))  # unless the user's text is not applied
         _block(self.early, self.early.setChecked, training.early_stopping is not None)
         if training.early_stopping is None:  # turned off (or undone): a refused value typed there goes too
             self.early_form.discard_edits()

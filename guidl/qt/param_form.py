@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
     QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget,
@@ -422,3 +422,47 @@ class ParamForm(QWidget):
             holder.line = line  # for tests and focus handling
             return holder, set_text
         return line, set_text
+
+
+class TextField(QObject):
+    """A line edit whose text reaches the document when it is done (Enter,
+    focus out, ``commit_edits``) and valid. Refused text stays in the field,
+    marked, with the reason under it, and is the document's field problem
+    ``key`` meanwhile (Train waits for it); the project keeps its last valid value."""
+
+    def __init__(self, document, key: str, parse: Callable[[str], tuple[object, str | None]],
+                 apply: Callable[[object], None]):
+        super().__init__()
+        self.document, self.key, self.parse, self.apply = document, key, parse, apply
+        self.edit = QLineEdit()
+        self.setParent(self.edit)  # lives as long as its field
+        self.widget, self.note = with_note(self.edit)
+        self.edit.textEdited.connect(self._edited)
+        self.edit.editingFinished.connect(self.commit)
+        document.commit_requested.connect(self.commit)
+        document.project_replaced.connect(self.discard)
+
+    def show(self, text: str) -> None:
+        """The project's value, unless the field holds text not yet applied."""
+        if not self.edit.isModified() and self.edit.text() != text:
+            self.edit.setText(text)
+
+    @Slot(str)
+    def _edited(self, text: str) -> None:
+        problem = self.parse(text)[1]
+        mark_field(self.edit, self.note, problem)
+        self.document.set_field_problem(self.key, problem)
+
+    @Slot()
+    def commit(self) -> None:
+        if not self.edit.isModified():
+            return
+        value, problem = self.parse(self.edit.text())
+        if problem is None:
+            self.edit.setModified(False)
+            self.apply(value)
+
+    @Slot()
+    def discard(self) -> None:
+        self.edit.setModified(False)
+        mark_field(self.edit, self.note, None)
