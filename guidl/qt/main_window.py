@@ -24,7 +24,7 @@ from .charts import TrainingCharts
 from .controllers.actions import MENUS, WindowState, build_actions, fill_menus, update_actions
 from .controllers.data import DataController
 from .controllers.evaluation import EvaluationController
-from .controllers.export import EXPORT_FILTERS, ExportController
+from .controllers.export import ExportController
 from .controllers.files import FilesController
 from .controllers.session import Session
 from .controllers.training import TrainingController
@@ -79,8 +79,6 @@ class _FirstPaint(QObject):
 
 
 class MainWindow(QMainWindow):
-    EXPORT_FILTERS = EXPORT_FILTERS
-
     # What the controllers hold, reachable from the window as before.
     trainer = _forward("session", "trainer")
     last_result = _forward("session", "last_result")
@@ -90,29 +88,19 @@ class MainWindow(QMainWindow):
     thread = _forward("training", "thread")
     close_timeout_s = _forward("training", "close_timeout_s")
     start_training = _forward("training", "start")
-    pause_or_resume = _forward("training", "pause_or_resume")
-    stop_training = _forward("training", "stop")
     shutdown_training = _forward("training", "shutdown")
-    train_blocker = _forward("training", "blocker")
     load_data = _forward("data", "load_data")
     cached_data = _forward("data", "cached_data")
-    evaluate = _forward("evaluation", "evaluate")
     _evaluator = _forward("evaluation", "thread")
-    export_dialog = _forward("exports", "export_dialog")
     export_to = _forward("exports", "export_to")
     last_export = _forward("exports", "last_export")
     _exporter = _forward("exports", "thread")
     new_project = _forward("files", "new_project")
-    open_dialog = _forward("files", "open_dialog")
     open_path = _forward("files", "open_path")
     open_when_ready = _forward("files", "open_when_ready")
-    save = _forward("files", "save")
-    save_as = _forward("files", "save_as")
     _save_to = _forward("files", "save_to")
-    maybe_save = _forward("files", "maybe_save")
     _recent = _forward("files", "recent")
     autosave = _forward("files", "autosave")
-    autosave_timer = _forward("files", "autosave_timer")
     recovery_file = _forward("files", "recovery_file")
     offer_recovery = _forward("files", "offer_recovery")
 
