@@ -34,7 +34,7 @@ from torch import nn
 from .. import spec
 from ..formatting import first_line, quote, shorten
 from ..registry import DATASETS
-from ..spec import Project, atomic_path
+from ..spec import Project, atomic_path, replace_file
 from .build import ModelReport, build
 from .bundle import (
     BUNDLE_FORMAT, META, PROJECT, SAMPLES, WEIGHTS, BundleError, check_fields, member_info, read_bundle,
@@ -633,23 +633,10 @@ def _python(model: TrainedModel, path: Path, x: torch.Tensor, training_script: b
         # The weights first and the module last: a module is never beside older weights.
         order = [weights.name] + [n for n in sources if n != path.name] + [path.name]
         for name in order:
-            _replace(staging / name, files[name])
+            replace_file(staging / name, files[name])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return difference
-
-
-def _replace(source: Path, target: Path) -> None:
-    """Move ``source`` onto ``target`` in one step, with the permissions the
-    old file had, or a new file's."""
-    if target.exists():
-        mode = target.stat().st_mode & 0o777
-    else:
-        mask = os.umask(0)
-        os.umask(mask)
-        mode = 0o666 & ~mask
-    os.chmod(source, mode)
-    os.replace(source, target)
 
 
 #: Run in a fresh interpreter, with the paths as arguments (never in the code):

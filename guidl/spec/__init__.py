@@ -4,7 +4,7 @@ versions and validation. Imports neither torch nor Qt."""
 from .errors import Problem, ProjectError
 from .io import (
     MIGRATIONS, UnreadableFileError, atomic_path, atomic_write_text, dumps, load, loads,
-    open_regular_file, read_regular_file, save, upgrade,
+    open_regular_file, read_regular_file, replace_file, save, upgrade,
 )
 from .project import (
     CURRENT_VERSION, FORMAT, INPUT_DTYPES, Component, Data, Layer, Model, Project, Training,
@@ -14,5 +14,5 @@ __all__ = [
     "CURRENT_VERSION", "FORMAT", "INPUT_DTYPES", "MIGRATIONS",
     "Component", "Data", "Layer", "Model", "Problem", "Project", "ProjectError", "Training",
     "UnreadableFileError", "atomic_path", "atomic_write_text", "dumps", "load", "loads",
-    "open_regular_file", "read_regular_file", "save", "upgrade",
+    "open_regular_file", "read_regular_file", "replace_file", "save", "upgrade",
 ]

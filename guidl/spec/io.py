@@ -239,6 +239,19 @@ def dumps(project: Project) -> str:
     return json.dumps(project.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def replace_file(source: Path, target: Path) -> None:
+    """Move ``source`` onto ``target`` in one step, with the permissions the old
+    file had, or those of a normal new file (mkstemp's 0600 would stick)."""
+    if target.exists():
+        mode = target.stat().st_mode & 0o777
+    else:
+        mask = os.umask(0)
+        os.umask(mask)
+        mode = 0o666 & ~mask
+    os.chmod(source, mode)
+    os.replace(source, target)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; when the block ends
@@ -255,14 +268,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        if path.exists():
-            mode = path.stat().st_mode & 0o777
-        else:
-            mask = os.umask(0)
-            os.umask(mask)
-            mode = 0o666 & ~mask
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        replace_file(Path(tmp), path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

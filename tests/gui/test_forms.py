@@ -16,6 +16,7 @@ from guidl.qt.document import LayerEdits, ProjectDocument
 from guidl.qt.panels import TrainingSetup
 from guidl.qt.param_form import ParamForm
 from guidl.registry import LAYERS
+from qt_helpers import type_text
 
 
 @pytest.fixture
@@ -42,17 +43,9 @@ def layer_form(qtbot, document):
     return form
 
 
-def _type(qtbot, editor, text: str, enter: bool = True) -> None:
-    editor.setFocus()
-    editor.selectAll()
-    qtbot.keyClicks(editor, text)
-    if enter:
-        qtbot.keyClick(editor, Qt.Key.Key_Return)
-
-
 def test_a_refused_value_stays_in_its_field_and_never_reaches_the_document(qtbot, document, layer_form):
     editor = layer_form.editor("p")
-    _type(qtbot, editor, "1.5")  # typing "1" on the way is valid: it must not be applied either
+    type_text(qtbot, editor, "1.5")  # typing "1" on the way is valid: it must not be applied either
     assert document.project.model.layers[1].params == {}  # p keeps its last valid value (0.5)
     assert document.report.layers[1].label == "Dropout(0.5)"
     assert not document.undo_stack.canUndo()
@@ -64,7 +57,7 @@ def test_a_refused_value_stays_in_its_field_and_never_reaches_the_document(qtbot
     document.apply(lambda p: setattr(p.training, "epochs", 3), "Set epochs")
     assert editor.text() == "1.5" and document.field_problems()
 
-    _type(qtbot, editor, "0.3")
+    type_text(qtbot, editor, "0.3")
     assert document.project.model.layers[1].params == {"p": 0.3}
     assert document.field_problems() == {}
     assert not note.isVisible() and editor.styleSheet() == ""
@@ -72,7 +65,7 @@ def test_a_refused_value_stays_in_its_field_and_never_reaches_the_document(qtbot
 
 def test_a_value_applies_on_enter_or_focus_out_as_one_step(qtbot, document, layer_form):
     editor = layer_form.editor("p")
-    _type(qtbot, editor, "0.25", enter=False)
+    type_text(qtbot, editor, "0.25", enter=False)
     assert document.project.model.layers[1].params == {}  # still typing
     document.commit_edits()  # what Train does when pressed with the focus in the field
     assert document.project.model.layers[1].params == {"p": 0.25}
@@ -87,12 +80,12 @@ def test_a_refused_value_is_dropped_with_its_problem_when_the_form_shows_another
     form.bind(document, lambda: f"layer {selected['index']} · ")
     form.set_entry(LAYERS.get("Dropout"), {})
     form.show()
-    _type(qtbot, form.editor("p"), "2")
+    type_text(qtbot, form.editor("p"), "2")
     assert list(document.field_problems()) == ["layer 1 · p"]
     selected["index"] = 4  # another Dropout is selected
     form.set_entry(LAYERS.get("Dropout"), {"p": 0.1})
     assert form.editor("p").text() == "0.1" and document.field_problems() == {}
-    _type(qtbot, form.editor("p"), "x")
+    type_text(qtbot, form.editor("p"), "x")
     document.set_project(spec.load(example_path("moons_mlp")), None)  # New / Open
     assert document.field_problems() == {}
 
@@ -114,11 +107,11 @@ def setup(qtbot, document):
 
 def test_a_refused_gradient_clip_keeps_train_waiting(qtbot, document, setup):
     widget, _ = setup
-    _type(qtbot, widget.grad_clip, "-1")
+    type_text(qtbot, widget.grad_clip, "-1")
     assert document.project.training.grad_clip is None
     assert "positive" in document.field_problems()["training.grad_clip"]
     assert widget.grad_clip_note.isVisible()
-    _type(qtbot, widget.grad_clip, "1.5")
+    type_text(qtbot, widget.grad_clip, "1.5")
     assert document.project.training.grad_clip == 1.5 and document.field_problems() == {}
 
 
@@ -161,8 +154,8 @@ def test_a_refused_dataset_parameter_keeps_train_waiting(qtbot, document):
     document.changed.connect(panel.sync)
     panel.show()
     editor = panel.form.editor("max_samples")
-    _type(qtbot, editor, "1500x")
+    type_text(qtbot, editor, "1500x")
     assert "not an integer" in document.field_problems()["data.params.max_samples"]
     assert "max_samples" not in document.project.data.params
-    _type(qtbot, editor, "1500")
+    type_text(qtbot, editor, "1500")
     assert document.project.data.params["max_samples"] == 1500 and document.field_problems() == {}

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from guidl import spec
 from helpers import small_project
+from qt_helpers import type_text
 
 
 def test_the_unsaved_changes_question_names_the_project(window, answer):
@@ -48,19 +49,11 @@ def test_save_as_keeps_a_name_the_user_gave(window, monkeypatch, tmp_path):
     assert window.document.project.name == "Digits MLP"
 
 
-def _type(qtbot, editor, text: str, enter: bool = True) -> None:
-    editor.setFocus()
-    editor.selectAll()
-    qtbot.keyClicks(editor, text)
-    if enter:
-        qtbot.keyClick(editor, Qt.Key.Key_Return)
-
-
 def test_the_project_is_renamed_in_the_window_as_an_undoable_edit(window, qtbot):
     window.document.set_project(small_project(name="Untitled"), None)
     field = window.project_name
     assert field.text() == "Untitled"
-    _type(qtbot, field, "Moons", enter=False)
+    type_text(qtbot, field, "Moons", enter=False)
     assert window.document.project.name == "Untitled"  # still typing
     qtbot.keyClick(field, Qt.Key.Key_Return)
     assert window.document.project.name == "Moons"
@@ -72,10 +65,10 @@ def test_the_project_is_renamed_in_the_window_as_an_undoable_edit(window, qtbot)
 
 
 def test_an_empty_name_is_refused_in_place_and_keeps_train_waiting(window, qtbot):
-    _type(qtbot, window.project_name, "   ")
+    type_text(qtbot, window.project_name, "   ")
     assert window.document.project.name == "MNIST CNN"
     assert window.model_tab.name_field.note.isVisibleTo(window)
     assert not window.train_action.isEnabled()
     assert window.train_action.toolTip().startswith("Cannot train: name: a project needs a name")
-    _type(qtbot, window.project_name, "MNIST small")
+    type_text(qtbot, window.project_name, "MNIST small")
     assert window.document.project.name == "MNIST small" and window.train_action.isEnabled()
