@@ -297,8 +297,10 @@ class MainWindow(QMainWindow):
     def update_actions(self) -> None:
         state = self.state()
         update_actions(self.actions, state)
-        self.train_action.setToolTip("Train the model (F5)" if state.train_blocker is None
-                                     else f"Cannot train: {state.train_blocker}")
+        tip = ("Train the model (F5)" if state.train_blocker is None
+               else f"Cannot train: {state.train_blocker}")
+        self.train_action.setToolTip(tip)
+        self.train_action.setStatusTip(tip)  # the status bar says it on hover, too
         stack = self.document.undo_stack
         self.undo_action.setText(f"&Undo {stack.undoText()}".strip())
         self.redo_action.setText(f"&Redo {stack.redoText()}".strip())

@@ -28,6 +28,7 @@ def test_build_the_two_block_cnn_from_an_empty_model(window):
     assert window.document.project.model.layers == []
     assert not window.train_action.isEnabled()
     assert "no layers" in window.train_action.toolTip()
+    assert window.train_action.statusTip() == window.train_action.toolTip()  # said on hover too
     for name in ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear"]:
         drop(window, name)
     set_spin(window, 3, "out_channels", 64)
