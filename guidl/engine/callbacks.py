@@ -247,7 +247,7 @@ class RunFolder(Callback):
                  source: str | os.PathLike[str] | None = None):
         self.path = Path(path)
         self.resume = resume
-        # The project file trained from, so a project finds its own runs (runs.latest_finished_run).
+        # The project file trained from, so a project finds its own runs (runs.latest_trained_run).
         self.source = str(Path(source).absolute()) if source is not None else None
         self.started = _now()
         self._identity: dict[str, Any] = {}

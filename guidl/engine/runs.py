@@ -375,15 +375,24 @@ def list_runs(root: str | os.PathLike[str]) -> list[tuple[Path, dict[str, Any]]]
     return runs
 
 
-def latest_finished_run(root: str | os.PathLike[str], project_name: str | None = None, *,
-                        source: str | os.PathLike[str] | None = None) -> Path | None:
-    """The newest run folder under ``root`` whose run finished; None when
-    there is none. Only runs of ``project_name`` when given, and only runs
-    trained from the project file ``source`` (run.json's ``source``) when given:
-    several projects may share a folder, and a name."""
+def holds_trained_model(path: str | os.PathLike[str], record: dict[str, Any]) -> bool:
+    """Whether the run at ``path`` ended with its final weights: a finished run,
+    or one the user stopped (its model is as much theirs; losing it on reopen
+    would lose the work)."""
+    return record["status"] == "finished" or (
+        record["status"] == "stopped" and (Path(path) / "model.safetensors").is_file())
+
+
+def latest_trained_run(root: str | os.PathLike[str], project_name: str | None = None, *,
+                       source: str | os.PathLike[str] | None = None) -> Path | None:
+    """The newest run folder under ``root`` that holds a trained model (see
+    ``holds_trained_model``); None when there is none. Only runs of
+    ``project_name`` when given, and only runs trained from the project file
+    ``source`` (run.json's ``source``) when given: several projects may share
+    a folder, and a name."""
     wanted = str(Path(source).absolute()) if source is not None else None
     for path, record in reversed(list_runs(root)):
-        if record["status"] != "finished":
+        if not holds_trained_model(path, record):
             continue
         if project_name is not None and record.get("project") != project_name:
             continue

@@ -186,6 +186,31 @@ def test_a_trained_model_comes_back_when_its_project_is_opened(window, qtbot, tm
     assert other.last_export.path == tmp_path / "weights.safetensors"
 
 
+def test_a_stopped_runs_model_comes_back_too(window, qtbot, tmp_path):
+    """A run the user stopped wrote its final weights: reopening its project
+    must bring that model back as it does a finished one's."""
+    from guidl.engine.callbacks import Callback, RunFolder
+    from guidl.engine.trainer import TrainControl, Trainer
+
+    path = tmp_path / "boring.guidl.json"
+    project = small_project(training__epochs=3)
+    spec.save(project, path)
+    control = TrainControl()
+
+    class StopAfterOneBatch(Callback):
+        def on_train_batch_end(self, trainer, batch, loss):
+            control.request_stop()
+
+    run = tmp_path / "runs" / "boring-20260101-120000"
+    result = Trainer(project, callbacks=[RunFolder(run, source=path), StopAfterOneBatch()],
+                     control=control).fit()
+    assert result.stopped and json.loads((run / "run.json").read_text())["status"] == "stopped"
+    assert window.open_path(path)
+    qtbot.waitUntil(lambda: window.evaluation.thread is None and window.trainer is not None, timeout=120_000)
+    assert window.run_dir == run
+    assert window.export_action.isEnabled() and window.evaluate_action.isEnabled()
+
+
 def test_an_edited_model_does_not_take_an_old_runs_weights(window, qtbot, tmp_path):
     window.document.set_project(small_project(training__epochs=1), None)
     window.train_action.trigger()

@@ -181,12 +181,15 @@ def run_figures(result) -> str:
 
 
 def latest_run_of(path: Path, project, state_dir: Path) -> Path | None:
-    """The latest finished run that trained ``project``'s model on its data:
+    """The latest run that trained ``project``'s model on its data and ended
+    with its weights (finished, or stopped by the user):
     the run folder ``path`` lies in (a run's own project copy), else the
     newest in the project's runs folder, else in the window's own runs folder
     (where the runs of a project go while it is not saved yet)."""
     from ... import spec
-    from ...engine.runs import RunError, is_run_dir, latest_finished_run, list_runs, read_run, runs_root
+    from ...engine.runs import (
+        RunError, holds_trained_model, is_run_dir, latest_trained_run, list_runs, read_run, runs_root,
+    )
 
     def fits(run: Path) -> bool:
         try:
@@ -199,17 +202,17 @@ def latest_run_of(path: Path, project, state_dir: Path) -> Path | None:
     folder = Path(path).absolute().parent
     if is_run_dir(folder):
         try:
-            if read_run(folder)["status"] == "finished" and fits(folder):
+            if holds_trained_model(folder, read_run(folder)) and fits(folder):
                 return folder
         except RunError:
             pass
     for root in dict.fromkeys((runs_root(path, state_dir), Path(state_dir) / "runs")):
         # Trained from this very file first (run.json's source), then of this name.
-        for latest in (latest_finished_run(root, source=path), latest_finished_run(root, project.name)):
+        for latest in (latest_trained_run(root, source=path), latest_trained_run(root, project.name)):
             if latest is not None and fits(latest):
                 return latest
         for run, record in reversed(list_runs(root)):  # renamed since, say
-            if record["status"] == "finished" and fits(run):
+            if holds_trained_model(run, record) and fits(run):
                 return run
     return None
 

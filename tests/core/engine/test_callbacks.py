@@ -94,13 +94,13 @@ def test_tensorboard_starts_writing_after_the_run_folder_is_claimed(digits_data,
 
 
 def test_the_run_records_the_project_file_it_was_trained_from(digits_data, tmp_path):
-    from guidl.engine.runs import latest_finished_run
+    from guidl.engine.runs import latest_trained_run
 
     source = tmp_path / "boring.guidl.json"
     Trainer(small_project(training__epochs=1), data=digits_data,
             callbacks=[RunFolder(tmp_path / "runs" / "a", source=source)]).fit()
     assert read_run(tmp_path / "runs" / "a")["source"] == str(source)
-    assert latest_finished_run(tmp_path / "runs", "boring", source=source) == tmp_path / "runs" / "a"
+    assert latest_trained_run(tmp_path / "runs", "boring", source=source) == tmp_path / "runs" / "a"
 
 
 def test_a_disk_that_fills_inside_torch_save_is_named_not_a_zip_writer_error(digits_data, tmp_path,

@@ -10,7 +10,7 @@ import pytest
 
 from guidl.engine import runs
 from guidl.engine.runs import (
-    PROCESS_GONE, RunError, create_run_dir, latest_finished_run, process_identity, read_run, runs_root,
+    PROCESS_GONE, RunError, create_run_dir, latest_trained_run, process_identity, read_run, runs_root,
 )
 
 
@@ -42,9 +42,9 @@ def test_runs_go_beside_the_project_never_inside_a_run_and_unsaved_ones_to_the_s
     assert runs_root(run / "project.guidl.json", state) == tmp_path / "work" / "runs"
 
 
-def test_the_latest_finished_run_skips_running_failed_damaged_and_other_projects(tmp_path):
+def test_the_latest_trained_run_skips_running_failed_damaged_and_other_projects(tmp_path):
     root = tmp_path / "runs"
-    assert latest_finished_run(root) is None
+    assert latest_trained_run(root) is None
     old = write_run(root / "a", started="2026-01-01T00:00:00+00:00")
     newer = write_run(root / "b", started="2026-01-02T00:00:00+00:00", project="Other")
     write_run(root / "c", started="2026-01-03T00:00:00+00:00", status="failed")
@@ -56,9 +56,9 @@ def test_the_latest_finished_run_skips_running_failed_damaged_and_other_projects
     write_run(root / "g", started=5)  # wrong type
     (root / "h").mkdir()
     (root / "h" / "run.json").write_text("[1, 2]")
-    assert latest_finished_run(root) == newer
-    assert latest_finished_run(root, "Moons") == old
-    assert latest_finished_run(root, "Nobody") is None
+    assert latest_trained_run(root) == newer
+    assert latest_trained_run(root, "Moons") == old
+    assert latest_trained_run(root, "Nobody") is None
 
 
 @pytest.mark.parametrize("content, message", [
@@ -128,8 +128,8 @@ def test_a_project_finds_the_runs_trained_from_its_own_file(tmp_path):
     root = tmp_path / "runs"
     mine = write_run(root / "a", source=str(tmp_path / "moons.guidl.json"))
     write_run(root / "b", started="2026-01-02T00:00:00+00:00", source=str(tmp_path / "other.guidl.json"))
-    assert latest_finished_run(root, source=tmp_path / "moons.guidl.json") == mine
-    assert latest_finished_run(root, "Moons", source=tmp_path / "none.guidl.json") is None
+    assert latest_trained_run(root, source=tmp_path / "moons.guidl.json") == mine
+    assert latest_trained_run(root, "Moons", source=tmp_path / "none.guidl.json") is None
 
 
 @pytest.mark.parametrize("pid", [-1, 0, 2**40])
@@ -203,3 +203,13 @@ def test_a_run_whose_folder_is_held_is_alive_whatever_its_record_says(tmp_path):
     finally:
         runs.unlock_run_dir(held)
     assert read_run(tmp_path)["status"] == "failed" and not writing.exists()
+
+
+def test_a_stopped_run_with_its_weights_holds_a_trained_model(tmp_path):
+    root = tmp_path / "runs"
+    finished = write_run(root / "a", started="2026-01-01T00:00:00+00:00")
+    write_run(root / "b", started="2026-01-02T00:00:00+00:00", status="stopped")  # no weights
+    assert latest_trained_run(root) == finished
+    stopped = write_run(root / "c", started="2026-01-03T00:00:00+00:00", status="stopped")
+    (stopped / "model.safetensors").write_bytes(b"")
+    assert latest_trained_run(root) == stopped
