@@ -8,7 +8,7 @@ import html
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QFrame, QGridLayout, QLabel, QScrollArea, QSplitter, QStackedWidget, QTableWidget,
     QTableWidgetItem, QVBoxLayout, QWidget,
@@ -59,6 +59,28 @@ class CellLabels(pg.GraphicsObject):
             painter.drawText(QRectF(centre.x() - width / 2, centre.y() - height / 2, width, height),
                              Qt.AlignmentFlag.AlignCenter, text)
         painter.restore()
+
+
+WRONG = QColor("#dc2626")
+
+
+class SampleTile(QFrame):
+    """One sample prediction, outlined in red when wrong. The outline is
+    painted here rather than set by a style sheet: widgets under a style
+    sheet keep the palette they were polished with, so the tile's text stayed
+    black when the theme turned dark while the window was open."""
+
+    def __init__(self, wrong: bool, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.wrong = wrong
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().paintEvent(event)
+        if self.wrong:
+            painter = QPainter(self)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setPen(QPen(WRONG, 2))
+            painter.drawRoundedRect(QRectF(self.rect()).adjusted(1, 1, -1, -1), 4, 4)
 
 
 class ResultsPanel(QWidget):
@@ -211,10 +233,7 @@ class ResultsPanel(QWidget):
         self._clear_samples()
         columns = 8
         for i, sample in enumerate(samples):
-            frame = QFrame()
-            frame.setObjectName("sample")
-            color = "#dc2626" if sample["wrong"] else "transparent"
-            frame.setStyleSheet(f"QFrame#sample {{ border: 2px solid {color}; border-radius: 4px; }}")
+            frame = SampleTile(bool(sample["wrong"]))
             box = QVBoxLayout(frame)
             box.setContentsMargins(3, 3, 3, 3)
             if "image" in sample:
@@ -231,7 +250,7 @@ class ResultsPanel(QWidget):
             # A predicted space or line break must show (as ␠ or ↵); a name is text, not HTML.
             predicted, true = visible_text(str(sample["predicted"])), visible_text(str(sample["true"]))
             caption = QLabel(f"{html.escape(predicted)} ({sample['probability']:.0%})"
-                             + (f"<br><span style='color:#dc2626'>true: {html.escape(true)}</span>"
+                             + (f"<br><span style='color:{WRONG.name()}'>true: {html.escape(true)}</span>"
                                 if sample["wrong"] else ""))
             caption.setTextFormat(Qt.TextFormat.RichText)
             caption.setAlignment(Qt.AlignmentFlag.AlignCenter)

@@ -130,3 +130,29 @@ def test_the_class_balance_names_every_class_by_its_name(qtbot):
     shown = _drawn_labels(axis, panel)
     assert 1 < len(shown) < len(axis.names)
     assert set(shown) <= set(axis.names)
+
+
+def test_sample_tiles_follow_a_theme_switched_while_the_window_is_open(panel, qapp):
+    from PySide6.QtGui import QPalette
+
+    from guidl.qt.theme import apply_theme
+
+    samples = [{"text": "hello wor", "predicted": "a", "true": "b", "probability": 0.5, "wrong": True},
+               {"text": "the cat", "predicted": "b", "true": "b", "probability": 0.9, "wrong": False}]
+    apply_theme(qapp, "light")
+    panel.show_result(_result(np.array([[3, 1], [0, 4]]), ["a", "b"]), samples)
+    qapp.processEvents()  # the tiles are shown (and polished) in the light theme
+    try:
+        apply_theme(qapp, "dark")
+        qapp.processEvents()
+        text = qapp.palette().color(QPalette.ColorRole.WindowText)
+        labels = panel.samples.findChildren(QLabel)
+        assert len(labels) == 4 and text.lightness() > 128  # dark theme: light text
+        for label in labels:
+            assert label.palette().color(label.foregroundRole()) == text, label.text()
+        wrong = panel.samples_layout.itemAt(0).widget()
+        edge = wrong.grab().toImage().pixelColor(wrong.width() // 2, 1)
+        assert edge.red() > 180 and edge.green() < 100  # still outlined in red
+    finally:
+        apply_theme(qapp, "light")
+        qapp.processEvents()
