@@ -422,11 +422,37 @@ def test_a_project_named_at_start_opens_beside_a_restored_autosave(qtbot, tmp_pa
         qtbot.addWidget(sibling)
 
 
-def test_an_export_dialog_that_returns_no_filter_exports_by_the_files_suffix():
+def test_the_export_format_is_the_typed_suffix_else_the_filter():
     from pathlib import Path
 
     from guidl.qt.controllers.export import EXPORT_FILTERS, export_format
 
     assert export_format("", Path("model.safetensors")) == "safetensors"
     assert export_format("", Path("model")) == "onnx"
-    assert export_format(EXPORT_FILTERS["python"], Path("model.onnx")) == "python"
+    # Typing model.py under the ONNX filter wrote model.onnx: what the user typed wins.
+    assert export_format(EXPORT_FILTERS["onnx"], Path("model.py")) == "python"
+    assert export_format(EXPORT_FILTERS["python"], Path("model")) == "python"
+
+
+def test_an_export_never_replaces_a_file_the_dialog_did_not_ask_about(window, qtbot, tmp_path, monkeypatch):
+    """The dialog asks about the name typed; when a suffix is added, the file
+    that name then names is only replaced after asking."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from guidl.qt.controllers import export as export_module
+
+    window.session.trainer = object()  # a trained model to export (never built: the export is faked)
+    monkeypatch.setattr("guidl.engine.export.TrainedModel.from_trainer",
+                        classmethod(lambda cls, trainer: object()))
+    monkeypatch.setattr("guidl.engine.export.default_filename", lambda model, fmt: "model.onnx")
+    existing = tmp_path / "model.py"
+    existing.write_text("kept")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(
+        lambda *args, **kwargs: (str(tmp_path / "model"), export_module.EXPORT_FILTERS["python"])))
+    asked, exported = [], []
+    monkeypatch.setattr(export_module.QMessageBox, "question", staticmethod(
+        lambda *args, **kwargs: asked.append(args[2]) or export_module.QMessageBox.StandardButton.No))
+    monkeypatch.setattr(window.exports, "export_to", lambda model, fmt, path: exported.append((fmt, path)))
+    window.exports.export_dialog()
+    assert asked == ["model.py exists. Replace it?"] and exported == []
+    assert existing.read_text() == "kept"

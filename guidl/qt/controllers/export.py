@@ -42,16 +42,24 @@ class ExportController(QObject):
         path, chosen = QFileDialog.getSaveFileName(window, "Export the trained model",
                                                    str(folder / default_filename(model, "onnx")),
                                                    ";;".join(EXPORT_FILTERS.values()))
-        if path:
-            self.export_to(model, export_format(chosen, Path(path)), Path(path))
+        if not path:
+            return
+        fmt = export_format(chosen, Path(path))
+        target = export_path(Path(path), fmt)
+        # The dialog asked about the name typed; a suffix added since names another file.
+        if target != Path(path) and target.exists() and QMessageBox.question(
+                window, "Replace the file?", f"{target.name} exists. Replace it?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No) != QMessageBox.StandardButton.Yes:
+            return
+        self.export_to(model, fmt, target)
 
     def export_to(self, model, fmt: str, path: Path) -> None:
         """Export in the background; the outcome lands in the status bar (or a
         message that names the layer the format cannot express)."""
-        from ...engine.export import FORMATS, export
+        from ...engine.export import export
 
-        if path.suffix != FORMATS[fmt]:
-            path = path.with_name(path.name + FORMATS[fmt]) if not path.suffix else path.with_suffix(FORMATS[fmt])
+        path = export_path(path, fmt)
         self.window.status_text.setText(f"Exporting to {path.name}…")
         task = Task(lambda: export(model, fmt, path))
         task.done.connect(self._exported)
@@ -86,12 +94,22 @@ class ExportController(QObject):
 
 
 def export_format(chosen_filter: str, path: Path) -> str:
-    """The format of the filter chosen in the dialog; when it names none (some
-    platforms' dialogs return no filter), the one the file's suffix names,
-    else ONNX."""
+    """The format to write: the one the typed file name's suffix names (what
+    the user sees wins: typing ``model.py`` under the ONNX filter means Python),
+    else the filter chosen in the dialog, else ONNX (some platforms' dialogs
+    return no filter)."""
     from ...engine.export import FORMATS
 
-    for fmt, name in EXPORT_FILTERS.items():
-        if name == chosen_filter:
-            return fmt
-    return next((fmt for fmt, suffix in FORMATS.items() if path.suffix == suffix), "onnx")
+    by_suffix = next((fmt for fmt, suffix in FORMATS.items() if path.suffix == suffix), None)
+    if by_suffix is not None:
+        return by_suffix
+    return next((fmt for fmt, name in EXPORT_FILTERS.items() if name == chosen_filter), "onnx")
+
+
+def export_path(path: Path, fmt: str) -> Path:
+    """``path`` with the suffix of ``fmt`` (added when it has none)."""
+    from ...engine.export import FORMATS
+
+    if path.suffix == FORMATS[fmt]:
+        return path
+    return path.with_name(path.name + FORMATS[fmt]) if not path.suffix else path.with_suffix(FORMATS[fmt])
