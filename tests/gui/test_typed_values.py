@@ -61,6 +61,17 @@ def test_save_writes_a_value_typed_but_not_applied(window, qtbot, tmp_path):
     assert spec.load(path).name == "Digits MLP" and not window.document.modified
 
 
+def test_save_says_an_invalid_value_was_not_saved(window, qtbot, tmp_path):
+    path = tmp_path / "boring.guidl.json"
+    window.document.set_project(small_project(), None)
+    window.stack.select_layer(3)
+    _type(qtbot, window.layer_form.editor("p"), "1.5")
+    assert window.files.save_to(path)
+    assert spec.load(path).model.layers[3].params == {"p": 0.2}  # the last valid value
+    message = window.statusBar().currentMessage()
+    assert "without the invalid value in layer 3 · p" in message, message
+
+
 def test_turning_early_stopping_off_drops_a_refused_value_typed_in_it(window, qtbot):
     window.document.set_project(small_project(training__epochs=1), None)
     window.setup.early.setChecked(True)

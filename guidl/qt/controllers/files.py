@@ -179,7 +179,15 @@ class FilesController(QObject):
             return False
         self.add_recent(path)
         self.remove_recovery()
-        self.window.statusBar().showMessage(f"Saved {path}", 4000)
+        problems = self.document.field_problems()
+        if problems:  # the file holds the last valid value: say so, the field still shows another
+            field = next(iter(problems))
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            self.window.statusBar().showMessage(
+                f"Saved {path}, without the invalid value in {field}{more}: the file keeps its last "
+                "valid value", 15000)
+        else:
+            self.window.statusBar().showMessage(f"Saved {path}", 4000)
         return True
 
     def maybe_save(self) -> bool:
