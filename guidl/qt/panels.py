@@ -329,8 +329,13 @@ class DataPanel(QWidget):
                                      axisItems={"bottom": CategoryAxis("bottom")})
         self.balance.setBackground(self.palette().color(QPalette.ColorRole.Base))
         self.balance.setMaximumHeight(180)
+        # One bar item, fed with setOpts: emptied (with the axis's names) when the preview clears.
+        self.balance_bars = pg.BarGraphItem(x=np.zeros(0), height=np.zeros(0), width=0.8,
+                                            brush=(59, 130, 246))
+        self.balance.addItem(self.balance_bars)
         for plot in (self.scatter, self.balance):
             follow_palette(plot, self.palette())
+        self._clear_balance()  # shown with data that has classes
         right.addWidget(self.summary)
         right.addWidget(self.preview, 3)
         right.addWidget(self.balance, 1)
@@ -426,8 +431,17 @@ class DataPanel(QWidget):
         self.scatter.clear()
         self.table.setRowCount(0)
         self.text_list.clear()
-        self.balance.clear()
+        self._clear_balance()
         self.preview.setCurrentWidget(self.image_grid)
+
+    def _clear_balance(self) -> None:
+        """No bars, no class names, no range: nothing of the previous data's
+        class balance (its 0..400 and "class 0 / class 1" stayed on the empty
+        chart after New), and the chart hidden until data with classes shows."""
+        self.balance_bars.setOpts(x=np.zeros(0), height=np.zeros(0))
+        self.balance.getAxis("bottom").set_names([])
+        self.balance.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        self.balance.hide()
 
     def show_data(self, data) -> None:
         self.load_button.setEnabled(True)
@@ -452,14 +466,14 @@ class DataPanel(QWidget):
             self.preview.setCurrentWidget(self.text_list)
         else:
             self._show_table(previews)
-        self.balance.clear()
+        self._clear_balance()
         if info.class_counts:
             counts = np.array(info.class_counts)
-            self.balance.addItem(pg.BarGraphItem(x=np.arange(len(counts)), height=counts, width=0.8,
-                                                 brush=(59, 130, 246)))
+            self.balance_bars.setOpts(x=np.arange(len(counts)), height=counts)
             self.balance.getAxis("bottom").set_names(
                 info.class_names or [str(i) for i in range(len(counts))])
-        self.balance.setVisible(bool(info.class_counts))
+            self.balance.enableAutoRange()
+            self.balance.show()
 
     def _clear_grid(self) -> None:
         while self.grid_layout.count():

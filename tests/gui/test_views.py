@@ -15,14 +15,34 @@ def test_the_data_preview_clears_on_new_and_new_from_example(window, qtbot):
     window.document.set_project(small_project(), None)
     _load(window, qtbot)
     assert panel.grid_layout.count() == 24 and "1,438 training" in panel.summary.text()
+    _assert_balance_shown(panel)
     window.files.new_project()
     assert panel.grid_layout.count() == 0 and panel.summary.text() == "Load the data to see samples."
-    assert not panel.balance.listDataItems()
+    _assert_balance_cleared(panel)
     window.document.set_project(small_project(), None)
     _load(window, qtbot)  # from the data kept: at once
     assert panel.grid_layout.count() == 24
+    _assert_balance_shown(panel)
     window.files.new_project("moons_mlp")
     assert panel.grid_layout.count() == 0 and "Load the data" in panel.summary.text()
+    _assert_balance_cleared(panel)
+
+
+def _assert_balance_shown(panel):
+    counts = panel.document.data_info.class_counts
+    assert list(panel.balance_bars.opts["height"]) == list(counts)
+    assert len(panel.balance.getAxis("bottom").names) == len(counts)
+    assert not panel.balance.isHidden()
+    panel.balance.grab()  # paints: the range follows the bars
+    assert panel.balance.viewRange()[1][1] >= max(counts)  # the bars fit
+
+
+def _assert_balance_cleared(panel):
+    """No bars, no class names, none of the old data's range: the chart is empty and hidden."""
+    assert len(panel.balance_bars.opts["height"]) == 0 and len(panel.balance_bars.opts["x"]) == 0
+    assert panel.balance.getAxis("bottom").names == []
+    assert panel.balance.viewRange()[1][1] <= 1
+    assert panel.balance.isHidden()
 
 
 def test_the_data_preview_clears_when_the_dataset_changes_and_stays_for_other_edits(window, qtbot):
