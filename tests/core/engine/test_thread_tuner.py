@@ -116,6 +116,27 @@ def test_a_gpu_run_a_distributed_one_and_a_single_core_are_left_alone():
         assert set(train(tuner, machine, 5, run)) == {2} and not tuner.enabled
 
 
+def _quiet(load, during=lambda: time.sleep(1.0), tries: int = 3) -> float:
+    """The lowest of a few readings of ``load``, each over a window in which
+    ``during`` runs (what must not count as others' load): a program the
+    machine starts meanwhile (another test run, a cron job) rarely stays for
+    three windows, and what the test checks is in every one of them."""
+    lowest = 1e9
+    for _ in range(tries):
+        load.restart()
+        during()
+        lowest = min(lowest, load())
+        if lowest < 0.3:
+            break
+    return lowest
+
+
+def _busy_here(seconds: float = 0.4) -> None:
+    started = time.process_time()
+    while time.process_time() - started < seconds:  # this process busy: not "others"
+        pass
+
+
 def test_other_programs_load_is_measured_without_our_own_nor_our_children():
     if not os.path.exists("/proc/stat"):
         pytest.skip("the load of other programs is read from Linux's /proc")
@@ -123,10 +144,7 @@ def test_other_programs_load_is_measured_without_our_own_nor_our_children():
     time.sleep(0.5)
     if load() > 0.3:
         pytest.skip("other programs keep this machine busy: nothing to compare with")
-    started = time.process_time()
-    while time.process_time() - started < 0.4:  # this process busy: not "others"
-        pass
-    assert load() < 0.3
+    assert _quiet(load, during=_busy_here) < 0.3
     if len(os.sched_getaffinity(0)) < 2:
         return
     with busy_program() as pid:
@@ -134,13 +152,11 @@ def test_other_programs_load_is_measured_without_our_own_nor_our_children():
         time.sleep(1.0)
         assert 0.7 < load() < 1.3
         ignoring = OtherLoad(ignore=(pid,))  # as the window's own load
-        time.sleep(1.0)
-        assert ignoring() < 0.3
+        assert _quiet(ignoring) < 0.3
     child = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # e.g. a compiler worker
     try:
         own = OtherLoad()
-        time.sleep(1.0)
-        assert own() < 0.3
+        assert _quiet(own) < 0.3
     finally:
         child.kill()
         child.wait()
