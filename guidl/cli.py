@@ -126,7 +126,7 @@ def _predict(args: argparse.Namespace) -> int:
     from .engine.predict import PredictError, predict, read_inputs
 
     try:
-        model = load_trained(args.model)
+        model = load_trained(args.model, samples=False)  # the data is not needed to predict
         x, names = read_inputs(model, args.inputs)
         results = predict(model, x, args.top_k, names)
     except spec.ProjectError as error:

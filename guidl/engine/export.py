@@ -197,11 +197,13 @@ def _load_weights(module: nn.Module, data: bytes | Path, source: str) -> None:
                           f"{first_line(error)}") from None
 
 
-def load_trained(path: str | Path) -> TrainedModel:
-    """A run folder, a ``.guidl`` bundle, or a project file (untrained)."""
+def load_trained(path: str | Path, *, samples: bool = True) -> TrainedModel:
+    """A run folder, a ``.guidl`` bundle, or a project file (untrained).
+    ``samples=False`` skips loading a run's dataset for a few real samples
+    (exports check with them; predicting needs none)."""
     path = Path(path)
     if path.is_dir():
-        return _load_run(path)
+        return _load_run(path, samples=samples)
     if not path.exists():
         raise ExportError(f"{path}: no such run folder, bundle or project file")
     if not path.is_file():
@@ -257,7 +259,7 @@ def _normalization_problem(model: TrainedModel) -> str | None:
     return None
 
 
-def _load_run(folder: Path) -> TrainedModel:
+def _load_run(folder: Path, samples: bool = True) -> TrainedModel:
     from .runs import RunError, read_run
 
     source = folder / "project.guidl.json"
@@ -284,7 +286,8 @@ def _load_run(folder: Path) -> TrainedModel:
     problem = _normalization_problem(model)
     if problem:
         raise ExportError(f"{folder / 'run.json'}: not a valid run record: {problem}")
-    model.samples = _real_samples(project, model)
+    if samples:
+        model.samples = _real_samples(project, model)
     return model
 
 

@@ -182,3 +182,23 @@ def test_a_run_record_that_is_a_fifo_is_refused_by_export(tmp_path, root):
     assert result.returncode == 2, result.stderr
     assert "run.json: is a named pipe (FIFO), not a regular file" in result.stderr
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_predict_on_a_run_folder_does_not_load_its_dataset(tmp_path, root, monkeypatch, capsys):
+    """Predicting needs the model and its preprocessing, not the training data
+    (loading MNIST for a few sample rows made predict slow)."""
+    from guidl import cli
+    from guidl.engine import data as data_module
+
+    project = spec.load(root / "examples/moons_mlp.guidl.json")
+    run = tmp_path / "run"
+    Trainer(project, callbacks=[RunFolder(run)], epochs=1, device="cpu").fit()
+    rows = tmp_path / "rows.csv"
+    rows.write_text("x,y\n0.5,0.2\n")
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("predict loaded the dataset")
+
+    monkeypatch.setattr(data_module, "prepare", no_data)
+    assert cli.main(["predict", str(run), str(rows), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out.splitlines()[-1])["predictions"]) == 1
