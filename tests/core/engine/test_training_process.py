@@ -227,17 +227,24 @@ def test_an_exit_is_described_in_words():
     assert tp.describe_exit(3) == "exit code 3"
 
 
-def test_time_spent_paused_does_not_count_in_the_speed_and_eta(monkeypatch):
+def _bridge_on_a_fake_clock(monkeypatch, epochs: int, batches: int):
+    """An EventBridge fed by a stand-in trainer on a clock the test moves:
+    (clock, events sent, bridge, trainer), the fit started."""
     from types import SimpleNamespace
 
     clock = [0.0]
     monkeypatch.setattr(tp.time, "perf_counter", lambda: clock[0])
     sent = []
     bridge = tp.EventBridge(lambda kind, *values: sent.append((kind, *values)))
-    trainer = SimpleNamespace(epochs=1, batches_per_epoch=100, epoch=0, step=0, batch_size=10,
+    trainer = SimpleNamespace(epochs=epochs, batches_per_epoch=batches, epoch=0, step=0, batch_size=10,
                               info=SimpleNamespace(task="classification"), device="cpu", notes=[],
                               history=[])
     bridge.on_fit_start(trainer)
+    return clock, sent, bridge, trainer
+
+
+def test_time_spent_paused_does_not_count_in_the_speed_and_eta(monkeypatch):
+    clock, sent, bridge, trainer = _bridge_on_a_fake_clock(monkeypatch, epochs=1, batches=100)
     for batch in range(10):  # 10 batches in 1 s: 100 samples/s
         clock[0] += 0.1
         trainer.step += 1
@@ -269,16 +276,7 @@ def test_the_fork_server_starts_with_torch_warmed_up():
 
 
 def test_the_windows_eta_waits_for_the_warm_up(monkeypatch):
-    from types import SimpleNamespace
-
-    clock = [0.0]
-    monkeypatch.setattr(tp.time, "perf_counter", lambda: clock[0])
-    sent = []
-    bridge = tp.EventBridge(lambda kind, *values: sent.append((kind, *values)))
-    trainer = SimpleNamespace(epochs=2, batches_per_epoch=500, epoch=0, step=0, batch_size=10,
-                              info=SimpleNamespace(task="classification"), device="cpu", notes=[],
-                              history=[])
-    bridge.on_fit_start(trainer)
+    clock, sent, bridge, trainer = _bridge_on_a_fake_clock(monkeypatch, epochs=2, batches=500)
     for batch in range(40):  # a first batch of 3 s (compiling), then 50 ms each
         clock[0] += 3.0 if batch == 0 else 0.05
         trainer.step += 1
