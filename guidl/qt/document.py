@@ -62,6 +62,9 @@ class ProjectDocument(QObject):
     project_replaced = Signal()
     #: Forms apply what is typed and valid but not yet applied (``commit_edits``).
     commit_requested = Signal()
+    #: A form's field holds a refused value, or no longer: what Train waits on.
+    #: Not ``changed``: the project itself is as it was, and views need no re-sync.
+    field_problems_changed = Signal()
 
     def __init__(self, parent: QObject | None = None,
                  engine_ready: Callable[[], bool] = lambda: True):
@@ -107,7 +110,7 @@ class ProjectDocument(QObject):
             return
         else:
             self._field_problems[key] = reason
-        self.changed.emit()
+        self.field_problems_changed.emit()
 
     def commit_edits(self) -> None:
         """Have the forms apply what is typed and valid but not yet applied

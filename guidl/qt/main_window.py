@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
         self.exports = ExportController(self)
         self._build_actions()
         self.document.changed.connect(self._sync)
+        self.document.field_problems_changed.connect(self.update_actions)
         self.document.path_changed.connect(self.update_title)
         self.document.undo_stack.cleanChanged.connect(self.update_title)
         self.resize(1400, 880)
