@@ -115,7 +115,6 @@ class FilesController(QObject):
         self.document.set_project(model.project, None)  # Save asks where: a bundle is no project file
         self.window.reset_session()
         self.window.session.bundle = (model.project.copy(), weights)
-        self.window.session.source = f"the bundle {path.name}"
         self.add_recent(path)
         self.window.status_text.setText(f"Opened the trained model {path.name}: Evaluate shows its "
                                         "results, Train goes on training it")

@@ -16,7 +16,6 @@ class Session:
         #: (project as opened, weights) of an opened bundle or a project's last run:
         #: Evaluate measures them, Train goes on from them while the model is unchanged.
         self.bundle = None
-        self.source: str | None = None  # what ``bundle`` came from, in words
         self.run_dir: Path | None = None  # the run folder of the last run started or opened
         # The data is kept across projects: it is keyed by its settings, so it is never stale.
         self._data: tuple[str, object] | None = None
@@ -29,7 +28,6 @@ class Session:
         self.trainer = None
         self.last_result = None
         self.bundle = None
-        self.source = None
         self.run_dir = None
 
     # -- data ----------------------------------------------------------------------------
