@@ -24,17 +24,19 @@ from ..registry import LAYERS, OPTIMIZERS, Entry
 from ..spec import Component, Layer, Model, Problem, Project, ProjectError
 from . import memory
 from .memory import physical_memory_bytes
-from .modules import Recurrent
+from .modules import MERGE_CLASSES, Recurrent
 
 BYTES_PER_PARAM = 4  # float32
 
 #: ``type`` -> constructor. Only names from the layer catalogue are here (a test
 #: checks both agree), so a project file can never reach any other callable.
 LAYER_FACTORIES: dict[str, Callable[..., nn.Module]] = {
-    **{name: getattr(nn, name) for name in LAYERS.names() if name not in ("RNN", "LSTM", "GRU")},
+    **{name: getattr(nn, name) for name in LAYERS.names()
+       if name not in ("RNN", "LSTM", "GRU") and name not in MERGE_CLASSES},
     "RNN": partial(Recurrent, "RNN"),
     "LSTM": partial(Recurrent, "LSTM"),
     "GRU": partial(Recurrent, "GRU"),
+    **MERGE_CLASSES,
 }
 
 #: How an inferred parameter follows from the shape of one input sample.

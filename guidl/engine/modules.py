@@ -44,3 +44,42 @@ class Recurrent(nn.Module):
 
     def extra_repr(self) -> str:
         return f"return_sequences={self.return_sequences}"
+
+
+class Add(nn.Module):
+    """The element-wise sum of two or more inputs of one shape (a residual or
+    skip connection)."""
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        out = inputs[0]
+        for other in inputs[1:]:
+            out = out + other
+        return out
+
+
+class Multiply(nn.Module):
+    """The element-wise product of two or more inputs of one shape."""
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        out = inputs[0]
+        for other in inputs[1:]:
+            out = out * other
+        return out
+
+
+class Concat(nn.Module):
+    """Two or more inputs joined along ``dim`` (counted with the batch, as
+    ``torch.cat``)."""
+
+    def __init__(self, dim: int = 1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(inputs, dim=self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+MERGE_CLASSES: dict[str, type[nn.Module]] = {"Add": Add, "Multiply": Multiply, "Concat": Concat}

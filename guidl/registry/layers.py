@@ -10,7 +10,9 @@ before carry ``inferred``; guidl fills them in.
 - ``input``: ``"float"`` or ``"index"`` (integer token ids, for Embedding);
 - ``spatial``: for convolutions and pools, the number of spatial dimensions
   (used to check a kernel against its input before torch does);
-- ``key_params``: the parameters shown beside the name (``Conv2d(32, 3)``).
+- ``key_params``: the parameters shown beside the name (``Conv2d(32, 3)``);
+- ``merge``: for layers that take two or more inputs, how they combine them
+  (``"elementwise"``: same shapes, as ``Add``; ``"concat"``: joined along ``dim``).
 """
 
 from __future__ import annotations
@@ -230,6 +232,16 @@ LAYERS = Catalogue("layer", [
     _recurrent("RNN", "Simple recurrent layer over (time, features) sequences.", nonlinearity=True),
     _recurrent("LSTM", "Long short-term memory layer over (time, features) sequences."),
     _recurrent("GRU", "Gated recurrent unit layer over (time, features) sequences."),
+    # -- Merge ------------------------------------------------------------------
+    # Layers that take two or more inputs (``inputs`` in the project file).
+    Entry("Add", "Merge", "Adds its inputs element by element (a residual or skip connection).", (),
+          {"input_ranks": None, "input": "float", "key_params": [], "merge": "elementwise"}),
+    Entry("Multiply", "Merge", "Multiplies its inputs element by element (gating, attention masks).",
+          (), {"input_ranks": None, "input": "float", "key_params": [], "merge": "elementwise"}),
+    Entry("Concat", "Merge", "Joins its inputs along one dimension (channels by default), as torch.cat.", (
+        Param("dim", "int", 1, "dimension joined, counted with the batch as in torch.cat "
+                               "(1: channels of an image, features of a vector; -1: the last)"),
+    ), {"input_ranks": None, "input": "float", "key_params": ["dim"], "merge": "concat"}),
 ])
 
 #: Parameters whose guidl default differs from torch's, and why. The defaults

@@ -7,12 +7,12 @@ from .io import (
     open_regular_file, read_regular_file, replace_file, save, upgrade,
 )
 from .project import (
-    CURRENT_VERSION, FORMAT, INPUT_DTYPES, Component, Data, Layer, Model, Project, Training,
+    CURRENT_VERSION, FORMAT, INPUT_DTYPES, Block, Component, Data, Layer, Model, Project, Training,
 )
 
 __all__ = [
     "CURRENT_VERSION", "FORMAT", "INPUT_DTYPES", "MIGRATIONS",
-    "Component", "Data", "Layer", "Model", "Problem", "Project", "ProjectError", "Training",
+    "Block", "Component", "Data", "Layer", "Model", "Problem", "Project", "ProjectError", "Training",
     "UnreadableFileError", "atomic_path", "atomic_write_text", "dumps", "load", "loads",
     "open_regular_file", "read_regular_file", "replace_file", "save", "upgrade",
 ]

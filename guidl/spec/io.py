@@ -286,3 +286,12 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 def save(project: Project, path: str | os.PathLike[str]) -> None:
     """Write ``project`` to ``path`` atomically."""
     atomic_write_text(path, dumps(project))
+
+
+def _version_1_to_2(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 adds graphs (``inputs``, merge layers, blocks, positions);
+    a version 1 file has none of them and reads unchanged."""
+    return doc
+
+
+MIGRATIONS[1] = _version_1_to_2

@@ -10,6 +10,7 @@ a file round-trips losslessly.
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 import sys
 from dataclasses import dataclass, field
@@ -22,9 +23,16 @@ from ..registry import (
 from ..formatting import quote, shorten
 from ..registry.layers import MAX_SIZE
 from .errors import Problem, ProjectError
+from .graph import (
+    block_cycle, block_entry, block_name_problem, block_params, default_values, id_problem,
+    reference, resolve_inputs, substitute, uses_graph_features, MAX_REPEAT,
+)
 
 FORMAT = "guidl-project"
-CURRENT_VERSION = 1
+#: 2: graphs (``inputs``, merge layers, blocks, node positions). A project
+#: without them is still written as version 1.
+CURRENT_VERSION = 2
+GRAPH_VERSION = 2
 
 #: More layers than this is not a model a person stacks in a window.
 MAX_LAYERS = 10_000
@@ -38,12 +46,19 @@ _FLOAT_MAX = sys.float_info.max
 
 @dataclass
 class Layer:
-    """One layer of the stack: a ``torch.nn`` class name and its arguments."""
+    """One layer of the model: a ``torch.nn`` class name (or a block's name)
+    and its arguments, with the graph's wiring when it has one."""
 
     type: str
     params: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
+    #: Ids of the layers whose outputs it takes (``"input"``: the model's
+    #: input); None: the layer listed before it.
     inputs: list[str] | None = None
+    #: For a block: how many times it is applied in sequence.
+    repeat: int = 1
+    #: Where the canvas shows the node ([x, y]); layout only.
+    position: list[float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,6 +70,31 @@ class Layer:
             out["params"] = copy.deepcopy(self.params)
         if self.inputs is not None:
             out["inputs"] = list(self.inputs)
+        if self.repeat != 1:
+            out["repeat"] = self.repeat
+        if self.position is not None:
+            out["position"] = list(self.position)
+        out.update(copy.deepcopy(self.extra))
+        return out
+
+
+@dataclass
+class Block:
+    """A named sub-graph defined once and used as a layer many times: its
+    parameters (``Param`` configs, each with a default) and its layers, whose
+    parameters may say ``"$name"`` for a block parameter."""
+
+    params: list[dict[str, Any]] = field(default_factory=list)
+    layers: list[Layer] = field(default_factory=list)
+    help: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.help:
+            out["help"] = self.help
+        out["params"] = copy.deepcopy(self.params)
+        out["layers"] = [layer.to_dict() for layer in self.layers]
         out.update(copy.deepcopy(self.extra))
         return out
 
@@ -64,6 +104,8 @@ class Model:
     layers: list[Layer] = field(default_factory=list)
     input_shape: list[int] | None = None
     input_dtype: str = "float32"
+    #: Block definitions by name (layers use them by ``type``).
+    blocks: dict[str, Block] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,6 +114,8 @@ class Model:
             out["input_shape"] = list(self.input_shape)
         if self.input_dtype != "float32":
             out["input_dtype"] = self.input_dtype
+        if self.blocks:
+            out["blocks"] = {name: block.to_dict() for name, block in self.blocks.items()}
         out["layers"] = [layer.to_dict() for layer in self.layers]
         out.update(copy.deepcopy(self.extra))
         return out
@@ -168,9 +212,12 @@ class Project:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        # A plain stack keeps writing version 1, the file older guidl reads;
+        # graphs and blocks need version 2 (older guidl refuses it clearly).
         return {
             "format": FORMAT,
-            "version": self.version,
+            "version": (CURRENT_VERSION if CURRENT_VERSION > GRAPH_VERSION
+                        or uses_graph_features(self.model) else 1),
             "name": self.name,
             "model": self.model.to_dict(),
             "data": self.data.to_dict(),
@@ -253,8 +300,8 @@ class _Reader:
         if doc.get("format") != FORMAT:
             self.add("format", f"must be {FORMAT!r}, got {quote(doc.get('format'))}: is this a guidl project file?")
         version = doc.get("version")
-        if version != CURRENT_VERSION:
-            self.add("version", f"must be {CURRENT_VERSION}, got {quote(version)}")
+        if version not in range(1, CURRENT_VERSION + 1) or isinstance(version, bool):
+            self.add("version", f"must be 1 to {CURRENT_VERSION}, got {quote(version)}")
         name = doc.get("name", "Untitled")
         if not isinstance(name, str):
             self.add("name", f"must be a string, got {_kind_of(name)}")
@@ -280,20 +327,131 @@ class _Reader:
             self.add(_join(path, "input_dtype"),
                      f"must be one of {', '.join(map(repr, INPUT_DTYPES))}, got {quote(dtype)}")
             dtype = "float32"
+        blocks = self.blocks(doc.get("blocks"), _join(path, "blocks"))
+        layers = self.layer_list(doc.get("layers"), _join(path, "layers"), blocks)
+        extra = self.extras(doc, ("input_shape", "input_dtype", "layers", "blocks"))
+        return Model(layers, input_shape, dtype, blocks, extra)
+
+    def layer_list(self, raw_layers: Any, path: str, blocks: dict[str, Block],
+                   references: dict[str, Any] | None = None) -> list[Layer]:
+        """The layers of the model or of a block (``references``: the block's
+        parameters with their defaults), with their wiring checked."""
         layers: list[Layer] = []
-        raw_layers = doc.get("layers")
         if not isinstance(raw_layers, list):
-            self.add(_join(path, "layers"), f"must be a list of layers, got {_kind_of(raw_layers)}")
-        elif len(raw_layers) > MAX_LAYERS:
-            self.add(_join(path, "layers"), f"has {len(raw_layers):,} layers; at most {MAX_LAYERS:,} are supported")
-        else:
-            ids: set[str] = set()
-            for index, raw in enumerate(raw_layers):
-                layer = self.layer(raw, _join(_join(path, "layers"), index), ids)
-                if layer is not None:
-                    layers.append(layer)
-        extra = self.extras(doc, ("input_shape", "input_dtype", "layers"))
-        return Model(layers, input_shape, dtype, extra)
+            self.add(path, f"must be a list of layers, got {_kind_of(raw_layers)}")
+            return layers
+        if len(raw_layers) > MAX_LAYERS:
+            self.add(path, f"has {len(raw_layers):,} layers; at most {MAX_LAYERS:,} are supported")
+            return layers
+        paths: list[str] = []
+        for index, raw in enumerate(raw_layers):
+            layer = self.layer(raw, _join(path, index), blocks, references)
+            if layer is not None:
+                layers.append(layer)
+                paths.append(_join(path, index))
+        if len(layers) == len(raw_layers):  # else indexes would not match the file
+            for problem in resolve_inputs(layers).problems:
+                where = _join(paths[problem.index], problem.key) if problem.key else paths[problem.index]
+                if problem.item is not None:
+                    where = _join(where, problem.item)
+                self.add(where, problem.message + (f"; fix: {problem.fix}" if problem.fix else ""))
+        return layers
+
+    def blocks(self, value: Any, path: str) -> dict[str, Block]:
+        if value is None:
+            return {}
+        doc = self.obj(value, path)
+        if doc is None:
+            return {}
+        # Names first: a block's layers may use any block, defined before or after.
+        names = {}
+        for name in doc:
+            problem = block_name_problem(name)
+            if problem:
+                self.add(_join(path, name), problem)
+            else:
+                names[name] = None
+        blocks: dict[str, Block] = {name: Block() for name in names}
+        for name in names:
+            block = self.block(doc[name], _join(path, name), blocks)
+            if block is not None:
+                blocks[name] = block
+            else:
+                del blocks[name]
+        for name in list(blocks):
+            cycle = block_cycle(blocks, name)
+            if cycle:
+                self.add(_join(path, name), "uses itself: " + " -> ".join(cycle)
+                         + "; a block cannot contain itself")
+        return blocks
+
+    def block(self, value: Any, path: str, blocks: dict[str, Block]) -> Block | None:
+        doc = self.obj(value, path)
+        if doc is None:
+            return None
+        help_ = doc.get("help", "")
+        if not isinstance(help_, str):
+            self.add(_join(path, "help"), f"must be a string, got {_kind_of(help_)}")
+            help_ = ""
+        raw_params = doc.get("params", [])
+        params: list[dict[str, Any]] = []
+        if not isinstance(raw_params, list):
+            self.add(_join(path, "params"), f"must be a list of parameters, got {_kind_of(raw_params)}")
+            raw_params = []
+        seen: set[str] = set()
+        for index, config in enumerate(raw_params):
+            where = _join(_join(path, "params"), index)
+            checked = self.block_param(config, where)
+            if checked is None:
+                continue
+            if checked["name"] in seen:
+                self.add(_join(where, "name"), f"{quote(checked['name'])} is declared twice")
+                continue
+            seen.add(checked["name"])
+            params.append(checked)
+        block = Block(params, [], help_, self.extras(doc, ("params", "layers", "help")))
+        references = default_values(block_params(block))
+        block.layers = self.layer_list(doc.get("layers"), _join(path, "layers"), blocks, references)
+        if isinstance(doc.get("layers"), list) and not doc["layers"]:
+            self.add(_join(path, "layers"), "must hold at least one layer")
+        return block
+
+    def block_param(self, config: Any, path: str) -> dict[str, Any] | None:
+        doc = self.obj(config, path)
+        if doc is None:
+            return None
+        name = doc.get("name")
+        if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
+            self.add(_join(path, "name"), f"must be a parameter name (letters, digits, underscores), "
+                                          f"got {_short(name)}")
+            return None
+        from ..registry import Param
+        from ..registry.schema import KINDS
+
+        if doc.get("kind") not in KINDS:
+            self.add(_join(path, "kind"), f"must be one of {', '.join(map(repr, KINDS))}, "
+                                          f"got {_short(doc.get('kind'))}")
+            return None
+        if "default" not in doc:
+            self.add(_join(path, "default"), "is missing: every block parameter needs a default")
+            return None
+        allowed = ("name", "kind", "default", "help", "minimum", "maximum", "exclusive_minimum",
+                   "exclusive_maximum", "choices", "nullable", "arity", "suggested", "keywords")
+        unknown = [key for key in doc if key not in allowed]
+        if unknown:
+            self.add(_join(path, unknown[0]), f"is not a field of a block parameter; "
+                                              f"it takes {', '.join(allowed)}")
+            return None
+        try:
+            param = Param.from_config(doc)
+        except (TypeError, ValueError) as error:
+            self.add(path, f"is not a valid parameter: {error}")
+            return None
+        problem = param.check(param.default)
+        if problem:
+            self.add(_join(path, "default"), problem)
+            return None
+        return copy.deepcopy(dict(doc))
 
     def shape(self, value: Any, path: str) -> list[int] | None:
         if (not isinstance(value, list) or not 1 <= len(value) <= MAX_RANK
@@ -304,33 +462,50 @@ class _Reader:
             return None
         return list(value)
 
-    def layer(self, value: Any, path: str, ids: set[str]) -> Layer | None:
+    def layer(self, value: Any, path: str, blocks: dict[str, Block],
+              references: dict[str, Any] | None = None) -> Layer | None:
         doc = self.obj(value, path)
         if doc is None:
             return None
         type_ = doc.get("type")
         params = self.params(doc, path)
-        entry = self.lookup(LAYERS, type_, path)
+        entry = None
+        if isinstance(type_, str) and type_ in blocks and type_ not in LAYERS:
+            entry = block_entry(type_, blocks[type_])
+        else:
+            entry = self.lookup(LAYERS, type_, path, blocks=blocks)
         if entry is not None and params is not None:
-            self.check_params(entry, params, path)
+            checked = params
+            if references is not None:
+                for key, value in params.items():
+                    name = reference(value)
+                    if name is not None and name not in references:
+                        declared = ", ".join(references) or "none"
+                        self.add(_join(_join(path, "params"), key),
+                                 f"refers to {quote('$' + name)}, but the block has no parameter "
+                                 f"{quote(name)} (its parameters: {declared})")
+                checked = substitute(params, references)
+                checked = {k: v for k, v in checked.items() if reference(v) is None}
+            self.check_params(entry, checked, path)
         layer_id = doc.get("id")
-        if layer_id is not None:
-            if not isinstance(layer_id, str) or not layer_id:
-                self.add(_join(path, "id"), f"must be a non-empty string, got {_kind_of(layer_id)}")
-                layer_id = None
-            elif layer_id in ids:
-                self.add(_join(path, "id"), f"{quote(layer_id)} is used by an earlier layer; ids must be unique")
-            else:
-                ids.add(layer_id)
         inputs = doc.get("inputs")
-        if inputs is not None:
-            self.add(_join(path, "inputs"),
-                     "skip connections are not supported yet: layers form a single stack; "
-                     "remove 'inputs'")
+        repeat = self.int_(doc, "repeat", path, 1, 1, MAX_REPEAT)
+        if repeat != 1 and entry is not None and not entry.info.get("block"):
+            self.add(_join(path, "repeat"), f"only a block can repeat; {entry.name} is a layer "
+                                            "(duplicate it instead)")
+            repeat = 1
+        position = doc.get("position")
+        if position is not None and (
+                not isinstance(position, list) or len(position) != 2
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or abs(v) > 1e7
+                       for v in position)):
+            self.add(_join(path, "position"), f"must be [x, y], two numbers, got {_short(position)}")
+            position = None
         if entry is None or params is None:
             return None
-        extra = self.extras(doc, ("type", "params", "id", "inputs"))
-        return Layer(type_, params, layer_id, inputs, extra)
+        extra = self.extras(doc, ("type", "params", "id", "inputs", "repeat", "position"))
+        return Layer(entry.name, params, layer_id, copy.deepcopy(inputs), repeat,
+                     None if position is None else [float(v) for v in position], extra)
 
     def params(self, doc: Mapping[str, Any], path: str) -> dict[str, Any] | None:
         params = doc.get("params", {})
@@ -338,7 +513,8 @@ class _Reader:
             return {}
         return copy.deepcopy(self.obj(params, _join(path, "params")))
 
-    def lookup(self, catalogue: Catalogue, type_: Any, path: str, key: str = "type"):
+    def lookup(self, catalogue: Catalogue, type_: Any, path: str, key: str = "type",
+               blocks: Mapping[str, Block] | None = None):
         where = _join(path, key)
         if not isinstance(type_, str):
             if type_ is None:
@@ -349,7 +525,12 @@ class _Reader:
         try:
             return catalogue.get(type_)
         except UnknownNameError as error:
-            self.add(where, str(error))
+            if blocks and error.suggestion is None:
+                close = difflib.get_close_matches(type_[:100], list(blocks), n=1, cutoff=0.6)
+                if close:
+                    error.suggestion = close[0]
+            self.add(where, str(error) + (f" (nor a block: the project's blocks are "
+                                          f"{', '.join(map(repr, blocks))})" if blocks else ""))
             return None
 
     def check_params(self, entry, params: Mapping[str, Any], path: str) -> None:
