@@ -10,6 +10,7 @@ where there is an obvious one. ``build`` then constructs the real module.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -21,10 +22,17 @@ from torch import nn
 
 from ..formatting import first_line, format_bytes, format_shape, warning_text
 from ..registry import LAYERS, OPTIMIZERS, Entry
-from ..spec import Component, Layer, Model, Problem, Project, ProjectError
+from ..registry.schema import UnknownNameError
+from ..spec import Block, Component, Layer, Model, Problem, Project, ProjectError
+from ..spec.fixes import Fix, InsertLayer, SetParam
+from ..spec.graph import (
+    INPUT_INDEX, MAX_BLOCK_DEPTH, block_entry, default_values, is_chain, module_keys,
+    resolve_inputs, substitute,
+)
 from . import memory
 from .memory import physical_memory_bytes
-from .modules import MERGE_CLASSES, Recurrent
+from .graph import GraphModel
+from .modules import MERGE_CLASSES, OWN_LAYERS, Recurrent
 
 BYTES_PER_PARAM = 4  # float32
 
@@ -32,10 +40,11 @@ BYTES_PER_PARAM = 4  # float32
 #: checks both agree), so a project file can never reach any other callable.
 LAYER_FACTORIES: dict[str, Callable[..., nn.Module]] = {
     **{name: getattr(nn, name) for name in LAYERS.names()
-       if name not in ("RNN", "LSTM", "GRU") and name not in MERGE_CLASSES},
+       if name not in ("RNN", "LSTM", "GRU") and name not in MERGE_CLASSES and name not in OWN_LAYERS},
     "RNN": partial(Recurrent, "RNN"),
     "LSTM": partial(Recurrent, "LSTM"),
     "GRU": partial(Recurrent, "GRU"),
+    **OWN_LAYERS,
     **MERGE_CLASSES,
 }
 
@@ -43,6 +52,7 @@ LAYER_FACTORIES: dict[str, Callable[..., nn.Module]] = {
 INFER: dict[str, Callable[[Sequence[int]], Any]] = {
     "channels": lambda shape: shape[0],
     "features": lambda shape: shape[-1],
+    "time": lambda shape: shape[-2],
     "normalized_shape": lambda shape: [shape[-1]],
 }
 
@@ -140,15 +150,38 @@ class LayerReport:
     error: str | None = None
     fix: str | None = None
     warnings: list[str] = field(default_factory=list)
+    #: The edit that fixes ``error`` (a ``spec.fixes`` fix), when one applies with a click.
+    fix_action: Fix | None = None
+    #: The layer's id in the project, and its module's name in a built graph.
+    id: str | None = None
+    key: str = ""
+    #: Indexes of the layers it takes (-1: the model's input) and of those taking it.
+    inputs: list[int] = field(default_factory=list)
+    consumers: list[int] = field(default_factory=list)
+    #: The shape of each input (``input_shape`` is the first's).
+    input_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    output_dtype: str = "float32"
+    #: For a block use: how many times it repeats, and the report of each repetition.
+    repeat: int = 1
+    blocks: list["ModelReport"] = field(default_factory=list)
 
     @property
     def label(self) -> str:
-        """``Conv2d(32, 3)``: the type and its key parameters."""
-        entry = LAYERS.get(self.type)
-        keys = [k for k in entry.info.get("key_params", []) if self.params.get(k) is not None]
-        if not keys:
-            return self.type
-        return f"{self.type}(" + ", ".join(_short_value(self.params[k]) for k in keys) + ")"
+        """``Conv2d(32, 3)``: the type and its key parameters (``×2`` for a
+        block repeated twice)."""
+        if self.type in LAYERS:
+            keys = list(LAYERS.get(self.type).info.get("key_params", []))
+        else:  # a block: its first parameters
+            keys = list(self.params)[:2]
+        keys = [k for k in keys if self.params.get(k) is not None]
+        text = self.type
+        if keys:
+            text += "(" + ", ".join(_short_value(self.params[k]) for k in keys) + ")"
+        return text + (f" ×{self.repeat}" if self.repeat != 1 else "")
+
+    @property
+    def is_block(self) -> bool:
+        return self.type not in LAYERS
 
     @property
     def message(self) -> str | None:
@@ -190,11 +223,32 @@ class ModelReport:
     def activation_bytes(self, batch_size: int = 1) -> int:
         """Bytes of the outputs of all layers for one forward pass (what
         backpropagation keeps), a rough guide to training memory."""
-        total = 0
-        for shape in [self.input_shape] + [layer.output_shape for layer in self.layers]:
-            if shape is not None:
-                total += math.prod(shape) * 4
+        total = 0 if self.input_shape is None else math.prod(self.input_shape) * 4
+        for layer in self.layers:
+            if layer.blocks:
+                total += sum(block.activation_bytes() - (
+                    0 if block.input_shape is None else math.prod(block.input_shape) * 4)
+                    for block in layer.blocks)
+            elif layer.output_shape is not None:
+                total += math.prod(layer.output_shape) * 4
         return total * batch_size
+
+    def all_layers(self):
+        """Every layer, the layers inside block uses included (each repetition)."""
+        for layer in self.layers:
+            yield layer
+            for block in layer.blocks:
+                yield from block.all_layers()
+
+    @property
+    def is_graph(self) -> bool:
+        """Whether the model builds as a graph (else an ``nn.Sequential``)."""
+        return any(layer.is_block or layer.inputs != [layer.index - 1 if layer.index else -1]
+                   or LAYERS.get(layer.type).info.get("merge") for layer in self.layers)
+
+    def unused(self) -> list[LayerReport]:
+        """Layers (not the last) whose output no layer takes."""
+        return [layer for layer in self.layers[:-1] if not layer.consumers]
 
     def problems(self) -> list[Problem]:
         found = list(self.model_errors)
@@ -211,8 +265,10 @@ class ModelReport:
             "layers": [
                 {
                     "index": layer.index,
+                    "id": layer.id,
                     "type": layer.type,
                     "label": layer.label,
+                    "inputs": [("input" if i < 0 else i) for i in layer.inputs],
                     "params": layer.params,
                     "output_shape": None if layer.output_shape is None else list(layer.output_shape),
                     "param_count": layer.param_count,
@@ -243,6 +299,7 @@ def _ranks_text(entry: Entry, ranks: Sequence[int]) -> str:
         1: "(features,)",
         2: "(channels, length)" if images else "(time, features)",
         3: "(channels, height, width)",
+        4: "(channels, depth, height, width)",
     }
     return " or ".join(names.get(r, f"{r} dimensions") for r in ranks)
 
@@ -265,6 +322,9 @@ def _shape_fix(index: int, entry: Entry, shape: tuple[int, ...], ranks: Sequence
             return f"insert Unflatten before {here} to shape the vector into (channels, height, width)"
         if 3 in ranks and rank == 2 and entry.name.endswith("2d"):
             return f"use {entry.name[:-2]}1d for (channels, length) inputs"
+        if 4 in ranks and rank == 3 and entry.name.endswith("3d"):
+            return (f"use {entry.name[:-2]}2d for (channels, height, width) inputs, or insert "
+                    f"Unflatten before {here} to make a volume (channels, depth, height, width)")
         if entry.category == "Sequence" and rank == 1:
             return ("give the model sequences: set input_shape to (time, features), "
                     "or start with Embedding on token ids")
@@ -304,11 +364,53 @@ def _kernel_problem(entry: Entry, params: dict[str, Any], shape: tuple[int, ...]
     return None
 
 
+def _divisors(number: int) -> str:
+    """``"1, 2, 3, 4, 6 or 12"``: the divisors of ``number`` (the first few of many)."""
+    found = [str(d) for d in range(1, min(number, 10_000)) if number % d == 0]
+    found = (found[:6] + ["..."] if len(found) > 7 else found) + [str(number)]
+    return ", ".join(found[:-1]) + (" or " if len(found) > 1 else "") + found[-1]
+
+
+def _size_problem(entry: Entry, params: dict[str, Any],
+                  shape: tuple[int, ...]) -> tuple[str, str] | None:
+    """``(problem, fix)`` for a size that must divide or match the input's,
+    which torch reports tersely (an assertion, a message without the fix)."""
+    heads = {"MultiheadAttention": ("embed_dim", "num_heads"),
+             "TransformerEncoderLayer": ("d_model", "nhead")}.get(entry.name)
+    if heads:
+        size, count = params.get(heads[0]), params.get(heads[1])
+        if isinstance(size, int) and isinstance(count, int) and count > 0 and size % count:
+            return (f"{heads[0]} {size} (the features of its input) is not divisible by "
+                    f"{heads[1]} {count}: each head takes an equal share of the features",
+                    f"set {heads[1]} to a divisor of {size}: {_divisors(size)}")
+    if entry.name == "PReLU":
+        count = params.get("num_parameters")
+        if isinstance(count, int) and count not in (1, shape[0]):
+            return (f"num_parameters {count} must be 1 (one slope) or the input's channels "
+                    f"({shape[0]}, one slope each)",
+                    f"set num_parameters to {shape[0]} or 1")
+    if entry.name == "PixelShuffle":
+        factor = params.get("upscale_factor")
+        if isinstance(factor, int) and factor > 0 and shape[0] % (factor * factor):
+            return (f"its input's {shape[0]} channels are not a multiple of upscale_factor^2 = "
+                    f"{factor * factor}: each output pixel block takes {factor * factor} channels",
+                    f"give the layer before a multiple of {factor * factor} channels, e.g. "
+                    f"Conv2d(out_channels={factor * factor * max(1, shape[0] // (factor * factor))})")
+    if entry.name == "InstanceNorm2d" and math.prod(shape[1:]) == 1:
+        return (f"normalises each channel of each image over its pixels, but its input "
+                f"{format_shape(shape)} has a single pixel",
+                "move it before the layer that shrinks the image to 1 x 1")
+    return None
+
+
 def _param_problem(entry: Entry, params: dict[str, Any],
                    shape: tuple[int, ...]) -> tuple[str, str] | None:
     """``(problem, fix)`` for parameters torch checks only in a real forward
     pass or with an assertion: the meta-device forward lets them through, so
     ``summary`` would accept a model that training rejects."""
+    found = _size_problem(entry, params, shape)
+    if found:
+        return found
     if entry.name == "Embedding":
         index, size = params.get("padding_idx"), params.get("num_embeddings")
         if isinstance(index, int) and isinstance(size, int) and not -size <= index < size:
@@ -368,46 +470,276 @@ def analyze(model: Model, input_shape: Sequence[int] | None = None, *,
     shape = tuple(input_shape) if input_shape is not None else (
         tuple(model.input_shape) if model.input_shape is not None else None)
     report = ModelReport(shape, model.input_dtype, [])
-    limit = physical_memory_bytes() if memory_limit is None else memory_limit
+    budget = _Budget(physical_memory_bytes() if memory_limit is None else memory_limit)
     if shape is None:
         report.model_errors.append(Problem(
             "model.input_shape", "is not known before the data is loaded: give the shape of one "
                                  "sample without the batch, such as [1, 28, 28] (training finds it "
                                  "from the data)"))
-    dtype = model.input_dtype
-    weight_bytes = 0
-    for index, spec in enumerate(model.layers):
-        layer = LayerReport(index, spec.type, input_shape=shape)
-        report.layers.append(layer)
+    report.layers = _analyze_layers(model.layers, model.blocks, shape, model.input_dtype, budget)
+    return report
+
+
+@dataclass
+class _Budget:
+    """Memory the weights analysed so far take, against the machine's."""
+
+    limit: int
+    weight_bytes: int = 0
+
+
+def _entry(blocks: dict[str, Block], type_: str) -> Entry:
+    if type_ in blocks and type_ not in LAYERS:
+        return block_entry(type_, blocks[type_])
+    return LAYERS.get(type_)
+
+
+def _source_name(source: int, layers: Sequence[Layer]) -> str:
+    if source == INPUT_INDEX:
+        return "the input"
+    layer_id = layers[source].id
+    return f"{layer_id!r}" if layer_id else f"layer {source} ({layers[source].type})"
+
+
+def _analyze_layers(layers: Sequence[Layer], blocks: dict[str, Block], shape: tuple[int, ...] | None,
+                    dtype: str, budget: _Budget, depth: int = 0) -> list[LayerReport]:
+    """Reports of ``layers`` (the model's or a block's) fed ``shape``."""
+    wiring = resolve_inputs(layers)
+    keys = module_keys(layers)
+    reports: list[LayerReport] = []
+    for index, spec in enumerate(layers):
+        layer = LayerReport(index, spec.type, input_shape=None, id=spec.id, key=keys[index],
+                            inputs=list(wiring.inputs[index]), consumers=list(wiring.consumers[index]),
+                            repeat=spec.repeat)
+        reports.append(layer)
         try:
-            entry = LAYERS.get(spec.type)
-        except KeyError as error:
+            entry = _entry(blocks, spec.type)
+        except (KeyError, UnknownNameError) as error:
             layer.error = str(error)
-            shape = None
             continue
         layer.params = entry.resolve(spec.params)
-        if shape is None:
+        problem = wiring.problem_of(index)
+        if problem is not None:
+            layer.error, layer.fix = problem.message, problem.fix
+            continue
+        shapes, dtypes = [], []
+        for source in layer.inputs:
+            if source == INPUT_INDEX:
+                shapes.append(shape)
+                dtypes.append(dtype)
+            else:
+                shapes.append(reports[source].output_shape)
+                dtypes.append(reports[source].output_dtype)
+        if not shapes or any(s is None for s in shapes):
             continue  # an earlier layer failed: nothing more can be said here
-        module, out_shape, dtype = _analyze_layer(index, entry, spec, layer, shape, dtype)
-        shape = out_shape
+        layer.input_shape, layer.input_shapes = shapes[0], shapes
+        if entry.info.get("block"):
+            _analyze_block_use(entry, blocks[spec.type], spec, layer, shapes[0], dtypes[0], blocks,
+                               budget, depth)
+            continue
+        if entry.info.get("merge"):
+            module, out_shape, out_dtype = _analyze_merge(entry, layer, shapes, dtypes, layers)
+        else:
+            module, out_shape, out_dtype = _analyze_layer(index, entry, spec, layer, shapes[0], dtypes[0])
         if module is None:
             continue
+        layer.output_dtype = out_dtype
         layer.param_count = sum(p.numel() for p in module.parameters())
         layer.trainable_count = sum(p.numel() for p in module.parameters() if p.requires_grad)
-        weight_bytes += layer.param_count * BYTES_PER_PARAM
-        if weight_bytes > limit:
-            layer.error = (f"the weights up to here need {format_bytes(weight_bytes)} "
-                           f"({layer.param_count:,} parameters in this layer alone), more than "
-                           f"this machine's {format_bytes(limit)} of memory")
-            layer.fix = "make this layer smaller"
-            shape = None
-        elif out_shape is not None and math.prod(out_shape) * 4 > limit:
-            layer.error = (f"one sample's output {format_shape(out_shape)} needs "
-                           f"{format_bytes(math.prod(out_shape) * 4)}, more than this machine's "
-                           f"{format_bytes(limit)} of memory")
-            layer.fix = "make this layer's output smaller"
-            shape = None
-    return report
+        _check_memory(layer, budget, out_shape)
+    for index in wiring.unused():
+        if reports[index].error is None:
+            reports[index].warnings.append(
+                "its output is not used by any layer (only the last layer's output is the "
+                "model's): connect it or delete it")
+    return reports
+
+
+def _check_memory(layer: LayerReport, budget: _Budget, out_shape: tuple[int, ...] | None) -> None:
+    budget.weight_bytes += layer.param_count * BYTES_PER_PARAM
+    if budget.weight_bytes > budget.limit:
+        layer.error = (f"the weights up to here need {format_bytes(budget.weight_bytes)} "
+                       f"({layer.param_count:,} parameters in this layer alone), more than "
+                       f"this machine's {format_bytes(budget.limit)} of memory")
+        layer.fix = "make this layer smaller"
+        layer.output_shape = None
+    elif out_shape is not None and math.prod(out_shape) * 4 > budget.limit:
+        layer.error = (f"one sample's output {format_shape(out_shape)} needs "
+                       f"{format_bytes(math.prod(out_shape) * 4)}, more than this machine's "
+                       f"{format_bytes(budget.limit)} of memory")
+        layer.fix = "make this layer's output smaller"
+        layer.output_shape = None
+
+
+def _analyze_block_use(entry: Entry, block: Block, spec: Layer, layer: LayerReport,
+                       shape: tuple[int, ...], dtype: str, blocks: dict[str, Block], budget: _Budget,
+                       depth: int) -> None:
+    """A block use: the block's layers with the use's parameters, once per repetition."""
+    problems = entry.check_params(spec.params)
+    if problems:
+        name, message = problems[0]
+        layer.error = f"{name}: {message}" if name else message
+        return
+    if depth >= MAX_BLOCK_DEPTH:
+        layer.error = f"blocks are nested more than {MAX_BLOCK_DEPTH} deep"
+        return
+    values = {**default_values(entry.params), **spec.params}
+    layer.params = values
+    out_shape, out_dtype = shape, dtype
+    for repetition in range(spec.repeat):
+        body = [Layer(inner.type, substitute(inner.params, values), inner.id, inner.inputs, inner.repeat)
+                for inner in block.layers]
+        nested = ModelReport(out_shape, out_dtype, _analyze_layers(body, blocks, out_shape, out_dtype,
+                                                                   budget, depth + 1))
+        layer.blocks.append(nested)
+        bad = next((inner for inner in nested.layers if inner.error is not None), None)
+        if bad is not None or not nested.layers:
+            where = f" (repetition {repetition + 1} of {spec.repeat})" if spec.repeat > 1 else ""
+            if bad is None:
+                layer.error = f"the block {spec.type} has no layers"
+                return
+            name = f" {bad.id!r}" if bad.id else ""
+            layer.error = f"in {spec.type}{where}, layer {bad.index}{name} ({bad.type}): {bad.error}"
+            layer.fix = bad.fix
+            action = bad.fix_action
+            # A fix inside the block edits its definition (every use follows).
+            if action is not None and action.block is None and not _refers(block, action):
+                if isinstance(action, InsertLayer):
+                    action = dataclasses.replace(action, params=_as_references(action.params, values))
+                layer.fix_action = dataclasses.replace(action, block=spec.type)
+            return
+        if repetition == 0:
+            for inner in nested.layers:
+                layer.warnings += [f"in {spec.type}, layer {inner.index} ({inner.type}): {w}"
+                                   for w in inner.warnings]
+        out_shape, out_dtype = nested.output_shape, nested.layers[-1].output_dtype
+    layer.param_count = sum(nested.total_params for nested in layer.blocks)
+    layer.trainable_count = sum(nested.trainable_params for nested in layer.blocks)
+    layer.output_shape, layer.output_dtype = out_shape, out_dtype
+
+
+def _as_references(params: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A layer inserted in a block serves every use: a value equal to one of
+    this use's block parameters becomes a reference to it (``out_channels:
+    "$channels"``), so the other uses get their own sizes."""
+    out = {}
+    for key, value in params.items():
+        same = [name for name, given in values.items()
+                if type(given) is type(value) and given == value]
+        alike = [name for name in same if name in key or key in name]
+        chosen = alike[0] if alike else same[0] if len(same) == 1 else None
+        out[key] = f"${chosen}" if chosen is not None else value
+    return out
+
+
+def _refers(block: Block, action: Fix) -> bool:
+    """Whether a fix would overwrite a block parameter reference (``"$channels"``):
+    then the fix belongs to the use's parameters, not the definition."""
+    if isinstance(action, SetParam):
+        value = block.layers[action.index].params.get(action.name)
+        return isinstance(value, str) and value.startswith("$")
+    return False
+
+
+def _analyze_merge(entry: Entry, layer: LayerReport, shapes: list[tuple[int, ...]],
+                   dtypes: list[str], layers: Sequence[Layer]):
+    """``(module, output shape, dtype)`` of Add, Multiply or Concat, or Nones
+    with the problem on ``layer`` (which shapes, and the fix)."""
+    if "int64" in dtypes:
+        layer.error = "receives integer token ids but merges real numbers"
+        layer.fix = "insert Embedding on the branch that carries token ids"
+        return None, None, "float32"
+    described = [f"{format_shape(s)} from {_source_name(src, layers)}" for s, src in zip(shapes, layer.inputs)]
+    if entry.info["merge"] == "concat":
+        out_shape = _concat_shape(layer, shapes, described)
+    else:
+        out_shape = _elementwise_shape(entry, layer, shapes, described, layers)
+    if out_shape is None:
+        return None, None, "float32"
+    with torch.device("meta"):
+        module = LAYER_FACTORIES[entry.name](**_construct_kwargs(entry, layer.params))
+    layer.output_shape = out_shape
+    return module, out_shape, "float32"
+
+
+def _elementwise_shape(entry: Entry, layer: LayerReport, shapes, described, layers):
+    if all(s == shapes[0] for s in shapes):
+        return shapes[0]
+    try:
+        out = tuple(torch.broadcast_shapes(*shapes))
+    except RuntimeError:
+        out = None
+    if out is not None and len({len(s) for s in shapes}) == 1:
+        # torch broadcasts these (a (32, 1, 1) scale over (32, 14, 14)): allowed, and said.
+        layer.warnings.append(f"broadcasts its inputs ({'; '.join(described)}) to {format_shape(out)}")
+        return out
+    layer.error = f"needs inputs of one shape, but gets {' and '.join(described)}"
+    _shortcut_fix(layer, shapes, layers)
+    return None
+
+
+def _shortcut_fix(layer: LayerReport, shapes, layers) -> None:
+    """For a residual whose shortcut changes channels or size: a 1x1
+    convolution (or a Linear) on the shortcut, the input listed earliest."""
+    main = max(range(len(shapes)), key=lambda i: layer.inputs[i])
+    target = shapes[main]
+    short = next(i for i in sorted(range(len(shapes)), key=lambda i: layer.inputs[i]) if shapes[i] != target)
+    source = shapes[short]
+    where = f"on the shortcut (input {short + 1}, from {_source_name(layer.inputs[short], layers)})"
+    if len(source) != len(target):
+        layer.fix = "make both branches give the same shape (the same number of dimensions)"
+        return
+    if len(target) == 1:
+        params: dict[str, Any] = {"out_features": target[0]}
+        type_ = "Linear"
+    elif len(target) in (2, 3):
+        strides = [a // b if b and a % b == 0 else None for a, b in zip(source[1:], target[1:])]
+        if any(s is None for s in strides) or len(set(strides)) != 1:
+            layer.fix = (f"make both branches the same size: {format_shape(source)} cannot reach "
+                         f"{format_shape(target)} with one stride")
+            return
+        type_ = "Conv2d" if len(target) == 3 else "Conv1d"
+        params = {"out_channels": target[0], "kernel_size": 1}
+        if strides[0] != 1:
+            params["stride"] = strides[0]
+    else:
+        layer.fix = "make both branches give the same shape"
+        return
+    args = ", ".join(f"{k}={v}" for k, v in params.items())
+    layer.fix = f"insert {type_}({args}) {where}"
+    layer.fix_action = InsertLayer(layer.index, type_, params, input_item=short)
+
+
+def _concat_shape(layer: LayerReport, shapes, described):
+    dim = layer.params.get("dim", 1)
+    rank = len(shapes[0]) + 1  # the batch counts, as in torch.cat
+    batched = f"(batch, {', '.join(map(str, shapes[0]))})"
+    if len({len(s) for s in shapes}) != 1:
+        layer.error = f"joins inputs with different numbers of dimensions: {' and '.join(described)}"
+        layer.fix = "give both branches the same number of dimensions (Flatten both, or neither)"
+        return None
+    if not -rank <= dim < rank:
+        layer.error = (f"dim {dim} does not exist for inputs {batched}: dim must be in "
+                       f"[{-rank}, {rank - 1}] (0 is the batch)")
+        layer.fix = "set dim to 1 (channels or features)"
+        layer.fix_action = SetParam(layer.index, "dim", 1)
+        return None
+    axis = dim % rank
+    if axis == 0:
+        layer.error = "joins along dim 0, the batch: samples would be mixed"
+        layer.fix = "set dim to 1 (channels or features)"
+        layer.fix_action = SetParam(layer.index, "dim", 1)
+        return None
+    others = {tuple(d for i, d in enumerate(s) if i != axis - 1) for s in shapes}
+    if len(others) != 1:
+        layer.error = (f"joins along dim {dim}, so every other dimension must agree, but gets "
+                       f"{' and '.join(described)}")
+        layer.fix = ("make the other dimensions equal (the same strides and pooling on every "
+                     "branch, or padding='same')")
+        return None
+    out = list(shapes[0])
+    out[axis - 1] = sum(s[axis - 1] for s in shapes)
+    return tuple(out)
 
 
 def _analyze_layer(index: int, entry: Entry, spec: Layer, layer: LayerReport,
@@ -491,11 +823,11 @@ def needs_two_per_batch(report: ModelReport) -> LayerReport | None:
     1x1 images, GroupNorm with one value per group. torch refuses a batch of
     one sample there (the shape analysis runs in evaluation mode and cannot
     see it)."""
-    for layer in report.layers:
+    for layer in report.all_layers():
         shape = layer.input_shape
         if shape is None or layer.error is not None:
             continue
-        if layer.type in ("BatchNorm1d", "BatchNorm2d"):
+        if layer.type in ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d"):
             per_sample = math.prod(shape[1:])
         elif layer.type == "GroupNorm":
             per_sample = shape[0] // layer.params["num_groups"] * math.prod(shape[1:])
@@ -508,17 +840,19 @@ def needs_two_per_batch(report: ModelReport) -> LayerReport | None:
 
 @dataclass
 class BuiltModel:
-    module: nn.Sequential
+    #: An ``nn.Sequential`` for a stack, a ``GraphModel`` for a graph.
+    module: nn.Module
     report: ModelReport
 
 
 def build(project: Project | Model, input_shape: Sequence[int] | None = None, *,
           device: str | torch.device = "cpu", memory_limit: int | None = None,
           report: ModelReport | None = None) -> BuiltModel:
-    """The model as an ``nn.Sequential`` on ``device`` plus its report.
+    """The model on ``device`` plus its report: an ``nn.Sequential`` for a
+    stack (as always), a ``GraphModel`` when layers branch, merge or use blocks.
 
     Raises ``ProjectError`` listing every layer problem when the model cannot
-    be built; nothing is allocated before the whole stack has been checked on
+    be built; nothing is allocated before the whole model has been checked on
     the meta device.
     """
     model = project.model if isinstance(project, Project) else project
@@ -526,12 +860,22 @@ def build(project: Project | Model, input_shape: Sequence[int] | None = None, *,
         report = analyze(model, input_shape, memory_limit=memory_limit)
     if not report.ok:
         raise ProjectError(report.problems())
-    modules = []
     # Whatever torch warns about here was already recorded on the layers.
     with torch.device(device), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for layer in report.layers:
-            entry = LAYERS.get(layer.type)
-            modules.append(LAYER_FACTORIES[entry.name](**_construct_kwargs(entry, layer.params)))
-    return BuiltModel(nn.Sequential(*modules), report)
+        if is_chain(model):
+            return BuiltModel(nn.Sequential(*(_module(layer) for layer in report.layers)), report)
+        return BuiltModel(_graph(report.layers), report)
 
+
+def _module(layer: LayerReport) -> nn.Module:
+    if layer.blocks:
+        graphs = [_graph(nested.layers) for nested in layer.blocks]
+        return graphs[0] if len(graphs) == 1 else nn.Sequential(*graphs)
+    entry = LAYERS.get(layer.type)
+    return LAYER_FACTORIES[entry.name](**_construct_kwargs(entry, layer.params))
+
+
+def _graph(layers: Sequence[LayerReport]) -> GraphModel:
+    return GraphModel([(layer.key, _module(layer)) for layer in layers],
+                      [layer.inputs for layer in layers])

@@ -6,21 +6,41 @@ from ..formatting import format_bytes, format_shape
 from .build import ModelReport
 
 WIDTH = 78
+CONNECTED_WIDTH = 24
 
 
 def _batched(shape) -> str:
     return "?" if shape is None else format_shape(("None", *shape))
 
 
+def _connected(report: ModelReport, sources: list[int]) -> str:
+    """What a layer takes, as Keras's "Connected to": ids, else ``#index``."""
+    names = []
+    for source in sources:
+        if source < 0:
+            names.append("input")
+        else:
+            layer = report.layers[source]
+            names.append(layer.id or f"#{source}")
+    return ", ".join(names)
+
+
 def summary_text(report: ModelReport, name: str = "") -> str:
-    rule, double = "_" * WIDTH, "=" * WIDTH
+    graph = report.is_graph if report.layers else False
+    width = WIDTH + (CONNECTED_WIDTH if graph else 0)
+    rule, double = "_" * width, "=" * width
     header = f"{'#':>3}  {'Layer (type)':<30}{'Output Shape':<28}{'Param #':>15}"
+    if graph:
+        header = (header + "  Connected to").rstrip()
     lines = [f'Model: "{name}"' if name else "Model", rule, header, double]
-    lines.append(f"{'':>3}  {'Input':<30}{_batched(report.input_shape):<28}{'':>15}")
+    lines.append(f"{'':>3}  {'Input':<30}{_batched(report.input_shape):<28}{'':>15}".rstrip())
     for layer in report.layers:
-        label = layer.label if len(layer.label) <= 29 else layer.label[:26] + "..."
-        lines.append(f"{layer.index:>3}  {label:<30}{_batched(layer.output_shape):<28}"
-                     f"{layer.param_count:>15,}")
+        text = layer.label if not layer.id else f"{layer.id} ({layer.label})"
+        label = text if len(text) <= 29 else text[:26] + "..."
+        row = f"{layer.index:>3}  {label:<30}{_batched(layer.output_shape):<28}{layer.param_count:>15,}"
+        if graph:
+            row += f"  {_connected(report, layer.inputs)}"
+        lines.append(row)
     lines.append(double)
     total, trainable = report.total_params, report.trainable_params
     lines += [
@@ -30,6 +50,12 @@ def summary_text(report: ModelReport, name: str = "") -> str:
         f"Input dtype: {report.input_dtype}; activations per sample: "
         f"{format_bytes(report.activation_bytes())}",
     ]
+    unused = [layer for layer in report.unused() if layer.error is None]
+    if unused:
+        lines.append("Unused outputs (nothing takes them; only the last layer's output is the "
+                     "model's): " + ", ".join(layer.id or f"#{layer.index} ({layer.type})"
+                                             for layer in unused))
     notes = [f"note: layer {layer.index} ({layer.type}): {warning}"
-             for layer in report.layers for warning in layer.warnings]
+             for layer in report.layers for warning in layer.warnings
+             if not (layer in unused and warning.startswith("its output is not used"))]
     return "\n".join(lines + notes) + "\n"
