@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 from ..formatting import format_bytes
 from ..registry import LAYERS, Param
 from .document import LayerEdits, ProjectDocument
+from .graph_canvas import GraphPanel
 from .model_stack import ModelStackView
 from .panels import ERROR_STYLE, WARNING_STYLE, message_label
 from .param_form import ParamForm, TextField, parse_value
@@ -43,6 +44,16 @@ class ModelTab(QSplitter):
         self.stack = ModelStackView(document)
         self.stack.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.stack.layer_selected.connect(self.show_layer)
+        # The graph and the table: two views of the same layers, selecting together.
+        self.graph = GraphPanel(document, edits)
+        self.canvas = self.graph.canvas
+        self.canvas.layer_selected.connect(self.stack.select_layer)
+        self.stack.layer_selected.connect(self.canvas.select_layer)
+        self.views = QSplitter(Qt.Orientation.Vertical)
+        self.views.addWidget(self.graph)
+        self.views.addWidget(self.stack)
+        self.views.setStretchFactor(0, 3)
+        self.views.setStretchFactor(1, 1)
         # The project's name: its runs' folders and its exports are named after it.
         self.name_field = TextField(document, "name", _parse_name, lambda name: document.apply(
             lambda p: setattr(p, "name", name), "Rename the project"))
@@ -63,7 +74,7 @@ class ModelTab(QSplitter):
         fields.addRow("Project name", self.name_field.widget)
         fields.addRow("Input shape", self.shape_field.widget)
         left_layout.addLayout(fields)
-        left_layout.addWidget(self.stack, 1)
+        left_layout.addWidget(self.views, 1)
         left_layout.addWidget(self.model_message)
         left_layout.addWidget(self.summary)
 

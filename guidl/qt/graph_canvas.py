@@ -1,0 +1,1098 @@
+"""The Model tab's graph canvas: the model as nodes and wires.
+
+A view of the document, as the layer table is: it changes the project only
+through ``LayerEdits`` (each one undo step) and follows the document's
+signals. Items are kept by layer key (the id, else the index) and updated in
+place, so an edit of one parameter repaints one node, not the whole graph.
+Where nodes go is ``graph_layout.layered_layout``'s work; a node the user
+moved keeps its stored position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QAction, QColor, QFont, QFontMetricsF, QKeySequence, QPainter, QPainterPath,
+    QPainterPathStroker, QPalette, QPen,
+)
+from PySide6.QtWidgets import (
+    QApplication, QFrame, QGraphicsItem, QGraphicsPathItem, QGraphicsScene, QGraphicsView,
+    QHBoxLayout, QInputDialog, QMenu, QStyle, QStyleOptionGraphicsItem, QToolButton, QVBoxLayout,
+    QWidget,
+)
+
+from ..formatting import format_shape
+from ..registry import LAYERS
+from ..spec.graph import INPUT_INDEX, resolve_inputs
+from .document import LayerEdits, ProjectDocument
+from .graph_layout import INPUT_NODE, layered_layout, output_node
+from .palette import LAYER_MIME
+
+PALETTE_EVENTS = (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
+INPUT_KEY = "<input>"
+OUTPUT_KEY = "<output>"
+#: The node that stands for the model's output (not a layer).
+OUTPUT_INDEX = -2
+NODE_MIN_WIDTH = 150.0
+NODE_MAX_WIDTH = 300.0
+#: Widths go in steps, so editing a parameter rarely changes the layout.
+WIDTH_STEP = 20.0
+NODE_HEIGHT = 50.0
+PROBLEM_HEIGHT = 18.0
+MARKER_HEIGHT = 40.0
+PORT_RADIUS = 5.0
+#: How near (in scene units) a press must be to a port to start a wire.
+PORT_REACH = 10.0
+ERROR_COLOR = QColor("#dc2626")
+WARNING_COLOR = QColor("#d97706")
+MIN_ZOOM, MAX_ZOOM = 0.08, 3.0
+ZOOM_STEP = 1.2
+
+
+def layer_key(layer, index: int) -> str:
+    """What keeps a layer's node across edits: its id, else its index."""
+    return layer.id if layer.id else f"#{index}"
+
+
+@dataclass(frozen=True)
+class NodeContent:
+    title: str
+    detail: str
+    problem: str | None = None  # the whole message (the node shows its first line, elided)
+    level: str = ""  # "", "warning" or "error"
+    fix: bool = False
+    marker: bool = False  # the input or output, not a layer
+
+
+class Colors:
+    """The canvas's colours, taken from the application's palette (light or dark)."""
+
+    def __init__(self, palette: QPalette):
+        self.background = palette.color(QPalette.ColorRole.Base)
+        self.text = palette.color(QPalette.ColorRole.Text)
+        self.muted = palette.color(QPalette.ColorRole.PlaceholderText)
+        self.highlight = palette.color(QPalette.ColorRole.Highlight)
+        dark = self.background.lightness() < 128
+        self.node = palette.color(QPalette.ColorRole.Window).lighter(112 if dark else 103)
+        self.marker = palette.color(QPalette.ColorRole.AlternateBase)
+        self.border = QColor(self.text)
+        self.border.setAlpha(90)
+        self.wire = QColor(self.text)
+        self.wire.setAlpha(150)
+        self.grid = QColor(self.text)
+        self.grid.setAlpha(14)
+        self.error_fill = QColor(ERROR_COLOR)
+        self.error_fill.setAlpha(50 if dark else 28)
+        self.warning_fill = QColor(WARNING_COLOR)
+        self.warning_fill.setAlpha(45 if dark else 24)
+
+
+class GraphScene(QGraphicsScene):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.colors = Colors(QApplication.palette())
+
+    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 - Qt's name
+        painter.fillRect(rect, self.colors.background)
+        if painter.worldTransform().m11() < 0.5:
+            return  # dots at this zoom are noise
+        step = 24.0
+        painter.setPen(QPen(self.colors.grid, 2))
+        left, top = int(rect.left() // step) * step, int(rect.top() // step) * step
+        x = left
+        points = []
+        while x < rect.right():
+            y = top
+            while y < rect.bottom():
+                points.append(QPointF(x, y))
+                y += step
+            x += step
+        if len(points) < 20000:
+            painter.drawPoints(points)
+
+
+class NodeItem(QGraphicsItem):
+    """A layer (or the input, or the output marker): a box with its type and
+    key parameters, output shape and parameter count; an input port on top,
+    the output port at the bottom."""
+
+    def __init__(self, canvas: "GraphCanvas", key: str, index: int):
+        super().__init__()
+        self.canvas, self.key, self.index = canvas, key, index
+        self.content = NodeContent("", "")
+        self.width, self.height = NODE_MIN_WIDTH, NODE_HEIGHT
+        self.input_slots = 1
+        self.fix_button: FixButton | None = None
+        if index >= 0:
+            self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+            self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable)
+            self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+        self.setAcceptHoverEvents(True)
+        self.setZValue(1)
+
+    @property
+    def is_layer(self) -> bool:
+        return self.index >= 0
+
+    def set_content(self, content: NodeContent) -> bool:
+        """Show ``content``; True when the node's size changed."""
+        if content == self.content:
+            return False
+        self.content = content
+        width, height = self._size(content)
+        resized = (width, height) != (self.width, self.height)
+        if resized:
+            self.prepareGeometryChange()
+            self.width, self.height = width, height
+        self.setToolTip(content.problem or "")
+        if content.fix and self.fix_button is None:
+            self.fix_button = FixButton(self)
+        if self.fix_button is not None:
+            self.fix_button.setVisible(content.fix)
+            self.fix_button.setPos(self.width - self.fix_button.WIDTH - 6, 6)
+        self.update()
+        return resized
+
+    @staticmethod
+    def _size(content: NodeContent) -> tuple[float, float]:
+        bold = QFont()
+        bold.setBold(True)
+        text = max(QFontMetricsF(bold).horizontalAdvance(content.title) + (52 if content.fix else 0),
+                   QFontMetricsF(QFont()).horizontalAdvance(content.detail)) + 24
+        width = min(NODE_MAX_WIDTH, max(NODE_MIN_WIDTH, -(-text // WIDTH_STEP) * WIDTH_STEP))
+        if content.marker:
+            return width, MARKER_HEIGHT
+        return width, NODE_HEIGHT + (PROBLEM_HEIGHT if content.problem else 0)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
+        return QRectF(-3, -PORT_RADIUS - 3, self.width + 6, self.height + 2 * PORT_RADIUS + 6)
+
+    def shape(self) -> QPainterPath:
+        path = QPainterPath()
+        path.addRoundedRect(QRectF(0, 0, self.width, self.height), 8, 8)
+        return path
+
+    def output_port(self) -> QPointF:
+        return self.mapToScene(QPointF(self.width / 2, self.height))
+
+    def input_port(self, slot: int = 0, slots: int = 1) -> QPointF:
+        return self.mapToScene(QPointF(self.width * (slot + 1) / (slots + 1), 0))
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        colors = self.canvas.scene_.colors
+        content = self.content
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        rect = QRectF(0, 0, self.width, self.height)
+        edge = (ERROR_COLOR if content.level == "error" else WARNING_COLOR if content.level == "warning"
+                else colors.border)
+        fill = colors.marker if content.marker else colors.node
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        if lod < 0.35:  # the overview, or far out: a box in its colour is enough
+            painter.fillRect(rect, edge if content.level else (colors.highlight if selected else colors.wire))
+            return
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(colors.highlight if selected else edge, 2.5 if selected or content.level else 1))
+        painter.setBrush(fill)
+        painter.drawRoundedRect(rect, 8, 8)
+        if content.level:
+            band = QRectF(1, self.height - PROBLEM_HEIGHT - 2, self.width - 2, PROBLEM_HEIGHT + 1)
+            painter.fillRect(band, colors.error_fill if content.level == "error" else colors.warning_fill)
+        bold = QFont(painter.font())
+        bold.setBold(True)
+        painter.setFont(bold)
+        painter.setPen(colors.text)
+        right = 12 + (48 if content.fix else 0)
+        title = QFontMetricsF(bold).elidedText(content.title, Qt.TextElideMode.ElideRight, self.width - 12 - right)
+        painter.drawText(QRectF(12, 6, self.width - 12 - right, 20),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title)
+        plain = QFont(painter.font())
+        plain.setBold(False)
+        painter.setFont(plain)
+        painter.setPen(colors.muted)
+        metrics = QFontMetricsF(plain)
+        top = 24 if not content.marker else 20
+        painter.drawText(QRectF(12, top, self.width - 24, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                         metrics.elidedText(content.detail, Qt.TextElideMode.ElideRight, self.width - 24))
+        if content.problem:
+            painter.setPen(ERROR_COLOR if content.level == "error" else WARNING_COLOR.darker(
+                110 if colors.background.lightness() >= 128 else 80))
+            line = content.problem.splitlines()[0]
+            painter.drawText(QRectF(12, self.height - PROBLEM_HEIGHT - 2, self.width - 24, PROBLEM_HEIGHT),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                             metrics.elidedText(line, Qt.TextElideMode.ElideRight, self.width - 24))
+        painter.setPen(QPen(colors.wire, 1.2))
+        painter.setBrush(colors.background)
+        if self.index != INPUT_INDEX:
+            for slot in range(self.input_slots):
+                x = self.width * (slot + 1) / (self.input_slots + 1)
+                painter.drawEllipse(QPointF(x, 0), PORT_RADIUS, PORT_RADIUS)
+        if self.index != OUTPUT_INDEX:
+            painter.setBrush(colors.wire)
+            painter.drawEllipse(QPointF(self.width / 2, self.height), PORT_RADIUS, PORT_RADIUS)
+
+    def itemChange(self, change, value):  # noqa: N802 - Qt's name
+        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
+            self.canvas.node_moved(self)
+        return super().itemChange(change, value)
+
+
+class FixButton(QGraphicsItem):
+    """The small "Fix" on a node whose problem has a fix that applies with one click."""
+
+    WIDTH, HEIGHT = 40.0, 18.0
+
+    def __init__(self, node: NodeItem):
+        super().__init__(node)
+        self.node = node
+        self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setZValue(2)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
+        return QRectF(0, 0, self.WIDTH, self.HEIGHT)
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        colors = self.node.canvas.scene_.colors
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(colors.highlight)
+        painter.drawRoundedRect(self.boundingRect(), 4, 4)
+        painter.setPen(QColor("#ffffff"))
+        painter.drawText(self.boundingRect(), Qt.AlignmentFlag.AlignCenter, "Fix")
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        event.accept()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self.boundingRect().contains(event.pos()):
+            self.node.canvas.apply_fix(self.node.index)
+
+
+class WireItem(QGraphicsPathItem):
+    """A wire from ``source``'s output to ``target``'s input (layer indexes;
+    ``INPUT_INDEX`` for the input, ``OUTPUT_INDEX`` for the output marker)."""
+
+    def __init__(self, canvas: "GraphCanvas", source: int, target: int):
+        super().__init__()
+        self.canvas, self.source, self.target = canvas, source, target
+        self.geometry: tuple | None = None
+        self.hot = False  # a layer dragged from the palette would land on it
+        if target != OUTPUT_INDEX:
+            self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        self.setAcceptHoverEvents(True)
+        self.setZValue(0)
+
+    def set_points(self, points: list[QPointF]) -> None:
+        geometry = tuple((round(p.x(), 1), round(p.y(), 1)) for p in points)
+        if geometry == self.geometry:
+            return
+        self.geometry = geometry
+        path = QPainterPath(points[0])
+        for start, end in zip(points, points[1:]):
+            bend = (end.y() - start.y()) / 2
+            if abs(end.x() - start.x()) < 0.5 or bend <= 0:
+                if bend <= 0:  # a wire up to a moved node: an S to the side
+                    path.cubicTo(QPointF(start.x(), start.y() + 60), QPointF(end.x(), end.y() - 60), end)
+                else:
+                    path.lineTo(end)
+            else:
+                path.cubicTo(QPointF(start.x(), start.y() + bend), QPointF(end.x(), end.y() - bend), end)
+        self.setPath(path)
+
+    def shape(self) -> QPainterPath:
+        stroker = QPainterPathStroker()
+        stroker.setWidth(12)
+        return stroker.createStroke(self.path())
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
+        return super().boundingRect().adjusted(-6, -6, 6, 6)
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        colors = self.canvas.scene_.colors
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        color = colors.highlight if selected or self.hot else colors.wire
+        painter.setPen(QPen(color, 3 if selected or self.hot else 1.6))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(self.path())
+
+
+class Overview(QGraphicsView):
+    """The whole graph small, in a corner of the canvas, with the visible
+    part outlined; a click or a drag moves the canvas there."""
+
+    def __init__(self, canvas: "GraphCanvas"):
+        super().__init__(canvas.scene_, canvas)
+        self.canvas = canvas
+        self.setInteractive(False)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFrameShape(QFrame.Shape.Box)
+        self.setFixedSize(170, 190)
+        self.setToolTip("Overview: click or drag to move there")
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+
+    def refit(self) -> None:
+        self.fitInView(self.canvas.graph_rect(), Qt.AspectRatioMode.KeepAspectRatio)
+        self.viewport().update()
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 - Qt's name
+        colors = self.canvas.scene_.colors
+        visible = self.canvas.visible_rect()
+        fill = QColor(colors.highlight)
+        fill.setAlpha(40)
+        painter.setPen(QPen(colors.highlight, 0))
+        painter.setBrush(fill)
+        painter.drawRect(visible)
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.canvas.centerOn(self.mapToScene(event.position().toPoint()))
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if event.buttons() & Qt.MouseButton.LeftButton:
+            self.canvas.centerOn(self.mapToScene(event.position().toPoint()))
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        event.ignore()
+
+
+class GraphCanvas(QGraphicsView):
+    """Emits ``layer_selected(index or -1)`` when the user selects a node."""
+
+    layer_selected = Signal(int)
+
+    def __init__(self, document: ProjectDocument, edits: LayerEdits, parent: QWidget | None = None):
+        self.scene_ = GraphScene()
+        super().__init__(self.scene_, parent)
+        self.scene_.setParent(self)
+        self.document, self.edits = document, edits
+        self.nodes: dict[str, NodeItem] = {}
+        self.wires: dict[tuple[str, str], WireItem] = {}
+        self.by_index: list[NodeItem] = []
+        self.input_node = NodeItem(self, INPUT_KEY, INPUT_INDEX)
+        self.output_node = NodeItem(self, OUTPUT_KEY, OUTPUT_INDEX)
+        self.scene_.addItem(self.input_node)
+        self.scene_.addItem(self.output_node)
+        self._layout_key = None
+        self._layout = None
+        self._quiet = 0  # > 0 while the canvas itself moves or selects items
+        self._emitting = False
+        self._wire_drag: tuple[NodeItem, QGraphicsPathItem] | None = None
+        self._pan: QPointF | None = None
+        self._space = False
+        self._drag_start: dict[NodeItem, QPointF] = {}
+        self._hot_wire: WireItem | None = None
+        self._pressed: NodeItem | None = None
+        #: How long the last ``sync`` took (seconds): what the benchmark reads.
+        self.last_sync_seconds = 0.0
+
+        self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
+        self.setDragMode(QGraphicsView.DragMode.RubberBandDrag)
+        self.setRubberBandSelectionMode(Qt.ItemSelectionMode.IntersectsItemShape)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setAcceptDrops(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
+        self.overview = Overview(self)
+        self.overview.hide()
+        self.scene_.selectionChanged.connect(self._selection_changed)
+        for bar in (self.horizontalScrollBar(), self.verticalScrollBar()):
+            bar.valueChanged.connect(lambda _value: self.overview.viewport().update())
+        document.changed.connect(self.sync)
+        document.report_changed.connect(self.sync)
+        document.project_replaced.connect(self._project_replaced)
+        #: Until the user zooms or scrolls, the view fits the graph (a new project, a resize).
+        self._auto_fit = True
+        self._build_actions()
+        self.sync()
+
+    # -- following the document ------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Make nodes and wires match the document: add, update and remove
+        only what differs."""
+        import time
+
+        started = time.perf_counter()
+        self._quiet += 1
+        try:
+            self._sync()
+        finally:
+            self._quiet -= 1
+        self.last_sync_seconds = time.perf_counter() - started
+
+    def _sync(self) -> None:
+        project, report = self.document.project, self.document.report
+        layers = project.model.layers
+        wiring = resolve_inputs(layers)
+        reports = report.layers if report is not None and len(report.layers) == len(layers) else None
+        keys = [layer_key(layer, i) for i, layer in enumerate(layers)]
+        resized = False
+        by_index = []
+        for index, layer in enumerate(layers):
+            key = keys[index]
+            node = self.nodes.get(key)
+            if node is None or key in keys[:index]:  # a duplicate id: a node of its own
+                key = key if node is None else f"{key}#{index}"
+                node = self.nodes.get(key)
+                if node is None:
+                    node = self.nodes[key] = NodeItem(self, key, index)
+                    self.scene_.addItem(node)
+                    resized = True
+                keys[index] = key
+            node.index = index
+            slots = max(1, len(wiring.inputs[index]))
+            if slots != node.input_slots:
+                node.input_slots = slots
+                node.update()
+            resized |= node.set_content(self._content(project, layer, reports[index] if reports else None,
+                                                      wiring, index))
+            by_index.append(node)
+        for key in [key for key in self.nodes if key not in keys]:
+            node = self.nodes.pop(key)
+            self.scene_.removeItem(node)
+        self.by_index = by_index
+        shape = report.input_shape if report is not None else None
+        dtype = " (token ids)" if report is not None and report.input_dtype == "int64" else ""
+        self.input_node.set_content(NodeContent("Input" + dtype, format_shape(shape) if shape else "?",
+                                                marker=True))
+        out_shape = report.output_shape if report is not None else None
+        self.output_node.set_content(NodeContent("Output", format_shape(out_shape) if out_shape else "?",
+                                                 marker=True))
+
+        # Wires: one per (source, target) pair of the wiring, and the last layer to the output.
+        wanted: dict[tuple[str, str], tuple[int, int]] = {}
+        for target, sources in enumerate(wiring.inputs):
+            for source in sources:
+                wanted[(INPUT_KEY if source == INPUT_INDEX else keys[source], keys[target])] = (source, target)
+        last = len(layers) - 1
+        wanted[(keys[last] if layers else INPUT_KEY, OUTPUT_KEY)] = (last if layers else INPUT_INDEX, OUTPUT_INDEX)
+        for pair in [pair for pair in self.wires if pair not in wanted]:
+            self.scene_.removeItem(self.wires.pop(pair))
+        for pair, (source, target) in wanted.items():
+            wire = self.wires.get(pair)
+            if wire is None:
+                wire = self.wires[pair] = WireItem(self, source, target)
+                self.scene_.addItem(wire)
+            wire.source, wire.target = source, target
+
+        # Layout: worked out again only when the wiring, a size or a stored position changed.
+        inputs = [list(sources) for sources in wiring.inputs]
+        sizes = {node.index if node.is_layer else (INPUT_NODE if node is self.input_node else output_node(
+            len(layers))): (node.width, node.height) for node in [*by_index, self.input_node, self.output_node]}
+        positions = {i: tuple(layer.position) for i, layer in enumerate(layers) if layer.position}
+        layout_key = (tuple(map(tuple, inputs)), tuple(sorted(sizes.items())), tuple(sorted(positions.items())))
+        layout_changed = layout_key != self._layout_key or resized
+        if layout_changed:
+            self._layout_key = layout_key
+            self._layout = layered_layout(inputs, sizes, positions)
+            self._place()
+        self._route_wires()
+        rect = self.graph_rect()
+        self.scene_.setSceneRect(rect.adjusted(-400, -300, 400, 300))
+        self._update_overview()
+        if self._auto_fit and layout_changed:
+            self.fit_to_view(keep_auto=True)
+
+    def _content(self, project, layer, info, wiring, index: int) -> NodeContent:
+        if info is not None:
+            title = info.label
+            detail = format_shape(info.output_shape) if info.output_shape is not None else "?"
+            if info.output_shape is not None:
+                detail += f" · {info.param_count:,} params"
+        else:
+            title, detail = layer.type + (f" ×{layer.repeat}" if layer.repeat != 1 else ""), "?"
+        problem, level = None, ""
+        wiring_problem = wiring.problem_of(index)
+        if info is not None and info.error:
+            problem, level = info.message, "error"
+        elif wiring_problem is not None:
+            problem, level = wiring_problem.message, "error"
+        elif info is not None and info.warnings:
+            problem, level = "\n".join(info.warnings), "warning"
+        fix = (level == "error" and info is not None and getattr(info, "fix_action", None) is not None
+               and hasattr(self.edits, "apply_fix"))
+        return NodeContent(title, detail, problem, level, fix)
+
+    def _place(self) -> None:
+        layout = self._layout
+        count = len(self.by_index)
+        self._quiet += 1
+        try:
+            for node in [*self.by_index, self.input_node, self.output_node]:
+                number = node.index if node.is_layer else INPUT_NODE if node is self.input_node else output_node(count)
+                x, y = layout.positions[number]
+                if node.pos() != QPointF(x, y):
+                    node.setPos(x, y)
+        finally:
+            self._quiet -= 1
+
+    def _node_of(self, index: int) -> NodeItem:
+        if index == INPUT_INDEX:
+            return self.input_node
+        if index == OUTPUT_INDEX:
+            return self.output_node
+        return self.by_index[index]
+
+    def _route_wires(self, only: set[NodeItem] | None = None) -> None:
+        layout = self._layout
+        count = len(self.by_index)
+        wiring_inputs = {}
+        for wire in self.wires.values():
+            wiring_inputs.setdefault(wire.target, []).append(wire)
+        for target, wires in wiring_inputs.items():
+            target_node = self._node_of(target)
+            if only is not None and target_node not in only and not any(
+                    self._node_of(w.source) in only for w in wires):
+                continue
+            # Ports left to right in the order of their sources' x: no wire crosses another at the node.
+            wires.sort(key=lambda w: (self._last_x(w), w.source))
+            moved = only is not None
+            for slot, wire in enumerate(wires):
+                start = self._node_of(wire.source).output_port()
+                end = target_node.input_port(slot, len(wires))
+                number_target = output_node(count) if target == OUTPUT_INDEX else target
+                number_source = INPUT_NODE if wire.source == INPUT_INDEX else wire.source
+                route = [] if moved else layout.routes.get((number_source, number_target), [])
+                wire.set_points([start, *(QPointF(x, y) for x, y in route), end])
+
+    def _last_x(self, wire: WireItem) -> float:
+        count = len(self.by_index)
+        number_target = output_node(count) if wire.target == OUTPUT_INDEX else wire.target
+        number_source = INPUT_NODE if wire.source == INPUT_INDEX else wire.source
+        route = self._layout.routes.get((number_source, number_target)) if self._layout else None
+        return route[-1][0] if route else self._node_of(wire.source).output_port().x()
+
+    def node_moved(self, node: NodeItem) -> None:
+        if self._quiet or self._layout is None:
+            return
+        self._route_wires({node} | {n for n in self._drag_start})
+
+    def _project_replaced(self) -> None:
+        self._auto_fit = True
+
+    # -- what other views and tests read ---------------------------------------------------
+
+    def graph_rect(self) -> QRectF:
+        rect = QRectF()
+        for node in [*self.by_index, self.input_node, self.output_node]:
+            rect = rect.united(node.sceneBoundingRect())
+        return rect.adjusted(-40, -40, 40, 40)
+
+    def visible_rect(self) -> QRectF:
+        return self.mapToScene(self.viewport().rect()).boundingRect()
+
+    def selected_layers(self) -> list[int]:
+        """The selected nodes' layer indexes, in order."""
+        return sorted(item.index for item in self.scene_.selectedItems()
+                      if isinstance(item, NodeItem) and item.is_layer)
+
+    def selected_wires(self) -> list[WireItem]:
+        return [item for item in self.scene_.selectedItems() if isinstance(item, WireItem)]
+
+    def node(self, index: int) -> NodeItem:
+        """The node of layer ``index`` (``INPUT_INDEX``: the input; ``OUTPUT_INDEX``: the output)."""
+        return self._node_of(index)
+
+    def wire(self, source: int, target: int) -> WireItem | None:
+        return next((w for w in self.wires.values() if (w.source, w.target) == (source, target)), None)
+
+    def wire_pairs(self) -> set[tuple[int, int]]:
+        return {(w.source, w.target) for w in self.wires.values()}
+
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    # -- selection, kept in step with the layer table --------------------------------------
+
+    def select_layer(self, index: int) -> None:
+        """Follow a selection made elsewhere (the table, an edit's undo)."""
+        if self._emitting:
+            return
+        if index >= 0 and index in self.selected_layers():
+            return  # part of a multiple selection: keep it
+        self._quiet += 1
+        try:
+            self.scene_.clearSelection()
+            if 0 <= index < len(self.by_index):
+                node = self.by_index[index]
+                node.setSelected(True)
+                self.ensureVisible(node, 40, 40)
+        finally:
+            self._quiet -= 1
+
+    def _selection_changed(self) -> None:
+        if self._quiet:
+            return
+        selected = self.selected_layers()
+        if self._pressed is not None and self._pressed.isSelected() and self._pressed.is_layer:
+            current = self._pressed.index
+        else:
+            current = selected[-1] if selected else -1
+        self._emitting = True
+        try:
+            self.layer_selected.emit(current)
+        finally:
+            self._emitting = False
+
+    def select_layers(self, indexes) -> None:
+        """Select these layers' nodes (as a rubber band would)."""
+        self.scene_.clearSelection()
+        for index in indexes:
+            self.by_index[index].setSelected(True)
+
+    # -- view: zoom, fit, pan ----------------------------------------------------------------
+
+    def zoom_by(self, factor: float) -> None:
+        self._auto_fit = False
+        factor = max(MIN_ZOOM / self.zoom(), min(MAX_ZOOM / self.zoom(), factor))
+        self.scale(factor, factor)
+        self._update_overview()
+
+    def zoom_in(self) -> None:
+        self.zoom_by(ZOOM_STEP)
+
+    def zoom_out(self) -> None:
+        self.zoom_by(1 / ZOOM_STEP)
+
+    def fit_to_view(self, keep_auto: bool = False) -> None:
+        """The whole graph in sight (never larger than life)."""
+        rect = self.graph_rect()
+        self._auto_fit = keep_auto
+        self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        if self.zoom() > 1.0:
+            self.resetTransform()
+        elif self.zoom() < MIN_ZOOM:
+            self.scale(MIN_ZOOM / self.zoom(), MIN_ZOOM / self.zoom())
+        if self.zoom() >= 1.0 or rect.height() * self.zoom() <= self.viewport().height():
+            self.centerOn(rect.center())
+        self._update_overview()
+
+    def tidy_up(self) -> None:
+        """Forget the nodes' stored positions: the automatic layout again."""
+        if hasattr(self.edits, "clear_positions"):
+            self.edits.clear_positions()
+
+    def _update_overview(self) -> None:
+        rect = self.graph_rect()
+        big = (rect.width() * self.zoom() > self.viewport().width() + 1
+               or rect.height() * self.zoom() > self.viewport().height() + 1)
+        self.overview.setVisible(big and len(self.by_index) > 3)
+        if self.overview.isVisible():
+            self.overview.refit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        viewport = self.viewport().geometry()
+        self.overview.move(viewport.right() - self.overview.width() - 8,
+                           viewport.bottom() - self.overview.height() - 8)
+        if self._auto_fit:
+            self.fit_to_view(keep_auto=True)
+        self._update_overview()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() in PALETTE_EVENTS:
+            self.scene_.colors = Colors(self.palette())
+            self.scene_.update()
+            self.overview.viewport().update()
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.zoom_by(1.0015 ** event.angleDelta().y())
+            event.accept()
+            return
+        super().wheelEvent(event)
+
+    # -- mouse: wires from ports, nodes moved, panning ----------------------------------------
+
+    def _node_at(self, scene_pos: QPointF) -> NodeItem | None:
+        for item in self.scene_.items(scene_pos):
+            while item is not None and not isinstance(item, NodeItem):
+                item = item.parentItem()
+            if isinstance(item, NodeItem):
+                return item
+        return None
+
+    def _output_port_at(self, scene_pos: QPointF) -> NodeItem | None:
+        for node in [self.input_node, *self.by_index]:
+            port = node.output_port()
+            if abs(port.x() - scene_pos.x()) <= PORT_REACH and abs(port.y() - scene_pos.y()) <= PORT_REACH:
+                return node
+        return None
+
+    def _target_at(self, scene_pos: QPointF) -> NodeItem | None:
+        """The layer node a wire dropped here would go into (its box, or its input ports)."""
+        node = self._node_at(scene_pos)
+        if node is not None and node.is_layer:
+            return node
+        for node in self.by_index:
+            top = node.mapToScene(QPointF(0, 0))
+            if (top.x() - PORT_REACH <= scene_pos.x() <= top.x() + node.width + PORT_REACH
+                    and abs(scene_pos.y() - top.y()) <= PORT_REACH):
+                return node
+        return None
+
+    def _wire_at(self, scene_pos: QPointF) -> WireItem | None:
+        for item in self.scene_.items(scene_pos):
+            if isinstance(item, WireItem):
+                return item
+            if isinstance(item, NodeItem):
+                return None
+        return None
+
+    def begin_wire(self, source: NodeItem) -> None:
+        """Start dragging a wire out of ``source``'s output port."""
+        preview = QGraphicsPathItem()
+        preview.setPen(QPen(self.scene_.colors.highlight, 2, Qt.PenStyle.DashLine))
+        preview.setZValue(3)
+        self.scene_.addItem(preview)
+        self._wire_drag = (source, preview)
+
+    def drag_wire_to(self, scene_pos: QPointF) -> None:
+        if self._wire_drag is None:
+            return
+        source, preview = self._wire_drag
+        start = source.output_port()
+        bend = max(40.0, abs(scene_pos.y() - start.y()) / 2)
+        path = QPainterPath(start)
+        path.cubicTo(QPointF(start.x(), start.y() + bend), QPointF(scene_pos.x(), scene_pos.y() - bend), scene_pos)
+        preview.setPath(path)
+
+    def end_wire(self, scene_pos: QPointF | None) -> bool:
+        """Drop the wire being dragged at ``scene_pos``: on a layer, the
+        layer takes the source's output (one undo step). True when wired."""
+        if self._wire_drag is None:
+            return False
+        source, preview = self._wire_drag
+        self._wire_drag = None
+        self.scene_.removeItem(preview)
+        target = self._target_at(scene_pos) if scene_pos is not None else None
+        if target is None or target is source or not hasattr(self.edits, "connect"):
+            return False
+        if source.is_layer and source.index >= target.index:
+            self.window().statusBar().showMessage(
+                "A layer can only take the output of a layer above it in the list", 5000) \
+                if hasattr(self.window(), "statusBar") else None
+            return False
+        self.edits.connect(source.index, target.index)
+        return True
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        scene_pos = self.mapToScene(event.position().toPoint())
+        if event.button() == Qt.MouseButton.MiddleButton or (
+                event.button() == Qt.MouseButton.LeftButton and self._space):
+            self._pan = event.position()
+            self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+            event.accept()
+            return
+        if event.button() == Qt.MouseButton.LeftButton:
+            port = self._output_port_at(scene_pos)
+            if port is not None:
+                self.begin_wire(port)
+                self.drag_wire_to(scene_pos)
+                event.accept()
+                return
+        self._pressed = self._node_at(scene_pos)
+        super().mousePressEvent(event)
+        self._drag_start = {item: item.pos() for item in self.scene_.selectedItems()
+                            if isinstance(item, NodeItem) and item.is_layer}
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self._pan is not None:
+            self._auto_fit = False
+            delta = event.position() - self._pan
+            self._pan = event.position()
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - round(delta.x()))
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - round(delta.y()))
+            return
+        if self._wire_drag is not None:
+            self.drag_wire_to(self.mapToScene(event.position().toPoint()))
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self._pan is not None:
+            self._pan = None
+            self.viewport().unsetCursor()
+            return
+        if self._wire_drag is not None:
+            self.end_wire(self.mapToScene(event.position().toPoint()))
+            return
+        super().mouseReleaseEvent(event)
+        self._pressed = None
+        moved = {node.index: (node.pos().x(), node.pos().y()) for node, start in self._drag_start.items()
+                 if node.scene() is self.scene_ and node.pos() != start}
+        self._drag_start = {}
+        if moved:
+            self.commit_positions(moved)
+
+    def commit_positions(self, moved: dict[int, tuple[float, float]]) -> None:
+        """Store where the user put these nodes (one undo step, layout only)."""
+        moved = {index: (round(x, 1), round(y, 1)) for index, (x, y) in moved.items()}
+        if hasattr(self.edits, "set_positions"):
+            self.edits.set_positions(moved)
+        elif len(moved) == 1 and hasattr(self.edits, "set_position"):
+            (index, (x, y)), = moved.items()
+            self.edits.set_position(index, x, y)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = True
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+            return
+        if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            self.delete_selection()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = False
+            self.viewport().unsetCursor()
+            return
+        super().keyReleaseEvent(event)
+
+    # -- drops from the palette ----------------------------------------------------------------
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if event.mimeData().hasFormat(LAYER_MIME):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if not event.mimeData().hasFormat(LAYER_MIME):
+            event.ignore()
+            return
+        wire = self._wire_at(self.mapToScene(event.position().toPoint()))
+        self._set_hot_wire(wire)
+        event.acceptProposedAction()
+
+    def dragLeaveEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self._set_hot_wire(None)
+
+    def _set_hot_wire(self, wire: WireItem | None) -> None:
+        if wire is self._hot_wire:
+            return
+        for item in (self._hot_wire, wire):
+            if item is not None:
+                item.hot = item is wire
+                item.update()
+        self._hot_wire = wire
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self._set_hot_wire(None)
+        if not event.mimeData().hasFormat(LAYER_MIME):
+            event.ignore()
+            return
+        name = bytes(event.mimeData().data(LAYER_MIME)).decode()
+        if self.drop_layer(name, self.mapToScene(event.position().toPoint())):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def drop_layer(self, name: str, scene_pos: QPointF) -> bool:
+        """A layer type dropped at ``scene_pos``: onto a wire, inserted on it;
+        elsewhere, after the selected layer (or at the end)."""
+        if name not in LAYERS and name not in self.document.project.model.blocks:
+            return False
+        wire = self._wire_at(scene_pos)
+        if wire is not None:
+            self.insert_on_wire(name, wire.source, wire.target)
+            return True
+        selected = self.selected_layers()
+        self.edits.insert(name, selected[-1] + 1 if selected else None)
+        return True
+
+    def insert_on_wire(self, name: str, source: int, target: int) -> None:
+        layers = self.document.project.model.layers
+        if target == OUTPUT_INDEX:
+            self.edits.insert(name, None)
+        elif hasattr(self.edits, "insert_on_wire"):
+            self.edits.insert_on_wire(name, source, target)
+        elif layers[target].inputs is None:  # the plain wire from the layer listed before
+            self.edits.insert(name, target)
+
+    # -- commands --------------------------------------------------------------------------------
+
+    def _build_actions(self) -> None:
+        def action(text: str, slot: Callable[[], None], keys=None) -> QAction:
+            made = QAction(text, self)
+            made.triggered.connect(lambda _checked=False: slot())
+            if keys is not None:
+                made.setShortcuts(keys if isinstance(keys, list) else [keys])
+                made.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+                self.addAction(made)
+            return made
+
+        sequences = QKeySequence.keyBindings
+        self.zoom_in_action = action("Zoom In", self.zoom_in,
+                                     [QKeySequence("Ctrl+="), QKeySequence("Ctrl++"),
+                                      *sequences(QKeySequence.StandardKey.ZoomIn)])
+        self.zoom_out_action = action("Zoom Out", self.zoom_out,
+                                      [QKeySequence("Ctrl+-"), *sequences(QKeySequence.StandardKey.ZoomOut)])
+        self.fit_action = action("Fit to View", self.fit_to_view, QKeySequence("Ctrl+0"))
+        self.tidy_action = action("Tidy Up", self.tidy_up)
+        self.tidy_action.setToolTip("Forget where nodes were moved: lay the graph out automatically")
+        self.copy_action = action("Copy", self.copy_selection, sequences(QKeySequence.StandardKey.Copy))
+        self.paste_action = action("Paste", self.paste, sequences(QKeySequence.StandardKey.Paste))
+
+    def _edit(self, name: str, *args):
+        method = getattr(self.edits, name, None)
+        if method is not None:
+            return method(*args)
+        return None
+
+    def delete_selection(self) -> None:
+        """Delete the selected wires, else the selected layers (one undo step)."""
+        wires = self.selected_wires()
+        if wires:
+            self._as_one_step("Delete wire", [
+                (lambda w=w: self._edit("disconnect", w.source, w.target)) for w in wires])
+            return
+        indexes = self.selected_layers()
+        self._as_one_step(f"Delete {len(indexes)} layers",
+                          [(lambda i=i: self.edits.remove(i)) for i in sorted(indexes, reverse=True)])
+
+    def _as_one_step(self, text: str, edits: list[Callable[[], None]]) -> None:
+        if len(edits) == 1:
+            edits[0]()
+            return
+        if not edits:
+            return
+        stack = self.document.undo_stack
+        stack.beginMacro(text)
+        try:
+            for edit in edits:
+                edit()
+        finally:
+            stack.endMacro()
+
+    def apply_fix(self, index: int) -> None:
+        report = self.document.report
+        if report is None or not 0 <= index < len(report.layers):
+            return
+        fix = getattr(report.layers[index], "fix_action", None)
+        if fix is not None:
+            self._edit("apply_fix", fix)
+
+    def copy_selection(self) -> None:
+        indexes = self.selected_layers()
+        text = self._edit("copy", indexes) if indexes else None
+        if text:
+            QApplication.clipboard().setText(text)
+
+    def paste(self) -> None:
+        text = QApplication.clipboard().text()
+        if not text:
+            return
+        selected = self.selected_layers()
+        self._edit("paste", text, selected[-1] + 1 if selected else None)
+
+    def make_block(self, indexes: list[int], name: str | None = None) -> None:
+        if name is None:
+            taken = set(self.document.project.model.blocks)
+            number = 1
+            while f"Block{number}" in taken:
+                number += 1
+            name, ok = QInputDialog.getText(self, "Make a block", "The new block's name:", text=f"Block{number}")
+            if not ok or not name.strip():
+                return
+        self._edit("make_block", indexes, name.strip())
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        scene_pos = self.mapToScene(event.pos())
+        menu = self.menu_at(scene_pos)
+        if not menu.isEmpty():
+            menu.exec(event.globalPos())
+
+    def menu_at(self, scene_pos: QPointF) -> QMenu:
+        """The context menu for what is at ``scene_pos`` (a node, a wire, or the canvas)."""
+        menu = QMenu(self)
+        node = self._node_at(scene_pos)
+        wire = None if node is not None else self._wire_at(scene_pos)
+        has = lambda name: hasattr(self.edits, name)  # noqa: E731 - short and local
+
+        def add(text: str, slot, enabled: bool = True) -> QAction:
+            made = menu.addAction(text)
+            made.triggered.connect(lambda _checked=False: slot())
+            made.setEnabled(enabled)
+            return made
+
+        if node is not None and node.is_layer:
+            if not node.isSelected():
+                self.scene_.clearSelection()
+                node.setSelected(True)
+            indexes = self.selected_layers()
+            first, last = indexes[0], indexes[-1]
+            layer = self.document.project.model.layers[node.index]
+            add("Delete", self.delete_selection)
+            add("Duplicate", lambda: self.edits.duplicate(node.index), len(indexes) == 1)
+            menu.addSeparator()
+            add("Add Skip Connection", lambda: self._edit("add_skip_connection", first, last),
+                has("add_skip_connection"))
+            add("Wrap in Residual Block", lambda: self._edit("wrap_in_residual", indexes), has("wrap_in_residual"))
+            add("Make Block from Selection…", lambda: self.make_block(indexes), has("make_block"))
+            if layer.type in self.document.project.model.blocks:
+                add("Expand Block", lambda: self._edit("expand_block", node.index), has("expand_block"))
+            menu.addSeparator()
+            add("Copy", self.copy_selection, has("copy"))
+            add("Paste", self.paste, has("paste") and bool(QApplication.clipboard().text()))
+        elif wire is not None:
+            if not wire.isSelected() and wire.flags() & QGraphicsItem.GraphicsItemFlag.ItemIsSelectable:
+                self.scene_.clearSelection()
+                wire.setSelected(True)
+            add("Delete Wire", lambda: self._edit("disconnect", wire.source, wire.target),
+                has("disconnect") and wire.target != OUTPUT_INDEX)
+            insert = menu.addMenu("Insert Layer Here")
+            model = self.document.project.model
+            for category, entries in LAYERS.categories().items():
+                sub = insert.addMenu(category)
+                for entry in entries:
+                    sub.addAction(entry.name).triggered.connect(
+                        lambda _checked=False, n=entry.name: self.insert_on_wire(n, wire.source, wire.target))
+            if model.blocks:
+                sub = insert.addMenu("Blocks")
+                for name in model.blocks:
+                    sub.addAction(name).triggered.connect(
+                        lambda _checked=False, n=name: self.insert_on_wire(n, wire.source, wire.target))
+        else:
+            add("Paste", self.paste, has("paste") and bool(QApplication.clipboard().text()))
+            menu.addSeparator()
+            menu.addAction(self.fit_action)
+            menu.addAction(self.tidy_action)
+            self.tidy_action.setEnabled(has("clear_positions"))
+        return menu
+
+
+class GraphPanel(QWidget):
+    """The canvas with its small toolbar (zoom, fit, tidy up)."""
+
+    def __init__(self, document: ProjectDocument, edits: LayerEdits, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.canvas = GraphCanvas(document, edits, self)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 0)
+        for action, tip in ((self.canvas.zoom_out_action, "Zoom out (Ctrl+-, or Ctrl+wheel)"),
+                            (self.canvas.zoom_in_action, "Zoom in (Ctrl+=, or Ctrl+wheel)"),
+                            (self.canvas.fit_action, "Show the whole graph (Ctrl+0)"),
+                            (self.canvas.tidy_action, self.canvas.tidy_action.toolTip())):
+            button = QToolButton()
+            button.setDefaultAction(action)
+            button.setAutoRaise(True)
+            action.setToolTip(tip)
+            bar.addWidget(button)
+        bar.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(bar)
+        layout.addWidget(self.canvas, 1)
+        self.canvas.tidy_action.setEnabled(hasattr(edits, "clear_positions"))
+
