@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ..registry import DATASETS, LAYERS, LOSSES
 from ..spec import Problem, Project
 from ..formatting import format_shape
+from ..spec.fixes import SetParam
 from .build import ModelReport
 from .data import VOCAB, DatasetInfo
 
@@ -25,6 +26,7 @@ class LayerFix:
     error: str
     fix: str
     problem: Problem  # the same problem, as the trainer reports it
+    action: SetParam | None = None  # the fix, applicable with one click
 
 
 @dataclass
@@ -40,6 +42,8 @@ class Compatibility:
 def _last_sized(report: ModelReport) -> tuple[int, str, str] | None:
     """``(index, type, parameter)`` of the last layer whose size sets the output's."""
     for layer in reversed(report.layers):
+        if layer.type not in LAYERS:
+            return None  # a block ends the model: its own layers size the output
         entry = LAYERS.get(layer.type)
         for name in ("out_features", "out_channels", "hidden_size"):
             if name in entry.param_names:
@@ -69,7 +73,7 @@ def _size_problem(result: Compatibility, report: ModelReport, message: str, want
         index, _, name = found
         result.layer_fixes.append(LayerFix(
             index, f"the model gives {format_shape(report.output_shape)} but {needs}",
-            f"set {name} to {wanted}", problem))
+            f"set {name} to {wanted}", problem, SetParam(index, name, wanted)))
 
 
 def check_compatibility(project: Project, report: ModelReport, info: DatasetInfo) -> Compatibility:
@@ -184,6 +188,7 @@ def report_compatibility(project: Project, report: ModelReport, info: DatasetInf
         layer = report.layers[fix.index]
         if layer.error is None:
             layer.error, layer.fix = fix.error, fix.fix
+            layer.fix_action = fix.action
             on_layers.append(fix.problem)
     report.model_errors.extend(p for p in result.problems if not any(p is q for q in on_layers))
     return result
