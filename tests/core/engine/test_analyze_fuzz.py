@@ -49,3 +49,36 @@ def test_analyze_reports_every_problem_on_its_layer_and_never_raises(stack, shap
     report = analyze(Model(stack, shape, dtype))
     for problem in report.problems():
         assert "\n" not in str(problem) and len(str(problem)) < 1000, problem
+
+
+@st.composite
+def graphs(draw):
+    """Layers with random ids and random (often wrong) inputs, some merges."""
+    count = draw(st.integers(1, 5))
+    ids = [f"l{i}" for i in range(count)]
+    out = []
+    for index in range(count):
+        layer = draw(layers())
+        layer.id = ids[index] if draw(st.booleans()) else None
+        if draw(st.booleans()):
+            names = st.sampled_from(["input", *ids, "ghost"])
+            layer.inputs = draw(st.one_of(st.lists(names, max_size=3), st.just("l0")))
+        out.append(layer)
+    return out
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(graph=graphs(), shape=st.lists(st.integers(1, 12), min_size=1, max_size=3))
+def test_analyze_of_any_wiring_never_raises_and_what_it_accepts_builds(graph, shape):
+    import torch
+
+    from guidl.engine import build
+
+    model = Model(graph, shape)
+    report = analyze(model)
+    for problem in report.problems():
+        assert "\n" not in str(problem) and len(str(problem)) < 1000, problem
+    if report.ok and report.total_params < 100_000:
+        module = build(model, report=report).module.eval()
+        with torch.no_grad():
+            assert tuple(module(torch.rand(2, *shape)).shape[1:]) == report.output_shape
