@@ -9,8 +9,11 @@ where there is an obvious one. ``build`` then constructs the real module.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import copy
 import dataclasses
+import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -537,22 +540,63 @@ def _analyze_layers(layers: Sequence[Layer], blocks: dict[str, Block], shape: tu
             _analyze_block_use(entry, blocks[spec.type], spec, layer, shapes[0], dtypes[0], blocks,
                                budget, depth)
             continue
-        if entry.info.get("merge"):
-            module, out_shape, out_dtype = _analyze_merge(entry, layer, shapes, dtypes, layers)
+        key = _cache_key(index, entry, spec, layer, shapes, dtypes, layers)
+        cached = _ANALYSED.get(key) if key is not None else None
+        if cached is None:
+            if entry.info.get("merge"):
+                module, out_shape, out_dtype = _analyze_merge(entry, layer, shapes, dtypes, layers)
+            else:
+                module, out_shape, out_dtype = _analyze_layer(index, entry, spec, layer, shapes[0], dtypes[0])
+            if module is not None:
+                layer.output_dtype = out_dtype
+                layer.param_count = sum(p.numel() for p in module.parameters())
+                layer.trainable_count = sum(p.numel() for p in module.parameters() if p.requires_grad)
+            _remember(key, layer)
         else:
-            module, out_shape, out_dtype = _analyze_layer(index, entry, spec, layer, shapes[0], dtypes[0])
-        if module is None:
-            continue
-        layer.output_dtype = out_dtype
-        layer.param_count = sum(p.numel() for p in module.parameters())
-        layer.trainable_count = sum(p.numel() for p in module.parameters() if p.requires_grad)
-        _check_memory(layer, budget, out_shape)
+            _recall(key, cached, layer)
+        if layer.error is None:
+            _check_memory(layer, budget, layer.output_shape)
     for index in wiring.unused():
         if reports[index].error is None:
             reports[index].warnings.append(
                 "its output is not used by any layer (only the last layer's output is the "
                 "model's): connect it or delete it")
     return reports
+
+
+#: What analysing one layer found, by everything it depends on: editing one
+#: layer of a big model analyses that layer (and those whose input changed)
+#: again, not all of them. Bounded, least recently used first out.
+_ANALYSED: "collections.OrderedDict[tuple, tuple]" = collections.OrderedDict()
+_ANALYSED_SIZE = 8192
+_REMEMBERED = ("params", "output_shape", "output_dtype", "param_count", "trainable_count", "error",
+               "fix", "fix_action", "warnings")
+
+
+def _cache_key(index: int, entry: Entry, spec: Layer, layer: LayerReport, shapes, dtypes,
+               layers) -> tuple | None:
+    try:
+        params = json.dumps(spec.params, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    # Messages name the layer's index and a merge's sources: they are part of the key.
+    sources = tuple(_source_name(source, layers) for source in layer.inputs) \
+        if entry.info.get("merge") else ()
+    return (index, entry.name, params, tuple(shapes), tuple(dtypes), sources)
+
+
+def _remember(key: tuple | None, layer: LayerReport) -> None:
+    if key is None:
+        return
+    _ANALYSED[key] = tuple(copy.deepcopy(getattr(layer, name)) for name in _REMEMBERED)
+    if len(_ANALYSED) > _ANALYSED_SIZE:
+        _ANALYSED.popitem(last=False)
+
+
+def _recall(key: tuple, values: tuple, layer: LayerReport) -> None:
+    _ANALYSED.move_to_end(key)
+    for name, value in zip(_REMEMBERED, values):
+        setattr(layer, name, copy.deepcopy(value))
 
 
 def _check_memory(layer: LayerReport, budget: _Budget, out_shape: tuple[int, ...] | None) -> None:
