@@ -48,7 +48,7 @@ PORT_RADIUS = 5.0
 PORT_REACH = 10.0
 ERROR_COLOR = QColor("#dc2626")
 WARNING_COLOR = QColor("#d97706")
-MIN_ZOOM, MAX_ZOOM = 0.08, 3.0
+MIN_ZOOM, MAX_ZOOM = 0.02, 3.0
 ZOOM_STEP = 1.2
 
 
@@ -286,7 +286,7 @@ class WireItem(QGraphicsPathItem):
         self.setZValue(0)
 
     def set_points(self, points: list[QPointF]) -> None:
-        geometry = tuple((round(p.x(), 1), round(p.y(), 1)) for p in points)
+        geometry = tuple((p.x(), p.y()) for p in points)
         if geometry == self.geometry:
             return
         self.geometry = geometry
@@ -363,6 +363,8 @@ class GraphCanvas(QGraphicsView):
     """Emits ``layer_selected(index or -1)`` when the user selects a node."""
 
     layer_selected = Signal(int)
+    #: Nodes or wires were selected or deselected by the user (menus follow).
+    selection_changed = Signal()
 
     def __init__(self, document: ProjectDocument, edits: LayerEdits, parent: QWidget | None = None):
         self.scene_ = GraphScene()
@@ -629,6 +631,7 @@ class GraphCanvas(QGraphicsView):
     def _selection_changed(self) -> None:
         if self._quiet:
             return
+        self.selection_changed.emit()
         selected = self.selected_layers()
         if self._pressed is not None and self._pressed.isSelected() and self._pressed.is_layer:
             current = self._pressed.index
@@ -775,11 +778,7 @@ class GraphCanvas(QGraphicsView):
         target = self._target_at(scene_pos) if scene_pos is not None else None
         if target is None or target is source or not hasattr(self.edits, "connect"):
             return False
-        if source.is_layer and source.index >= target.index:
-            self.window().statusBar().showMessage(
-                "A layer can only take the output of a layer above it in the list", 5000) \
-                if hasattr(self.window(), "statusBar") else None
-            return False
+        # The edit refuses (and says why) a wire up to a layer listed before the source.
         self.edits.connect(source.index, target.index)
         return True
 
@@ -834,7 +833,7 @@ class GraphCanvas(QGraphicsView):
 
     def commit_positions(self, moved: dict[int, tuple[float, float]]) -> None:
         """Store where the user put these nodes (one undo step, layout only)."""
-        moved = {index: (round(x, 1), round(y, 1)) for index, (x, y) in moved.items()}
+        moved = {index: (float(round(x)), float(round(y))) for index, (x, y) in moved.items()}
         if hasattr(self.edits, "set_positions"):
             self.edits.set_positions(moved)
         elif len(moved) == 1 and hasattr(self.edits, "set_position"):
@@ -926,7 +925,11 @@ class GraphCanvas(QGraphicsView):
             made = QAction(text, self)
             made.triggered.connect(lambda _checked=False: slot())
             if keys is not None:
-                made.setShortcuts(keys if isinstance(keys, list) else [keys])
+                unique: list[QKeySequence] = []  # a key listed twice would trigger nothing
+                for key in keys if isinstance(keys, list) else [keys]:
+                    if not key.isEmpty() and key not in unique:
+                        unique.append(key)
+                made.setShortcuts(unique)
                 made.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
                 self.addAction(made)
             return made
@@ -940,8 +943,9 @@ class GraphCanvas(QGraphicsView):
         self.fit_action = action("Fit to View", self.fit_to_view, QKeySequence("Ctrl+0"))
         self.tidy_action = action("Tidy Up", self.tidy_up)
         self.tidy_action.setToolTip("Forget where nodes were moved: lay the graph out automatically")
-        self.copy_action = action("Copy", self.copy_selection, sequences(QKeySequence.StandardKey.Copy))
-        self.paste_action = action("Paste", self.paste, sequences(QKeySequence.StandardKey.Paste))
+        # No keys: the window's Edit menu owns Ctrl+C and Ctrl+V (for the canvas too).
+        self.copy_action = action("Copy", self.copy_selection)
+        self.paste_action = action("Paste", self.paste)
 
     def _edit(self, name: str, *args):
         method = getattr(self.edits, name, None)
@@ -957,6 +961,9 @@ class GraphCanvas(QGraphicsView):
                 (lambda w=w: self._edit("disconnect", w.source, w.target)) for w in wires])
             return
         indexes = self.selected_layers()
+        if len(indexes) > 1 and hasattr(self.edits, "remove_layers"):
+            self.edits.remove_layers(indexes)
+            return
         self._as_one_step(f"Delete {len(indexes)} layers",
                           [(lambda i=i: self.edits.remove(i)) for i in sorted(indexes, reverse=True)])
 
