@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterable, Mapping
 
 from PySide6.QtCore import QObject, QSaveFile, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from .. import spec
+from ..spec import edits
 from .param_form import apply_param
 from ..spec import Project
 
@@ -23,18 +24,20 @@ from ..spec import Project
 class ProjectEditCommand(QUndoCommand):
     def __init__(self, document: "ProjectDocument", before: Project, after: Project, text: str,
                  merge_key: str | None = None, select: int | None = None,
-                 select_before: int | None = None):
+                 select_before: int | None = None, layout_only: bool = False):
         super().__init__(text)
         self.document = document
         self.before, self.after = before, after
         self.merge_key = merge_key
         self.select, self.select_before = select, select_before
+        #: Only node positions change: the shapes stay as they are (no analysis).
+        self.layout_only = layout_only
 
     def redo(self) -> None:
-        self.document._restore(self.after, self.select)
+        self.document._restore(self.after, self.select, self.layout_only)
 
     def undo(self) -> None:
-        self.document._restore(self.before, self.select_before)
+        self.document._restore(self.before, self.select_before, self.layout_only)
 
     def id(self) -> int:
         return 1 if self.merge_key else -1
@@ -65,6 +68,8 @@ class ProjectDocument(QObject):
     #: A form's field holds a refused value, or no longer: what Train waits on.
     #: Not ``changed``: the project itself is as it was, and views need no re-sync.
     field_problems_changed = Signal()
+    #: An edit was refused (``LayerEdits``): the sentence saying why, for the status bar.
+    edit_refused = Signal(str)
 
     def __init__(self, parent: QObject | None = None,
                  engine_ready: Callable[[], bool] = lambda: True):
@@ -81,17 +86,25 @@ class ProjectDocument(QObject):
 
     # -- editing -------------------------------------------------------------------
 
-    def apply(self, edit: Callable[[Project], None], text: str, merge_key: str | None = None,
-              select: int | None = None, select_before: int | None = None) -> None:
+    def apply(self, edit: Callable[[Project], Any], text: str, merge_key: str | None = None,
+              select: int | Callable[[Any], int | None] | None = None, select_before: int | None = None,
+              layout_only: bool = False) -> Any:
         """Run ``edit`` on a copy of the project and push the result as one
-        undoable step."""
+        undoable step; returns what ``edit`` returned. ``select`` may be a
+        function of that result (the index of a layer the edit added).
+        ``layout_only``: the edit moves nodes only, so the model's analysis
+        is not run again (neither on undo nor redo). An exception from
+        ``edit`` leaves the project as it was."""
         before = copy.deepcopy(self.project)
         after = copy.deepcopy(self.project)
-        edit(after)
+        result = edit(after)
         if after == before:
-            return
+            return result
+        if callable(select):
+            select = select(result)
         self.undo_stack.push(ProjectEditCommand(self, before, after, text, merge_key, select,
-                                                select_before))
+                                                select_before, layout_only))
+        return result
 
     # -- values typed into forms and refused ------------------------------------------------
 
@@ -118,9 +131,12 @@ class ProjectDocument(QObject):
         project, e.g. when Train is pressed from the toolbar."""
         self.commit_requested.emit()
 
-    def _restore(self, project: Project, select: int | None) -> None:
+    def _restore(self, project: Project, select: int | None, layout_only: bool = False) -> None:
         self.project = copy.deepcopy(project)
-        self._changed()
+        if layout_only:
+            self.changed.emit()
+        else:
+            self._changed()
         if select is not None:
             self.selection_requested.emit(select)
 
@@ -211,11 +227,17 @@ class ProjectDocument(QObject):
         self.set_project(spec.load(path), Path(path))
 
 
-# -- layer edits: the ones the palette, the stack and the menus share ----------------
+# -- layer edits: the ones the palette, the stack, the canvas and the menus share ----------------
 
 
 class LayerEdits:
-    """Undoable layer operations on a document (every entry point uses these)."""
+    """Undoable layer and graph operations on a document (every entry point
+    uses these). Each is one undo step; the work is done by ``spec.edits``.
+    An edit that cannot be made changes nothing and says why through the
+    document's ``edit_refused``; such a method returns None.
+
+    ``block``: the name of a block of the model whose definition to edit
+    instead of the model's own layers (every use of the block follows)."""
 
     def __init__(self, document: ProjectDocument):
         self.document = document
@@ -224,59 +246,189 @@ class LayerEdits:
     def layers(self):
         return self.document.project.model.layers
 
-    def insert(self, type_name: str, position: int | None = None) -> None:
-        from ..registry import LAYERS
+    def _layers(self, block: str | None):
+        model = self.document.project.model
+        return model.layers if block is None else model.blocks[block].layers if block in model.blocks else []
 
-        entry = LAYERS.get(type_name)
-        position = len(self.layers) if position is None else max(0, min(position, len(self.layers)))
+    def _run(self, edit: Callable[[Project], Any], text: str, **options) -> Any:
+        try:
+            return self.document.apply(edit, text, **options)
+        except edits.EditError as error:
+            self.document.edit_refused.emit(f"{text}: {error}")
+            return None
 
-        def edit(project: Project) -> None:
-            project.model.layers.insert(position, spec.Layer(entry.name, entry.initial_params()))
+    def _model_edit(self, function: Callable, text: str, *args, block: str | None = None, **options) -> Any:
+        kwargs = {"block": block} if block is not None else {}
+        return self._run(lambda project: function(project.model, *args, **kwargs), text, **options)
 
-        self.document.apply(edit, f"Add {entry.name}", select=position)
+    @staticmethod
+    def _first(result) -> int | None:
+        return result[0] if result else None
 
-    def remove(self, index: int) -> None:
-        if not 0 <= index < len(self.layers):
-            return
-        name = self.layers[index].type
-        self.document.apply(lambda p: p.model.layers.pop(index), f"Delete {name}",
-                            select=min(index, len(self.layers) - 2), select_before=index)
+    # -- layers -----------------------------------------------------------------------------
 
-    def duplicate(self, index: int) -> None:
-        if not 0 <= index < len(self.layers):
-            return
-        layer = self.layers[index]
+    def insert(self, type_name: str, position: int | None = None, block: str | None = None) -> int | None:
+        """Add a layer (or a use of a block) at ``position`` (default: the end)."""
+        return self._model_edit(edits.insert, f"Add {type_name}", type_name, position, block=block,
+                                select=None if block else (lambda index: index))
 
-        def edit(project: Project) -> None:
-            copy_ = copy.deepcopy(project.model.layers[index])
-            copy_.id = None  # ids stay unique
-            project.model.layers.insert(index + 1, copy_)
+    def remove(self, index: int, block: str | None = None) -> list[int] | None:
+        """Delete a layer; what took its output takes its input (see ``remove_layers``)."""
+        layers = self._layers(block)
+        if not 0 <= index < len(layers):
+            return None
+        return self.remove_layers([index], block=block)
 
-        self.document.apply(edit, f"Duplicate {layer.type}", select=index + 1, select_before=index)
+    def remove_layers(self, indexes: Iterable[int], block: str | None = None) -> list[int] | None:
+        """Delete layers and heal their wires: what took a deleted layer takes
+        its input; a merge left with one input goes too."""
+        layers = self._layers(block)
+        indexes = sorted({i for i in indexes if 0 <= i < len(layers)})
+        if not indexes:
+            return None
+        text = f"Delete {layers[indexes[0]].type}" if len(indexes) == 1 else f"Delete {len(indexes)} layers"
+        remaining = len(layers) - len(indexes)
+        return self._model_edit(edits.remove, text, indexes, block=block,
+                                select=None if block else min(indexes[0], remaining - 1),
+                                select_before=None if block else indexes[0])
 
-    def move(self, source: int, target: int) -> None:
-        """Move layer ``source`` so that it ends up at index ``target``."""
-        count = len(self.layers)
-        if not 0 <= source < count:
-            return
-        target = max(0, min(target, count - 1))
+    def duplicate(self, index: int, block: str | None = None) -> int | None:
+        layers = self._layers(block)
+        if not 0 <= index < len(layers):
+            return None
+        return self._model_edit(edits.duplicate, f"Duplicate {layers[index].type}", index, block=block,
+                                select=None if block else index + 1,
+                                select_before=None if block else index)
+
+    def move(self, source: int, target: int, block: str | None = None) -> int | None:
+        """Move layer ``source`` so that it ends up at index ``target``; refused
+        (with the reason) when a layer would come before a layer it takes."""
+        layers = self._layers(block)
+        if not 0 <= source < len(layers):
+            return None
+        target = max(0, min(target, len(layers) - 1))
         if target == source:
+            return None
+        return self._model_edit(edits.move, f"Move {layers[source].type}", source, target, block=block,
+                                select=None if block else target,
+                                select_before=None if block else source)
+
+    def set_param(self, index: int, name: str, value, block: str | None = None) -> None:
+        layers = self._layers(block)
+        if not 0 <= index < len(layers):
             return
-        name = self.layers[source].type
+        layer_type = layers[index].type
 
         def edit(project: Project) -> None:
-            layer = project.model.layers.pop(source)
-            project.model.layers.insert(target, layer)
+            model = project.model
+            target = model.layers if block is None else model.blocks[block].layers
+            apply_param(target[index].params, name, value)
 
-        self.document.apply(edit, f"Move {name}", select=target, select_before=source)
+        where = f"{block}." if block else ""
+        self.document.apply(edit, f"Set {where}{layer_type}.{name}",
+                            merge_key=f"{where}layer{index}.{name}",
+                            select=None if block else index, select_before=None if block else index)
 
-    def set_param(self, index: int, name: str, value) -> None:
-        if not 0 <= index < len(self.layers):
-            return
-        layer_type = self.layers[index].type
+    # -- wires ----------------------------------------------------------------------------------
 
-        def edit(project: Project) -> None:
-            apply_param(project.model.layers[index].params, name, value)
+    def connect(self, source: int, target: int, block: str | None = None) -> None:
+        """Layer ``target`` takes the output of ``source`` (-1: the input); ids
+        are given as needed. A merge adds it; another layer takes it instead."""
+        self._model_edit(edits.connect, "Connect layers", source, target, block=block)
 
-        self.document.apply(edit, f"Set {layer_type}.{name}", merge_key=f"layer{index}.{name}",
-                            select=index, select_before=index)
+    def disconnect(self, source: int, target: int, block: str | None = None) -> None:
+        """Delete the wire from ``source`` to ``target`` (a merge left with one
+        input goes, and what took it takes that input)."""
+        self._model_edit(edits.disconnect, "Delete wire", source, target, block=block)
+
+    def set_inputs(self, index: int, ids: list[str] | None, block: str | None = None) -> None:
+        """Set what layer ``index`` takes (ids; None: the layer above it)."""
+        self._model_edit(edits.set_inputs, "Set inputs", index, ids, block=block,
+                         select=None if block else index, select_before=None if block else index)
+
+    def insert_on_wire(self, type_name: str, source: int, target: int, block: str | None = None) -> int | None:
+        """A new layer on the wire from ``source`` to ``target``."""
+        return self._model_edit(edits.insert_on_wire, f"Insert {type_name}", type_name, source, target,
+                                block=block, select=None if block else (lambda index: index))
+
+    def add_skip_connection(self, first: int, last: int, block: str | None = None) -> int | None:
+        """An Add merging the output of ``last`` with the input of ``first``."""
+        return self._model_edit(edits.add_skip_connection, "Add skip connection", first, last,
+                                block=block, select=None if block else (lambda index: index))
+
+    def rename_id(self, index: int, new_id: str | None, block: str | None = None) -> None:
+        """Give a layer another id (None: none); every reference follows."""
+        self._model_edit(edits.rename_id, "Rename layer", index, new_id or None, block=block,
+                         select=None if block else index, select_before=None if block else index)
+
+    # -- blocks -----------------------------------------------------------------------------------
+
+    def make_block(self, indexes: Iterable[int], name: str | None = None) -> int | None:
+        """The selected layers become a block (defined once) and one use of it."""
+        return self._model_edit(edits.make_block, "Make block", sorted(indexes), name,
+                                select=lambda index: index)
+
+    def wrap_in_residual(self, indexes: Iterable[int], name: str | None = None) -> int | None:
+        """The selected layers become a residual block (with an Add around them)."""
+        return self._model_edit(edits.wrap_in_residual, "Wrap in residual block", sorted(indexes), name,
+                                select=lambda index: index)
+
+    def expand_block(self, index: int) -> list[int] | None:
+        """A block's use becomes its layers, inline."""
+        return self._model_edit(edits.expand_block, "Expand block", index, select=self._first)
+
+    def set_repeat(self, index: int, repeat: int) -> None:
+        self._model_edit(edits.set_repeat, "Set repeat", index, repeat, merge_key=f"layer{index}.repeat",
+                         select=index, select_before=index)
+
+    def rename_block(self, old: str, new: str) -> None:
+        """Rename a block; every use follows."""
+        self._model_edit(edits.rename_block, f"Rename block {old}", old, new)
+
+    def remove_block(self, name: str) -> None:
+        self._model_edit(edits.remove_block, f"Delete block {name}", name)
+
+    def add_block_param(self, block: str, config: Mapping[str, Any]) -> None:
+        self._model_edit(edits.add_block_param, f"Add parameter to {block}", block, config)
+
+    def remove_block_param(self, block: str, name: str) -> None:
+        self._model_edit(edits.remove_block_param, f"Remove {block}.{name}", block, name)
+
+    def rename_block_param(self, block: str, old: str, new: str) -> None:
+        self._model_edit(edits.rename_block_param, f"Rename {block}.{old}", block, old, new)
+
+    # -- copy and paste ------------------------------------------------------------------------------
+
+    def copy(self, indexes: Iterable[int], block: str | None = None) -> str | None:
+        """The layers as JSON text with their inner wires (nothing changes)."""
+        try:
+            return edits.copy_layers(self.document.project.model, indexes, block=block)
+        except edits.EditError as error:
+            self.document.edit_refused.emit(f"Copy: {error}")
+            return None
+
+    def paste(self, text: str, position: int | None = None, block: str | None = None) -> list[int] | None:
+        """Insert copied layers at ``position`` (default: the end), into the chain."""
+        return self._model_edit(edits.paste, "Paste", text, position, block=block,
+                                select=None if block else self._first)
+
+    # -- layout (no analysis) ---------------------------------------------------------------------------
+
+    def set_position(self, index: int, x: float, y: float, block: str | None = None) -> None:
+        self.set_positions({index: (x, y)}, block=block)
+
+    def set_positions(self, positions: Mapping[int, tuple[float, float]], block: str | None = None) -> None:
+        """Where the canvas shows nodes: one undo step, and no new analysis."""
+        text = "Move node" if len(positions) == 1 else "Move nodes"
+        self._model_edit(edits.set_positions, text, dict(positions), block=block, layout_only=True)
+
+    def clear_positions(self, block: str | None = None) -> None:
+        """Forget the nodes' positions: the canvas lays the graph out again."""
+        self._model_edit(edits.clear_positions, "Lay out again", block=block, layout_only=True)
+
+    # -- fixes ---------------------------------------------------------------------------------------
+
+    def apply_fix(self, fix) -> None:
+        """Apply a fix the model's analysis proposed (``spec.fixes``)."""
+        index = getattr(fix, "index", None) if getattr(fix, "block", None) is None else None
+        self._run(lambda project: edits.apply_fix(project, fix), "Apply fix", select=index)

@@ -26,6 +26,7 @@ from .controllers.data import DataController
 from .controllers.evaluation import EvaluationController
 from .controllers.export import ExportController
 from .controllers.files import FilesController
+from .controllers.graph import GraphController
 from .controllers.session import Session
 from .controllers.training import TrainingController
 from .document import LayerEdits, ProjectDocument
@@ -125,9 +126,11 @@ class MainWindow(QMainWindow):
         self.training = TrainingController(self)
         self.evaluation = EvaluationController(self)
         self.exports = ExportController(self)
+        self.graph_edits = GraphController(self)
         self._build_actions()
         self.document.changed.connect(self._sync)
         self.document.field_problems_changed.connect(self.update_actions)
+        self.document.edit_refused.connect(lambda text: self.statusBar().showMessage(text, 10_000))
         self.document.path_changed.connect(self.update_title)
         self.document.undo_stack.cleanChanged.connect(self.update_title)
         self.resize(1400, 880)
@@ -183,7 +186,7 @@ class MainWindow(QMainWindow):
     # -- construction ---------------------------------------------------------------------
 
     def _build_widgets(self) -> None:
-        self.palette_widget = LayerPalette()
+        self.palette_widget = LayerPalette(self.document)
         self.palette_widget.layer_requested.connect(self._append_layer)
         self.palette_dock = QDockWidget("Layers", self)
         self.palette_dock.setObjectName("palette")
@@ -195,6 +198,8 @@ class MainWindow(QMainWindow):
                      "layer_help", "layer_form", "layer_message"):
             setattr(self, name, getattr(self.model_tab, name))
         self.stack.layer_selected.connect(self.update_actions)
+        #: The graph canvas of the Model tab (None in a window without one).
+        self.canvas = getattr(self.model_tab, "canvas", None)
 
         self.data_panel = DataPanel(self.document)
         self.data_panel.load_requested.connect(lambda: self.data.load_data())
@@ -235,7 +240,7 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.progress)
 
     def _build_actions(self) -> None:
-        self.actions = build_actions(self, {"stack": self.stack})
+        self.actions = build_actions(self, {"stack": self.stack, "model": self.model_tab})
         stack = self.document.undo_stack
         for signal in (stack.canUndoChanged, stack.canRedoChanged, stack.undoTextChanged, stack.redoTextChanged):
             signal.connect(self.update_actions)
@@ -292,6 +297,8 @@ class MainWindow(QMainWindow):
             can_evaluate=session.trainer is not None or session.bundle is not None,
             evaluating=self.evaluation.running, exporting=self.exports.running,
             layer=self.stack.selected_layer(), layers=len(self.document.project.model.layers),
+            selected=len(self.graph_edits.selection()), block_use=self.graph_edits.is_block_use(),
+            wires=len(self.graph_edits.selected_wires()),
             can_undo=stack.canUndo(), can_redo=stack.canRedo())
 
     @Slot()
@@ -339,7 +346,7 @@ class MainWindow(QMainWindow):
         self.show_tab("model")
 
     def delete_layer(self) -> None:
-        self.edits.remove(self.stack.selected_layer())
+        self.edits.remove_layers(self.graph_edits.selection())
 
     def duplicate_layer(self) -> None:
         self.edits.duplicate(self.stack.selected_layer())

@@ -1,29 +1,65 @@
 """The model stack: an input row, one row per layer, an output row.
 
-Each row shows the layer with its key parameters, its output shape and its
-parameter count; a layer that does not fit is marked on its row with the
-message and the fix. Layers are dropped in from the palette and dragged to
-reorder; both go through ``LayerEdits`` and so are undoable.
+Each row shows the layer with its key parameters (and its id, when it has
+one), its output shape, its parameter count and, for a graph, what it takes
+("Connected to" as Keras prints it; empty: the layer above it). Rows are in
+the file's order, which is a topological order of the graph. A layer that
+does not fit is marked on its row with the message and the fix. Layers are
+dropped in from the palette and dragged to reorder; both go through
+``LayerEdits`` and so are undoable.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractTableModel, QMimeData, QModelIndex, Qt, Signal
+from PySide6.QtCore import (
+    QAbstractTableModel, QItemSelection, QItemSelectionModel, QMimeData, QModelIndex, Qt, Signal,
+)
 from PySide6.QtGui import QBrush, QColor, QFont, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from ..formatting import format_shape
-from ..registry import LAYERS
+from ..registry import LAYERS, Entry, UnknownNameError
+from ..spec.graph import Wiring, entry_for, resolve_inputs
 from .document import LayerEdits, ProjectDocument
 from .icons import category_icon, icon
 from .palette import LAYER_MIME
 
 ROW_MIME = "application/x-guidl-row"
-COLUMNS = ("#", "Layer", "Output shape", "Params")
+COLUMNS = ("#", "Layer", "Output shape", "Params", "Inputs")
+INPUTS_COLUMN = COLUMNS.index("Inputs")
+INPUTS_TIP = ("What the layer takes (the ids of those layers, #index for one without an id); "
+              "empty: the layer above it")
 
 
 def _batched(shape) -> str:
     return "?" if shape is None else format_shape(shape)
+
+
+def _value_text(value) -> str:
+    if isinstance(value, list):
+        return "x".join(map(str, value)) if all(isinstance(v, int) for v in value) else str(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def spec_label(entry: Entry, params: dict) -> str:
+    """``ResidualBlock(32, 1)``: the type and its key parameters as the file
+    (or the defaults) give them, for rows the analysis has not labelled."""
+    defaults = {p.name: p.default for p in entry.params if not p.required}
+    values = [params.get(k, defaults.get(k)) for k in entry.info.get("key_params", [])]
+    values = [v for v in values if v is not None]
+    return f"{entry.name}(" + ", ".join(map(_value_text, values)) + ")" if values else entry.name
+
+
+def inputs_text(wiring: Wiring, layers, index: int) -> str:
+    """What layer ``index`` takes, as the Inputs column shows it."""
+    if layers[index].inputs is None:
+        return ""  # the layer above it, as in a plain stack
+    names = []
+    for source in wiring.inputs[index]:
+        names.append("input" if source < 0 else layers[source].id or f"#{source}")
+    return ", ".join(names)
 
 
 class LayerTableModel(QAbstractTableModel):
@@ -31,11 +67,39 @@ class LayerTableModel(QAbstractTableModel):
         super().__init__(parent)
         self.document = document
         self.edits = LayerEdits(document)
+        self.wiring = Wiring()
         document.report_changed.connect(self._reset)
 
     def _reset(self) -> None:
         self.beginResetModel()
+        self.wiring = resolve_inputs(self.document.project.model.layers)
         self.endResetModel()
+
+    def is_graph(self) -> bool:
+        """Whether any layer names its inputs (else the table is a plain stack's)."""
+        return any(layer.inputs is not None for layer in self.document.project.model.layers)
+
+    def entry(self, type_: str) -> Entry | None:
+        try:
+            return entry_for(self.document.project.model, type_)
+        except UnknownNameError:
+            return None
+
+    def label(self, layer_i: int) -> str:
+        """``stem: Conv2d(32, 3)``, ``ResidualBlock(32, 1) ×2``."""
+        report = self.document.report
+        spec_layer = self.document.project.model.layers[layer_i]
+        entry = self.entry(spec_layer.type)
+        info = report.layers[layer_i] if report and layer_i < len(report.layers) else None
+        if entry is None:
+            text = spec_layer.type
+        elif info is not None and info.type == spec_layer.type and spec_layer.type in LAYERS:
+            text = info.label
+        else:
+            text = spec_label(entry, spec_layer.params)
+        if spec_layer.repeat != 1:
+            text += f" ×{spec_layer.repeat}"
+        return f"{spec_layer.id}: {text}" if spec_layer.id else text
 
     @property
     def layer_count(self) -> int:
@@ -50,6 +114,8 @@ class LayerTableModel(QAbstractTableModel):
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return INPUTS_TIP if section == INPUTS_COLUMN else None
         return None
 
     def layer_index(self, row: int) -> int | None:
@@ -70,23 +136,29 @@ class LayerTableModel(QAbstractTableModel):
             if column == 0:
                 return str(layer_i)
             if column == 1:
-                return layer.label if layer else spec_layer.type
+                return self.label(layer_i)
             if column == 2:
                 return _batched(layer.output_shape if layer else None)
             if column == 3:
                 return f"{layer.param_count:,}" if layer and layer.output_shape else ""
+            if column == INPUTS_COLUMN and layer_i < len(self.wiring.inputs):
+                return inputs_text(self.wiring, self.document.project.model.layers, layer_i)
         if role == Qt.ItemDataRole.DecorationRole and column == 1:
             if layer is not None and layer.error:
                 return icon("error")
             if layer is not None and layer.warnings:
                 return icon("warning")
-            return category_icon(LAYERS.get(spec_layer.type).category)
+            entry = self.entry(spec_layer.type)
+            return category_icon(entry.category) if entry else icon("error")
         if role == Qt.ItemDataRole.ToolTipRole:
+            if column == INPUTS_COLUMN:
+                return INPUTS_TIP
             if layer is not None and layer.error:
                 return f"Layer {layer_i} ({spec_layer.type}): {layer.message}"
             if layer is not None and layer.warnings:
                 return "\n".join(layer.warnings)
-            return LAYERS.get(spec_layer.type).help
+            entry = self.entry(spec_layer.type)
+            return entry.help if entry else None
         if role == Qt.ItemDataRole.BackgroundRole and layer is not None and layer.error:
             return QBrush(QColor(220, 38, 38, 60))
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (0, 3):
@@ -154,7 +226,7 @@ class LayerTableModel(QAbstractTableModel):
         position = self.drop_position(row, parent)
         if data.hasFormat(LAYER_MIME):
             name = bytes(data.data(LAYER_MIME)).decode()
-            if name in LAYERS:
+            if name in LAYERS or name in self.document.project.model.blocks:
                 self.edits.insert(name, position)
                 return True
             return False
@@ -177,7 +249,8 @@ class ModelStackView(QTableView):
         self.table = LayerTableModel(document, self)
         self.setModel(self.table)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # Several layers at once: copy, delete, make a block of them.
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setDragEnabled(True)
         self.setAcceptDrops(True)
         self.setDropIndicatorShown(True)
@@ -194,31 +267,51 @@ class ModelStackView(QTableView):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(INPUTS_COLUMN, QHeaderView.ResizeMode.ResizeToContents)
+        self.setColumnHidden(INPUTS_COLUMN, True)  # a plain stack looks as it always did
         self._selected = -1
+        self._selected_rows: list[int] = []
         self.table.modelReset.connect(self._restore_selection)
         document.selection_requested.connect(self.select_layer)
         self.selectionModel().selectionChanged.connect(self._selection_changed)
 
+    def selected_layers(self) -> list[int]:
+        """The selected layers' indexes, in order."""
+        found = (self.table.layer_index(index.row()) for index in self.selectionModel().selectedRows())
+        return sorted(index for index in found if index is not None)
+
     def selected_layer(self) -> int:
-        rows = self.selectionModel().selectedRows()
-        if not rows:
-            return -1
-        index = self.table.layer_index(rows[0].row())
-        return -1 if index is None else index
+        """The selected layer, -1 for none (or for several: the form edits one)."""
+        selected = self.selected_layers()
+        return selected[0] if len(selected) == 1 else -1
 
     def select_layer(self, index: int) -> None:
-        self._selected = index
-        if 0 <= index < self.table.layer_count:
-            self.selectRow(index + 1)
-        else:
-            self.clearSelection()
-        self.layer_selected.emit(self.selected_layer())
+        self.select_layers([index] if index >= 0 else [])
+
+    def select_layers(self, indexes: list[int]) -> None:
+        self._selected_rows = [i for i in indexes if 0 <= i < self.table.layer_count]
+        self._select_rows()
+        self._selection_changed()
+
+    def _select_rows(self) -> None:
+        selection = QItemSelection()
+        last = self.table.columnCount() - 1
+        for index in self._selected_rows:
+            selection.select(self.table.index(index + 1, 0), self.table.index(index + 1, last))
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        self.selectionModel().select(selection, flags)
+        if self._selected_rows:
+            self.selectionModel().setCurrentIndex(self.table.index(self._selected_rows[0] + 1, 1),
+                                                  QItemSelectionModel.SelectionFlag.NoUpdate)
+            self.scrollTo(self.table.index(self._selected_rows[0] + 1, 1))
 
     def _restore_selection(self) -> None:
-        if 0 <= self._selected < self.table.layer_count:
-            self.selectRow(self._selected + 1)
-        self.layer_selected.emit(self.selected_layer())
+        self.setColumnHidden(INPUTS_COLUMN, not self.table.is_graph())
+        self._selected_rows = [i for i in self._selected_rows if 0 <= i < self.table.layer_count]
+        self._select_rows()
+        self._selection_changed()
 
     def _selection_changed(self, *args) -> None:
+        self._selected_rows = self.selected_layers()
         self._selected = self.selected_layer()
         self.layer_selected.emit(self._selected)

@@ -4,23 +4,31 @@ changes the project only through the document's undoable edits."""
 
 from __future__ import annotations
 
+import copy
 from typing import Callable
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import QSignalBlocker, Qt, Slot
 from PySide6.QtWidgets import (
     QFormLayout, QGroupBox, QLabel, QScrollArea, QSplitter, QVBoxLayout, QWidget,
 )
 
 from ..formatting import format_bytes
-from ..registry import LAYERS, Param
+from ..registry import Param, UnknownNameError
+from ..spec.graph import MAX_REPEAT, entry_for, id_problem, resolve_inputs
 from .document import LayerEdits, ProjectDocument
 from .graph_canvas import GraphPanel
 from .model_stack import ModelStackView
 from .panels import ERROR_STYLE, WARNING_STYLE, message_label
-from .param_form import ParamForm, TextField, parse_value
+from .param_form import ParamForm, SpinBox, TextField, parse_value
 
 NO_LAYER_HELP = ("Select a layer to edit it, or add one from the palette "
                  "(double-click, Enter, or drag it onto the model).")
+SEVERAL_LAYERS_HELP = ("{count} layers selected: copy them, delete them, make a block of them "
+                       "or wrap them in a residual block (Edit and Model menus).")
+INPUTS_TIP = ("The ids of the layers it takes, separated by commas (\"input\": the model's input); "
+              "empty: the layer above it. A merge (Add, Multiply, Concat) takes two or more.")
+ID_TIP = ("The layer's name in the graph: other layers name it in their inputs, and the built "
+          "model's module is called so. Optional.")
 
 
 def _parse_name(text: str) -> tuple[str, str | None]:
@@ -82,12 +90,34 @@ class ModelTab(QSplitter):
         properties_layout = QVBoxLayout(self.properties)
         self.layer_help = QLabel(NO_LAYER_HELP)
         self.layer_help.setWordWrap(True)
+        # The layer's place in the graph: its id, what it takes, and a block's repeat.
+        self.id_field = TextField(document, "layer · id", self._parse_id,
+                                  lambda value: self.edits.rename_id(self.stack.selected_layer(), value))
+        self.id_field.edit.setToolTip(ID_TIP)
+        self.id_field.edit.setPlaceholderText("none")
+        self.inputs_field = TextField(document, "layer · inputs", self._parse_inputs,
+                                      lambda ids: self.edits.set_inputs(self.stack.selected_layer(), ids))
+        self.inputs_field.edit.setToolTip(INPUTS_TIP)
+        self.inputs_field.edit.setPlaceholderText("the layer above it")
+        self.repeat = SpinBox()
+        self.repeat.setRange(1, MAX_REPEAT)
+        self.repeat.setToolTip("How many times the block is applied in sequence, each time with its own weights")
+        self.repeat.valueChanged.connect(self._repeat_changed)
+        self.wiring_form = QWidget()
+        wiring_layout = QFormLayout(self.wiring_form)
+        wiring_layout.setContentsMargins(0, 0, 0, 0)
+        wiring_layout.addRow("id", self.id_field.widget)
+        wiring_layout.addRow("inputs", self.inputs_field.widget)
+        wiring_layout.addRow("repeat", self.repeat)
+        self.repeat_label = wiring_layout.labelForField(self.repeat)
+        self._shown_layer = -1
         self.layer_form = ParamForm()
         # A refused value is the selected layer's field problem (Train waits for it).
         self.layer_form.bind(document, lambda: f"layer {self.stack.selected_layer()} · ")
         self.layer_form.param_changed.connect(self._layer_param_changed)
         self.layer_message = message_label()
         properties_layout.addWidget(self.layer_help)
+        properties_layout.addWidget(self.wiring_form)
         properties_layout.addWidget(self.layer_form)
         properties_layout.addWidget(self.layer_message)
         properties_layout.addStretch(1)
@@ -135,20 +165,41 @@ class ModelTab(QSplitter):
 
     @Slot(int)
     def show_layer(self, index: int) -> None:
-        layers = self.document.project.model.layers
-        if not 0 <= index < len(layers):
-            self.properties.setTitle("Layer properties")
-            self.layer_help.setText(NO_LAYER_HELP)
+        model = self.document.project.model
+        layers = model.layers
+        if index != self._shown_layer:
+            # Another layer: what was typed for the last one is dropped.
+            for field in (self.id_field, self.inputs_field):
+                field.discard()
+                self.document.set_field_problem(field.key, None)
+            self._shown_layer = index
+        try:
+            entry = entry_for(model, layers[index].type) if 0 <= index < len(layers) else None
+        except UnknownNameError:
+            entry = None
+        if entry is None:
+            count = len(self.stack.selected_layers())
+            self.properties.setTitle("Layer properties" if count < 2 else f"{count} layers")
+            self.layer_help.setText(NO_LAYER_HELP if count < 2 else SEVERAL_LAYERS_HELP.format(count=count))
+            self.wiring_form.hide()
             self.layer_form.set_entry(None, {})
             self.layer_message.hide()
             return
         layer = layers[index]
-        entry = LAYERS.get(layer.type)
         report = self.document.report
         info = report.layers[index] if report and index < len(report.layers) else None
-        self.properties.setTitle(f"Layer {index}: {layer.type}")
+        block = entry.info.get("block", False)
+        self.properties.setTitle(f"Layer {index}: {layer.type}" + (" (block)" if block else ""))
         self.layer_help.setText(entry.help)
-        inferred = {p.name: info.params.get(p.name) for p in entry.params if p.inferred} if info else {}
+        self.wiring_form.show()
+        self.id_field.show(layer.id or "")
+        self.inputs_field.show(", ".join(layer.inputs) if layer.inputs is not None else "")
+        self.repeat.setVisible(block)
+        self.repeat_label.setVisible(block)
+        with QSignalBlocker(self.repeat):
+            self.repeat.setValue(layer.repeat)
+        inferred = ({p.name: info.params.get(p.name) for p in entry.params if p.inferred}
+                    if info and not block else {})
         self.layer_form.set_entry(entry, layer.params, inferred)
         if info is not None and info.error:
             self._show(self.layer_message, info.message, ERROR_STYLE)
@@ -159,3 +210,48 @@ class ModelTab(QSplitter):
 
     def _layer_param_changed(self, name: str, value) -> None:
         self.edits.set_param(self.stack.selected_layer(), name, value)
+
+    def _repeat_changed(self, value: int) -> None:
+        index = self.stack.selected_layer()
+        if index >= 0:
+            self.edits.set_repeat(index, value)
+
+    # -- the id and inputs fields: checked as typed, applied when done and valid -------------------------
+
+    def _parse_id(self, text: str) -> tuple[object, str | None]:
+        value = text.strip()
+        layers = self.document.project.model.layers
+        index = self.stack.selected_layer()
+        if not 0 <= index < len(layers):
+            return None, None
+        old = layers[index].id
+        if not value:
+            users = [i for i, layer in enumerate(layers) if old and layer.inputs and old in layer.inputs]
+            if users:
+                return None, f"layer {users[0]} names it in its inputs: it needs an id"
+            return None, None
+        problem = id_problem(value)
+        if problem:
+            return None, f"the id {problem}"
+        other = next((i for i, layer in enumerate(layers) if i != index and layer.id == value), None)
+        if other is not None:
+            return None, f"{value!r} is already the id of layer {other}"
+        return value, None
+
+    def _parse_inputs(self, text: str) -> tuple[object, str | None]:
+        layers = self.document.project.model.layers
+        index = self.stack.selected_layer()
+        if not 0 <= index < len(layers):
+            return None, None
+        ids = [name.strip() for name in text.replace(";", ",").split(",")]
+        if not any(ids):
+            ids = None
+        elif not all(ids):
+            return None, "an empty id between two commas"
+        trial = list(layers)
+        trial[index] = copy.copy(layers[index])
+        trial[index].inputs = ids
+        problem = resolve_inputs(trial).problem_of(index)
+        if problem is not None:
+            return None, problem.message + (f"; {problem.fix}" if problem.fix else "")
+        return ids, None

@@ -1,4 +1,5 @@
-"""The layer palette: layers grouped by category, searchable, draggable."""
+"""The layer palette: layers grouped by category, searchable, draggable,
+and the project's own blocks under "Blocks" (they follow the document)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from ..registry import LAYERS
+from ..spec.graph import block_entry
 from .icons import category_icon
+
+BLOCKS_CATEGORY = "Blocks"
 
 LAYER_MIME = "application/x-guidl-layer"
 
@@ -39,8 +43,9 @@ class LayerPalette(QWidget):
 
     layer_requested = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, document=None, parent: QWidget | None = None):
         super().__init__(parent)
+        self.document = document
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         self.search = QLineEdit()
@@ -55,27 +60,62 @@ class LayerPalette(QWidget):
         layout.addWidget(self.tree)
         self.items: dict[str, QTreeWidgetItem] = {}
         for category, entries in LAYERS.categories().items():
-            group = QTreeWidgetItem([category])
-            group.setFlags(Qt.ItemFlag.ItemIsEnabled)
-            group.setIcon(0, category_icon(category))
-            font = group.font(0)
-            font.setBold(True)
-            group.setFont(0, font)
-            self.tree.addTopLevelItem(group)
+            group = self._group(category)
             for entry in entries:
-                item = QTreeWidgetItem([entry.name])
-                item.setData(0, Qt.ItemDataRole.UserRole, entry.name)
-                item.setToolTip(0, entry.help)
-                item.setStatusTip(0, entry.help)
-                item.setIcon(0, category_icon(category))
-                item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-                              | Qt.ItemFlag.ItemIsDragEnabled)
-                group.addChild(item)
-                self.items[entry.name] = item
+                self._add_item(group, entry)
+        # The project's blocks: hidden while it has none.
+        self.blocks_group = self._group(BLOCKS_CATEGORY)
+        self.blocks_group.setHidden(True)
+        self._blocks_shown: list[tuple[str, str]] = []
         self.tree.expandAll()
         self.tree.itemActivated.connect(self._activated)
         self.search.textChanged.connect(self._filter)
         self.search.returnPressed.connect(self._first_match)
+        if document is not None:
+            document.changed.connect(self.sync_blocks)
+            self.sync_blocks()
+
+    def _group(self, category: str) -> QTreeWidgetItem:
+        group = QTreeWidgetItem([category])
+        group.setFlags(Qt.ItemFlag.ItemIsEnabled)
+        group.setIcon(0, category_icon(category))
+        font = group.font(0)
+        font.setBold(True)
+        group.setFont(0, font)
+        self.tree.addTopLevelItem(group)
+        return group
+
+    def _add_item(self, group: QTreeWidgetItem, entry) -> QTreeWidgetItem:
+        item = QTreeWidgetItem([entry.name])
+        item.setData(0, Qt.ItemDataRole.UserRole, entry.name)
+        item.setToolTip(0, entry.help)
+        item.setStatusTip(0, entry.help)
+        item.setIcon(0, category_icon(group.text(0)))
+        item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+                      | Qt.ItemFlag.ItemIsDragEnabled)
+        group.addChild(item)
+        self.items[entry.name] = item
+        return item
+
+    def sync_blocks(self) -> None:
+        """List the project's blocks (rebuilt only when they changed)."""
+        blocks = self.document.project.model.blocks
+        entries = [block_entry(name, block) for name, block in blocks.items() if name not in LAYERS]
+        shown = [(entry.name, entry.help) for entry in entries]
+        if shown == self._blocks_shown:
+            return
+        self._blocks_shown = shown
+        for index in reversed(range(self.blocks_group.childCount())):
+            child = self.blocks_group.takeChild(index)
+            self.items.pop(child.data(0, Qt.ItemDataRole.UserRole), None)
+        for entry in entries:
+            self._add_item(self.blocks_group, entry)
+        self.blocks_group.setExpanded(True)
+        self._filter(self.search.text())
+
+    def block_names(self) -> list[str]:
+        return [self.blocks_group.child(i).data(0, Qt.ItemDataRole.UserRole)
+                for i in range(self.blocks_group.childCount())]
 
     def _activated(self, item: QTreeWidgetItem) -> None:
         name = item.data(0, Qt.ItemDataRole.UserRole)

@@ -34,6 +34,9 @@ class WindowState:
     exporting: bool = False
     layer: int = -1  # the selected layer, -1 for none
     layers: int = 0
+    selected: int = 0  # how many layers are selected (in the view that has the focus)
+    block_use: bool = False  # the one selected layer is a use of a block
+    wires: int = 0  # wires selected on the canvas
     can_undo: bool = False
     can_redo: bool = False
 
@@ -56,7 +59,9 @@ class ActionSpec:
     toolbar: int | None = None  # the toolbar's group; None: not on the toolbar
     tip: str | None = None
     icon_text: str | None = None  # shorter text for the toolbar
-    context: str | None = None  # "stack": the shortcut works while the layer stack has the focus
+    #: "stack": the shortcut works while the layer stack has the focus; "model": anywhere in the
+    #: Model tab (the table and the canvas; a text field keeps its own Ctrl+C).
+    context: str | None = None
     enabled_when: Callable[[WindowState], bool] | None = None
 
 
@@ -82,15 +87,36 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("redo", "&Redo", "document.undo_stack.redo", (S.Redo, "Ctrl+Shift+Z", "Ctrl+Y"), "redo", "edit", 0, 1,
                icon_text="Redo", enabled_when=lambda s: s.can_redo and not s.running),
     ActionSpec("delete", "&Delete Layer", "delete_layer", S.Delete, "delete", "edit", 1, context="stack",
-               enabled_when=lambda s: s.layer >= 0 and not s.running),
+               enabled_when=lambda s: (s.layer >= 0 or s.selected > 0) and not s.running),
     ActionSpec("duplicate", "D&uplicate Layer", "duplicate_layer", "Ctrl+D", "duplicate", "edit", 1,
                context="stack", enabled_when=lambda s: s.layer >= 0 and not s.running),
     ActionSpec("up", "Move &Up", "move_layer_up", "Alt+Up", "up", "edit", 1, context="stack",
                enabled_when=lambda s: s.layer > 0 and not s.running),
     ActionSpec("down", "Move Do&wn", "move_layer_down", "Alt+Down", "down", "edit", 1, context="stack",
                enabled_when=lambda s: 0 <= s.layer < s.layers - 1 and not s.running),
+    ActionSpec("copy", "&Copy", "graph_edits.copy", S.Copy, None, "edit", 2, context="model",
+               tip="Copy the selected layers with the wires between them",
+               enabled_when=lambda s: s.selected > 0),
+    ActionSpec("paste", "&Paste", "graph_edits.paste", S.Paste, None, "edit", 2, context="model",
+               tip="Insert copied layers below the selected layer (or at the end)",
+               enabled_when=_idle),
     ActionSpec("add_layer", "&Add Layer…", "focus_palette", "Ctrl+L", menu="model",
                tip="Search the layer palette"),
+    ActionSpec("add_skip", "Add &Skip Connection", "graph_edits.add_skip_connection", menu="model", group=1,
+               tip="Add the selected layers' input to their output (an Add after them)",
+               enabled_when=lambda s: s.selected > 0 and not s.running),
+    ActionSpec("wrap_residual", "&Wrap in Residual Block", "graph_edits.wrap_in_residual", menu="model",
+               group=1, tip="Make a block of the selected layers with a shortcut around them",
+               enabled_when=lambda s: s.selected > 0 and not s.running),
+    ActionSpec("make_block", "&Make Block from Selection", "graph_edits.make_block", "Ctrl+G", menu="model",
+               group=1, tip="Define a block made of the selected layers and use it in their place",
+               enabled_when=lambda s: s.selected > 0 and not s.running),
+    ActionSpec("expand_block", "E&xpand Block", "graph_edits.expand_block", "Ctrl+Shift+G", menu="model",
+               group=1, tip="Put the selected block's layers in its place",
+               enabled_when=lambda s: s.block_use and not s.running),
+    ActionSpec("delete_wire", "Delete &Wire", "graph_edits.delete_wire", menu="model", group=1,
+               tip="Delete the wires selected on the canvas",
+               enabled_when=lambda s: s.wires > 0 and not s.running),
     ActionSpec("load_data", "&Load Data", "data.load_data", "Ctrl+Shift+L", menu="train",
                tip="Load and preview the dataset", enabled_when=_idle),
     ActionSpec("train", "&Train", "training.start", "F5", "train", "train", toolbar=2,
