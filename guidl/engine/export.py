@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -569,10 +570,25 @@ def _compare_models(model: TrainedModel, other: TrainedModel, x: torch.Tensor) -
         return _compare(model.module(x), other.module(x))
 
 
+_TERMINAL_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
+_NO_ONNX_FUNCTION = re.compile(r"No ONNX function found for <OpOverload\(op='([\w.]+)'")
+
+
+def _failure_reason(error: BaseException) -> str:
+    """What an exporter's error says, in one line: torch's ONNX exporter
+    opens with generic advice (in terminal colours) and names the operator
+    it cannot translate further down."""
+    text = _TERMINAL_COLOURS.sub("", str(error))
+    missing = _NO_ONNX_FUNCTION.search(text)
+    if missing:
+        return f"torch's ONNX exporter has no translation for {missing.group(1)}"
+    return first_line(text) or type(error).__name__
+
+
 def _explain_failure(model: TrainedModel, fmt: str, error: BaseException) -> str:
     """Export each layer alone to find the first one the format cannot express."""
     title = FORMAT_TITLES[fmt]
-    cause = first_line(error)
+    cause = _failure_reason(error)
     x = model.example_batch(2)
     with torch.no_grad():
         for index, layer in enumerate(model.module):
@@ -587,7 +603,7 @@ def _explain_failure(model: TrainedModel, fmt: str, error: BaseException) -> str
                      "torchscript": lambda: _torchscript(single, Path(folder) / "l.pt", x)}.get(
                         fmt, lambda: None)()
             except Exception as layer_error:  # noqa: BLE001 - this is the layer we are looking for
-                reason = first_line(layer_error)
+                reason = _failure_reason(layer_error)
                 return (f"layer {index} ({model.report.layers[index].type}) cannot be expressed in "
                         f"{title}: {reason or cause}. The other formats may still work.")
             x = layer(x)

@@ -8,6 +8,9 @@ last one goes on (``return_sequences``).
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -44,6 +47,57 @@ class Recurrent(nn.Module):
 
     def extra_repr(self) -> str:
         return f"return_sequences={self.return_sequences}"
+
+
+class SelfAttention(nn.MultiheadAttention):
+    """Multi-head self-attention over ``(batch, time, features)``: the input is
+    the query, the key and the value, and only the attended output goes on
+    (not the attention weights). Its weights are ``nn.MultiheadAttention``'s,
+    under the same names."""
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                 add_bias_kv: bool = False, add_zero_attn: bool = False):
+        super().__init__(embed_dim, num_heads, dropout=dropout, bias=bias, add_bias_kv=add_bias_kv,
+                         add_zero_attn=add_zero_attn, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x, x, x, need_weights=False)[0]
+
+
+class PositionalEmbedding(nn.Module):
+    """Adds a learned vector to each time step of ``(batch, time, features)``
+    inputs: ``num_positions`` is the number of time steps, ``embedding_dim``
+    the features. The vectors start small (normal, std 0.02, as in BERT and
+    GPT-2), so the token embeddings dominate at first."""
+
+    def __init__(self, num_positions: int, embedding_dim: int):
+        super().__init__()
+        self.num_positions = num_positions
+        self.embedding_dim = embedding_dim
+        self.weight = nn.Parameter(torch.empty(num_positions, embedding_dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.weight, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.weight
+
+    def extra_repr(self) -> str:
+        return f"{self.num_positions}, {self.embedding_dim}"
+
+
+#: Constructor arguments guidl always gives a ``torch.nn`` layer, whatever
+#: the project says: guidl's sequences are ``(batch, time, features)``.
+FIXED_ARGUMENTS: dict[str, dict[str, object]] = {"TransformerEncoderLayer": {"batch_first": True}}
+
+#: Catalogue layers built by guidl's own module, or by torch's with fixed arguments.
+OWN_LAYERS: dict[str, Callable[..., nn.Module]] = {
+    "MultiheadAttention": SelfAttention,
+    "PositionalEmbedding": PositionalEmbedding,
+    "TransformerEncoderLayer": partial(nn.TransformerEncoderLayer,
+                                       **FIXED_ARGUMENTS["TransformerEncoderLayer"]),
+}
 
 
 class Add(nn.Module):

@@ -113,7 +113,25 @@ def layer_source(index: int, report: "ModelReport") -> str:
         args.append(f"{p.name}={literal(value, tuples=tuples)}")
     if layer.type in ("RNN", "LSTM", "GRU"):
         return f"Recurrent({literal(layer.type)}, {', '.join(args)})"
+    if layer.type in _OWN_CLASSES:
+        return f"{_OWN_CLASSES[layer.type]}({', '.join(args)})"
+    from .modules import FIXED_ARGUMENTS
+
+    args += [f"{name}={literal(value)}" for name, value in FIXED_ARGUMENTS.get(layer.type, {}).items()]
     return f"nn.{layer.type}({', '.join(args)})"
+
+
+#: Catalogue layers written as guidl's own class (its source goes into the module).
+_OWN_CLASSES = {"MultiheadAttention": "SelfAttention", "PositionalEmbedding": "PositionalEmbedding"}
+
+
+def _own_classes_source(types: set[str]) -> str:
+    """guidl's own classes that the layers of ``types`` are, copied into the
+    generated module as ``_recurrent_source`` copies Recurrent."""
+    from . import modules
+
+    names = sorted({_OWN_CLASSES[t] for t in types if t in _OWN_CLASSES})
+    return "".join("\n\n" + inspect.getsource(getattr(modules, name)) for name in names)
 
 
 def _recurrent_source() -> str:
@@ -214,6 +232,7 @@ def python_source(model: "TrainedModel", weights_name: str) -> str:
         source += _TEXT_HELPERS
     if recurrent:
         source += _recurrent_source()
+    source += _own_classes_source({layer.type for layer in report.layers})
     source += f'''
 
 class Model(nn.Sequential):

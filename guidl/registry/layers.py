@@ -154,6 +154,9 @@ LAYERS = Catalogue("layer", [
     Entry("Dropout", "Core", "Zeroes random inputs while training, against overfitting.", (
         _prob("p", 0.5, "probability of zeroing an element"),
     ), {"input_ranks": None, "input": "float", "key_params": ["p"]}),
+    Entry("Dropout1d", "Core", "Zeroes whole random channels of a (channels, length) sequence while training.", (
+        _prob("p", 0.5, "probability of zeroing a channel"),
+    ), {"input_ranks": [2], "input": "float", "key_params": ["p"]}),
     Entry("Dropout2d", "Core", "Zeroes whole random channels of an image while training.", (
         _prob("p", 0.5, "probability of zeroing a channel"),
     ), {"input_ranks": [3], "input": "float", "key_params": ["p"]}),
@@ -178,21 +181,39 @@ LAYERS = Catalogue("layer", [
               choices=("nearest", "nearest-exact", "linear", "bilinear", "bicubic")),
         Param("align_corners", "bool", None, "align corner pixels (linear modes only)", nullable=True),
     ), {"input_ranks": [2, 3], "input": "float", "key_params": ["scale_factor"]}),
+    Entry("PixelShuffle", "Reshape",
+          "Rearranges channels into space: (C*r*r, H, W) becomes (C, H*r, W*r), for sub-pixel upsampling.", (
+              Param("upscale_factor", "int", REQUIRED, "factor r the height and width grow by; the "
+                    "channels must be a multiple of r*r", minimum=1, maximum=MAX_SIZE, suggested=2),
+          ), {"input_ranks": [3], "input": "float", "key_params": ["upscale_factor"]}),
+    Entry("ZeroPad2d", "Reshape", "Pads the borders of an image with zeros.", (
+        _ints("padding", REQUIRED, "zeros added on each side: one number for all four, or "
+              "[left, right, top, bottom]", 4, minimum=0, suggested=1),
+    ), {"input_ranks": [3], "input": "float", "key_params": ["padding"]}),
     # -- Convolution ----------------------------------------------------------
     _conv("Conv1d", 1, "1-D convolution over sequences shaped (channels, length)."),
     _conv("Conv2d", 2, "2-D convolution over images shaped (channels, height, width)."),
+    _conv("Conv3d", 3, "3-D convolution over volumes or clips shaped (channels, depth, height, width)."),
+    _conv("ConvTranspose1d", 1, "Transposed 1-D convolution: learnable upsampling of sequences.",
+          transpose=True),
     _conv("ConvTranspose2d", 2, "Transposed 2-D convolution: learnable upsampling of images.",
           transpose=True),
     # -- Pooling --------------------------------------------------------------
     _pool("MaxPool1d", 1, "Keeps the largest value in each window of a sequence."),
     _pool("MaxPool2d", 2, "Keeps the largest value in each window of an image."),
+    _pool("MaxPool3d", 3, "Keeps the largest value in each window of a volume."),
     _pool("AvgPool2d", 2, "Averages each window of an image.", average=True),
     Entry("AdaptiveAvgPool2d", "Pooling", "Averages an image down to a fixed output size.", (
+        _ints("output_size", REQUIRED, "height and width of the output", 2, suggested=1),
+    ), {"input_ranks": [3], "input": "float", "key_params": ["output_size"]}),
+    Entry("AdaptiveMaxPool2d", "Pooling", "Keeps the largest values of an image at a fixed output "
+          "size (exported to ONNX only when that size divides the input's).", (
         _ints("output_size", REQUIRED, "height and width of the output", 2, suggested=1),
     ), {"input_ranks": [3], "input": "float", "key_params": ["output_size"]}),
     # -- Normalization --------------------------------------------------------
     _batchnorm("BatchNorm1d", [1, 2], "Normalises each feature over the batch."),
     _batchnorm("BatchNorm2d", [3], "Normalises each channel of an image over the batch."),
+    _batchnorm("BatchNorm3d", [4], "Normalises each channel of a volume over the batch."),
     Entry("LayerNorm", "Normalization", "Normalises the last dimension of each sample.", (
         Param("normalized_shape", "int_list", REQUIRED, "trailing shape normalised (from the layer before)",
               minimum=1, inferred="normalized_shape"),
@@ -206,15 +227,35 @@ LAYERS = Catalogue("layer", [
         _eps(1e-5),
         Param("affine", "bool", True, "learn a scale and a shift per channel"),
     ), {"input_ranks": [1, 2, 3], "input": "float", "key_params": ["num_groups"]}),
+    Entry("InstanceNorm2d", "Normalization",
+          "Normalises each channel of each image on its own (style transfer, small batches).", (
+              _inferred("num_features", "channels", "channels of the input (from the layer before)"),
+              _eps(1e-5),
+              Param("momentum", "float", 0.1, "weight of the newest batch in the running statistics",
+                    minimum=0.0, maximum=1.0),
+              Param("affine", "bool", False, "learn a scale and a shift per channel"),
+              Param("track_running_stats", "bool", False,
+                    "keep running statistics for evaluation (else each image's own are used)"),
+          ), {"input_ranks": [3], "input": "float", "key_params": []}),
     # -- Activation -----------------------------------------------------------
     _activation("ReLU", "Rectified linear unit, max(0, x): the default activation."),
     _activation("LeakyReLU", "Like ReLU but lets a small slope through below zero.",
                 Param("negative_slope", "float", 0.01, "slope below zero", minimum=0.0)),
+    _activation("PReLU", "Like LeakyReLU, but the slope below zero is learned.",
+                Param("num_parameters", "int", 1, "slopes learned: 1 for all, or one per channel "
+                      "(the input's channels or features)", minimum=1, maximum=MAX_SIZE),
+                Param("init", "float", 0.25, "initial slope below zero")),
     _activation("ELU", "Smooth exponential curve below zero.",
                 Param("alpha", "float", 1.0, "value approached for large negative inputs", minimum=0.0)),
     _activation("GELU", "Gaussian error linear unit, used in transformers.",
                 Param("approximate", "str", "none", "tanh approximation", choices=("none", "tanh"))),
     _activation("SiLU", "Sigmoid-weighted linear unit, x * sigmoid(x) (also called swish)."),
+    _activation("Mish", "Smooth self-gated activation, x * tanh(softplus(x))."),
+    _activation("Hardswish", "Piecewise-linear approximation of SiLU, cheap on mobile hardware (MobileNetV3)."),
+    _activation("Softplus", "Smooth approximation of ReLU, log(1 + exp(beta * x)) / beta; always positive.",
+                Param("beta", "float", 1.0, "sharpness of the curve", minimum=0.0,
+                      exclusive_minimum=True),
+                Param("threshold", "float", 20.0, "above beta * x > threshold the output is x itself")),
     _activation("Sigmoid", "Squashes to (0, 1); for BCELoss outputs."),
     _activation("Tanh", "Squashes to (-1, 1)."),
     _activation("Softmax", "Turns scores into probabilities that sum to 1 (not before CrossEntropyLoss).",
@@ -229,9 +270,43 @@ LAYERS = Catalogue("layer", [
         Param("max_norm", "float", None, "renormalise vectors longer than this", nullable=True,
               minimum=0.0, exclusive_minimum=True),
     ), {"input_ranks": [1], "input": "index", "key_params": ["num_embeddings", "embedding_dim"]}),
+    Entry("PositionalEmbedding", "Sequence",
+          "Adds a learned vector for each time step (position) of a (time, features) sequence; put it "
+          "after Embedding, before attention, which otherwise ignores the order.", (
+              _inferred("num_positions", "time", "time steps of the input (from the layer before)"),
+              _inferred("embedding_dim", "features", "features of each time step (from the layer before)"),
+          ), {"input_ranks": [2], "input": "float", "key_params": []}),
     _recurrent("RNN", "Simple recurrent layer over (time, features) sequences.", nonlinearity=True),
     _recurrent("LSTM", "Long short-term memory layer over (time, features) sequences."),
     _recurrent("GRU", "Gated recurrent unit layer over (time, features) sequences."),
+    Entry("MultiheadAttention", "Sequence",
+          "Self-attention over a (time, features) sequence: every time step looks at every other "
+          "(query, key and value are the input); gives the attended sequence.", (
+              _inferred("embed_dim", "features", "features of each time step (from the layer before)"),
+              _size("num_heads", "attention heads, each over embed_dim / num_heads features "
+                    "(must divide embed_dim)", suggested=1),
+              _prob("dropout", 0.0, "dropout on the attention weights while training"),
+              _bias(),
+              Param("add_bias_kv", "bool", False, "add a learned bias step to the keys and values"),
+              Param("add_zero_attn", "bool", False, "add a step of zeros to the keys and values"),
+          ), {"input_ranks": [2], "input": "float", "key_params": ["num_heads"]}),
+    Entry("TransformerEncoderLayer", "Sequence",
+          "One transformer encoder block over a (time, features) sequence: self-attention and a "
+          "feed-forward network, each with a residual connection and LayerNorm.", (
+              _inferred("d_model", "features", "features of each time step (from the layer before)"),
+              _size("nhead", "attention heads (must divide d_model)", suggested=1),
+              _size("dim_feedforward", "features of the feed-forward network's hidden layer",
+                    default=2048),
+              _prob("dropout", 0.1, "dropout after attention and in the feed-forward network"),
+              Param("activation", "str", "relu", "activation of the feed-forward network",
+                    choices=("relu", "gelu")),
+              Param("layer_norm_eps", "float", 1e-5, "added to the variance in LayerNorm",
+                    minimum=0.0, exclusive_minimum=True),
+              Param("norm_first", "bool", False,
+                    "LayerNorm before attention and feed-forward (pre-LN; often trains more "
+                    "stably) instead of after"),
+              Param("bias", "bool", True, "learn additive biases in the linear and LayerNorm layers"),
+          ), {"input_ranks": [2], "input": "float", "key_params": ["nhead"]}),
     # -- Merge ------------------------------------------------------------------
     # Layers that take two or more inputs (``inputs`` in the project file).
     Entry("Add", "Merge", "Adds its inputs element by element (a residual or skip connection).", (),
@@ -249,4 +324,6 @@ LAYERS = Catalogue("layer", [
 GUIDL_DEFAULTS = {
     ("Softmax", "dim"): "torch's None picks a dimension implicitly and warns",
     ("LogSoftmax", "dim"): "torch's None picks a dimension implicitly and warns",
+    ("TransformerEncoderLayer", "activation"): "torch's default is the function F.relu, named "
+                                               "'relu' in a project file",
 }

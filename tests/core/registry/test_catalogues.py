@@ -40,7 +40,10 @@ def test_the_promised_names_are_there():
         "Linear", "Flatten", "Unflatten", "Dropout", "Dropout2d", "Identity", "Conv1d", "Conv2d",
         "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Upsample",
         "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "ReLU", "LeakyReLU", "ELU", "GELU",
-        "SiLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Embedding", "RNN", "LSTM", "GRU"}
+        "SiLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Embedding", "RNN", "LSTM", "GRU",
+        "MultiheadAttention", "TransformerEncoderLayer", "PositionalEmbedding", "ConvTranspose1d",
+        "Conv3d", "BatchNorm3d", "MaxPool3d", "AdaptiveMaxPool2d", "InstanceNorm2d", "PReLU", "Mish",
+        "Hardswish", "Softplus", "PixelShuffle", "ZeroPad2d", "Dropout1d"}
     assert set(LOSSES.names()) >= {"CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss",
                                    "HuberLoss", "BCEWithLogitsLoss", "BCELoss"}
     assert set(OPTIMIZERS.names()) >= {"SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta",

@@ -28,7 +28,8 @@ def _same(ours, theirs):
     return ours == (list(theirs) if isinstance(theirs, tuple) else theirs)
 
 
-CASES = ([(LAYERS, e, getattr(nn, e.name)) for e in LAYERS]
+# A layer that is not torch's (PositionalEmbedding, the merges) is checked against guidl's own class.
+CASES = ([(LAYERS, e, getattr(nn, e.name, None) or LAYER_FACTORIES[e.name]) for e in LAYERS]
          + [(LOSSES, e, LOSS_CLASSES[e.name]) for e in LOSSES]
          + [(OPTIMIZERS, e, OPTIMIZER_CLASSES[e.name]) for e in OPTIMIZERS]
          + [(SCHEDULERS, e, SCHEDULER_CLASSES[e.name]) for e in SCHEDULERS])
