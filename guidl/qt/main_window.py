@@ -12,7 +12,7 @@ import platform
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, Slot
-from PySide6.QtGui import QActionGroup, QCloseEvent
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent
 from PySide6.QtWidgets import (
     QApplication, QDockWidget, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar, QScrollArea, QSplitter,
     QTabWidget, QToolBar, QVBoxLayout, QWidget,
@@ -246,6 +246,11 @@ class MainWindow(QMainWindow):
             signal.connect(self.update_actions)
         for name, action in self.actions.items():
             setattr(self, f"{name}_action", action)
+        # The table's context menu offers the graph commands too.
+        separator = QAction(self.stack)
+        separator.setSeparator(True)
+        self.stack.addActions([separator] + [self.actions[name] for name in (
+            "copy", "paste", "add_skip", "wrap_residual", "make_block", "expand_block")])
         self.toolbar = QToolBar("Main")
         self.toolbar.setObjectName("main-toolbar")
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)

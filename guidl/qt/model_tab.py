@@ -9,12 +9,12 @@ from typing import Callable
 
 from PySide6.QtCore import QSignalBlocker, Qt, Slot
 from PySide6.QtWidgets import (
-    QFormLayout, QGroupBox, QLabel, QScrollArea, QSplitter, QVBoxLayout, QWidget,
+    QFormLayout, QGroupBox, QLabel, QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget,
 )
 
 from ..formatting import format_bytes
 from ..registry import Param, UnknownNameError
-from ..spec.graph import MAX_REPEAT, entry_for, id_problem, resolve_inputs
+from ..spec.graph import MAX_REPEAT, block_name_problem, entry_for, id_problem, resolve_inputs
 from .document import LayerEdits, ProjectDocument
 from .graph_canvas import GraphPanel
 from .model_stack import ModelStackView
@@ -103,13 +103,18 @@ class ModelTab(QSplitter):
         self.repeat.setRange(1, MAX_REPEAT)
         self.repeat.setToolTip("How many times the block is applied in sequence, each time with its own weights")
         self.repeat.valueChanged.connect(self._repeat_changed)
+        # A block use: the block's name (renaming it renames every use).
+        self.block_field = TextField(document, "layer · block", self._parse_block_name, self._rename_block)
+        self.block_field.edit.setToolTip("The block's name; renaming it renames every use of it")
         self.wiring_form = QWidget()
         wiring_layout = QFormLayout(self.wiring_form)
         wiring_layout.setContentsMargins(0, 0, 0, 0)
         wiring_layout.addRow("id", self.id_field.widget)
         wiring_layout.addRow("inputs", self.inputs_field.widget)
+        wiring_layout.addRow("block", self.block_field.widget)
         wiring_layout.addRow("repeat", self.repeat)
-        self.repeat_label = wiring_layout.labelForField(self.repeat)
+        self.block_only = [self.repeat, wiring_layout.labelForField(self.repeat), self.block_field.widget,
+                           wiring_layout.labelForField(self.block_field.widget)]
         self._shown_layer = -1
         self.layer_form = ParamForm()
         # A refused value is the selected layer's field problem (Train waits for it).
@@ -120,6 +125,11 @@ class ModelTab(QSplitter):
         properties_layout.addWidget(self.wiring_form)
         properties_layout.addWidget(self.layer_form)
         properties_layout.addWidget(self.layer_message)
+        # The analysis proposes an edit that fixes the layer: one click, one undo step.
+        self.fix_button = QPushButton("Apply fix")
+        self.fix_button.clicked.connect(self._apply_fix)
+        self.fix_button.hide()
+        properties_layout.addWidget(self.fix_button)
         properties_layout.addStretch(1)
         properties_scroll = QScrollArea()
         properties_scroll.setWidgetResizable(True)
@@ -169,7 +179,7 @@ class ModelTab(QSplitter):
         layers = model.layers
         if index != self._shown_layer:
             # Another layer: what was typed for the last one is dropped.
-            for field in (self.id_field, self.inputs_field):
+            for field in (self.id_field, self.inputs_field, self.block_field):
                 field.discard()
                 self.document.set_field_problem(field.key, None)
             self._shown_layer = index
@@ -184,6 +194,7 @@ class ModelTab(QSplitter):
             self.wiring_form.hide()
             self.layer_form.set_entry(None, {})
             self.layer_message.hide()
+            self.fix_button.hide()
             return
         layer = layers[index]
         report = self.document.report
@@ -194,8 +205,10 @@ class ModelTab(QSplitter):
         self.wiring_form.show()
         self.id_field.show(layer.id or "")
         self.inputs_field.show(", ".join(layer.inputs) if layer.inputs is not None else "")
-        self.repeat.setVisible(block)
-        self.repeat_label.setVisible(block)
+        for widget in self.block_only:
+            widget.setVisible(block)
+        if block:
+            self.block_field.show(layer.type)
         with QSignalBlocker(self.repeat):
             self.repeat.setValue(layer.repeat)
         inferred = ({p.name: info.params.get(p.name) for p in entry.params if p.inferred}
@@ -207,6 +220,33 @@ class ModelTab(QSplitter):
             self._show(self.layer_message, "\n".join(info.warnings), WARNING_STYLE)
         else:
             self.layer_message.hide()
+        fix = getattr(info, "fix_action", None) if info is not None and info.error else None
+        self.fix_button.setVisible(fix is not None)
+        if fix is not None:
+            self.fix_button.setToolTip(f"Fix: {info.fix}")
+
+    def _apply_fix(self) -> None:
+        index, report = self.stack.selected_layer(), self.document.report
+        if report is not None and 0 <= index < len(report.layers):
+            fix = getattr(report.layers[index], "fix_action", None)
+            if fix is not None:
+                self.edits.apply_fix(fix)
+
+    def _parse_block_name(self, text: str) -> tuple[object, str | None]:
+        name = text.strip()
+        layers = self.document.project.model.layers
+        index = self.stack.selected_layer()
+        if not 0 <= index < len(layers) or name == layers[index].type:
+            return name, None
+        if name in self.document.project.model.blocks:
+            return None, f"the project has a block named {name!r} already"
+        return name, block_name_problem(name)
+
+    def _rename_block(self, name: str) -> None:
+        index = self.stack.selected_layer()
+        layers = self.document.project.model.layers
+        if 0 <= index < len(layers) and name != layers[index].type:
+            self.edits.rename_block(layers[index].type, name)
 
     def _layer_param_changed(self, name: str, value) -> None:
         self.edits.set_param(self.stack.selected_layer(), name, value)

@@ -247,3 +247,37 @@ def test_a_block_dropped_from_the_palette(window):
     assert window.document.project.model.layers[0].type == "Unit"
     window.edits.rename_block("Unit", "Stage")
     assert window.palette_widget.block_names() == ["Stage"]
+
+
+def test_a_proposed_fix_applies_from_the_form_in_one_step(window):
+    project = graph_project()
+    project.model.layers[1].params["out_channels"] = 16  # the shortcut keeps 8 channels
+    window.document.set_project(project, None)
+    window.stack.select_layer(3)
+    assert "on the shortcut" in window.layer_message.text() and not window.model_tab.fix_button.isHidden()
+    window.model_tab.fix_button.click()
+    layers = window.document.project.model.layers
+    assert layers[3].type == "Conv2d" and layers[3].params == {"out_channels": 16, "kernel_size": 1}
+    report = window.document.report
+    assert report.layers[4].type == "Add" and report.layers[4].error is None
+    assert window.document.undo_stack.count() == 1
+
+
+def test_renaming_a_block_in_the_form_renames_every_use(window, qtbot):
+    project = graph_project()
+    project.model.layers.insert(5, Layer("Unit", {"channels": 8}))
+    window.document.set_project(project, None)
+    window.stack.select_layer(4)
+    field = window.model_tab.block_field
+    assert field.edit.text() == "Unit"
+    type_text(qtbot, field.edit, "Conv2d")
+    assert "layer type of the catalogue" in field.note.text()
+    type_text(qtbot, field.edit, "Stage")
+    model = window.document.project.model
+    assert list(model.blocks) == ["Stage"] and [layer.type for layer in model.layers[4:6]] == ["Stage"] * 2
+    assert _cell(window, 5, 1) == "Stage(8)"
+
+
+def test_the_table_offers_the_graph_commands(window):
+    texts = [action.text() for action in window.stack.actions()]
+    assert {"&Copy", "&Paste", "Add &Skip Connection", "&Make Block from Selection"} <= set(texts)
