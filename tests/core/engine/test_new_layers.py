@@ -281,3 +281,11 @@ def test_a_format_that_cannot_express_a_new_layer_names_it(tmp_path):
         "translation for aten.adaptive_max_pool2d.")
     assert not (tmp_path / "m.onnx").exists()
     assert export(model, "pt2", tmp_path / "m.pt2").max_difference == 0
+
+
+def test_batch_norm_3d_on_one_value_per_channel_needs_two_samples_a_batch():
+    from guidl.engine.build import needs_two_per_batch
+
+    report = analyze(Model([Layer("BatchNorm3d")], [3, 1, 1, 1]))
+    assert report.ok and needs_two_per_batch(report) is report.layers[0]
+    assert needs_two_per_batch(analyze(Model([Layer("BatchNorm3d")], [3, 2, 1, 1]))) is None
