@@ -3,7 +3,10 @@
 Recurrent layers in ``torch.nn`` return a tuple ``(output, state)`` and take
 ``batch_first`` as an option; in a stack the next layer needs one tensor, so
 ``Recurrent`` wraps them: batch first, and either every time step or only the
-last one goes on (``return_sequences``).
+last one goes on (``return_sequences``). ``SelfAttention`` is
+``nn.MultiheadAttention`` taking one input (query, key and value) and giving
+one output; ``PositionalEmbedding`` adds a learned vector per time step.
+The Python export copies these classes into the module it writes.
 """
 
 from __future__ import annotations
