@@ -154,7 +154,8 @@ LAYERS = Catalogue("layer", [
     Entry("Dropout", "Core", "Zeroes random inputs while training, against overfitting.", (
         _prob("p", 0.5, "probability of zeroing an element"),
     ), {"input_ranks": None, "input": "float", "key_params": ["p"]}),
-    Entry("Dropout1d", "Core", "Zeroes whole random channels of a (channels, length) sequence while training.", (
+    Entry("Dropout1d", "Core",
+          "Zeroes whole random channels of a (channels, length) sequence while training.", (
         _prob("p", 0.5, "probability of zeroing a channel"),
     ), {"input_ranks": [2], "input": "float", "key_params": ["p"]}),
     Entry("Dropout2d", "Core", "Zeroes whole random channels of an image while training.", (
@@ -251,7 +252,8 @@ LAYERS = Catalogue("layer", [
                 Param("approximate", "str", "none", "tanh approximation", choices=("none", "tanh"))),
     _activation("SiLU", "Sigmoid-weighted linear unit, x * sigmoid(x) (also called swish)."),
     _activation("Mish", "Smooth self-gated activation, x * tanh(softplus(x))."),
-    _activation("Hardswish", "Piecewise-linear approximation of SiLU, cheap on mobile hardware (MobileNetV3)."),
+    _activation("Hardswish",
+                "Piecewise-linear approximation of SiLU, cheap on mobile hardware (MobileNetV3)."),
     _activation("Softplus", "Smooth approximation of ReLU, log(1 + exp(beta * x)) / beta; always positive.",
                 Param("beta", "float", 1.0, "sharpness of the curve", minimum=0.0,
                       exclusive_minimum=True),
