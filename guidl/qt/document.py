@@ -318,6 +318,11 @@ class LayerEdits:
         if not 0 <= index < len(layers):
             return
         layer_type = layers[index].type
+        if block is not None and isinstance(value, str) and value.startswith("$"):
+            # A reference to a parameter of the block: checked against its declared parameters.
+            self._model_edit(edits.set_param, f"Set {block}.{layer_type}.{name}", index, name, value,
+                             block=block)
+            return
 
         def edit(project: Project) -> None:
             model = project.model

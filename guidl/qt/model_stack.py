@@ -268,6 +268,9 @@ class ModelStackView(QTableView):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(INPUTS_COLUMN, QHeaderView.ResizeMode.ResizeToContents)
+        # Widths from the rows on screen and some around them, not every row: re-showing a
+        # model of hundreds of layers after each edit stays fast.
+        header.setResizeContentsPrecision(50)
         self.setColumnHidden(INPUTS_COLUMN, True)  # a plain stack looks as it always did
         self._selected = -1
         self._selected_rows: list[int] = []
@@ -290,10 +293,10 @@ class ModelStackView(QTableView):
 
     def select_layers(self, indexes: list[int]) -> None:
         self._selected_rows = [i for i in indexes if 0 <= i < self.table.layer_count]
-        self._select_rows()
+        self._select_rows(scroll=True)
         self._selection_changed()
 
-    def _select_rows(self) -> None:
+    def _select_rows(self, scroll: bool = False) -> None:
         selection = QItemSelection()
         last = self.table.columnCount() - 1
         for index in self._selected_rows:
@@ -303,7 +306,8 @@ class ModelStackView(QTableView):
         if self._selected_rows:
             self.selectionModel().setCurrentIndex(self.table.index(self._selected_rows[0] + 1, 1),
                                                   QItemSelectionModel.SelectionFlag.NoUpdate)
-            self.scrollTo(self.table.index(self._selected_rows[0] + 1, 1))
+            if scroll:
+                self.scrollTo(self.table.index(self._selected_rows[0] + 1, 1))
 
     def _restore_selection(self) -> None:
         self.setColumnHidden(INPUTS_COLUMN, not self.table.is_graph())

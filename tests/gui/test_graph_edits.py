@@ -281,3 +281,13 @@ def test_renaming_a_block_in_the_form_renames_every_use(window, qtbot):
 def test_the_table_offers_the_graph_commands(window):
     texts = [action.text() for action in window.stack.actions()]
     assert {"&Copy", "&Paste", "Add &Skip Connection", "&Make Block from Selection"} <= set(texts)
+
+
+def test_a_block_layer_refers_to_the_block_parameters_only(document, qtbot):
+    edits = LayerEdits(document)
+    edits.set_param(1, "num_features", "$channels", block="Unit")
+    assert document.project.model.blocks["Unit"].layers[1].params == {"num_features": "$channels"}
+    with qtbot.waitSignal(document.edit_refused) as said:
+        edits.set_param(0, "out_channels", "$width", block="Unit")
+    assert "no parameter 'width'" in said.args[0]
+    assert document.undo_stack.count() == 1
