@@ -291,3 +291,16 @@ def test_a_block_layer_refers_to_the_block_parameters_only(document, qtbot):
         edits.set_param(0, "out_channels", "$width", block="Unit")
     assert "no parameter 'width'" in said.args[0]
     assert document.undo_stack.count() == 1
+
+
+def test_delete_wire_deletes_the_wire_selected_on_the_canvas(window):
+    window.document.set_project(graph_project(), None)
+    assert not window.delete_wire_action.isEnabled()
+    window.canvas.wire(0, 3).setSelected(True)  # the shortcut of the residual
+    assert window.delete_wire_action.isEnabled()
+    window.delete_wire_action.trigger()
+    layers = window.document.project.model.layers
+    assert [layer.type for layer in layers[:4]] == ["Conv2d", "Conv2d", "BatchNorm2d", "Unit"]
+    assert layers[3].inputs is None  # the Add merged nothing any more: the block takes bn1
+    window.undo_action.trigger()
+    assert window.document.project == graph_project()

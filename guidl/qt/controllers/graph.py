@@ -15,6 +15,15 @@ class GraphController(QObject):
     def __init__(self, window) -> None:
         super().__init__(window)
         self.window = window
+        # A wire selected on the canvas enables Delete Wire.
+        scene = self.canvas.scene() if self.canvas is not None else None
+        if scene is not None:
+            scene.selectionChanged.connect(self._canvas_selection_changed)
+
+    @Slot()
+    def _canvas_selection_changed(self) -> None:
+        if getattr(self.window, "actions", None):
+            self.window.update_actions()
 
     @property
     def canvas(self):
