@@ -297,7 +297,8 @@ def _short_value(value: Any) -> str:
 
 
 def _ranks_text(entry: Entry, ranks: Sequence[int]) -> str:
-    images = entry.category in ("Convolution", "Pooling", "Normalization")
+    images = (entry.category in ("Convolution", "Pooling", "Normalization")
+              or entry.name.endswith(("1d", "2d", "3d")))  # Dropout1d: channels, not time
     names = {
         1: "(features,)",
         2: "(channels, length)" if images else "(time, features)",

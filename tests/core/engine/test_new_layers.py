@@ -182,7 +182,8 @@ def _error(layers, shape, dtype="float32"):
     (Layer("InstanceNorm2d"), (3, 1, 1), "its input (3, 1, 1) has a single pixel"),
     (Layer("ConvTranspose1d", {"out_channels": 2, "kernel_size": 3, "output_padding": 1}), (3, 8),
      "output_padding 1 must be smaller than stride (1) or dilation (1)"),
-    (Layer("Dropout1d"), (3, 8, 8), "fix: use Dropout2d for (channels, height, width) inputs"),
+    (Layer("Dropout1d"), (3, 8, 8), "receives (3, 8, 8) but needs (channels, length); fix: use "
+                                    "Dropout2d for (channels, height, width) inputs"),
 ])
 def test_what_does_not_fit_is_explained_on_the_layer(layer, shape, message):
     assert message in _error([layer], shape)
