@@ -30,6 +30,43 @@ def small_project(**changes) -> Project:
     return project
 
 
+def small_graph_project(repeat: int = 1, unused_branch: bool = False, **changes) -> Project:
+    """``small_project`` with a small residual network on the digits (1x8x8):
+    a block with an identity shortcut (``repeat`` times), then a strided
+    convolution merged with a 1x1 convolution on its shortcut; with
+    ``unused_branch`` a 1x1 convolution ("aux") whose output nobody takes."""
+    from guidl.spec import Block
+
+    def conv(channels, kernel, **params):
+        return {"out_channels": channels, "kernel_size": kernel, **params}
+
+    block = Block([{"name": "channels", "kind": "int", "default": 8, "minimum": 1}], [
+        Layer("Conv2d", conv("$channels", 3, padding=1), id="conv1"), Layer("BatchNorm2d"), Layer("ReLU"),
+        Layer("Conv2d", conv("$channels", 3, padding=1), id="conv2"), Layer("BatchNorm2d", id="bn2"),
+        Layer("Add", inputs=["bn2", "input"]), Layer("ReLU")])
+    layers = [Layer("Conv2d", conv(8, 3, padding=1), id="stem"), Layer("ReLU"),
+              Layer("ResidualBlock", {"channels": 8}, id="res", repeat=repeat),
+              Layer("Conv2d", conv(16, 3, stride=2, padding=1), id="down"), Layer("ReLU", id="act"),
+              Layer("Conv2d", conv(16, 1, stride=2), id="shortcut", inputs=["res"]),
+              Layer("Add", id="add", inputs=["act", "shortcut"]), Layer("Flatten"),
+              Layer("Linear", {"out_features": 10}, id="head")]
+    if unused_branch:
+        layers.insert(6, Layer("Conv2d", conv(4, 1), id="aux", inputs=["stem"]))
+    project = small_project(model__layers=layers, model__blocks={"ResidualBlock": block},
+                            training__scheduler=None)
+    return _change(project, changes)
+
+
+def _change(project: Project, changes: dict) -> Project:
+    for key, value in changes.items():
+        target = project
+        *parents, last = key.split("__")
+        for parent in parents:
+            target = getattr(target, parent)
+        setattr(target, last, value)
+    return project
+
+
 @contextlib.contextmanager
 def busy_program():
     """Another program keeping one core busy while the block runs: not a

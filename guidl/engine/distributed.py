@@ -19,6 +19,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from .graph import unreached_parameters
+
 BACKENDS = ("auto", "gloo", "nccl")
 
 
@@ -148,13 +150,18 @@ class DistributedContext:
 
     def wrap(self, module: nn.Module) -> nn.Module:
         """``module`` in DistributedDataParallel (which makes every process
-        start from process 0's weights)."""
+        start from process 0's weights). A graph with layers whose output
+        never reaches the model's output has parameters that get no
+        gradients: only then is DDP told to look for them after each
+        backward pass (a cost on every step), else it would wait for them."""
         from torch.nn.parallel import DistributedDataParallel
 
+        unused = bool(unreached_parameters(module))
         if self.device.type == "cuda":
             return DistributedDataParallel(module, device_ids=[self.device.index],
-                                           output_device=self.device.index)
-        return DistributedDataParallel(module)
+                                           output_device=self.device.index,
+                                           find_unused_parameters=unused)
+        return DistributedDataParallel(module, find_unused_parameters=unused)
 
     def all_reduce(self, values: list[float], op: str = "sum") -> list[float]:
         """``values`` combined over all processes (``sum``, ``max`` or ``min``);

@@ -92,3 +92,20 @@ def layer_names(module: nn.Module) -> list[str]:
 
 def is_graph(module: nn.Module) -> bool:
     return isinstance(module, GraphModel)
+
+
+def unreached_parameters(module: nn.Module) -> list[str]:
+    """Names of the parameters (that train) of layers whose output never
+    reaches the model's output, in any graph inside ``module``: the forward
+    pass skips those layers, so they get no gradients."""
+    names = []
+    for prefix, graph in module.named_modules():
+        if not isinstance(graph, GraphModel):
+            continue
+        reached = {key for _, key, _, _ in graph.plan}
+        for key in graph.keys_in_order:
+            if key not in reached:
+                names += [f"{prefix}.{key}.{name}" if prefix else f"{key}.{name}"
+                          for name, parameter in graph._modules[key].named_parameters()
+                          if parameter.requires_grad]
+    return names

@@ -33,6 +33,7 @@ from .checks import Compatibility, check_compatibility
 from .components import OPTIMIZER_CLASSES, make_loss, make_optimizer, make_scheduler
 from .data import DatasetError, PreparedData, Split, fits_on_device, prepare
 from .distributed import DistributedContext, shard, shard_size
+from .graph import layer_modules
 from .metrics import ClassificationReport, RegressionReport, classification_report, regression_report
 from .runs import RunBusyError, RunExistsError, RunWriteError
 
@@ -231,7 +232,7 @@ class Trainer:
         memory = check_training_memory(spec, report, self.device)
         if memory is not None:
             raise ProjectError(memory)
-        self.notes += [note for note in (f"layer {layer.index} ({layer.type}): {warning}"
+        self.notes += [note for note in (f"{layer_title(layer)}: {warning}"
                                          for layer in report.layers for warning in layer.warnings)
                        if note not in self.notes]
         torch.manual_seed(self.seed)
@@ -255,6 +256,11 @@ class Trainer:
         if self.project.training.channels_last and not self.channels_last:
             self.notes.append("channels_last applies to images (channels, height, width); "
                               f"dataset {data.info.name!r} is not stored that way")
+        if self.channels_last and any(p.dim() == 5 for p in self.model.parameters()):
+            # torch has no channels-last layout for the 5-D weights of Conv3d.
+            self.channels_last = False
+            self.notes.append("channels_last applies to 2-D images; this model's 3-D convolutions "
+                              "keep the standard layout, so it trains without it")
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         if not fits_on_device(data, self.device):
@@ -331,7 +337,7 @@ class Trainer:
         layer = needs_two_per_batch(self.built.report)
         if layer is None:
             return
-        here = (f"layer {layer.index} ({layer.type}) normalises over the batch and needs at least 2 "
+        here = (f"{_nested_title(self.built.report, layer)} normalises over the batch and needs at least 2 "
                 "samples per batch in training")
         if self.batch_size < 2:
             raise ProjectError(Problem("data.batch_size", f"is 1, but {here}: set it to 2 or more"))
@@ -379,16 +385,19 @@ class Trainer:
                     "(it then covers the whole run) or train fewer epochs")))
 
     def _check_token_ids(self, data: PreparedData) -> None:
+        """Every Embedding that takes the model's input (in a graph there may
+        be several, inside a block too) must have a row for each token id."""
         if data.info.input_dtype != "int64":
             return
-        first = self.built.report.layers[0] if self.built.report.layers else None
-        if first is None or first.type != "Embedding":
+        embeddings = input_embeddings(self.built.report, self.project.model.blocks)
+        if not embeddings:
             return
         largest = int(data.train.x.max())
-        if largest >= first.params["num_embeddings"]:
-            raise ProjectError(Problem("model.layers[0].params.num_embeddings", (
-                f"is {first.params['num_embeddings']} but the data holds token ids up to {largest}: "
-                f"set it to at least {largest + 1}")))
+        for path, layer in embeddings:
+            if largest >= layer.params["num_embeddings"]:
+                raise ProjectError(Problem(f"{path}.params.num_embeddings", (
+                    f"is {layer.params['num_embeddings']} but the data holds token ids up to "
+                    f"{largest}: set it to at least {largest + 1}")))
 
     # -- checkpoints ---------------------------------------------------------------
 
@@ -774,7 +783,7 @@ class Trainer:
 
     def _non_finite(self, epoch_index: int, batch: int, value: float) -> None:
         layer = self._first_non_finite_layer()
-        where = (f"layer {layer} ({self.built.report.layers[layer].type}) is the first to produce "
+        where = (f"{layer_title(self.built.report.layers[layer])} is the first to produce "
                  "non-finite values" if layer is not None else "no layer's output was non-finite on "
                  "a fresh batch; the loss itself overflowed")
         message = (f"the loss became {value} at epoch {epoch_index + 1}, batch {batch + 1}: {where}. "
@@ -787,7 +796,8 @@ class Trainer:
     def _first_non_finite_layer(self) -> int | None:
         found: list[int] = []
         hooks = []
-        for index, module in enumerate(self.model):
+        # In a graph, the hooks fire in the order the layers run (the project's).
+        for index, module in enumerate(layer_modules(self.model)):
             def hook(_module, _inputs, output, index=index):
                 if not found and isinstance(output, torch.Tensor) and output.is_floating_point() \
                         and not torch.isfinite(output).all():
@@ -804,7 +814,7 @@ class Trainer:
                 handle.remove()
         if found:
             return found[0]
-        for index, module in enumerate(self.model):
+        for index, module in enumerate(layer_modules(self.model)):
             if any(not torch.isfinite(p).all() for p in module.parameters()):
                 return index
         return None
@@ -839,6 +849,41 @@ class Trainer:
                                          output=self.loss_entry.info["output"],
                                          class_names=self.info.class_names, loss=loss)
         return regression_report(output, data.y, loss=loss)
+
+
+def layer_title(layer) -> str:
+    """``layer 3 'conv1' (Conv2d)``, or ``layer 3 (Conv2d)`` for a layer without an id."""
+    name = f" {layer.id!r}" if layer.id else ""
+    return f"layer {layer.index}{name} ({layer.type})"
+
+
+def _nested_title(report, wanted) -> str:
+    """``layer_title`` of ``wanted``, found anywhere in ``report``; a layer
+    inside a block use is named with the use: ``layer 2 'stage1' (ResidualBlock),
+    its layer 1 (BatchNorm2d)``."""
+    for layer in report.layers:
+        if layer is wanted:
+            return layer_title(layer)
+        for block in layer.blocks:
+            if any(inner is wanted for inner in block.all_layers()):
+                return f"{layer_title(layer)}, its {_nested_title(block, wanted)}"
+    return layer_title(wanted)
+
+
+def input_embeddings(report, blocks=None, path: str = "model") -> list[tuple[str, Any]]:
+    """``(JSON path, LayerReport)`` of every Embedding that takes the model's
+    input: the first layer of a stack; in a graph, each layer wired to the
+    input, followed into a block use's first repetition."""
+    found = []
+    for layer in report.layers:
+        if -1 not in layer.inputs:
+            continue
+        where = f"{path}.layers[{layer.index}]"
+        if layer.type == "Embedding":
+            found.append((where, layer))
+        elif layer.blocks:
+            found += input_embeddings(layer.blocks[0], blocks, f"model.blocks.{layer.type}")
+    return found
 
 
 class _EpochScore:
