@@ -290,3 +290,18 @@ def test_batch_norm_3d_on_one_value_per_channel_needs_two_samples_a_batch():
     report = analyze(Model([Layer("BatchNorm3d")], [3, 1, 1, 1]))
     assert report.ok and needs_two_per_batch(report) is report.layers[0]
     assert needs_two_per_batch(analyze(Model([Layer("BatchNorm3d")], [3, 2, 1, 1]))) is None
+
+
+def test_a_model_with_3d_convolutions_trains_without_channels_last_and_says_so():
+    from guidl.engine.trainer import Trainer
+
+    project = small_project(model=Model([
+        Layer("Flatten"), Layer("Linear", {"out_features": 64}),
+        Layer("Unflatten", {"dim": 1, "unflattened_size": [1, 4, 4, 4]}),
+        Layer("Conv3d", {"out_channels": 2, "kernel_size": 3}), Layer("Flatten"),
+        Layer("Linear", {"out_features": 10})]))
+    project.training.channels_last = True
+    trainer = Trainer(project, epochs=1, device="cpu")
+    trainer.fit()  # torch has no channels-last layout for 5-D weights: it would raise
+    assert not trainer.channels_last and len(trainer.history) == 1
+    assert "this model's 3-D convolutions keep the standard layout" in " ".join(trainer.notes)
