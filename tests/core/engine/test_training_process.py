@@ -14,7 +14,7 @@ from guidl.engine.data import prepare
 from guidl.engine.trainer import Trainer
 from guidl.spec import Data
 from guidl.engine.threads import OtherLoad, ThreadTuner, can_follow_load, cores
-from helpers import busy_program, small_project
+from helpers import busy_program, small_graph_project, small_project
 
 
 def start(project, data, run_dir=None):
@@ -76,6 +76,22 @@ def test_a_child_process_trains_and_reports_every_event(shared_digits):
     trainer = Trainer(project, data=data, initial_weights=tp.load_weights(outcome["weights"]))
     trainer.setup()
     assert trainer.evaluate("val").accuracy == outcome["result"].evaluation.accuracy
+
+
+def test_a_graph_project_trains_in_the_child(shared_digits):
+    _, data = shared_digits
+    project = small_graph_project(unused_branch=True, training__epochs=1)
+    process = start(project, data)
+    events = list(process.events())
+    process.close()
+    outcome = events[-1]
+    assert outcome[0] == "finished", outcome
+    assert any("'aux'" in note for note in events[0][1]["notes"])
+    weights = tp.load_weights(outcome[1]["weights"])
+    assert "res.conv1.weight" in weights and "shortcut.weight" in weights
+    trainer = Trainer(project, data=data, initial_weights=weights)
+    trainer.setup()
+    assert trainer.evaluate("val").accuracy == outcome[1]["result"].evaluation.accuracy > 0.8
 
 
 def test_pause_resume_and_stop_reach_the_child(shared_digits, tmp_path):
