@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QMimeData, QObject, Slot
 from PySide6.QtWidgets import QApplication
+from shiboken6 import isValid
 
 from ...spec.edits import CLIPBOARD_MIME
 
@@ -22,7 +23,8 @@ class GraphController(QObject):
 
     @Slot()
     def _canvas_selection_changed(self) -> None:
-        if getattr(self.window, "actions", None):
+        # The scene also says so while the window is being torn down (its items go).
+        if getattr(self.window, "actions", None) and isValid(self.window.stack):
             self.window.update_actions()
 
     @property
