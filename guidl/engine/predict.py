@@ -14,6 +14,7 @@ from .data import (
 )
 from .export import TrainedModel
 from .metrics import to_probabilities
+from .trainer import input_embeddings
 from ..registry import LOSSES
 from ..spec import UnreadableFileError, open_regular_file
 
@@ -107,7 +108,11 @@ def _csv_rows(model: TrainedModel, path: Path) -> list[np.ndarray]:
 
 
 def _vocabulary(model: TrainedModel) -> int | None:
-    """How many token ids the model's first embedding takes, when it has one."""
+    """How many token ids the model takes, when an embedding takes its input
+    (in a graph, several may: the smallest of them)."""
+    embeddings = input_embeddings(model.report)
+    if embeddings:
+        return min(layer.params["num_embeddings"] for _, layer in embeddings)
     embedding = next((m for m in model.module.modules() if isinstance(m, nn.Embedding)), None)
     return None if embedding is None else embedding.num_embeddings
 

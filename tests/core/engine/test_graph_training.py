@@ -186,17 +186,37 @@ def test_a_non_finite_loss_names_the_layer_by_its_id(digits_data):
     assert name and f"layer {layer} '{name}' (" in str(caught.value)
 
 
-def test_every_embedding_that_takes_the_input_is_checked_against_the_token_ids():
-    from guidl.engine.data import prepare
-
-    project = small_graph_project(
+def _two_embeddings(**changes):
+    """A text model whose two Embeddings (96 and 10 rows) both take the input."""
+    return small_graph_project(
         model__input_shape=[16], model__input_dtype="int64", model__blocks={},
         data=Data("text", {"seq_len": 16}, val_fraction=0.1, batch_size=64),
         model__layers=[Layer("Embedding", {"num_embeddings": 96, "embedding_dim": 8}, id="chars"),
                        Layer("Embedding", {"num_embeddings": 10, "embedding_dim": 8}, id="small",
                              inputs=["input"]),
                        Layer("Add", inputs=["chars", "small"]), Layer("Flatten"),
-                       Layer("Linear", {"out_features": 96})])
+                       Layer("Linear", {"out_features": 96})], **changes)
+
+
+def test_predict_takes_the_token_ids_every_input_embedding_has_a_row_for(tmp_path):
+    from guidl.engine.build import build
+    from guidl.engine.export import TrainedModel
+    from guidl.engine.predict import PredictError, read_inputs
+
+    project = _two_embeddings()
+    built = build(project.model, (16,))
+    model = TrainedModel(project, built.module, built.report, (16,), "int64", trained=False)
+    rows = tmp_path / "rows.csv"
+    rows.write_text(",".join(["9"] * 16) + "\n" + ",".join(["12"] * 16) + "\n")
+    with pytest.raises(PredictError, match="row 2 holds 12; this model takes token ids, whole numbers "
+                                           "from 0 to 9"):
+        read_inputs(model, [str(rows)])
+
+
+def test_every_embedding_that_takes_the_input_is_checked_against_the_token_ids():
+    from guidl.engine.data import prepare
+
+    project = _two_embeddings()
     data = prepare(project, seed=0)
     trainer = Trainer(project, data=data)
     with pytest.raises(ProjectError) as caught:
