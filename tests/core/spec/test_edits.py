@@ -405,9 +405,9 @@ OPERATIONS = st.lists(st.tuples(st.sampled_from([
 
 
 @settings(max_examples=60, deadline=None)
-@given(OPERATIONS)
-def test_every_edit_either_keeps_the_model_valid_or_changes_nothing(operations):
-    model = residual()
+@given(st.sampled_from([residual, block_model, stack]), OPERATIONS)
+def test_every_edit_either_keeps_the_model_valid_or_changes_nothing(start, operations):
+    model = start()
     for name, a, b in operations:
         before = copy.deepcopy(model)
         calls = {
