@@ -197,7 +197,7 @@ def test_copy_and_paste_through_the_clipboard(window, qtbot):
     assert [layer.type for layer in layers[4:7]] == ["Conv2d", "BatchNorm2d", "Add"]
     assert layers[6].inputs == [layers[5].id, "add"] and layers[5].id not in ("bn1", None)
     assert window.document.undo_stack.count() == count + 1
-    assert window.stack.selected_layer() == 4
+    assert window.stack.selected_layers() == [4, 5, 6]  # the pasted layers
     # Plain text from elsewhere is read too (and refused with a message when it is not layers).
     QApplication.clipboard().setText("not layers")
     window.paste_action.trigger()

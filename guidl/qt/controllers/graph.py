@@ -83,7 +83,9 @@ class GraphController(QObject):
             self.window.statusBar().showMessage("Paste: the clipboard is empty", 4000)
             return
         selected = self.selection()
-        self.window.edits.paste(text, selected[-1] + 1 if selected else None)
+        pasted = self.window.edits.paste(text, selected[-1] + 1 if selected else None)
+        if pasted:
+            self.window.stack.select_layers(pasted)  # ready to move, copy or make a block of
 
     @Slot()
     def add_skip_connection(self) -> None:
