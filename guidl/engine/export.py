@@ -26,6 +26,7 @@ import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from .build import ModelReport, build
 from .bundle import (
     BUNDLE_FORMAT, META, PROJECT, SAMPLES, WEIGHTS, BundleError, check_fields, member_info, read_bundle,
 )
+from .graph import INPUT_SLOT, layer_modules
 from .python_source import (
     SourceError, layer_source, module_name_problem, python_source, training_source,
 )
@@ -77,7 +79,8 @@ class ExportError(ValueError):
 @dataclass
 class TrainedModel:
     project: Project
-    module: nn.Sequential
+    #: An ``nn.Sequential`` for a stack, a ``graph.GraphModel`` for a graph.
+    module: nn.Module
     report: ModelReport
     input_shape: tuple[int, ...]
     input_dtype: str
@@ -111,10 +114,19 @@ class TrainedModel:
             return self.samples[:size]
         generator = torch.Generator().manual_seed(0)
         if self.input_dtype == "int64":
-            first = self.module[0] if len(self.module) else None
-            high = first.num_embeddings if isinstance(first, nn.Embedding) else 2
-            return torch.randint(0, high, (size, *self.input_shape), generator=generator)
+            return torch.randint(0, self._token_limit(), (size, *self.input_shape), generator=generator)
         return torch.randn(size, *self.input_shape, generator=generator)
+
+    def _token_limit(self) -> int:
+        """Token ids below this suit every layer that takes the input: the
+        smallest vocabulary of the embeddings there (2 without one)."""
+        limits = []
+        for module, layer in zip(layer_modules(self.module), self.report.layers):
+            if INPUT_SLOT in layer.inputs:
+                embedding = next((m for m in module.modules() if isinstance(m, nn.Embedding)), None)
+                if embedding is not None:
+                    limits.append(embedding.num_embeddings)
+        return min(limits, default=2)
 
 
 @dataclass
@@ -586,28 +598,85 @@ def _failure_reason(error: BaseException) -> str:
 
 
 def _explain_failure(model: TrainedModel, fmt: str, error: BaseException) -> str:
-    """Export each layer alone to find the first one the format cannot express."""
+    """Export each layer alone, on the inputs it gets in the model, to find
+    the first one the format cannot express (inside a block, the block's
+    layer too)."""
     title = FORMAT_TITLES[fmt]
     cause = _failure_reason(error)
-    x = model.example_batch(2)
-    with torch.no_grad():
-        for index, layer in enumerate(model.module):
-            try:
-                with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    single = TrainedModel(model.project, nn.Sequential(layer).eval(), model.report,
-                                          tuple(x.shape[1:]), "int64" if x.dtype == torch.int64 else "float32")
-                    single.samples = x
-                    {"onnx": lambda: _onnx(single, Path(folder) / "l.onnx", x),
-                     "pt2": lambda: _pt2(single, Path(folder) / "l.pt2", x),
-                     "torchscript": lambda: _torchscript(single, Path(folder) / "l.pt", x)}.get(
-                        fmt, lambda: None)()
-            except Exception as layer_error:  # noqa: BLE001 - this is the layer we are looking for
-                reason = _failure_reason(layer_error)
-                return (f"layer {index} ({model.report.layers[index].type}) cannot be expressed in "
-                        f"{title}: {reason or cause}. The other formats may still work.")
-            x = layer(x)
+    if fmt in _LAYER_WRITERS:
+        try:
+            with torch.no_grad():
+                found = _failing_layer(model.module, model.report, model.example_batch(2), fmt, model)
+        except Exception:  # noqa: BLE001 - the model itself fails: say what the exporter said
+            found = None
+        if found is not None:
+            where, reason = found
+            return f"{where} cannot be expressed in {title}: {reason or cause}. The other formats may still work."
     return f"the model cannot be exported to {title}: {cause}"
+
+
+#: The formats that trace the model, where one layer can be tried alone.
+_LAYER_WRITERS = {"onnx": (_onnx, ".onnx"), "pt2": (_pt2, ".pt2"), "torchscript": (_torchscript, ".pt")}
+
+
+def _layer_inputs(module: nn.Module, x: torch.Tensor) -> dict[int, tuple]:
+    """The arguments each layer of ``module`` gets on ``x``, by index (a
+    layer whose output does not reach the output is not run: none)."""
+    captured: dict[int, tuple] = {}
+
+    def record(index: int, _module: nn.Module, args: tuple, _output) -> None:
+        captured.setdefault(index, args)  # a hook returning a value would replace the output
+
+    handles = [layer.register_forward_hook(partial(record, index))
+               for index, layer in enumerate(layer_modules(module))]
+    try:
+        module(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured
+
+
+def _failing_layer(module: nn.Module, report: ModelReport, x: torch.Tensor, fmt: str,
+                   model: TrainedModel) -> tuple[str, str] | None:
+    """``("layer 2 'conv' (Conv2d)", reason)`` for the first layer of
+    ``module`` that ``fmt`` cannot express alone, or None. Merges (plain
+    additions, products and concatenations) are not tried."""
+    inputs = _layer_inputs(module, x)
+    for index, (layer, layer_report) in enumerate(zip(layer_modules(module), report.layers)):
+        args = inputs.get(index)
+        if args is None or len(args) != 1:
+            continue
+        reason = _single_layer_failure(layer, args[0], fmt, model)
+        if reason is None:
+            continue
+        where = f"layer {index}" + (f" {quote(layer_report.id)}" if layer_report.id else "") + \
+            f" ({layer_report.type})"
+        repetitions = list(layer) if layer_report.blocks and len(layer_report.blocks) > 1 else [layer]
+        value = args[0]
+        for repetition, (block, nested) in enumerate(zip(repetitions, layer_report.blocks)):
+            inner = _failing_layer(block, nested, value, fmt, model)
+            if inner is not None:
+                which = f", repetition {repetition + 1}," if len(layer_report.blocks) > 1 else ","
+                return f"{where}{which} its {inner[0]}", inner[1]
+            value = block(value)
+        return where, reason
+    return None
+
+
+def _single_layer_failure(layer: nn.Module, x: torch.Tensor, fmt: str, model: TrainedModel) -> str | None:
+    """Why ``fmt`` cannot express ``layer`` alone on ``x``, or None."""
+    writer, suffix = _LAYER_WRITERS[fmt]
+    try:
+        with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            single = TrainedModel(model.project, nn.Sequential(layer).eval(), model.report,
+                                  tuple(x.shape[1:]), "int64" if x.dtype == torch.int64 else "float32")
+            single.samples = x
+            writer(single, Path(folder) / f"layer{suffix}", x)
+    except Exception as layer_error:  # noqa: BLE001 - this is the layer we are looking for
+        return _failure_reason(layer_error)
+    return None
 
 
 # -- Python source -----------------------------------------------------------------------------

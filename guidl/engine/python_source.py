@@ -12,9 +12,18 @@ names. None of it is ever pasted into the code as text:
   non-printable character, so a literal can never end early;
 - a name that becomes code (a layer, loss or optimizer type, a parameter
   name, the module's own name) must be a plain identifier found in guidl's
-  catalogues (``identifier``, ``module_name_problem``);
+  catalogues (``identifier``, ``module_name_problem``); a graph's layer
+  names (ids), block names and block parameter names, which the project
+  file's checks already limit to identifiers, are checked again here
+  (``_layer_key``, ``_block_name``);
 - docstrings and comments hold no user text at all (the project's name is
-  the constant ``NAME``).
+  the constant ``NAME``), save a block's parameter values, as literals.
+
+A stack is written as ``class Model(nn.Sequential)``, as it is built. A
+graph is ``class Model(nn.Module)`` with a ``forward()`` of one line per
+layer, named after the layers' ids, and one class per configuration of each
+block (its layers' inferred sizes differ between uses); the modules keep the
+built model's names, so the weights load by the same keys.
 
 The export then compiles the source and runs it in a separate interpreter
 to check it (``export.check_python_module``).
@@ -23,6 +32,7 @@ to check it (``export.check_python_module``).
 from __future__ import annotations
 
 import ast
+import builtins
 import inspect
 import keyword
 import math
@@ -186,9 +196,25 @@ def predict_next(model, text):
 
 
 def python_source(model: "TrainedModel", weights_name: str) -> str:
+    from .graph import is_graph
+
     report = model.report
-    layers = ",\n".join(f"            {layer_source(i, report)}" for i in range(len(report.layers)))
-    recurrent = any(layer.type in ("RNN", "LSTM", "GRU") for layer in report.layers)
+    types = {layer.type for layer in report.all_layers()}
+    if is_graph(model.module):
+        writer = _GraphWriter(set(model.project.model.blocks))
+        model_class = writer.module_source(report, "Model")
+        model_class = "".join(writer.classes) + "\n\n" + model_class
+    else:
+        layers = ",\n".join(f"            {layer_source(i, report)}" for i in range(len(report.layers)))
+        model_class = f"""
+
+class Model(nn.Sequential):
+    def __init__(self):
+        super().__init__(
+{layers},
+        )
+"""
+    recurrent = any(t in ("RNN", "LSTM", "GRU") for t in types)
     normalization = model.normalization
     if normalization is not None and not isinstance(normalization, dict):
         raise SourceError("the normalization is not an object")
@@ -232,15 +258,9 @@ def python_source(model: "TrainedModel", weights_name: str) -> str:
         source += _TEXT_HELPERS
     if recurrent:
         source += _recurrent_source()
-    source += _own_classes_source({layer.type for layer in report.layers})
+    source += _own_classes_source(types)
+    source += model_class
     source += f'''
-
-class Model(nn.Sequential):
-    def __init__(self):
-        super().__init__(
-{layers},
-        )
-
 
 def load(weights=Path(__file__).with_name({literal(weights_name)})):
     """The model with its trained weights, ready for inference."""
@@ -266,6 +286,139 @@ if __name__ == "__main__":
     print(load())
 '''
     return source
+
+
+# -- graphs -----------------------------------------------------------------------------------
+
+#: Names the generated forward() uses itself: a layer of that name gets another variable.
+_FORWARD_NAMES = ("x", "self", "torch")
+#: Names the generated module defines or imports at its top level (and
+#: Python's builtins): a block's class never takes one of them.
+_MODULE_NAMES = {"Path", "torch", "nn", "Model", "load", "preprocess", "encode", "decode",
+                 "predict_next", "Recurrent", "RECURRENT_CLASSES", "NAME", "INPUT_SHAPE",
+                 "INPUT_DTYPE", "CLASS_NAMES", "SCALE", "MEAN", "STD", "VOCAB", "UNKNOWN_ID"}
+_MERGE_OPERATORS = {"Add": " + ", "Multiply": " * "}
+
+
+def _plain_identifier(name: Any, what: str) -> str:
+    """``name`` when it is a plain ASCII identifier (not a keyword, not
+    starting with an underscore), else ``SourceError``."""
+    if not (isinstance(name, str) and name.isascii() and name.isidentifier()
+            and not keyword.iskeyword(name) and not name.startswith("_")):
+        raise SourceError(f"{what} {str(name)[:40]!r} is not a plain identifier")
+    return name
+
+
+def _layer_key(key: Any) -> str:
+    """A layer's module name in a graph, checked again here: a plain
+    identifier that no attribute of ``nn.Module`` has."""
+    from ..spec.graph import RESERVED_IDS
+
+    key = _plain_identifier(key, "the layer name")
+    if key in RESERVED_IDS:
+        raise SourceError(f"the layer name {key!r} is a name PyTorch modules use")
+    return key
+
+
+def _block_name(name: Any) -> str:
+    from ..spec.graph import block_name_problem
+
+    name = _plain_identifier(name, "the block name")
+    if block_name_problem(name) is not None:
+        raise SourceError(f"the block name {name!r} cannot name a class")
+    return name
+
+
+class _GraphWriter:
+    """The classes of a graph model: one per distinct configuration of each
+    block (its layers' sizes differ between uses), written before the
+    classes that use them."""
+
+    def __init__(self, block_names: set[str]):
+        self.classes: list[str] = []
+        self._known: dict[tuple[str, str, str], str] = {}
+        self._reserved = _MODULE_NAMES | set(_OWN_CLASSES.values()) | set(dir(builtins))
+        self._block_names = block_names
+
+    def module_source(self, report: "ModelReport", class_name: str, comment: str | None = None) -> str:
+        return self._class_source(class_name, comment, self._body_source(report))
+
+    @staticmethod
+    def _class_source(class_name: str, comment: str | None, body: str) -> str:
+        head = f"class {class_name}(nn.Module):\n"
+        if comment is not None:
+            head += f"    # {comment}\n\n"
+        return head + body
+
+    def _body_source(self, report: "ModelReport") -> str:
+        init, forward = self._body(report)
+        return ("    def __init__(self):\n        super().__init__()\n"
+                + "".join(f"        {line}\n" for line in init)
+                + "\n    def forward(self, x):\n" + "".join(f"        {line}\n" for line in forward))
+
+    def _block_class(self, layer: "LayerReport", nested: "ModelReport") -> str:
+        """The class of one repetition of a block use (a new one for a
+        configuration not written yet: ``ResidualBlock``, ``ResidualBlock_2``...)."""
+        name = _block_name(layer.type)
+        params = ", ".join(f"{_plain_identifier(key, 'the block parameter')}={literal(value)}"
+                           for key, value in layer.params.items())
+        comment = f"{name}({params}) on inputs of shape {literal(tuple(nested.input_shape or ()))}"
+        body = self._body_source(nested)
+        known = self._known.get((name, comment, body))
+        if known is not None:
+            return known
+        taken = set(self._known.values()) | self._reserved
+        class_name, number = name, 1
+        while class_name in taken or (number > 1 and class_name in self._block_names):
+            number += 1
+            class_name = f"{name}_{number}"
+        self._known[(name, comment, body)] = class_name
+        self.classes.append("\n\n" + self._class_source(class_name, comment, body))
+        return class_name
+
+    def _body(self, report: "ModelReport") -> tuple[list[str], list[str]]:
+        from .graph import _plan
+
+        layers = report.layers
+        keys = [_layer_key(layer.key) for layer in layers]
+        if len(set(keys)) != len(keys):
+            raise SourceError("two layers have the same name")
+        variables, taken = {}, set(keys) | set(_FORWARD_NAMES)
+        for key in keys:
+            variable = key
+            if key in _FORWARD_NAMES:
+                while variable in taken:
+                    variable += "_"
+                taken.add(variable)
+            variables[key] = variable
+        steps = {index for index, *_ in _plan(keys, [layer.inputs for layer in layers])}
+        init, forward = [], []
+        for index, (layer, key) in enumerate(zip(layers, keys)):
+            names = ["x" if source < 0 else variables[keys[source]] for source in layer.inputs]
+            if layer.type in _MERGE_OPERATORS:
+                step = _MERGE_OPERATORS[layer.type].join(names)
+            elif layer.type == "Concat":
+                step = f"torch.cat(({', '.join(names)}), dim={literal(int(layer.params['dim']))})"
+            else:
+                if layer.blocks:
+                    classes = [f"{self._block_class(layer, nested)}()" for nested in layer.blocks]
+                    module = classes[0] if len(classes) == 1 else f"nn.Sequential({', '.join(classes)})"
+                else:
+                    module = layer_source(index, report)
+                unused = "" if index in steps else "  # not called: see forward()"
+                init.append(f"self.{key} = {module}{unused}")
+                if len(names) != 1:
+                    raise SourceError(f"the layer {key!r} takes {len(names)} inputs")
+                step = f"self.{key}({names[0]})"
+            if index in steps:
+                forward.append(f"{variables[key]} = {step}")
+            elif layer.type in _MERGE_OPERATORS or layer.type == "Concat":
+                forward.append(f"# {key}: not computed, its output does not reach the output")
+            else:
+                forward.append(f"# {key}: not called, its output does not reach the output "
+                               "(it is built all the same: its weights are in the file)")
+        forward.append(f"return {variables[keys[-1]]}")
+        return init, forward
 
 
 def training_source(model: "TrainedModel", module_name: str) -> str:
