@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from guidl import cli, spec
 from guidl.engine.build import build
 from guidl.engine.trainer import Trainer
-from helpers import small_project
+from helpers import small_graph_project, small_project
 
 EPOCHS = 12
 
@@ -113,6 +113,23 @@ def test_a_two_process_run_exports_and_resumes_exactly(moons, tmp_path):
     rows = list(csv.DictReader((tmp_path / "half" / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(1, EPOCHS + 1))
     assert json.loads((tmp_path / "half" / "run.json").read_text())["status"] == "finished"
+
+
+def test_two_processes_train_a_graph_whose_branch_nobody_uses(tmp_path):
+    # Its parameters get no gradients: DDP is told so, else it waits for them.
+    project = small_graph_project(unused_branch=True, training__epochs=1)
+    path = tmp_path / "graph.guidl.json"
+    spec.save(project, path)
+    result = torchrun(str(path), "--out", "run", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["ok"] and summary["evaluation"]["accuracy"] > 0.8
+    weights = load_file(tmp_path / "run" / "model.safetensors")
+    torch.manual_seed(project.training.seed)
+    fresh = build(project, (1, 8, 8), device="cpu").module.state_dict()
+    assert weights.keys() == fresh.keys()
+    assert torch.equal(weights["aux.weight"], fresh["aux.weight"])  # never trained
+    assert not torch.equal(weights["head.weight"], fresh["head.weight"])
 
 
 def test_ctrl_c_on_torchrun_stops_every_process_after_the_same_batch(tmp_path):
