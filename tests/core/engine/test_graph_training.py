@@ -224,3 +224,16 @@ def test_every_embedding_that_takes_the_input_is_checked_against_the_token_ids()
     problems = [str(p) for p in caught.value.problems]
     assert any(p.startswith("model.layers[1].params.num_embeddings: is 10 but the data holds token ids up to")
                for p in problems), problems
+
+
+def test_a_batch_norm_inside_a_block_is_named_with_the_block_use(digits_data):
+    from guidl.spec import Block
+
+    dense = Block([], [Layer("Linear", {"out_features": 16}), Layer("BatchNorm1d"), Layer("ReLU")])
+    project = small_graph_project(data__batch_size=1, model__blocks={"Dense": dense}, model__layers=[
+        Layer("Flatten"), Layer("Dense", id="hidden"), Layer("Linear", {"out_features": 10})])
+    with pytest.raises(ProjectError) as caught:
+        Trainer(project, data=digits_data).setup()
+    assert str(caught.value.problems[0]) == (
+        "data.batch_size: is 1, but layer 1 'hidden' (Dense), its layer 1 (BatchNorm1d) normalises "
+        "over the batch and needs at least 2 samples per batch in training: set it to 2 or more")
