@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import time
 from pathlib import Path
 
@@ -114,23 +115,19 @@ class HandSkipMLP(nn.Module):
 
 def skip_mlp_project(width: int = 128, repeat: int = 4) -> spec.Project:
     """The MLP with skip connections as a guidl project (a block used ``repeat`` times)."""
-    def linear(**extra):
-        return {"type": "Linear", "params": {"out_features": "$width" if extra.pop("block", False)
-                                             else width}, **extra}
+    def linear(layer_id: str, out_features) -> dict:
+        return {"id": layer_id, "type": "Linear", "params": {"out_features": out_features}}
 
     doc = {"format": "guidl-project", "version": 2, "name": "MLP with skips", "model": {
         "input_shape": [1, 28, 28],
         "blocks": {"SkipBlock": {
             "params": [{"name": "width", "kind": "int", "default": width, "minimum": 1}],
-            "layers": [{"id": "fc1", **linear(block=True)}, {"type": "ReLU"},
-                       {"id": "fc2", **linear(block=True)},
+            "layers": [linear("fc1", "$width"), {"type": "ReLU"}, linear("fc2", "$width"),
                        {"id": "add", "type": "Add", "inputs": ["fc2", "input"]}, {"type": "ReLU"}]}},
-        "layers": [{"type": "Flatten"}, {"id": "fc_in", **linear()}, {"type": "ReLU"},
+        "layers": [{"type": "Flatten"}, linear("fc_in", width), {"type": "ReLU"},
                    {"id": "blocks", "type": "SkipBlock", "params": {"width": width}, "repeat": repeat},
-                   {"id": "head", "type": "Linear", "params": {"out_features": 10}}]},
+                   linear("head", 10)]},
         "data": {"dataset": "mnist_sample"}, "training": {}}
-    import json
-
     return spec.loads(json.dumps(doc))
 
 
