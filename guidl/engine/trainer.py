@@ -782,10 +782,10 @@ class Trainer:
             self._non_finite(epoch_index, batch, kinds[kind])
 
     def _non_finite(self, epoch_index: int, batch: int, value: float) -> None:
-        layer = self._first_non_finite_layer()
-        where = (f"{layer_title(self.built.report.layers[layer])} is the first to produce "
-                 "non-finite values" if layer is not None else "no layer's output was non-finite on "
-                 "a fresh batch; the loss itself overflowed")
+        found = self._first_non_finite_layer()
+        layer, title = found if found is not None else (None, None)
+        where = (f"{title} is the first to produce non-finite values" if found is not None else
+                 "no layer's output was non-finite on a fresh batch; the loss itself overflowed")
         message = (f"the loss became {value} at epoch {epoch_index + 1}, batch {batch + 1}: {where}. "
                    "Lower the learning rate, add gradient clipping (training.grad_clip) or "
                    "normalisation layers."
@@ -793,15 +793,19 @@ class Trainer:
                       " No epoch had finished, so there is no checkpoint to go back to."))
         raise NonFiniteLossError(message, epoch_index + 1, batch + 1, layer)
 
-    def _first_non_finite_layer(self) -> int | None:
-        found: list[int] = []
+    def _first_non_finite_layer(self) -> tuple[int, str] | None:
+        """The index of the first layer (in the order they run) whose output
+        or weights are not finite, and its name (for a block use, with the
+        layer inside it that was first)."""
+        found: list[tuple[int, str]] = []
         hooks = []
-        # In a graph, the hooks fire in the order the layers run (the project's).
-        for index, module in enumerate(layer_modules(self.model)):
-            def hook(_module, _inputs, output, index=index):
+        watched = list(_layers_with_titles(self.model, self.built.report))
+        for index, module, title, _ in watched:
+            # An inner layer's hook fires before its block's: the innermost is found.
+            def hook(_module, _inputs, output, index=index, title=title):
                 if not found and isinstance(output, torch.Tensor) and output.is_floating_point() \
                         and not torch.isfinite(output).all():
-                    found.append(index)
+                    found.append((index, title))
             hooks.append(module.register_forward_hook(hook))
         was_training = self.model.training
         self.model.eval()  # no running statistics change while looking
@@ -814,9 +818,10 @@ class Trainer:
                 handle.remove()
         if found:
             return found[0]
-        for index, module in enumerate(layer_modules(self.model)):
-            if any(not torch.isfinite(p).all() for p in module.parameters()):
-                return index
+        for index, module, title, is_block in watched:
+            # The layers inside a block use are watched themselves: the innermost is named.
+            if not is_block and any(not torch.isfinite(p).all() for p in module.parameters()):
+                return index, title
         return None
 
     @torch.no_grad()
@@ -855,6 +860,20 @@ def layer_title(layer) -> str:
     """``layer 3 'conv1' (Conv2d)``, or ``layer 3 (Conv2d)`` for a layer without an id."""
     name = f" {layer.id!r}" if layer.id else ""
     return f"layer {layer.index}{name} ({layer.type})"
+
+
+def _layers_with_titles(module: nn.Module, report, top: int | None = None, prefix: str = ""):
+    """``(top-level index, module, name, is a block use)`` of every layer of a
+    built model, the layers inside block uses too (after their use's entry)."""
+    for layer, child in zip(report.layers, layer_modules(module)):
+        index = layer.index if top is None else top
+        title = prefix + layer_title(layer)
+        yield index, child, title, bool(layer.blocks)
+        if layer.blocks:
+            repetitions = [child] if len(layer.blocks) == 1 else list(child)
+            for number, (nested, part) in enumerate(zip(layer.blocks, repetitions), start=1):
+                again = f", repetition {number}" if len(layer.blocks) > 1 else ""
+                yield from _layers_with_titles(part, nested, index, f"{title}{again}, its ")
 
 
 def _nested_title(report, wanted) -> str:

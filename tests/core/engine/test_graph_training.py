@@ -237,3 +237,17 @@ def test_a_batch_norm_inside_a_block_is_named_with_the_block_use(digits_data):
     assert str(caught.value.problems[0]) == (
         "data.batch_size: is 1, but layer 1 'hidden' (Dense), its layer 1 (BatchNorm1d) normalises "
         "over the batch and needs at least 2 samples per batch in training: set it to 2 or more")
+
+
+def test_a_non_finite_output_inside_a_block_names_the_layer_there(digits_data):
+    project = small_graph_project(repeat=2)
+    trainer = Trainer(project, data=digits_data)
+    trainer.setup()
+    with torch.no_grad():
+        trainer.model.res[1].conv2.weight[0, 0, 0, 0] = math.inf
+    assert trainer._first_non_finite_layer() == (
+        2, "layer 2 'res' (ResidualBlock), repetition 2, its layer 3 'conv2' (Conv2d)")
+    with torch.no_grad():
+        trainer.model.res[1].conv2.weight.zero_()
+        trainer.model.head.bias[0] = math.nan  # NaN weights, but only the last output shows it
+    assert trainer._first_non_finite_layer() == (len(project.model.layers) - 1, "layer 8 'head' (Linear)")
