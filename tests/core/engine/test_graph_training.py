@@ -251,3 +251,16 @@ def test_a_non_finite_output_inside_a_block_names_the_layer_there(digits_data):
         trainer.model.res[1].conv2.weight.zero_()
         trainer.model.head.bias[0] = math.nan  # NaN weights, but only the last output shows it
     assert trainer._first_non_finite_layer() == (len(project.model.layers) - 1, "layer 8 'head' (Linear)")
+
+
+def test_unreached_parameters_are_found_inside_repeated_blocks_too():
+    from guidl.engine.build import build
+
+    project = small_graph_project(repeat=2)
+    block = project.model.blocks["ResidualBlock"]
+    block.layers.insert(5, Layer("Conv2d", {"out_channels": 2, "kernel_size": 1}, id="probe",
+                                 inputs=["conv1"]))
+    module = build(project.model, (1, 8, 8)).module
+    assert unreached_parameters(module) == ["res.0.probe.weight", "res.0.probe.bias",
+                                            "res.1.probe.weight", "res.1.probe.bias"]
+    assert unreached_parameters(build(small_graph_project().model, (1, 8, 8)).module) == []
