@@ -264,3 +264,15 @@ def test_unreached_parameters_are_found_inside_repeated_blocks_too():
     assert unreached_parameters(module) == ["res.0.probe.weight", "res.0.probe.bias",
                                             "res.1.probe.weight", "res.1.probe.bias"]
     assert unreached_parameters(build(small_graph_project().model, (1, 8, 8)).module) == []
+
+
+def test_channels_last_reaches_the_convolutions_inside_blocks(digits_data):
+    trainer = Trainer(small_graph_project(repeat=2, training__channels_last=True), data=digits_data)
+    trainer.setup()
+    weights = [trainer.model.stem.weight, trainer.model.res[1].conv2.weight, trainer.model.shortcut.weight]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+    x, y = digits_data.train.x[:16], digits_data.train.y[:16]
+    before = trainer.model.res[1].conv2.weight.clone()
+    loss, output = trainer._train_step(x, y)
+    assert torch.isfinite(loss) and output.shape == (16, 10)
+    assert not torch.equal(before, trainer.model.res[1].conv2.weight)
