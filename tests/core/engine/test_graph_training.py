@@ -276,3 +276,18 @@ def test_channels_last_reaches_the_convolutions_inside_blocks(digits_data):
     loss, output = trainer._train_step(x, y)
     assert torch.isfinite(loss) and output.shape == (16, 10)
     assert not torch.equal(before, trainer.model.res[1].conv2.weight)
+
+
+def test_torch_compile_traces_a_graph_whole():
+    """torch.compile follows GraphModel's forward plan without a graph break
+    (checked with dynamo's eager backend, which compiles nothing: seconds, not
+    the minute inductor takes; the trainer itself compiles stacks and graphs alike)."""
+    from guidl.engine.build import build
+
+    torch._dynamo.reset()
+    module = build(small_graph_project(repeat=2, unused_branch=True).model, (1, 8, 8)).module
+    compiled = torch.compile(module, backend="eager", fullgraph=True)
+    x = torch.randn(4, 1, 8, 8)
+    torch.testing.assert_close(compiled(x), module(x))
+    compiled(x).sum().backward()
+    assert module.res[0].conv1.weight.grad is not None and module.aux.weight.grad is None
