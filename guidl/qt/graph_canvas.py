@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction, QColor, QFont, QFontMetricsF, QKeySequence, QPainter, QPainterPath,
     QPainterPathStroker, QPalette, QPen,
@@ -380,6 +380,14 @@ class GraphCanvas(QGraphicsView):
         self.scene_.addItem(self.output_node)
         self._layout_key = None
         self._layout = None
+        self._graph_rect: QRectF | None = None
+        self._moved_by_hand = False
+        #: ``report_changed`` alone (an analysis without an edit) syncs once the
+        #: event loop runs; an edit's ``changed`` comes at once and syncs instead.
+        self._report_sync = QTimer(self)
+        self._report_sync.setSingleShot(True)
+        self._report_sync.setInterval(0)
+        self._report_sync.timeout.connect(self.sync)
         self._quiet = 0  # > 0 while the canvas itself moves or selects items
         self._emitting = False
         self._wire_drag: tuple[NodeItem, QGraphicsPathItem] | None = None
@@ -406,7 +414,7 @@ class GraphCanvas(QGraphicsView):
         for bar in (self.horizontalScrollBar(), self.verticalScrollBar()):
             bar.valueChanged.connect(lambda _value: self.overview.viewport().update())
         document.changed.connect(self.sync)
-        document.report_changed.connect(self.sync)
+        document.report_changed.connect(self._report_sync.start)
         document.project_replaced.connect(self._project_replaced)
         #: Until the user zooms or scrolls, the view fits the graph (a new project, a resize).
         self._auto_fit = True
@@ -421,6 +429,7 @@ class GraphCanvas(QGraphicsView):
         import time
 
         started = time.perf_counter()
+        self._report_sync.stop()
         self._quiet += 1
         try:
             self._sync()
@@ -474,14 +483,19 @@ class GraphCanvas(QGraphicsView):
                 wanted[(INPUT_KEY if source == INPUT_INDEX else keys[source], keys[target])] = (source, target)
         last = len(layers) - 1
         wanted[(keys[last] if layers else INPUT_KEY, OUTPUT_KEY)] = (last if layers else INPUT_INDEX, OUTPUT_INDEX)
+        rewired = False
         for pair in [pair for pair in self.wires if pair not in wanted]:
             self.scene_.removeItem(self.wires.pop(pair))
+            rewired = True
         for pair, (source, target) in wanted.items():
             wire = self.wires.get(pair)
             if wire is None:
                 wire = self.wires[pair] = WireItem(self, source, target)
                 self.scene_.addItem(wire)
-            wire.source, wire.target = source, target
+                rewired = True
+            if (wire.source, wire.target) != (source, target):
+                wire.source, wire.target = source, target
+                rewired = True
 
         # Layout: worked out again only when the wiring, a size or a stored position changed.
         inputs = [list(sources) for sources in wiring.inputs]
@@ -494,12 +508,16 @@ class GraphCanvas(QGraphicsView):
             self._layout_key = layout_key
             self._layout = layered_layout(inputs, sizes, positions)
             self._place()
-        self._route_wires()
-        rect = self.graph_rect()
-        self.scene_.setSceneRect(rect.adjusted(-400, -300, 400, 300))
-        self._update_overview()
-        if self._auto_fit and layout_changed:
-            self.fit_to_view(keep_auto=True)
+        if layout_changed or rewired or self._moved_by_hand:
+            # Nothing moved and no wire changed (a parameter edit): the wires stay as drawn.
+            self._moved_by_hand = False
+            self._route_wires()
+        if layout_changed:
+            self._graph_rect = None
+            self.scene_.setSceneRect(self.graph_rect().adjusted(-400, -300, 400, 300))
+            self._update_overview()
+            if self._auto_fit:
+                self.fit_to_view(keep_auto=True)
 
     def _content(self, project, layer, info, wiring, index: int) -> NodeContent:
         if info is not None:
@@ -573,6 +591,8 @@ class GraphCanvas(QGraphicsView):
     def node_moved(self, node: NodeItem) -> None:
         if self._quiet or self._layout is None:
             return
+        self._moved_by_hand = True  # until the document says where it is
+        self._graph_rect = None
         self._route_wires({node} | {n for n in self._drag_start})
 
     def _project_replaced(self) -> None:
@@ -581,10 +601,13 @@ class GraphCanvas(QGraphicsView):
     # -- what other views and tests read ---------------------------------------------------
 
     def graph_rect(self) -> QRectF:
-        rect = QRectF()
-        for node in [*self.by_index, self.input_node, self.output_node]:
-            rect = rect.united(node.sceneBoundingRect())
-        return rect.adjusted(-40, -40, 40, 40)
+        """The nodes' bounding rectangle with a margin (scene coordinates)."""
+        if self._graph_rect is None:
+            rect = QRectF()
+            for node in [*self.by_index, self.input_node, self.output_node]:
+                rect = rect.united(node.sceneBoundingRect())
+            self._graph_rect = rect.adjusted(-40, -40, 40, 40)
+        return QRectF(self._graph_rect)
 
     def visible_rect(self) -> QRectF:
         return self.mapToScene(self.viewport().rect()).boundingRect()
