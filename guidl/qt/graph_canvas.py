@@ -49,6 +49,8 @@ PORT_REACH = 10.0
 ERROR_COLOR = QColor("#dc2626")
 WARNING_COLOR = QColor("#d97706")
 MIN_ZOOM, MAX_ZOOM = 0.02, 3.0
+#: The least zoom the view picks by itself: node text stays legible.
+READABLE_ZOOM = 0.7
 ZOOM_STEP = 1.2
 
 
@@ -160,8 +162,10 @@ class NodeItem(QGraphicsItem):
     def _size(content: NodeContent) -> tuple[float, float]:
         bold = QFont()
         bold.setBold(True)
+        plain = QFontMetricsF(QFont())
+        problem = content.problem.splitlines()[0] if content.problem else ""
         text = max(QFontMetricsF(bold).horizontalAdvance(content.title) + (52 if content.fix else 0),
-                   QFontMetricsF(QFont()).horizontalAdvance(content.detail)) + 24
+                   plain.horizontalAdvance(content.detail), plain.horizontalAdvance(problem)) + 24
         width = min(NODE_MAX_WIDTH, max(NODE_MIN_WIDTH, -(-text // WIDTH_STEP) * WIDTH_STEP))
         if content.marker:
             return width, MARKER_HEIGHT
@@ -331,7 +335,6 @@ class Overview(QGraphicsView):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFrameShape(QFrame.Shape.Box)
-        self.setFixedSize(170, 190)
         self.setToolTip("Overview: click or drag to move there")
         self.setCursor(Qt.CursorShape.PointingHandCursor)
 
@@ -521,12 +524,13 @@ class GraphCanvas(QGraphicsView):
 
     def _content(self, project, layer, info, wiring, index: int) -> NodeContent:
         if info is not None:
-            title = info.label
+            title = f"{layer.id}: {info.label}" if layer.id else info.label
             detail = format_shape(info.output_shape) if info.output_shape is not None else "?"
             if info.output_shape is not None:
                 detail += f" · {info.param_count:,} params"
         else:
             title, detail = layer.type + (f" ×{layer.repeat}" if layer.repeat != 1 else ""), "?"
+            title = f"{layer.id}: {title}" if layer.id else title
         problem, level = None, ""
         wiring_problem = wiring.problem_of(index)
         if info is not None and info.error:
@@ -687,16 +691,23 @@ class GraphCanvas(QGraphicsView):
         self.zoom_by(1 / ZOOM_STEP)
 
     def fit_to_view(self, keep_auto: bool = False) -> None:
-        """The whole graph in sight (never larger than life)."""
+        """The whole graph in sight (never larger than life). ``keep_auto``:
+        the view's own fit (a new project, a resize), which keeps the nodes
+        readable: a graph taller than that shows from its input down, and the
+        overview shows the rest."""
         rect = self.graph_rect()
         self._auto_fit = keep_auto
         self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        least = READABLE_ZOOM if keep_auto else MIN_ZOOM
         if self.zoom() > 1.0:
             self.resetTransform()
-        elif self.zoom() < MIN_ZOOM:
-            self.scale(MIN_ZOOM / self.zoom(), MIN_ZOOM / self.zoom())
-        if self.zoom() >= 1.0 or rect.height() * self.zoom() <= self.viewport().height():
+        elif self.zoom() < least:
+            self.scale(least / self.zoom(), least / self.zoom())
+        if rect.height() * self.zoom() <= self.viewport().height() + 1:
             self.centerOn(rect.center())
+        else:  # the top: the input and the first layers
+            visible = self.visible_rect()
+            self.centerOn(QPointF(rect.center().x(), rect.top() + visible.height() / 2))
         self._update_overview()
 
     def tidy_up(self) -> None:
@@ -715,6 +726,9 @@ class GraphCanvas(QGraphicsView):
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
         viewport = self.viewport().geometry()
+        # A corner of the canvas, never most of it.
+        self.overview.setFixedSize(max(80, min(170, viewport.width() // 4)),
+                                   max(90, min(200, viewport.height() * 2 // 5)))
         self.overview.move(viewport.right() - self.overview.width() - 8,
                            viewport.bottom() - self.overview.height() - 8)
         if self._auto_fit:

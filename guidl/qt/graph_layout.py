@@ -32,6 +32,10 @@ BEND_WIDTH = 14.0
 _SWEEPS = 6
 _PLACEMENT_ROUNDS = 8
 _REAL_WEIGHT = 1e9  # bend points give way to nodes: a stack stays a column
+#: Between nodes, the longer run of single links below a node weighs more: a
+#: ResNet's main path stays put and its 1x1 shortcut moves aside.
+_RUN_WEIGHT = 1e5
+_LONGEST_RUN = 5
 
 
 def output_node(count: int) -> int:
@@ -172,7 +176,22 @@ def _order(order: list[list[int]], up, down) -> list[list[int]]:
     return best
 
 
+def _runs(order, up, down, real_nodes) -> dict[int, int]:
+    """For each node, how many nodes follow it one by one (each the only
+    taker of the one before, which has no other taker), itself included."""
+    runs: dict[int, int] = {}
+    for layer in reversed(order):
+        for node in layer:
+            below = down[node]
+            single = len(below) == 1 and below[0] in real_nodes and len(up[below[0]]) == 1
+            runs[node] = 1 + runs.get(below[0], 0) if single else 1
+    return runs
+
+
 def _place(order, up, down, width, real_nodes, h_gap) -> dict[int, float]:
+    runs = _runs(order, up, down, real_nodes)
+    weight = {node: _REAL_WEIGHT * _RUN_WEIGHT ** min(runs[node], _LONGEST_RUN) if node in real_nodes else 1.0
+              for layer in order for node in layer}
     xs: dict[int, float] = {}
     for layer in order:
         x = 0.0
@@ -181,14 +200,16 @@ def _place(order, up, down, width, real_nodes, h_gap) -> dict[int, float]:
             x += width[node] + h_gap
     for _ in range(_PLACEMENT_ROUNDS):
         moved = 0.0
-        for neighbours, ranks in ((up, range(1, len(order))), (down, range(len(order) - 2, -1, -1))):
+        # Each round ends going down: a node follows the node above it, so a run of
+        # single links is one straight column.
+        for neighbours, ranks in ((down, range(len(order) - 2, -1, -1)), (up, range(1, len(order)))):
             for rank in ranks:
                 layer = order[rank]
                 targets = [_desired(node, neighbours, xs, real_nodes) for node in layer]
                 if len(layer) == 1:
                     placed = targets
                 else:
-                    weights = [_REAL_WEIGHT if node in real_nodes else 1.0 for node in layer]
+                    weights = [weight[node] for node in layer]
                     placed = _fit(layer, targets, weights, width, h_gap)
                 for node, x in zip(layer, placed):
                     moved = max(moved, abs(xs[node] - x))

@@ -62,6 +62,7 @@ class ModelTab(QSplitter):
         self.views.addWidget(self.stack)
         self.views.setStretchFactor(0, 3)
         self.views.setStretchFactor(1, 1)
+        self.views.setSizes([560, 220])
         # The project's name: its runs' folders and its exports are named after it.
         self.name_field = TextField(document, "name", _parse_name, lambda name: document.apply(
             lambda p: setattr(p, "name", name), "Rename the project"))

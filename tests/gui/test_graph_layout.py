@@ -115,3 +115,21 @@ def test_two_hundred_layers_lay_out_quickly():
     layout = layered_layout(inputs, sizes(len(inputs)))
     assert time.perf_counter() - began < 1.0  # generous: a shared machine; typically ~10 ms
     assert len({centre(layout, n) for n in range(len(inputs))}) == 1
+
+
+def test_a_projection_shortcut_moves_aside_and_the_main_path_stays_one_column():
+    # stem; then blocks whose shortcut is a 1x1 projection (two layers) beside
+    # a main path of three, merged by an Add: the column must not drift.
+    inputs = [[INPUT_NODE]]
+    main_path = [0]
+    for _ in range(3):
+        start = len(inputs) - 1
+        first = len(inputs)
+        inputs += [[start], [first], [first + 1]]  # the main path
+        inputs += [[start], [first + 3]]  # the projection and its norm
+        inputs.append([first + 2, first + 4])  # the Add
+        main_path += [first, first + 1, first + 2, first + 5]
+    layout = layered_layout(inputs, sizes(len(inputs)))
+    assert {centre(layout, node) for node in main_path} == {0}
+    projections = [first for first in range(len(inputs)) if first not in main_path]
+    assert all(centre(layout, node) >= SIZE[0] for node in projections)
