@@ -78,7 +78,7 @@ def test_an_edit_updates_the_node_in_place(window):
     stem = canvas.node(0)
     window.edits.set_param(0, "out_channels", 16)
     assert canvas.node(0) is stem  # kept by its id, not rebuilt
-    assert stem.content.title == "Conv2d(16, 3)"
+    assert stem.content.title == "stem: Conv2d(16, 3)"
     assert stem.content.detail.startswith("(16, 28, 28)")
 
 
@@ -252,7 +252,7 @@ def test_a_problem_shows_red_on_the_node_and_its_fix_applies_with_one_click(wind
     layers = window.document.project.model.layers
     assert window.document.undo_stack.count() == steps + 1
     assert len(layers) == 9 and window.document.report.ok
-    fixed = next(node for node in canvas.by_index if node.content.title.startswith("Add"))
+    fixed = next(node for node in canvas.by_index if node.content.title.startswith("add: Add"))
     assert fixed.content.level == "" and not fixed.fix_button.isVisible()
     window.document.undo_stack.undo()
     assert canvas.node(5).content.level == "error"
