@@ -67,6 +67,7 @@ class NodeContent:
     level: str = ""  # "", "warning" or "error"
     fix: bool = False
     marker: bool = False  # the input or output, not a layer
+    block: bool = False  # a use of one of the model's blocks
 
 
 class Colors:
@@ -172,7 +173,7 @@ class NodeItem(QGraphicsItem):
         return width, NODE_HEIGHT + (PROBLEM_HEIGHT if content.problem else 0)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
-        return QRectF(-3, -PORT_RADIUS - 3, self.width + 6, self.height + 2 * PORT_RADIUS + 6)
+        return QRectF(-3, -PORT_RADIUS - 3, self.width + 8, self.height + 2 * PORT_RADIUS + 8)
 
     def shape(self) -> QPainterPath:
         path = QPainterPath()
@@ -198,7 +199,12 @@ class NodeItem(QGraphicsItem):
             painter.fillRect(rect, edge if content.level else (colors.highlight if selected else colors.wire))
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(QPen(colors.highlight if selected else edge, 2.5 if selected or content.level else 1))
+        pen = QPen(colors.highlight if selected else edge, 2.5 if selected or content.level else 1)
+        if content.block:  # a card behind the card: a block holds layers of its own
+            painter.setPen(QPen(colors.border, 1))
+            painter.setBrush(colors.marker)
+            painter.drawRoundedRect(rect.translated(4, 4), 8, 8)
+        painter.setPen(pen)
         painter.setBrush(fill)
         painter.drawRoundedRect(rect, 8, 8)
         if content.level:
@@ -541,7 +547,7 @@ class GraphCanvas(QGraphicsView):
             problem, level = "\n".join(info.warnings), "warning"
         fix = (level == "error" and info is not None and getattr(info, "fix_action", None) is not None
                and hasattr(self.edits, "apply_fix"))
-        return NodeContent(title, detail, problem, level, fix)
+        return NodeContent(title, detail, problem, level, fix, block=layer.type in project.model.blocks)
 
     def _place(self) -> None:
         layout = self._layout

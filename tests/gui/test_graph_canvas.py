@@ -350,6 +350,7 @@ def test_a_block_use_shows_its_repeat(window):
     window.document.set_project(spec.Project.from_dict(doc), None)
     canvas = window.model_tab.canvas
     assert canvas.node(1).content.title == "Pair(16) ×2"
+    assert canvas.node(1).content.block and not canvas.node(0).content.block
     menu = canvas.menu_at(canvas.node(1).sceneBoundingRect().center())
     assert "Expand Block" in [a.text() for a in menu.actions()]
 
