@@ -402,6 +402,14 @@ class LayerEdits:
     def rename_block_param(self, block: str, old: str, new: str) -> None:
         self._model_edit(edits.rename_block_param, f"Rename {block}.{old}", block, old, new)
 
+    def set_block_param(self, block: str, name: str, config: Mapping[str, Any]) -> None:
+        """Declare a block's parameter anew (kind, default, bounds, choices, help)."""
+        self._model_edit(edits.set_block_param, f"Set {block}.{name}", block, name, dict(config))
+
+    def set_block_help(self, block: str, text: str) -> None:
+        self._model_edit(edits.set_block_help, f"Set the help of {block}", block, text,
+                         merge_key=f"block {block}.help")
+
     # -- copy and paste ------------------------------------------------------------------------------
 
     def copy(self, indexes: Iterable[int], block: str | None = None) -> str | None:

@@ -704,6 +704,52 @@ def remove_block_param(model: Model, block: str, name: str) -> None:
         use.params.pop(name, None)
 
 
+def _checked_param(definition: Block, block: str, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` as the new declaration of the parameter ``name`` of ``definition``,
+    checked as the file's reader checks it; ``EditError`` says why it is refused."""
+    if name not in _block_param_names(definition):
+        raise EditError(f"the block {block} has no parameter {name!r}")
+    if config.get("name") != name:
+        raise EditError("rename a parameter with its own edit (its references follow)")
+    reader = _Reader()
+    checked = reader.block_param(dict(config), "param")
+    if checked is None:
+        problem = reader.problems[0] if reader.problems else None
+        if problem is None:
+            raise EditError("not a valid parameter")
+        field = problem.path.rpartition(".")[2]
+        raise EditError(f"the {field} {problem.message}" if field and field != "param" else problem.message)
+    return checked
+
+
+def block_param_problem(model: Model, block: str, name: str, config: Mapping[str, Any]) -> str | None:
+    """Why ``set_block_param`` would refuse ``config``, or None (nothing changes)."""
+    try:
+        _checked_param(_block(model, block), block, name, config)
+    except EditError as error:
+        return str(error)
+    return None
+
+
+@_edit
+def set_block_param(model: Model, block: str, name: str, config: Mapping[str, Any]) -> None:
+    """Declare the block's parameter ``name`` anew (kind, default, bounds,
+    choices, help; the name stays: see ``rename_block_param``). Refused when
+    the default does not fit its own kind, bounds or choices. Uses and
+    references keep their values; the analysis says where one no longer fits."""
+    definition = _block(model, block)
+    checked = _checked_param(definition, block, name, config)
+    definition.params = [checked if c.get("name") == name else c for c in definition.params]
+
+
+@_edit
+def set_block_help(model: Model, block: str, text: str) -> None:
+    """The block's help text (the palette's tooltip, the Python export's docstring)."""
+    if not isinstance(text, str):
+        raise EditError(f"a block's help is text, got {type(text).__name__}")
+    _block(model, block).help = text.strip()
+
+
 @_edit
 def rename_block_param(model: Model, block: str, old: str, new: str) -> None:
     """Rename a block's parameter, in its references and in every use."""
