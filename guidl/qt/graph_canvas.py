@@ -128,6 +128,7 @@ class NodeItem(QGraphicsItem):
         self.content = NodeContent("", "")
         self.width, self.height = NODE_MIN_WIDTH, NODE_HEIGHT
         self.input_slots = 1
+        self.hot = False  # a wire being dragged would go into it
         self.fix_button: FixButton | None = None
         if index >= 0:
             self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
@@ -199,7 +200,10 @@ class NodeItem(QGraphicsItem):
             painter.fillRect(rect, edge if content.level else (colors.highlight if selected else colors.wire))
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        pen = QPen(colors.highlight if selected else edge, 2.5 if selected or content.level else 1)
+        pen = QPen(colors.highlight if selected or self.hot else edge,
+                   2.5 if selected or self.hot or content.level else 1)
+        if self.hot:
+            pen.setStyle(Qt.PenStyle.DashLine)
         if content.block:  # a card behind the card: a block holds layers of its own
             painter.setPen(QPen(colors.border, 1))
             painter.setBrush(colors.marker)
@@ -404,6 +408,7 @@ class GraphCanvas(QGraphicsView):
         self._space = False
         self._drag_start: dict[NodeItem, QPointF] = {}
         self._hot_wire: WireItem | None = None
+        self._hot_node: NodeItem | None = None
         self._pressed: NodeItem | None = None
         #: How long the last ``sync`` took (seconds): what the benchmark reads.
         self.last_sync_seconds = 0.0
@@ -804,6 +809,8 @@ class GraphCanvas(QGraphicsView):
         if self._wire_drag is None:
             return
         source, preview = self._wire_drag
+        target = self._target_at(scene_pos)
+        self._set_hot_node(target if target is not source else None)
         start = source.output_port()
         bend = max(40.0, abs(scene_pos.y() - start.y()) / 2)
         path = QPainterPath(start)
@@ -817,6 +824,7 @@ class GraphCanvas(QGraphicsView):
             return False
         source, preview = self._wire_drag
         self._wire_drag = None
+        self._set_hot_node(None)
         self.scene_.removeItem(preview)
         target = self._target_at(scene_pos) if scene_pos is not None else None
         if target is None or target is source or not hasattr(self.edits, "connect"):
@@ -824,6 +832,15 @@ class GraphCanvas(QGraphicsView):
         # The edit refuses (and says why) a wire up to a layer listed before the source.
         self.edits.connect(source.index, target.index)
         return True
+
+    def _set_hot_node(self, node: NodeItem | None) -> None:
+        if node is self._hot_node:
+            return
+        for item in (self._hot_node, node):
+            if item is not None:
+                item.hot = item is node
+                item.update()
+        self._hot_node = node
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
         scene_pos = self.mapToScene(event.position().toPoint())
@@ -872,6 +889,7 @@ class GraphCanvas(QGraphicsView):
                  if node.scene() is self.scene_ and node.pos() != start}
         self._drag_start = {}
         if moved:
+            self._auto_fit = False  # the user arranges the nodes: the view stays as it is
             self.commit_positions(moved)
 
     def commit_positions(self, moved: dict[int, tuple[float, float]]) -> None:
