@@ -363,3 +363,30 @@ def test_mime_from_another_program_is_refused(window):
                        Qt.KeyboardModifier.NoModifier)
     canvas.dropEvent(event)
     assert window.document.undo_stack.count() == 0
+
+
+def test_ctrl_wheel_zooms_and_a_middle_drag_pans(window, qtbot):
+    from PySide6.QtGui import QWheelEvent
+
+    canvas = open_layers(window, [Layer("Flatten")] + [Layer("ReLU") for _ in range(40)])
+    canvas.resetTransform()
+    centre = QPointF(canvas.viewport().rect().center())
+
+    def wheel(modifiers):
+        event = QWheelEvent(centre, QPointF(canvas.viewport().mapToGlobal(centre.toPoint())), QPoint(0, 0),
+                            QPoint(0, 240), Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase,
+                            False)
+        QApplication.sendEvent(canvas.viewport(), event)
+
+    wheel(Qt.KeyboardModifier.ControlModifier)
+    assert canvas.zoom() > 1.3
+    zoom, scroll = canvas.zoom(), canvas.verticalScrollBar().value()
+    wheel(Qt.KeyboardModifier.NoModifier)  # a plain wheel scrolls
+    assert canvas.zoom() == zoom and canvas.verticalScrollBar().value() != scroll
+    scroll = canvas.verticalScrollBar().value()
+    start = canvas.viewport().rect().center()
+    qtbot.mousePress(canvas.viewport(), Qt.MouseButton.MiddleButton, pos=start)
+    qtbot.mouseMove(canvas.viewport(), start + QPoint(0, -120))
+    qtbot.mouseRelease(canvas.viewport(), Qt.MouseButton.MiddleButton, pos=start + QPoint(0, -120))
+    assert canvas.verticalScrollBar().value() == scroll + 120
+    assert window.document.undo_stack.count() == 0  # panning moved no node
