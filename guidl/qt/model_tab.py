@@ -4,7 +4,6 @@ changes the project only through the document's undoable edits."""
 
 from __future__ import annotations
 
-import copy
 from typing import Callable
 
 from PySide6.QtCore import QSignalBlocker, Qt, Slot
@@ -14,9 +13,10 @@ from PySide6.QtWidgets import (
 
 from ..formatting import format_bytes
 from ..registry import Param, UnknownNameError
-from ..spec.graph import MAX_REPEAT, block_name_problem, entry_for, id_problem, resolve_inputs
+from ..spec.graph import MAX_REPEAT, block_name_problem, entry_for
 from .document import LayerEdits, ProjectDocument
 from .graph_canvas import GraphPanel
+from .layer_fields import WiringFields
 from .model_stack import ModelStackView
 from .panels import ERROR_STYLE, WARNING_STYLE, message_label
 from .param_form import ParamForm, SpinBox, TextField, parse_value
@@ -25,10 +25,6 @@ NO_LAYER_HELP = ("Select a layer to edit it, or add one from the palette "
                  "(double-click, Enter, or drag it onto the model).")
 SEVERAL_LAYERS_HELP = ("{count} layers selected: copy them, delete them, make a block of them "
                        "or wrap them in a residual block (Edit and Model menus).")
-INPUTS_TIP = ("The ids of the layers it takes, separated by commas (\"input\": the model's input); "
-              "empty: the layer above it. A merge (Add, Multiply, Concat) takes two or more.")
-ID_TIP = ("The layer's name in the graph: other layers name it in their inputs, and the built "
-          "model's module is called so. Optional.")
 
 
 def _parse_name(text: str) -> tuple[str, str | None]:
@@ -92,14 +88,9 @@ class ModelTab(QSplitter):
         self.layer_help = QLabel(NO_LAYER_HELP)
         self.layer_help.setWordWrap(True)
         # The layer's place in the graph: its id, what it takes, and a block's repeat.
-        self.id_field = TextField(document, "layer · id", self._parse_id,
-                                  lambda value: self.edits.rename_id(self.stack.selected_layer(), value))
-        self.id_field.edit.setToolTip(ID_TIP)
-        self.id_field.edit.setPlaceholderText("none")
-        self.inputs_field = TextField(document, "layer · inputs", self._parse_inputs,
-                                      lambda ids: self.edits.set_inputs(self.stack.selected_layer(), ids))
-        self.inputs_field.edit.setToolTip(INPUTS_TIP)
-        self.inputs_field.edit.setPlaceholderText("the layer above it")
+        self.wiring = WiringFields(document, "layer", lambda: document.project.model.layers,
+                                   self.stack.selected_layer, self.edits.rename_id, self.edits.set_inputs)
+        self.id_field, self.inputs_field = self.wiring.id_field, self.wiring.inputs_field
         self.repeat = SpinBox()
         self.repeat.setRange(1, MAX_REPEAT)
         self.repeat.setToolTip("How many times the block is applied in sequence, each time with its own weights")
@@ -204,8 +195,7 @@ class ModelTab(QSplitter):
         self.properties.setTitle(f"Layer {index}: {layer.type}" + (" (block)" if block else ""))
         self.layer_help.setText(entry.help)
         self.wiring_form.show()
-        self.id_field.show(layer.id or "")
-        self.inputs_field.show(", ".join(layer.inputs) if layer.inputs is not None else "")
+        self.wiring.show(layer)
         for widget in self.block_only:
             widget.setVisible(block)
         if block:
@@ -256,43 +246,3 @@ class ModelTab(QSplitter):
         index = self.stack.selected_layer()
         if index >= 0:
             self.edits.set_repeat(index, value)
-
-    # -- the id and inputs fields: checked as typed, applied when done and valid -------------------------
-
-    def _parse_id(self, text: str) -> tuple[object, str | None]:
-        value = text.strip()
-        layers = self.document.project.model.layers
-        index = self.stack.selected_layer()
-        if not 0 <= index < len(layers):
-            return None, None
-        old = layers[index].id
-        if not value:
-            users = [i for i, layer in enumerate(layers) if old and layer.inputs and old in layer.inputs]
-            if users:
-                return None, f"layer {users[0]} names it in its inputs: it needs an id"
-            return None, None
-        problem = id_problem(value)
-        if problem:
-            return None, f"the id {problem}"
-        other = next((i for i, layer in enumerate(layers) if i != index and layer.id == value), None)
-        if other is not None:
-            return None, f"{value!r} is already the id of layer {other}"
-        return value, None
-
-    def _parse_inputs(self, text: str) -> tuple[object, str | None]:
-        layers = self.document.project.model.layers
-        index = self.stack.selected_layer()
-        if not 0 <= index < len(layers):
-            return None, None
-        ids = [name.strip() for name in text.replace(";", ",").split(",")]
-        if not any(ids):
-            ids = None
-        elif not all(ids):
-            return None, "an empty id between two commas"
-        trial = list(layers)
-        trial[index] = copy.copy(layers[index])
-        trial[index].inputs = ids
-        problem = resolve_inputs(trial).problem_of(index)
-        if problem is not None:
-            return None, problem.message + (f"; {problem.fix}" if problem.fix else "")
-        return ids, None
