@@ -7,6 +7,10 @@ the file's order, which is a topological order of the graph. A layer that
 does not fit is marked on its row with the message and the fix. Layers are
 dropped in from the palette and dragged to reorder; both go through
 ``LayerEdits`` and so are undoable.
+
+Scoped to a block (``block="ResidualBlock"``), the rows are the block's own
+layers, with the shapes and parameter counts of its first use (the first
+repetition); without a use there is nothing to measure, and they show "—".
 """
 
 from __future__ import annotations
@@ -62,22 +66,61 @@ def inputs_text(wiring: Wiring, layers, index: int) -> str:
     return ", ".join(names)
 
 
+NOT_USED = "—"
+
+
+def first_use_report(report, block: str):
+    """The report of the first repetition of the first use of ``block``
+    (searched through blocks used in blocks too), or None when nothing uses it."""
+    if report is None:
+        return None
+    for layer in report.layers:
+        if layer.blocks:
+            if layer.type == block:
+                return layer.blocks[0]
+            found = first_use_report(layer.blocks[0], block)
+            if found is not None:
+                return found
+    return None
+
+
 class LayerTableModel(QAbstractTableModel):
-    def __init__(self, document: ProjectDocument, parent=None):
+    #: A drop added (or moved) a layer to this index: a block's view selects it
+    #: (the model's view is told by the document's ``selection_requested``).
+    inserted = Signal(int)
+
+    def __init__(self, document: ProjectDocument, parent=None, block: str | None = None):
         super().__init__(parent)
         self.document = document
+        #: The block whose layers the rows are (None: the model's).
+        self.block = block
         self.edits = LayerEdits(document)
         self.wiring = Wiring()
         document.report_changed.connect(self._reset)
+        if block is not None:
+            document.changed.connect(self._reset)  # undo of a layout edit brings no new report
+
+    @property
+    def layers(self):
+        model = self.document.project.model
+        if self.block is None:
+            return model.layers
+        return model.blocks[self.block].layers if self.block in model.blocks else []
+
+    def scoped_report(self):
+        """The report the rows show: the model's, or the block's first use's."""
+        if self.block is None:
+            return self.document.report
+        return first_use_report(self.document.report, self.block)
 
     def _reset(self) -> None:
         self.beginResetModel()
-        self.wiring = resolve_inputs(self.document.project.model.layers)
+        self.wiring = resolve_inputs(self.layers)
         self.endResetModel()
 
     def is_graph(self) -> bool:
         """Whether any layer names its inputs (else the table is a plain stack's)."""
-        return any(layer.inputs is not None for layer in self.document.project.model.layers)
+        return any(layer.inputs is not None for layer in self.layers)
 
     def entry(self, type_: str) -> Entry | None:
         try:
@@ -87,13 +130,14 @@ class LayerTableModel(QAbstractTableModel):
 
     def label(self, layer_i: int) -> str:
         """``stem: Conv2d(32, 3)``, ``ResidualBlock(32, 1) ×2``."""
-        report = self.document.report
-        spec_layer = self.document.project.model.layers[layer_i]
+        report = self.scoped_report()
+        spec_layer = self.layers[layer_i]
         entry = self.entry(spec_layer.type)
         info = report.layers[layer_i] if report and layer_i < len(report.layers) else None
         if entry is None:
             text = spec_layer.type
-        elif info is not None and info.type == spec_layer.type and spec_layer.type in LAYERS:
+        elif (info is not None and info.type == spec_layer.type and spec_layer.type in LAYERS
+              and self.block is None):  # a block's layers show their "$name" references
             text = info.label
         else:
             text = spec_label(entry, spec_layer.params)
@@ -103,7 +147,7 @@ class LayerTableModel(QAbstractTableModel):
 
     @property
     def layer_count(self) -> int:
-        return len(self.document.project.model.layers)
+        return len(self.layers)
 
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else self.layer_count + 2
@@ -125,24 +169,27 @@ class LayerTableModel(QAbstractTableModel):
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
-        report = self.document.report
+        report = self.scoped_report()
         row, column = index.row(), index.column()
         layer_i = self.layer_index(row)
         if layer_i is None:
             return self._edge_data(row == 0, column, role)
         layer = report.layers[layer_i] if report and layer_i < len(report.layers) else None
-        spec_layer = self.document.project.model.layers[layer_i]
+        spec_layer = self.layers[layer_i]
+        unused = self.block is not None and report is None and self.document.report is not None
         if role == Qt.ItemDataRole.DisplayRole:
             if column == 0:
                 return str(layer_i)
             if column == 1:
                 return self.label(layer_i)
+            if column in (2, 3) and unused:
+                return NOT_USED
             if column == 2:
                 return _batched(layer.output_shape if layer else None)
             if column == 3:
                 return f"{layer.param_count:,}" if layer and layer.output_shape else ""
             if column == INPUTS_COLUMN and layer_i < len(self.wiring.inputs):
-                return inputs_text(self.wiring, self.document.project.model.layers, layer_i)
+                return inputs_text(self.wiring, self.layers, layer_i)
         if role == Qt.ItemDataRole.DecorationRole and column == 1:
             if layer is not None and layer.error:
                 return icon("error")
@@ -166,8 +213,12 @@ class LayerTableModel(QAbstractTableModel):
         return None
 
     def _edge_data(self, is_input: bool, column: int, role):
-        report = self.document.report
+        report = self.scoped_report()
         if role == Qt.ItemDataRole.DisplayRole:
+            if column == 1 and self.block is not None:
+                return "Block input" if is_input else "Block output"
+            if column == 2 and self.block is not None and report is None and self.document.report is not None:
+                return NOT_USED
             if column == 1:
                 if is_input:
                     dtype = report.input_dtype if report else "float32"
@@ -182,6 +233,9 @@ class LayerTableModel(QAbstractTableModel):
             return font
         if role == Qt.ItemDataRole.ForegroundRole:
             return QPalette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+        if role == Qt.ItemDataRole.ToolTipRole and self.block is not None:
+            return ("What the block takes (\"input\" in its layers' inputs), at its first use"
+                    if is_input else "What the block gives (its last layer), at its first use")
         if role == Qt.ItemDataRole.ToolTipRole:
             return ("The shape of one sample from the dataset (the batch dimension is left out)"
                     if is_input else "What the model gives for one sample")
@@ -227,13 +281,17 @@ class LayerTableModel(QAbstractTableModel):
         if data.hasFormat(LAYER_MIME):
             name = bytes(data.data(LAYER_MIME)).decode()
             if name in LAYERS or name in self.document.project.model.blocks:
-                self.edits.insert(name, position)
+                inserted = self.edits.insert(name, position, block=self.block)
+                if inserted is not None:
+                    self.inserted.emit(inserted)
                 return True
             return False
         if data.hasFormat(ROW_MIME):
             source = int(bytes(data.data(ROW_MIME)).decode())
             target = position if position <= source else position - 1
-            self.edits.move(source, target)
+            moved = self.edits.move(source, target, block=self.block)
+            if moved is not None and self.block is not None:
+                self.inserted.emit(moved)
             return True
         return False
 
@@ -243,10 +301,10 @@ class ModelStackView(QTableView):
 
     layer_selected = Signal(int)
 
-    def __init__(self, document: ProjectDocument, parent: QWidget | None = None):
+    def __init__(self, document: ProjectDocument, parent: QWidget | None = None, block: str | None = None):
         super().__init__(parent)
         self.document = document
-        self.table = LayerTableModel(document, self)
+        self.table = LayerTableModel(document, self, block)
         self.setModel(self.table)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         # Several layers at once: copy, delete, make a block of them.
@@ -275,7 +333,10 @@ class ModelStackView(QTableView):
         self._selected = -1
         self._selected_rows: list[int] = []
         self.table.modelReset.connect(self._restore_selection)
-        document.selection_requested.connect(self.select_layer)
+        if block is None:  # the document's selection requests name the model's layers
+            document.selection_requested.connect(self.select_layer)
+        else:
+            self.table.inserted.connect(self.select_layer)
         self.selectionModel().selectionChanged.connect(self._selection_changed)
 
     def selected_layers(self) -> list[int]:
