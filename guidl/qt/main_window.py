@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from .. import __version__
 from ..examples import examples
+from .block_editor import BlockEditors
 from .charts import TrainingCharts
 from .controllers.actions import MENUS, WindowState, build_actions, fill_menus, update_actions
 from .controllers.data import DataController
@@ -127,6 +128,7 @@ class MainWindow(QMainWindow):
         self.evaluation = EvaluationController(self)
         self.exports = ExportController(self)
         self.graph_edits = GraphController(self)
+        self.block_editors = BlockEditors(self)
         self._build_actions()
         self.document.changed.connect(self._sync)
         self.document.field_problems_changed.connect(self.update_actions)
@@ -250,7 +252,7 @@ class MainWindow(QMainWindow):
         separator = QAction(self.stack)
         separator.setSeparator(True)
         self.stack.addActions([separator] + [self.actions[name] for name in (
-            "copy", "paste", "add_skip", "wrap_residual", "make_block", "expand_block")])
+            "copy", "paste", "add_skip", "wrap_residual", "make_block", "expand_block", "edit_block")])
         self.toolbar = QToolBar("Main")
         self.toolbar.setObjectName("main-toolbar")
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -324,6 +326,8 @@ class MainWindow(QMainWindow):
             menu.menuAction().setEnabled(not state.running)
         for widget in (self.stack, self.palette_widget, self.properties, self.data_panel, self.setup):
             widget.setEnabled(not state.running)
+        if hasattr(self, "block_editors"):
+            self.block_editors.set_enabled(not state.running)
 
     def reset_session(self) -> None:
         """Another project: forget the trained model and clear the views of it."""

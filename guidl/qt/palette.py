@@ -4,7 +4,7 @@ and the project's own blocks under "Blocks" (they follow the document)."""
 from __future__ import annotations
 
 from PySide6.QtCore import QMimeData, Qt, Signal
-from PySide6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLineEdit, QMenu, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from ..registry import LAYERS
 from ..spec.graph import block_entry
@@ -39,9 +39,11 @@ def palette_mime(name: str) -> QMimeData:
 
 class LayerPalette(QWidget):
     """Emits ``layer_requested(name)`` on double-click or Enter; drags carry
-    ``LAYER_MIME``."""
+    ``LAYER_MIME``. A block's context menu offers to edit its definition
+    (``block_edit_requested(name)``)."""
 
     layer_requested = Signal(str)
+    block_edit_requested = Signal(str)
 
     def __init__(self, document=None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -69,6 +71,8 @@ class LayerPalette(QWidget):
         self._blocks_shown: list[tuple[str, str]] = []
         self.tree.expandAll()
         self.tree.itemActivated.connect(self._activated)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
         self.search.textChanged.connect(self._filter)
         self.search.returnPressed.connect(self._first_match)
         if document is not None:
@@ -121,6 +125,21 @@ class LayerPalette(QWidget):
         name = item.data(0, Qt.ItemDataRole.UserRole)
         if name:
             self.layer_requested.emit(name)
+
+    def block_menu(self, name: str) -> QMenu:
+        """The context menu of the block ``name`` in the palette."""
+        menu = QMenu(self)
+        menu.addAction("Add to the Model", lambda: self.layer_requested.emit(name))
+        menu.addAction("Edit Block Definition…", lambda: self.block_edit_requested.emit(name))
+        return menu
+
+    def _context_menu(self, point) -> None:
+        item = self.tree.itemAt(point)
+        if item is None or item.parent() is not self.blocks_group:
+            return
+        menu = self.block_menu(item.data(0, Qt.ItemDataRole.UserRole))
+        menu.exec(self.tree.viewport().mapToGlobal(point))
+        menu.deleteLater()
 
     def _filter(self, text: str) -> None:
         text = text.strip().lower()
