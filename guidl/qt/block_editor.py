@@ -213,6 +213,7 @@ class LinkedParamForm(ParamForm):
         pages.addWidget(widget)
         shown = QLineEdit()
         shown.setReadOnly(True)
+        shown.setStyleSheet("QLineEdit { font-style: italic; background: palette(window); }")
         shown.setToolTip("Refers to a parameter of the block: each use of the block gives its value")
         pages.addWidget(shown)
         pages.setSizePolicy(widget.sizePolicy())
@@ -408,6 +409,7 @@ class BlockEditor(QDialog):
         document.project_replaced.connect(self.close)
         self.resize(1000, 640)
         self.sync()
+        self.stack.setFocus()
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -95,7 +95,7 @@ class LayerTableModel(QAbstractTableModel):
         #: The block whose layers the rows are (None: the model's).
         self.block = block
         self.edits = LayerEdits(document)
-        self.wiring = Wiring()
+        self.wiring = resolve_inputs(self.layers)
         document.report_changed.connect(self._reset)
         if block is not None:
             document.changed.connect(self._reset)  # undo of a layout edit brings no new report
@@ -329,7 +329,7 @@ class ModelStackView(QTableView):
         # Widths from the rows on screen and some around them, not every row: re-showing a
         # model of hundreds of layers after each edit stays fast.
         header.setResizeContentsPrecision(50)
-        self.setColumnHidden(INPUTS_COLUMN, True)  # a plain stack looks as it always did
+        self.setColumnHidden(INPUTS_COLUMN, not self.table.is_graph())  # a plain stack looks as it always did
         self._selected = -1
         self._selected_rows: list[int] = []
         self.table.modelReset.connect(self._restore_selection)

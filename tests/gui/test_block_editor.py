@@ -10,7 +10,7 @@ from PySide6.QtCore import QModelIndex, Qt
 from guidl import spec
 from guidl.examples import example_path
 from guidl.qt.block_editor import BlockEditor
-from guidl.qt.model_stack import NOT_USED
+from guidl.qt.model_stack import INPUTS_COLUMN, NOT_USED
 from guidl.qt.palette import palette_mime
 from qt_helpers import type_text
 
@@ -51,7 +51,11 @@ def test_opened_from_the_model_menu_the_table_and_the_palette_one_per_block(resn
     assert list(window.block_editors.editors) == ["ResidualBlock"]
     menu = window.palette_widget.block_menu("DownsampleBlock")
     next(a for a in menu.actions() if a.text().startswith("Edit Block")).trigger()
-    assert window.block_editors.editors["DownsampleBlock"].windowTitle() == "Block DownsampleBlock"
+    downsample = window.block_editors.editors["DownsampleBlock"]
+    assert downsample.windowTitle() == "Block DownsampleBlock"
+    # Its wiring shows from the start: the shortcut takes the block's input.
+    assert not downsample.stack.isColumnHidden(INPUTS_COLUMN)
+    assert downsample.stack.table.index(5 + 1, INPUTS_COLUMN).data() == "input"
     # The block's layers, with the shapes of the first use.
     table = editor.stack.table
     assert [table.index(r, 1).data() for r in range(1, 4)] == [
