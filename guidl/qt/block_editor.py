@@ -69,8 +69,9 @@ NO_LAYER_TEXT = ("Select one of the block's layers to edit it. Drag layers from 
 
 def compatible(layer_param: Param, block_param: Param) -> bool:
     """Whether a layer's parameter can take the value of a block's parameter."""
-    return (block_param.kind in COMPATIBLE_KINDS.get(layer_param.kind, ())
-            and layer_param.check(block_param.default) is None)
+    fits = block_param.kind in COMPATIBLE_KINDS.get(layer_param.kind, ()) or (
+        block_param.kind == "str" and bool(layer_param.keywords))  # padding: "same"
+    return fits and layer_param.check(block_param.default) is None
 
 
 def converted(config: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -275,7 +276,7 @@ class BlockEditor(QDialog):
         self.setModal(False)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self._definition = copy.deepcopy(document.project.model.blocks[block])
-        #: Parameter cells holding refused text: (row, column) -> (text, reason).
+        #: Parameter cells holding refused text: (row, column) -> (text, reason, field-problem key).
         self._refused: dict[tuple[int, int], tuple[str, str]] = {}
         self._filling = False
         self._shown_layer = -1
@@ -476,7 +477,7 @@ class BlockEditor(QDialog):
         self.stack.table._reset()
         self.help_field.key = self._key("help")
         self.wiring.id_field.key, self.wiring.inputs_field.key = self._key("layer · id"), self._key("layer · inputs")
-        self._refused.clear()
+        self._refused.clear()  # their field problems went with the old name's keys
         self.renamed.emit(old, new)
 
     def _report_changed(self) -> None:
@@ -487,7 +488,8 @@ class BlockEditor(QDialog):
 
     def _fill_params(self) -> None:
         params = self.definition.params
-        self._refused = {key: value for key, value in self._refused.items() if key[0] < len(params)}
+        for cell in [cell for cell in self._refused if cell[0] >= len(params)]:
+            self._clear_refused(*cell)  # its parameter is gone (removed, undone)
         self._filling = True
         try:
             table = self.params_table
@@ -558,8 +560,10 @@ class BlockEditor(QDialog):
         if problem is None:
             problem = self._trial(config, name, value)
         if problem is not None:
-            self._refused[(row, column)] = (item.text(), problem)
-            self.document.set_field_problem(self._key(f"parameter {row} · {name}"), problem)
+            old = self._refused.get((row, column))
+            key = old[2] if old else self._key(f"parameter {config['name']} · {name}")
+            self._refused[(row, column)] = (item.text(), problem, key)
+            self.document.set_field_problem(key, problem)
             self._fill_params()
             return
         self._clear_refused(row, column)
@@ -583,8 +587,9 @@ class BlockEditor(QDialog):
         return None
 
     def _clear_refused(self, row: int, column: int) -> None:
-        if self._refused.pop((row, column), None) is not None:
-            self.document.set_field_problem(self._key(f"parameter {row} · {PARAM_COLUMNS[column]}"), None)
+        refused = self._refused.pop((row, column), None)
+        if refused is not None:
+            self.document.set_field_problem(refused[2], None)
 
     def _show_refused(self) -> None:
         if not self._refused:
@@ -592,13 +597,13 @@ class BlockEditor(QDialog):
             return
         names = [config.get("name") for config in self.definition.params]
         lines = [f"{names[row]} · {PARAM_COLUMNS[column]}: {reason}"
-                 for (row, column), (_, reason) in sorted(self._refused.items())]
+                 for (row, column), (_, reason, _key) in sorted(self._refused.items())]
         self.params_message.setText("\n".join(lines) + "\n(the block keeps its last valid values)")
         self.params_message.show()
 
     def refused_cells(self) -> dict[tuple[int, str], tuple[str, str]]:
         """Cells holding refused text: (row, column name) -> (text, reason)."""
-        return {(row, PARAM_COLUMNS[column]): value for (row, column), value in self._refused.items()}
+        return {(row, PARAM_COLUMNS[column]): value[:2] for (row, column), value in self._refused.items()}
 
     def add_param(self) -> None:
         names = {config.get("name") for config in self.definition.params}

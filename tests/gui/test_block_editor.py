@@ -9,7 +9,8 @@ from PySide6.QtCore import QModelIndex, Qt
 
 from guidl import spec
 from guidl.examples import example_path
-from guidl.qt.block_editor import BlockEditor
+from guidl.qt.block_editor import BlockEditor, compatible
+from guidl.registry import LAYERS, Param
 from guidl.qt.model_stack import INPUTS_COLUMN, NOT_USED
 from guidl.qt.palette import palette_mime
 from qt_helpers import type_text
@@ -149,8 +150,8 @@ def test_a_refused_default_stays_with_its_reason_and_the_project_keeps_its_value
     assert block().params[0]["default"] == 16
     assert window.document.undo_stack.count() == steps
     problems = window.document.field_problems()
-    assert any(key.startswith("block ResidualBlock") and "positive integer" in why
-               for key, why in problems.items())
+    assert list(problems) == ["block ResidualBlock · parameter channels · default"]
+    assert "positive integer" in problems["block ResidualBlock · parameter channels · default"]
     assert not window.train_action.isEnabled()
     # Another edit elsewhere keeps the refused text where it was typed.
     editor.set_cell(0, "help", "width")
@@ -166,6 +167,26 @@ def test_a_refused_default_stays_with_its_reason_and_the_project_keeps_its_value
     editor.kind_combo(0).setCurrentText("float")
     assert block().params[0] == {"name": "channels", "kind": "float", "default": 8.0, "minimum": 1,
                                  "help": "width"}
+    # A parameter removed with a refused value in its row takes the refusal along.
+    editor.add_param()
+    editor.set_cell(1, "default", "many")
+    assert "not an integer" in editor.refused_cells()[(1, "default")][1]
+    assert window.document.field_problems()
+    editor.params_table.setCurrentCell(1, 0)
+    editor.remove_param()
+    assert [p["name"] for p in block().params] == ["channels"]
+    assert not editor.refused_cells() and not window.document.field_problems()
+
+
+def test_links_offer_the_block_parameters_of_a_fitting_kind():
+    conv = LAYERS.get("Conv2d")
+    channels = Param("channels", "int", 16, minimum=1)
+    assert compatible(conv.param("out_channels"), channels)
+    assert compatible(conv.param("kernel_size"), channels)  # ints: one for every dimension
+    assert not compatible(conv.param("out_channels"), Param("rate", "float", 0.5))
+    assert not compatible(conv.param("out_channels"), Param("width", "int", 0))  # its default does not fit
+    assert compatible(conv.param("padding"), Param("pad", "str", "same"))  # a keyword of an int parameter
+    assert not compatible(conv.param("bias"), channels)
 
 
 def test_the_dialog_follows_undo_and_redo_of_its_changes(resnet, qtbot):
