@@ -770,6 +770,10 @@ class BlockEditors(QObject):
         self.window = window
         self.editors: dict[str, BlockEditor] = {}
         window.stack.doubleClicked.connect(self._table_double_clicked)
+        # A canvas that says when a node is activated (double-clicked) opens a use's block too.
+        activated = getattr(getattr(window, "canvas", None), "layer_activated", None)
+        if activated is not None:
+            activated.connect(self.open_layer)
         palette = getattr(window, "palette_widget", None)
         if palette is not None and hasattr(palette, "block_edit_requested"):
             palette.block_edit_requested.connect(self.open)
@@ -793,16 +797,20 @@ class BlockEditors(QObject):
     def open_selected(self) -> BlockEditor | None:
         """The editor of the block the selected layer uses."""
         selected = self.window.graph_edits.selection()
-        layers = self.window.document.project.model.layers
-        if len(selected) == 1 and layers[selected[0]].type in self.window.document.project.model.blocks:
-            return self.open(layers[selected[0]].type)
+        return self.open_layer(selected[0]) if len(selected) == 1 else None
+
+    @Slot(int)
+    def open_layer(self, index: int) -> BlockEditor | None:
+        """The editor of the block that layer ``index`` of the model uses (None: not a use)."""
+        model = self.window.document.project.model
+        if 0 <= index < len(model.layers) and model.layers[index].type in model.blocks:
+            return self.open(model.layers[index].type)
         return None
 
     def _table_double_clicked(self, index) -> None:
         layer = self.window.stack.table.layer_index(index.row())
-        layers = self.window.document.project.model.layers
-        if layer is not None and layers[layer].type in self.window.document.project.model.blocks:
-            self.open(layers[layer].type)
+        if layer is not None:
+            self.open_layer(layer)
 
     def set_enabled(self, enabled: bool) -> None:
         """No edits while a run trains the project as it was (as the window's own views)."""

@@ -47,12 +47,13 @@ def test_opened_from_the_model_menu_the_table_and_the_palette_one_per_block(resn
     assert window.edit_block_action in window.stack.actions()
     # Opening again raises the same dialog; double-clicking a use's row, or the palette's menu, too.
     assert window.block_editors.open("ResidualBlock") is editor
-    row = window.stack.table.index(RESIDUAL_USES[1] + 1, 1)
-    window.stack.doubleClicked.emit(row)
+    window.stack.doubleClicked.emit(window.stack.table.index(0 + 1, 1))  # a Conv2d: nothing to open
     assert list(window.block_editors.editors) == ["ResidualBlock"]
+    window.stack.doubleClicked.emit(window.stack.table.index(5 + 1, 1))  # stage2: DownsampleBlock
+    downsample = window.block_editors.editors["DownsampleBlock"]
     menu = window.palette_widget.block_menu("DownsampleBlock")
     next(a for a in menu.actions() if a.text().startswith("Edit Block")).trigger()
-    downsample = window.block_editors.editors["DownsampleBlock"]
+    assert window.block_editors.editors == {"ResidualBlock": editor, "DownsampleBlock": downsample}
     assert downsample.windowTitle() == "Block DownsampleBlock"
     # Its wiring shows from the start: the shortcut takes the block's input.
     assert not downsample.stack.isColumnHidden(INPUTS_COLUMN)
