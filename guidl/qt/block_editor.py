@@ -253,8 +253,10 @@ class LinkedParamForm(ParamForm):
         current = reference(self._references[name].text())
         for target in targets:
             action = menu.addAction(f"${target}", lambda t=target: self.link(name, t))
-            action.setCheckable(True)
-            action.setChecked(target == current)
+            action.setToolTip(next((p.help for p in self.block_params if p.name == target), ""))
+            if target == current:  # the one it refers to now
+                action.setCheckable(True)
+                action.setChecked(True)
         if not targets:
             none = menu.addAction("No parameter of the block fits (add one under Parameters)")
             none.setEnabled(False)
