@@ -34,6 +34,7 @@ from ..registry import LAYERS, Param, UnknownNameError
 from ..registry.schema import KINDS
 from ..spec import edits as spec_edits
 from ..spec.graph import block_params, entry_for, reference
+from .controllers.actions import shortcut_sequences
 from .document import LayerEdits, ProjectDocument
 from .layer_fields import WiringFields
 from .model_stack import ModelStackView, first_use_report
@@ -329,7 +330,7 @@ class BlockEditor(QDialog):
         self.stack = ModelStackView(document, block=block)
         self.stack.layer_selected.connect(self.show_layer)
         self.stack.doubleClicked.connect(self._open_nested)
-        self.delete_action = self._action("Delete", self.delete_layers, QKeySequence.StandardKey.Delete)
+        self.delete_action = self._action("Delete", self.delete_layers, "Del")
         self.duplicate_action = self._action("Duplicate", self.duplicate_layer, "Ctrl+D")
         self.up_action = self._action("Move Up", lambda: self.move_layer(-1), "Alt+Up")
         self.down_action = self._action("Move Down", lambda: self.move_layer(1), "Alt+Down")
@@ -400,9 +401,11 @@ class BlockEditor(QDialog):
         layout.addWidget(body, 1)
 
         # Undo and redo from here too: the dialog is a window of its own.
-        undo = self._action("Undo", document.undo_stack.undo, QKeySequence.StandardKey.Undo)
-        redo = self._action("Redo", document.undo_stack.redo, QKeySequence.StandardKey.Redo)
-        redo.setShortcuts([*redo.shortcuts(), QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        undo = self._action("Undo", document.undo_stack.undo)
+        undo.setShortcuts(shortcut_sequences(QKeySequence.StandardKey.Undo))
+        redo = self._action("Redo", document.undo_stack.redo)
+        # Each key once: a key given twice in a window triggers nothing.
+        redo.setShortcuts(shortcut_sequences((QKeySequence.StandardKey.Redo, "Ctrl+Shift+Z", "Ctrl+Y")))
         self.addActions([undo, redo])
         self.undo_action, self.redo_action = undo, redo
 
@@ -819,6 +822,8 @@ class BlockEditors(QObject):
         for editor in self.editors.values():
             if isValid(editor):
                 editor.setEnabled(enabled)
+                editor.undo_action.setEnabled(enabled)
+                editor.redo_action.setEnabled(enabled)
 
     def _renamed(self, old: str, new: str) -> None:
         editor = self.editors.pop(old, None)

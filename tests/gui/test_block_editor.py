@@ -80,7 +80,9 @@ def test_a_layer_dropped_into_the_block_changes_every_use_and_one_undo_restores(
     assert window.document.undo_stack.count() == steps + 1
     assert editor.stack.selected_layer() == 1  # the new layer, ready to edit
     assert editor.properties.title() == "Layer 1: BatchNorm2d"
-    editor.undo_action.trigger()
+    editor.activateWindow()
+    qtbot.waitUntil(editor.isActiveWindow)
+    qtbot.keyClick(editor.stack, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # Ctrl+Z, in the dialog
     assert counts(window) == before
     assert len(window.document.project.model.blocks["ResidualBlock"].layers) == 7
     assert table.rowCount() == 7 + 2  # the dialog follows
