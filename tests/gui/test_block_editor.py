@@ -264,3 +264,21 @@ def test_inner_layers_are_deleted_moved_and_given_ids_as_in_the_model(resnet, qt
     editor.close()
     qtbot.waitUntil(lambda: not window.block_editors.editors)
     assert not window.document.field_problems()
+
+
+def test_a_block_used_only_inside_another_block_shows_the_shapes_of_that_use(qtbot):
+    from guidl.qt.document import ProjectDocument
+    from guidl.qt.model_stack import ModelStackView
+    from guidl.spec import Block, Data, Layer, Model, Project
+
+    inner = Block([{"name": "width", "kind": "int", "default": 6, "minimum": 1}],
+                  [Layer("Conv2d", {"out_channels": "$width", "kernel_size": 3, "padding": 1}), Layer("ReLU")])
+    outer = Block([], [Layer("Inner", {"width": 5}), Layer("MaxPool2d", {"kernel_size": 2})])
+    document = ProjectDocument()
+    document.set_project(Project("nested", Model([Layer("Outer"), Layer("Flatten")], [1, 8, 8],
+                                                 blocks={"Inner": inner, "Outer": outer}),
+                                 Data("mnist_sample")), None)
+    view = ModelStackView(document, block="Inner")
+    qtbot.addWidget(view)
+    assert view.table.index(1, 2).data() == "(5, 8, 8)"
+    assert view.table.index(1, 3).data() == f"{5 * 9 + 5:,}"
