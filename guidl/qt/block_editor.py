@@ -779,6 +779,7 @@ class BlockEditors(QObject):
         activated = getattr(getattr(window, "canvas", None), "layer_activated", None)
         if activated is not None:
             activated.connect(self.open_layer)
+        window.model_tab.edit_block_requested.connect(self.open)
         palette = getattr(window, "palette_widget", None)
         if palette is not None and hasattr(palette, "block_edit_requested"):
             palette.block_edit_requested.connect(self.open)

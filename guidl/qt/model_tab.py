@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import QSignalBlocker, Qt, Slot
+from PySide6.QtCore import QSignalBlocker, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QFormLayout, QGroupBox, QLabel, QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget,
 )
@@ -42,6 +42,9 @@ def _parse_input_shape(text: str) -> tuple[object, str | None]:
 
 
 class ModelTab(QSplitter):
+    #: "Edit Definition…" beside a block use's name: open the block's editor.
+    edit_block_requested = Signal(str)
+
     def __init__(self, document: ProjectDocument, edits: LayerEdits, engine_ready: Callable[[], bool]):
         super().__init__(Qt.Orientation.Horizontal)
         self.document, self.edits, self.engine_ready = document, edits, engine_ready
@@ -105,8 +108,12 @@ class ModelTab(QSplitter):
         wiring_layout.addRow("inputs", self.inputs_field.widget)
         wiring_layout.addRow("block", self.block_field.widget)
         wiring_layout.addRow("repeat", self.repeat)
+        self.edit_block_button = QPushButton("Edit Definition…")
+        self.edit_block_button.setToolTip("Edit the block's layers and parameters (every use follows)")
+        self.edit_block_button.clicked.connect(self._edit_block)
+        wiring_layout.addRow("", self.edit_block_button)
         self.block_only = [self.repeat, wiring_layout.labelForField(self.repeat), self.block_field.widget,
-                           wiring_layout.labelForField(self.block_field.widget)]
+                           wiring_layout.labelForField(self.block_field.widget), self.edit_block_button]
         self._shown_layer = -1
         self.layer_form = ParamForm()
         # A refused value is the selected layer's field problem (Train waits for it).
@@ -232,6 +239,12 @@ class ModelTab(QSplitter):
         if name in self.document.project.model.blocks:
             return None, f"the project has a block named {name!r} already"
         return name, block_name_problem(name)
+
+    def _edit_block(self) -> None:
+        index = self.stack.selected_layer()
+        layers = self.document.project.model.layers
+        if 0 <= index < len(layers):
+            self.edit_block_requested.emit(layers[index].type)
 
     def _rename_block(self, name: str) -> None:
         index = self.stack.selected_layer()

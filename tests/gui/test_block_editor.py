@@ -47,6 +47,12 @@ def test_opened_from_the_model_menu_the_table_and_the_palette_one_per_block(resn
     assert window.edit_block_action in window.stack.actions()
     # Opening again raises the same dialog; double-clicking a use's row, or the palette's menu, too.
     assert window.block_editors.open("ResidualBlock") is editor
+    button = window.model_tab.edit_block_button  # beside a use's name, in its properties
+    assert not button.isHidden()
+    editor.close()
+    qtbot.waitUntil(lambda: not window.block_editors.editors)
+    button.click()
+    editor = window.block_editors.editors["ResidualBlock"]
     window.stack.doubleClicked.emit(window.stack.table.index(0 + 1, 1))  # a Conv2d: nothing to open
     assert list(window.block_editors.editors) == ["ResidualBlock"]
     window.stack.doubleClicked.emit(window.stack.table.index(5 + 1, 1))  # stage2: DownsampleBlock
