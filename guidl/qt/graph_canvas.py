@@ -362,11 +362,11 @@ class Overview(QGraphicsView):
         painter.drawRect(visible)
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        self.canvas.centerOn(self.mapToScene(event.position().toPoint()))
+        self.canvas.look_at(self.mapToScene(event.position().toPoint()))
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if event.buttons() & Qt.MouseButton.LeftButton:
-            self.canvas.centerOn(self.mapToScene(event.position().toPoint()))
+            self.canvas.look_at(self.mapToScene(event.position().toPoint()))
 
     def wheelEvent(self, event) -> None:  # noqa: N802 - Qt's name
         event.ignore()
@@ -427,6 +427,7 @@ class GraphCanvas(QGraphicsView):
         self.scene_.selectionChanged.connect(self._selection_changed)
         for bar in (self.horizontalScrollBar(), self.verticalScrollBar()):
             bar.valueChanged.connect(lambda _value: self.overview.viewport().update())
+            bar.actionTriggered.connect(self._scrolled_by_hand)
         document.changed.connect(self.sync)
         document.report_changed.connect(self._report_sync.start)
         document.project_replaced.connect(self._project_replaced)
@@ -459,10 +460,11 @@ class GraphCanvas(QGraphicsView):
         keys = [layer_key(layer, i) for i, layer in enumerate(layers)]
         resized = False
         by_index = []
+        used: set[str] = set()
         for index, layer in enumerate(layers):
             key = keys[index]
             node = self.nodes.get(key)
-            if node is None or key in keys[:index]:  # a duplicate id: a node of its own
+            if node is None or key in used:  # a duplicate id: a node of its own
                 key = key if node is None else f"{key}#{index}"
                 node = self.nodes.get(key)
                 if node is None:
@@ -470,6 +472,7 @@ class GraphCanvas(QGraphicsView):
                     self.scene_.addItem(node)
                     resized = True
                 keys[index] = key
+            used.add(key)
             node.index = index
             slots = max(1, len(wiring.inputs[index]))
             if slots != node.input_slots:
@@ -610,6 +613,9 @@ class GraphCanvas(QGraphicsView):
         self._graph_rect = None
         self._route_wires({node} | {n for n in self._drag_start})
 
+    def _scrolled_by_hand(self, _action: int) -> None:
+        self._auto_fit = False
+
     def _project_replaced(self) -> None:
         self._auto_fit = True
 
@@ -689,6 +695,11 @@ class GraphCanvas(QGraphicsView):
 
     # -- view: zoom, fit, pan ----------------------------------------------------------------
 
+    def look_at(self, scene_pos: QPointF) -> None:
+        """Centre the view on ``scene_pos`` (the overview's click)."""
+        self._auto_fit = False
+        self.centerOn(scene_pos)
+
     def zoom_by(self, factor: float) -> None:
         self._auto_fit = False
         factor = max(MIN_ZOOM / self.zoom(), min(MAX_ZOOM / self.zoom(), factor))
@@ -758,6 +769,7 @@ class GraphCanvas(QGraphicsView):
             self.zoom_by(1.0015 ** event.angleDelta().y())
             event.accept()
             return
+        self._auto_fit = False  # the user scrolls: the view stays where it is taken
         super().wheelEvent(event)
 
     # -- mouse: wires from ports, nodes moved, panning ----------------------------------------

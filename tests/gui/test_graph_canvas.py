@@ -390,3 +390,13 @@ def test_ctrl_wheel_zooms_and_a_middle_drag_pans(window, qtbot):
     qtbot.mouseRelease(canvas.viewport(), Qt.MouseButton.MiddleButton, pos=start + QPoint(0, -120))
     assert canvas.verticalScrollBar().value() == scroll + 120
     assert window.document.undo_stack.count() == 0  # panning moved no node
+
+
+def test_a_duplicate_id_still_gets_a_node_of_its_own_marked_red(window):
+    canvas = open_layers(window, [Layer("Flatten", id="same"), Layer("ReLU", id="same"),
+                                  Layer("Linear", {"out_features": 10})])
+    assert len({id(canvas.node(i)) for i in range(3)}) == 3
+    assert canvas.node(1).content.level == "error"
+    assert "already the id" in canvas.node(1).content.problem
+    window.edits.rename_id(1, "other")
+    assert len(canvas.nodes) == 3 and canvas.node(1).content.level == ""
