@@ -151,7 +151,10 @@ def test_moving_a_node_is_one_undo_step_without_analysis(window, qtbot):
 
 def test_delete_removes_the_selected_wire(window, qtbot):
     canvas = residual(window)
-    canvas.wire(0, 5).setSelected(True)
+    skip = canvas.wire(0, 5)
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton,
+                     pos=view_point(canvas, skip.path().pointAtPercent(0.5)))
+    assert canvas.selected_wires() == [skip] and canvas.selected_layers() == []
     canvas.setFocus()
     qtbot.keyClick(canvas, Qt.Key.Key_Delete)
     assert (0, 5) not in canvas.wire_pairs()
@@ -400,3 +403,27 @@ def test_a_duplicate_id_still_gets_a_node_of_its_own_marked_red(window):
     assert "already the id" in canvas.node(1).content.problem
     window.edits.rename_id(1, "other")
     assert len(canvas.nodes) == 3 and canvas.node(1).content.level == ""
+
+
+def test_blocks_from_the_canvas_make_and_expand(window):
+    canvas = window.model_tab.canvas
+    canvas.select_layers([1, 2])
+    canvas.make_block([1, 2], "Pair")
+    model = window.document.project.model
+    assert "Pair" in model.blocks and len(model.layers) == 6
+    use = next(i for i, layer in enumerate(model.layers) if layer.type == "Pair")
+    assert canvas.node(use).content.block
+    menu = canvas.menu_at(canvas.node(use).sceneBoundingRect().center())
+    next(a for a in menu.actions() if a.text() == "Expand Block").trigger()
+    assert [layer.type for layer in window.document.project.model.layers][:3] == ["Conv2d", "ReLU", "MaxPool2d"]
+    assert len(canvas.nodes) == 7
+
+
+def test_insert_layer_here_from_a_wire_menu(window):
+    canvas = window.model_tab.canvas
+    menu = canvas.menu_at(canvas.wire(1, 2).path().pointAtPercent(0.5))
+    insert = next(a for a in menu.actions() if a.text() == "Insert Layer Here").menu()
+    core = next(a for a in insert.actions() if a.text() == "Core").menu()
+    next(a for a in core.actions() if a.text() == "Dropout").trigger()
+    assert [layer.type for layer in window.document.project.model.layers][1:4] == ["ReLU", "Dropout", "MaxPool2d"]
+    assert window.document.undo_stack.count() == 1
