@@ -295,6 +295,7 @@ class BlockEditor(QDialog):
         for column, name in enumerate(PARAM_COLUMNS):
             self.params_table.horizontalHeaderItem(column).setToolTip(PARAM_TIPS[name])
         self.params_table.verticalHeader().hide()
+        self.params_table.setWordWrap(False)  # one line a parameter; a long help shows in full on hover
         self.params_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.params_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.params_table.horizontalHeader()
@@ -512,7 +513,8 @@ class BlockEditor(QDialog):
                     refused = self._refused.get((row, column))
                     item.setText(refused[0] if refused else _cell_text(config, name))
                     item.setBackground(REFUSED_BRUSH if refused else QBrush())
-                    item.setToolTip(refused[1] if refused else PARAM_TIPS[name])
+                    item.setToolTip(refused[1] if refused else
+                                    item.text() if name == "help" and item.text() else PARAM_TIPS[name])
                     editable = (name not in ("minimum", "maximum") or config.get("kind") in NUMERIC_KINDS) and \
                                (name != "choices" or config.get("kind") in CHOICE_KINDS)
                     flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
