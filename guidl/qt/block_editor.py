@@ -33,7 +33,7 @@ from shiboken6 import isValid
 from ..registry import LAYERS, Param, UnknownNameError
 from ..registry.schema import KINDS
 from ..spec import edits as spec_edits
-from ..spec.graph import block_params, entry_for, reference
+from ..spec.graph import block_name_problem, block_params, entry_for, reference
 from .controllers.actions import shortcut_sequences
 from .document import LayerEdits, ProjectDocument
 from .layer_fields import WiringFields
@@ -284,7 +284,10 @@ class BlockEditor(QDialog):
         self._filling = False
         self._shown_layer = -1
 
-        # The block's help.
+        # The block's name (every use follows) and help.
+        self.name_field = TextField(document, self._key("name"), self._parse_name,
+                                    lambda name: self.edits.rename_block(self.block, name))
+        self.name_field.edit.setToolTip("The block's name: renaming it renames every use of it")
         self.help_field = TextField(document, self._key("help"), lambda text: (text.strip(), None),
                                     lambda text: self.edits.set_block_help(self.block, text))
         self.help_field.edit.setPlaceholderText("What the block does (the palette's tooltip)")
@@ -395,6 +398,7 @@ class BlockEditor(QDialog):
         self.uses_label = QLabel()
         self.uses_label.setWordWrap(True)
         top = QFormLayout()
+        top.addRow("Name", self.name_field.widget)
         top.addRow("Help", self.help_field.widget)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -455,6 +459,7 @@ class BlockEditor(QDialog):
             self._follow(new)
         self._definition = copy.deepcopy(blocks[self.block])
         self.setWindowTitle(f"Block {self.block}")
+        self.name_field.show(self.block)
         self.help_field.show(self.definition.help)
         self._fill_params()
         uses = [i for i, layer in enumerate(self.document.project.model.layers) if layer.type == self.block]
@@ -463,6 +468,14 @@ class BlockEditor(QDialog):
         self.uses_label.setText(f"Every use of {self.block} follows this definition: " + ", ".join(places)
                                 + ("" if uses or inside else " (shapes appear once the model uses it)"))
         self.show_layer(self.stack.selected_layer())
+
+    def _parse_name(self, text: str) -> tuple[object, str | None]:
+        name = text.strip()
+        if name == self.block:
+            return name, None
+        if name in self.document.project.model.blocks:
+            return None, f"the project has a block named {name!r} already"
+        return name, block_name_problem(name)
 
     def _renamed_to(self, blocks) -> str | None:
         """The block's new name, when another block now holds exactly its definition."""
@@ -481,7 +494,7 @@ class BlockEditor(QDialog):
         self.block = new
         self.stack.table.block = new
         self.stack.table._reset()
-        self.help_field.key = self._key("help")
+        self.help_field.key, self.name_field.key = self._key("help"), self._key("name")
         self.wiring.id_field.key, self.wiring.inputs_field.key = self._key("layer · id"), self._key("layer · inputs")
         self._refused.clear()  # their field problems went with the old name's keys
         self.renamed.emit(old, new)

@@ -205,7 +205,6 @@ def test_the_dialog_follows_undo_and_redo_of_its_changes(resnet, qtbot):
     assert window.document.project.model.blocks["ResidualBlock"].help == "A residual unit."
     editor.set_cell(0, "default", "12")
     editor.stack.select_layer(0)
-    editor.layer_form.editor("kernel_size")  # the literal 3
     editor.layer_form.param_changed.emit("kernel_size", 5)
     window.undo_action.trigger()  # the main window's Undo
     assert editor.layer_form.editor("kernel_size").text() == "3"
@@ -245,6 +244,15 @@ def test_a_renamed_block_keeps_its_dialog(resnet, qtbot):
     window.undo_action.trigger()
     assert editor.windowTitle() == "Block ResidualBlock"
     assert window.block_editors.open("ResidualBlock") is editor
+    # Renamed from the dialog itself; a name that is taken or no name stays with its reason.
+    type_text(qtbot, editor.name_field.edit, "DownsampleBlock")
+    assert "already" in editor.name_field.note.text()
+    type_text(qtbot, editor.name_field.edit, "Conv2d")
+    assert "layer type" in editor.name_field.note.text()
+    assert set(window.document.project.model.blocks) == {"ResidualBlock", "DownsampleBlock"}
+    type_text(qtbot, editor.name_field.edit, "Unit")
+    assert window.document.project.model.layers[4].type == "Unit"
+    assert editor.windowTitle() == "Block Unit" and window.block_editors.editors == {"Unit": editor}
 
 
 def test_inner_layers_are_deleted_moved_and_given_ids_as_in_the_model(resnet, qtbot):
