@@ -33,13 +33,15 @@ from shiboken6 import isValid
 from ..registry import LAYERS, Param, UnknownNameError
 from ..registry.schema import KINDS
 from ..spec import edits as spec_edits
-from ..spec.graph import block_name_problem, block_params, entry_for, reference
+from ..spec.graph import MAX_REPEAT, block_name_problem, block_params, entry_for, reference
 from .controllers.actions import shortcut_sequences
 from .document import LayerEdits, ProjectDocument
 from .layer_fields import WiringFields
 from .model_stack import ModelStackView, first_use_report
 from .panels import ERROR_STYLE, WARNING_STYLE, message_label
-from .param_form import NOTE_STYLE, ComboBox, ParamForm, ParseError, TextField, format_value, parse_value
+from .param_form import (
+    NOTE_STYLE, ComboBox, ParamForm, ParseError, SpinBox, TextField, format_value, parse_value,
+)
 
 PARAM_COLUMNS = ("name", "kind", "default", "minimum", "maximum", "choices", "help")
 KIND_COLUMN = PARAM_COLUMNS.index("kind")
@@ -374,6 +376,13 @@ class BlockEditor(QDialog):
         wiring_layout.setContentsMargins(0, 0, 0, 0)
         wiring_layout.addRow("id", self.wiring.id_field.widget)
         wiring_layout.addRow("inputs", self.wiring.inputs_field.widget)
+        # A use of another block inside this one: how many times it repeats.
+        self.repeat = SpinBox()
+        self.repeat.setRange(1, MAX_REPEAT)
+        self.repeat.setToolTip("How many times the block is applied in sequence, each time with its own weights")
+        self.repeat.valueChanged.connect(self._repeat_changed)
+        wiring_layout.addRow("repeat", self.repeat)
+        self.repeat_row = [self.repeat, wiring_layout.labelForField(self.repeat)]
         self.layer_form = LinkedParamForm()
         self.layer_form.bind(document, lambda: self._key(f"layer {self.stack.selected_layer()}") + " · ")
         self.layer_form.param_changed.connect(self._layer_param_changed)
@@ -732,6 +741,10 @@ class BlockEditor(QDialog):
         self.layer_help.setText(entry.help + "\nThe $ beside a field links it to a parameter of the block.")
         self.wiring_form.show()
         self.wiring.show(layer)
+        for widget in self.repeat_row:
+            widget.setVisible(bool(entry.info.get("block")))
+        with QSignalBlocker(self.repeat):
+            self.repeat.setValue(layer.repeat)
         self.layer_form.block_params = block_params(self.definition)
         report = first_use_report(self.document.report, self.block)
         info = report.layers[index] if report is not None and index < len(report.layers) else None
@@ -750,6 +763,11 @@ class BlockEditor(QDialog):
         label.setStyleSheet(style)
         label.setText(text)
         label.show()
+
+    def _repeat_changed(self, value: int) -> None:
+        index = self.stack.selected_layer()
+        if index >= 0:
+            self.edits.set_repeat(index, value, block=self.block)
 
     def _layer_param_changed(self, name: str, value) -> None:
         index = self.stack.selected_layer()

@@ -382,9 +382,11 @@ class LayerEdits:
         """A block's use becomes its layers, inline."""
         return self._model_edit(edits.expand_block, "Expand block", index, select=self._first)
 
-    def set_repeat(self, index: int, repeat: int) -> None:
-        self._model_edit(edits.set_repeat, "Set repeat", index, repeat, merge_key=f"layer{index}.repeat",
-                         select=index, select_before=index)
+    def set_repeat(self, index: int, repeat: int, block: str | None = None) -> None:
+        where = f"{block}." if block else ""
+        self._model_edit(edits.set_repeat, "Set repeat", index, repeat, block=block,
+                         merge_key=f"{where}layer{index}.repeat",
+                         select=None if block else index, select_before=None if block else index)
 
     def rename_block(self, old: str, new: str) -> None:
         """Rename a block; every use follows."""

@@ -296,3 +296,22 @@ def test_a_block_used_only_inside_another_block_shows_the_shapes_of_that_use(qtb
     qtbot.addWidget(view)
     assert view.table.index(1, 2).data() == "(5, 8, 8)"
     assert view.table.index(1, 3).data() == f"{5 * 9 + 5:,}"
+
+
+def test_a_block_used_in_the_block_repeats_and_links_its_parameters(resnet, qtbot):
+    window = resnet
+    editor = open_editor(window, "DownsampleBlock")
+    blocks = lambda: window.document.project.model.blocks  # noqa: E731
+    editor.stack.select_layer(8)  # the last ReLU: a ResidualBlock after it
+    index = editor.insert_layer("ResidualBlock")
+    assert index == 9 and blocks()["DownsampleBlock"].layers[9].type == "ResidualBlock"
+    assert not editor.repeat.isHidden()
+    editor.repeat.setValue(3)
+    assert blocks()["DownsampleBlock"].layers[9].repeat == 3
+    assert editor.layer_form.link_targets("channels") == ["channels", "stride"]
+    editor.layer_form.link("channels", "channels")
+    assert blocks()["DownsampleBlock"].layers[9].params == {"channels": "$channels"}
+    use = window.document.report.layers[5]  # stage2: its inner ResidualBlock, 32 channels, 3 times
+    assert [len(r.layers) for r in use.blocks[0].layers[9].blocks] == [7, 7, 7]
+    editor.stack.select_layer(0)
+    assert editor.repeat.isHidden()
