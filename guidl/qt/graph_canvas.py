@@ -378,6 +378,8 @@ class GraphCanvas(QGraphicsView):
     layer_selected = Signal(int)
     #: Nodes or wires were selected or deselected by the user (menus follow).
     selection_changed = Signal()
+    #: A layer's node was double-clicked (a block's use opens its definition).
+    layer_activated = Signal(int)
 
     def __init__(self, document: ProjectDocument, edits: LayerEdits, parent: QWidget | None = None):
         self.scene_ = GraphScene()
@@ -873,6 +875,14 @@ class GraphCanvas(QGraphicsView):
         super().mousePressEvent(event)
         self._drag_start = {item: item.pos() for item in self.scene_.selectedItems()
                             if isinstance(item, NodeItem) and item.is_layer}
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        node = self._node_at(self.mapToScene(event.position().toPoint()))
+        if node is not None and node.is_layer and event.button() == Qt.MouseButton.LeftButton:
+            self.layer_activated.emit(node.index)
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if self._pan is not None:

@@ -340,7 +340,7 @@ def test_the_canvas_follows_the_theme(window, qapp):
     assert canvas.scene().colors.background == light
 
 
-def test_a_block_use_shows_its_repeat(window):
+def test_a_block_use_shows_its_repeat(window, qtbot):
     project = window.document.project
     text = spec.dumps(project)
     doc = __import__("json").loads(text)
@@ -356,6 +356,15 @@ def test_a_block_use_shows_its_repeat(window):
     assert canvas.node(1).content.block and not canvas.node(0).content.block
     menu = canvas.menu_at(canvas.node(1).sceneBoundingRect().center())
     assert "Expand Block" in [a.text() for a in menu.actions()]
+    activated = []
+    canvas.layer_activated.connect(activated.append)
+    canvas.scene().clearSelection()
+    canvas.ensureVisible(canvas.node(1))
+    qtbot.mouseDClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=node_centre(canvas, 1))
+    assert activated == [1]
+    editor = window.block_editors.editors.get("Pair")  # the window opens the block's definition
+    assert editor is not None and editor.isVisible()
+    editor.close()
 
 
 def test_mime_from_another_program_is_refused(window):
