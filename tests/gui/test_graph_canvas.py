@@ -155,6 +155,7 @@ def test_delete_removes_the_selected_wire(window, qtbot):
     qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton,
                      pos=view_point(canvas, skip.path().pointAtPercent(0.5)))
     assert canvas.selected_wires() == [skip] and canvas.selected_layers() == []
+    assert window.delete_wire_action.isEnabled()  # the Model menu follows the canvas
     canvas.setFocus()
     qtbot.keyClick(canvas, Qt.Key.Key_Delete)
     assert (0, 5) not in canvas.wire_pairs()
