@@ -10,6 +10,7 @@ moved keeps its stored position.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -443,8 +444,6 @@ class GraphCanvas(QGraphicsView):
     def sync(self) -> None:
         """Make nodes and wires match the document: add, update and remove
         only what differs."""
-        import time
-
         started = time.perf_counter()
         self._report_sync.stop()
         self._quiet += 1
