@@ -23,14 +23,14 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from ..formatting import first_line, format_bytes, format_shape, warning_text
+from ..formatting import first_line, format_bytes, format_shape, quote, warning_text
 from ..registry import LAYERS, OPTIMIZERS, Entry
 from ..registry.schema import UnknownNameError
 from ..spec import Block, Component, Layer, Model, Problem, Project, ProjectError
 from ..spec.fixes import Fix, InsertLayer, SetParam
 from ..spec.graph import (
-    INPUT_INDEX, MAX_BLOCK_DEPTH, block_entry, default_values, is_chain, module_keys,
-    resolve_inputs, substitute,
+    INPUT_INDEX, MAX_BLOCK_DEPTH, MAX_EXPANDED_LAYERS, block_entry, block_size, default_values,
+    is_chain, module_keys, reference, resolve_inputs, substitute,
 )
 from . import memory
 from .memory import physical_memory_bytes
@@ -490,6 +490,9 @@ class _Budget:
 
     limit: int
     weight_bytes: int = 0
+    #: Layers analysed so far (block repetitions unrolled), against MAX_EXPANDED_LAYERS.
+    layers: int = 0
+    block_sizes: dict[str, int] = field(default_factory=dict)
 
 
 def _entry(blocks: dict[str, Block], type_: str) -> Entry:
@@ -516,6 +519,7 @@ def _analyze_layers(layers: Sequence[Layer], blocks: dict[str, Block], shape: tu
                             inputs=list(wiring.inputs[index]), consumers=list(wiring.consumers[index]),
                             repeat=spec.repeat)
         reports.append(layer)
+        budget.layers += 1
         try:
             entry = _entry(blocks, spec.type)
         except (KeyError, UnknownNameError) as error:
@@ -541,10 +545,14 @@ def _analyze_layers(layers: Sequence[Layer], blocks: dict[str, Block], shape: tu
             _analyze_block_use(entry, blocks[spec.type], spec, layer, shapes[0], dtypes[0], blocks,
                                budget, depth)
             continue
-        key = _cache_key(index, entry, spec, layer, shapes, dtypes, layers)
+        key = _cache_key(index, entry, spec, layer, shapes, dtypes, layers, depth > 0)
         cached = _ANALYSED.get(key) if key is not None else None
         if cached is None:
-            if entry.info.get("merge"):
+            found = _substituted_problem(entry, spec) if depth else None
+            module = None
+            if found is not None:
+                layer.error, layer.fix = found
+            elif entry.info.get("merge"):
                 module, out_shape, out_dtype = _analyze_merge(entry, layer, shapes, dtypes, layers)
             else:
                 module, out_shape, out_dtype = _analyze_layer(index, entry, spec, layer, shapes[0], dtypes[0])
@@ -565,6 +573,28 @@ def _analyze_layers(layers: Sequence[Layer], blocks: dict[str, Block], shape: tu
     return reports
 
 
+def _substituted_problem(entry: Entry, spec: Layer) -> tuple[str, str | None] | None:
+    """``(problem, fix)`` for a layer inside a block whose values, once the
+    use's parameters are written in, do not fit the layer (a parameter the
+    block lacks, a reference inside a list, a value of the wrong kind): no
+    one checked those values before."""
+    for key, value in spec.params.items():
+        items = value if isinstance(value, list) else [value]
+        left = next((item for item in items if reference(item) is not None), None)
+        if left is None:
+            continue
+        if left is value:
+            return (f"{key}: refers to {quote(left)}, but the block has no parameter "
+                    f"{quote(left[1:])}", "declare the parameter in the block, or write a value")
+        return (f"{key}: {quote(left)} inside a list: a reference to a block parameter must be the "
+                f"whole value", f"write {key}: {quote(left)} or a list of numbers")
+    problems = entry.check_params(spec.params)
+    if problems:
+        name, message = problems[0]
+        return (f"{name}: {message}" if name else message), None
+    return None
+
+
 #: What analysing one layer found, by everything it depends on: editing one
 #: layer of a big model analyses that layer (and those whose input changed)
 #: again, not all of them. Bounded, least recently used first out.
@@ -575,7 +605,7 @@ _REMEMBERED = ("params", "output_shape", "output_dtype", "param_count", "trainab
 
 
 def _cache_key(index: int, entry: Entry, spec: Layer, layer: LayerReport, shapes, dtypes,
-               layers) -> tuple | None:
+               layers, in_block: bool) -> tuple | None:
     try:
         params = json.dumps(spec.params, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError):
@@ -583,7 +613,11 @@ def _cache_key(index: int, entry: Entry, spec: Layer, layer: LayerReport, shapes
     # Messages name the layer's index and a merge's sources: they are part of the key.
     sources = tuple(_source_name(source, layers) for source in layer.inputs) \
         if entry.info.get("merge") else ()
-    return (index, entry.name, params, tuple(shapes), tuple(dtypes), sources)
+    # A merge's fix names its shortcut by the inputs' order in the list (which
+    # source is listed first), so the indexes are part of it too.
+    # Inside a block the parameters are checked first (``_substituted_problem``).
+    return (index, entry.name, params, tuple(shapes), tuple(dtypes), sources, tuple(layer.inputs),
+            in_block)
 
 
 def _remember(key: tuple | None, layer: LayerReport) -> None:
@@ -627,6 +661,19 @@ def _analyze_block_use(entry: Entry, block: Block, spec: Layer, layer: LayerRepo
         return
     if depth >= MAX_BLOCK_DEPTH:
         layer.error = f"blocks are nested more than {MAX_BLOCK_DEPTH} deep"
+        return
+    # Checked before unrolling anything: a block repeated inside a repeated
+    # block multiplies, and analysing it all would keep the window waiting.
+    size = block_size(blocks, spec.type, budget.block_sizes)
+    if budget.layers + spec.repeat * size > MAX_EXPANDED_LAYERS:
+        room = (MAX_EXPANDED_LAYERS - budget.layers) // max(size, 1)
+        unrolled = f"more than {MAX_EXPANDED_LAYERS:,}" if size > MAX_EXPANDED_LAYERS else f"{size:,}"
+        layer.error = (f"unrolls to {unrolled} layers per repetition"
+                       + (f" × {spec.repeat:,} repetitions" if spec.repeat != 1 else "")
+                       + f", and a model may hold at most {MAX_EXPANDED_LAYERS:,} layers with "
+                         "its blocks unrolled")
+        layer.fix = (f"set repeat to at most {room:,}" if 1 <= room < spec.repeat else
+                     f"lower the repeat of the blocks inside {spec.type}, or make it smaller")
         return
     values = {**default_values(entry.params), **spec.params}
     layer.params = values

@@ -28,6 +28,11 @@ INPUT = "input"
 INPUT_INDEX = -1
 MAX_REPEAT = 1000
 MAX_BLOCK_DEPTH = 16
+#: Layers a model may hold once every block use is unrolled (each repetition
+#: of each block, blocks inside blocks included): analysing that many takes
+#: about a second, and a block repeated inside a repeated block cannot make
+#: the window wait for minutes.
+MAX_EXPANDED_LAYERS = 20_000
 
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _BLOCK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
@@ -49,7 +54,7 @@ RESERVED_IDS = frozenset({
     "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to",
     "to_empty", "train", "training", "type", "update", "values", "xpu", "zero_grad",
     # guidl's own attributes of a graph module
-    "plan", "output_key", "keys_in_order",
+    "plan", "output_key", "keys_in_order", "inputs",
 })
 
 
@@ -306,6 +311,34 @@ def block_cycle(blocks: Mapping[str, "Block"], name: str) -> list[str] | None:
         return None
 
     return visit(name, [name]) if name in blocks else None
+
+
+def block_size(blocks: Mapping[str, "Block"], name: str,
+               sizes: dict[str, int] | None = None) -> int:
+    """How many layers one application of the block ``name`` unrolls to (its
+    layers, and for each block use inside it, ``repeat`` times that block's
+    size), at most ``MAX_EXPANDED_LAYERS + 1``; ``sizes`` remembers blocks
+    already counted. A block that contains itself counts once (it is refused
+    elsewhere)."""
+    sizes = {} if sizes is None else sizes
+    limit = MAX_EXPANDED_LAYERS + 1
+
+    def count(current: str, path: tuple[str, ...]) -> int:
+        if current in sizes:
+            return sizes[current]
+        total = 0
+        for layer in blocks[current].layers:
+            total += 1
+            if layer.type in blocks and layer.type not in LAYERS and layer.type not in path:
+                repeat = layer.repeat if isinstance(layer.repeat, int) and layer.repeat > 0 else 1
+                total += repeat * count(layer.type, path + (layer.type,))
+            if total >= limit:
+                total = limit
+                break
+        sizes[current] = total
+        return total
+
+    return count(name, (name,)) if name in blocks else 0
 
 
 def default_values(params: Iterable[Param]) -> dict[str, Any]:
