@@ -31,7 +31,7 @@ from .graph import (
     INPUT, MAX_REPEAT, block_cycle, block_name_problem, block_params, default_values, entry_for,
     fresh_id, id_problem, is_merge, reference, resolve_inputs, substitute,
 )
-from .project import Block, Layer, Model, Project, _Reader
+from .project import MAX_LAYERS, Block, Layer, Model, Project, _Reader
 
 #: What ``copy_layers`` writes and ``paste`` reads (JSON text).
 CLIPBOARD_FORMAT = "guidl-layers"
@@ -584,6 +584,10 @@ def expand_block(model: Model, index: int) -> list[int]:
     if use.type not in model.blocks or use.type in LAYERS:
         raise EditError(f"{_label(layers, index)} is a layer, not a use of a block")
     block = model.blocks[use.type]
+    count = len(layers) - 1 + use.repeat * len(block.layers)
+    if count > MAX_LAYERS:
+        raise EditError(f"expanding {_label(layers, index)} (×{use.repeat:,}) would give the list "
+                        f"{count:,} layers; at most {MAX_LAYERS:,} are supported: lower its repeat first")
     values = {**default_values(block_params(block)), **use.params}
     wanted = _sources(layers)
     taken = {layer.id for layer in layers if layer.id}

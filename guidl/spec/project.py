@@ -478,6 +478,13 @@ class _Reader:
             checked = params
             if references is not None:
                 for key, value in params.items():
+                    nested = next((item for item in value if reference(item) is not None), None) \
+                        if isinstance(value, list) else None
+                    if nested is not None:
+                        self.add(_join(_join(path, "params"), key),
+                                 f"holds {quote(nested)} inside a list: a reference to a block "
+                                 f"parameter must be the whole value: write {quote(nested)} for all of "
+                                 f"{key}, or numbers in the list")
                     name = reference(value)
                     if name is not None and name not in references:
                         declared = ", ".join(references) or "none"
@@ -486,6 +493,9 @@ class _Reader:
                                  f"{quote(name)} (its parameters: {declared})")
                 checked = substitute(params, references)
                 checked = {k: v for k, v in checked.items() if reference(v) is None}
+                # A reference inside a list is reported above; the rest of the list is checked.
+                checked = {k: [references.get(reference(item), item) for item in v]
+                           if isinstance(v, list) else v for k, v in checked.items()}
             self.check_params(entry, checked, path)
         layer_id = doc.get("id")
         inputs = doc.get("inputs")

@@ -1,0 +1,64 @@
+"""Block files a careless or hostile author could write: each is a clear
+problem at its JSON path, and no edit unrolls a block past the model's bound."""
+
+import json
+
+import pytest
+
+from guidl import spec
+from guidl.spec import Block, Layer, Model, ProjectError, edits
+from guidl.spec.edits import EditError
+from guidl.spec.graph import RESERVED_IDS, block_size
+from guidl.spec.project import MAX_LAYERS
+
+
+def _doc(blocks: dict, layers: list) -> str:
+    return json.dumps({"format": "guidl-project", "version": 2, "name": "t",
+                       "model": {"input_shape": [1, 8, 8], "blocks": blocks, "layers": layers},
+                       "data": {"dataset": "mnist_sample"}, "training": {}})
+
+
+def _problems(text: str) -> list[str]:
+    with pytest.raises(ProjectError) as caught:
+        spec.loads(text)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_a_reference_inside_a_list_is_one_clear_problem():
+    text = _doc({"Conv": {"params": [{"name": "k", "kind": "int", "default": 3}], "layers": [
+        {"type": "Conv2d", "params": {"out_channels": 2, "kernel_size": ["$k", 3]}}]}},
+        [{"type": "Conv"}])
+    assert _problems(text) == [
+        "model.blocks.Conv.layers[0].params.kernel_size: holds '$k' inside a list: a reference to a "
+        "block parameter must be the whole value: write '$k' for all of kernel_size, or numbers in "
+        "the list"]
+
+
+def test_inputs_is_not_an_id_the_graph_module_holds_its_wiring_there():
+    assert "inputs" in RESERVED_IDS
+    text = _doc({}, [{"id": "inputs", "type": "Flatten"}])
+    assert _problems(text)[0].startswith(
+        "model.layers[0].id: 'inputs' is a name Python or PyTorch modules use")
+
+
+def test_block_size_multiplies_repeats_and_stops_at_the_bound():
+    blocks = {"Leaf": Block([], [Layer("ReLU"), Layer("ReLU")]),
+              "Mid": Block([], [Layer("Leaf", repeat=10), Layer("ReLU")]),
+              "Top": Block([], [Layer("Mid", repeat=1000)] + [Layer("Top")])}  # a cycle counts once
+    assert block_size(blocks, "Leaf") == 2
+    assert block_size(blocks, "Mid") == 1 + 10 * 2 + 1
+    from guidl.spec.graph import MAX_EXPANDED_LAYERS
+    assert block_size(blocks, "Top") == MAX_EXPANDED_LAYERS + 1
+
+
+def test_expanding_a_use_past_the_layer_bound_is_refused_and_changes_nothing():
+    model = Model([Layer("Pair", id="p", repeat=1000)], [4],
+                  blocks={"Pair": Block([], [Layer("Linear", {"out_features": 4}, id=f"l{i}")
+                                             for i in range(11)])})
+    with pytest.raises(EditError) as caught:
+        edits.expand_block(model, 0)
+    assert str(caught.value) == (f"expanding 'p' (Pair) (×1,000) would give the list 11,000 "
+                                 f"layers; at most {MAX_LAYERS:,} are supported: lower its repeat first")
+    assert len(model.layers) == 1
+    model.layers[0].repeat = 2
+    assert len(edits.expand_block(model, 0)) == 22
