@@ -763,8 +763,9 @@ def rename_block_param(model: Model, block: str, old: str, new: str) -> None:
         raise EditError(f"the block {block} has no parameter {old!r}")
     if new == old:
         return
-    if not isinstance(new, str) or not new.isidentifier() or not new.isascii():
-        raise EditError(f"a parameter's name holds letters, digits and underscores, got {new!r}")
+    if not isinstance(new, str) or not new.isidentifier() or not new.isascii() or not new[0].isalpha():
+        raise EditError(f"a parameter's name starts with a letter and holds letters, digits and "
+                        f"underscores, got {new!r}")
     if new in names:
         raise EditError(f"the block {block} has a parameter {new!r} already")
     for config in definition.params:

@@ -341,5 +341,26 @@ def block_size(blocks: Mapping[str, "Block"], name: str,
     return count(name, (name,)) if name in blocks else 0
 
 
+def deepest_nesting(blocks: Mapping[str, "Block"], name: str) -> list[str]:
+    """The longest chain of blocks inside blocks from ``name`` (``[name]`` for
+    a block that uses none), cut after ``MAX_BLOCK_DEPTH + 1`` names; a cycle
+    ends the chain (it is refused elsewhere)."""
+    longest: dict[str, list[str]] = {}
+
+    def visit(current: str, path: tuple[str, ...]) -> list[str]:
+        if current in longest:
+            return longest[current]
+        best: list[str] = []
+        for layer in blocks[current].layers:
+            if layer.type in blocks and layer.type not in LAYERS and layer.type not in path:
+                chain = visit(layer.type, path + (layer.type,))
+                if len(chain) > len(best):
+                    best = chain
+        longest[current] = [current, *best][:MAX_BLOCK_DEPTH + 1]
+        return longest[current]
+
+    return visit(name, (name,)) if name in blocks else []
+
+
 def default_values(params: Iterable[Param]) -> dict[str, Any]:
     return {p.name: p.default for p in params if p.default is not REQUIRED}

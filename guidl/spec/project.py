@@ -25,7 +25,8 @@ from ..registry.layers import MAX_SIZE
 from .errors import Problem, ProjectError
 from .graph import (
     block_cycle, block_entry, block_name_problem, block_params, default_values, id_problem,
-    reference, resolve_inputs, substitute, uses_graph_features, MAX_REPEAT,
+    reference, resolve_inputs, substitute, uses_graph_features, MAX_REPEAT, MAX_BLOCK_DEPTH,
+    deepest_nesting,
 )
 
 FORMAT = "guidl-project"
@@ -383,6 +384,13 @@ class _Reader:
             if cycle:
                 self.add(_join(path, name), "uses itself: " + " -> ".join(cycle)
                          + "; a block cannot contain itself")
+                continue
+            chain = deepest_nesting(blocks, name)
+            if len(chain) > MAX_BLOCK_DEPTH:
+                self.add(_join(path, name), f"nests blocks more than {MAX_BLOCK_DEPTH} deep ("
+                         + " -> ".join(chain[:4]) + " -> … -> " + chain[-1]
+                         + f"); use at most {MAX_BLOCK_DEPTH} levels of blocks inside blocks")
+                break  # the blocks inside it are the same chain
         return blocks
 
     def block(self, value: Any, path: str, blocks: dict[str, Block]) -> Block | None:
@@ -421,8 +429,10 @@ class _Reader:
         if doc is None:
             return None
         name = doc.get("name")
-        if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
-            self.add(_join(path, "name"), f"must be a parameter name (letters, digits, underscores), "
+        if not isinstance(name, str) or not name.isidentifier() or not name.isascii() \
+                or not name[0].isalpha():
+            self.add(_join(path, "name"), f"must be a parameter name (a letter, then letters, digits, "
+                                          f"underscores), "
                                           f"got {_short(name)}")
             return None
         from ..registry import Param

@@ -62,3 +62,36 @@ def test_expanding_a_use_past_the_layer_bound_is_refused_and_changes_nothing():
     assert len(model.layers) == 1
     model.layers[0].repeat = 2
     assert len(edits.expand_block(model, 0)) == 22
+
+
+def _chain(levels: int) -> dict:
+    blocks = {f"B{i}": {"params": [], "layers": [{"type": f"B{i + 1}"}]} for i in range(levels - 1)}
+    blocks[f"B{levels - 1}"] = {"params": [], "layers": [{"type": "Flatten"}]}
+    return blocks
+
+
+def test_blocks_nested_too_deep_are_one_problem_on_the_outermost_block():
+    from guidl.engine import analyze
+    from guidl.spec.graph import MAX_BLOCK_DEPTH
+
+    assert _problems(_doc(_chain(MAX_BLOCK_DEPTH + 4), [{"type": "B0"}])) == [
+        f"model.blocks.B0: nests blocks more than {MAX_BLOCK_DEPTH} deep (B0 -> B1 -> B2 -> B3 -> … -> "
+        f"B{MAX_BLOCK_DEPTH}); use at most {MAX_BLOCK_DEPTH} levels of blocks inside blocks"]
+    project = spec.loads(_doc(_chain(MAX_BLOCK_DEPTH), [{"type": "B0"}]))
+    assert analyze(project.model).ok  # the deepest the file allows also analyses
+
+
+def test_a_block_parameter_name_starts_with_a_letter():
+    text = _doc({"A": {"params": [{"name": "_hidden", "kind": "int", "default": 3}],
+                       "layers": [{"type": "Flatten"}]}}, [{"type": "A"}])
+    assert _problems(text) == ["model.blocks.A.params[0].name: must be a parameter name (a letter, then "
+                               "letters, digits, underscores), got '_hidden'"]
+
+
+def test_renaming_a_block_parameter_to_a_leading_underscore_is_refused():
+    model = Model([Layer("A")], [4], blocks={"A": Block([{"name": "n", "kind": "int", "default": 2}],
+                                                        [Layer("Linear", {"out_features": "$n"})])})
+    with pytest.raises(EditError, match="starts with a letter"):
+        edits.rename_block_param(model, "A", "n", "__class__")
+    edits.rename_block_param(model, "A", "n", "width")
+    assert model.blocks["A"].layers[0].params == {"out_features": "$width"}
