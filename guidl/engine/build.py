@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import json
 import math
+import threading
 import warnings
 from dataclasses import dataclass, field
 from functools import partial
@@ -620,16 +621,25 @@ def _cache_key(index: int, entry: Entry, spec: Layer, layer: LayerReport, shapes
             in_block)
 
 
+#: The window analyses on its thread while a training thread of the same
+#: process may analyse too: the cache's order changes under a lock.
+_ANALYSED_LOCK = threading.Lock()
+
+
 def _remember(key: tuple | None, layer: LayerReport) -> None:
     if key is None:
         return
-    _ANALYSED[key] = tuple(copy.deepcopy(getattr(layer, name)) for name in _REMEMBERED)
-    if len(_ANALYSED) > _ANALYSED_SIZE:
-        _ANALYSED.popitem(last=False)
+    values = tuple(copy.deepcopy(getattr(layer, name)) for name in _REMEMBERED)
+    with _ANALYSED_LOCK:
+        _ANALYSED[key] = values
+        if len(_ANALYSED) > _ANALYSED_SIZE:
+            _ANALYSED.popitem(last=False)
 
 
 def _recall(key: tuple, values: tuple, layer: LayerReport) -> None:
-    _ANALYSED.move_to_end(key)
+    with _ANALYSED_LOCK:
+        if key in _ANALYSED:  # another thread may have pushed it out since it was read
+            _ANALYSED.move_to_end(key)
     for name, value in zip(_REMEMBERED, values):
         setattr(layer, name, copy.deepcopy(value))
 

@@ -123,3 +123,15 @@ def test_a_repeated_block_that_changes_the_shape_feeds_each_repetition_the_last_
     assert [b.input_shape for b in report.layers[0].blocks] == [(4,), (6,), (6,)]
     assert report.total_params == (4 * 6 + 6) + 2 * (6 * 6 + 6)
     assert build(model).module(torch.ones(2, 4)).shape == (2, 6)
+
+
+def test_a_cached_result_pushed_out_by_another_thread_is_still_used():
+    from guidl.engine.build import LayerReport, _recall
+
+    model = Model([Layer("Linear", {"out_features": 3})], [4])
+    analyze(model)
+    key, values = next(reversed(_ANALYSED.items()))
+    _ANALYSED.clear()  # what another thread's analysis of a big model does meanwhile
+    layer = LayerReport(0, "Linear")
+    _recall(key, values, layer)
+    assert layer.output_shape == (3,) and layer.param_count == 15
