@@ -353,9 +353,10 @@ def connect(model: Model, source: int, target: int, block: str | None = None) ->
 @_edit
 def disconnect(model: Model, source: int, target: int, block: str | None = None) -> list[int]:
     """Delete the wire from ``source`` (-1: the input) to ``target``. A merge
-    left with one input merges nothing: it goes, and what took it takes that
-    input. A layer that takes one input cannot lose it (connect another one
-    instead). Returns the indexes of layers removed with the wire."""
+    keeps at least two inputs and a layer its one input: deleting the wire
+    they cannot lose is refused with what to do (a wire deleted never deletes
+    a layer behind the user's back). Returns the indexes of layers removed
+    with the wire (none)."""
     layers = _layers(model, block)
     _check_index(layers, target)
     wanted = _sources(layers)
@@ -368,10 +369,12 @@ def disconnect(model: Model, source: int, target: int, block: str | None = None)
     if not is_merge(layer.type):
         raise EditError(f"{_label(layers, target)} takes one input and cannot lose it: drag another "
                         "wire onto it instead, or delete the layer")
+    if len(rest) < 2:
+        raise EditError(f"{_label(layers, target)} merges two or more inputs and would keep one: drag "
+                        "another wire onto it first, or delete the layer")
     wanted[id(layer)] = rest
-    removed = _remove(layers, wanted, [layer]) if len(rest) < 2 else []
     _write(layers, wanted)
-    return removed
+    return []
 
 
 @_edit

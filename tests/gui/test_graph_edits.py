@@ -53,7 +53,6 @@ OPERATIONS = {
     "move": lambda e: e.move(5, 6),
     "set_param": lambda e: e.set_param(1, "out_channels", 16),
     "connect": lambda e: e.connect(1, 3),
-    "disconnect": lambda e: e.disconnect(0, 3),
     "set_inputs": lambda e: e.set_inputs(5, ["add"]),
     "insert_on_wire": lambda e: e.insert_on_wire("Conv2d", 0, 3),
     "add_skip_connection": lambda e: e.add_skip_connection(5, 6),
@@ -295,12 +294,33 @@ def test_a_block_layer_refers_to_the_block_parameters_only(document, qtbot):
 
 def test_delete_wire_deletes_the_wire_selected_on_the_canvas(window):
     window.document.set_project(graph_project(), None)
+    LayerEdits(window.document).connect(1, 3)  # the Add merges three: one may go
     assert not window.delete_wire_action.isEnabled()
     window.canvas.wire(0, 3).setSelected(True)  # the shortcut of the residual
     assert window.delete_wire_action.isEnabled()
     window.delete_wire_action.trigger()
     layers = window.document.project.model.layers
-    assert [layer.type for layer in layers[:4]] == ["Conv2d", "Conv2d", "BatchNorm2d", "Unit"]
-    assert layers[3].inputs is None  # the Add merged nothing any more: the block takes bn1
+    assert [layer.type for layer in layers[:4]] == ["Conv2d", "Conv2d", "BatchNorm2d", "Add"]
+    assert layers[3].inputs == ["bn1", "conv1"]
+    window.undo_action.trigger()
     window.undo_action.trigger()
     assert window.document.project == graph_project()
+
+
+def test_deleting_a_wire_a_merge_needs_is_refused_with_what_to_do(document, qtbot):
+    edits = LayerEdits(document)
+    before = copy.deepcopy(document.project)
+    with qtbot.waitSignal(document.edit_refused) as refused:
+        edits.disconnect(0, 3)  # the Add would merge nothing: it stays, and says why
+    assert "drag another wire onto it first, or delete the layer" in refused.args[0]
+    assert document.project == before and document.undo_stack.count() == 0
+
+
+def test_deleting_one_of_three_wires_of_a_merge_is_one_undo_step(document):
+    edits = LayerEdits(document)
+    edits.connect(1, 3)
+    three = copy.deepcopy(document.project)
+    edits.disconnect(0, 3)
+    assert document.project.model.layers[3].inputs == ["bn1", "conv1"]
+    document.undo_stack.undo()
+    assert document.project == three

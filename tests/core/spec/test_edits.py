@@ -182,8 +182,11 @@ def test_disconnect():
     edits.connect(model, 1, 3)
     edits.disconnect(model, 1, 3)  # three inputs -> two
     assert wiring(model)[3] == ["bn1", "stem"]
-    removed = edits.disconnect(model, 0, 3)  # the shortcut: the Add merges nothing and goes
-    assert removed == [3] and types(model)[3] == "ReLU" and wiring(model)[3] == ["bn1"]
+    before = copy.deepcopy(model)
+    # The shortcut: the Add would merge nothing. Refused with what to do; the Add stays.
+    with pytest.raises(EditError, match="would keep one: drag another wire onto it first, or delete the layer"):
+        edits.disconnect(model, 0, 3)
+    assert model == before
     valid(model)
     with pytest.raises(EditError, match="takes one input"):
         edits.disconnect(model, 1, 2)
