@@ -28,6 +28,8 @@ INPUT = "input"
 INPUT_INDEX = -1
 MAX_REPEAT = 1000
 MAX_BLOCK_DEPTH = 16
+#: Block definitions one project may hold (the checks walk them recursively).
+MAX_BLOCKS = 256
 #: Layers a model may hold once every block use is unrolled (each repetition
 #: of each block, blocks inside blocks included): analysing that many takes
 #: about a second, and a block repeated inside a repeated block cannot make
@@ -299,12 +301,18 @@ def block_uses(model: "Model", block: str) -> list[int]:
 
 def block_cycle(blocks: Mapping[str, "Block"], name: str) -> list[str] | None:
     """A chain of block names that leads from ``name`` back to itself, or None."""
+    # Each block is explored once: whether ``name`` can be reached from it does
+    # not depend on the way there (walking every path is exponential when
+    # blocks use the next block several times).
+    explored: set[str] = set()
+
     def visit(current: str, path: list[str]) -> list[str] | None:
+        explored.add(current)
         for layer in blocks[current].layers:
             if layer.type in blocks:
                 if layer.type == name:
                     return path + [name]
-                if layer.type not in path and len(path) < MAX_BLOCK_DEPTH:
+                if layer.type not in explored:
                     found = visit(layer.type, path + [layer.type])
                     if found:
                         return found

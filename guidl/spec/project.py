@@ -26,7 +26,7 @@ from .errors import Problem, ProjectError
 from .graph import (
     block_cycle, block_entry, block_name_problem, block_params, default_values, id_problem,
     reference, resolve_inputs, substitute, uses_graph_features, MAX_REPEAT, MAX_BLOCK_DEPTH,
-    deepest_nesting,
+    deepest_nesting, MAX_BLOCKS,
 )
 
 FORMAT = "guidl-project"
@@ -363,6 +363,9 @@ class _Reader:
             return {}
         doc = self.obj(value, path)
         if doc is None:
+            return {}
+        if len(doc) > MAX_BLOCKS:
+            self.add(path, f"has {len(doc):,} blocks; at most {MAX_BLOCKS:,} are supported")
             return {}
         # Names first: a block's layers may use any block, defined before or after.
         names = {}

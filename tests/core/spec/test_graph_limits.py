@@ -95,3 +95,37 @@ def test_renaming_a_block_parameter_to_a_leading_underscore_is_refused():
         edits.rename_block_param(model, "A", "n", "__class__")
     edits.rename_block_param(model, "A", "n", "width")
     assert model.blocks["A"].layers[0].params == {"out_features": "$width"}
+
+
+def test_looking_for_a_cycle_visits_each_block_once():
+    import time
+
+    from guidl.spec.graph import block_cycle
+
+    # Each block uses the next ten times: walking every path is 10**14 steps.
+    blocks = {f"B{i}": Block([], [Layer(f"B{i + 1}") for _ in range(10)]) for i in range(14)}
+    blocks["B14"] = Block([], [Layer("ReLU")])
+    started = time.perf_counter()
+    assert all(block_cycle(blocks, name) is None for name in blocks)
+    blocks["B14"].layers.append(Layer("B3"))
+    assert block_cycle(blocks, "B3") == [f"B{i}" for i in range(3, 15)] + ["B3"]
+    assert time.perf_counter() - started < 2
+
+
+def test_a_file_of_fanned_out_blocks_is_read_at_once():
+    import time
+
+    blocks = {f"B{i}": {"params": [], "layers": [{"type": f"B{i + 1}"} for _ in range(10)]}
+              for i in range(14)}
+    blocks["B14"] = {"params": [], "layers": [{"type": "Flatten"}]}
+    started = time.perf_counter()
+    spec.loads(_doc(blocks, [{"type": "Flatten"}]))
+    assert time.perf_counter() - started < 2
+
+
+def test_a_file_with_too_many_blocks_is_refused():
+    from guidl.spec.graph import MAX_BLOCKS
+
+    blocks = {f"B{i}": {"params": [], "layers": [{"type": "Flatten"}]} for i in range(MAX_BLOCKS + 1)}
+    assert _problems(_doc(blocks, [{"type": "Flatten"}])) == [
+        f"model.blocks: has {MAX_BLOCKS + 1:,} blocks; at most {MAX_BLOCKS:,} are supported"]
