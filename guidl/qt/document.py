@@ -156,6 +156,17 @@ class ProjectDocument(QObject):
         self.analyze()
         self.changed.emit()
 
+    def project_problems(self):
+        """``project.problems()``, worked out once per state of the project:
+        the actions ask for it several times after each edit, and validating a
+        200-layer graph each time is what made an edit feel slow. Every edit
+        replaces ``project`` with a new object, so that object is the key."""
+        cached = getattr(self, "_problems_of", None)
+        if cached is None or cached[0] is not self.project:
+            cached = (self.project, self.project.problems())
+            self._problems_of = cached
+        return list(cached[1])
+
     # -- analysis ------------------------------------------------------------------
 
     def input_shape_and_dtype(self) -> tuple[tuple[int, ...] | None, str]:

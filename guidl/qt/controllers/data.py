@@ -47,8 +47,9 @@ class DataController(QObject):
             self._loaded((key, cached))
             return
         project = window.document.project.copy()
-        if project.problems():
-            window.data_panel.show_error("; ".join(str(p) for p in project.problems()))
+        problems = window.document.project_problems()  # the copy holds the same project
+        if problems:
+            window.data_panel.show_error("; ".join(str(p) for p in problems))
             self.shown_key = key
             return
         window.data_panel.show_loading()

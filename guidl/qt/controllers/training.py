@@ -48,7 +48,7 @@ class TrainingController(QObject):
         if fields:
             field, reason = next(iter(fields.items()))
             return f"{field}: {reason}"
-        problems = document.project.problems()
+        problems = document.project_problems()
         if problems:
             return f"the project has a problem: {problems[0]}"
         report = document.report
