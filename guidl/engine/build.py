@@ -258,7 +258,9 @@ class ModelReport:
         found = list(self.model_errors)
         for layer in self.layers:
             if layer.error is not None:
-                found.append(Problem(f"model.layers[{layer.index}]", f"{layer.type}: {layer.message}"))
+                # The id names the layer as the user wrote it (the index shifts with edits).
+                name = f"{layer.id!r} ({layer.type})" if layer.id else layer.type
+                found.append(Problem(f"model.layers[{layer.index}]", f"{name}: {layer.message}"))
         return found
 
     def to_dict(self) -> dict[str, Any]:

@@ -135,3 +135,11 @@ def test_a_cached_result_pushed_out_by_another_thread_is_still_used():
     layer = LayerReport(0, "Linear")
     _recall(key, values, layer)
     assert layer.output_shape == (3,) and layer.param_count == 15
+
+
+def test_a_layer_problem_names_the_layer_by_its_id():
+    model = Model([Layer("Conv1d", {"out_channels": 4, "kernel_size": 1}, id="a"),
+                   Layer("Concat", {"dim": 0}, inputs=["a", "input"], id="join")], [4, 6])
+    assert [str(p) for p in analyze(model).problems()] == [
+        "model.layers[1]: 'join' (Concat): joins along dim 0, the batch: samples would be mixed; "
+        "fix: set dim to 1 (channels or features)"]
