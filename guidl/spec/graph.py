@@ -262,7 +262,9 @@ def uses_graph_features(model: "Model") -> bool:
 
 
 def _snake(type_: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type_).lower()
+    """``BatchNorm2d`` -> ``batch_norm2d``, ``ReLU`` -> ``relu``, ``LeakyReLU``
+    -> ``leaky_relu``: a word starts where a capital begins a lower-case run."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])", "_", type_).lower()
 
 
 def fresh_id(taken: Iterable[str], type_: str) -> str:

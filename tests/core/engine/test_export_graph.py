@@ -208,8 +208,8 @@ def test_the_python_module_of_a_graph_reads_like_hand_written_code(tmp_path):
         "flatten_4 = self.flatten_4(adaptive_avg_pool2d_3)", "head = self.head(flatten_4)", "return head"]
     assert _forward(source, "ResidualBlock") == [
         "conv1 = self.conv1(x)", "batch_norm2d_1 = self.batch_norm2d_1(conv1)",
-        "re_lu_2 = self.re_lu_2(batch_norm2d_1)", "conv2 = self.conv2(re_lu_2)", "bn2 = self.bn2(conv2)",
-        "proj = self.proj(x)", "add = bn2 + proj", "re_lu_7 = self.re_lu_7(add)", "return re_lu_7"]
+        "relu_2 = self.relu_2(batch_norm2d_1)", "conv2 = self.conv2(relu_2)", "bn2 = self.bn2(conv2)",
+        "proj = self.proj(x)", "add = bn2 + proj", "relu_7 = self.relu_7(add)", "return relu_7"]
     assert "self.conv1 = nn.Conv2d(in_channels=4, out_channels=8, kernel_size=3, stride=2, padding=1)" \
         in source
 

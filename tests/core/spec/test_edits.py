@@ -173,7 +173,7 @@ def test_connect_adds_to_a_merge_and_replaces_a_single_input():
 def test_connect_gives_ids_to_layers_without_one():
     model = stack()
     edits.connect(model, 1, 4)  # the second ReLU takes the first one
-    assert model.layers[1].id == "re_lu_1" and model.layers[4].inputs == ["re_lu_1"]
+    assert model.layers[1].id == "relu_1" and model.layers[4].inputs == ["relu_1"]
     valid(model)
 
 
