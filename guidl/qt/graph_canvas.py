@@ -50,7 +50,7 @@ PORT_REACH = 10.0
 ERROR_COLOR = QColor("#dc2626")
 WARNING_COLOR = QColor("#d97706")
 MIN_ZOOM, MAX_ZOOM = 0.02, 3.0
-#: The least zoom the view picks by itself: node text stays legible.
+#: The least zoom Fit to View picks: a node's title stays legible (zooming out goes further).
 READABLE_ZOOM = 0.7
 ZOOM_STEP = 1.2
 
@@ -377,6 +377,8 @@ class GraphCanvas(QGraphicsView):
     """Emits ``layer_selected(index or -1)`` when the user selects a node."""
 
     layer_selected = Signal(int)
+    #: The user's selection of layers changed: every selected layer's index, in order.
+    layers_selected = Signal(list)
     #: Nodes or wires were selected or deselected by the user (menus follow).
     selection_changed = Signal()
     #: A layer's node was double-clicked (a block's use opens its definition).
@@ -568,6 +570,10 @@ class GraphCanvas(QGraphicsView):
                 x, y = layout.positions[number]
                 if node.pos() != QPointF(x, y):
                     node.setPos(x, y)
+                    if node in self._drag_start:
+                        # Moved by the layout (a Fix clicked, an edit) during a press:
+                        # not the user's drag, so the release stores no position for it.
+                        self._drag_start[node] = node.pos()
         finally:
             self._quiet -= 1
 
@@ -618,7 +624,15 @@ class GraphCanvas(QGraphicsView):
         self._auto_fit = False
 
     def _project_replaced(self) -> None:
+        """A new project (New, Open): nothing of the old one stays selected
+        (its indexes mean other layers, or none, in the new one)."""
         self._auto_fit = True
+        self._drag_start, self._pressed = {}, None
+        self._quiet += 1
+        try:
+            self.scene_.clearSelection()
+        finally:
+            self._quiet -= 1
 
     # -- what other views and tests read ---------------------------------------------------
 
@@ -684,9 +698,28 @@ class GraphCanvas(QGraphicsView):
             current = selected[-1] if selected else -1
         self._emitting = True
         try:
+            self.layers_selected.emit(selected)
             self.layer_selected.emit(current)
         finally:
             self._emitting = False
+
+    def follow_selection(self, indexes) -> None:
+        """Select these layers' nodes, as another view (the table) did:
+        several at once too, without saying so back."""
+        if self._emitting:
+            return
+        wanted = sorted(i for i in indexes if 0 <= i < len(self.by_index))
+        if wanted == self.selected_layers():  # (a selected wire, which the table does not show, stays)
+            return
+        self._quiet += 1
+        try:
+            self.scene_.clearSelection()
+            for index in wanted:
+                self.by_index[index].setSelected(True)
+            if wanted:
+                self.ensureVisible(self.by_index[wanted[-1]], 40, 40)
+        finally:
+            self._quiet -= 1
 
     def select_layers(self, indexes) -> None:
         """Select these layers' nodes (as a rubber band would)."""
@@ -714,14 +747,15 @@ class GraphCanvas(QGraphicsView):
         self.zoom_by(1 / ZOOM_STEP)
 
     def fit_to_view(self, keep_auto: bool = False) -> None:
-        """The whole graph in sight (never larger than life). ``keep_auto``:
-        the view's own fit (a new project, a resize), which keeps the nodes
-        readable: a graph taller than that shows from its input down, and the
-        overview shows the rest."""
+        """The whole graph in sight (never larger than life, never so small
+        that the nodes' titles cannot be read): a graph taller than that shows
+        from its input down, the scroll bars and the overview reach the rest.
+        ``keep_auto``: the view's own fit (a new project, a resize), which
+        goes on following the graph until the user zooms or scrolls."""
         rect = self.graph_rect()
         self._auto_fit = keep_auto
         self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
-        least = READABLE_ZOOM if keep_auto else MIN_ZOOM
+        least = READABLE_ZOOM
         if self.zoom() > 1.0:
             self.resetTransform()
         elif self.zoom() < least:

@@ -41,6 +41,10 @@ def _parse_input_shape(text: str) -> tuple[object, str | None]:
         return None, str(error)
 
 
+#: The graph's share (percent) of the height it shares with the layer table, at first.
+GRAPH_SHARE = 78
+
+
 class ModelTab(QSplitter):
     #: "Edit Definition…" beside a block use's name: open the block's editor.
     edit_block_requested = Signal(str)
@@ -54,14 +58,19 @@ class ModelTab(QSplitter):
         # The graph and the table: two views of the same layers, selecting together.
         self.graph = GraphPanel(document, edits)
         self.canvas = self.graph.canvas
-        self.canvas.layer_selected.connect(self.stack.select_layer)
-        self.stack.layer_selected.connect(self.canvas.select_layer)
+        # Several selected (Ctrl+click, a rubber band, Shift in the table) show as several in both.
+        self.canvas.layers_selected.connect(self.stack.select_layers)
+        self.stack.layer_selected.connect(lambda _index: self.canvas.follow_selection(self.stack.selected_layers()))
+        # New, Open: nothing of the old project stays selected (its indexes are other layers now).
+        document.project_replaced.connect(lambda: self.stack.select_layers([]))
         self.views = QSplitter(Qt.Orientation.Vertical)
         self.views.addWidget(self.graph)
         self.views.addWidget(self.stack)
-        self.views.setStretchFactor(0, 3)
+        # The graph is what the tab is about: most of the height; the table a few rows below it.
+        self.views.setStretchFactor(0, 4)
         self.views.setStretchFactor(1, 1)
-        self.views.setSizes([560, 220])
+        self.views.setChildrenCollapsible(False)
+        self.views.setSizes([GRAPH_SHARE * 100, (100 - GRAPH_SHARE) * 100])
         # The project's name: its runs' folders and its exports are named after it.
         self.name_field = TextField(document, "name", _parse_name, lambda name: document.apply(
             lambda p: setattr(p, "name", name), "Rename the project"))

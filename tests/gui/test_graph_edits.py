@@ -197,6 +197,7 @@ def test_copy_and_paste_through_the_clipboard(window, qtbot):
     assert layers[6].inputs == [layers[5].id, "add"] and layers[5].id not in ("bn1", None)
     assert window.document.undo_stack.count() == count + 1
     assert window.stack.selected_layers() == [4, 5, 6]  # the pasted layers
+    assert window.statusBar().currentMessage() == "Pasted 3 layer(s) as layers 4–6"  # not "Copied"
     # Plain text from elsewhere is read too (and refused with a message when it is not layers).
     QApplication.clipboard().setText("not layers")
     window.paste_action.trigger()

@@ -42,8 +42,12 @@ class GraphController(QObject):
         """The selected layers of the view in use, in order."""
         canvas = self.canvas
         if self._canvas_has_focus() and hasattr(canvas, "selected_layers"):
-            return list(canvas.selected_layers())
-        return self.window.stack.selected_layers()
+            selected = canvas.selected_layers()
+        else:
+            selected = self.window.stack.selected_layers()
+        # A view may still hold a replaced project's selection for a moment: only real layers.
+        count = len(self.window.document.project.model.layers)
+        return [index for index in selected if 0 <= index < count]
 
     def selected_wires(self) -> list[tuple[int, int]]:
         canvas = self.canvas
@@ -54,7 +58,8 @@ class GraphController(QObject):
     def is_block_use(self) -> bool:
         selected = self.selection()
         model = self.window.document.project.model
-        return len(selected) == 1 and model.layers[selected[0]].type in model.blocks
+        return (len(selected) == 1 and 0 <= selected[0] < len(model.layers)
+                and model.layers[selected[0]].type in model.blocks)
 
     # -- commands ---------------------------------------------------------------------------------
 
@@ -86,6 +91,10 @@ class GraphController(QObject):
         pasted = self.window.edits.paste(text, selected[-1] + 1 if selected else None)
         if pasted:
             self.window.stack.select_layers(pasted)  # ready to move, copy or make a block of
+            first, last = pasted[0], pasted[-1]
+            where = f"layer {first}" if first == last else f"layers {first}–{last}"
+            self.window.statusBar().showMessage(f"Pasted {len(pasted)} layer(s) as {where}", 4000)
+        # Refused (not layers, say): the document's edit_refused says why in the status bar.
 
     @Slot()
     def add_skip_connection(self) -> None:
