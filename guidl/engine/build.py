@@ -340,6 +340,18 @@ def _shape_fix(index: int, entry: Entry, shape: tuple[int, ...], ranks: Sequence
     return None
 
 
+def _shape_fix_action(index: int, fix: str | None) -> Fix | None:
+    """The fixes of ``_shape_fix`` that insert a layer, as an edit to apply."""
+    if fix is None or not fix.startswith("insert "):
+        return None
+    if fix.startswith("insert Flatten before"):
+        return InsertLayer(index, "Flatten")
+    if fix.startswith("insert Unflatten(dim=1, unflattened_size=["):
+        sizes = fix.split("[", 1)[1].split("]", 1)[0]
+        return InsertLayer(index, "Unflatten", {"dim": 1, "unflattened_size": [int(v) for v in sizes.split(",")]})
+    return None
+
+
 def _kernel_problem(entry: Entry, params: dict[str, Any], shape: tuple[int, ...]) -> str | None:
     """A clear message when a window does not fit its input (torch's is terse)."""
     dims = entry.info.get("spatial")
@@ -711,6 +723,8 @@ def _analyze_block_use(entry: Entry, block: Block, spec: Layer, layer: LayerRepo
                 if isinstance(action, InsertLayer):
                     action = dataclasses.replace(action, params=_as_references(action.params, values))
                 layer.fix_action = dataclasses.replace(action, block=spec.type)
+                # Said, because it is not only this use that changes.
+                layer.fix = f"{bad.fix}, in the block {spec.type} (every use of it changes)"
             return
         if repetition == 0:
             for inner in nested.layers:
@@ -865,6 +879,7 @@ def _analyze_layer(index: int, entry: Entry, spec: Layer, layer: LayerReport,
     if ranks is not None and len(shape) not in ranks:
         layer.error = f"receives {format_shape(shape)} but needs {_ranks_text(entry, ranks)}"
         layer.fix = _shape_fix(index, entry, shape, ranks)
+        layer.fix_action = _shape_fix_action(index, layer.fix)
         return None, None, dtype
     for p in entry.params:
         if p.inferred is None:
@@ -875,6 +890,7 @@ def _analyze_layer(index: int, entry: Entry, spec: Layer, layer: LayerReport,
             layer.error = (f"{p.name} is {given} in the project, but the layer before gives "
                            f"{value} ({format_shape(shape)})")
             layer.fix = f"remove {p.name} so guidl infers it"
+            layer.fix_action = SetParam(index, p.name, remove=True)
             return None, None, dtype
         layer.params[p.name] = value
     # Keep the inferred sizes first, as torch's signatures have them.

@@ -120,7 +120,7 @@ def test_a_shortcut_that_changes_shape_gets_the_convolution_fix_and_it_applies()
     assert layer.error == ("in Res, layer 4 (Add): needs inputs of one shape, but gets (16, 4, 4) from "
                            "'conv2' and (8, 8, 8) from the input")
     assert layer.fix == ("insert Conv2d(out_channels=16, kernel_size=1, stride=2) on the shortcut "
-                         "(input 2, from the input)")
+                         "(input 2, from the input), in the block Res (every use of it changes)")
     project = spec.Project(model=model)
     apply_fix(project, layer.fix_action)
     inserted = project.model.blocks["Res"].layers[4]
@@ -223,3 +223,28 @@ def test_the_json_report_lists_inputs():
     layers = report.to_dict()["layers"]
     assert layers[0]["inputs"] == ["input"] and layers[1]["inputs"] == [0]
     assert json.dumps(report.to_dict())
+
+
+@pytest.mark.parametrize("layers, shape, inserted", [
+    ([Layer("Conv2d", {"out_channels": 2, "kernel_size": 3}), Layer("Linear", {"out_features": 4})],
+     [1, 8, 8], Layer("Flatten")),
+    ([Layer("Conv2d", {"out_channels": 2, "kernel_size": 3})], [16],
+     Layer("Unflatten", {"dim": 1, "unflattened_size": [1, 4, 4]})),
+])
+def test_a_layer_that_needs_another_shape_gets_the_inserting_fix_as_an_edit(layers, shape, inserted):
+    model = Model(layers, shape)
+    bad = next(layer for layer in analyze(model).layers if layer.error)
+    project = spec.Project(model=model)
+    apply_fix(project, bad.fix_action)
+    assert project.model.layers[bad.index].type == inserted.type
+    assert project.model.layers[bad.index].params == inserted.params
+    assert analyze(project.model).ok
+
+
+def test_a_size_given_that_the_input_contradicts_is_removed_by_its_fix():
+    model = Model([Layer("Linear", {"in_features": 5, "out_features": 2})], [4])
+    bad = analyze(model).layers[0]
+    assert bad.fix == "remove in_features so guidl infers it"
+    project = spec.Project(model=model)
+    apply_fix(project, bad.fix_action)
+    assert project.model.layers[0].params == {"out_features": 2} and analyze(project.model).ok
