@@ -33,7 +33,7 @@ def test_summary_prints_the_keras_table(root):
 
 EXPECTED_TOTALS = {"mnist_cnn": 693_962, "two_block_cnn": 34_826, "mlp": 101_770,
                    "char_lstm": 98_400, "moons_mlp": 354, "resnet_mnist": 43_178,
-                   "inception_mnist": 14_586, "char_transformer": 119_648}
+                   "inception_mnist": 14_586, "char_transformer": 119_648, "skip_cnn": 12_714}
 
 
 def test_summary_json_of_every_example(example_path):
