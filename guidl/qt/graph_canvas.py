@@ -41,6 +41,7 @@ NODE_MIN_WIDTH = 150.0
 NODE_MAX_WIDTH = 300.0
 #: Widths go in steps, so editing a parameter rarely changes the layout.
 WIDTH_STEP = 20.0
+#: The least heights; a larger application font makes nodes taller (``NodeText``).
 NODE_HEIGHT = 50.0
 PROBLEM_HEIGHT = 18.0
 MARKER_HEIGHT = 40.0
@@ -50,14 +51,48 @@ PORT_REACH = 10.0
 ERROR_COLOR = QColor("#dc2626")
 WARNING_COLOR = QColor("#d97706")
 MIN_ZOOM, MAX_ZOOM = 0.02, 3.0
-#: The least zoom Fit to View picks: a node's title stays legible (zooming out goes further).
-READABLE_ZOOM = 0.7
+#: The least zoom Fit to View picks: a node's title stays legible (about 10 px with a
+#: 9-point font; zooming out by hand goes further, and the overview shows the whole graph).
+READABLE_ZOOM = 0.8
 ZOOM_STEP = 1.2
 
 
 def layer_key(layer, index: int) -> str:
     """What keeps a layer's node across edits: its id, else its index."""
     return layer.id if layer.id else f"#{index}"
+
+
+class NodeText:
+    """A node's fonts and rows: the title one point above the application's
+    font, in bold; the details and the problem in the application's font
+    (never smaller, at 100%), and rows as tall as those fonts need."""
+
+    def __init__(self, font: QFont):
+        self.plain = QFont(font)
+        self.plain.setBold(False)
+        self.title = QFont(font)
+        self.title.setBold(True)
+        if font.pointSizeF() > 0:
+            self.title.setPointSizeF(font.pointSizeF() + 1)
+        elif font.pixelSize() > 0:
+            self.title.setPixelSize(font.pixelSize() + 1)
+        self.title_metrics, self.plain_metrics = QFontMetricsF(self.title), QFontMetricsF(self.plain)
+        self.title_height = max(20.0, self.title_metrics.height() + 4)
+        self.detail_height = max(18.0, self.plain_metrics.height() + 2)
+        self.node_height = max(NODE_HEIGHT, 6 + self.title_height + self.detail_height + 6)
+        self.marker_height = max(MARKER_HEIGHT, 3 + self.title_height + self.detail_height + 3)
+        self.problem_height = max(PROBLEM_HEIGHT, self.plain_metrics.height() + 2)
+
+    _cache: "tuple[str, NodeText] | None" = None
+
+    @classmethod
+    def current(cls) -> "NodeText":
+        """For the application's font now (kept until that font changes)."""
+        font = QApplication.font()
+        key = font.toString()
+        if cls._cache is None or cls._cache[0] != key:
+            cls._cache = (key, cls(font))
+        return cls._cache[1]
 
 
 @dataclass(frozen=True)
@@ -163,16 +198,17 @@ class NodeItem(QGraphicsItem):
 
     @staticmethod
     def _size(content: NodeContent) -> tuple[float, float]:
-        bold = QFont()
-        bold.setBold(True)
-        plain = QFontMetricsF(QFont())
+        fonts = NodeText.current()
+        plain = fonts.plain_metrics
         problem = content.problem.splitlines()[0] if content.problem else ""
-        text = max(QFontMetricsF(bold).horizontalAdvance(content.title) + (52 if content.fix else 0),
+        text = max(fonts.title_metrics.horizontalAdvance(content.title) + (52 if content.fix else 0),
                    plain.horizontalAdvance(content.detail), plain.horizontalAdvance(problem)) + 24
-        width = min(NODE_MAX_WIDTH, max(NODE_MIN_WIDTH, -(-text // WIDTH_STEP) * WIDTH_STEP))
+        # The widest node grows with the font too (a long title elides beyond it).
+        widest = NODE_MAX_WIDTH * max(1.0, plain.height() / 14.0)
+        width = min(widest, max(NODE_MIN_WIDTH, -(-text // WIDTH_STEP) * WIDTH_STEP))
         if content.marker:
-            return width, MARKER_HEIGHT
-        return width, NODE_HEIGHT + (PROBLEM_HEIGHT if content.problem else 0)
+            return width, fonts.marker_height
+        return width, fonts.node_height + (fonts.problem_height if content.problem else 0)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
         return QRectF(-3, -PORT_RADIUS - 3, self.width + 8, self.height + 2 * PORT_RADIUS + 8)
@@ -212,30 +248,31 @@ class NodeItem(QGraphicsItem):
         painter.setPen(pen)
         painter.setBrush(fill)
         painter.drawRoundedRect(rect, 8, 8)
+        fonts = NodeText.current()
+        problem_height = fonts.problem_height
         if content.level:
-            band = QRectF(1, self.height - PROBLEM_HEIGHT - 2, self.width - 2, PROBLEM_HEIGHT + 1)
+            band = QRectF(1, self.height - problem_height - 2, self.width - 2, problem_height + 1)
             painter.fillRect(band, colors.error_fill if content.level == "error" else colors.warning_fill)
-        bold = QFont(painter.font())
-        bold.setBold(True)
-        painter.setFont(bold)
+        painter.setFont(fonts.title)
         painter.setPen(colors.text)
         right = 12 + (48 if content.fix else 0)
-        title = QFontMetricsF(bold).elidedText(content.title, Qt.TextElideMode.ElideRight, self.width - 12 - right)
-        painter.drawText(QRectF(12, 6, self.width - 12 - right, 20),
+        top = 6 if not content.marker else 3
+        title = fonts.title_metrics.elidedText(content.title, Qt.TextElideMode.ElideRight,
+                                               self.width - 12 - right)
+        painter.drawText(QRectF(12, top, self.width - 12 - right, fonts.title_height),
                          Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title)
-        plain = QFont(painter.font())
-        plain.setBold(False)
-        painter.setFont(plain)
+        painter.setFont(fonts.plain)
         painter.setPen(colors.muted)
-        metrics = QFontMetricsF(plain)
-        top = 24 if not content.marker else 20
-        painter.drawText(QRectF(12, top, self.width - 24, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+        metrics = fonts.plain_metrics
+        top += fonts.title_height
+        painter.drawText(QRectF(12, top, self.width - 24, fonts.detail_height),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                          metrics.elidedText(content.detail, Qt.TextElideMode.ElideRight, self.width - 24))
         if content.problem:
             painter.setPen(ERROR_COLOR if content.level == "error" else WARNING_COLOR.darker(
                 110 if colors.background.lightness() >= 128 else 80))
             line = content.problem.splitlines()[0]
-            painter.drawText(QRectF(12, self.height - PROBLEM_HEIGHT - 2, self.width - 24, PROBLEM_HEIGHT),
+            painter.drawText(QRectF(12, self.height - problem_height - 2, self.width - 24, problem_height),
                              Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                              metrics.elidedText(line, Qt.TextElideMode.ElideRight, self.width - 24))
         painter.setPen(QPen(colors.wire, 1.2))

@@ -531,3 +531,34 @@ def test_make_block_and_delete_lay_the_graph_out_afresh(window):
     window.document.undo_stack.undo()
     window.document.undo_stack.undo()
     assert_fresh_layout(canvas)
+
+
+def test_node_text_is_at_least_the_application_font_and_fits_the_node(window, qapp):
+    from PySide6.QtGui import QFont, QFontMetricsF
+
+    from guidl.qt.graph_canvas import NodeText
+
+    canvas = window.model_tab.canvas
+    app_font = QApplication.font()
+    fonts = NodeText.current()
+    assert fonts.plain.pointSizeF() >= app_font.pointSizeF()
+    assert fonts.title.pointSizeF() > app_font.pointSizeF() and fonts.title.bold()
+    node = canvas.node(0)
+    assert node.height >= fonts.title_metrics.height() + fonts.plain_metrics.height() + 8
+    # A larger application font makes taller nodes (the text never overflows them).
+    big = QFont(app_font)
+    big.setPointSizeF(app_font.pointSizeF() * 2)
+    qapp.setFont(big)
+    try:
+        larger = NodeText.current()
+        assert larger.node_height > fonts.node_height
+        assert larger.node_height >= QFontMetricsF(larger.title).height() + QFontMetricsF(big).height() + 8
+    finally:
+        qapp.setFont(app_font)
+
+
+def test_the_graph_has_most_of_the_model_tab_height(window, qtbot):
+    window.resize(1400, 900)
+    qtbot.wait(10)
+    graph, table = window.model_tab.views.sizes()
+    assert graph >= 3 * table and table > 0
