@@ -67,7 +67,7 @@ def graphs(draw):
     return out
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(graph=graphs(), shape=st.lists(st.integers(1, 12), min_size=1, max_size=3))
 def test_analyze_of_any_wiring_never_raises_and_what_it_accepts_builds(graph, shape):
     import torch
