@@ -35,7 +35,7 @@ class GraphModel(nn.Module):
             self.add_module(key, module)
         self.keys_in_order: tuple[str, ...] = tuple(key for key, _ in layers)
         self.inputs: tuple[tuple[int, ...], ...] = tuple(tuple(wired) for wired in inputs)
-        self.plan = _plan(self.keys_in_order, self.inputs)
+        self.plan = forward_plan(self.keys_in_order, self.inputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values: dict[int, torch.Tensor] = {INPUT_SLOT: x}
@@ -52,7 +52,7 @@ class GraphModel(nn.Module):
         return out
 
 
-def _plan(keys: Sequence[str], inputs: Sequence[Sequence[int]]):
+def forward_plan(keys: Sequence[str], inputs: Sequence[Sequence[int]]):
     """``(index, key, sources, free)`` per step that leads to the output, in
     order; ``free`` are the values last used by this step."""
     last = len(keys) - 1

@@ -377,7 +377,7 @@ class _GraphWriter:
         return class_name
 
     def _body(self, report: "ModelReport") -> tuple[list[str], list[str]]:
-        from .graph import _plan
+        from .graph import forward_plan
 
         layers = report.layers
         keys = [_layer_key(layer.key) for layer in layers]
@@ -391,7 +391,7 @@ class _GraphWriter:
                     variable += "_"
                 taken.add(variable)
             variables[key] = variable
-        steps = {index for index, *_ in _plan(keys, [layer.inputs for layer in layers])}
+        steps = {index for index, *_ in forward_plan(keys, [layer.inputs for layer in layers])}
         init, forward = [], []
         for index, (layer, key) in enumerate(zip(layers, keys)):
             names = ["x" if source < 0 else variables[keys[source]] for source in layer.inputs]

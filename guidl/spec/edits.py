@@ -179,6 +179,18 @@ def _layers(model: Model, block: str | None) -> list[Layer]:
     return model.blocks[block].layers
 
 
+def _wire(layers: Sequence[Layer], source: int, target: int):
+    """``(the wiring, layer target, what source stands for)`` of the wire from
+    ``source`` (-1: the input) to ``target``; ``EditError`` when there is none."""
+    wanted = _sources(layers)
+    layer = layers[target]
+    src = ENTRY if source < 0 else layers[source] if 0 <= source < len(layers) else None
+    if src is None or not _has(wanted[id(layer)], src):
+        raise EditError(f"{_label(layers, target)} does not take "
+                        f"{'the input' if source < 0 else f'layer {source}'}")
+    return wanted, layer, src
+
+
 def _check_index(layers: Sequence[Layer], index: int) -> None:
     if not isinstance(index, int) or not 0 <= index < len(layers):
         raise EditError(f"there is no layer {index} (the list has {len(layers)})")
@@ -359,12 +371,7 @@ def disconnect(model: Model, source: int, target: int, block: str | None = None)
     with the wire (none)."""
     layers = _layers(model, block)
     _check_index(layers, target)
-    wanted = _sources(layers)
-    layer = layers[target]
-    src = ENTRY if source < 0 else layers[source] if 0 <= source < len(layers) else None
-    if src is None or not _has(wanted[id(layer)], src):
-        raise EditError(f"{_label(layers, target)} does not take "
-                        f"{'the input' if source < 0 else f'layer {source}'}")
+    wanted, layer, src = _wire(layers, source, target)
     rest = [s for s in wanted[id(layer)] if s is not src]
     if not is_merge(layer.type):
         raise EditError(f"{_label(layers, target)} takes one input and cannot lose it: drag another "
@@ -426,12 +433,7 @@ def insert_on_wire(model: Model, type_: str, source: int, target: int, params: M
     if is_merge(entry.name):
         raise EditError(f"{entry.name} merges two or more outputs: drop it between two layers of "
                         "the list, then connect what it merges")
-    wanted = _sources(layers)
-    layer = layers[target]
-    src = ENTRY if source < 0 else layers[source] if 0 <= source < len(layers) else None
-    if src is None or not _has(wanted[id(layer)], src):
-        raise EditError(f"{_label(layers, target)} does not take "
-                        f"{'the input' if source < 0 else f'layer {source}'}")
+    wanted, layer, src = _wire(layers, source, target)
     new = Layer(entry.name, copy.deepcopy(dict(params)) if params is not None else entry.initial_params())
     wanted[id(new)] = [src]
     wanted[id(layer)] = [new if s is src else s for s in wanted[id(layer)]]
