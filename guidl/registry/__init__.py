@@ -10,6 +10,7 @@ arbitrary name.
 from .datasets import AUGMENT, DATASETS
 from .layers import LAYERS
 from .schema import INT64_MAX, INT64_MIN, REQUIRED, Catalogue, Entry, Param, UnknownNameError
+from .tasks import DEFAULT_DISCRIMINATOR_OPTIMIZER, PIXEL_RANGES, TASKS
 from .training import EARLY_STOPPING, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS
 
 #: Every catalogue by family name.
@@ -19,10 +20,11 @@ CATALOGUES: dict[str, Catalogue] = {
     "optimizer": OPTIMIZERS,
     "scheduler": SCHEDULERS,
     "dataset": DATASETS,
+    "task": TASKS,
 }
 
 __all__ = [
-    "AUGMENT", "CATALOGUES", "DATASETS", "EARLY_STOPPING", "INT64_MAX", "INT64_MIN", "LAYERS",
-    "LOSSES", "OPTIMIZERS", "PRECISIONS", "REQUIRED", "SCHEDULERS",
+    "AUGMENT", "CATALOGUES", "DATASETS", "DEFAULT_DISCRIMINATOR_OPTIMIZER", "EARLY_STOPPING", "INT64_MAX", "INT64_MIN", "LAYERS",
+    "LOSSES", "OPTIMIZERS", "PIXEL_RANGES", "PRECISIONS", "REQUIRED", "SCHEDULERS", "TASKS",
     "Catalogue", "Entry", "Param", "UnknownNameError",
 ]

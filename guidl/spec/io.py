@@ -294,4 +294,12 @@ def _version_1_to_2(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _version_2_to_3(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 adds tasks (``task``, ``discriminator``,
+    ``training.discriminator_optimizer``); without ``task`` a project learns
+    its dataset's labels, as every version 2 file does."""
+    return doc
+
+
 MIGRATIONS[1] = _version_1_to_2
+MIGRATIONS[2] = _version_2_to_3

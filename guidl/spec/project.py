@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..registry import (
-    AUGMENT, DATASETS, EARLY_STOPPING, LAYERS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, Catalogue,
-    Entry, UnknownNameError,
+    AUGMENT, DATASETS, EARLY_STOPPING, LAYERS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TASKS,
+    Catalogue, Entry, UnknownNameError,
 )
 from ..formatting import quote, shorten
 from ..registry.layers import MAX_SIZE
@@ -32,8 +32,12 @@ from .graph import (
 FORMAT = "guidl-project"
 #: 2: graphs (``inputs``, merge layers, blocks, node positions). A project
 #: without them is still written as version 1.
-CURRENT_VERSION = 2
+#: 3: tasks (``task``, a GAN's ``discriminator`` and
+#: ``training.discriminator_optimizer``). A project without them is written
+#: as version 2 or 1, so older guidl still opens it.
+CURRENT_VERSION = 3
 GRAPH_VERSION = 2
+TASK_VERSION = 3
 
 #: More layers than this is not a model a person stacks in a window.
 MAX_LAYERS = 10_000
@@ -176,6 +180,9 @@ class Training:
     channels_last: bool = False
     #: Train through ``torch.compile`` (compiled on the first batches).
     compile: bool = False
+    #: A GAN's discriminator's optimizer (``optimizer`` is the generator's);
+    #: None: ``DEFAULT_DISCRIMINATOR_OPTIMIZER``.
+    discriminator_optimizer: Component | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -199,6 +206,8 @@ class Training:
             out["channels_last"] = True
         if self.compile:
             out["compile"] = True
+        if self.discriminator_optimizer is not None:
+            out["discriminator_optimizer"] = self.discriminator_optimizer.to_dict()
         out.update(copy.deepcopy(self.extra))
         return out
 
@@ -210,21 +219,65 @@ class Project:
     data: Data = field(default_factory=Data)
     training: Training = field(default_factory=Training)
     version: int = CURRENT_VERSION
+    #: What the model learns (``TASKS``); None: the dataset's labels
+    #: (classification or regression, as the dataset says).
+    task: Component | None = None
+    #: A GAN's second network (``model`` is the generator).
+    discriminator: Model | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def task_type(self) -> str | None:
+        return self.task.type if self.task is not None else None
+
+    def task_params(self) -> dict[str, Any]:
+        """The task's parameters with their defaults filled in ({} without a task)."""
+        if self.task is None or self.task.type not in TASKS:
+            return {}
+        return TASKS.get(self.task.type).resolve(self.task.params)
+
+    def network(self, name: str) -> Model:
+        """``"model"`` or ``"discriminator"`` (KeyError when the project has none)."""
+        if name == "model":
+            return self.model
+        if name == "discriminator" and self.discriminator is not None:
+            return self.discriminator
+        raise KeyError(name)
+
+    def networks(self) -> dict[str, Model]:
+        """The project's networks by name: ``model``, and a GAN's ``discriminator``."""
+        found = {"model": self.model}
+        if self.discriminator is not None:
+            found["discriminator"] = self.discriminator
+        return found
+
+    def file_version(self) -> int:
+        """The oldest version that holds everything this project uses: a plain
+        stack is written as version 1, the file older guidl reads."""
+        if CURRENT_VERSION > TASK_VERSION:
+            return CURRENT_VERSION  # a later format that every project needs
+        if self.task is not None or self.discriminator is not None \
+                or self.training.discriminator_optimizer is not None:
+            return TASK_VERSION
+        if any(uses_graph_features(model) for model in self.networks().values()):
+            return GRAPH_VERSION
+        return 1
+
     def to_dict(self) -> dict[str, Any]:
-        # A plain stack keeps writing version 1, the file older guidl reads;
-        # graphs and blocks need version 2 (older guidl refuses it clearly).
-        return {
+        out = {
             "format": FORMAT,
-            "version": (CURRENT_VERSION if CURRENT_VERSION > GRAPH_VERSION
-                        or uses_graph_features(self.model) else 1),
+            "version": self.file_version(),
             "name": self.name,
-            "model": self.model.to_dict(),
-            "data": self.data.to_dict(),
-            "training": self.training.to_dict(),
-            **copy.deepcopy(self.extra),
         }
+        if self.task is not None:
+            out["task"] = self.task.to_dict()
+        out["model"] = self.model.to_dict()
+        if self.discriminator is not None:
+            out["discriminator"] = self.discriminator.to_dict()
+        out["data"] = self.data.to_dict()
+        out["training"] = self.training.to_dict()
+        out.update(copy.deepcopy(self.extra))
+        return out
 
     @classmethod
     def from_dict(cls, doc: Any, *, source: str | None = None) -> "Project":
@@ -313,8 +366,64 @@ class _Reader:
         model = self.model(doc.get("model", {}), "model")
         data = self.data(doc.get("data", {}), "data")
         training = self.training(doc.get("training", {}), "training")
-        extra = self.extras(doc, ("format", "version", "name", "model", "data", "training"))
-        return Project(name, model, data, training, CURRENT_VERSION, extra)
+        task = None
+        if doc.get("task") is not None:
+            task = self.component(doc["task"], "task", TASKS)
+        discriminator = None
+        if doc.get("discriminator") is not None:
+            discriminator = self.model(doc["discriminator"], "discriminator")
+        extra = self.extras(doc, ("format", "version", "name", "model", "data", "training", "task",
+                                  "discriminator"))
+        project = Project(name, model, data, training, CURRENT_VERSION, task, discriminator, extra)
+        self.task_fit(project, doc)
+        return project
+
+    def task_fit(self, project: Project, doc: Mapping[str, Any]) -> None:
+        """What the file alone says about a task that does not fit: a loss the
+        task cannot learn with, a missing discriminator, a code layer that
+        does not exist. (Shapes need the dataset: ``engine.task_checks``.)"""
+        task = project.task
+        training = doc.get("training") if isinstance(doc.get("training"), dict) else {}
+        if task is None:
+            if isinstance(training.get("discriminator_optimizer"), dict) \
+                    and project.discriminator is None:
+                pass  # kept for when the project becomes a GAN again
+            return
+        entry = TASKS.get(task.type)
+        params = project.task_params()
+        loss = project.training.loss.type
+        fitting = entry.info["losses"]
+        if loss not in fitting:
+            self.add("training.loss.type", f"{loss} does not fit task {task.type!r}: use "
+                     + " or ".join(fitting[:4]) + ("" if len(fitting) <= 4 else ", ..."))
+        if task.type == "reconstruction":
+            code = params.get("code_layer")
+            if code is not None:
+                layers = project.model.layers
+                ids = [layer.id for layer in layers]
+                if code not in ids:
+                    known = ", ".join(quote(i) for i in ids if i) or "none: give the code layer an id"
+                    self.add("task.params.code_layer",
+                             f"names no layer of the model: {quote(code)} (layer ids: {known})")
+                elif ids.index(code) == len(layers) - 1:
+                    self.add("task.params.code_layer",
+                             f"{quote(code)} is the model's last layer: the code must come before the "
+                             "decoder; name the bottleneck layer")
+        elif task.type == "gan":
+            if project.discriminator is None:
+                self.add("discriminator", "is missing: a GAN needs a discriminator network that "
+                                          "scores each sample real or generated (one value per "
+                                          "sample)")
+            if project.training.scheduler is not None:
+                self.add("training.scheduler", "is not supported for GANs (two optimizers): set it "
+                                               "to null")
+            if project.training.early_stopping is not None:
+                self.add("training.early_stopping", "watches a validation loss, which a GAN does not "
+                                                    "have: set it to null")
+        elif task.type == "text_generation":
+            if project.data.dataset != "text":
+                self.add("data.dataset", f"is {quote(project.data.dataset)}, but text generation "
+                                         "learns from text: use the 'text' dataset")
 
     def model(self, value: Any, path: str) -> Model:
         doc = self.obj(value, path)
@@ -632,11 +741,16 @@ class _Reader:
             if not isinstance(switches[key], bool):
                 self.add(_join(path, key), f"must be true or false, got {_short(switches[key])}")
                 switches[key] = False
+        discriminator_optimizer = doc.get("discriminator_optimizer")
+        if discriminator_optimizer is not None:
+            discriminator_optimizer = self.component(
+                discriminator_optimizer, _join(path, "discriminator_optimizer"), OPTIMIZERS)
         extra = self.extras(doc, ("loss", "optimizer", "scheduler", "epochs", "device", "seed",
-                                  "early_stopping", "grad_clip", "precision", "channels_last", "compile"))
+                                  "early_stopping", "grad_clip", "precision", "channels_last", "compile",
+                                  "discriminator_optimizer"))
         return Training(loss or defaults.loss, optimizer or defaults.optimizer, scheduler,
                         epochs, device, seed, early_stopping, grad_clip, precision,
-                        switches["channels_last"], switches["compile"], extra)
+                        switches["channels_last"], switches["compile"], discriminator_optimizer, extra)
 
     def options(self, doc: Mapping[str, Any], key: str, path: str, entry: Entry) -> dict[str, Any] | None:
         """An optional object of settings checked against ``entry``'s schema."""
