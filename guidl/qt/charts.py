@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 REFRESH_HZ = 25
 PALETTE_EVENTS = (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
+COLLAPSE_STYLE = "color: #b45309; font-weight: bold;"
 
 
 #: Characters that would draw as nothing (or break a line) in a class name,
@@ -274,10 +275,36 @@ def _peaks(x: np.ndarray, y: np.ndarray, bucket: int) -> tuple[np.ndarray, np.nd
 
 
 class TrainingCharts(QWidget):
-    """Loss (per batch, smoothed, and per epoch), accuracy and learning rate."""
+    """Loss (per batch, smoothed, and per epoch), accuracy and learning rate;
+    for a GAN the two networks' losses and D(x), D(G(z)) with a warning when
+    training collapses; for an autoencoder the validation PSNR."""
 
     SMOOTHING = 0.9  # weight of the past in the smoothed batch loss
     SMOOTH_POINTS = 512  # the smoothed loss's points on screen, at most
+
+    #: Per task: the second chart's title and, per plot, the curves shown with
+    #: their legend names. Every curve exists from the start (pyqtgraph items are
+    #: created once); a task only shows some and names them.
+    LAYOUTS = {
+        "classification": ("Accuracy", {
+            "loss": [("batch", "batch"), ("smooth", "batch (smoothed)"), ("train_loss", "train (epoch)"),
+                     ("val_loss", "validation")],
+            "metric": [("train_metric", "train"), ("val_metric", "validation")]}),
+        "regression": ("Mean absolute error", {
+            "loss": [("batch", "batch"), ("smooth", "batch (smoothed)"), ("train_loss", "train (epoch)"),
+                     ("val_loss", "validation")],
+            "metric": [("train_metric", "train"), ("val_metric", "validation")]}),
+        "gan": ("D(x) and D(G(z))", {
+            "loss": [("batch", "generator (batch)"), ("smooth", "generator (smoothed)"),
+                     ("d_loss", "discriminator (epoch)"), ("g_loss", "generator (epoch)")],
+            "metric": [("d_real", "D(x): real judged real"), ("d_fake", "D(G(z)): fake judged real")]}),
+        "reconstruction": ("Validation PSNR (dB)", {
+            "loss": [("batch", "batch"), ("smooth", "batch (smoothed)"), ("train_loss", "train (epoch)"),
+                     ("val_loss", "validation")],
+            "metric": [("val_psnr", "validation PSNR")]}),
+    }
+    #: EpochMetrics fields drawn as they are, each by the curve of its name.
+    DIRECT = ("d_loss", "g_loss", "d_real", "d_fake", "val_psnr")
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -286,6 +313,13 @@ class TrainingCharts(QWidget):
         self.hover = QLabel(" ")
         self.hover.setObjectName("chartHover")
         layout.addWidget(self.hover)
+        #: Said above the charts while a GAN's last epochs look collapsed.
+        self.warning = QLabel()
+        self.warning.setObjectName("collapseWarning")
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet(COLLAPSE_STYLE)
+        self.warning.hide()
+        layout.addWidget(self.warning)
         background = self.palette().color(QPalette.ColorRole.Base)
         foreground = self.palette().color(QPalette.ColorRole.Text)
         self.graphics = pg.GraphicsLayoutWidget()
@@ -304,25 +338,33 @@ class TrainingCharts(QWidget):
         legend.setLabelTextColor(foreground)
         self.metric_plot.addLegend(offset=(-10, 10)).setLabelTextColor(foreground)
         self.series = {name: Series() for name in (
-            "batch", "train_loss", "val_loss", "train_metric", "val_metric", "lr")}
+            "batch", "train_loss", "val_loss", "train_metric", "val_metric", "lr") + self.DIRECT}
         # The smoothed loss has no spikes to keep: a few hundred points draw it
         # as well as thousands, and its wide line costs the window (and so the
         # training) by the segment.
         self.series["smooth"] = Series(display_points=self.SMOOTH_POINTS)
+
+        def epoch_curve(plot, colour, symbol):
+            return plot.plot(pen=pg.mkPen(colour, width=2), symbol=symbol, symbolSize=6, symbolBrush=colour)
+
         self.curves = {
-            "batch": self.loss_plot.plot(pen=pg.mkPen((96, 165, 250, 90), width=1), name="batch"),
-            "smooth": self.loss_plot.plot(pen=pg.mkPen((37, 99, 235), width=2), name="batch (smoothed)"),
-            "train_loss": self.loss_plot.plot(pen=pg.mkPen((234, 88, 12), width=2), symbol="o", symbolSize=6,
-                                              symbolBrush=(234, 88, 12), name="train (epoch)"),
-            "val_loss": self.loss_plot.plot(pen=pg.mkPen((22, 163, 74), width=2), symbol="s", symbolSize=6,
-                                            symbolBrush=(22, 163, 74), name="validation"),
-            "train_metric": self.metric_plot.plot(pen=pg.mkPen((234, 88, 12), width=2), symbol="o",
-                                                  symbolSize=6, symbolBrush=(234, 88, 12), name="train"),
-            "val_metric": self.metric_plot.plot(pen=pg.mkPen((22, 163, 74), width=2), symbol="s",
-                                                symbolSize=6, symbolBrush=(22, 163, 74), name="validation"),
-            "lr": self.lr_plot.plot(pen=pg.mkPen((147, 51, 234), width=2), symbol="t", symbolSize=6,
-                                    symbolBrush=(147, 51, 234)),
+            "batch": self.loss_plot.plot(pen=pg.mkPen((96, 165, 250, 90), width=1)),
+            "smooth": self.loss_plot.plot(pen=pg.mkPen((37, 99, 235), width=2)),
+            "train_loss": epoch_curve(self.loss_plot, (234, 88, 12), "o"),
+            "val_loss": epoch_curve(self.loss_plot, (22, 163, 74), "s"),
+            "d_loss": epoch_curve(self.loss_plot, (220, 38, 38), "s"),
+            "g_loss": epoch_curve(self.loss_plot, (234, 88, 12), "o"),
+            "train_metric": epoch_curve(self.metric_plot, (234, 88, 12), "o"),
+            "val_metric": epoch_curve(self.metric_plot, (22, 163, 74), "s"),
+            "d_real": epoch_curve(self.metric_plot, (22, 163, 74), "o"),
+            "d_fake": epoch_curve(self.metric_plot, (220, 38, 38), "s"),
+            "val_psnr": epoch_curve(self.metric_plot, (22, 163, 74), "s"),
+            "lr": epoch_curve(self.lr_plot, (147, 51, 234), "t"),
         }
+        self.task = ""
+        #: The epochs' metrics as received (the collapse rule reads the last few).
+        self.epochs: list[dict] = []
+        self.set_task("classification")
         for name, curve in self.curves.items():
             # Series.display() already hands over a few thousand points at most
             # (decimated, and clipped when zoomed): pyqtgraph need not redo it.
@@ -392,7 +434,8 @@ class TrainingCharts(QWidget):
         self._managed = False
 
     def _manage_loss_range(self) -> None:
-        found = [b for b in (self.series[n].bounds() for n in ("batch", "train_loss", "val_loss")) if b]
+        found = [b for b in (self.series[n].bounds()
+                             for n in ("batch", "train_loss", "val_loss", "d_loss", "g_loss")) if b]
         if not found:
             return
         low, high = min(b[0] for b in found), max(b[1] for b in found)
@@ -404,7 +447,27 @@ class TrainingCharts(QWidget):
             self.loss_plot.setYRange(*wanted, padding=0)
 
     def set_task(self, task: str) -> None:
-        self.metric_plot.setTitle("Accuracy" if task == "classification" else "Mean absolute error")
+        """Show the curves of ``task`` (a project's task, or the dataset's
+        classification / regression), named for it in the legends."""
+        task = task if task in self.LAYOUTS else "classification"  # text generation: next character
+        if task == self.task:
+            return
+        self.task = task
+        title, plots = self.LAYOUTS[task]
+        self.metric_plot.setTitle(title)
+        shown = {name for curves in plots.values() for name, _ in curves} | {"lr"}
+        for name, curve in self.curves.items():
+            curve.setVisible(name in shown)
+        for key, plot in (("loss", self.loss_plot), ("metric", self.metric_plot)):
+            plot.legend.clear()
+            for name, label in plots[key]:
+                self.curves[name].opts["name"] = label  # the hover line says it too
+                plot.legend.addItem(self.curves[name], label)
+        follow_palette(self.graphics, self.palette())  # the new legend entries
+
+    def shown_curves(self, plot_key: str) -> list[str]:
+        """The curves the ``"loss"`` or ``"metric"`` plot shows for the task."""
+        return [name for name, _ in self.LAYOUTS[self.task][1][plot_key]]
 
     def clear(self) -> None:
         for series in self.series.values():
@@ -413,6 +476,8 @@ class TrainingCharts(QWidget):
         self._loss_range = None
         self.loss_plot.enableAutoRange(x=True, y=True)
         self._smoothed = None
+        self.epochs = []
+        self.warning.hide()
         self._dirty = set(self.series)
         self.refresh()
 
@@ -437,12 +502,21 @@ class TrainingCharts(QWidget):
             "train_metric": metrics.get("train_accuracy", metrics.get("train_mae")),
             "val_metric": metrics.get("val_accuracy", metrics.get("val_mae")),
         }
+        values.update((name, metrics.get(name)) for name in self.DIRECT)
         for name, value in values.items():
             # An inf or NaN (a diverged validation loss) cannot be drawn: it is left
             # out here, so it neither breaks the plot nor stretches its axis.
             if value is not None and math.isfinite(value):
                 self.series[name].append(epoch, value)
-        self._changed({"train_loss", "val_loss", "lr", "train_metric", "val_metric"})
+        self._changed(set(values))
+        self.epochs.append(metrics)
+        warning = None
+        if metrics.get("d_loss") is not None:
+            from ..engine.tasks import collapse_warning  # loaded with torch, before any epoch comes
+
+            warning = collapse_warning(self.epochs)
+        self.warning.setText(f"\u26a0 Training may have collapsed: {warning}" if warning else "")
+        self.warning.setVisible(bool(warning))
 
     def _changed(self, names: set[str]) -> None:
         """Mark curves for a refresh: at once when none was made in the last
@@ -463,7 +537,7 @@ class TrainingCharts(QWidget):
         zoomed = None
         if not self.loss_plot.vb.autoRangeEnabled()[0]:  # a fixed or zoomed x range
             zoomed = tuple(self.loss_plot.vb.viewRange()[0])
-        if self._managed and dirty & {"batch", "train_loss", "val_loss"}:
+        if self._managed and dirty & {"batch", "train_loss", "val_loss", "d_loss", "g_loss"}:
             self._manage_loss_range()
         for name in dirty:
             x, y = self.series[name].display(zoomed)
@@ -481,8 +555,8 @@ class TrainingCharts(QWidget):
 
     def _mouse_moved(self, event) -> None:
         position = event[0]
-        for plot, names in ((self.loss_plot, ("smooth", "train_loss", "val_loss")),
-                            (self.metric_plot, ("train_metric", "val_metric")),
+        for plot, names in ((self.loss_plot, [n for n in self.shown_curves("loss") if n != "batch"]),
+                            (self.metric_plot, self.shown_curves("metric")),
                             (self.lr_plot, ("lr",))):
             if plot.sceneBoundingRect().contains(position):
                 x = plot.vb.mapSceneToView(position).x()

@@ -109,6 +109,7 @@ class TrainingWorker(QObject):
     fit_started = Signal(object)  # dict
     batches_ended = Signal(object, object, object)  # x (fractional epochs), losses, progress dict
     epoch_ended = Signal(object)  # dict of EpochMetrics
+    samples_ready = Signal(int, object)  # epoch (1-based), the samples dict the trainer made
     paused = Signal()
     resumed = Signal()
     finished = Signal(object)  # a dict: the result, the trainer, sample predictions
@@ -149,6 +150,8 @@ class TrainingWorker(QObject):
             self.batches_ended.emit(*values)
         elif kind == "epoch":
             self.epoch_ended.emit(values[0])
+        elif kind == "samples":
+            self.samples_ready.emit(int(values[0]), values[1])
         elif kind == "paused":
             self._step = values[0] if values else self._step
             self.paused.emit()
