@@ -27,6 +27,8 @@ class LayerFix:
     fix: str
     problem: Problem  # the same problem, as the trainer reports it
     action: SetParam | None = None  # the fix, applicable with one click
+    #: The network the layer belongs to: ``model`` or a GAN's ``discriminator``.
+    network: str = "model"
 
 
 @dataclass
@@ -173,22 +175,45 @@ def catalogue_info(project: Project) -> DatasetInfo | None:
                        num_classes=count, class_names=None, num_outputs=None)
 
 
-def report_compatibility(project: Project, report: ModelReport, info: DatasetInfo | None) -> Compatibility | None:
+def report_compatibility(project: Project, report: ModelReport, info: DatasetInfo | None,
+                         network: str = "model") -> Compatibility | None:
     """Add what ``check_compatibility`` finds to ``report``: a size problem on
     the layer that fixes it (with the fix), any other as a problem of the
     model. ``info`` is the loaded data's, else pass ``catalogue_info(project)``;
-    None checks nothing."""
+    None checks nothing.
+
+    A project with a task is checked by ``task_checks.check_task``: ``report``
+    is then the analysis of ``network`` (``model`` or ``discriminator``), the
+    one the window shows; the other network's problems are added to it as
+    problems of the model, so Train stays refused while either misfits."""
     # No layers yet: the window says to add some, not how the output misfits.
     if info is None or not report.layers or report.output_shape is None or project.training.loss is None \
             or project.training.loss.type not in LOSSES:
         return None
-    result = check_compatibility(project, report, info)
+    others: list[Problem] = []
+    if project.task is not None:
+        from .task_checks import check_task, network_problems, task_reports
+
+        reports = task_reports(project, info)
+        # The caller's analysis takes the flags when it was made with the input
+        # this network gets in the task (a generator's is the noise, not a sample).
+        own = reports.get(network)
+        if own is not None and own.input_shape == report.input_shape:
+            reports[network] = report
+        others = [p for name, other in reports.items() if name != network
+                  for p in network_problems(name, other)]
+        result = check_task(project, reports, info)
+    else:
+        result = check_compatibility(project, report, info)
     on_layers = []
     for fix in result.layer_fixes:
+        if fix.network != network or fix.index >= len(report.layers):
+            continue  # the other network's: said below as a problem of the project
         layer = report.layers[fix.index]
         if layer.error is None:
             layer.error, layer.fix = fix.error, fix.fix
             layer.fix_action = fix.action
             on_layers.append(fix.problem)
+    report.model_errors.extend(others)
     report.model_errors.extend(p for p in result.problems if not any(p is q for q in on_layers))
     return result
