@@ -30,6 +30,7 @@ from .controllers.files import FilesController
 from .controllers.graph import GraphController
 from .controllers.session import Session
 from .controllers.training import TrainingController
+from .controllers.writing import WritingController
 from .document import LayerEdits, ProjectDocument
 from .engine_loader import EngineLoader
 from .icons import icon
@@ -38,7 +39,9 @@ from .model_tab import ModelTab
 from .palette import LayerPalette
 from .panels import DataPanel, TrainingSetup, message_label
 from .results import ResultsPanel
+from .samples_view import SamplesView
 from .theme import apply_theme
+from .write_panel import WritePanel
 
 
 def default_settings() -> QSettings:
@@ -127,6 +130,7 @@ class MainWindow(QMainWindow):
         self.training = TrainingController(self)
         self.evaluation = EvaluationController(self)
         self.exports = ExportController(self)
+        self.writing = WritingController(self)
         self.graph_edits = GraphController(self)
         self.block_editors = BlockEditors(self)
         self._build_actions()
@@ -217,19 +221,28 @@ class MainWindow(QMainWindow):
         charts_holder = QWidget()
         charts_layout = QVBoxLayout(charts_holder)
         charts_layout.addWidget(self.train_message)
-        charts_layout.addWidget(self.charts, 1)
+        # A generating model's samples beside the charts (hidden for other tasks).
+        self.samples_view = SamplesView()
+        self.samples_view.hide()
+        charts_split = QSplitter(Qt.Orientation.Horizontal)
+        charts_split.addWidget(self.charts)
+        charts_split.addWidget(self.samples_view)
+        charts_split.setSizes([520, 480])
+        charts_layout.addWidget(charts_split, 1)
         train_tab = QSplitter(Qt.Orientation.Horizontal)
         train_tab.addWidget(setup_scroll)
         train_tab.addWidget(charts_holder)
         train_tab.setSizes([400, 900])
 
         self.results = ResultsPanel()
+        self.write_panel = WritePanel()
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tab_pages = {"model": self.model_tab, "data": self.data_panel, "train": train_tab,
-                          "results": self.results}
+                          "results": self.results, "write": self.write_panel}
         for name, page in self.tab_pages.items():
             self.tabs.addTab(page, name.capitalize())
+        self.tabs.setTabVisible(self.tabs.indexOf(self.write_panel), False)  # text generation only
         self.setCentralWidget(self.tabs)
 
         status = self.statusBar()
@@ -328,12 +341,15 @@ class MainWindow(QMainWindow):
             widget.setEnabled(not state.running)
         if hasattr(self, "block_editors"):
             self.block_editors.set_enabled(not state.running)
+        if hasattr(self, "writing"):
+            self.writing.sync()
 
     def reset_session(self) -> None:
         """Another project: forget the trained model and clear the views of it."""
         self.session.reset()
         self.results.clear()
         self.charts.clear()
+        self.samples_view.clear()
         self.train_message.hide()  # said of the last project's runs
         if not self.training.running:
             self.status_text.setText("")

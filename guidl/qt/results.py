@@ -1,5 +1,7 @@
 """The Results tab: test metrics per class, a confusion-matrix heatmap and a
-grid of sample predictions with the wrong ones highlighted."""
+grid of sample predictions with the wrong ones highlighted; for an
+autoencoder its errors (the worst reconstructions first) and its codes, for a
+GAN its classifier-based score and its last samples."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import html
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPainter, QPalette, QPen
+from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (
     QFrame, QGridLayout, QLabel, QScrollArea, QSplitter, QStackedWidget, QTableWidget,
     QTableWidgetItem, QVBoxLayout, QWidget,
@@ -19,6 +21,12 @@ from .panels import image_pixmap
 
 NO_RESULTS = "Train a model to see its results here."
 NO_CONFUSION = "The confusion matrix of a trained classifier appears here."
+CLASS_HEADERS = ["Class", "Precision", "Recall", "F1", "Support"]
+SAMPLES_TITLE = "Sample predictions (wrong ones outlined in red):"
+#: What the GAN's figures are, said wherever they are shown.
+JUDGE_NOTE = ("Classifier-based score: a small classifier trained on the same data judges the "
+              "generated samples (its mean confidence, and the share of classes it sees among them). "
+              "It is not FID.")
 
 
 class CellLabels(pg.GraphicsObject):
@@ -93,7 +101,7 @@ class ResultsPanel(QWidget):
         layout.addWidget(self.headline)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["Class", "Precision", "Recall", "F1", "Support"])
+        self.table.setHorizontalHeaderLabels(CLASS_HEADERS)
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
@@ -115,34 +123,82 @@ class ResultsPanel(QWidget):
         self.confusion_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.confusion_placeholder.setWordWrap(True)
         self.confusion_placeholder.setEnabled(False)
+        # An autoencoder's two-value codes, coloured by class.
+        self.codes = pg.PlotWidget(title="Validation codes, coloured by class")
+        self.codes.setBackground(self.palette().color(QPalette.ColorRole.Base))
+        self.codes.setLabel("bottom", "code 1")
+        self.codes.setLabel("left", "code 2")
+        self.codes_legend = self.codes.addLegend(offset=(-10, 10))
+        self.code_points = pg.ScatterPlotItem(size=5, pen=None)
+        self.codes.addItem(self.code_points)
+        follow_palette(self.codes, self.palette())
+        # A GAN's last sample grid.
+        self.grid_picture = QLabel()
+        self.grid_picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.grid_scroll = QScrollArea()
+        self.grid_scroll.setWidgetResizable(True)
+        self.grid_scroll.setWidget(self.grid_picture)
         self.confusion_view = QStackedWidget()
         self.confusion_view.addWidget(self.confusion)
         self.confusion_view.addWidget(self.confusion_placeholder)
+        self.confusion_view.addWidget(self.codes)
+        self.confusion_view.addWidget(self.grid_scroll)
         self._show_placeholder(NO_CONFUSION)
         splitter.addWidget(self.confusion_view)
         splitter.setSizes([380, 520])
         layout.addWidget(splitter, 3)
-        layout.addWidget(QLabel("Sample predictions (wrong ones outlined in red):"))
+        self.samples_title = QLabel(SAMPLES_TITLE)
+        layout.addWidget(self.samples_title)
         self.samples = QWidget()
         self.samples_layout = QGridLayout(self.samples)
         self.samples_layout.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.samples)
-        layout.addWidget(scroll, 2)
+        self.samples_scroll = QScrollArea()
+        self.samples_scroll.setWidgetResizable(True)
+        self.samples_scroll.setWidget(self.samples)
+        layout.addWidget(self.samples_scroll, 2)
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().changeEvent(event)
         if event.type() in PALETTE_EVENTS:
             follow_palette(self.confusion, self.palette())
+            follow_palette(self.codes, self.palette())
 
     def clear(self) -> None:
         self.headline.setText(NO_RESULTS)
-        self.table.setRowCount(0)
+        self._set_table(CLASS_HEADERS)
         self.image.clear()
         self._clear_texts()
         self._clear_samples()
+        self._clear_codes()
+        self.grid_picture.clear()
+        self._show_samples_section(SAMPLES_TITLE)
         self._show_placeholder(NO_CONFUSION)
+
+    def _set_table(self, headers: list[str]) -> None:
+        self.table.setRowCount(0)
+        self.table.setColumnCount(len(headers))
+        self.table.setHorizontalHeaderLabels(headers)
+
+    def _fill_table(self, rows: list[list[str]]) -> None:
+        """Rows of text, every column but the first aligned right (numbers)."""
+        self.table.setRowCount(len(rows))
+        for r, cells in enumerate(rows):
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if c:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+
+    def _show_samples_section(self, title: str | None) -> None:
+        """The grid under the table: with ``title``, or hidden (None)."""
+        self.samples_title.setText(title or "")
+        self.samples_title.setVisible(title is not None)
+        self.samples_scroll.setVisible(title is not None)
+
+    def _clear_codes(self) -> None:
+        self.code_points.clear()
+        self.codes_legend.clear()
 
     def _show_placeholder(self, text: str) -> None:
         self.confusion_placeholder.setText(text)
@@ -157,9 +213,10 @@ class ResultsPanel(QWidget):
             if item.widget():
                 item.widget().deleteLater()
 
-    def show_result(self, result, samples: list[dict], measured: str = "Final weights") -> None:
+    def show_result(self, result, samples: list[dict], measured: str = "Final weights",
+                    grid: QImage | None = None) -> None:
         """``measured`` names the weights the figures are of (a stopped run's
-        final weights are not its last epoch's)."""
+        final weights are not its last epoch's); ``grid``: a GAN's last samples."""
         evaluation = result.evaluation
         if evaluation is None:
             self.clear()
@@ -168,6 +225,18 @@ class ResultsPanel(QWidget):
                                          "train": "training split"}[result.evaluation_split]
         stopped = f" · {result.stop_reason}" if result.stopped else ""
         data = evaluation.to_dict()
+        kind = data.get("kind") or data["task"]
+        self._clear_codes()
+        self.grid_picture.clear()
+        if kind == "reconstruction":
+            self._show_reconstruction(data, samples, split, stopped)
+            return
+        if kind == "gan":
+            self._show_gan(data, grid, measured, stopped)
+            return
+        self._show_samples_section(SAMPLES_TITLE)
+        if self.table.columnCount() != len(CLASS_HEADERS):
+            self._set_table(CLASS_HEADERS)
         if data["task"] == "classification":
             self.headline.setText(
                 f"<b>{split}</b>: accuracy <b>{data['accuracy']:.2%}</b> · macro precision "
@@ -258,3 +327,105 @@ class ResultsPanel(QWidget):
             box.addWidget(caption)
             self.samples_layout.addWidget(frame, i // columns, i % columns)
 
+
+    # -- an autoencoder ------------------------------------------------------------------
+
+    def _show_reconstruction(self, data: dict, samples: list[dict], split: str, stopped: str) -> None:
+        loss = f" · loss {data['loss']:.4g}" if data.get("loss") is not None else ""
+        self.headline.setText(
+            f"<b>{split}</b>: MSE <b>{data['mse']:.4g}</b> · PSNR <b>{data['psnr']:.2f} dB</b> · always "
+            f"answering the mean sample: MSE {data['baseline_mse']:.4g}{loss}{stopped}")
+        self._set_table(["Rank", "Sample", "Error (MSE)"])
+        self._fill_table([[f"{rank}", f"#{w['index']}", f"{w['error']:.4g}"]
+                          for rank, w in enumerate(data["worst"], 1)])
+        self._show_codes(data)
+        self._show_samples_section("Worst reconstructed samples first (input | reconstruction, error):")
+        self._clear_samples()
+        columns = 6
+        for i, sample in enumerate(samples):
+            frame = QFrame()
+            frame.setFrameShape(QFrame.Shape.StyledPanel)
+            box = QVBoxLayout(frame)
+            box.setContentsMargins(3, 3, 3, 3)
+            if "image" in sample:
+                from .samples_view import gray_or_rgb, tile_images, zoom_for
+
+                pair = tile_images([[gray_or_rgb(sample["image"]), gray_or_rgb(sample["output"])]],
+                                   zoom_for(*np.asarray(sample["image"]).shape[:2]),
+                                   background=self.palette().color(QPalette.ColorRole.Base))
+                picture = QLabel()
+                picture.setPixmap(QPixmap.fromImage(pair))
+                picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+                box.addWidget(picture)
+            else:
+                box.addWidget(QLabel("in:  " + " ".join(f"{v:.3g}" for v in sample["values"])
+                                     + "\nout: " + " ".join(f"{v:.3g}" for v in sample["output_values"])))
+            caption = QLabel(f"#{sample['index']} · MSE {sample['error']:.4g}")
+            caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            box.addWidget(caption)
+            self.samples_layout.addWidget(frame, i // columns, i % columns)
+
+    def _show_codes(self, data: dict) -> None:
+        codes = data.get("codes")
+        if not codes:
+            self._show_placeholder("The codes are drawn here when the model's code layer gives "
+                                   "two values per sample.")
+            return
+        points = np.asarray(codes, dtype=float)
+        labels = data.get("code_labels")
+        names = data.get("class_names")
+        if labels:
+            labels = np.asarray(labels)
+            classes = sorted(set(labels.tolist()))
+            count = max(len(classes), 1)
+            for n, label in enumerate(classes):
+                colour = pg.intColor(n, hues=count, maxValue=230)  # classes have no order: hues apart
+                chosen = points[labels == label]
+                name = visible_text(str(names[label])) if names and label < len(names) else str(label)
+                self.code_points.addPoints(x=chosen[:, 0], y=chosen[:, 1], brush=pg.mkBrush(colour))
+                self.codes_legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=pg.mkBrush(colour)), name)
+        else:
+            self.code_points.addPoints(x=points[:, 0], y=points[:, 1], brush=pg.mkBrush(37, 99, 235, 160))
+        follow_palette(self.codes, self.palette())
+        self.codes.autoRange()
+        self.confusion_view.setCurrentWidget(self.codes)
+
+    # -- a GAN ---------------------------------------------------------------------------
+
+    def _show_gan(self, data: dict, grid: QImage | None, measured: str, stopped: str) -> None:
+        def share(value) -> str:
+            return "–" if value is None else f"{value:.0%}"
+
+        def number(value) -> str:
+            return "–" if value is None else f"{value:.3f}"
+
+        counts = data.get("class_counts")
+        names = data.get("class_names")
+        if data.get("judge_confidence") is None:
+            score = "no classifier-based score: the data has no classes to judge the samples by"
+        else:
+            seen = sum(1 for c in counts if c) if counts else None
+            classes = f" ({seen} of {len(counts)} classes)" if counts else ""
+            score = (f"classifier-based score: mean confidence <b>{share(data['judge_confidence'])}</b> · "
+                     f"class coverage <b>{share(data['judge_coverage'])}</b>{classes}")
+        self.headline.setText(
+            f"<b>{measured}</b>, {data['samples']:,} generated samples: {score} · diversity "
+            f"{number(data.get('sample_diversity'))} · D(x) {number(data.get('d_real'))} · D(G(z)) "
+            f"{number(data.get('d_fake'))}{stopped}<br><small>{JUDGE_NOTE}"
+            + (f" The judge classifies real validation samples with {data['judge_accuracy']:.0%} accuracy."
+               if data.get("judge_accuracy") is not None else "") + "</small>")
+        self._set_table(["Class (judged)", "Generated samples", "Share"])
+        if counts:
+            total = max(sum(counts), 1)
+            self._fill_table([[visible_text(str(names[i])) if names and i < len(names) else str(i),
+                               f"{count:,}", f"{count / total:.1%}"] for i, count in enumerate(counts)])
+        self._show_samples_section(None)
+        self._clear_samples()
+        if grid is None or grid.isNull():
+            self._show_placeholder("The last epoch's samples appear here.")
+            return
+        zoom = max(1, min(3, 420 // max(grid.height(), 1)))
+        self.grid_picture.setPixmap(QPixmap.fromImage(grid).scaled(
+            grid.width() * zoom, grid.height() * zoom, Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.FastTransformation))
+        self.confusion_view.setCurrentWidget(self.grid_scroll)

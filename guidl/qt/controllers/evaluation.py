@@ -136,11 +136,12 @@ class EvaluationController(QObject):
         window.session.adopt(outcome, data_key)
         measured = ("Final weights" if not outcome.get("evaluated_only")  # Results names what it measured
                     else "The run's final weights" if outcome.get("opened_run") else "The opened weights")
-        window.results.show_result(result, outcome["samples"], measured)
+        if outcome.get("opened_run") is not None:  # the samples it saved after each epoch
+            window.samples_view.load_run(outcome["opened_run"])
+        window.results.show_result(result, outcome["samples"], measured, grid=window.samples_view.newest_image())
         if outcome.get("evaluated_only"):  # saved weights measured, nothing trained
             evaluation = result.evaluation.to_dict() if result.evaluation else {}
-            score = (f"accuracy {evaluation['accuracy']:.2%}" if "accuracy" in evaluation
-                     else f"MAE {evaluation.get('mae', float('nan')):.4g}")
+            score = evaluation_score(evaluation)
             run = outcome.get("opened_run")
             if run is not None:
                 window.session.run_dir = run
@@ -159,13 +160,32 @@ class EvaluationController(QObject):
         window.update_actions()
 
 
+def evaluation_score(evaluation: dict) -> str:
+    """The one figure the status line names for an evaluation's ``to_dict()``."""
+    if "accuracy" in evaluation:
+        return f"accuracy {evaluation['accuracy']:.2%}"
+    if evaluation.get("kind") == "reconstruction":
+        return f"PSNR {evaluation['psnr']:.2f} dB"
+    if evaluation.get("kind") == "gan":
+        if evaluation.get("judge_confidence") is None:
+            return f"sample diversity {evaluation['sample_diversity']:.2f}"
+        return (f"classifier-based score: confidence {evaluation['judge_confidence']:.0%}, "
+                f"coverage {evaluation['judge_coverage']:.0%}")
+    return f"MAE {evaluation.get('mae', float('nan')):.4g}"
+
+
 def run_figures(result) -> str:
     """The status line's figures of a run, each named: the last epoch's
     validation figure and, where they differ (a run stopped mid-epoch, a test
     split), the final weights' one that Results shows."""
     final = result.final
     evaluation = result.evaluation.to_dict() if result.evaluation is not None else {}
-    if final is not None and final.val_accuracy is not None:
+    if evaluation.get("kind") == "gan" or (final is not None and final.d_loss is not None):
+        return f" · {evaluation_score(evaluation)}" if evaluation else ""
+    if final is not None and final.val_psnr is not None:
+        name, epoch, measured = "PSNR", f"{final.val_psnr:.2f} dB", evaluation.get("psnr")
+        measured = None if measured is None else f"{measured:.2f} dB"
+    elif final is not None and final.val_accuracy is not None:
         name, epoch, measured = "accuracy", f"{final.val_accuracy:.2%}", evaluation.get("accuracy")
         measured = None if measured is None else f"{measured:.2%}"
     elif final is not None and final.val_loss is not None:

@@ -13,6 +13,8 @@ from ...formatting import format_duration
 from ..panels import ERROR_STYLE, WARNING_STYLE
 
 STATUS_HZ = 4  # status-bar updates a second while training
+#: Tasks whose model makes something to look at after every epoch.
+SAMPLE_TASKS = ("gan", "reconstruction", "text_generation")
 
 
 class TrainingController(QObject):
@@ -29,7 +31,10 @@ class TrainingController(QObject):
         self._data_key: str | None = None  # the data settings the run trains on
         #: The project as it was when a run failed: the failure is shown until it changes.
         self._failed_with = None
+        self._task = None  # the task of the run started last
+        self._views_for: tuple | None = None  # the task (and its parameters) the views were set up for
         window.document.changed.connect(self._follow_document)
+        self.sync_task_views()
 
     @property
     def running(self) -> bool:
@@ -118,11 +123,15 @@ class TrainingController(QObject):
         self.worker.fit_started.connect(self._fit_started)
         self.worker.batches_ended.connect(self._batches_ended)
         self.worker.epoch_ended.connect(window.charts.add_epoch)
+        self.worker.samples_ready.connect(window.samples_view.add_samples)
+        self.worker.samples_ready.connect(window.write_panel.show_epoch_samples)
         self.worker.paused.connect(self._paused)
         self.worker.resumed.connect(self._resumed)
         self.worker.finished.connect(self._finished)
         self.worker.failed.connect(self.show_failure)
         window.charts.clear()
+        window.samples_view.clear()
+        self._task = project.task_type
         window.train_message.hide()
         window.show_tab("train")
         window.progress.setRange(0, 0)
@@ -137,7 +146,7 @@ class TrainingController(QObject):
     @Slot(object)
     def _fit_started(self, info: dict) -> None:
         window = self.window
-        window.charts.set_task(info["task"])
+        window.charts.set_task(self._task or info["task"])
         window.charts.plan(info["epochs"])
         for metrics in info["history"]:
             window.charts.add_epoch(metrics)
@@ -208,6 +217,23 @@ class TrainingController(QObject):
             self._failed_with = None
             self.window.train_message.hide()
             self.window.status_text.setText("")
+        self.sync_task_views()
+
+    def sync_task_views(self) -> None:
+        """The views the project's task has: its samples beside the charts (a
+        GAN, an autoencoder, a text generation model) and the Write tab (text
+        generation, with the task's prompt, length and temperature)."""
+        window = self.window
+        project = window.document.project
+        task = project.task_type
+        wanted = (task, project.task_params())
+        if wanted == self._views_for:
+            return
+        self._views_for = wanted
+        window.samples_view.setVisible(task in SAMPLE_TASKS)
+        window.tabs.setTabVisible(window.tabs.indexOf(window.write_panel), task == "text_generation")
+        if task == "text_generation":
+            window.write_panel.set_defaults(wanted[1])
 
     @Slot()
     def _thread_finished(self) -> None:
