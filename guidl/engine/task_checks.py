@@ -113,7 +113,10 @@ def task_problems(project: Project, info: DatasetInfo,
 def check_task(project: Project, reports: dict[str, ModelReport], info: DatasetInfo) -> Compatibility:
     """Does each network of the project's task fit the data and the loss?
     ``reports``: each network's analysis (``task_reports``) by name. A project
-    without a task gets ``check_compatibility``'s answer unchanged."""
+    without a task gets ``check_compatibility``'s answer unchanged. ``info``
+    None (only loading can tell the data's facts): nothing to check yet."""
+    if info is None:
+        return Compatibility()
     info = _known(project, info)
     task = project.task_type
     if task is None or task == "text_generation":

@@ -93,6 +93,7 @@ def test_a_dcgan_pair_and_a_conv_autoencoder_on_mnist_shapes_pass():
     result = _check(_autoencoder())
     assert result.problems == [] and result.warnings == []
     assert task_problems(_autoencoder(), catalogue_info(_autoencoder())) == ([], [])
+    assert check_task(gan, {}, None).problems == []  # the user's own files: known once loaded
 
 
 def test_a_generator_of_the_wrong_channels_gets_the_fix_that_makes_it_pass():
