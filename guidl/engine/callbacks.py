@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+import numpy as np
 import torch
 
 from .. import __version__
@@ -55,6 +56,7 @@ class Callback:
     def on_validation_end(self, trainer, metrics) -> None: ...
     def on_epoch_end(self, trainer, metrics) -> None: ...
     def on_checkpoint(self, trainer, metrics) -> None: ...
+    def on_samples(self, trainer, epoch: int, samples: dict) -> None: ...
     def on_train_end(self, trainer, result) -> None: ...
     def on_fit_end(self, trainer, result) -> None: ...
     def on_exception(self, trainer, error: BaseException) -> None: ...
@@ -115,6 +117,14 @@ class EarlyStopping(Callback):
         self.wait, self.best_state = state["wait"], state["best_state"]
 
 
+#: The figures of the tasks beyond labels, as progress lines show them.
+_TASK_FIGURES = (("train_mse", "train_mse", ".4g"), ("val_mse", "val_mse", ".4g"),
+                 ("val_psnr", "val_psnr", ".2f"), ("d_loss", "d_loss", ".4f"),
+                 ("g_loss", "g_loss", ".4f"), ("d_real", "D(x)", ".3f"), ("d_fake", "D(G(z))", ".3f"),
+                 ("judge_confidence", "judge_conf", ".2%"), ("judge_coverage", "judge_cover", ".0%"),
+                 ("sample_diversity", "diversity", ".2f"))
+
+
 def format_metrics(metrics) -> str:
     parts = [f"train_loss {metrics.train_loss:.4f}"]
     if metrics.train_accuracy is not None:
@@ -127,6 +137,10 @@ def format_metrics(metrics) -> str:
         parts.append(f"val_acc {metrics.val_accuracy:.2%}")
     if metrics.val_mae is not None:
         parts.append(f"val_mae {metrics.val_mae:.4g}")
+    for name, label, form in _TASK_FIGURES:
+        value = getattr(metrics, name, None)
+        if value is not None:
+            parts.append(f"{label} {value:{form}}")
     parts += [f"lr {metrics.lr:.3g}", f"{metrics.epoch_time:.1f}s",
               f"{metrics.samples_per_s:,.0f} samples/s"]
     return "  ".join(parts)
@@ -221,6 +235,8 @@ def _now() -> str:
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "train_mae", "val_loss", "val_accuracy",
                   "val_mae", "lr", "epoch_time", "samples_per_s"]
+#: Columns a task adds after those (only the ones its epochs have).
+TASK_METRIC_COLUMNS = [name for name, _, _ in _TASK_FIGURES]
 
 
 class RunFolder(Callback):
@@ -242,6 +258,8 @@ class RunFolder(Callback):
 
     PROJECT, METRICS, CHECKPOINT, WEIGHTS, RUN = (
         "project.guidl.json", "metrics.csv", "checkpoint.pt", "model.safetensors", "run.json")
+    #: A GAN's discriminator's final weights; what each epoch made (samples/epoch_0001.png or .txt).
+    DISCRIMINATOR, SAMPLES = "discriminator.safetensors", "samples"
 
     def __init__(self, path: str | os.PathLike[str], resume: bool = False,
                  source: str | os.PathLike[str] | None = None):
@@ -291,6 +309,7 @@ class RunFolder(Callback):
             "input_shape": list(data.info.input_shape), "input_dtype": data.info.input_dtype,
             "total_params": trainer.built.report.total_params if hasattr(trainer, "built") else None,
             "final": trainer.history[-1].to_dict() if trainer.history else None,
+            "task": trainer.project.task.to_dict() if trainer.project.task is not None else None,
             "notes": list(trainer.notes),
             **extra,
         }
@@ -330,10 +349,13 @@ class RunFolder(Callback):
 
     def on_checkpoint(self, trainer, metrics) -> None:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, METRIC_COLUMNS, lineterminator="\n")
+        rows = [row.to_dict() for row in trainer.history]
+        columns = METRIC_COLUMNS + [name for name in TASK_METRIC_COLUMNS
+                                    if any(row.get(name) is not None for row in rows)]
+        writer = csv.DictWriter(buffer, columns, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
-        for row in trainer.history:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.to_dict().items()})
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
         with self._writing():
             remove_stale_temporaries(self.path)
             atomic_write_text(self.path / self.METRICS, buffer.getvalue())
@@ -351,6 +373,35 @@ class RunFolder(Callback):
                     os.fsync(handle.fileno())
             self._write_run(trainer, "running")
 
+    def on_samples(self, trainer, epoch: int, samples: dict) -> None:
+        from .generation import image_grid, png_bytes
+
+        folder = self.path / self.SAMPLES
+        name = f"epoch_{epoch:04d}"
+        with self._writing():
+            folder.mkdir(exist_ok=True)
+            if samples["kind"] == "text":
+                atomic_write_text(folder / f"{name}.txt", samples["prompt"] + samples["text"])
+                return
+            if samples["kind"] == "images":
+                images = samples["images"]
+            elif samples["kind"] == "reconstructions" and samples["inputs"].dtype == np.uint8:
+                # One row pair per sample: the input (the noisy one too), then what came back.
+                rows = [samples["inputs"]] + ([samples["noisy"]] if samples.get("noisy") is not None
+                                              else []) + [samples["outputs"]]
+                images = np.concatenate(rows)
+            else:
+                return  # numbers, not pictures: metrics.csv holds the figures
+            if images.dtype != np.uint8:
+                return
+            columns = len(samples["inputs"]) if samples["kind"] == "reconstructions" else None
+            data = png_bytes(image_grid(images, columns))
+            with atomic_path(folder / f"{name}.png") as tmp:
+                with open(tmp, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+
     def on_fit_end(self, trainer, result) -> None:
         weights = {k: v.detach().contiguous().cpu() for k, v in trainer.model.state_dict().items()}
         try:
@@ -365,18 +416,27 @@ class RunFolder(Callback):
     def _write_final(self, trainer, result, weights) -> None:
         from .safetensors_io import save  # a reproducible header
 
+        task = getattr(trainer, "task", None)
+        files = {self.WEIGHTS: weights}
+        if getattr(task, "discriminator", None) is not None:
+            files[self.DISCRIMINATOR] = {k: v.detach().contiguous().cpu()
+                                         for k, v in task.discriminator.state_dict().items()}
+        extra = {}
+        if hasattr(task, "code_stats") and trainer.history:
+            extra["code_stats"] = task.code_stats()
         with self._writing():
-            with atomic_path(self.path / self.WEIGHTS) as tmp:
-                with open(tmp, "wb") as handle:
-                    handle.write(save(weights, metadata={"format": "guidl-weights",
-                                                         "project": trainer.project.name}))
-                    handle.flush()
-                    os.fsync(handle.fileno())
+            for name, tensors in files.items():
+                with atomic_path(self.path / name) as tmp:
+                    with open(tmp, "wb") as handle:
+                        handle.write(save(tensors, metadata={"format": "guidl-weights",
+                                                             "project": trainer.project.name}))
+                        handle.flush()
+                        os.fsync(handle.fileno())
             self._write_run(
                 trainer, "stopped" if result.stopped else "finished",
                 stop_reason=result.stop_reason, elapsed_s=result.elapsed,
                 evaluation_split=result.evaluation_split,
-                evaluation=result.evaluation.to_dict() if result.evaluation else None)
+                evaluation=result.evaluation.to_dict() if result.evaluation else None, **extra)
 
     @classmethod
     def mark_failed(cls, path: str | os.PathLike[str], error: str) -> bool:

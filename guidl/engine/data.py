@@ -818,15 +818,26 @@ def _stratified_split(y: np.ndarray, fraction: float, seed: int,
     return np.sort(train), np.sort(val)
 
 
-def prepare(project: Project | Data, *, seed: int | None = None, raw: RawData | None = None) -> PreparedData:
+def pixel_range_of(project: Project) -> str:
+    """How a project's images are scaled: its task's ``pixel_range`` (a
+    generator or decoder must reach it), else standardized."""
+    return project.task_params().get("pixel_range", "standardized")
+
+
+def prepare(project: Project | Data, *, seed: int | None = None, raw: RawData | None = None,
+            pixel_range: str | None = None) -> PreparedData:
     """Load (unless ``raw`` is given), split and normalise a project's data.
 
     The validation split is seeded and stratified by class; normalisation
-    statistics come from the training split alone.
+    statistics come from the training split alone. Images of 8-bit pixels
+    can instead be scaled to a fixed range (``pixel_range`` 'unit': 0..1,
+    'symmetric': -1..1), as tasks that produce images need.
     """
     data = project.data if isinstance(project, Project) else project
     if seed is None:
         seed = project.training.seed if isinstance(project, Project) else 0
+    if pixel_range is None and isinstance(project, Project):
+        pixel_range = pixel_range_of(project)
     raw = raw if raw is not None else load_raw(data)
     classification = raw.task == "classification"
     if len(raw.x) < 2:
@@ -838,6 +849,15 @@ def prepare(project: Project | Data, *, seed: int | None = None, raw: RawData | 
     if raw.modality in ("image", "points", "tabular", "array") and x_train.dtype != torch.int64:
         scale = 1 / 255 if raw.modality == "image" and raw.x.dtype == np.uint8 else 1.0
         normalization = _statistics(x_train, scale)
+        if raw.modality == "image" and pixel_range in ("unit", "symmetric"):
+            # 8-bit pixels have a known range; other images (floats) are scaled by their own.
+            channels = len(normalization.mean)
+            low, high = (0.0, 1.0) if scale != 1.0 else (float(x_train.min()), float(x_train.max()))
+            span = max(high - low, 1e-8)
+            if pixel_range == "unit":
+                normalization = Normalization(scale, [low] * channels, [span] * channels)
+            else:
+                normalization = Normalization(scale, [low + span / 2] * channels, [span / 2] * channels)
 
     def finish(x: np.ndarray, y: np.ndarray) -> Split:
         tx = torch.from_numpy(np.ascontiguousarray(x))

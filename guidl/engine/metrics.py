@@ -131,3 +131,62 @@ def regression_report(output: torch.Tensor, target: torch.Tensor, *, loss: float
                       "predicted": output[i].flatten().tolist(), "error": float(per_sample[i])}
                      for i in order]
     return RegressionReport(mae, mse, r2, loss, worst_samples)
+
+
+@dataclass
+class ReconstructionReport:
+    """How well an autoencoder gives back its input: MSE and PSNR in the
+    scaled range, against always answering the training split's mean sample
+    (``baseline_mse``), each sample's error (the worst first) and, for a
+    two-value code, the codes of the evaluated samples with their classes."""
+
+    mse: float
+    psnr: float
+    baseline_mse: float
+    loss: float | None = None
+    #: ``{"index": i, "error": mse}`` of the worst reconstructed samples, worst first.
+    worst: list[dict[str, Any]] = field(default_factory=list)
+    codes: list[list[float]] | None = None
+    code_labels: list[int] | None = None
+    class_names: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": "reconstruction", "kind": "reconstruction", "loss": self.loss,
+                "mse": self.mse, "psnr": self.psnr, "baseline_mse": self.baseline_mse,
+                "worst": self.worst, "codes": self.codes, "code_labels": self.code_labels,
+                "class_names": self.class_names}
+
+
+@dataclass
+class GanReport:
+    """A GAN's figures after training. The judge is a small classifier trained
+    on the same data: its mean confidence on generated samples and the share
+    of classes it sees among them are a classifier-based score (not FID,
+    which needs an Inception network and a large sample)."""
+
+    samples: int
+    judge_confidence: float | None
+    judge_coverage: float | None
+    judge_accuracy: float | None
+    sample_diversity: float
+    d_real: float | None
+    d_fake: float | None
+    class_counts: list[int] | None = None
+    class_names: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": "gan", "kind": "gan", "samples": self.samples,
+                "judge_confidence": self.judge_confidence, "judge_coverage": self.judge_coverage,
+                "judge_accuracy": self.judge_accuracy, "sample_diversity": self.sample_diversity,
+                "d_real": self.d_real, "d_fake": self.d_fake, "class_counts": self.class_counts,
+                "class_names": self.class_names}
+
+
+def psnr(mse: float, peak_to_peak: float) -> float:
+    """Peak signal-to-noise ratio in dB of a mean squared error over values
+    spanning ``peak_to_peak`` (capped at 100 dB for a perfect copy)."""
+    import math
+
+    if mse <= 0:
+        return 100.0
+    return min(100.0, 10 * math.log10(peak_to_peak ** 2 / mse))

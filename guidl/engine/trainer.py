@@ -36,9 +36,13 @@ from .distributed import DistributedContext, shard, shard_size
 from .graph import layer_modules
 from .metrics import ClassificationReport, RegressionReport, classification_report, regression_report
 from .runs import RunBusyError, RunExistsError, RunWriteError
+from .tasks import Labels, TaskLogic, input_shapes, collapse_warning, make_task
 
 CHECKPOINT_FORMAT = "guidl-checkpoint"
-CHECKPOINT_VERSION = 1
+#: 2: a task's own state (a GAN's discriminator and its optimizer) in
+#: ``task_state``. Version 1 checkpoints (labels only) still resume.
+CHECKPOINT_VERSION = 2
+READABLE_CHECKPOINT_VERSIONS = (1, 2)
 
 
 class TrainingError(RuntimeError):
@@ -130,6 +134,19 @@ class EpochMetrics:
     val_accuracy: float | None = None
     train_mae: float | None = None
     val_mae: float | None = None
+    # Reconstruction: per-sample mean squared error and PSNR (dB), in the scaled range.
+    train_mse: float | None = None
+    val_mse: float | None = None
+    val_psnr: float | None = None
+    # GAN: the two losses, the discriminator's mean belief in real and in
+    # generated samples, and the classifier-based judgement of the samples.
+    d_loss: float | None = None
+    g_loss: float | None = None
+    d_real: float | None = None
+    d_fake: float | None = None
+    judge_confidence: float | None = None
+    judge_coverage: float | None = None
+    sample_diversity: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -147,7 +164,8 @@ class FitResult:
     history: list[EpochMetrics]
     stopped: bool = False
     stop_reason: str | None = None
-    evaluation: ClassificationReport | RegressionReport | None = None
+    #: A ``ClassificationReport``, ``RegressionReport``, ``ReconstructionReport`` or ``GanReport``.
+    evaluation: Any = None
     evaluation_split: str | None = None
     elapsed: float = 0.0
 
@@ -217,18 +235,27 @@ class Trainer:
             self.device = resolve_device(self.device_name)
         data = self._data if self._data is not None else self._prepare_data()
         self.info = data.info
+        task = self.project.task_type
+        if task == "gan" and self.distributed is not None:
+            raise TrainingError("a GAN trains in one process: several processes (torchrun) are not "
+                                "supported for it yet; train it with plain `guidl train`")
+        self.input_shapes = input_shapes(self.project, data.info)
+        input_shape = self.input_shapes["model"]
         model_spec = self.project.model
-        if model_spec.input_shape is not None and tuple(model_spec.input_shape) != data.info.input_shape:
+        if model_spec.input_shape is not None and tuple(model_spec.input_shape) != input_shape:
+            source = ("the generator's noise" + (" and class" if len(input_shape) == 1 and
+                                                 self.project.task_params().get("conditional") else "")
+                      if task == "gan" else f"dataset {data.info.name!r}")
             raise ProjectError(Problem("model.input_shape", (
-                f"is {list(model_spec.input_shape)} but dataset {data.info.name!r} gives "
-                f"{list(data.info.input_shape)}: remove model.input_shape or set it to "
-                f"{list(data.info.input_shape)}")))
+                f"is {list(model_spec.input_shape)} but {source} gives "
+                f"{list(input_shape)}: remove model.input_shape or set it to "
+                f"{list(input_shape)}")))
         spec = self.project.copy()
-        spec.model.input_dtype = data.info.input_dtype
+        spec.model.input_dtype = "float32" if task == "gan" else data.info.input_dtype
         spec.data.batch_size = self.batch_size
         # Before any weight is allocated: a model that cannot train here is
         # refused with its figures, instead of exhausting the memory mid-run.
-        report = analyze(spec.model, data.info.input_shape)
+        report = analyze(spec.model, input_shape)
         memory = check_training_memory(spec, report, self.device)
         if memory is not None:
             raise ProjectError(memory)
@@ -236,8 +263,8 @@ class Trainer:
                                          for layer in report.layers for warning in layer.warnings)
                        if note not in self.notes]
         torch.manual_seed(self.seed)
-        self.built: BuiltModel = build(spec, data.info.input_shape, device="cpu", report=report)
-        self.compatibility: Compatibility = check_compatibility(self.project, self.built.report, data.info)
+        self.built: BuiltModel = build(spec, input_shape, device="cpu", report=report)
+        self.compatibility: Compatibility = self._check_task(data)
         if self.compatibility.problems:
             raise ProjectError(self.compatibility.problems)
         self.notes += self.compatibility.warnings
@@ -252,8 +279,11 @@ class Trainer:
         self.model = self.built.module.to(self.device)
         # Channels-last: images and convolution weights as NHWC, which GPU
         # convolution kernels (above all with 16-bit precision) run fastest on.
-        self.channels_last = bool(self.project.training.channels_last) and len(data.info.input_shape) == 3
-        if self.project.training.channels_last and not self.channels_last:
+        self.channels_last = bool(self.project.training.channels_last) and len(input_shape) == 3
+        if self.project.training.channels_last and task == "gan":
+            self.notes.append("channels_last applies to a model that takes images; a GAN's "
+                              "generator takes noise, so it trains without it")
+        elif self.project.training.channels_last and not self.channels_last:
             self.notes.append("channels_last applies to images (channels, height, width); "
                               f"dataset {data.info.name!r} is not stored that way")
         if self.channels_last and any(p.dim() == 5 for p in self.model.parameters()):
@@ -320,7 +350,11 @@ class Trainer:
             # from a seed of its own, set again every epoch (see _run_epoch).
             self._rank_generator = torch.Generator()
         self._eager_model = self._train_model
-        if self.project.training.compile:
+        self.task: TaskLogic = make_task(self)
+        self.task.setup()
+        if self.project.training.compile and self.task.own_step:
+            self.notes.append("torch.compile is not used for GANs: both networks train eagerly")
+        elif self.project.training.compile:
             # Compiled on the first batches (and again for a smaller last one);
             # the weights stay those of self.model. Evaluation runs eagerly.
             self._train_model = torch.compile(self._train_model)
@@ -328,6 +362,28 @@ class Trainer:
         if self._resume_state is not None:
             self._apply_state(self._resume_state)
             self._resume_state = None
+
+    def _check_task(self, data: PreparedData) -> Compatibility:
+        """Whether the networks fit the data and the task, before the first
+        batch: labels are checked as always; the other tasks by task_checks."""
+        if self.project.task_type in (None, "text_generation"):
+            result = check_compatibility(self.project, self.built.report, data.info)
+            if self.project.task_type is None:
+                return result
+        else:
+            result = Compatibility(target_form="values")
+        from .task_checks import check_task, network_problems, task_reports
+
+        reports = task_reports(self.project, data.info)
+        reports["model"] = self.built.report
+        bad = [problem for name, report in reports.items() if name != "model"
+               for problem in network_problems(name, report)]
+        if bad:  # the discriminator's own layers do not fit together
+            raise ProjectError(bad)
+        found = check_task(self.project, reports, data.info)
+        result.problems += [p for p in found.problems if p not in result.problems]
+        result.warnings += [w for w in found.warnings if w not in result.warnings]
+        return result
 
     def _avoid_batches_of_one(self, samples: int) -> None:
         """A layer that normalises over the batch cannot train on a batch of
@@ -426,6 +482,8 @@ class Trainer:
             "optimizer_type": self.project.training.optimizer.type,
             "scheduler_type": (self.project.training.scheduler.type
                                if self.project.training.scheduler is not None else None),
+            "task": self.project.task_type,
+            "task_state": self.task.state_dict(),
         }
         for callback in self.callbacks:
             key = getattr(callback, "state_key", None)
@@ -443,7 +501,8 @@ class Trainer:
             raise CheckpointError("not a guidl checkpoint"
                                   + ("" if isinstance(state, dict) else f" (it holds {kind(state)})"))
         version = state.get("version")
-        if isinstance(version, bool) or not isinstance(version, int) or version != CHECKPOINT_VERSION:
+        if isinstance(version, bool) or not isinstance(version, int) \
+                or version not in READABLE_CHECKPOINT_VERSIONS:
             shown = repr(version) if isinstance(version, (int, str)) and len(repr(version)) < 20 \
                 else kind(version)
             raise CheckpointError(f"checkpoint version {shown} is not supported (this guidl reads "
@@ -466,6 +525,18 @@ class Trainer:
         if self.scaler is not None and state.get("scaler") is not None:
             check_state_like(state["scaler"], self.scaler.state_dict(), "the gradient scaler's state")
         check_rng(state["rng"], torch.get_rng_state(), self.generator.get_state())
+        saved_task = state.get("task")
+        if saved_task is not None and not isinstance(saved_task, str):
+            raise CheckpointError(f"damaged checkpoint: 'task' must be a task name, got {kind(saved_task)}")
+        if saved_task != self.project.task_type and "task" in state:
+            raise CheckpointError(f"the checkpoint was made for task {saved_task or 'labels'!r}; the "
+                                  f"project now says {self.project.task_type or 'labels'!r}: start a "
+                                  "new run from the edited project")
+        task_state = state.get("task_state")
+        task_state = {} if task_state is None else task_state
+        if not isinstance(task_state, dict):
+            raise CheckpointError(f"damaged checkpoint: 'task_state' must be an object, got {kind(task_state)}")
+        self.task.check_state(task_state)
         for callback in self.callbacks:
             key = getattr(callback, "state_key", None)
             saved = state.get("callbacks", {}).get(key) if key else None
@@ -508,6 +579,7 @@ class Trainer:
             for index, rng in enumerate(state["rng"]["cuda"][: torch.cuda.device_count()]):
                 torch.cuda.set_rng_state(rng, index)
         self.generator.set_state(state["rng"]["data"])
+        self.task.load_state_dict(state.get("task_state") if state.get("task_state") is not None else {})
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
         self.history = [EpochMetrics.from_dict(m) for m in state["history"]]
@@ -589,6 +661,7 @@ class Trainer:
             order = self._shard_order(n, epoch_index)
             augment_generator = self._rank_generator
         loss_sum = 0.0
+        self.task.epoch_start()
         score = _EpochScore(self, len(order))
         seen = 0
         # Losses reach the host in groups (every batch on the CPU, where that is
@@ -612,7 +685,9 @@ class Trainer:
             if self.augment:
                 x = augment_batch(x, self.augment, augment_generator)
             loss, output = self._train_step(x, y)
-            score.add(output.detach(), y, batch * self.batch_size)
+            if output is not None:
+                # Reconstruction is scored against its input, labels against labels.
+                score.add(output.detach(), y if self.task.scores_labels else x, batch * self.batch_size)
             seen += len(index)
             pending.append((batch, loss.detach(), len(index)))
             if len(pending) >= self.sync_every:
@@ -630,7 +705,7 @@ class Trainer:
         elapsed = time.perf_counter() - started
         if self.distributed is None:
             train_loss = loss_sum / seen
-            train_metric = score.result(train.y, order, seen)
+            train_metric = score.result(train.y, order, seen) if not self.task.own_step else None
         else:  # every process holds the figures of the whole epoch
             loss_sum, metric_sum, seen = self.distributed.all_reduce(
                 [loss_sum, score.total(train.y, order, seen), seen])
@@ -640,11 +715,13 @@ class Trainer:
         metrics = EpochMetrics(epoch=epoch_index + 1, train_loss=train_loss, val_loss=None, lr=lr,
                                epoch_time=elapsed, samples_per_s=seen / max(elapsed, 1e-9))
         classification = self.info.task == "classification"
-        if classification:
+        if not self.task.scores_labels:
+            self.task.finish_epoch(metrics, train_metric)
+        elif classification:
             metrics.train_accuracy = train_metric
         else:
             metrics.train_mae = train_metric
-        if self.data.val is not None:
+        if self.task.scores_labels and self.data.val is not None:
             val_loss, val_metric = self._validate(self.data.val)
             metrics.val_loss = val_loss
             if classification:
@@ -658,7 +735,13 @@ class Trainer:
             self.scheduler.step(self._plateau_metric(metrics))
         self.epoch = epoch_index + 1
         self.history.append(metrics)
+        warning = collapse_warning(self.history)
+        if warning and not any(note.startswith("GAN collapse") for note in self.notes):
+            self.notes.append(f"GAN collapse at epoch {self.epoch}: {warning}")
         self._call("on_epoch_end", metrics)
+        samples = self.task.samples(self.epoch)
+        if samples is not None:
+            self._call("on_samples", self.epoch, samples)
         # After every callback has updated its state (early stopping above all),
         # so that a checkpoint resumes exactly.
         self._call("on_checkpoint", metrics)
@@ -685,7 +768,9 @@ class Trainer:
                 return value
         return metrics.val_loss if metrics.val_loss is not None else metrics.train_loss
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.task.own_step:
+            return self.task.train_step(x, y), None
         if self._train_model is self._eager_model:
             return self._step(x, y)
         try:
@@ -705,9 +790,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        inputs, targets = self.task.batch(x, y)
         with self._autocast():
-            output = self._train_model(x)
-            loss = self.loss_fn(output, self._targets(y))
+            output = self._train_model(inputs)
+            loss = self.loss_fn(output, targets)
         clip = self.project.training.grad_clip
         stepped = True
         if self.scaler is not None:
@@ -738,6 +824,9 @@ class Trainer:
     def _batch_metric(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Sum over the batch of correct predictions (classification) or of
         absolute errors (regression), kept on the device."""
+        if not self.task.scores_labels:  # reconstruction: squared error against the input
+            error = (output.float() - y.view_as(output).float()) ** 2
+            return error.reshape(len(error), -1).mean(dim=1).sum()
         if self.info.task == "classification":
             return (self._predicted_classes(output).to(torch.int64) == y).sum()
         error = (output.float() - y.view_as(output)).abs()
@@ -811,7 +900,7 @@ class Trainer:
         self.model.eval()  # no running statistics change while looking
         try:
             with torch.no_grad(), self._autocast():
-                self.model(self.data.train.x[: self.batch_size])
+                self.model(self.task.probe_input())
         finally:
             self.model.train(was_training)
             for handle in hooks:
@@ -847,6 +936,8 @@ class Trainer:
         data = {"test": self.data.test, "val": self.data.val, "train": self.data.train}[split]
         if data is None:
             raise TrainingError(f"dataset {self.info.name!r} has no {split} split")
+        if not isinstance(self.task, Labels):
+            return self.task.evaluate(split, data)
         output = self.predict(data.x)
         loss = float(self.loss_fn(output, self._targets(data.y)))
         if self.info.task == "classification":
@@ -912,7 +1003,7 @@ class _EpochScore:
 
     def __init__(self, trainer: Trainer, n: int):
         self.trainer = trainer
-        self.classification = trainer.info.task == "classification"
+        self.classification = trainer.info.task == "classification" and trainer.task.scores_labels
         binary = trainer.compatibility.target_form == "binary"
         if self.classification:
             self.predictions = torch.empty(n, device=trainer.device,

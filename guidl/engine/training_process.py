@@ -118,6 +118,10 @@ class EventBridge(Callback):
         self._flush(trainer, metrics.epoch - 1, trainer.batches_per_epoch - 1, time.perf_counter())
         self.send("epoch", metrics.to_dict())
 
+    def on_samples(self, trainer, epoch: int, samples: dict) -> None:
+        # Plain values and arrays: they cross the pipe as they are.
+        self.send("samples", epoch, samples)
+
     def on_pause(self, trainer) -> None:
         self.paused_at = time.perf_counter()
         self._flush(trainer, trainer.epoch, self.batch, self.paused_at)
@@ -158,7 +162,10 @@ def sample_predictions(trainer: Trainer, result: FitResult, count: int = 24) -> 
     """Samples of the evaluated split with their predictions for the Results
     grid: the worst-classified first, then others."""
     evaluation = result.evaluation
-    if evaluation is None or trainer.info.task != "classification":
+    if evaluation is not None and trainer.project.task_type == "reconstruction":
+        return worst_reconstructions(trainer, result, count)
+    if evaluation is None or trainer.info.task != "classification" \
+            or trainer.project.task_type not in (None, "text_generation"):
         return []
     split: Split = {"test": trainer.data.test, "val": trainer.data.val,
                     "train": trainer.data.train}[result.evaluation_split]
@@ -186,6 +193,33 @@ def sample_predictions(trainer: Trainer, result: FitResult, count: int = 24) -> 
         else:
             values = trainer.data.normalization.invert(item)[0] if trainer.data.normalization else item[0]
             sample["values"] = [round(float(v), 4) for v in values.flatten()[:8]]
+        samples.append(sample)
+    return samples
+
+
+def worst_reconstructions(trainer: Trainer, result: FitResult, count: int = 24) -> list[dict]:
+    """The worst-reconstructed samples of the evaluated split, worst first:
+    ``{"index", "error", "image", "output"}`` (pixels) or ``"values"``."""
+    from .generation import to_pixels
+
+    split: Split = {"test": trainer.data.test, "val": trainer.data.val,
+                    "train": trainer.data.train}[result.evaluation_split]
+    worst = result.evaluation.worst[:count]
+    if not worst:
+        return []
+    indices = torch.tensor([w["index"] for w in worst], dtype=torch.long, device=split.x.device)
+    x = split.x[indices]
+    inputs = trainer.task.inputs_for(split)[indices]
+    outputs = trainer.predict(inputs)
+    shown_in, shown_out = (to_pixels(t, trainer.data.normalization) for t in (x, outputs))
+    samples = []
+    for row, entry in enumerate(worst):
+        sample = {"index": entry["index"], "error": entry["error"]}
+        if shown_in.dtype == np.uint8:
+            sample["image"], sample["output"] = shown_in[row], shown_out[row]
+        else:
+            sample["values"] = [round(float(v), 4) for v in shown_in[row].flatten()[:8]]
+            sample["output_values"] = [round(float(v), 4) for v in shown_out[row].flatten()[:8]]
         samples.append(sample)
     return samples
 
