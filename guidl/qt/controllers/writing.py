@@ -15,7 +15,6 @@ class WritingController(QObject):
         self.window = window
         self.thread = None
         self._serial = 0  # only the latest request's text is shown
-        self.seed = 0
         window.write_panel.write_requested.connect(self.write)
 
     @property
@@ -47,7 +46,7 @@ class WritingController(QObject):
             return
         module, seq_len = trainer.model, int(shape[0])
         self._serial += 1
-        serial, seed = self._serial, self.seed
+        serial, seed = self._serial, self._serial  # another press, other text (each reproducible)
 
         def writing():
             from ...engine.writing import write
