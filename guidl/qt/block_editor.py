@@ -280,7 +280,7 @@ class BlockEditor(QDialog):
         self.document, self.edits, self.block = document, edits, block
         self.setModal(False)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self._definition = copy.deepcopy(document.project.model.blocks[block])
+        self._definition = copy.deepcopy(document.model.blocks[block])
         #: Parameter cells holding refused text: (row, column) -> (text, reason, field-problem key).
         self._refused: dict[tuple[int, int], tuple[str, str]] = {}
         self._filling = False
@@ -446,7 +446,7 @@ class BlockEditor(QDialog):
 
     @property
     def definition(self):
-        return self.document.project.model.blocks.get(self.block)
+        return self.document.model.blocks.get(self.block)
 
     @property
     def layers(self):
@@ -459,7 +459,7 @@ class BlockEditor(QDialog):
     def sync(self) -> None:
         if not isValid(self):
             return
-        blocks = self.document.project.model.blocks
+        blocks = self.document.model.blocks
         if self.block not in blocks:
             new = self._renamed_to(blocks)
             if new is None:
@@ -471,7 +471,7 @@ class BlockEditor(QDialog):
         self.name_field.show(self.block)
         self.help_field.show(self.definition.help)
         self._fill_params()
-        uses = [i for i, layer in enumerate(self.document.project.model.layers) if layer.type == self.block]
+        uses = [i for i, layer in enumerate(self.document.model.layers) if layer.type == self.block]
         inside = [name for name, b in blocks.items() if any(layer.type == self.block for layer in b.layers)]
         places = [f"{len(uses)} use(s) in the model"] + [f"used in {name}" for name in inside]
         self.uses_label.setText(f"Every use of {self.block} follows this definition: " + ", ".join(places)
@@ -482,7 +482,7 @@ class BlockEditor(QDialog):
         name = text.strip()
         if name == self.block:
             return name, None
-        if name in self.document.project.model.blocks:
+        if name in self.document.model.blocks:
             return None, f"the project has a block named {name!r} already"
         return name, block_name_problem(name)
 
@@ -568,7 +568,7 @@ class BlockEditor(QDialog):
             return
         config = params[row]
         for candidate in converted(config, kind):
-            if spec_edits.block_param_problem(self.document.project.model, self.block, config["name"],
+            if spec_edits.block_param_problem(self.document.model, self.block, config["name"],
                                               candidate) is None:
                 self.edits.set_block_param(self.block, config["name"], candidate)
                 return
@@ -605,7 +605,7 @@ class BlockEditor(QDialog):
 
     def _trial(self, config: dict[str, Any], column: str, value: Any) -> str | None:
         """Why the document would refuse the edit, found on a copy of the model."""
-        model = copy.deepcopy(self.document.project.model)
+        model = copy.deepcopy(self.document.model)
         try:
             if column == "name":
                 spec_edits.rename_block_param(model, self.block, config["name"], value)
@@ -670,7 +670,7 @@ class BlockEditor(QDialog):
 
     def _add_typed_layer(self) -> None:
         text = self.add_layer_field.text().strip()
-        model = self.document.project.model
+        model = self.document.model
         names = {name.lower(): name for name in [*LAYERS.names(), *model.blocks]}
         name = names.get(text.lower())
         if name is None:
@@ -703,7 +703,7 @@ class BlockEditor(QDialog):
     def _open_nested(self, index) -> None:
         layer = self.stack.table.layer_index(index.row())
         editors = getattr(self.parent(), "block_editors", None)
-        if layer is not None and editors is not None and self.layers[layer].type in self.document.project.model.blocks:
+        if layer is not None and editors is not None and self.layers[layer].type in self.document.model.blocks:
             editors.open(self.layers[layer].type)
 
     def _update_layer_actions(self) -> None:
@@ -724,7 +724,7 @@ class BlockEditor(QDialog):
         if index != self._shown_layer:
             self.wiring.discard(self.document)
             self._shown_layer = index
-        model = self.document.project.model
+        model = self.document.model
         try:
             entry = entry_for(model, layers[index].type) if 0 <= index < len(layers) else None
         except UnknownNameError:
@@ -819,7 +819,7 @@ class BlockEditors(QObject):
 
     def open(self, name: str) -> BlockEditor | None:
         """Show the editor of block ``name`` (raising the one already open)."""
-        if name not in self.window.document.project.model.blocks:
+        if name not in self.window.document.model.blocks:
             return None
         editor = self.editors.get(name)
         if editor is None or not isValid(editor):
@@ -841,7 +841,7 @@ class BlockEditors(QObject):
     @Slot(int)
     def open_layer(self, index: int) -> BlockEditor | None:
         """The editor of the block that layer ``index`` of the model uses (None: not a use)."""
-        model = self.window.document.project.model
+        model = self.window.document.model
         if 0 <= index < len(model.layers) and model.layers[index].type in model.blocks:
             return self.open(model.layers[index].type)
         return None

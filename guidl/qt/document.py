@@ -9,6 +9,7 @@ and a snapshot can never get out of step with the code that edits it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -16,15 +17,18 @@ from PySide6.QtCore import QObject, QSaveFile, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from .. import spec
-from ..spec import edits
+from ..spec import Model, edits
 from .param_form import apply_param
 from ..spec import Project
+
+#: The networks a project can hold, as the window names them for a GAN.
+NETWORK_TITLES = {"model": "Generator", "discriminator": "Discriminator"}
 
 
 class ProjectEditCommand(QUndoCommand):
     def __init__(self, document: "ProjectDocument", before: Project, after: Project, text: str,
                  merge_key: str | None = None, select: int | None = None,
-                 select_before: int | None = None, layout_only: bool = False):
+                 select_before: int | None = None, layout_only: bool = False, network: str | None = None):
         super().__init__(text)
         self.document = document
         self.before, self.after = before, after
@@ -32,19 +36,24 @@ class ProjectEditCommand(QUndoCommand):
         self.select, self.select_before = select, select_before
         #: Only node positions change: the shapes stay as they are (no analysis).
         self.layout_only = layout_only
+        #: The network a layer edit changed ("model", "discriminator"; None: not a
+        #: layer edit). Undo and redo show that network again, so the selection
+        #: they restore names its layers, whichever network is shown meanwhile.
+        self.network = network
 
     def redo(self) -> None:
-        self.document._restore(self.after, self.select, self.layout_only)
+        self.document._restore(self.after, self.select, self.layout_only, self.network)
 
     def undo(self) -> None:
-        self.document._restore(self.before, self.select_before, self.layout_only)
+        self.document._restore(self.before, self.select_before, self.layout_only, self.network)
 
     def id(self) -> int:
         return 1 if self.merge_key else -1
 
     def mergeWith(self, other: QUndoCommand) -> bool:
         # Consecutive edits of one field (typing in a spin box) undo as one step.
-        if not isinstance(other, ProjectEditCommand) or other.merge_key != self.merge_key:
+        if not isinstance(other, ProjectEditCommand) or other.merge_key != self.merge_key \
+                or other.network != self.network:
             return False
         self.after, self.select = other.after, other.select
         if self.after == self.before:
@@ -70,6 +79,10 @@ class ProjectDocument(QObject):
     field_problems_changed = Signal()
     #: An edit was refused (``LayerEdits``): the sentence saying why, for the status bar.
     edit_refused = Signal(str)
+    #: The network the layer views show and edit ("model" or "discriminator") is
+    #: another one now (the user switched, an undo went back to the other one, the
+    #: project lost its discriminator). ``changed`` and ``report_changed`` follow.
+    network_changed = Signal(str)
 
     def __init__(self, parent: QObject | None = None,
                  engine_ready: Callable[[], bool] = lambda: True):
@@ -79,7 +92,11 @@ class ProjectDocument(QObject):
         self.project = Project()
         self.path: Path | None = None
         self.undo_stack = QUndoStack(self)
-        self.report = None
+        self.report = None  # the shown network's analysis
+        #: Every network's analysis by name ("model", and a GAN's "discriminator").
+        self.reports: dict = {}
+        #: The network the layer views show and ``LayerEdits`` change.
+        self.network = "model"
         self.data_info = None  # DatasetInfo of the loaded data, when known
         self.data_info_key: str | None = None  # the data settings it was loaded with
         self._field_problems: dict[str, str] = {}
@@ -88,12 +105,13 @@ class ProjectDocument(QObject):
 
     def apply(self, edit: Callable[[Project], Any], text: str, merge_key: str | None = None,
               select: int | Callable[[Any], int | None] | None = None, select_before: int | None = None,
-              layout_only: bool = False) -> Any:
+              layout_only: bool = False, network: str | None = None) -> Any:
         """Run ``edit`` on a copy of the project and push the result as one
         undoable step; returns what ``edit`` returned. ``select`` may be a
         function of that result (the index of a layer the edit added).
         ``layout_only``: the edit moves nodes only, so the model's analysis
-        is not run again (neither on undo nor redo). An exception from
+        is not run again (neither on undo nor redo). ``network``: the network
+        a layer edit changes (undo and redo show it again). An exception from
         ``edit`` leaves the project as it was."""
         before = copy.deepcopy(self.project)
         after = copy.deepcopy(self.project)
@@ -102,9 +120,49 @@ class ProjectDocument(QObject):
             return result
         if callable(select):
             select = select(result)
+        if merge_key is not None and network not in (None, "model"):
+            merge_key = f"{network}.{merge_key}"
         self.undo_stack.push(ProjectEditCommand(self, before, after, text, merge_key, select,
-                                                select_before, layout_only))
+                                                select_before, layout_only, network))
         return result
+
+    # -- the network shown (a GAN has two) ----------------------------------------------------
+
+    @property
+    def model(self) -> Model:
+        """The network the layer views show and edit: ``project.model``, or a
+        GAN's discriminator when that is the one shown."""
+        if self.network == "discriminator" and "discriminator" in self.networks():
+            return self.project.discriminator
+        return self.project.model
+
+    def networks(self) -> list[str]:
+        """The networks the window shows and edits: a GAN's generator ("model")
+        and discriminator; for any other task the model alone."""
+        if self.project.task_type == "gan" and self.project.discriminator is not None:
+            return ["model", "discriminator"]
+        return ["model"]
+
+    def set_network(self, name: str) -> None:
+        """Show and edit network ``name`` ("model" or "discriminator"). Not an
+        edit of the project: no undo step, nothing to save."""
+        if name not in self.networks() or name == self.network:
+            return
+        self.network = name
+        self.report = self.reports.get(name)
+        self.network_changed.emit(name)
+        self.report_changed.emit()
+        self.changed.emit()
+
+    def _follow_network(self, wanted: str | None) -> None:
+        """After the project changed: show ``wanted`` (an undone layer edit's
+        network), or the generator when the discriminator is gone."""
+        name = wanted if wanted is not None else self.network
+        if name not in self.networks():
+            name = "model"
+        if name != self.network:
+            self.network = name
+            self.network_changed.emit(name)
 
     # -- values typed into forms and refused ------------------------------------------------
 
@@ -131,8 +189,14 @@ class ProjectDocument(QObject):
         project, e.g. when Train is pressed from the toolbar."""
         self.commit_requested.emit()
 
-    def _restore(self, project: Project, select: int | None, layout_only: bool = False) -> None:
+    def _restore(self, project: Project, select: int | None, layout_only: bool = False,
+                 network: str | None = None) -> None:
         self.project = copy.deepcopy(project)
+        shown = self.network
+        self._follow_network(network)
+        if layout_only and self.network != shown:
+            self.report = self.reports.get(self.network)
+            self.report_changed.emit()
         if layout_only:
             self.changed.emit()
         else:
@@ -148,6 +212,7 @@ class ProjectDocument(QObject):
         self.undo_stack.clear()
         self.undo_stack.setClean()
         self._field_problems.clear()
+        self._follow_network("model")
         self.project_replaced.emit()
         self._changed()
         self.path_changed.emit()
@@ -184,23 +249,92 @@ class ProjectDocument(QObject):
         data = {k: v for k, v in self.project.data.to_dict().items() if k not in ("batch_size", "augment")}
         return json.dumps({"data": data, "seed": self.project.training.seed}, sort_keys=True)
 
+    def loaded_info(self):
+        """The loaded data's ``DatasetInfo`` when it is the project's data now, else None."""
+        return self.data_info if self.data_info_key == self.data_key() else None
+
+    def network_inputs(self) -> dict[str, tuple[tuple[int, ...] | None, str]]:
+        """Each network's input ``(shape, dtype)``: a GAN's generator takes the
+        noise, its discriminator the data (``engine.tasks.input_shapes``); any
+        other model takes the data, or the shape the project gives it."""
+        shape, dtype = self.input_shape_and_dtype()
+        project = self.project
+        if "discriminator" not in self.networks() or not self.engine_ready():
+            return {"model": (shape, dtype)}
+        from ..engine.checks import catalogue_info
+        from ..engine.data import DatasetInfo, expected_input
+        from ..engine.tasks import input_shapes
+
+        info = self.loaded_info() or catalogue_info(project)
+        if info is None or not info.input_shape:
+            # The catalogue does not know the data's task (or its shape): the shape is enough.
+            data_only = dataclasses.replace(project, model=dataclasses.replace(project.model, input_shape=None))
+            sample, _ = expected_input(data_only, info)
+            info = None if sample is None else (dataclasses.replace(info, input_shape=sample) if info else DatasetInfo(
+                project.data.dataset, project.data.dataset, "unknown", "auto", tuple(sample), "float32",
+                None, None, None))
+        if info is None:
+            noise = int(project.task_params()["noise_dim"])
+            return {"model": ((noise,), "float32"), "discriminator": (None, "float32")}
+        return {name: (tuple(found), "float32") for name, found in input_shapes(project, info).items()}
+    def network_input(self) -> tuple[tuple[int, ...] | None, str]:
+        """The shown network's input ``(shape, dtype)``."""
+        return self.network_inputs().get(self.network, (None, "float32"))
+
     def analyze(self) -> None:
         if not self.engine_ready():
-            self.report = None
+            self.report, self.reports = None, {}
             self.report_changed.emit()
             return
         from ..engine.build import analyze
         from ..engine.checks import catalogue_info, report_compatibility
 
-        shape, dtype = self.input_shape_and_dtype()
-        model = copy.deepcopy(self.project.model)
-        model.input_dtype = dtype
-        self.report = analyze(model, shape)
-        # Does the output fit the data and the loss (a last Linear of 128 for two
-        # classes)? Said on the layer now, not when Train is pressed.
-        loaded = self.data_info if self.data_info_key == self.data_key() else None
-        report_compatibility(self.project, self.report, loaded or catalogue_info(self.project))
+        project = self.project
+        inputs = self.network_inputs()
+        reports = {}
+        for name in self.networks():
+            network = project.network(name)
+            shape, dtype = inputs.get(name, (None, "float32"))
+            model = copy.deepcopy(network)
+            model.input_dtype = dtype
+            reports[name] = analyze(model, shape)
+        # Does the output fit the data, the loss and the task (a last Linear of 128
+        # for two classes, a generator that does not make images of the data's
+        # size)? Said on the layer now, not when Train is pressed.
+        info = self.loaded_info() or catalogue_info(project)
+        if project.task_type in ("reconstruction", "gan"):
+            self._check_task(reports, info)
+        else:  # the dataset's labels (text generation trains on them too)
+            report_compatibility(project, reports["model"], info)
+        self.reports = reports
+        self.report = reports.get(self.network, reports["model"])
         self.report_changed.emit()
+
+    def _check_task(self, reports: dict, info) -> None:
+        """``engine.task_checks``' findings on the layers that fix them, in the
+        network they belong to; the rest as problems of the network their path
+        names (of the generator, or the model, otherwise)."""
+        try:
+            from ..engine.task_checks import check_task
+        except ImportError:  # TEMPORARY until engine.task_checks lands
+            return
+
+        result = check_task(self.project, reports, info)
+        on_layers = []
+        for fix in result.layer_fixes:
+            report = reports.get(getattr(fix, "network", "model"))
+            if report is None or not 0 <= fix.index < len(report.layers):
+                continue
+            layer = report.layers[fix.index]
+            if layer.error is None:
+                layer.error, layer.fix = fix.error, fix.fix
+                layer.fix_action = fix.action
+                on_layers.append(fix.problem)
+        for problem in result.problems:
+            if any(problem is shown for shown in on_layers):
+                continue
+            name = "discriminator" if str(problem.path).startswith("discriminator") else "model"
+            reports.get(name, reports["model"]).model_errors.append(problem)
 
     def refresh(self) -> None:
         """Work the shapes out again (once torch is loaded)."""
@@ -248,29 +382,36 @@ class LayerEdits:
     document's ``edit_refused``; such a method returns None.
 
     ``block``: the name of a block of the model whose definition to edit
-    instead of the model's own layers (every use of the block follows)."""
+    instead of the model's own layers (every use of the block follows).
+
+    Every edit changes the network the document shows (``document.network``:
+    a GAN's generator or discriminator); its undo step remembers which."""
 
     def __init__(self, document: ProjectDocument):
         self.document = document
 
     @property
     def layers(self):
-        return self.document.project.model.layers
+        return self.document.model.layers
 
     def _layers(self, block: str | None):
-        model = self.document.project.model
+        model = self.document.model
         return model.layers if block is None else model.blocks[block].layers if block in model.blocks else []
 
     def _run(self, edit: Callable[[Project], Any], text: str, **options) -> Any:
+        network = self.document.network
+        if network != "model":
+            text = f"{text} ({NETWORK_TITLES.get(network, network).lower()})"
         try:
-            return self.document.apply(edit, text, **options)
+            return self.document.apply(edit, text, network=network, **options)
         except edits.EditError as error:
             self.document.edit_refused.emit(f"{text}: {error}")
             return None
 
     def _model_edit(self, function: Callable, text: str, *args, block: str | None = None, **options) -> Any:
         kwargs = {"block": block} if block is not None else {}
-        return self._run(lambda project: function(project.model, *args, **kwargs), text, **options)
+        network = self.document.network
+        return self._run(lambda project: function(project.network(network), *args, **kwargs), text, **options)
 
     @staticmethod
     def _first(result) -> int | None:
@@ -335,15 +476,16 @@ class LayerEdits:
                              block=block)
             return
 
+        network = self.document.network
+
         def edit(project: Project) -> None:
-            model = project.model
+            model = project.network(network)
             target = model.layers if block is None else model.blocks[block].layers
             apply_param(target[index].params, name, value)
 
         where = f"{block}." if block else ""
-        self.document.apply(edit, f"Set {where}{layer_type}.{name}",
-                            merge_key=f"{where}layer{index}.{name}",
-                            select=None if block else index, select_before=None if block else index)
+        self._run(edit, f"Set {where}{layer_type}.{name}", merge_key=f"{where}layer{index}.{name}",
+                  select=None if block else index, select_before=None if block else index)
 
     # -- wires ----------------------------------------------------------------------------------
 
@@ -428,7 +570,7 @@ class LayerEdits:
     def copy(self, indexes: Iterable[int], block: str | None = None) -> str | None:
         """The layers as JSON text with their inner wires (nothing changes)."""
         try:
-            return edits.copy_layers(self.document.project.model, indexes, block=block)
+            return edits.copy_layers(self.document.model, indexes, block=block)
         except edits.EditError as error:
             self.document.edit_refused.emit(f"Copy: {error}")
             return None
@@ -457,4 +599,16 @@ class LayerEdits:
     def apply_fix(self, fix) -> None:
         """Apply a fix the model's analysis proposed (``spec.fixes``)."""
         index = getattr(fix, "index", None) if getattr(fix, "block", None) is None else None
-        self._run(lambda project: edits.apply_fix(project, fix), "Apply fix", select=index)
+        network = self.document.network
+
+        def edit(project: Project) -> None:
+            if network == "model":
+                edits.apply_fix(project, fix)
+                return
+            # The fixes name layers of ``project.model``: the discriminator stands in for it.
+            view = copy.copy(project)
+            view.model = project.network(network)
+            edits.apply_fix(view, fix)
+            setattr(project, network, view.model)
+
+        self._run(edit, "Apply fix", select=index)

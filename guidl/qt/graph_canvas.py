@@ -494,7 +494,7 @@ class GraphCanvas(QGraphicsView):
 
     def _sync(self) -> None:
         project, report = self.document.project, self.document.report
-        layers = project.model.layers
+        layers = self.document.model.layers
         wiring = resolve_inputs(layers)
         reports = report.layers if report is not None and len(report.layers) == len(layers) else None
         keys = [layer_key(layer, i) for i, layer in enumerate(layers)]
@@ -595,7 +595,7 @@ class GraphCanvas(QGraphicsView):
             problem, level = "\n".join(info.warnings), "warning"
         fix = (level == "error" and info is not None and getattr(info, "fix_action", None) is not None
                and hasattr(self.edits, "apply_fix"))
-        return NodeContent(title, detail, problem, level, fix, block=layer.type in project.model.blocks)
+        return NodeContent(title, detail, problem, level, fix, block=layer.type in self.document.model.blocks)
 
     def _place(self) -> None:
         layout = self._layout
@@ -1052,7 +1052,7 @@ class GraphCanvas(QGraphicsView):
     def drop_layer(self, name: str, scene_pos: QPointF) -> bool:
         """A layer type dropped at ``scene_pos``: onto a wire, inserted on it;
         elsewhere, after the selected layer (or at the end)."""
-        if name not in LAYERS and name not in self.document.project.model.blocks:
+        if name not in LAYERS and name not in self.document.model.blocks:
             return False
         wire = self._wire_at(scene_pos)
         if wire is not None:
@@ -1063,7 +1063,7 @@ class GraphCanvas(QGraphicsView):
         return True
 
     def insert_on_wire(self, name: str, source: int, target: int) -> None:
-        layers = self.document.project.model.layers
+        layers = self.document.model.layers
         if target == OUTPUT_INDEX:
             self.edits.insert(name, None)
         elif hasattr(self.edits, "insert_on_wire"):
@@ -1157,7 +1157,7 @@ class GraphCanvas(QGraphicsView):
 
     def make_block(self, indexes: list[int], name: str | None = None) -> None:
         if name is None:
-            taken = set(self.document.project.model.blocks)
+            taken = set(self.document.model.blocks)
             number = 1
             while f"Block{number}" in taken:
                 number += 1
@@ -1191,7 +1191,7 @@ class GraphCanvas(QGraphicsView):
                 node.setSelected(True)
             indexes = self.selected_layers()
             first, last = indexes[0], indexes[-1]
-            layer = self.document.project.model.layers[node.index]
+            layer = self.document.model.layers[node.index]
             add("Delete", self.delete_selection)
             add("Duplicate", lambda: self.edits.duplicate(node.index), len(indexes) == 1)
             menu.addSeparator()
@@ -1199,7 +1199,7 @@ class GraphCanvas(QGraphicsView):
                 has("add_skip_connection"))
             add("Wrap in Residual Block", lambda: self._edit("wrap_in_residual", indexes), has("wrap_in_residual"))
             add("Make Block from Selection…", lambda: self.make_block(indexes), has("make_block"))
-            if layer.type in self.document.project.model.blocks:
+            if layer.type in self.document.model.blocks:
                 add("Expand Block", lambda: self._edit("expand_block", node.index), has("expand_block"))
             menu.addSeparator()
             add("Copy", self.copy_selection, has("copy"))
@@ -1211,7 +1211,7 @@ class GraphCanvas(QGraphicsView):
             add("Delete Wire", lambda: self._edit("disconnect", wire.source, wire.target),
                 has("disconnect") and wire.target != OUTPUT_INDEX)
             insert = menu.addMenu("Insert Layer Here")
-            model = self.document.project.model
+            model = self.document.model
             for category, entries in LAYERS.categories().items():
                 sub = insert.addMenu(category)
                 for entry in entries:

@@ -212,6 +212,8 @@ class MainWindow(QMainWindow):
 
         # Train tab: the set-up on the left, the live charts on the right.
         self.setup = TrainingSetup(self.document)
+        # Choosing a task may add or replace networks and set the loss: the status bar says what.
+        self.setup.task.task_changed.connect(lambda text: self.statusBar().showMessage(text, 20_000))
         setup_scroll = QScrollArea()
         setup_scroll.setWidgetResizable(True)
         setup_scroll.setWidget(self.setup)
@@ -316,7 +318,7 @@ class MainWindow(QMainWindow):
             train_blocker=self.training.blocker(), has_model=session.trainer is not None,
             can_evaluate=session.trainer is not None or session.bundle is not None,
             evaluating=self.evaluation.running, exporting=self.exports.running,
-            layer=self.stack.selected_layer(), layers=len(self.document.project.model.layers),
+            layer=self.stack.selected_layer(), layers=len(self.document.model.layers),
             selected=len(self.graph_edits.selection()), block_use=self.graph_edits.is_block_use(),
             wires=len(self.graph_edits.selected_wires()),
             can_undo=stack.canUndo(), can_redo=stack.canRedo())

@@ -102,7 +102,7 @@ class LayerTableModel(QAbstractTableModel):
 
     @property
     def layers(self):
-        model = self.document.project.model
+        model = self.document.model
         if self.block is None:
             return model.layers
         return model.blocks[self.block].layers if self.block in model.blocks else []
@@ -124,7 +124,7 @@ class LayerTableModel(QAbstractTableModel):
 
     def entry(self, type_: str) -> Entry | None:
         try:
-            return entry_for(self.document.project.model, type_)
+            return entry_for(self.document.model, type_)
         except UnknownNameError:
             return None
 
@@ -280,7 +280,7 @@ class LayerTableModel(QAbstractTableModel):
         position = self.drop_position(row, parent)
         if data.hasFormat(LAYER_MIME):
             name = bytes(data.data(LAYER_MIME)).decode()
-            if name in LAYERS or name in self.document.project.model.blocks:
+            if name in LAYERS or name in self.document.model.blocks:
                 inserted = self.edits.insert(name, position, block=self.block)
                 if inserted is not None:
                     self.inserted.emit(inserted)

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import QSignalBlocker, Qt, Signal, Slot
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
-    QFormLayout, QGroupBox, QLabel, QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget,
+    QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSplitter, QTabBar,
+    QVBoxLayout, QWidget,
 )
 
-from ..formatting import format_bytes
+from ..formatting import format_bytes, format_shape
 from ..registry import Param, UnknownNameError
 from ..spec.graph import MAX_REPEAT, block_name_problem, entry_for
-from .document import LayerEdits, ProjectDocument
+from .document import NETWORK_TITLES, LayerEdits, ProjectDocument
 from .graph_canvas import GraphPanel
 from .layer_fields import WiringFields
 from .model_stack import ModelStackView
@@ -63,6 +64,27 @@ class ModelTab(QSplitter):
         self.stack.layer_selected.connect(lambda _index: self.canvas.follow_selection(self.stack.selected_layers()))
         # New, Open: nothing of the old project stays selected (its indexes are other layers now).
         document.project_replaced.connect(lambda: self.stack.select_layers([]))
+        # A GAN's two networks: the views show and edit the one chosen here.
+        self.network_tabs = QTabBar()
+        self.network_tabs.setDocumentMode(True)
+        self.network_tabs.setExpanding(False)
+        self.network_tabs.setDrawBase(False)
+        self.network_names = list(NETWORK_TITLES)
+        for name in self.network_names:
+            self.network_tabs.addTab(NETWORK_TITLES[name])
+        self.network_tabs.setTabToolTip(0, "The generator (the project's model): turns noise into samples")
+        self.network_tabs.setTabToolTip(1, "The discriminator: scores each sample real (high) or generated (low)")
+        self.network_tabs.currentChanged.connect(lambda i: document.set_network(self.network_names[i]))
+        self.network_note = QLabel()
+        self.network_note.setEnabled(False)  # quieter: it says what the tab shows
+        self.network_bar = QWidget()
+        bar_layout = QHBoxLayout(self.network_bar)
+        bar_layout.setContentsMargins(0, 0, 0, 0)
+        bar_layout.addWidget(QLabel("<b>Network:</b>"))
+        bar_layout.addWidget(self.network_tabs)
+        bar_layout.addWidget(self.network_note, 1)
+        self.network_bar.hide()
+        document.network_changed.connect(self._network_changed)
         self.views = QSplitter(Qt.Orientation.Vertical)
         self.views.addWidget(self.graph)
         self.views.addWidget(self.stack)
@@ -76,12 +98,11 @@ class ModelTab(QSplitter):
             lambda p: setattr(p, "name", name), "Rename the project"))
         self.project_name = self.name_field.edit
         self.project_name.setToolTip("The project's name: its runs and exports are named after it")
-        self.shape_field = TextField(document, "model.input_shape", _parse_input_shape,
-                                     lambda shape: document.apply(
-                                         lambda p: setattr(p.model, "input_shape", shape), "Set input shape"))
+        self.shape_field = TextField(document, "model.input_shape", _parse_input_shape, self._set_input_shape)
         self.input_shape = self.shape_field.edit
-        self.input_shape.setToolTip("One sample's shape without the batch, such as 1, 28, 28. "
-                                    "Leave empty to take it from the dataset.")
+        self.shape_tip = ("One sample's shape without the batch, such as 1, 28, 28. "
+                          "Leave empty to take it from the dataset.")
+        self.input_shape.setToolTip(self.shape_tip)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.model_message = message_label()
@@ -91,6 +112,7 @@ class ModelTab(QSplitter):
         fields.addRow("Project name", self.name_field.widget)
         fields.addRow("Input shape", self.shape_field.widget)
         left_layout.addLayout(fields)
+        left_layout.addWidget(self.network_bar)
         left_layout.addWidget(self.views, 1)
         left_layout.addWidget(self.model_message)
         left_layout.addWidget(self.summary)
@@ -100,7 +122,7 @@ class ModelTab(QSplitter):
         self.layer_help = QLabel(NO_LAYER_HELP)
         self.layer_help.setWordWrap(True)
         # The layer's place in the graph: its id, what it takes, and a block's repeat.
-        self.wiring = WiringFields(document, "layer", lambda: document.project.model.layers,
+        self.wiring = WiringFields(document, "layer", lambda: document.model.layers,
                                    self.stack.selected_layer, self.edits.rename_id, self.edits.set_inputs)
         self.id_field, self.inputs_field = self.wiring.id_field, self.wiring.inputs_field
         self.repeat = SpinBox()
@@ -150,17 +172,27 @@ class ModelTab(QSplitter):
         """Follow the document: input shape, summary, the model's problems, the selected layer."""
         project, report = self.document.project, self.document.report
         self.name_field.show(project.name)
-        self.shape_field.show(", ".join(map(str, project.model.input_shape or [])))
-        shape, _ = self.document.input_shape_and_dtype()
+        self._sync_network()
+        gan = project.task_type == "gan"
+        self.shape_field.show("" if gan else ", ".join(map(str, self.document.model.input_shape or [])))
+        shape, _ = self.document.network_input()
+        source = "the noise" if gan and self.document.network == "model" else "the dataset"
         self.input_shape.setPlaceholderText(
-            f"from the dataset: {', '.join(map(str, shape))}" if shape else "e.g. 1, 28, 28")
+            f"from {source}: {', '.join(map(str, shape))}" if shape else "e.g. 1, 28, 28")
+        # A GAN's inputs follow from the task: the noise's size (Train tab) and the data.
+        self.input_shape.setReadOnly(gan)
+        self.input_shape.setToolTip(
+            "A GAN's generator takes the noise (its size is the task's noise_dim, in the Train tab); "
+            "its discriminator takes the data's samples" if gan else self.shape_tip)
         if report is None and not self.engine_ready():
             self.summary.setText("Output shapes and parameter counts appear as soon as PyTorch "
                                  "has loaded (a few seconds after start-up).")
         if report is not None:
             batch = project.data.batch_size
+            which = (f"<b>{NETWORK_TITLES[self.document.network]}</b> · "
+                     if self.network_bar.isVisible() else "")
             self.summary.setText(
-                f"<b>Total params:</b> {report.total_params:,} · trainable {report.trainable_params:,} · "
+                which + f"<b>Total params:</b> {report.total_params:,} · trainable {report.trainable_params:,} · "
                 f"non-trainable {report.total_params - report.trainable_params:,} · "
                 f"<b>weights</b> {format_bytes(report.weight_bytes)} · <b>one batch of {batch}</b>: "
                 f"activations {format_bytes(report.activation_bytes(batch))}")
@@ -170,6 +202,44 @@ class ModelTab(QSplitter):
             else:
                 self.model_message.hide()
         self.show_layer(self.stack.selected_layer())
+
+    # -- a GAN's two networks -----------------------------------------------------------------
+
+    def _sync_network(self) -> None:
+        """The switch shows when the project has a discriminator (a GAN), on the network shown."""
+        document = self.document
+        several = len(document.networks()) > 1
+        self.network_bar.setVisible(several)
+        with QSignalBlocker(self.network_tabs):
+            self.network_tabs.setCurrentIndex(self.network_names.index(document.network))
+        if several:
+            shape, _ = document.network_input()
+            report = document.report
+            given = format_shape(report.output_shape) if report is not None and report.output_shape else "?"
+            taken = format_shape(shape) if shape else "?"
+            if document.network == "model":
+                self.network_note.setText(f"noise {taken} → samples {given}")
+            else:
+                self.network_note.setText(f"samples {taken} → score {given} (real or generated)")
+
+    def show_network(self, name: str) -> None:
+        """Show and edit network ``name`` ("model": the generator; "discriminator")."""
+        self.document.set_network(name)
+
+    @Slot(str)
+    def _network_changed(self, name: str) -> None:
+        # The indexes selected were the other network's layers.
+        self.stack.select_layers([])
+        for field in (self.shape_field, self.id_field, self.inputs_field, self.block_field):
+            field.discard()
+            self.document.set_field_problem(field.key, None)
+        # The canvas fits the other graph once it has drawn it (it follows ``changed``, next).
+        QTimer.singleShot(0, self, lambda: self.canvas.fit_to_view(keep_auto=True))
+
+    def _set_input_shape(self, shape) -> None:
+        network = self.document.network
+        self.document.apply(lambda p: setattr(p.network(network), "input_shape", shape), "Set input shape",
+                            network=network)
 
     def show_engine_error(self, message: str) -> None:
         self._show(self.model_message, message, ERROR_STYLE)
@@ -183,7 +253,7 @@ class ModelTab(QSplitter):
 
     @Slot(int)
     def show_layer(self, index: int) -> None:
-        model = self.document.project.model
+        model = self.document.model
         layers = model.layers
         if index != self._shown_layer:
             # Another layer: what was typed for the last one is dropped.
@@ -241,23 +311,23 @@ class ModelTab(QSplitter):
 
     def _parse_block_name(self, text: str) -> tuple[object, str | None]:
         name = text.strip()
-        layers = self.document.project.model.layers
+        layers = self.document.model.layers
         index = self.stack.selected_layer()
         if not 0 <= index < len(layers) or name == layers[index].type:
             return name, None
-        if name in self.document.project.model.blocks:
+        if name in self.document.model.blocks:
             return None, f"the project has a block named {name!r} already"
         return name, block_name_problem(name)
 
     def _edit_block(self) -> None:
         index = self.stack.selected_layer()
-        layers = self.document.project.model.layers
+        layers = self.document.model.layers
         if 0 <= index < len(layers):
             self.edit_block_requested.emit(layers[index].type)
 
     def _rename_block(self, name: str) -> None:
         index = self.stack.selected_layer()
-        layers = self.document.project.model.layers
+        layers = self.document.model.layers
         if 0 <= index < len(layers) and name != layers[index].type:
             self.edits.rename_block(layers[index].type, name)
 

@@ -103,7 +103,7 @@ class LayerPalette(QWidget):
 
     def sync_blocks(self) -> None:
         """List the project's blocks (rebuilt only when they changed)."""
-        blocks = self.document.project.model.blocks
+        blocks = self.document.model.blocks
         entries = [block_entry(name, block) for name, block in blocks.items() if name not in LAYERS]
         shown = [(entry.name, entry.help) for entry in entries]
         if shown == self._blocks_shown:

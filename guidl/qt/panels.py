@@ -3,6 +3,8 @@ document (so every change is undoable) and previews of the data."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
@@ -13,10 +15,14 @@ from PySide6.QtWidgets import (
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from ..registry import DATASETS, EARLY_STOPPING, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, Catalogue
+from ..registry import (
+    DATASETS, DEFAULT_DISCRIMINATOR_OPTIMIZER, EARLY_STOPPING, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS,
+    Catalogue,
+)
 from ..spec import Component
 from .charts import PALETTE_EVENTS, CategoryAxis, follow_palette, visible_text
 from .document import ProjectDocument
+from .task_panel import TaskPanel
 from .param_form import (
     ComboBox, DoubleSpinBox, ParamForm, SpinBox, TextField, apply_param, format_value,
 )
@@ -57,12 +63,14 @@ def _block(widget, setter, value) -> None:
 
 class ComponentEditor(QGroupBox):
     """A combo box of one catalogue (loss, optimizer, scheduler) and the form of
-    the chosen entry's parameters."""
+    the chosen entry's parameters. ``default``: what the project's None means
+    (a GAN's discriminator optimizer); shown, and the start of the first edit."""
 
     def __init__(self, title: str, catalogue: Catalogue, document: ProjectDocument, key: str,
-                 optional: bool = False):
+                 optional: bool = False, default: dict | None = None):
         super().__init__(title)
         self.catalogue, self.document, self.key = catalogue, document, key
+        self.default = Component(default["type"], dict(default.get("params", {}))) if default else None
         layout = QVBoxLayout(self)
         self.combo = ComboBox()
         if optional:
@@ -82,7 +90,7 @@ class ComponentEditor(QGroupBox):
         self.form.param_changed.connect(self._param_changed)
 
     def component(self) -> Component | None:
-        return getattr(self.document.project.training, self.key)
+        return getattr(self.document.project.training, self.key) or self.default
 
     def sync(self) -> None:
         component = self.component()
@@ -104,6 +112,8 @@ class ComponentEditor(QGroupBox):
 
     def _param_changed(self, name: str, value) -> None:
         def edit(project) -> None:
+            if getattr(project.training, self.key) is None and self.default is not None:
+                setattr(project.training, self.key, copy.deepcopy(self.default))
             apply_param(getattr(project.training, self.key).params, name, value)
 
         self.document.apply(edit, f"Set {self.key}.{name}", merge_key=f"{self.key}.{name}")
@@ -121,15 +131,22 @@ def _parse_grad_clip(text: str) -> tuple[float | None, str | None]:
 
 
 class TrainingSetup(QWidget):
-    """Loss, optimizer, scheduler, epochs, device, seed, early stopping, precision."""
+    """The task, loss, optimizer(s), scheduler, epochs, device, seed, early
+    stopping, precision. A GAN shows its discriminator's optimizer and hides
+    what it cannot use (a schedule, early stopping)."""
 
     def __init__(self, document: ProjectDocument, devices: list[str] | None = None):
         super().__init__()
         self.document = document
         self.devices = devices  # None until torch has looked for GPUs
         layout = QVBoxLayout(self)
+        self.task = TaskPanel(document)
         self.loss = ComponentEditor("Loss", LOSSES, document, "loss")
         self.optimizer = ComponentEditor("Optimizer", OPTIMIZERS, document, "optimizer")
+        self.discriminator_optimizer = ComponentEditor(
+            "Discriminator optimizer", OPTIMIZERS, document, "discriminator_optimizer",
+            default=DEFAULT_DISCRIMINATOR_OPTIMIZER)
+        self.discriminator_optimizer.hide()
         self.scheduler = ComponentEditor("Learning-rate schedule", SCHEDULERS, document, "scheduler",
                                          optional=True)
         run = QGroupBox("Run")
@@ -171,7 +188,8 @@ class TrainingSetup(QWidget):
         self.early_form = ParamForm()
         self.early_form.bind(document, "training.early_stopping.")
         early_layout.addWidget(self.early_form)
-        for widget in (self.loss, self.optimizer, self.scheduler, run, self.early):
+        for widget in (self.task, self.loss, self.optimizer, self.discriminator_optimizer, self.scheduler,
+                       run, self.early):
             layout.addWidget(widget)
         layout.addStretch(1)
         self.epochs.valueChanged.connect(lambda v: self._set("epochs", v))
@@ -226,8 +244,19 @@ class TrainingSetup(QWidget):
 
     def sync(self) -> None:
         training = self.document.project.training
+        gan = self.document.project.task_type == "gan"
+        self.task.sync()
         for editor in (self.loss, self.optimizer, self.scheduler):
             editor.sync()
+        self.optimizer.setTitle("Generator optimizer" if gan else "Optimizer")
+        self.discriminator_optimizer.setVisible(gan)
+        if gan:
+            self.discriminator_optimizer.sync()
+        # A GAN has two optimizers and no validation loss: a schedule or early
+        # stopping it cannot use stays out of sight (unless a file set one: then
+        # it shows, with the project's problem saying to turn it off).
+        self.scheduler.setVisible(not gan or training.scheduler is not None)
+        self.early.setVisible(not gan or training.early_stopping is not None)
         _block(self.epochs, self.epochs.setValue, training.epochs)
         _block(self.batch_size, self.batch_size.setValue, self.document.project.data.batch_size)
         _block(self.seed, self.seed.setValue, min(training.seed, 2**31 - 1))

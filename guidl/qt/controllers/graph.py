@@ -46,7 +46,7 @@ class GraphController(QObject):
         else:
             selected = self.window.stack.selected_layers()
         # A view may still hold a replaced project's selection for a moment: only real layers.
-        count = len(self.window.document.project.model.layers)
+        count = len(self.window.document.model.layers)
         return [index for index in selected if 0 <= index < count]
 
     def selected_wires(self) -> list[tuple[int, int]]:
@@ -57,7 +57,7 @@ class GraphController(QObject):
 
     def is_block_use(self) -> bool:
         selected = self.selection()
-        model = self.window.document.project.model
+        model = self.window.document.model
         return (len(selected) == 1 and 0 <= selected[0] < len(model.layers)
                 and model.layers[selected[0]].type in model.blocks)
 

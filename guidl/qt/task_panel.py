@@ -1,0 +1,271 @@
+"""The task form: what the project trains its model to do (the dataset's
+labels, reconstruction, a GAN, text generation) and the task's parameters.
+
+Choosing a task is one undoable edit that leaves a project that can train:
+a GAN gets a discriminator made for the data, the loss it needs and, when
+the model cannot turn noise into samples, a DCGAN-style generator; text
+generation gets the text dataset and a character model. What changed is said
+in the status bar (``task_changed``), and Undo brings back all of it.
+
+``switch_task`` and the default networks need no Qt: they are plain edits of
+a ``Project``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout
+
+from ..registry import DATASETS, TASKS
+from ..spec import Component, Layer, Model, Project
+from .document import ProjectDocument
+from .param_form import ComboBox, ParamForm, apply_param
+
+#: The combo's entry for a project without ``task``.
+LABELS_TITLE = "Labels from the dataset (classification / regression)"
+LABELS_HELP = ("The model learns the dataset's labels: a class per sample (classification) or "
+               "values (regression), as the dataset says.")
+#: Losses a task sets when the project's loss does not fit it.
+TASK_LOSSES = {"reconstruction": "MSELoss", "gan": "BCEWithLogitsLoss", "text_generation": "CrossEntropyLoss"}
+#: Losses that learn classes from labels (the rest learn values).
+CLASS_LOSSES = ("CrossEntropyLoss", "NLLLoss")
+
+
+def task_title(task_type: str | None) -> str:
+    return LABELS_TITLE if task_type is None else TASKS.get(task_type).info.get("title", task_type)
+
+
+def _layer(type_: str, **params) -> Layer:
+    return Layer(type_, params)
+
+
+def default_discriminator(sample_shape: tuple[int, ...] | None) -> Model:
+    """A discriminator for samples of ``sample_shape``: two strided
+    convolutions for images (DCGAN's), an MLP for vectors; one score (a
+    logit) per sample. Its input size is inferred from the data."""
+    if sample_shape is not None and len(sample_shape) == 3 and min(sample_shape[1:]) >= 4:
+        layers = [_layer("Conv2d", out_channels=64, kernel_size=4, stride=2, padding=1),
+                  _layer("LeakyReLU", negative_slope=0.2),
+                  _layer("Conv2d", out_channels=128, kernel_size=4, stride=2, padding=1),
+                  _layer("BatchNorm2d"),
+                  _layer("LeakyReLU", negative_slope=0.2),
+                  _layer("Flatten"),
+                  _layer("Linear", out_features=1)]
+    else:
+        layers = [_layer("Flatten"),
+                  _layer("Linear", out_features=256), _layer("LeakyReLU", negative_slope=0.2),
+                  _layer("Linear", out_features=128), _layer("LeakyReLU", negative_slope=0.2),
+                  _layer("Linear", out_features=1)]
+    return Model(layers=layers)
+
+
+def _output_activation(pixel_range: str, image: bool) -> list[Layer]:
+    if not image or pixel_range == "standardized":
+        return []
+    return [_layer("Tanh" if pixel_range == "symmetric" else "Sigmoid")]
+
+
+def default_generator(sample_shape: tuple[int, ...], pixel_range: str = "symmetric") -> Model:
+    """A generator from the noise to samples of ``sample_shape``: for images
+    whose sides divide by 4, DCGAN's Linear -> Unflatten -> two transposed
+    convolutions that double the size; else an MLP and an Unflatten. It ends
+    in the activation that reaches ``pixel_range`` (Tanh for -1..1)."""
+    image = len(sample_shape) == 3
+    end = _output_activation(pixel_range, image)
+    if image and sample_shape[1] % 4 == 0 and sample_shape[2] % 4 == 0 and min(sample_shape[1:]) >= 4:
+        channels, height, width = sample_shape
+        small = [128, height // 4, width // 4]
+        layers = [_layer("Linear", out_features=small[0] * small[1] * small[2]),
+                  _layer("BatchNorm1d"), _layer("ReLU"),
+                  _layer("Unflatten", dim=1, unflattened_size=small),
+                  _layer("ConvTranspose2d", out_channels=64, kernel_size=4, stride=2, padding=1),
+                  _layer("BatchNorm2d"), _layer("ReLU"),
+                  _layer("ConvTranspose2d", out_channels=channels, kernel_size=4, stride=2, padding=1)]
+        return Model(layers=layers + end)
+    size = 1
+    for side in sample_shape:
+        size *= side
+    layers = [_layer("Linear", out_features=256), _layer("ReLU"),
+              _layer("Linear", out_features=256), _layer("ReLU"),
+              _layer("Linear", out_features=size)]
+    if len(sample_shape) > 1:
+        layers.append(_layer("Unflatten", dim=1, unflattened_size=list(sample_shape)))
+    return Model(layers=layers + end)
+
+
+def char_model() -> Model:
+    """The character LSTM of the examples (Embedding -> LSTM -> Linear)."""
+    from .. import spec
+    from ..examples import example_path
+
+    return copy.deepcopy(spec.load(example_path("char_lstm")).model)
+
+
+def switch_task(project: Project, task_type: str | None, sample_shape: tuple[int, ...] | None,
+                generator_fits: Callable[[Model, tuple[int, ...], tuple[int, ...]], bool | None]
+                = lambda model, noise, sample: None) -> list[str]:
+    """Make ``project`` train for ``task_type`` (None: the dataset's labels)
+    and fit it as far as one step can: the loss, a GAN's networks, text
+    generation's data. ``sample_shape``: one data sample's shape (None when
+    only loading can tell); ``generator_fits(model, noise_shape, sample_shape)``
+    says whether a model turns noise into such samples (None: cannot tell).
+    Returns what changed besides the task, as sentences for the user."""
+    said: list[str] = []
+    old = project.task_type
+    training = project.training
+    project.task = None if task_type is None else Component(task_type, TASKS.get(task_type).initial_params())
+    if old == "gan" and task_type != "gan" and project.discriminator is not None:
+        project.discriminator = None
+        said.append("removed the discriminator")
+    if task_type is None:
+        dataset = DATASETS.get(project.data.dataset) if project.data.dataset in DATASETS else None
+        learns = dataset.info.get("task") if dataset is not None else "auto"
+        loss = training.loss.type if training.loss is not None else None
+        if old in ("reconstruction", "gan") and learns == "classification" and loss not in CLASS_LOSSES:
+            training.loss = Component("CrossEntropyLoss", {})
+            said.append("loss set to CrossEntropyLoss")
+        return said
+    entry = TASKS.get(task_type)
+    if training.loss is None or training.loss.type not in entry.info["losses"]:
+        training.loss = Component(TASK_LOSSES[task_type], {})
+        said.append(f"loss set to {TASK_LOSSES[task_type]}")
+    if task_type == "gan":
+        params = project.task_params()
+        if training.scheduler is not None:
+            training.scheduler = None
+            said.append("learning-rate schedule turned off (a GAN has two optimizers)")
+        if training.early_stopping is not None:
+            training.early_stopping = None
+            said.append("early stopping turned off (a GAN has no validation loss)")
+        if project.discriminator is None:
+            project.discriminator = default_discriminator(sample_shape)
+            said.append("added a discriminator" + (" (convolutional)" if sample_shape and len(sample_shape) == 3
+                                                   else " (MLP)"))
+        if sample_shape is not None:
+            noise = (int(params["noise_dim"]),)
+            fits = generator_fits(project.model, noise, tuple(sample_shape)) if project.model.layers else False
+            if fits:
+                project.model.input_shape = None  # the noise gives it
+            else:
+                project.model = default_generator(tuple(sample_shape), params["pixel_range"])
+                said.append("replaced the model with a DCGAN-style generator (noise "
+                            f"{noise[0]} -> {'x'.join(map(str, sample_shape))})")
+        else:
+            said.append("the generator is the model as it is: load the data to see whether it makes "
+                        "samples of the data's shape")
+    elif task_type == "text_generation":
+        if project.data.dataset != "text":
+            project.data.dataset = "text"
+            project.data.params = DATASETS.get("text").initial_params()
+            project.data.augment = None
+            said.append("dataset set to text")
+            project.model.input_shape = None  # the text's sequences give it
+        layers = project.model.layers
+        if not layers or layers[0].type != "Embedding":
+            project.model = char_model()
+            said.append("replaced the model with a character LSTM (Embedding -> LSTM -> Linear)")
+    return said
+
+
+class TaskPanel(QGroupBox):
+    """The task and its parameters. Emits ``task_changed(sentence)`` after the
+    user chose a task, saying what changed (for the status bar)."""
+
+    task_changed = Signal(str)
+
+    def __init__(self, document: ProjectDocument):
+        super().__init__("Task")
+        self.document = document
+        layout = QVBoxLayout(self)
+        self.combo = ComboBox()
+        self.combo.addItem(LABELS_TITLE, None)
+        self.combo.setItemData(0, LABELS_HELP, Qt.ItemDataRole.ToolTipRole)
+        for entry in TASKS:
+            self.combo.addItem(task_title(entry.name), entry.name)
+            self.combo.setItemData(self.combo.count() - 1, entry.help, Qt.ItemDataRole.ToolTipRole)
+        self.combo.setToolTip("What the model learns to do")
+        self.help = QLabel()
+        self.help.setWordWrap(True)
+        self.help.setEnabled(False)
+        self.form = ParamForm()
+        self.form.bind(document, "task.params.")
+        layout.addWidget(self.combo)
+        layout.addWidget(self.help)
+        layout.addWidget(self.form)
+        self.combo.currentIndexChanged.connect(self._task_chosen)
+        self.form.param_changed.connect(self._param_changed)
+
+    def sync(self) -> None:
+        project = self.document.project
+        self.combo.blockSignals(True)
+        self.combo.setCurrentIndex(max(0, self.combo.findData(project.task_type)))
+        self.combo.blockSignals(False)
+        task = project.task
+        if task is None or task.type not in TASKS:
+            self.help.setText(LABELS_HELP)
+            self.form.set_entry(None, {})
+            self.form.hide()
+            return
+        entry = TASKS.get(task.type)
+        self.help.setText(entry.help)
+        self.form.set_entry(entry, task.params)
+        self.form.show()
+
+    # -- edits ---------------------------------------------------------------------------------
+
+    def choose(self, task_type: str | None) -> list[str]:
+        """Make the project train for ``task_type`` (one undo step); returns
+        what changed besides the task."""
+        document = self.document
+        if task_type == document.project.task_type:
+            return []
+        sample = data_sample_shape(document)
+        title = task_title(task_type)
+        said = document.apply(lambda project: switch_task(project, task_type, sample, self._generator_fits),
+                              f"Set task to {title}")
+        message = f"Task: {title}" + (" — " + "; ".join(said) if said else "")
+        if said:
+            message += ". Undo (Ctrl+Z) brings back what was there."
+        self.task_changed.emit(message)
+        return said
+
+    def _task_chosen(self, index: int) -> None:
+        self.choose(self.combo.itemData(index))
+
+    def _param_changed(self, name: str, value) -> None:
+        def edit(project) -> None:
+            apply_param(project.task.params, name, value)
+
+        if self.document.project.task is not None:
+            self.document.apply(edit, f"Set task {name}", merge_key=f"task.params.{name}")
+
+    def _generator_fits(self, model: Model, noise: tuple[int, ...], sample: tuple[int, ...]) -> bool | None:
+        if not self.document.engine_ready():
+            return None
+        from ..engine.build import analyze
+
+        work = copy.deepcopy(model)
+        work.input_dtype = "float32"
+        report = analyze(work, noise)
+        return not report.problems() and report.output_shape is not None \
+            and tuple(report.output_shape) == tuple(sample)
+
+
+def data_sample_shape(document: ProjectDocument) -> tuple[int, ...] | None:
+    """One sample's shape of the project's data, as far as known without
+    loading it: the loaded data's, the catalogue's, else the shape the
+    project gives its data-fed network."""
+    info = document.loaded_info()
+    if info is not None:
+        return tuple(info.input_shape)
+    project = document.project
+    entry = DATASETS.get(project.data.dataset) if project.data.dataset in DATASETS else None
+    if entry is not None and "input_shape" in entry.info:
+        return tuple(entry.info["input_shape"])
+    fed = project.discriminator if project.task_type == "gan" else project.model
+    if fed is not None and fed.input_shape:
+        return tuple(fed.input_shape)
+    return None
