@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from .charts import PALETTE_EVENTS, CategoryAxis, follow_palette, visible_text
 from .panels import image_pixmap
+from .samples_view import FitPicture, gray_or_rgb, tile_images, zoom_for
 
 NO_RESULTS = "Train a model to see its results here."
 NO_CONFUSION = "The confusion matrix of a trained classifier appears here."
@@ -133,16 +134,12 @@ class ResultsPanel(QWidget):
         self.codes.addItem(self.code_points)
         follow_palette(self.codes, self.palette())
         # A GAN's last sample grid.
-        self.grid_picture = QLabel()
-        self.grid_picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.grid_scroll = QScrollArea()
-        self.grid_scroll.setWidgetResizable(True)
-        self.grid_scroll.setWidget(self.grid_picture)
+        self.grid_picture = FitPicture()
         self.confusion_view = QStackedWidget()
         self.confusion_view.addWidget(self.confusion)
         self.confusion_view.addWidget(self.confusion_placeholder)
         self.confusion_view.addWidget(self.codes)
-        self.confusion_view.addWidget(self.grid_scroll)
+        self.confusion_view.addWidget(self.grid_picture)
         self._show_placeholder(NO_CONFUSION)
         splitter.addWidget(self.confusion_view)
         splitter.setSizes([380, 520])
@@ -348,8 +345,6 @@ class ResultsPanel(QWidget):
             box = QVBoxLayout(frame)
             box.setContentsMargins(3, 3, 3, 3)
             if "image" in sample:
-                from .samples_view import gray_or_rgb, tile_images, zoom_for
-
                 pair = tile_images([[gray_or_rgb(sample["image"]), gray_or_rgb(sample["output"])]],
                                    zoom_for(*np.asarray(sample["image"]).shape[:2]),
                                    background=self.palette().color(QPalette.ColorRole.Base))
@@ -424,8 +419,5 @@ class ResultsPanel(QWidget):
         if grid is None or grid.isNull():
             self._show_placeholder("The last epoch's samples appear here.")
             return
-        zoom = max(1, min(3, 420 // max(grid.height(), 1)))
-        self.grid_picture.setPixmap(QPixmap.fromImage(grid).scaled(
-            grid.width() * zoom, grid.height() * zoom, Qt.AspectRatioMode.KeepAspectRatio,
-            Qt.TransformationMode.FastTransformation))
-        self.confusion_view.setCurrentWidget(self.grid_scroll)
+        self.grid_picture.set_image(grid)
+        self.confusion_view.setCurrentWidget(self.grid_picture)

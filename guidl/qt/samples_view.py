@@ -15,10 +15,10 @@ import re
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QRect, Qt, Signal, Slot
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPalette, QPixmap
+from PySide6.QtCore import QRect, QSize, Qt, Signal, Slot
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPalette
 from PySide6.QtWidgets import (
-    QHBoxLayout, QLabel, QPlainTextEdit, QScrollArea, QSlider, QStackedWidget, QVBoxLayout, QWidget,
+    QHBoxLayout, QLabel, QPlainTextEdit, QSizePolicy, QSlider, QStackedWidget, QVBoxLayout, QWidget,
 )
 
 from .charts import visible_text
@@ -120,6 +120,45 @@ def is_image_samples(samples: dict) -> bool:
     return samples["kind"] == "reconstructions" and np.asarray(samples["inputs"]).dtype == np.uint8
 
 
+class FitPicture(QWidget):
+    """An image drawn as large as the widget allows (aspect kept, at most
+    ``MAX_ZOOM`` times its size), so a grid is seen whole in a narrow pane and
+    large in a wide one."""
+
+    MAX_ZOOM = 3.0
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.image = QImage()
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.setMinimumSize(120, 120)
+
+    def set_image(self, image: QImage) -> None:
+        self.image = image
+        self.update()
+
+    def clear(self) -> None:
+        self.set_image(QImage())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return self.image.size() if not self.image.isNull() else QSize(320, 320)
+
+    def target(self) -> QRect:
+        """Where the image is drawn: scaled to fit, centred at the top."""
+        if self.image.isNull():
+            return QRect()
+        scale = min(self.width() / self.image.width(), self.height() / self.image.height(), self.MAX_ZOOM)
+        width, height = int(self.image.width() * scale), int(self.image.height() * scale)
+        return QRect((self.width() - width) // 2, 0, width, height)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self.image.isNull():
+            return
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.drawImage(self.target(), self.image)
+
+
 class SamplesView(QWidget):
     """The samples of the epoch the slider is on. The slider follows the
     newest epoch until the user moves it away, and again once moved back to
@@ -146,17 +185,13 @@ class SamplesView(QWidget):
         row.addWidget(self.slider, 1)
         row.addWidget(self.epoch_label)
         layout.addLayout(row)
-        self.picture = QLabel()
-        self.picture.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.picture)
+        self.picture = FitPicture()
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)
         self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.text.setFont(QFont("monospace"))
         self.pages = QStackedWidget()
-        self.pages.addWidget(scroll)
+        self.pages.addWidget(self.picture)
         self.pages.addWidget(self.text)
         layout.addWidget(self.pages, 1)
         #: epoch -> the samples as received (a dict), or the file they were saved in (a Path)
@@ -272,19 +307,14 @@ class SamplesView(QWidget):
             self.pages.setCurrentIndex(0)
             return
         self.title.setText(f"Samples after epoch {epoch} ({path.name})")
-        height = max(image.height(), 1)
-        # Saved grids hold images of 28 pixels or so: shown at least about twice as large.
-        zoom = max(1, min(4, 480 // height))
-        self._show_image(image.scaled(image.width() * zoom, image.height() * zoom,
-                                      Qt.AspectRatioMode.KeepAspectRatio,
-                                      Qt.TransformationMode.FastTransformation))
+        self._show_image(image)
 
     def _colours(self) -> tuple[QColor, QColor]:
         palette = self.palette()
         return palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
 
     def _show_image(self, image: QImage) -> None:
-        self.picture.setPixmap(QPixmap.fromImage(image))
+        self.picture.set_image(image)
         self.pages.setCurrentIndex(0)
 
     def _show_text(self, text: str) -> None:
@@ -293,10 +323,9 @@ class SamplesView(QWidget):
 
     def current_image(self) -> QImage | None:
         """The picture shown (None for text or nothing)."""
-        pixmap = self.picture.pixmap()
-        if self.pages.currentIndex() != 0 or pixmap is None or pixmap.isNull():
+        if self.pages.currentIndex() != 0 or self.picture.image.isNull():
             return None
-        return pixmap.toImage()
+        return self.picture.image
 
     def newest_image(self) -> QImage | None:
         """The newest epoch's samples as a picture (None for text or nothing)."""

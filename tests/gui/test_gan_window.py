@@ -43,8 +43,8 @@ def test_a_gan_trained_in_the_window_shows_a_grid_per_epoch(window, qtbot):
     results = window.results
     headline = results.headline.text()
     assert "classifier-based score" in headline and "not FID" in headline
-    assert results.confusion_view.currentWidget() is results.grid_scroll
-    assert not results.grid_picture.pixmap().isNull() and results.table.rowCount() == 10
+    assert results.confusion_view.currentWidget() is results.grid_picture
+    assert not results.grid_picture.image.isNull() and results.table.rowCount() == 10
     assert (window.run_dir / "samples" / "epoch_0002.png").is_file()
     # The run opened later: its saved grids, read back.
     view.clear()
