@@ -95,6 +95,8 @@ class ProjectDocument(QObject):
         self.report = None  # the shown network's analysis
         #: Every network's analysis by name ("model", and a GAN's "discriminator").
         self.reports: dict = {}
+        #: What the task's checks warn of (a Sigmoid before BCEWithLogitsLoss, ...).
+        self.task_warnings: list[str] = []
         #: The network the layer views show and ``LayerEdits`` change.
         self.network = "model"
         self.data_info = None  # DatasetInfo of the loaded data, when known
@@ -277,6 +279,15 @@ class ProjectDocument(QObject):
             noise = int(project.task_params()["noise_dim"])
             return {"model": ((noise,), "float32"), "discriminator": (None, "float32")}
         return {name: (tuple(found), "float32") for name, found in input_shapes(project, info).items()}
+    def model_problems(self) -> list:
+        """The problems of every network the window edits (a GAN's two), each
+        path under its network's key (``discriminator.layers[3]``)."""
+        if len(self.reports) < 2:
+            return self.report.problems() if self.report is not None else []
+        from ..engine.task_checks import network_problems
+
+        return [p for name, report in self.reports.items() for p in network_problems(name, report)]
+
     def network_input(self) -> tuple[tuple[int, ...] | None, str]:
         """The shown network's input ``(shape, dtype)``."""
         return self.network_inputs().get(self.network, (None, "float32"))
@@ -302,6 +313,7 @@ class ProjectDocument(QObject):
         # for two classes, a generator that does not make images of the data's
         # size)? Said on the layer now, not when Train is pressed.
         info = self.loaded_info() or catalogue_info(project)
+        self.task_warnings = []
         if project.task_type in ("reconstruction", "gan"):
             self._check_task(reports, info)
         else:  # the dataset's labels (text generation trains on them too)
@@ -314,12 +326,10 @@ class ProjectDocument(QObject):
         """``engine.task_checks``' findings on the layers that fix them, in the
         network they belong to; the rest as problems of the network their path
         names (of the generator, or the model, otherwise)."""
-        try:
-            from ..engine.task_checks import check_task
-        except ImportError:  # TEMPORARY until engine.task_checks lands
-            return
+        from ..engine.task_checks import check_task
 
         result = check_task(self.project, reports, info)
+        self.task_warnings = list(result.warnings)
         on_layers = []
         for fix in result.layer_fixes:
             report = reports.get(getattr(fix, "network", "model"))

@@ -190,15 +190,21 @@ class ModelTab(QSplitter):
         if report is not None:
             batch = project.data.batch_size
             which = (f"<b>{NETWORK_TITLES[self.document.network]}</b> · "
-                     if self.network_bar.isVisible() else "")
+                     if len(self.document.networks()) > 1 else "")
             self.summary.setText(
                 which + f"<b>Total params:</b> {report.total_params:,} · trainable {report.trainable_params:,} · "
                 f"non-trainable {report.total_params - report.trainable_params:,} · "
                 f"<b>weights</b> {format_bytes(report.weight_bytes)} · <b>one batch of {batch}</b>: "
                 f"activations {format_bytes(report.activation_bytes(batch))}")
             problems = report.problems()
+            if self.document.network != "model":
+                from ..engine.task_checks import network_problems  # loaded with torch: report is not None
+
+                problems = network_problems(self.document.network, report)
             if problems:
                 self._show(self.model_message, "\n".join(str(p) for p in problems[:4]), ERROR_STYLE)
+            elif self.document.task_warnings:
+                self._show(self.model_message, "\n".join(self.document.task_warnings[:4]), WARNING_STYLE)
             else:
                 self.model_message.hide()
         self.show_layer(self.stack.selected_layer())

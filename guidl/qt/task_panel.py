@@ -19,7 +19,7 @@ from typing import Callable
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout
 
-from ..registry import DATASETS, TASKS
+from ..registry import DATASETS, DEFAULT_DISCRIMINATOR_OPTIMIZER, TASKS
 from ..spec import Component, Layer, Model, Project
 from .document import ProjectDocument
 from .param_form import ComboBox, ParamForm, apply_param
@@ -129,11 +129,20 @@ def switch_task(project: Project, task_type: str | None, sample_shape: tuple[int
             said.append("loss set to CrossEntropyLoss")
         return said
     entry = TASKS.get(task_type)
-    if training.loss is None or training.loss.type not in entry.info["losses"]:
+    loss = training.loss.type if training.loss is not None else None
+    # A loss the last task set (a GAN's BCEWithLogitsLoss) is not the user's choice for this one.
+    if loss not in entry.info["losses"] or (old not in (None, task_type) and loss == TASK_LOSSES.get(old)):
         training.loss = Component(TASK_LOSSES[task_type], {})
         said.append(f"loss set to {TASK_LOSSES[task_type]}")
     if task_type == "gan":
         params = project.task_params()
+        dcgan = Component(DEFAULT_DISCRIMINATOR_OPTIMIZER["type"],
+                          copy.deepcopy(DEFAULT_DISCRIMINATOR_OPTIMIZER["params"]))
+        if training.optimizer != dcgan:
+            # A classifier's rate (often 1e-3 or more) lets the generator run away from the
+            # discriminator: both start with DCGAN's settings.
+            training.optimizer = dcgan
+            said.append("generator optimizer set to DCGAN's (Adam, lr 0.0002, betas 0.5, 0.999)")
         if training.scheduler is not None:
             training.scheduler = None
             said.append("learning-rate schedule turned off (a GAN has two optimizers)")

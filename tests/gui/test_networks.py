@@ -109,3 +109,27 @@ def test_the_discriminator_goes_when_the_task_does(window):
     assert "removed the discriminator" in window.statusBar().currentMessage()
     window.undo_action.trigger()
     assert document.project.discriminator is not None
+
+
+def test_a_discriminator_that_does_not_end_in_one_score_is_marked_and_fixed_there(window):
+    make_gan(window)
+    document = window.document
+    window.model_tab.show_network("discriminator")
+    last = len(document.project.discriminator.layers) - 1
+    window.edits.set_param(last, "out_features", 2)
+    row = last + 1
+    assert "one score per sample" in window.stack.table.data(window.stack.table.index(row, 1),
+                                                             Qt.ItemDataRole.ToolTipRole)
+    assert window.model_message.text().startswith(f"discriminator.layers[{last}]")
+    # Train waits for it, whichever network is shown.
+    window.model_tab.show_network("model")
+    assert not window.train_action.isEnabled()
+    assert f"discriminator.layers[{last}]" in window.train_action.toolTip()
+    # The fix applies to the discriminator's layer, as one undo step.
+    window.model_tab.show_network("discriminator")
+    window.stack.select_layer(last)
+    assert not window.model_tab.fix_button.isHidden()
+    window.model_tab.fix_button.click()
+    assert document.project.discriminator.layers[last].params["out_features"] == 1
+    assert document.project.model.layers[0].params["out_features"] == 6272  # the generator's untouched
+    assert window.train_action.isEnabled()

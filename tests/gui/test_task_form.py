@@ -40,6 +40,7 @@ def test_choosing_gan_makes_a_trainable_gan_in_one_undo_step(window):
     assert project.model.layers[-1].type == "Tanh"
     assert document.reports["model"].input_shape == (64,)
     assert document.reports["model"].output_shape == (1, 28, 28)
+    assert project.training.optimizer.params == {"lr": 0.0002, "betas": [0.5, 0.999]}  # DCGAN's
     assert project.problems() == []
     message = window.statusBar().currentMessage()
     assert "added a discriminator" in message and "BCEWithLogitsLoss" in message and "generator" in message
@@ -67,6 +68,11 @@ def test_reconstruction_keeps_the_model_and_sets_a_loss_that_fits(window):
     assert document.project.discriminator is None
     assert "MSELoss" in window.statusBar().currentMessage()
     assert window.setup.task.form.isVisibleTo(window.setup)
+    # From a GAN, its BCEWithLogitsLoss (which reconstruction could use) gives way to MSELoss too.
+    choose(window, "gan")
+    choose(window, "reconstruction")
+    assert document.project.training.loss.type == "MSELoss"
+    assert document.project.discriminator is None
 
 
 def test_text_generation_takes_the_text_dataset_and_a_character_model(window):

@@ -56,9 +56,8 @@ class TrainingController(QObject):
         problems = document.project_problems()
         if problems:
             return f"the project has a problem: {problems[0]}"
-        report = document.report
         # An unknown input shape is no blocker: training loads the data, which supplies it.
-        model_problems = [p for p in (report.problems() if report else []) if p.path != "model.input_shape"]
+        model_problems = [p for p in document.model_problems() if not p.path.endswith("input_shape")]
         if model_problems:
             return f"fix the model first: {model_problems[0]}"
         if not document.project.model.layers:
