@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QApplication, QDockWidget, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar, QScrollArea, QSplitter,
     QTabWidget, QToolBar, QVBoxLayout, QWidget,
 )
+from shiboken6 import isValid
 
 from .. import __version__
 from ..examples import examples
@@ -133,6 +134,8 @@ class MainWindow(QMainWindow):
         self.writing = WritingController(self)
         self.graph_edits = GraphController(self)
         self.block_editors = BlockEditors(self)
+        # A block editor edits a block of the network shown: another network, other blocks.
+        self.document.network_changed.connect(self._close_block_editors)
         self._build_actions()
         self.document.changed.connect(self._sync)
         self.document.field_problems_changed.connect(self.update_actions)
@@ -388,6 +391,12 @@ class MainWindow(QMainWindow):
         index = self.stack.selected_layer()
         if index >= 0:
             self.edits.move(index, index + step)
+
+    @Slot(str)
+    def _close_block_editors(self, _network: str = "") -> None:
+        for editor in list(self.block_editors.editors.values()):
+            if isValid(editor):
+                editor.close()
 
     def focus_palette(self) -> None:
         self.palette_dock.show()

@@ -133,3 +133,13 @@ def test_a_discriminator_that_does_not_end_in_one_score_is_marked_and_fixed_ther
     assert document.project.discriminator.layers[last].params["out_features"] == 1
     assert document.project.model.layers[0].params["out_features"] == 6272  # the generator's untouched
     assert window.train_action.isEnabled()
+
+
+def test_a_block_editor_closes_when_the_other_network_shows(window):
+    make_gan(window)
+    window.edits.make_block([1, 2], "Head")
+    editor = window.block_editors.open("Head")
+    assert editor is not None and editor.isVisible()
+    window.model_tab.show_network("discriminator")
+    assert not editor.isVisible()
+    assert window.block_editors.open("Head") is None  # the discriminator has no such block
