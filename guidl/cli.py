@@ -33,8 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     summary = commands.add_parser(
         "summary", help="print the model's layers, output shapes and parameter counts",
         description="Print a table of the model's layers with their output shapes and "
-                    "parameter counts. Exits 2 with one line per problem when the project "
-                    "is invalid.")
+                    "parameter counts (a GAN: the generator's and the discriminator's). Exits 2 "
+                    "with one line per problem when the project is invalid.")
     summary.add_argument("project", help="a *.guidl.json project file")
     summary.add_argument("--json", action="store_true", help="print one JSON object instead")
     summary.set_defaults(run=_summary)
@@ -73,24 +73,58 @@ def _parser() -> argparse.ArgumentParser:
                              "state_dict (.pth), python (.py), bundle (.guidl)")
     export.add_argument("-o", "--output", metavar="PATH", help="the file to write (default: in the "
                         "current folder, named after the project)")
+    export.add_argument("--part", choices=_PARTS, default="model",
+                        help="the network to export: model (a GAN's generator: noise in, images "
+                             "out), encoder or decoder (an autoencoder cut at its code layer), "
+                             "discriminator (a GAN's)")
     export.add_argument("--training-script", action="store_true",
                         help="with --format python: also write a standalone training script")
     export.add_argument("--json", action="store_true", help="print the result as one JSON object")
     export.set_defaults(run=_export)
 
     predict = commands.add_parser(
-        "predict", help="classify image files or CSV rows with a trained model",
+        "predict", help="classify image files or CSV rows with a trained model (an autoencoder: "
+                        "reconstruct them)",
         description="Apply the model's stored preprocessing to image files or CSV rows and print "
-                    "the top classes with their probabilities.")
+                    "the top classes with their probabilities. An autoencoder (task "
+                    "reconstruction) reconstructs each input instead and prints its error (mean "
+                    "squared, in the range it was trained in); with --out-dir it writes each "
+                    "input beside its reconstruction as a PNG.")
     predict.add_argument("model", metavar="MODEL", help="a .guidl bundle or a run folder")
     predict.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or CSV files")
     predict.add_argument("--top-k", "-k", type=_positive, default=3, help="classes per input (3)")
+    predict.add_argument("--out-dir", metavar="DIR",
+                         help="an autoencoder: write INPUT_reconstruction.png files here")
     predict.add_argument("--json", action="store_true", help="print one JSON object")
     predict.set_defaults(run=_predict)
+
+    generate = commands.add_parser(
+        "generate", help="write samples of a GAN or an autoencoder's decoder, or text of a text model",
+        description="A GAN's run: N samples of its generator as one PNG grid. An autoencoder's run "
+                    "with a code layer: its decoder applied to N codes drawn like the training "
+                    "codes (their mean and deviation). A text model's run (task text_generation, "
+                    "or the text dataset): the text it writes after --prompt. Data that are not "
+                    "images are written as CSV rows.")
+    generate.add_argument("run_dir", metavar="RUN_DIR", help="a run folder of guidl train")
+    generate.add_argument("-n", type=_positive, default=64, help="samples to make (64)")
+    generate.add_argument("-o", "--output", metavar="PATH",
+                          help="the file to write (default: samples.png; a text model prints its "
+                               "text, and writes it here when given)")
+    generate.add_argument("--seed", type=int, default=0, help="the same seed makes the same samples (0)")
+    generate.add_argument("--label", metavar="CLASS",
+                          help="a conditional GAN: make this class (its name or index) only")
+    generate.add_argument("--prompt", help="a text model: the text to continue (default: the task's)")
+    generate.add_argument("--length", type=_positive, help="a text model: characters to write")
+    generate.add_argument("--temperature", type=_temperature,
+                          help="a text model: below 1 safer, above 1 more surprising")
+    generate.add_argument("--json", action="store_true", help="print one JSON object")
+    generate.set_defaults(run=_generate)
     return parser
 
 
 _FORMATS = ("onnx", "pt2", "torchscript", "safetensors", "state_dict", "python", "bundle")
+#: As ``engine.export.PARTS`` (listed here so --help needs no torch).
+_PARTS = ("model", "encoder", "decoder", "discriminator")
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -100,7 +134,7 @@ def _export(args: argparse.Namespace) -> int:
     from .engine.export import ExportError, default_filename, export, load_trained
 
     try:
-        model = load_trained(args.source)
+        model = load_trained(args.source, part=args.part)
         path = Path(args.output) if args.output else Path(default_filename(model, args.format))
         result = export(model, args.format, path, training_script=args.training_script)
     except spec.ProjectError as error:
@@ -128,6 +162,11 @@ def _predict(args: argparse.Namespace) -> int:
     try:
         model = load_trained(args.model, samples=False)  # the data is not needed to predict
         x, names = read_inputs(model, args.inputs)
+        if model.task == "reconstruction":
+            return _reconstruct(args, model, x, names)
+        if args.out_dir:
+            return _bad_input([f"guidl predict: --out-dir is for an autoencoder's reconstructions; "
+                               f"{args.model} is a {model.task or 'classification'} model"], args.json)
         results = predict(model, x, args.top_k, names)
     except spec.ProjectError as error:
         return _bad_input(error.lines(), args.json)
@@ -144,6 +183,100 @@ def _predict(args: argparse.Namespace) -> int:
             print(f"{name}: " + ", ".join(f"{c} {p:.1%}" if model.task == "classification" else f"{p:.6g}"
                                           for c, p in top))
     return 0
+
+
+def _reconstruct(args: argparse.Namespace, model, x, names: list[str]) -> int:
+    """``guidl predict`` on an autoencoder: each input's reconstruction error,
+    and with --out-dir the input beside its reconstruction as PNGs."""
+    from pathlib import Path
+
+    from .engine.predict import reconstruct, save_reconstructions
+
+    inputs, outputs, errors = reconstruct(model, x, names)
+    written = save_reconstructions(model, inputs, outputs, names, Path(args.out_dir)) \
+        if args.out_dir else []
+    if not model.trained:
+        print("warning: the model is untrained: its reconstructions are random", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"ok": True, "reconstructions": [
+            {"input": name, "error": error, **({"image": str(written[i])} if written else {}),
+             **({} if written else {"output": outputs[i].flatten().tolist()})}
+            for i, (name, error) in enumerate(zip(names, errors))]}))
+        return 0
+    for i, (name, error) in enumerate(zip(names, errors)):
+        print(f"{name}: reconstruction error (MSE) {error:.6g}" + (f" -> {written[i]}" if written else ""))
+    if not written and inputs.dim() == 4:
+        print("note: add --out-dir DIR to write each input beside its reconstruction", file=sys.stderr)
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import spec
+    from .engine import sampling
+    from .engine.export import ExportError
+
+    text_options = [o for o, v in (("--prompt", args.prompt), ("--length", args.length),
+                                   ("--temperature", args.temperature)) if v is not None]
+    try:
+        kind = sampling.kind_of(Path(args.run_dir))
+        if kind == "text":
+            if args.label is not None:
+                raise sampling.GenerateError("--label is for a conditional GAN, not a text model")
+            prompt, text, temperature = sampling.text(
+                Path(args.run_dir), prompt=args.prompt, length=args.length,
+                temperature=args.temperature, seed=args.seed)
+            if args.output:
+                from .spec import atomic_write_text
+
+                atomic_write_text(Path(args.output), prompt + text)
+            if args.json:
+                print(json.dumps({"ok": True, "prompt": prompt, "text": text, "temperature": temperature,
+                                  "seed": args.seed, "path": args.output}))
+            else:
+                print(prompt + text)
+            return 0
+        if text_options:
+            raise sampling.GenerateError(f"{', '.join(text_options)}: for a text model only; "
+                                         f"{args.run_dir} makes images: use -n and -o")
+        samples = sampling.images(Path(args.run_dir), args.n, seed=args.seed, label=args.label)
+        from .engine.generation import save_grid
+
+        pictures = samples.values.dtype.name == "uint8"
+        path = Path(args.output or ("samples.png" if pictures else "samples.csv"))
+        if pictures:
+            if path.suffix.lower() != ".png":
+                raise sampling.GenerateError(f"{path}: the samples are images, written as PNG: give "
+                                             "-o NAME.png")
+            save_grid(samples.values, path)
+        else:
+            sampling.save_values_csv(samples.values, path)
+    except spec.ProjectError as error:
+        return _bad_input(error.lines(), args.json)
+    except (sampling.GenerateError, ExportError) as error:
+        return _bad_input([f"guidl generate: {error}"], args.json)
+    except OSError as error:
+        return _bad_input([f"guidl generate: cannot write {error.filename or args.output}: "
+                           f"{error.strerror or error}"], args.json)
+    what = f"{args.n} samples of the {samples.source}" + (
+        f" ({args.label})" if args.label is not None else "")
+    if args.json:
+        print(json.dumps({"ok": True, "path": str(path), "samples": args.n, "source": samples.source,
+                          "seed": args.seed, "labels": samples.labels}))
+    else:
+        print(f"wrote {path}: {what}")
+    return 0
+
+
+def _temperature(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 < value <= 10:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 10, got {value:g}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -163,6 +296,8 @@ def _summary(args: argparse.Namespace) -> int:
         project = spec.load(args.project)
     except spec.ProjectError as error:
         return _bad_input(error.lines(), args.json)  # answered before torch is even imported
+    if project.task is not None:
+        return _task_summary(args, project)
     from .engine.build import analyze, check_training_memory
     from .engine.data import expected_input
     from .engine.summary import summary_text
@@ -182,6 +317,52 @@ def _summary(args: argparse.Namespace) -> int:
                           "warnings": [] if memory is None else [str(memory)]}))
     else:
         sys.stdout.write(summary_text(report, project.name))
+    return 0
+
+
+def _task_summary(args: argparse.Namespace, project) -> int:
+    """``guidl summary`` of a project with a task: each network analysed with
+    the input it gets (a generator: the noise), and the task's checks against
+    what the catalogue knows of the data (the user's own files: after loading)."""
+    import copy
+
+    from .engine.build import analyze, check_training_memory
+    from .engine.checks import catalogue_info
+    from .engine.data import expected_input
+    from .engine.summary import summary_text
+    from .engine.task_checks import network_problems, task_problems, task_reports
+
+    info = catalogue_info(project)
+    if info is not None:
+        reports = task_reports(project, info)
+        problems, warnings_ = task_problems(project, info, reports)
+    else:  # only loading tells the data's shape: each network as the file says
+        reports = {}
+        for name, network in project.networks().items():
+            plain = project.copy()
+            plain.model = copy.deepcopy(network)
+            shape, dtype = expected_input(plain)
+            if project.task_type == "gan" and name == "model" and network.input_shape is None:
+                shape = (int(project.task_params()["noise_dim"]),)
+            plain.model.input_dtype = "float32" if project.task_type == "gan" else dtype
+            reports[name] = analyze(plain.model, shape)
+        problems = [p for name, report in reports.items() for p in network_problems(name, report)]
+        warnings_ = []
+    if problems:
+        return _bad_input([f"{args.project}: {p}" for p in problems], args.json)
+    memory = check_training_memory(project, reports["model"])
+    notes = list(warnings_) + ([] if memory is None else [str(memory)])
+    for note in notes:
+        print(f"warning: {args.project}: {note}", file=sys.stderr)
+    gan = project.task_type == "gan"
+    titles = {"model": f"{project.name} generator" if gan else project.name,
+              "discriminator": f"{project.name} discriminator"}
+    if args.json:
+        others = {name: report.to_dict() for name, report in reports.items() if name != "model"}
+        print(json.dumps({"ok": True, "name": project.name, "task": project.task_type,
+                          **reports["model"].to_dict(), **others, "warnings": notes}))
+    else:
+        sys.stdout.write("\n".join(summary_text(report, titles[name]) for name, report in reports.items()))
     return 0
 
 
@@ -399,7 +580,8 @@ def _result_summary(result, run_dir) -> dict:
     final = result.final.to_dict() if result.final else None
     evaluation = result.evaluation.to_dict() if result.evaluation else None
     if evaluation:
-        evaluation.pop("worst", None)
+        for key in ("worst", "codes", "code_labels"):  # long lists: run.json holds them
+            evaluation.pop(key, None)
     return {"ok": True, "run_dir": str(run_dir), "stopped": result.stopped,
             "stop_reason": result.stop_reason, "epochs_completed": len(result.history),
             "final": final, "evaluation_split": result.evaluation_split, "evaluation": evaluation,
@@ -412,6 +594,14 @@ def _evaluation_line(result) -> str:
     if hasattr(e, "accuracy"):
         return (f"{split}: accuracy {e.accuracy:.2%}  macro precision {e.macro_precision:.3f}  "
                 f"macro recall {e.macro_recall:.3f}  macro F1 {e.macro_f1:.3f}  loss {e.loss:.4f}")
+    if hasattr(e, "psnr"):  # an autoencoder
+        return (f"{split}: MSE {e.mse:.4g} (always the mean sample: {e.baseline_mse:.4g})  "
+                f"PSNR {e.psnr:.2f} dB" + ("" if e.loss is None else f"  loss {e.loss:.4f}"))
+    if hasattr(e, "sample_diversity"):  # a GAN: a classifier's view of the samples, not FID
+        judge = "" if e.judge_confidence is None else (
+            f"judge confidence {e.judge_confidence:.1%}  class coverage {e.judge_coverage:.0%}  ")
+        fake = "" if e.d_fake is None else f"  D(x) {e.d_real:.3f}  D(G(z)) {e.d_fake:.3f}"
+        return f"{e.samples} generated samples: {judge}diversity {e.sample_diversity:.2f}{fake}"
     return f"{split}: MAE {e.mae:.4g}  MSE {e.mse:.4g}  R^2 {e.r2:.4f}  loss {e.loss:.4f}"
 
 
@@ -438,7 +628,7 @@ def _torchrun_rank() -> int:
     return 0
 
 
-COMMANDS = ("summary", "train", "export", "predict")
+COMMANDS = ("summary", "train", "export", "predict", "generate")
 
 
 def _gui(project: str | None) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -37,7 +38,7 @@ from .. import spec
 from ..formatting import first_line, quote, shorten
 from ..registry import DATASETS
 from ..spec import Project, atomic_path, replace_file
-from .build import ModelReport, build
+from .build import ModelReport, analyze, build
 from .bundle import (
     BUNDLE_FORMAT, META, PROJECT, SAMPLES, WEIGHTS, BundleError, check_fields, member_info, read_bundle,
 )
@@ -60,13 +61,17 @@ FORMATS = {
 FORMAT_TITLES = {"onnx": "ONNX", "pt2": "torch.export", "torchscript": "TorchScript",
                  "safetensors": "safetensors", "state_dict": "state_dict", "python": "Python source",
                  "bundle": "guidl bundle"}
+#: What one export holds: the project's model (a GAN's generator: noise in,
+#: images out), an autoencoder's encoder or decoder (cut at its code layer),
+#: or a GAN's discriminator.
+PARTS = ("model", "encoder", "decoder", "discriminator")
 ONNX_TOLERANCE = 1e-4
 TOLERANCE = 1e-6
 #: How long the check of a Python export may run (a fresh interpreter importing torch).
 PYTHON_CHECK_TIMEOUT_S = 300
 
 __all__ = [
-    "BUNDLE_FORMAT", "FORMATS", "FORMAT_TITLES", "ExportError", "ExportResult", "TrainedModel",
+    "BUNDLE_FORMAT", "FORMATS", "FORMAT_TITLES", "PARTS", "ExportError", "ExportResult", "TrainedModel",
     "check_python_module", "default_filename", "export", "layer_source", "load_bundle",
     "load_trained", "python_source", "training_source", "write_bundle",
 ]
@@ -91,21 +96,37 @@ class TrainedModel:
     trained: bool = True
     samples: torch.Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Which network of the project this is (``PARTS``).
+    part: str = "model"
+    #: How the data's values were scaled, when this network's outputs are data
+    #: (a generator's, a decoder's): ``generation.to_pixels`` turns them back.
+    output_normalization: dict[str, Any] | None = None
 
     @classmethod
-    def from_trainer(cls, trainer) -> "TrainedModel":
-        """The model a ``Trainer`` has trained, on the CPU, with its data's facts."""
+    def from_trainer(cls, trainer, part: str = "model") -> "TrainedModel":
+        """The network ``part`` a ``Trainer`` has trained, on the CPU, with its data's facts."""
         import copy
 
-        # Weights in the standard layout, whatever the training used (channels-last).
-        module = copy.deepcopy(trainer.model).cpu().to(memory_format=torch.contiguous_format).eval()
+        project = trainer.project
+        _check_part(project, part, f"this {project.task_type or 'classification'} project")
         data = trainer.data
-        split = data.evaluation_split[1]
+        task = getattr(trainer, "task", None)
+        whole = trainer.model if part != "discriminator" else task.discriminator
+        # Weights in the standard layout, whatever the training used (channels-last).
+        module = copy.deepcopy(whole).cpu().to(memory_format=torch.contiguous_format).eval()
         history = trainer.history[-1].to_dict() if trainer.history else None
-        return cls(trainer.project, module, trainer.built.report, tuple(data.info.input_shape),
-                   data.info.input_dtype, data.info.task, data.info.class_names,
-                   data.normalization.to_dict() if data.normalization else None, history,
-                   trained=bool(trainer.history), samples=split.x[:8].detach().cpu().clone())
+        run = {"dataset": data.info.to_dict(),
+               "normalization": data.normalization.to_dict() if data.normalization else None,
+               "evaluation": None, "final": history}
+        if part == "discriminator":
+            shape, dtype = _input_shapes(project, run)["discriminator"]
+            report = analyze(_typed(project.discriminator, dtype), shape)
+        else:
+            report = trainer.built.report
+        split = data.evaluation_split[1]
+        real = split.x[:8].detach().cpu().clone()
+        return _network_model(project, part, run, module, report, trained=bool(trainer.history),
+                              real=real)
 
     def example_batch(self, size: int = 8) -> torch.Tensor:
         """A real batch (samples of the evaluated split) when known, else a
@@ -210,47 +231,258 @@ def _load_weights(module: nn.Module, data: bytes | Path, source: str) -> None:
                           f"{first_line(error)}") from None
 
 
-def load_trained(path: str | Path, *, samples: bool = True) -> TrainedModel:
+def load_trained(path: str | Path, *, samples: bool = True, part: str = "model") -> TrainedModel:
     """A run folder, a ``.guidl`` bundle, or a project file (untrained).
     ``samples=False`` skips loading a run's dataset for a few real samples
-    (exports check with them; predicting needs none)."""
+    (exports check with them; predicting needs none). ``part`` (``PARTS``):
+    the network to load (a bundle holds only its model)."""
+    if part not in PARTS:
+        raise ExportError(f"unknown part {part!r}; the parts are {', '.join(PARTS)}")
     path = Path(path)
     if path.is_dir():
-        return _load_run(path, samples=samples)
+        return _load_run(path, samples=samples, part=part)
     if not path.exists():
         raise ExportError(f"{path}: no such run folder, bundle or project file")
     if not path.is_file():
         raise ExportError(f"{path} {_kind(path)}, not a run folder, bundle or project file")
     if path.suffix == ".guidl" or zipfile.is_zipfile(path):
+        if part != "model":
+            raise ExportError(f"{path}: a bundle holds one network; export the {part} from the run "
+                              "folder it came from")
         return load_bundle(path)
     project = spec.load(path)
-    return _trained(project, _build(project, None), None, trained=False)
+    return _load_network(project, part, None, None, samples=False)
 
 
-def _build(project: Project, input_shape, input_dtype: str | None = None):
+def _build(project: Project, input_shape, input_dtype: str | None = None, model: spec.Model | None = None):
+    """``model`` (the project's model by default) built for ``input_shape``
+    (else what the project and its dataset say), seeded as training seeds it."""
     from .data import expected_input
 
     shape, dtype = expected_input(project)
     shape = tuple(input_shape) if input_shape is not None else shape
     if shape is None:
         raise ExportError("the model's input shape is unknown: give model.input_shape in the project")
-    copy = project.copy()
-    copy.model.input_dtype = input_dtype or dtype
     torch.manual_seed(project.training.seed)
-    return build(copy, shape)
+    return build(_typed(project.model if model is None else model, input_dtype or dtype), shape)
 
 
-def _trained(project, built, run: dict | None, trained: bool = True) -> TrainedModel:
-    module = built.module.eval()
-    dataset = (run or {}).get("dataset") or {}
+def _typed(model: spec.Model, dtype: str) -> spec.Model:
+    import copy
+
+    model = copy.deepcopy(model)
+    model.input_dtype = dtype
+    return model
+
+
+def _check_part(project: Project, part: str, source: str) -> None:
+    """``ExportError`` when the project has no network ``part``."""
+    task = project.task_type
+    if part == "discriminator" and task != "gan":
+        raise ExportError(f"{source} is a {task or 'classification'} run: only a GAN has a "
+                          "discriminator")
+    if part in ("encoder", "decoder"):
+        if task != "reconstruction":
+            raise ExportError(f"{source} is a {task or 'classification'} run: only an autoencoder "
+                              f"(task reconstruction with a code layer) has an {part}")
+        if project.task_params().get("code_layer") is None:
+            raise ExportError(f"{source}: the autoencoder has no code layer, so it has no {part} of "
+                              "its own; set task.params.code_layer to the id of its bottleneck layer "
+                              "and train again")
+
+
+def _sample_input(project: Project, run: dict | None) -> tuple[tuple[int, ...] | None, str, dict]:
+    """The data's sample shape and dtype and the dataset's facts (from the
+    run record, else the project and the dataset catalogue)."""
+    from .data import expected_input
+
+    dataset = dict((run or {}).get("dataset") or {})
+    if run and (dataset.get("input_shape") or run.get("input_shape")):
+        shape = tuple(dataset.get("input_shape") or run["input_shape"])
+        return shape, run.get("input_dtype") or dataset.get("input_dtype") or "float32", dataset
+    plain = project.copy()
+    if project.task_type == "gan":
+        plain.model.input_shape = None  # the generator's: the data's comes from the dataset
+    shape, dtype = expected_input(plain)
+    entry = DATASETS.get(project.data.dataset) if project.data.dataset in DATASETS else None
+    if entry is not None:
+        dataset.setdefault("num_classes", entry.info.get("num_classes"))
+        dataset.setdefault("task", entry.info.get("task"))
+    return shape, dtype, dataset
+
+
+def _input_shapes(project: Project, run: dict | None) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Each network's input (shape, dtype)."""
+    from types import SimpleNamespace
+
+    from . import tasks
+
+    shape, dtype, dataset = _sample_input(project, run)
+    if project.task_type != "gan":
+        return {"model": (shape, dtype)}
+    if shape is None or (project.task_params().get("conditional") and not dataset.get("num_classes")):
+        info = _dataset_info(project)
+        shape, dataset = tuple(info.input_shape), info.to_dict()
+    info = SimpleNamespace(input_shape=shape, num_classes=dataset.get("num_classes"),
+                           task=dataset.get("task") or "classification")
+    return {name: (value, "float32") for name, value in tasks.input_shapes(project, info).items()}
+
+
+def _dataset_info(project: Project):
+    """The dataset's facts, by loading it (offline)."""
+    from .data import DatasetError, prepare
+
+    project = _offline(project)
+    try:
+        return prepare(project).info
+    except (DatasetError, OSError, ValueError) as error:
+        raise ExportError(f"the data's sample shape and classes are needed and the dataset does not "
+                          f"load: {first_line(error)}") from None
+
+
+def _offline(project: Project) -> Project:
+    project = project.copy()
+    if "download" in DATASETS.get(project.data.dataset).param_names:
+        project.data.params["download"] = False  # exporting never starts a download
+    return project
+
+
+def _load_run(folder: Path, samples: bool = True, part: str = "model") -> TrainedModel:
+    from .runs import RunError, read_run
+
+    source = folder / "project.guidl.json"
+    if not source.is_file():
+        raise ExportError(f"{folder}: not a run folder (no project.guidl.json)")
+    project = spec.load(source)
+    run: dict[str, Any] = {}
+    if (folder / "run.json").exists():
+        try:
+            run = read_run(folder)
+        except RunError as error:
+            raise ExportError(str(error)) from None
+        problem = check_fields(run, ("input_shape", "input_dtype", "normalization", "dataset"))
+        if problem:
+            raise ExportError(f"{folder / 'run.json'}: {problem}")
+    return _load_network(project, part, run, folder, samples)
+
+
+def _load_network(project: Project, part: str, run: dict | None, folder: Path | None,
+                  samples: bool) -> TrainedModel:
+    """The network ``part`` of ``project``, with the weights of the run in
+    ``folder`` (none: untrained, the seeded initial weights)."""
+    _check_part(project, part, str(folder) if folder is not None else f"the {project.name!r} project")
+    network = "discriminator" if part == "discriminator" else "model"
+    shape, dtype = _input_shapes(project, run)[network]
+    if shape is None and network == "model" and project.model.input_shape is None:
+        raise ExportError("the model's input shape is unknown: give model.input_shape in the project")
+    built = _build(project, shape, dtype, project.network(network))
+    trained = False
+    if folder is not None:
+        weights = folder / ("discriminator.safetensors" if network == "discriminator" else "model.safetensors")
+        trained = weights.exists()
+        if trained:
+            if not weights.is_file():
+                raise ExportError(f"{weights} {_kind(weights)}, not a weights file")
+            _load_weights(built.module, weights, str(weights))
+    real = None
+    if samples and not (project.task_type == "gan" and part == "model"):  # noise goes in
+        real = _real_samples(project, _sample_input(project, run)[0])
+    model = _network_model(project, part, run, built.module, built.report, trained, real)
+    problem = _normalization_problem(model)
+    if problem:
+        where = folder / "run.json" if folder is not None else project.name
+        raise ExportError(f"{where}: not a valid run record: {problem}")
+    return model
+
+
+def _network_model(project: Project, part: str, run: dict | None, module: nn.Module,
+                   report: ModelReport, trained: bool, real: torch.Tensor | None) -> TrainedModel:
+    """The ``TrainedModel`` of ``part`` from its whole network (``module``,
+    weights loaded): an encoder or decoder is cut out of the autoencoder with
+    the weights renamed; ``real``: a few normalised data samples, or None."""
+    from .generation import noise
+    from .parts import SplitError, part_weights, split_at_code
+
+    run = run or {}
+    dataset = run.get("dataset") or {}
+    task = project.task_type
+    params = project.task_params()
+    normalization = run.get("normalization")
+    meta = {"run": {k: run.get(k) for k in ("versions", "seed", "device", "status")}} if run else {}
+    labels = task in (None, "text_generation")
+    own = project
+    samples = real
+    input_normalization = normalization
+    output_normalization = normalization if task in ("reconstruction", "gan") else None
+    if part in ("encoder", "decoder"):
+        code = params["code_layer"]
+        try:
+            halves = split_at_code(project.model, code, report)
+        except SplitError as error:
+            raise ExportError(f"the autoencoder cannot be cut at its code layer: {error}") from None
+        half = halves.encoder if part == "encoder" else halves.decoder
+        shape = report.input_shape if part == "encoder" else tuple(half.input_shape)
+        built = _build(project, shape, report.input_dtype if part == "encoder" else "float32", half)
+        built.module.load_state_dict(part_weights(module.state_dict(), project.model, code, part))
+        if part == "decoder":
+            if real is not None:
+                encoder = _build(project, report.input_shape, report.input_dtype, halves.encoder).module
+                encoder.load_state_dict(part_weights(module.state_dict(), project.model, code, "encoder"))
+                with torch.no_grad():
+                    samples = encoder.eval()(real)
+            else:
+                samples = code_samples(run.get("code_stats"), tuple(half.input_shape), 8)
+            input_normalization = None
+        else:
+            output_normalization = None
+        own = _part_project(project, half, part)
+        module, report = built.module, built.report
+    elif part == "discriminator":
+        own = _part_project(project, project.discriminator, part)
+        output_normalization = None
+        if params.get("conditional"):
+            input_normalization, samples = None, None  # the class rides along as extra channels
+    elif task == "gan":
+        classes = report.input_shape[0] - int(params["noise_dim"])
+        samples, _ = noise(params, 8, classes or None, seed=0)
+        input_normalization = None
     return TrainedModel(
-        project=project, module=module, report=built.report,
-        input_shape=tuple(built.report.input_shape), input_dtype=built.report.input_dtype,
-        task=dataset.get("task"), class_names=dataset.get("class_names"),
-        normalization=(run or {}).get("normalization"),
-        metrics=(run or {}).get("evaluation") or (run or {}).get("final"),
-        trained=trained, meta={"run": {k: run.get(k) for k in ("versions", "seed", "device", "status")}}
-        if run else {})
+        project=own, module=module.eval(), report=report,
+        input_shape=tuple(report.input_shape), input_dtype=report.input_dtype,
+        task=dataset.get("task") if labels else (task if part == "model" else None),
+        class_names=dataset.get("class_names") if labels else None,
+        normalization=input_normalization,
+        metrics=run.get("evaluation") or run.get("final"),
+        trained=trained, samples=samples, meta={**meta, **({"part": part} if part != "model" else {})},
+        part=part, output_normalization=output_normalization)
+
+
+def _part_project(project: Project, model: spec.Model, part: str) -> Project:
+    """A project of its own for one network of ``project`` (its bundle and
+    Python export hold that network as their model)."""
+    own = project.copy()
+    own.name = f"{project.name} {part}"
+    own.model = _typed(model, model.input_dtype)
+    own.task = None
+    own.discriminator = None
+    own.training.discriminator_optimizer = None
+    return own
+
+
+def code_samples(code_stats: dict | None, shape: tuple[int, ...], n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` codes of ``shape`` drawn from a normal distribution with the
+    training codes' mean and deviation per value (``run.json``'s
+    ``code_stats``), or the standard normal without them."""
+    generator = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, *shape, generator=generator)
+    if not code_stats:
+        return z
+    size = math.prod(shape)
+    mean = torch.tensor(code_stats["mean"], dtype=torch.float32)
+    std = torch.tensor(code_stats["std"], dtype=torch.float32)
+    if mean.numel() != size or std.numel() != size:
+        raise ExportError(f"run.json's code_stats hold {mean.numel()} values for a code of {size}")
+    return z * std.reshape(shape) + mean.reshape(shape)
 
 
 def _normalization_problem(model: TrainedModel) -> str | None:
@@ -272,51 +504,16 @@ def _normalization_problem(model: TrainedModel) -> str | None:
     return None
 
 
-def _load_run(folder: Path, samples: bool = True) -> TrainedModel:
-    from .runs import RunError, read_run
-
-    source = folder / "project.guidl.json"
-    if not source.is_file():
-        raise ExportError(f"{folder}: not a run folder (no project.guidl.json)")
-    project = spec.load(source)
-    run: dict[str, Any] = {}
-    if (folder / "run.json").exists():
-        try:
-            run = read_run(folder)
-        except RunError as error:
-            raise ExportError(str(error)) from None
-        problem = check_fields(run, ("input_shape", "input_dtype", "normalization", "dataset"))
-        if problem:
-            raise ExportError(f"{folder / 'run.json'}: {problem}")
-    built = _build(project, run.get("input_shape"), run.get("input_dtype"))
-    weights = folder / "model.safetensors"
-    trained = weights.exists()
-    if trained:
-        if not weights.is_file():
-            raise ExportError(f"{weights} {_kind(weights)}, not a weights file")
-        _load_weights(built.module, weights, str(weights))
-    model = _trained(project, built, run, trained)
-    problem = _normalization_problem(model)
-    if problem:
-        raise ExportError(f"{folder / 'run.json'}: not a valid run record: {problem}")
-    if samples:
-        model.samples = _real_samples(project, model)
-    return model
-
-
-def _real_samples(project: Project, model: TrainedModel, count: int = 8) -> torch.Tensor | None:
+def _real_samples(project: Project, shape, count: int = 8) -> torch.Tensor | None:
     """A few normalised samples of the project's data, when it loads (offline)."""
     from .data import DatasetError, prepare
 
-    project = project.copy()
-    if "download" in DATASETS.get(project.data.dataset).param_names:
-        project.data.params["download"] = False  # exporting never starts a download
     try:
-        data = prepare(project)
+        data = prepare(_offline(project))
     except (DatasetError, OSError, ValueError):
         return None
     split = data.evaluation_split[1]
-    if tuple(split.x.shape[1:]) != model.input_shape:
+    if shape is None or tuple(split.x.shape[1:]) != tuple(shape):
         return None
     return split.x[:count].clone()
 
@@ -366,7 +563,8 @@ def load_bundle(path: Path) -> TrainedModel:
     model = TrainedModel(project, built.module.eval(), built.report, tuple(built.report.input_shape),
                          built.report.input_dtype, meta.get("task"), meta.get("class_names"),
                          meta.get("normalization"), meta.get("metrics"), bool(meta.get("trained", True)),
-                         meta={k: v for k, v in meta.items() if k == "run"})
+                         meta={k: v for k, v in meta.items() if k in ("run", "part")},
+                         part=meta.get("part") if meta.get("part") in PARTS else "model")
     problem = _normalization_problem(model)
     if problem:
         raise ExportError(f"{source}: not a valid guidl bundle: {problem}")
@@ -548,6 +746,10 @@ def export(model: TrainedModel, fmt: str, path: str | Path, *, training_script: 
     is never left at ``path``."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; the formats are {', '.join(FORMATS)}")
+    if training_script and (model.part != "model" or model.project.task_type == "gan"):
+        what = f"the {model.part}" if model.part != "model" else "a GAN"
+        raise ExportError(f"the training script trains one network on inputs and targets; {what} "
+                          "trains otherwise: export without --training-script")
     path = Path(path)
     target = _destination(path)
     check_finite_weights(model)

@@ -144,3 +144,51 @@ def predict(model: TrainedModel, x: torch.Tensor, top_k: int = 3,
     values, indices = probabilities.topk(k, dim=1)
     return [[(names[int(i)], float(v)) for v, i in zip(row_v, row_i)]
             for row_v, row_i in zip(values, indices)]
+
+
+def reconstruct(model: TrainedModel, x: torch.Tensor, names: list[str] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+    """An autoencoder's reconstructions of raw inputs: ``(inputs, outputs,
+    error per input)``, the inputs and outputs scaled as in training and the
+    error their mean squared difference there."""
+    inputs = preprocess(model, x)
+    with torch.no_grad():
+        outputs = model.module.eval()(inputs)
+    if outputs.shape != inputs.shape:
+        raise PredictError(f"the model gives {tuple(outputs.shape[1:])} for inputs of "
+                           f"{tuple(inputs.shape[1:])}: not an autoencoder's reconstruction")
+    errors = ((outputs - inputs) ** 2).reshape(len(x), -1).mean(dim=1)
+    bad = (~torch.isfinite(errors)).nonzero()
+    if len(bad):
+        index = int(bad[0, 0])
+        name = names[index] if names else f"input {index + 1}"
+        raise PredictError(f"{name}: the reconstruction is NaN or infinite; the weights may be damaged")
+    return inputs, outputs, [float(e) for e in errors]
+
+
+def save_reconstructions(model: TrainedModel, inputs: torch.Tensor, outputs: torch.Tensor,
+                         names: list[str], folder: Path) -> list[Path]:
+    """One PNG per image input: the input beside its reconstruction, named
+    after the input (``digit.png`` -> ``digit_reconstruction.png``)."""
+    from ..spec import atomic_path
+    from .generation import image_grid, png_bytes, to_pixels
+
+    before = to_pixels(inputs, model.normalization)
+    after = to_pixels(outputs, model.normalization)
+    if before.dtype != np.uint8:
+        raise PredictError("the inputs are not images: there is nothing to draw (the errors are printed)")
+    folder.mkdir(parents=True, exist_ok=True)
+    written, used = [], set()
+    for index, name in enumerate(names):
+        stem = Path(name.split(":")[0]).stem or f"input_{index + 1}"
+        path = folder / f"{stem}_reconstruction.png"
+        number = 2
+        while path in used:
+            path = folder / f"{stem}_{number}_reconstruction.png"
+            number += 1
+        used.add(path)
+        data = png_bytes(image_grid(np.stack([before[index], after[index]]), columns=2))
+        with atomic_path(path) as tmp:
+            Path(tmp).write_bytes(data)
+        written.append(path)
+    return written
