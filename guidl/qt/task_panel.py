@@ -126,14 +126,14 @@ def switch_task(project: Project, task_type: str | None, sample_shape: tuple[int
         loss = training.loss.type if training.loss is not None else None
         if old in ("reconstruction", "gan") and learns == "classification" and loss not in CLASS_LOSSES:
             training.loss = Component("CrossEntropyLoss", {})
-            said.append("loss set to CrossEntropyLoss")
+            said.append("loss CrossEntropyLoss")
         return said
     entry = TASKS.get(task_type)
     loss = training.loss.type if training.loss is not None else None
     # A loss the last task set (a GAN's BCEWithLogitsLoss) is not the user's choice for this one.
     if loss not in entry.info["losses"] or (old not in (None, task_type) and loss == TASK_LOSSES.get(old)):
         training.loss = Component(TASK_LOSSES[task_type], {})
-        said.append(f"loss set to {TASK_LOSSES[task_type]}")
+        said.append(f"loss {TASK_LOSSES[task_type]}")
     if task_type == "gan":
         params = project.task_params()
         dcgan = Component(DEFAULT_DISCRIMINATOR_OPTIMIZER["type"],
@@ -142,17 +142,16 @@ def switch_task(project: Project, task_type: str | None, sample_shape: tuple[int
             # A classifier's rate (often 1e-3 or more) lets the generator run away from the
             # discriminator: both start with DCGAN's settings.
             training.optimizer = dcgan
-            said.append("generator optimizer set to DCGAN's (Adam, lr 0.0002, betas 0.5, 0.999)")
+            said.append("DCGAN's Adam (lr 0.0002) for both networks")
         if training.scheduler is not None:
             training.scheduler = None
-            said.append("learning-rate schedule turned off (a GAN has two optimizers)")
+            said.append("no learning-rate schedule")
         if training.early_stopping is not None:
             training.early_stopping = None
-            said.append("early stopping turned off (a GAN has no validation loss)")
+            said.append("no early stopping")
         if project.discriminator is None:
             project.discriminator = default_discriminator(sample_shape)
-            said.append("added a discriminator" + (" (convolutional)" if sample_shape and len(sample_shape) == 3
-                                                   else " (MLP)"))
+            said.append("added a discriminator")
         if sample_shape is not None:
             noise = (int(params["noise_dim"]),)
             fits = generator_fits(project.model, noise, tuple(sample_shape)) if project.model.layers else False
@@ -160,22 +159,21 @@ def switch_task(project: Project, task_type: str | None, sample_shape: tuple[int
                 project.model.input_shape = None  # the noise gives it
             else:
                 project.model = default_generator(tuple(sample_shape), params["pixel_range"])
-                said.append("replaced the model with a DCGAN-style generator (noise "
-                            f"{noise[0]} -> {'x'.join(map(str, sample_shape))})")
+                said.append(f"new DCGAN-style generator (noise {noise[0]} → {'x'.join(map(str, sample_shape))})")
         else:
-            said.append("the generator is the model as it is: load the data to see whether it makes "
-                        "samples of the data's shape")
+            said.append("the model stays the generator (load the data to check that it makes "
+                        "samples of its shape)")
     elif task_type == "text_generation":
         if project.data.dataset != "text":
             project.data.dataset = "text"
             project.data.params = DATASETS.get("text").initial_params()
             project.data.augment = None
-            said.append("dataset set to text")
+            said.append("dataset text")
             project.model.input_shape = None  # the text's sequences give it
         layers = project.model.layers
         if not layers or layers[0].type != "Embedding":
             project.model = char_model()
-            said.append("replaced the model with a character LSTM (Embedding -> LSTM -> Linear)")
+            said.append("new character LSTM model")
     return said
 
 
@@ -235,9 +233,7 @@ class TaskPanel(QGroupBox):
         title = task_title(task_type)
         said = document.apply(lambda project: switch_task(project, task_type, sample, self._generator_fits),
                               f"Set task to {title}")
-        message = f"Task: {title}" + (" — " + "; ".join(said) if said else "")
-        if said:
-            message += ". Undo (Ctrl+Z) brings back what was there."
+        message = f"Task: {title}" + (": " + "; ".join(said) + ". Undo brings back all of it." if said else "")
         self.task_changed.emit(message)
         return said
 

@@ -43,7 +43,7 @@ def test_choosing_gan_makes_a_trainable_gan_in_one_undo_step(window):
     assert project.training.optimizer.params == {"lr": 0.0002, "betas": [0.5, 0.999]}  # DCGAN's
     assert project.problems() == []
     message = window.statusBar().currentMessage()
-    assert "added a discriminator" in message and "BCEWithLogitsLoss" in message and "generator" in message
+    assert "added a discriminator" in message and "BCEWithLogitsLoss" in message and "new DCGAN-style generator" in message
     # The window shows what a GAN uses: the discriminator's optimizer, no schedule.
     setup = window.setup
     assert setup.discriminator_optimizer.isVisibleTo(setup) and not setup.scheduler.isVisibleTo(setup)
