@@ -14,13 +14,15 @@ a ``Project``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Callable
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout
+from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from ..registry import DATASETS, DEFAULT_DISCRIMINATOR_OPTIMIZER, TASKS
 from ..spec import Component, Layer, Model, Project
+from ..spec.graph import fresh_id
 from .document import ProjectDocument
 from .param_form import ComboBox, ParamForm, apply_param
 
@@ -199,11 +201,23 @@ class TaskPanel(QGroupBox):
         self.help.setEnabled(False)
         self.form = ParamForm()
         self.form.bind(document, "task.params.")
+        # An autoencoder's code: one of the model's layers, picked from a list
+        # (the form's own text field would ask for an id the layer may not have).
+        self.code_layer = ComboBox()
+        self.code_layer.setToolTip(TASKS.get("reconstruction").param("code_layer").help
+                                   + ". A layer without an id gets one.")
+        self.code_row = QWidget()
+        code_form = QFormLayout(self.code_row)
+        code_form.setContentsMargins(0, 0, 0, 0)
+        self.code_label = QLabel("code_layer")
+        code_form.addRow(self.code_label, self.code_layer)
         layout.addWidget(self.combo)
         layout.addWidget(self.help)
         layout.addWidget(self.form)
+        layout.addWidget(self.code_row)
         self.combo.currentIndexChanged.connect(self._task_chosen)
         self.form.param_changed.connect(self._param_changed)
+        self.code_layer.activated.connect(self._code_layer_chosen)
 
     def sync(self) -> None:
         project = self.document.project
@@ -215,11 +229,45 @@ class TaskPanel(QGroupBox):
             self.help.setText(LABELS_HELP)
             self.form.set_entry(None, {})
             self.form.hide()
+            self.code_row.hide()
             return
         entry = TASKS.get(task.type)
         self.help.setText(entry.help)
+        has_code = any(param.name == "code_layer" for param in entry.params)
+        if has_code:
+            entry = dataclasses.replace(entry, params=tuple(p for p in entry.params if p.name != "code_layer"))
+            self._fill_code_layers(task.params.get("code_layer"))
+        self.code_row.setVisible(has_code)
         self.form.set_entry(entry, task.params)
         self.form.show()
+        if has_code:  # in line with the form's fields above it
+            rows = self.form.layout_
+            labels = [rows.itemAt(row, QFormLayout.ItemRole.LabelRole) for row in range(rows.rowCount())]
+            self.code_label.setMinimumWidth(max((item.widget().sizeHint().width() for item in labels
+                                                 if item is not None and item.widget() is not None), default=0))
+
+    def _fill_code_layers(self, current: str | None) -> None:
+        """None, then every layer of the model but the last (the code comes before the decoder)."""
+        layers = self.document.project.model.layers
+        report = self.document.reports.get("model")
+        combo = self.code_layer
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItem("none (no code layer)", None)
+        for index, layer in enumerate(layers[:-1]):
+            info = report.layers[index] if report is not None and index < len(report.layers) else None
+            label = info.label if info is not None and info.type == layer.type else layer.type
+            shape = f"  → {'x'.join(map(str, info.output_shape))}" if info is not None and info.output_shape else ""
+            combo.addItem(f"#{index} {layer.id + ': ' if layer.id else ''}{label}{shape}", index)
+        ids = [layer.id for layer in layers[:-1]]
+        if current is None:
+            combo.setCurrentIndex(0)
+        elif current in ids:
+            combo.setCurrentIndex(ids.index(current) + 1)
+        else:  # the file names a layer the model does not have (the project's problem says so)
+            combo.addItem(f"{current} (not a layer of the model)", current)
+            combo.setCurrentIndex(combo.count() - 1)
+        combo.blockSignals(False)
 
     # -- edits ---------------------------------------------------------------------------------
 
@@ -246,6 +294,22 @@ class TaskPanel(QGroupBox):
 
         if self.document.project.task is not None:
             self.document.apply(edit, f"Set task {name}", merge_key=f"task.params.{name}")
+
+    def _code_layer_chosen(self, row: int) -> None:
+        index = self.code_layer.itemData(row)
+        if isinstance(index, str) or self.document.project.task_type != "reconstruction":
+            return  # the unknown name shown as it is: nothing to set
+
+        def edit(project) -> None:
+            if index is None:
+                project.task.params.pop("code_layer", None)
+                return
+            layer = project.model.layers[index]
+            if not layer.id:
+                layer.id = fresh_id((other.id for other in project.model.layers if other.id), layer.type)
+            project.task.params["code_layer"] = layer.id
+
+        self.document.apply(edit, "Set code layer")
 
     def _generator_fits(self, model: Model, noise: tuple[int, ...], sample: tuple[int, ...]) -> bool | None:
         if not self.document.engine_ready():

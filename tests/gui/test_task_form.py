@@ -118,3 +118,24 @@ def test_a_value_typed_in_the_task_form_reaches_the_project_only_when_valid(wind
     qtbot.keyClick(temperature, Qt.Key.Key_Return)
     assert document.project.task.params["temperature"] == 1.5
     assert document.field_problems() == {}
+
+
+def test_the_code_layer_is_picked_from_the_model_s_layers(window):
+    document = window.document
+    choose(window, "reconstruction")
+    combo = window.setup.task.code_layer
+    assert window.setup.task.code_row.isVisibleTo(window.setup)
+    with_form = [window.setup.task.form.entry.param_names]
+    assert "code_layer" not in with_form[0]  # the list replaces the form's text field
+    # The model's layers but the last (the code comes before the decoder), with their shapes.
+    assert combo.count() == 1 + len(document.project.model.layers) - 1
+    assert combo.itemText(5).startswith("#4 Linear(128)") and "128" in combo.itemText(5)
+    combo.activated.emit(5)
+    assert document.project.model.layers[4].id == "linear_1"
+    assert document.project.task.params["code_layer"] == "linear_1"
+    assert combo.currentIndex() == 5 and combo.currentText().startswith("#4 linear_1: ")
+    window.undo_action.trigger()  # one step: the id and the choice
+    assert document.project.model.layers[4].id is None and "code_layer" not in document.project.task.params
+    combo.activated.emit(5)
+    combo.activated.emit(0)
+    assert "code_layer" not in document.project.task.params
