@@ -51,7 +51,9 @@ def tile_images(rows: list[list[QImage]], zoom: int, captions: list[str] | None 
         return QImage()
     height = max(image.height() for group in rows for image in group) * zoom
     widths = [sum(image.width() * zoom for image in group) + GAP * (len(group) - 1) for group in rows]
-    cell = max(widths) + 2 * GAP
+    # Groups of several images (an input beside its reconstruction) stand further apart
+    # than the images within them, so that each group reads as one.
+    cell = max(widths) + (2 if max(len(group) for group in rows) == 1 else 4) * GAP
     font = QFont()
     metrics = QFontMetrics(font)
     caption_height = metrics.height() + 2 if captions else 0
