@@ -161,6 +161,10 @@ def _predict(args: argparse.Namespace) -> int:
 
     try:
         model = load_trained(args.model, samples=False)  # the data is not needed to predict
+        if model.task == "gan":
+            return _bad_input([f"guidl predict: {args.model} is a GAN: its generator makes samples "
+                               f"from noise; use guidl generate {args.model} -n 64 -o grid.png"],
+                              args.json)
         x, names = read_inputs(model, args.inputs)
         if model.task == "reconstruction":
             return _reconstruct(args, model, x, names)

@@ -214,6 +214,8 @@ def test_runs_of_the_wrong_task_are_refused_with_the_reason(runs, tmp_path, root
     assert "is a reconstruction run: only a GAN has a discriminator" in capsys.readouterr().err
     assert cli.main(["generate", str(runs["gan"]), "--prompt", "hi"]) == 2
     assert "for a text model only" in capsys.readouterr().err
+    assert cli.main(["predict", str(runs["gan"]), str(tmp_path / "any.png")]) == 2
+    assert "is a GAN: its generator makes samples from noise; use guidl generate" in capsys.readouterr().err
 
 
 def test_summary_shows_both_gan_networks_and_their_problems(tmp_path, capsys):
