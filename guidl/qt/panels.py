@@ -252,6 +252,8 @@ class TrainingSetup(QWidget):
         self.discriminator_optimizer.setVisible(gan)
         if gan:
             self.discriminator_optimizer.sync()
+        else:  # out of sight: a refused value typed there must not keep Train waiting
+            self.discriminator_optimizer.form.discard_edits()
         # A GAN has two optimizers and no validation loss: a schedule or early
         # stopping it cannot use stays out of sight (unless a file set one: then
         # it shows, with the project's problem saying to turn it off).
