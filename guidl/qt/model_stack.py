@@ -143,7 +143,18 @@ class LayerTableModel(QAbstractTableModel):
             text = spec_label(entry, spec_layer.params)
         if spec_layer.repeat != 1:
             text += f" ×{spec_layer.repeat}"
+        if self.is_code_layer(layer_i):
+            text += "  · code"
         return f"{spec_layer.id}: {text}" if spec_layer.id else text
+
+    def is_code_layer(self, layer_i: int) -> bool:
+        """Whether the layer is an autoencoder's code (its bottleneck): the
+        encoder ends there, the decoder starts after it."""
+        project = self.document.project
+        if self.block is not None or self.document.network != "model" or project.task_type != "reconstruction":
+            return False
+        code = project.task_params().get("code_layer")
+        return code is not None and self.layers[layer_i].id == code
 
     @property
     def layer_count(self) -> int:
@@ -204,6 +215,9 @@ class LayerTableModel(QAbstractTableModel):
                 return f"Layer {layer_i} ({spec_layer.type}): {layer.message}"
             if layer is not None and layer.warnings:
                 return "\n".join(layer.warnings)
+            if self.is_code_layer(layer_i):
+                return ("The autoencoder's code (task parameter code_layer): the encoder ends here, "
+                        "the decoder starts after it")
             entry = self.entry(spec_layer.type)
             return entry.help if entry else None
         if role == Qt.ItemDataRole.BackgroundRole and layer is not None and layer.error:

@@ -134,6 +134,8 @@ def test_the_code_layer_is_picked_from_the_model_s_layers(window):
     assert document.project.model.layers[4].id == "linear_1"
     assert document.project.task.params["code_layer"] == "linear_1"
     assert combo.currentIndex() == 5 and combo.currentText().startswith("#4 linear_1: ")
+    table = window.stack.table
+    assert table.data(table.index(5, 1)).endswith("· code")  # the table marks the bottleneck
     window.undo_action.trigger()  # one step: the id and the choice
     assert document.project.model.layers[4].id is None and "code_layer" not in document.project.task.params
     combo.activated.emit(5)
