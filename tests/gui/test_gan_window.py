@@ -25,7 +25,7 @@ def tiny_gan(epochs: int = 2) -> spec.Project:
         "task": {"type": "gan", "params": {"noise_dim": 16, "samples": 20, "conditional": True}}}))
 
 
-def test_a_gan_trained_in_the_window_shows_a_grid_per_epoch(window, qtbot):
+def test_a_gan_trained_in_the_window_shows_a_grid_per_epoch(window, qtbot, tmp_path):
     window.document.set_project(tiny_gan(), None)
     assert not window.samples_view.isHidden()
     assert window.train_action.isEnabled(), window.train_action.toolTip()
@@ -46,6 +46,14 @@ def test_a_gan_trained_in_the_window_shows_a_grid_per_epoch(window, qtbot):
     assert results.confusion_view.currentWidget() is results.grid_picture
     assert not results.grid_picture.image.isNull() and results.table.rowCount() == 10
     assert (window.run_dir / "samples" / "epoch_0002.png").is_file()
-    # The run opened later: its saved grids, read back.
-    view.clear()
-    assert view.load_run(window.run_dir) == 2 and view.shown_epoch == 2
+    # The project opened again: its latest run comes back with the grids it saved.
+    run = window.run_dir
+    path = tmp_path / "tiny.guidl.json"
+    spec.save(tiny_gan(), path)
+    window.open_path(path, ask=False)
+    assert view.epochs == []
+    qtbot.waitUntil(lambda: window.last_result is not None and not window.evaluation.running, timeout=60_000)
+    assert window.run_dir == run and view.epochs == [1, 2] and view.shown_epoch == 2
+    assert view.entries[1] == run / "samples" / "epoch_0001.png" and view.current_image() is not None
+    assert results.confusion_view.currentWidget() is results.grid_picture
+    assert "classifier-based score" in window.status_text.text()
