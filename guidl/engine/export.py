@@ -440,8 +440,10 @@ def _network_model(project: Project, part: str, run: dict | None, module: nn.Mod
     elif part == "discriminator":
         own = _part_project(project, project.discriminator, part)
         output_normalization = None
+        classes = report.input_shape[0] - (real.shape[1] if real is not None else 0)
         if params.get("conditional"):
-            input_normalization, samples = None, None  # the class rides along as extra channels
+            input_normalization = None  # the class rides along as extra channels or values
+            samples = None if real is None or classes < 1 else _conditioned(real, classes)
     elif task == "gan":
         classes = report.input_shape[0] - int(params["noise_dim"])
         samples, _ = noise(params, 8, classes or None, seed=0)
@@ -455,6 +457,15 @@ def _network_model(project: Project, part: str, run: dict | None, module: nn.Mod
         metrics=run.get("evaluation") or run.get("final"),
         trained=trained, samples=samples, meta={**meta, **({"part": part} if part != "model" else {})},
         part=part, output_normalization=output_normalization)
+
+
+def _conditioned(x: torch.Tensor, classes: int) -> torch.Tensor:
+    """Real samples as a conditional discriminator takes them: each with a
+    class (in turn) as extra one-hot channels (images) or values (vectors)."""
+    one_hot = nn.functional.one_hot(torch.arange(len(x)) % classes, classes).to(x.dtype)
+    if x.ndim > 2:
+        one_hot = one_hot.view(*one_hot.shape, *([1] * (x.ndim - 2))).expand(-1, -1, *x.shape[2:])
+    return torch.cat([x, one_hot], dim=1)
 
 
 def _part_project(project: Project, model: spec.Model, part: str) -> Project:
