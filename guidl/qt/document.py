@@ -245,11 +245,14 @@ class ProjectDocument(QObject):
         return expected_input(self.project, info)
 
     def data_key(self) -> str:
-        """Identifies loaded data: the data settings and the seed (the split)."""
+        """Identifies loaded data: the data settings, the seed (the split) and
+        how the task scales images (a GAN's -1..1, an autoencoder's 0..1)."""
         import json
 
         data = {k: v for k, v in self.project.data.to_dict().items() if k not in ("batch_size", "augment")}
-        return json.dumps({"data": data, "seed": self.project.training.seed}, sort_keys=True)
+        scaling = self.project.task_params().get("pixel_range", "standardized")
+        return json.dumps({"data": data, "seed": self.project.training.seed, "scaling": scaling},
+                          sort_keys=True)
 
     def loaded_info(self):
         """The loaded data's ``DatasetInfo`` when it is the project's data now, else None."""

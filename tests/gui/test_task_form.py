@@ -166,3 +166,14 @@ def test_the_discriminator_optimizer_is_edited_from_dcgan_s_default(window, qtbo
     qtbot.keyClick(lr, Qt.Key.Key_Return)
     choose(window, None)
     assert document.field_problems() == {}
+
+
+def test_data_loaded_for_labels_is_not_reused_for_a_gan(window):
+    # A GAN's images are scaled to -1..1, the classifier's standardized: another key, another load.
+    document = window.document
+    labels_key = document.data_key()
+    choose(window, "gan")
+    gan_key = document.data_key()
+    assert gan_key != labels_key and '"scaling": "symmetric"' in gan_key
+    choose(window, "reconstruction")
+    assert document.data_key() not in (labels_key, gan_key)
