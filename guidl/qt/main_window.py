@@ -443,6 +443,7 @@ class MainWindow(QMainWindow):
         return self.training.confirm_close() and self.files.maybe_save()
 
     def _stop_for_close(self) -> bool:
+        self.writing.stop()
         if self.training.stop_for_close():
             return True
         QMessageBox.warning(self, "Still busy", "guidl is still finishing a task; try closing again in a moment.")

@@ -6,10 +6,8 @@ background task, see ``controllers.writing``)."""
 
 from __future__ import annotations
 
-import html
-
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QTextCharFormat
 from PySide6.QtWidgets import (
     QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QTextEdit,
     QVBoxLayout, QWidget,
@@ -22,6 +20,7 @@ NOT_TRAINED = "Train the model to let it write."
 class WritePanel(QWidget):
     #: prompt, length, temperature
     write_requested = Signal(str, int, float)
+    stop_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -82,25 +81,34 @@ class WritePanel(QWidget):
         self._update_button()
 
     def set_busy(self, busy: bool) -> None:
+        """While writing, the button stops it (after the piece being written)."""
         self.busy = busy
         if busy:
             self.status.setText(f"Writing {self.length.value():,} characters…")
         self._update_button()
 
     def _update_button(self) -> None:
-        self.button.setEnabled(self.can_write and not self.busy)
+        self.button.setText("Stop" if self.busy else "Write")
+        self.button.setEnabled(self.busy or self.can_write)
 
     @Slot()
     def _write(self) -> None:
-        if self.button.isEnabled():
+        if self.busy:
+            if self.sender() is self.button:  # Enter in the prompt does not stop it
+                self.stop_requested.emit()
+        elif self.button.isEnabled():
             self.write_requested.emit(self.prompt.text(), self.length.value(), self.temperature.value())
 
     def show_text(self, prompt: str, written: str, what: str) -> None:
         """``written`` after ``prompt`` (the prompt in bold); ``what`` says where it came from."""
         self.written = written
         self.status.setText(what)
-        self.output.setHtml(f"<pre style='white-space: pre-wrap'><b>{html.escape(prompt)}</b>"
-                            f"{html.escape(written)}</pre>")
+        self.output.clear()
+        cursor = self.output.textCursor()
+        bold, plain = QTextCharFormat(), QTextCharFormat()
+        bold.setFontWeight(QFont.Weight.Bold)
+        cursor.insertText(prompt, bold)
+        cursor.insertText(written, plain)
 
     @Slot(int, object)
     def show_epoch_samples(self, epoch: int, samples: dict) -> None:
