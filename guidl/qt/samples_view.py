@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QPlainTextEdit, QSizePolicy, QSlider, QStackedWidget, QVBoxLayout, QWidget,
 )
 
-from .charts import visible_text
+from .charts import PALETTE_EVENTS, visible_text
 
 NO_SAMPLES = "Samples appear here after each epoch of training."
 SAMPLE_FILE = re.compile(r"epoch_(\d+)\.(png|txt)")
@@ -202,6 +202,12 @@ class SamplesView(QWidget):
         self.follow = True  # the slider stays on the newest epoch
         self._moving = False  # the slider is moved by this view, not the user
         self.shown_epoch: int | None = None
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        # Grids are drawn on the palette's base colour: a theme switched while open redraws them.
+        if event.type() in PALETTE_EVENTS and self.shown_epoch is not None:
+            self.show_epoch(self.shown_epoch)
 
     def clear(self) -> None:
         self.entries.clear()

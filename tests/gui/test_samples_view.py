@@ -99,3 +99,15 @@ def test_text_samples_and_a_finished_runs_folder(qtbot, tmp_path):
     assert pixel(view.current_image(), 10, 10) == 30 and pixel(newest, 10, 10) == 160
     view.clear()
     assert view.epochs == [] and view.current_image() is None and not view.slider.isEnabled()
+
+
+def test_a_theme_switched_while_open_redraws_the_grid(qtbot):
+    from PySide6.QtGui import QPalette
+
+    view = SamplesView()
+    qtbot.addWidget(view)
+    view.add_samples(1, gan_samples(200))
+    palette = view.palette()
+    palette.setColor(QPalette.ColorRole.Base, QColor(30, 30, 30))
+    view.setPalette(palette)
+    assert pixel(view.current_image(), 1, 1) == 30  # the gap around the tiles: the new base colour
