@@ -33,7 +33,12 @@ def test_summary_prints_the_keras_table(root):
 
 EXPECTED_TOTALS = {"mnist_cnn": 693_962, "two_block_cnn": 34_826, "mlp": 101_770,
                    "char_lstm": 98_400, "moons_mlp": 354, "resnet_mnist": 43_178,
-                   "inception_mnist": 14_586, "char_transformer": 119_648, "skip_cnn": 12_714}
+                   "inception_mnist": 14_586, "char_transformer": 119_648, "skip_cnn": 12_714,
+                   "dcgan_mnist": 546_177, "cgan_mnist": 608_897, "conv_autoencoder": 65_025,
+                   "conv_autoencoder_2d": 417_011, "denoising_autoencoder": 115_217,
+                   "char_writer": 98_400}
+# A GAN's totals above are its generator's; its discriminator's are pinned here.
+DISCRIMINATOR_TOTALS = {"dcgan_mnist": 138_689, "cgan_mnist": 148_929}
 
 
 def test_summary_json_of_every_example(example_path):
@@ -41,8 +46,11 @@ def test_summary_json_of_every_example(example_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout.splitlines()[-1])
     assert data["ok"] is True
-    assert data["total_params"] == EXPECTED_TOTALS[example_path.name.split(".")[0]]
+    name = example_path.name.split(".")[0]
+    assert data["total_params"] == EXPECTED_TOTALS[name]
     assert data["total_params"] == sum(layer["param_count"] for layer in data["layers"])
+    discriminator = data.get("discriminator")
+    assert (discriminator and discriminator["total_params"]) == DISCRIMINATOR_TOTALS.get(name)
     assert all(layer["error"] is None for layer in data["layers"])
 
 
