@@ -175,8 +175,6 @@ class ResultsPanel(QWidget):
         self.table.setRowCount(0)
         self.table.setColumnCount(len(headers))
         self.table.setHorizontalHeaderLabels(headers)
-        # A short table of figures fills its pane; the per-class table keeps its columns tight.
-        self.table.horizontalHeader().setStretchLastSection(headers != CLASS_HEADERS)
 
     def _fill_table(self, rows: list[list[str]]) -> None:
         """Rows of text, every column but the first aligned right (numbers)."""
