@@ -93,13 +93,15 @@ def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
-    """An RGB (H, W, 3) or grey (H, W) 8-bit image as PNG bytes."""
-    from torchvision.io import encode_png
+    """An RGB (H, W, 3) or grey (H, W) 8-bit image as PNG bytes (Pillow, as
+    images are read: torchvision's own encoder is deprecated since 0.29)."""
+    import io
 
-    array = np.asarray(image, dtype=np.uint8)
-    tensor = torch.from_numpy(np.ascontiguousarray(array[None] if array.ndim == 2
-                                                   else array.transpose(2, 0, 1)))
-    return bytes(encode_png(tensor).numpy().tobytes())
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(np.asarray(image, dtype=np.uint8))).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def save_grid(images: np.ndarray, path: str | os.PathLike[str], columns: int | None = None) -> None:

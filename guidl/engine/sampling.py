@@ -150,7 +150,7 @@ def text(folder: Path, *, prompt: str | None = None, length: int | None = None,
          temperature: float | None = None, seed: int = 0) -> tuple[str, str, float]:
     """``(prompt, written text, temperature)`` of a next-character model;
     what is not given comes from the task's parameters (or their defaults)."""
-    from .writing import write
+    from .writing import one_thread, write
 
     folder = Path(folder)
     kind = kind_of(folder)
@@ -170,8 +170,9 @@ def text(folder: Path, *, prompt: str | None = None, length: int | None = None,
     if len(model.input_shape) != 1 or model.input_dtype != "int64":
         raise GenerateError(f"{folder}: the model takes {tuple(model.input_shape)} "
                             f"{model.input_dtype} inputs, not a window of character ids")
-    return prompt, write(model.module, prompt, length, temperature, int(model.input_shape[0]), seed), \
-        temperature
+    with one_thread():
+        text = write(model.module, prompt, length, temperature, int(model.input_shape[0]), seed)
+    return prompt, text, temperature
 
 
 def save_values_csv(values: np.ndarray, path: Path) -> None:

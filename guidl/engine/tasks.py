@@ -92,6 +92,11 @@ def collapse_warning(history: list[Any]) -> str | None:
         return (f"the discriminator's loss has stayed near 0 for 3 epochs ({recent[-1]:.3g}): it wins "
                 "outright and the generator learns nothing; lower the discriminator's learning rate, "
                 "raise label_smoothing, or make the discriminator smaller")
+    coverage = [get(epoch, "judge_coverage") for epoch in history[-2:]]
+    if len(coverage) == 2 and all(v is not None and v <= 0.2 for v in coverage):
+        return (f"the judge sees only {coverage[-1]:.0%} of the classes among the samples for 2 epochs: "
+                "the generator makes one or two kinds of sample (mode collapse); lower its learning "
+                "rate, raise label_smoothing, or restart with another seed")
     diversity = get(history[-1], "sample_diversity") if history else None
     if diversity is not None and diversity < 0.1:
         return (f"the generated samples are nearly all alike (diversity {diversity:.2f} of the real "
@@ -242,8 +247,11 @@ class Reconstruction(TaskLogic):
     def samples(self, epoch: int) -> dict[str, Any] | None:
         trainer = self.trainer
         split = trainer.data.val if trainer.data.val is not None else trainer.data.train
-        x = split.x[:RECONSTRUCTIONS_SHOWN]
-        noisy = self.inputs_for(split)[:RECONSTRUCTIONS_SHOWN]
+        # Spread over the split (data sorted by class would show one class only).
+        picks = torch.linspace(0, len(split) - 1, min(RECONSTRUCTIONS_SHOWN, len(split))).round().long()
+        picks = picks.to(split.x.device)
+        x = split.x[picks]
+        noisy = self.inputs_for(split)[picks]
         output = trainer.predict(noisy)
         norm = trainer.data.normalization
         shown_noisy = None if self.params["noise"] == "none" else to_pixels(noisy, norm)

@@ -151,6 +151,9 @@ def test_collapse_is_warned_about():
         "the discriminator's loss has stayed near 0")
     assert collapse_warning([{"d_loss": 0.01}, {"d_loss": 0.5}, {"d_loss": 0.03}]) is None
     assert "all alike" in collapse_warning([{"d_loss": 1.0, "sample_diversity": 0.05}])
+    # One class among the samples for two epochs running: mode collapse.
+    assert "10% of the classes" in collapse_warning([{"judge_coverage": 0.1}, {"judge_coverage": 0.1}])
+    assert collapse_warning([{"judge_coverage": 0.1}, {"judge_coverage": 0.6}]) is None
 
 
 def test_a_char_model_writes_with_the_training_alphabet():
