@@ -757,10 +757,13 @@ def export(model: TrainedModel, fmt: str, path: str | Path, *, training_script: 
     is never left at ``path``."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; the formats are {', '.join(FORMATS)}")
-    if training_script and (model.part != "model" or model.project.task_type == "gan"):
-        what = f"the {model.part}" if model.part != "model" else "a GAN"
-        raise ExportError(f"the training script trains one network on inputs and targets; {what} "
-                          "trains otherwise: export without --training-script")
+    if training_script and (model.part != "model"
+                            or model.project.task_type in ("gan", "reconstruction")):
+        what = (f"the {model.part}" if model.part != "model" else
+                {"gan": "a GAN", "reconstruction": "an autoencoder"}[model.project.task_type])
+        raise ExportError(f"the training script trains one network on inputs and their labels; "
+                          f"{what} trains otherwise (guidl train does): export without "
+                          "--training-script")
     path = Path(path)
     target = _destination(path)
     check_finite_weights(model)

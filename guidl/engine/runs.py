@@ -43,7 +43,10 @@ from ..spec.io import UnreadableFileError, atomic_write_text, open_regular_file
 
 RUN_FILE = "run.json"
 #: The files a run folder holds (callbacks.RunFolder writes them).
-RUN_FILES = ("project.guidl.json", "metrics.csv", "checkpoint.pt", "model.safetensors", RUN_FILE)
+RUN_FILES = ("project.guidl.json", "metrics.csv", "checkpoint.pt", "model.safetensors",
+             "discriminator.safetensors", RUN_FILE)
+#: What a task's epochs made (``samples/epoch_0001.png`` or ``.txt``).
+SAMPLES_FOLDER = "samples"
 RUN_FORMAT = "guidl-run"
 #: The statuses a run folder can be in.
 STATUSES = ("running", "finished", "stopped", "interrupted", "failed")
@@ -349,12 +352,13 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> None:
     """Remove the temporary files a killed writer left in the run folder
     ``path`` mid-write (a checkpoint's is full-size). Only for a folder whose
     writer is gone or is this process: a live writer's file would vanish."""
-    for name in RUN_FILES:
-        for stale in Path(path).glob(f".{name}.*.tmp*"):
-            try:
-                stale.unlink()
-            except OSError:
-                pass  # a read-only folder keeps it; the next writer removes it
+    stale_files = [stale for name in RUN_FILES for stale in Path(path).glob(f".{name}.*.tmp*")]
+    stale_files += Path(path, SAMPLES_FOLDER).glob(".epoch_*.tmp*")
+    for stale in stale_files:
+        try:
+            stale.unlink()
+        except OSError:
+            pass  # a read-only folder keeps it; the next writer removes it
 
 
 def list_runs(root: str | os.PathLike[str]) -> list[tuple[Path, dict[str, Any]]]:

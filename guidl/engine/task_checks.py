@@ -76,6 +76,8 @@ def task_reports(project: Project, info: DatasetInfo) -> dict[str, ModelReport]:
     shapes = _input_shapes(project, info)
     reports = {}
     for name, network in project.networks().items():
+        if name == "discriminator" and project.task_type != "gan":
+            continue  # kept in the file for when the project is a GAN again; unused till then
         spec = copy.deepcopy(network)
         # A generator takes noise whatever the data's type; the others take the data.
         spec.input_dtype = "float32" if (project.task_type == "gan" and name == "model") else info.input_dtype
@@ -329,7 +331,7 @@ def _range_checks(result: Compatibility, project: Project, task: str, params: di
     the loss fit them?"""
     scaled = params.get("pixel_range", "unit") if info.modality == "image" else "standardized"
     report = reports.get("model")
-    last = report.layers[-1] if report is not None and report.layers else None
+    last = _last_activation(report)
     end = last.type if last is not None else None
     loss = project.training.loss.type if project.training.loss is not None else None
     title = _title(task, "model")
@@ -400,6 +402,23 @@ def _range_checks(result: Compatibility, project: Project, task: str, params: di
             f"({where}) has values beyond it: remove the last activation"
             + (f", or set task.params.pixel_range to {_fitting_range(end)!r}"
                if info.modality == "image" and _fitting_range(end) else ""))
+
+
+#: Layers that move values around without changing them: the range of a
+#: network's output is that of the last layer before them.
+_SHAPE_ONLY = ("Flatten", "Unflatten", "Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
+               "PixelShuffle", "PixelUnshuffle", "ZeroPad2d", "Upsample")
+
+
+def _last_activation(report: ModelReport | None):
+    """The last layer of ``report`` that sets the output's values (a
+    Sigmoid followed by Unflatten still bounds the output)."""
+    if report is None or not report.layers:
+        return None
+    for layer in reversed(report.layers):
+        if layer.type not in _SHAPE_ONLY:
+            return layer
+    return report.layers[-1]
 
 
 def _fitting_range(end: str) -> str | None:

@@ -108,13 +108,29 @@ def collapse_warning(history: list[Any]) -> str | None:
 def peak_to_peak(data: "PreparedData") -> float:
     """The span of the scaled values reconstruction errors are measured in."""
     norm = data.normalization
-    if norm is not None and data.info.modality == "image":
-        low = (0 - norm.mean[0]) / norm.std[0] if norm.scale != 1.0 else None
-        if low is not None:
-            high = (255 * norm.scale - norm.mean[0]) / norm.std[0]
-            return float(high - low)
+    if norm is not None and data.info.modality == "image" and norm.scale != 1.0:
+        # 8-bit pixels span 0..255 in every channel; the widest scaled channel sets the peak.
+        return float(max(255 * norm.scale / std for std in norm.std))
     x = data.train.x
     return float(x.max() - x.min()) or 1.0
+
+
+def spread_picks(length: int, count: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``count`` indices evenly spread over ``length`` samples (all of them
+    when there are fewer): a fair look at data stored sorted by class."""
+    if length <= count:
+        return torch.arange(length, device=device)
+    return torch.linspace(0, length - 1, count).round().long().to(device)
+
+
+def black_level(data: "PreparedData", ndim: int) -> torch.Tensor:
+    """The scaled value of a 0 pixel per channel, shaped to broadcast over a
+    batch (0 for data that is not 8-bit images: its mean, once standardized)."""
+    norm = data.normalization
+    if norm is None or data.info.modality != "image" or norm.scale == 1.0:
+        return torch.zeros(())
+    low = torch.tensor([-mean / std for mean, std in zip(norm.mean, norm.std)])
+    return low.view(1, -1, *([1] * (ndim - 2)))
 
 
 def make_task(trainer: "Trainer") -> "TaskLogic":
@@ -184,12 +200,13 @@ class TextGeneration(Labels):
     """A next-character classifier that writes after every epoch."""
 
     def samples(self, epoch: int) -> dict[str, Any] | None:
-        from .writing import write
+        from .writing import one_thread, write
 
         trainer = self.trainer
         params = trainer.project.task_params()
-        text = write(trainer.model, params["prompt"], params["length"], params["temperature"],
-                     int(trainer.info.input_shape[0]), seed=trainer.seed + epoch)
+        with one_thread():
+            text = write(trainer.model, params["prompt"], params["length"], params["temperature"],
+                         int(trainer.info.input_shape[0]), seed=trainer.seed + epoch)
         return {"kind": "text", "prompt": params["prompt"], "text": text,
                 "temperature": params["temperature"]}
 
@@ -203,6 +220,7 @@ class Reconstruction(TaskLogic):
         trainer = self.trainer
         self.params = trainer.project.task_params()
         self.peak = peak_to_peak(trainer.data)
+        self.black = black_level(trainer.data, trainer.data.train.x.ndim)
         # Validation noise is drawn once, from its own seed: every epoch (and a
         # resumed run) is measured on the same noisy inputs.
         self.val_inputs: dict[int, torch.Tensor] = {}
@@ -215,7 +233,9 @@ class Reconstruction(TaskLogic):
             draw = torch.randn(x.shape, generator=generator, device="cpu" if generator else x.device)
             return x + strength * draw.to(x.device, x.dtype)
         keep = torch.rand(x.shape, generator=generator, device="cpu" if generator else x.device)
-        return x * (keep.to(x.device) >= strength).to(x.dtype)
+        keep = (keep.to(x.device) >= strength).to(x.dtype)
+        # A masked value becomes the range's black (0 of 'unit', -1 of 'symmetric').
+        return x * keep + self.black.to(x.device, x.dtype) * (1 - keep)
 
     def batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.corrupt(x), x
@@ -248,8 +268,7 @@ class Reconstruction(TaskLogic):
         trainer = self.trainer
         split = trainer.data.val if trainer.data.val is not None else trainer.data.train
         # Spread over the split (data sorted by class would show one class only).
-        picks = torch.linspace(0, len(split) - 1, min(RECONSTRUCTIONS_SHOWN, len(split))).round().long()
-        picks = picks.to(split.x.device)
+        picks = spread_picks(len(split), RECONSTRUCTIONS_SHOWN, split.x.device)
         x = split.x[picks]
         noisy = self.inputs_for(split)[picks]
         output = trainer.predict(noisy)
@@ -302,13 +321,14 @@ class Reconstruction(TaskLogic):
         mse = float(per_sample.mean())
         order = per_sample.argsort(descending=True)[:64]
         worst = [{"index": int(i), "error": float(per_sample[i])} for i in order]
-        codes = self.codes(data.x)
+        shown = spread_picks(len(data), 2000, data.x.device)
+        codes = self.codes(data.x[shown])
         labelled = trainer.info.task == "classification"
         two_d = codes is not None and codes.shape[1] == 2
         return ReconstructionReport(
             mse, psnr(mse, self.peak), baseline, loss, worst,
-            codes[:2000].tolist() if two_d else None,
-            data.y[:2000].tolist() if two_d and labelled else None,
+            codes.tolist() if two_d else None,
+            data.y[shown].tolist() if two_d and labelled else None,
             trainer.info.class_names if labelled else None)
 
 
@@ -347,7 +367,9 @@ class Gan(TaskLogic):
         self.fixed_noise, self.fixed_labels = noise(self.params, n, self.classes or None,
                                                     seed=trainer.seed + 7)
         self.judge, self.judge_accuracy = self._train_judge()
-        self.real_diversity = float(trainer.data.train.x[:n].float().std(dim=0).mean()) or 1.0
+        # Real samples spread over the split (data sorted by class would look less diverse).
+        spread = spread_picks(len(trainer.data.train), n, trainer.data.train.x.device)
+        self.real_diversity = float(trainer.data.train.x[spread].float().std(dim=0).mean()) or 1.0
         self._sums: torch.Tensor | None = None
         self._seen = 0
         self.last_images: np.ndarray | None = None
@@ -545,7 +567,7 @@ class Gan(TaskLogic):
                 "discriminator_scaler": self.d_scaler.state_dict() if self.d_scaler else None}
 
     def check_state(self, state: dict[str, Any]) -> None:
-        from .checkpoint_checks import CheckpointError, check_optimizer, check_weights
+        from .checkpoint_checks import CheckpointError, check_optimizer, check_state_like, check_weights
         from .components import OPTIMIZER_CLASSES
 
         if not isinstance(state.get("discriminator"), dict) \
@@ -557,6 +579,9 @@ class Gan(TaskLogic):
         check_optimizer(state.get("discriminator_optimizer"), self.d_optimizer,
                         state.get("discriminator_optimizer_type"), self.d_optimizer_type,
                         OPTIMIZER_CLASSES)
+        if self.d_scaler is not None and state.get("discriminator_scaler") is not None:
+            check_state_like(state["discriminator_scaler"], self.d_scaler.state_dict(),
+                             "the discriminator's gradient scaler's state")
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.discriminator.load_state_dict(state["discriminator"])

@@ -352,6 +352,9 @@ class Trainer:
         self._eager_model = self._train_model
         self.task: TaskLogic = make_task(self)
         self.task.setup()
+        if getattr(self.task, "d_report", None) is not None:
+            self._avoid_batches_of_one(shard_size(len(self.data.train), self.world_size),
+                                       self.task.d_report, "the discriminator's ")
         if self.project.training.compile and self.task.own_step:
             self.notes.append("torch.compile is not used for GANs: both networks train eagerly")
         elif self.project.training.compile:
@@ -385,15 +388,16 @@ class Trainer:
         result.warnings += [w for w in found.warnings if w not in result.warnings]
         return result
 
-    def _avoid_batches_of_one(self, samples: int) -> None:
+    def _avoid_batches_of_one(self, samples: int, report=None, whose: str = "") -> None:
         """A layer that normalises over the batch cannot train on a batch of
         one sample: refuse a batch size of 1, and skip an epoch's last batch
         when it would hold a single sample (a different random one each
         epoch), as DataLoader's drop_last would."""
-        layer = needs_two_per_batch(self.built.report)
+        report = report if report is not None else self.built.report
+        layer = needs_two_per_batch(report)
         if layer is None:
             return
-        here = (f"{_nested_title(self.built.report, layer)} normalises over the batch and needs at least 2 "
+        here = (f"{whose}{_nested_title(report, layer)} normalises over the batch and needs at least 2 "
                 "samples per batch in training")
         if self.batch_size < 2:
             raise ProjectError(Problem("data.batch_size", f"is 1, but {here}: set it to 2 or more"))
@@ -401,7 +405,9 @@ class Trainer:
             raise ProjectError(Problem("data", f"the training split holds {samples} sample(s), but "
                                                f"{here}: use more data or a smaller val_fraction"))
         if samples % self.batch_size == 1:
-            self.batches_per_epoch -= 1
+            if not getattr(self, "_skips_last_batch", False):  # a GAN asks for both networks
+                self.batches_per_epoch -= 1
+                self._skips_last_batch = True
             self.notes.append(f"each epoch skips its last batch, which would hold 1 sample: {here}")
 
     def _prepare_data(self) -> PreparedData:

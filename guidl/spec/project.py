@@ -256,8 +256,9 @@ class Project:
         stack is written as version 1, the file older guidl reads."""
         if CURRENT_VERSION > TASK_VERSION:
             return CURRENT_VERSION  # a later format that every project needs
-        if self.task is not None or self.discriminator is not None \
-                or self.training.discriminator_optimizer is not None:
+        # A discriminator's optimizer left from a GAN is kept but does not
+        # make the file need version 3 (older guidl keeps it as an unknown key).
+        if self.task is not None or self.discriminator is not None:
             return TASK_VERSION
         if any(uses_graph_features(model) for model in self.networks().values()):
             return GRAPH_VERSION
@@ -383,11 +384,7 @@ class _Reader:
         task cannot learn with, a missing discriminator, a code layer that
         does not exist. (Shapes need the dataset: ``engine.task_checks``.)"""
         task = project.task
-        training = doc.get("training") if isinstance(doc.get("training"), dict) else {}
         if task is None:
-            if isinstance(training.get("discriminator_optimizer"), dict) \
-                    and project.discriminator is None:
-                pass  # kept for when the project becomes a GAN again
             return
         entry = TASKS.get(task.type)
         params = project.task_params()

@@ -88,9 +88,8 @@ class WritingController(QObject):
         trainer = window.session.trainer
         if trainer is None or window.training.running or self.running:
             return
-        from ...engine.data import expected_input
-
-        shape, _ = expected_input(window.document.project, trainer.info)
+        # The length the model was trained on, even if the project's seq_len changed since.
+        shape = tuple(trainer.info.input_shape)
         if not shape:
             window.write_panel.show_failure("the model's input length is not known")
             return

@@ -243,3 +243,23 @@ def test_projects_without_a_task_are_checked_as_before():
     result = report_compatibility(project, report, catalogue_info(project))
     assert report.layers[1].fix == "set out_features to 10"
     assert [f.network for f in result.layer_fixes] == ["model"]
+
+
+def test_the_range_is_that_of_the_last_activation_before_layers_that_only_reshape():
+    flat = [{"type": "Flatten"}, {"type": "Linear", "params": {"out_features": 784}}, {"type": "Sigmoid"},
+            {"type": "Unflatten", "params": {"dim": 1, "unflattened_size": [1, 28, 28]}}]
+    # Sigmoid then Unflatten still gives 0..1: BCELoss fits it.
+    assert _check(_autoencoder(flat, loss="BCELoss")).problems == []
+    # ... and cannot reach -1: the symmetric range is refused, on the Sigmoid.
+    result = _check(_autoencoder(flat, pixel_range="symmetric"))
+    assert [p.path for p in result.problems] == ["task.params.pixel_range"]
+    assert "ends with Sigmoid" in result.problems[0].message
+    assert [fix.index for fix in result.layer_fixes] == [2]
+
+
+def test_a_discriminator_left_in_a_project_that_is_not_a_gan_is_not_checked():
+    project = _autoencoder()
+    project.discriminator = spec.Model(layers=[spec.Layer("Linear", {"out_features": 3})])
+    info = catalogue_info(project)
+    assert list(task_reports(project, info)) == ["model"]
+    assert task_problems(project, info) == ([], [])

@@ -177,3 +177,22 @@ def test_a_char_model_writes_with_the_training_alphabet():
     texts = [samples["text"] for _, samples in keep.samples]
     assert len(texts) == 2 and all(len(text) == 60 for text in texts)
     assert set(texts[-1]) <= alphabet
+
+
+def test_a_discriminator_that_normalises_over_the_batch_never_gets_a_batch_of_one():
+    doc = _gan(epochs=1)
+    doc["discriminator"]["layers"].insert(2, {"type": "BatchNorm1d"})
+    doc["data"]["batch_size"] = 202  # 1617 training samples: the last batch would hold one
+    trainer = Trainer(Project.from_dict(doc))
+    result = trainer.fit()
+    assert trainer.batches_per_epoch == 1617 // 202 and len(result.history) == 1
+    assert any("the discriminator's layer 2 (BatchNorm1d)" in note for note in trainer.notes)
+
+
+def test_an_autoencoder_is_not_exported_with_a_labels_training_script(tmp_path):
+    from guidl.engine.export import ExportError, TrainedModel, export
+
+    trainer = Trainer(Project.from_dict(_autoencoder(epochs=1)), epochs=1)
+    trainer.setup()
+    with pytest.raises(ExportError, match="an autoencoder trains otherwise"):
+        export(TrainedModel.from_trainer(trainer), "python", tmp_path / "ae.py", training_script=True)
