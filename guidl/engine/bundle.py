@@ -170,7 +170,7 @@ def _check_field(key: str, value: Any) -> str | None:
     if key == "class_names":
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         return None if ok else "must be a list of strings"
-    if key == "normalization":
+    if key in ("normalization", "output_normalization"):
         ok = (isinstance(value, dict) and set(value) == {"scale", "mean", "std"}
               and _numbers(value["scale"]) and not isinstance(value["scale"], list)
               and all(isinstance(value[k], list) and value[k] and _numbers(value[k]) for k in ("mean", "std"))

@@ -538,6 +538,8 @@ def _bundle_bytes(model: TrainedModel, handle) -> None:
         "input_shape": list(model.input_shape), "input_dtype": model.input_dtype,
         "task": model.task, "class_names": model.class_names,
         "normalization": model.normalization, "metrics": model.metrics, "trained": model.trained,
+        # A generator's or decoder's outputs are scaled pixels: how to turn them back.
+        "output_normalization": model.output_normalization,
         "versions": _versions(), **model.meta,
     }
     weights = {k: v.detach().contiguous().cpu() for k, v in model.module.state_dict().items()}
@@ -575,7 +577,8 @@ def load_bundle(path: Path) -> TrainedModel:
                          built.report.input_dtype, meta.get("task"), meta.get("class_names"),
                          meta.get("normalization"), meta.get("metrics"), bool(meta.get("trained", True)),
                          meta={k: v for k, v in meta.items() if k in ("run", "part")},
-                         part=meta.get("part") if meta.get("part") in PARTS else "model")
+                         part=meta.get("part") if meta.get("part") in PARTS else "model",
+                         output_normalization=meta.get("output_normalization"))
     problem = _normalization_problem(model)
     if problem:
         raise ExportError(f"{source}: not a valid guidl bundle: {problem}")

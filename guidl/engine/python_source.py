@@ -219,8 +219,14 @@ class Model(nn.Sequential):
     if normalization is not None and not isinstance(normalization, dict):
         raise SourceError("the normalization is not an object")
     vocab = text_vocabulary(model)
+    output = getattr(model, "output_normalization", None)
+    if output is not None and not isinstance(output, dict):
+        raise SourceError("the output normalization is not an object")
     usage = ["    model = load()                  # reads the weights beside this file",
              "    scores = model(preprocess(x))   # x: raw inputs shaped (batch, *INPUT_SHAPE)"]
+    if output is not None:
+        usage += ["    pixels = postprocess(model(preprocess(x)))  # outputs back to raw values "
+                  "(0..255 for images)"]
     if vocab is not None:
         usage += ["    ids = encode(text)              # text to token ids; decode(ids) back",
                   "    predict_next(model, text)       # the most likely next character"]
@@ -246,6 +252,13 @@ class Model(nn.Sequential):
         f"MEAN = {literal(normalization.get('mean') if normalization else None)}",
         f"STD = {literal(normalization.get('std') if normalization else None)}",
     ]
+    if output is not None:
+        lines += [
+            "# How the outputs (a generator's or decoder's) are scaled: postprocess() undoes it.",
+            f"OUTPUT_SCALE = {literal(output.get('scale'))}",
+            f"OUTPUT_MEAN = {literal(output.get('mean'))}",
+            f"OUTPUT_STD = {literal(output.get('std'))}",
+        ]
     if vocab is not None:
         lines += [
             "# Token id i is the character VOCAB[i].",
@@ -280,12 +293,26 @@ def preprocess(x):
     mean = torch.tensor(MEAN).view(shape)
     std = torch.tensor(STD).view(shape)
     return (x.to(torch.float32) * SCALE - mean) / std
-
+'''
+    if output is not None:
+        source += _POSTPROCESS
+    source += '''
 
 if __name__ == "__main__":
     print(load())
 '''
     return source
+
+
+_POSTPROCESS = '''
+
+def postprocess(y):
+    """Outputs back to raw values: pixels 0..255 for images."""
+    shape = (1, -1) + (1,) * (y.dim() - 2)
+    mean = torch.tensor(OUTPUT_MEAN).view(shape)
+    std = torch.tensor(OUTPUT_STD).view(shape)
+    return (y * std + mean) / OUTPUT_SCALE
+'''
 
 
 # -- graphs -----------------------------------------------------------------------------------
@@ -294,7 +321,8 @@ if __name__ == "__main__":
 _FORWARD_NAMES = ("x", "self", "torch")
 #: Names the generated module defines or imports at its top level (and
 #: Python's builtins): a block's class never takes one of them.
-_MODULE_NAMES = {"Path", "torch", "nn", "Model", "load", "preprocess", "encode", "decode",
+_MODULE_NAMES = {"Path", "torch", "nn", "Model", "load", "preprocess", "postprocess", "encode", "decode",
+                 "OUTPUT_SCALE", "OUTPUT_MEAN", "OUTPUT_STD",
                  "predict_next", "Recurrent", "RECURRENT_CLASSES", "NAME", "INPUT_SHAPE",
                  "INPUT_DTYPE", "CLASS_NAMES", "SCALE", "MEAN", "STD", "VOCAB", "UNKNOWN_ID"}
 _MERGE_OPERATORS = {"Add": " + ", "Multiply": " * "}

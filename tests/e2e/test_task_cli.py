@@ -106,6 +106,23 @@ def test_the_generator_exports_as_noise_in_images_out(runs, tmp_path, capsys):
     assert own.keys() == whole.keys() and all(torch.equal(own[k], whole[k]) for k in own)
 
 
+def test_an_exported_generator_says_how_to_turn_its_outputs_into_pixels(runs, tmp_path, capsys):
+    import importlib.util
+
+    from guidl.engine.export import load_bundle
+
+    _export(capsys, runs["gan"], "-f", "python", "-o", tmp_path / "gen.py")
+    loaded = importlib.util.spec_from_file_location("gen", tmp_path / "gen.py")
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    # A GAN's images are scaled to -1..1: postprocess turns -1 and 1 back into 0 and 255.
+    pixels = module.postprocess(torch.tensor([[[[-1.0, 1.0]]]]))
+    assert pixels.flatten().tolist() == pytest.approx([0.0, 255.0], abs=1e-3)
+    _export(capsys, runs["gan"], "-f", "bundle", "-o", tmp_path / "gen.guidl")
+    bundle = load_bundle(tmp_path / "gen.guidl")
+    assert bundle.output_normalization == {"scale": pytest.approx(1 / 255), "mean": [0.5], "std": [0.5]}
+
+
 def test_the_encoder_and_decoder_export_apart_and_compose_to_the_autoencoder(runs, tmp_path, capsys):
     import onnxruntime
 
