@@ -14,7 +14,8 @@ reach and how fast.
   mean image, and PSNR.
 
 Each project trains as ``guidl train`` runs it (``Trainer.fit()``, CPU, the
-example's seed). Set-up (loading, building, the judge's training) and the
+example's seed, one torch thread fewer for each core other programs keep busy:
+``ThreadTuner``). Set-up (loading, building, the judge's training) and the
 final evaluation are timed apart from the epochs. Figures only; it never
 fails on time.
 
@@ -30,6 +31,15 @@ import time
 
 import torch
 from common import ROOT
+
+
+def trainer_for(name: str, epochs: int):
+    """The example's trainer, with the thread tuner ``guidl train`` adds."""
+    from guidl.engine.threads import ThreadTuner, can_follow_load, threads_set_by_user
+    from guidl.engine.trainer import Trainer
+
+    tuner = [ThreadTuner()] if not threads_set_by_user() and can_follow_load() else []
+    return Trainer(load(name, epochs), callbacks=tuner)
 
 
 def load(name: str, epochs: int):
@@ -60,9 +70,7 @@ def rate(history) -> str:
 
 
 def gan(name: str, epochs: int) -> None:
-    from guidl.engine.trainer import Trainer
-
-    trainer = Trainer(load(name, epochs))
+    trainer = trainer_for(name, epochs)
     start = time.perf_counter()
     trainer.setup()
     set_up = time.perf_counter() - start
@@ -95,9 +103,7 @@ def gan(name: str, epochs: int) -> None:
 
 
 def autoencoder(name: str, epochs: int) -> None:
-    from guidl.engine.trainer import Trainer
-
-    trainer = Trainer(load(name, epochs))
+    trainer = trainer_for(name, epochs)
     result, set_up, in_epochs, after = timed_fit(trainer)
     report = result.evaluation
     print(f"\n{name}: {epochs} epochs, batch {trainer.batch_size}; set-up {set_up:.1f} s, "
