@@ -173,9 +173,12 @@ class GanReport:
     d_fake: float | None
     class_counts: list[int] | None = None
     class_names: list[str] | None = None
+    #: The epoch d_real and d_fake were measured over (the last one finished:
+    #: a run stopped mid-epoch is judged with later weights).
+    d_epoch: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"task": "gan", "kind": "gan", "samples": self.samples,
+        return {"task": "gan", "kind": "gan", "samples": self.samples, "d_epoch": self.d_epoch,
                 "judge_confidence": self.judge_confidence, "judge_coverage": self.judge_coverage,
                 "judge_accuracy": self.judge_accuracy, "sample_diversity": self.sample_diversity,
                 "d_real": self.d_real, "d_fake": self.d_fake, "class_counts": self.class_counts,

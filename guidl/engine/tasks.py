@@ -556,7 +556,7 @@ class Gan(TaskLogic):
             len(fake), judged.get("judge_confidence"), judged.get("judge_coverage"),
             self.judge_accuracy, judged["sample_diversity"],
             last.d_real if last else None, last.d_fake if last else None,
-            judged.get("class_counts"), trainer.info.class_names)
+            judged.get("class_counts"), trainer.info.class_names, last.epoch if last else None)
 
     # -- checkpoints ---------------------------------------------------------------
 

@@ -703,10 +703,11 @@ class Trainer:
             loss_sum += self._flush(pending, epoch_index)
         if not completed or seen == 0:
             if seen:
+                kept = (f"checkpoint.pt holds the end of epoch {epoch_index}" if epoch_index else
+                        "no epoch had finished, so there is no checkpoint to resume from")
                 self.notes.append(
                     f"stopped during epoch {epoch_index + 1} after {batch} of {self.batches_per_epoch} "
-                    f"batches: the final weights include them; checkpoint.pt holds the end of epoch "
-                    f"{epoch_index}")
+                    f"batches: the final weights include them; {kept}")
             return  # a stopped epoch leaves no half-counted metrics behind
         elapsed = time.perf_counter() - started
         if self.distributed is None:

@@ -196,3 +196,15 @@ def test_an_autoencoder_is_not_exported_with_a_labels_training_script(tmp_path):
     trainer.setup()
     with pytest.raises(ExportError, match="an autoencoder trains otherwise"):
         export(TrainedModel.from_trainer(trainer), "python", tmp_path / "ae.py", training_script=True)
+
+
+def test_a_stop_in_the_first_epoch_says_there_is_no_checkpoint():
+    class StopAfterOneBatch:
+        def on_train_batch_end(self, trainer, batch, loss):
+            trainer.control.request_stop()
+
+    trainer = Trainer(Project.from_dict(_autoencoder(epochs=1)), callbacks=[StopAfterOneBatch()])
+    result = trainer.fit()
+    assert result.stopped and result.history == []
+    assert any("no epoch had finished, so there is no checkpoint" in note for note in trainer.notes)
+    assert not any("end of epoch 0" in note for note in trainer.notes)
