@@ -27,7 +27,7 @@ TASKS = Catalogue("task", [
                     choices=("none", "gaussian", "masking")),
               Param("noise_strength", "float", 0.3,
                     "gaussian: the noise's deviation in the scaled range; masking: the share of "
-                    "values set to 0", minimum=0.0, maximum=1.0),
+                    "values set to black (a 0 pixel)", minimum=0.0, maximum=1.0),
               Param("code_layer", "str", None, "id of the layer whose output is the code (the "
                     "bottleneck): the encoder ends there, the decoder starts after it",
                     nullable=True),
