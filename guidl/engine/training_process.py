@@ -199,7 +199,8 @@ def sample_predictions(trainer: Trainer, result: FitResult, count: int = 24) -> 
 
 def worst_reconstructions(trainer: Trainer, result: FitResult, count: int = 24) -> list[dict]:
     """The worst-reconstructed samples of the evaluated split, worst first:
-    ``{"index", "error", "image", "output"}`` (pixels) or ``"values"``."""
+    ``{"index", "error", "image", "noisy", "output"}`` (pixels; ``noisy``: the
+    denoising autoencoder's input, else None) or ``"values"``."""
     from .generation import to_pixels
 
     split: Split = {"test": trainer.data.test, "val": trainer.data.val,
@@ -212,11 +213,14 @@ def worst_reconstructions(trainer: Trainer, result: FitResult, count: int = 24) 
     inputs = trainer.task.inputs_for(split)[indices]
     outputs = trainer.predict(inputs)
     shown_in, shown_out = (to_pixels(t, trainer.data.normalization) for t in (x, outputs))
+    # A denoising autoencoder was given the noisy input: shown, its error makes sense.
+    noisy = None if torch.equal(inputs, x) else to_pixels(inputs, trainer.data.normalization)
     samples = []
     for row, entry in enumerate(worst):
         sample = {"index": entry["index"], "error": entry["error"]}
         if shown_in.dtype == np.uint8:
             sample["image"], sample["output"] = shown_in[row], shown_out[row]
+            sample["noisy"] = noisy[row] if noisy is not None else None
         else:
             sample["values"] = [round(float(v), 4) for v in shown_in[row].flatten()[:8]]
             sample["output_values"] = [round(float(v), 4) for v in shown_out[row].flatten()[:8]]

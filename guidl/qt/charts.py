@@ -294,17 +294,21 @@ class TrainingCharts(QWidget):
             "loss": [("batch", "batch"), ("smooth", "batch (smoothed)"), ("train_loss", "train (epoch)"),
                      ("val_loss", "validation")],
             "metric": [("train_metric", "train"), ("val_metric", "validation")]}),
-        "gan": ("D(x) and D(G(z))", {
+        "gan": ("D(x), D(G(z)) and the judge's class coverage", {
             "loss": [("batch", "generator (batch)"), ("smooth", "generator (smoothed)"),
                      ("d_loss", "discriminator (epoch)"), ("g_loss", "generator (epoch)")],
-            "metric": [("d_real", "D(x): real judged real"), ("d_fake", "D(G(z)): fake judged real")]}),
+            "metric": [("d_real", "D(x): real judged real"), ("d_fake", "D(G(z)): fake judged real"),
+                       ("judge_coverage", "class coverage of {samples} samples")]}),
         "reconstruction": ("Validation PSNR (dB)", {
             "loss": [("batch", "batch"), ("smooth", "batch (smoothed)"), ("train_loss", "train (epoch)"),
                      ("val_loss", "validation")],
             "metric": [("val_psnr", "validation PSNR")]}),
     }
     #: EpochMetrics fields drawn as they are, each by the curve of its name.
-    DIRECT = ("d_loss", "g_loss", "d_real", "d_fake", "val_psnr")
+    DIRECT = ("d_loss", "g_loss", "d_real", "d_fake", "judge_coverage", "val_psnr")
+    #: The learning-rate chart's title and legend per task: a GAN's second
+    #: optimizer has no schedule (GANs refuse schedulers), so its rate is constant.
+    LR_LAYOUTS = {"gan": ("Learning rate (discriminator: constant)", [("lr", "generator")])}
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -334,9 +338,14 @@ class TrainingCharts(QWidget):
         self.lr_plot.setLogMode(x=False, y=True)
         self.metric_plot.setXLink(self.loss_plot)
         self.lr_plot.setXLink(self.loss_plot)
-        legend = self.loss_plot.addLegend(offset=(-10, 10))
-        legend.setLabelTextColor(foreground)
-        self.metric_plot.addLegend(offset=(-10, 10)).setLabelTextColor(foreground)
+        # Each legend in a column of its own beside its plot: inside, it hid the
+        # lines that run near the top (D(x), a loss's first epochs).
+        for row, plot in enumerate((self.loss_plot, self.metric_plot, self.lr_plot)):
+            legend = pg.LegendItem(verSpacing=-4)
+            legend.setLabelTextColor(foreground)
+            self.graphics.addItem(legend, row=row, col=1)
+            plot.legend = legend
+        self.graphics.ci.layout.setColumnStretchFactor(0, 1)
         self.series = {name: Series() for name in (
             "batch", "train_loss", "val_loss", "train_metric", "val_metric", "lr") + self.DIRECT}
         # The smoothed loss has no spikes to keep: a few hundred points draw it
@@ -358,10 +367,12 @@ class TrainingCharts(QWidget):
             "val_metric": epoch_curve(self.metric_plot, (22, 163, 74), "s"),
             "d_real": epoch_curve(self.metric_plot, (22, 163, 74), "o"),
             "d_fake": epoch_curve(self.metric_plot, (220, 38, 38), "s"),
+            "judge_coverage": epoch_curve(self.metric_plot, (37, 99, 235), "t"),
             "val_psnr": epoch_curve(self.metric_plot, (22, 163, 74), "s"),
             "lr": epoch_curve(self.lr_plot, (147, 51, 234), "t"),
         }
         self.task = ""
+        self.samples = 64  # a GAN's samples per epoch, that the judge's coverage is of
         #: The epochs' metrics as received (the collapse rule reads the last few).
         self.epochs: list[dict] = []
         self.set_task("classification")
@@ -446,21 +457,28 @@ class TrainingCharts(QWidget):
             self._loss_range = wanted
             self.loss_plot.setYRange(*wanted, padding=0)
 
-    def set_task(self, task: str) -> None:
+    def set_task(self, task: str | None, params: dict | None = None) -> None:
         """Show the curves of ``task`` (a project's task, or the dataset's
-        classification / regression), named for it in the legends."""
+        classification / regression), named for it in the legends; ``params``:
+        the task's (a GAN's ``samples``, the count its per-epoch figures are of)."""
         task = task if task in self.LAYOUTS else "classification"  # text generation: next character
-        if task == self.task:
+        samples = int((params or {}).get("samples", 64))
+        if (task, samples) == (self.task, self.samples):
             return
-        self.task = task
+        self.task, self.samples = task, samples
         title, plots = self.LAYOUTS[task]
         self.metric_plot.setTitle(title)
+        lr_title, lr_legend = self.LR_LAYOUTS.get(task, ("Learning rate", []))
+        self.lr_plot.setTitle(lr_title)
         shown = {name for curves in plots.values() for name, _ in curves} | {"lr"}
         for name, curve in self.curves.items():
             curve.setVisible(name in shown)
-        for key, plot in (("loss", self.loss_plot), ("metric", self.metric_plot)):
+        self.curves["lr"].opts["name"] = "learning rate"
+        for curves, plot in ((plots["loss"], self.loss_plot), (plots["metric"], self.metric_plot),
+                             (lr_legend, self.lr_plot)):
             plot.legend.clear()
-            for name, label in plots[key]:
+            for name, label in curves:
+                label = label.format(samples=samples)
                 self.curves[name].opts["name"] = label  # the hover line says it too
                 plot.legend.addItem(self.curves[name], label)
         follow_palette(self.graphics, self.palette())  # the new legend entries

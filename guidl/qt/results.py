@@ -229,7 +229,7 @@ class ResultsPanel(QWidget):
             self._show_reconstruction(data, samples, split, stopped)
             return
         if kind == "gan":
-            self._show_gan(data, grid, measured, stopped)
+            self._show_gan(data, grid, measured, stopped, result.history)
             return
         self._show_samples_section(SAMPLES_TITLE)
         if self.table.columnCount() != len(CLASS_HEADERS):
@@ -336,7 +336,9 @@ class ResultsPanel(QWidget):
         self._fill_table([[f"{rank}", f"#{w['index']}", f"{w['error']:.4g}"]
                           for rank, w in enumerate(data["worst"], 1)])
         self._show_codes(data)
-        self._show_samples_section("Worst reconstructed samples first (input | reconstruction, error):")
+        noisy = any(sample.get("noisy") is not None for sample in samples)
+        self._show_samples_section("Worst reconstructed samples first (input | "
+                                   + ("noisy input | " if noisy else "") + "reconstruction, error):")
         self._clear_samples()
         columns = 6
         for i, sample in enumerate(samples):
@@ -345,7 +347,8 @@ class ResultsPanel(QWidget):
             box = QVBoxLayout(frame)
             box.setContentsMargins(3, 3, 3, 3)
             if "image" in sample:
-                pair = tile_images([[gray_or_rgb(sample["image"]), gray_or_rgb(sample["output"])]],
+                parts = [sample["image"], sample.get("noisy"), sample["output"]]
+                pair = tile_images([[gray_or_rgb(part) for part in parts if part is not None]],
                                    zoom_for(*np.asarray(sample["image"]).shape[:2]),
                                    background=self.palette().color(QPalette.ColorRole.Base))
                 picture = QLabel()
@@ -387,7 +390,8 @@ class ResultsPanel(QWidget):
 
     # -- a GAN ---------------------------------------------------------------------------
 
-    def _show_gan(self, data: dict, grid: QImage | None, measured: str, stopped: str) -> None:
+    def _show_gan(self, data: dict, grid: QImage | None, measured: str, stopped: str,
+                  history=()) -> None:
         def share(value) -> str:
             return "–" if value is None else f"{value:.0%}"
 
@@ -401,12 +405,21 @@ class ResultsPanel(QWidget):
         else:
             seen = sum(1 for c in counts if c) if counts else None
             classes = f" ({seen} of {len(counts)} classes)" if counts else ""
-            score = (f"classifier-based score: mean confidence <b>{share(data['judge_confidence'])}</b> · "
-                     f"class coverage <b>{share(data['judge_coverage'])}</b>{classes}")
+            score = (f"classifier-based score of {data['samples']:,} samples: mean confidence "
+                     f"<b>{share(data['judge_confidence'])}</b> · class coverage "
+                     f"<b>{share(data['judge_coverage'])}</b>{classes}")
+        # D(x) and D(G(z)) are the mean over the last finished epoch, not of the
+        # final weights the score is of (a run stopped mid-epoch went on after it).
+        epoch = data.get("d_epoch")
+        if epoch is None:
+            epoch = next((m.epoch for m in reversed(list(history)) if m.d_real is not None), None)
+        beliefs = ""
+        if data.get("d_real") is not None or data.get("d_fake") is not None:
+            beliefs = (f" · D(x) {number(data.get('d_real'))}, D(G(z)) {number(data.get('d_fake'))}"
+                       + (f" at the end of epoch {epoch}" if epoch is not None else ""))
         self.headline.setText(
             f"<b>{measured}</b>, {data['samples']:,} generated samples: {score} · diversity "
-            f"{number(data.get('sample_diversity'))} · D(x) {number(data.get('d_real'))} · D(G(z)) "
-            f"{number(data.get('d_fake'))}{stopped}<br><small>{JUDGE_NOTE}"
+            f"{number(data.get('sample_diversity'))}{beliefs}{stopped}<br><small>{JUDGE_NOTE}"
             + (f" The judge classifies real validation samples with {data['judge_accuracy']:.0%} accuracy."
                if data.get("judge_accuracy") is not None else "") + "</small>")
         self._set_table(["Class (judged)", "Generated samples", "Share"])

@@ -202,6 +202,10 @@ class SamplesView(QWidget):
         self.follow = True  # the slider stays on the newest epoch
         self._moving = False  # the slider is moved by this view, not the user
         self.shown_epoch: int | None = None
+        #: epoch -> that epoch's metrics (a GAN's judge figures are of its samples)
+        self.metrics: dict[int, dict] = {}
+        #: How many images a GAN's saved grids hold (its task's ``samples``): a PNG does not say.
+        self.sample_count: int | None = None
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().changeEvent(event)
@@ -211,6 +215,7 @@ class SamplesView(QWidget):
 
     def clear(self) -> None:
         self.entries.clear()
+        self.metrics.clear()
         self.epochs = []
         self.follow = True
         self.shown_epoch = None
@@ -226,7 +231,26 @@ class SamplesView(QWidget):
         """The samples made after ``epoch`` (1-based), as the trainer sent them."""
         self._add(epoch, samples)
 
-    def load_run(self, run_dir: Path) -> int:
+    @Slot(object)
+    def add_epoch_metrics(self, metrics: dict) -> None:
+        """An epoch's figures (``EpochMetrics.to_dict()``): a GAN's judge's
+        coverage and confidence are said under that epoch's samples."""
+        epoch = int(metrics["epoch"])
+        self.metrics[epoch] = metrics
+        if self.shown_epoch == epoch:
+            self.show_epoch(epoch)
+
+    def judged(self, epoch: int, count: int | None) -> str:
+        """What the judge made of ``epoch``'s ``count`` samples, or ""."""
+        metrics = self.metrics.get(epoch, {})
+        coverage, confidence = metrics.get("judge_coverage"), metrics.get("judge_confidence")
+        if coverage is None or confidence is None:
+            return ""
+        of = f"these {count:,}" if count else "this epoch's"
+        return (f" Classifier-based score of {of} samples: class coverage {coverage:.0%}, "
+                f"confidence {confidence:.0%} (Results scores more samples).")
+
+    def load_run(self, run_dir: Path, metrics: list[dict] | None = None) -> int:
         """Every epoch's samples saved in a run folder; returns how many."""
         folder = Path(run_dir) / "samples"
         found = {}
@@ -236,6 +260,8 @@ class SamplesView(QWidget):
                 if match and path.is_file():
                     found[int(match.group(1))] = path
         self.clear()
+        for row in metrics or []:
+            self.metrics[int(row["epoch"])] = row
         for epoch in sorted(found):
             self._add(epoch, found[epoch], show=False)
         if self.epochs:
@@ -288,7 +314,8 @@ class SamplesView(QWidget):
             if kind == "images":
                 count = len(samples["images"])
                 what = (f"{count} samples of the generator after epoch {epoch} (the same noise every "
-                        "epoch" + (", the class asked for under each)" if samples.get("labels") else ")"))
+                        "epoch" + (", the class asked for under each)." if samples.get("labels") else ").")
+                        + self.judged(epoch, count))
             else:
                 what = (f"Validation samples after epoch {epoch}: input"
                         + (", noisy input" if samples.get("noisy") is not None else "")
@@ -314,7 +341,8 @@ class SamplesView(QWidget):
             self.picture.clear()
             self.pages.setCurrentIndex(0)
             return
-        self.title.setText(f"Samples after epoch {epoch} ({path.name})")
+        self.title.setText(f"Samples after epoch {epoch} ({path.name})."
+                           + self.judged(epoch, self.sample_count))
         self._show_image(image)
 
     def _colours(self) -> tuple[QColor, QColor]:

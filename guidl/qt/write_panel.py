@@ -50,6 +50,12 @@ class WritePanel(QWidget):
         self.button = QPushButton("Write")
         self.button.clicked.connect(self._write)
         row.addWidget(self.button)
+        # Stop is a button of its own: when it took Write's place, a click on Stop
+        # just after the text was done started another text.
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop writing after the piece being written")
+        self.stop_button.clicked.connect(self._stop)
+        row.addWidget(self.stop_button)
         row.addStretch(1)
         form.addRow("Length", row)
         layout.addLayout(form)
@@ -80,24 +86,34 @@ class WritePanel(QWidget):
             self.status.setText("The trained model writes from the prompt.")
         self._update_button()
 
+    def clear(self) -> None:
+        """No text shown (another task, another project)."""
+        self.written = ""
+        self.output.clear()
+        if not self.busy:
+            self.status.setText(NOT_TRAINED if not self.can_write else
+                                "The trained model writes from the prompt.")
+
     def set_busy(self, busy: bool) -> None:
-        """While writing, the button stops it (after the piece being written)."""
+        """While writing, Write waits and Stop ends it (after the piece being written)."""
         self.busy = busy
         if busy:
             self.status.setText(f"Writing {self.length.value():,} characters…")
         self._update_button()
 
     def _update_button(self) -> None:
-        self.button.setText("Stop" if self.busy else "Write")
-        self.button.setEnabled(self.busy or self.can_write)
+        self.button.setEnabled(self.can_write and not self.busy)
+        self.stop_button.setEnabled(self.busy)
 
     @Slot()
     def _write(self) -> None:
-        if self.busy:
-            if self.sender() is self.button:  # Enter in the prompt does not stop it
-                self.stop_requested.emit()
-        elif self.button.isEnabled():
+        if not self.busy and self.button.isEnabled():
             self.write_requested.emit(self.prompt.text(), self.length.value(), self.temperature.value())
+
+    @Slot()
+    def _stop(self) -> None:
+        if self.busy:
+            self.stop_requested.emit()
 
     def show_text(self, prompt: str, written: str, what: str) -> None:
         """``written`` after ``prompt`` (the prompt in bold); ``what`` says where it came from."""

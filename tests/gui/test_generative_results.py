@@ -3,7 +3,8 @@ errors worst first with input | reconstruction thumbnails, the codes scatter
 coloured by class, and the GAN's classifier-based score named for what it is."""
 
 import numpy as np
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QColor, QImage
+from PySide6.QtWidgets import QLabel
 
 from guidl.engine.metrics import GanReport, ReconstructionReport
 from guidl.engine.trainer import FitResult
@@ -19,7 +20,8 @@ def test_an_autoencoders_errors_codes_and_worst_reconstructions(qtbot):
                                   [i % 3 for i in range(30)], ["cat", "dog", "bird"])
     # As training_process.worst_reconstructions gives them: pixels of the input and the output.
     samples = [{"index": w["index"], "error": w["error"], "image": np.zeros((28, 28), np.uint8),
-                "output": np.full((28, 28), 128, np.uint8)} for w in worst]
+                "noisy": np.full((28, 28), 255, np.uint8), "output": np.full((28, 28), 128, np.uint8)}
+               for w in worst]
     panel.show_result(FitResult([], evaluation=report, evaluation_split="val"), samples)
     headline = panel.headline.text()
     assert "PSNR <b>16.99 dB</b>" in headline and "mean sample: MSE 0.07" in headline
@@ -29,6 +31,14 @@ def test_an_autoencoders_errors_codes_and_worst_reconstructions(qtbot):
     assert len(panel.code_points.data) == 30
     assert [label.text for _, label in panel.codes_legend.items] == ["cat", "dog", "bird"]
     assert panel.samples_layout.count() == 4 and "Worst reconstructed" in panel.samples_title.text()
+    # A denoising autoencoder's worst: input | noisy input | reconstruction, three tiles wide.
+    assert "noisy input" in panel.samples_title.text()
+    pixmaps = [label.pixmap() for label in panel.samples_layout.itemAt(0).widget().findChildren(QLabel)
+               if not label.pixmap().isNull()]
+    image = pixmaps[0].toImage()
+    row = image.height() // 2
+    values = {QColor(image.pixel(x, row)).red() for x in range(image.width())}
+    assert {0, 128, 255} <= values
     # Without a two-value code: no scatter, and why.
     report.codes = report.code_labels = None
     panel.show_result(FitResult([], evaluation=report, evaluation_split="val"), samples)
@@ -45,6 +55,12 @@ def test_a_gan_is_scored_by_its_judge_and_shows_its_last_grid(qtbot):
     headline = panel.headline.text()
     assert "classifier-based score" in headline and "not FID" in headline
     assert "mean confidence <b>83%</b>" in headline and "(9 of 10 classes)" in headline
+    assert "score of 1,000 samples" in headline
+    # D(x), D(G(z)) are the last finished epoch's: said so beside a score of the final weights.
+    assert "D(x) 0.600, D(G(z)) 0.400 at the end of epoch" not in headline  # no epoch known here
+    report.d_epoch = 2
+    panel.show_result(FitResult([], evaluation=report, evaluation_split="val"), [], grid=grid)
+    assert "D(x) 0.600, D(G(z)) 0.400 at the end of epoch 2" in panel.headline.text()
     assert panel.table.rowCount() == 10 and panel.table.item(9, 1).text() == "0"
     assert panel.confusion_view.currentWidget() is panel.grid_picture and panel.samples_scroll.isHidden()
     # Back to a classifier's results: its own table and grid again.

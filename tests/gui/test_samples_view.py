@@ -111,3 +111,17 @@ def test_a_theme_switched_while_open_redraws_the_grid(qtbot):
     palette.setColor(QPalette.ColorRole.Base, QColor(30, 30, 30))
     view.setPalette(palette)
     assert pixel(view.current_image(), 1, 1) == 30  # the gap around the tiles: the new base colour
+
+
+def test_a_gan_grid_says_how_many_samples_its_judge_figures_are_of(qtbot):
+    view = SamplesView()
+    qtbot.addWidget(view)
+    view.add_epoch_metrics({"epoch": 1, "judge_coverage": 0.3, "judge_confidence": 0.55})
+    view.add_samples(1, gan_samples(10, n=64))
+    assert "of these 64 samples: class coverage 30%, confidence 55%" in view.title.text()
+    view.add_samples(2, gan_samples(20, n=64))  # no figures for epoch 2 (yet): none said
+    assert "coverage" not in view.title.text()
+    view.add_epoch_metrics({"epoch": 2, "judge_coverage": 0.4, "judge_confidence": 0.6})
+    assert "class coverage 40%" in view.title.text()
+    view.clear()
+    assert view.metrics == {}

@@ -53,21 +53,29 @@ def test_the_window_writes_with_the_trained_model(window, qtbot):
     qtbot.waitUntil(lambda: not window.writing.running and bool(panel.written), timeout=30_000)
     assert len(panel.written) == 300 and set(panel.written) <= set(VOCAB)
     assert panel.output.toPlainText() == "Once " + panel.written
-    assert "300 characters" in panel.status.text() and panel.button.text() == "Write"
+    assert panel.status.text() == "The trained model wrote 300 characters."
+    assert panel.button.isEnabled() and not panel.stop_button.isEnabled()
     first = panel.written
     qtbot.mouseClick(panel.button, Qt.MouseButton.LeftButton)  # again: other text, as a user expects
     qtbot.waitUntil(lambda: not window.writing.running and panel.written != first, timeout=30_000)
     # A long text grows in pieces, and Stop ends it after the current one.
     panel.length.setValue(10_000)
     qtbot.mouseClick(panel.button, Qt.MouseButton.LeftButton)
-    assert panel.button.text() == "Stop" and panel.button.isEnabled()
+    # Stop is a button of its own: Write waits, so a click meant for Stop never writes again.
+    assert panel.stop_button.isEnabled() and not panel.button.isEnabled()
     qtbot.waitUntil(lambda: "of 10,000 characters" in panel.status.text(), timeout=30_000)
     assert 0 < len(panel.written) < 10_000 and panel.written[:100] != first[:100]
-    qtbot.mouseClick(panel.button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.writing.running, timeout=30_000)
-    assert len(panel.written) < 10_000 and "stopped after" in panel.status.text()
+    assert len(panel.written) < 10_000 and panel.status.text().startswith("Stopped: the trained model wrote")
+    assert "of 10,000 characters" in panel.status.text()
+    stopped = panel.written
+    qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)  # a late click on Stop: nothing starts
+    assert not window.writing.running and panel.written == stopped
     assert set(panel.written) <= set(VOCAB)
     # Another project without the task: the tab goes.
     window.document.set_project(char_project(), None)
     window.document.set_project(Project.from_dict({**char_project().to_dict(), "task": None}), None)
     assert not tabs.isTabVisible(write_tab) and window.samples_view.isHidden()
+    window.document.set_project(char_project(), None)  # back to writing: the old text is gone
+    assert panel.output.toPlainText() == "" and panel.written == ""

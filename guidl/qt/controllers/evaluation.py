@@ -136,8 +136,14 @@ class EvaluationController(QObject):
         window.session.adopt(outcome, data_key)
         measured = ("Final weights" if not outcome.get("evaluated_only")  # Results names what it measured
                     else "The run's final weights" if outcome.get("opened_run") else "The opened weights")
-        if outcome.get("opened_run") is not None:  # the samples it saved after each epoch
-            window.samples_view.load_run(outcome["opened_run"])
+        if outcome.get("opened_run") is not None:  # its curves and the samples it saved after each epoch
+            history = read_metrics(outcome["opened_run"])
+            window.charts.clear()
+            window.charts.set_task(window.document.project.task_type or result_task(result),
+                                   window.document.project.task_params())
+            for metrics in history:
+                window.charts.add_epoch(metrics)
+            window.samples_view.load_run(outcome["opened_run"], history)
         window.results.show_result(result, outcome["samples"], measured, grid=window.samples_view.newest_image())
         if outcome.get("evaluated_only"):  # saved weights measured, nothing trained
             evaluation = result.evaluation.to_dict() if result.evaluation else {}
@@ -160,6 +166,38 @@ class EvaluationController(QObject):
         window.update_actions()
 
 
+def result_task(result) -> str:
+    """Classification or regression, as a (labels) evaluation says."""
+    evaluation = result.evaluation.to_dict() if result.evaluation is not None else {}
+    return evaluation.get("task") or "classification"
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """A run folder's ``metrics.csv`` as the epochs' metrics dicts (numbers,
+    None where a figure is empty); [] when it is missing or unreadable."""
+    import csv
+    import math
+
+    rows = []
+    try:
+        with open(Path(run_dir) / "metrics.csv", newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                metrics = {}
+                for name, text in row.items():
+                    try:
+                        metrics[name] = float(text) if text not in ("", None) else None
+                    except ValueError:
+                        metrics[name] = None
+                epoch, lr = metrics.get("epoch"), metrics.get("lr")
+                if epoch is None or lr is None or not math.isfinite(epoch):
+                    continue  # not an epoch's row: skipped rather than drawn wrong
+                metrics["epoch"] = int(epoch)
+                rows.append(metrics)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    return rows
+
+
 def evaluation_score(evaluation: dict) -> str:
     """The one figure the status line names for an evaluation's ``to_dict()``."""
     if "accuracy" in evaluation:
@@ -169,8 +207,8 @@ def evaluation_score(evaluation: dict) -> str:
     if evaluation.get("kind") == "gan":
         if evaluation.get("judge_confidence") is None:
             return f"sample diversity {evaluation['sample_diversity']:.2f}"
-        return (f"classifier-based score: confidence {evaluation['judge_confidence']:.0%}, "
-                f"coverage {evaluation['judge_coverage']:.0%}")
+        return (f"classifier-based score of {evaluation['samples']:,} samples: confidence "
+                f"{evaluation['judge_confidence']:.0%}, coverage {evaluation['judge_coverage']:.0%}")
     return f"MAE {evaluation.get('mae', float('nan')):.4g}"
 
 

@@ -122,6 +122,7 @@ class TrainingController(QObject):
         self.worker.fit_started.connect(self._fit_started)
         self.worker.batches_ended.connect(self._batches_ended)
         self.worker.epoch_ended.connect(window.charts.add_epoch)
+        self.worker.epoch_ended.connect(window.samples_view.add_epoch_metrics)
         self.worker.samples_ready.connect(window.samples_view.add_samples)
         self.worker.samples_ready.connect(window.write_panel.show_epoch_samples)
         self.worker.paused.connect(self._paused)
@@ -145,10 +146,11 @@ class TrainingController(QObject):
     @Slot(object)
     def _fit_started(self, info: dict) -> None:
         window = self.window
-        window.charts.set_task(self._task or info["task"])
+        window.charts.set_task(self._task or info["task"], window.document.project.task_params())
         window.charts.plan(info["epochs"])
         for metrics in info["history"]:
             window.charts.add_epoch(metrics)
+            window.samples_view.add_epoch_metrics(metrics)
         window.progress.setRange(0, info["epochs"] * info["batches"])
         window.progress.setValue(info["start_epoch"] * info["batches"])
         self._say(f"Training on {info['device']}…")
@@ -165,9 +167,11 @@ class TrainingController(QObject):
         if now - self._status_at < 1 / STATUS_HZ and progress["batch"] < progress["batches"]:
             return
         self._status_at = now
+        # A GAN's batch losses are its generator's (the discriminator's come once an epoch).
+        loss_name = "generator loss" if self._task == "gan" else "loss"
         self.window.progress.setValue(progress["epoch"] * progress["batches"] + progress["batch"])
         self._say(f"Epoch {progress['epoch'] + 1}/{progress['epochs']} · batch {progress['batch']}/"
-                  f"{progress['batches']} · loss {float(losses[-1]):.4f} · "
+                  f"{progress['batches']} · {loss_name} {float(losses[-1]):.4f} · "
                   f"{progress['samples_per_s']:,.0f} samples/s", progress["eta"])
 
     @Slot()
@@ -228,11 +232,26 @@ class TrainingController(QObject):
         wanted = (task, project.task_params())
         if wanted == self._views_for:
             return
-        self._views_for = wanted
+        before, self._views_for = self._views_for, wanted
+        if self.running:  # the run's views stay as they are; they follow the project once it ends
+            self._views_for = before
+            return
+        if before is not None and before[0] != task:
+            # Another task: the last run's curves, samples and text are not of this one.
+            window.charts.clear()
+            window.samples_view.clear()
+            window.write_panel.clear()
+        window.charts.set_task(task or self._dataset_task(), wanted[1])
         window.samples_view.setVisible(task in SAMPLE_TASKS)
+        window.samples_view.sample_count = wanted[1].get("samples") if task == "gan" else None
         window.tabs.setTabVisible(window.tabs.indexOf(window.write_panel), task == "text_generation")
         if task == "text_generation":
             window.write_panel.set_defaults(wanted[1])
+
+    def _dataset_task(self) -> str:
+        """A project without a task learns its dataset's labels: classes, or values."""
+        info = self.window.document.loaded_info()
+        return getattr(info, "task", None) or "classification"
 
     @Slot()
     def _thread_finished(self) -> None:
@@ -240,6 +259,7 @@ class TrainingController(QObject):
         self.worker = None
         self.window.progress.hide()
         self.paused = False
+        self.sync_task_views()  # the task changed while the run trained (undone, say)
         self.window.update_actions()
 
     # -- closing -------------------------------------------------------------------------

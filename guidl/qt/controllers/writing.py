@@ -118,8 +118,9 @@ class WritingController(QObject):
         text, stopped = outcome
         job = self.job
         if job is not None:
-            what = "stopped after" if stopped else "written by the trained model:"
-            self.window.write_panel.show_text(job.prompt, text, f"Writing {what} {len(text):,} characters.")
+            what = (f"Stopped: the trained model wrote {len(text):,} of {job.length:,} characters."
+                    if stopped else f"The trained model wrote {len(text):,} characters.")
+            self.window.write_panel.show_text(job.prompt, text, what)
 
     @Slot(str)
     def _failed(self, message: str) -> None:
