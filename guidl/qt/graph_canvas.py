@@ -41,6 +41,8 @@ NODE_MIN_WIDTH = 150.0
 NODE_MAX_WIDTH = 300.0
 #: Widths go in steps, so editing a parameter rarely changes the layout.
 WIDTH_STEP = 20.0
+#: The least space between two nodes a resize in place keeps (else the layout runs again).
+GAP_KEPT = 8.0
 #: The least heights; a larger application font makes nodes taller (``NodeText``).
 NODE_HEIGHT = 50.0
 PROBLEM_HEIGHT = 18.0
@@ -459,7 +461,8 @@ class GraphCanvas(QGraphicsView):
         self.setDragMode(QGraphicsView.DragMode.RubberBandDrag)
         self.setRubberBandSelectionMode(Qt.ItemSelectionMode.IntersectsItemShape)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        # A canvas made shorter (a problem shown below it) keeps its top where it is.
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
         self.setAcceptDrops(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -559,22 +562,60 @@ class GraphCanvas(QGraphicsView):
         sizes = {node.index if node.is_layer else (INPUT_NODE if node is self.input_node else output_node(
             len(layers))): (node.width, node.height) for node in [*by_index, self.input_node, self.output_node]}
         positions = {i: tuple(layer.position) for i, layer in enumerate(layers) if layer.position}
-        layout_key = (tuple(map(tuple, inputs)), tuple(sorted(sizes.items())), tuple(sorted(positions.items())))
+        structure = (tuple(map(tuple, inputs)), tuple(sorted(positions.items())))
+        layout_key = (structure, tuple(sorted(sizes.items())))
         layout_changed = layout_key != self._layout_key or resized
+        # Only sizes changed (a parameter edit, a fix that sets one): the nodes stay where
+        # the user saw them, each around its own centre, so the next click lands where aimed.
+        in_place = (layout_changed and self._layout is not None and self._layout_key is not None
+                    and structure == self._layout_key[0] and self._resize_in_place(sizes))
         if layout_changed:
             self._layout_key = layout_key
-            self._layout = layered_layout(inputs, sizes, positions)
-            self._place()
+            if not in_place:
+                self._layout = layered_layout(inputs, sizes, positions)
+                self._place()
         if layout_changed or rewired or self._moved_by_hand:
             # Nothing moved and no wire changed (a parameter edit): the wires stay as drawn.
             self._moved_by_hand = False
             self._route_wires()
         if layout_changed:
             self._graph_rect = None
-            self.scene_.setSceneRect(self.graph_rect().adjusted(-400, -300, 400, 300))
+            rect = self.graph_rect().adjusted(-400, -300, 400, 300)
+            if in_place and self.scene_.sceneRect().contains(self.graph_rect()):
+                # As it is: a scene rect that shrinks clamps the scroll bars, one that
+                # widens may bring in a scroll bar; either way the view would jump.
+                rect = self.scene_.sceneRect()
+            elif in_place:
+                rect = rect.united(self.scene_.sceneRect())
+            self.scene_.setSceneRect(rect)
             self._update_overview()
-            if self._auto_fit:
+            if self._auto_fit and not in_place:
                 self.fit_to_view(keep_auto=True)
+
+    def _resize_in_place(self, sizes: dict) -> bool:
+        """Keep every node where it is after a change of sizes alone: a node
+        that grew or shrank keeps its centre x and its top. False (and
+        nothing moved) when a node would then overlap another: the layout
+        runs again instead."""
+        layout = self._layout
+        old_sizes = dict(self._layout_key[1])
+        moved: dict[int, tuple[float, float]] = {}
+        for number, (width, _height) in sizes.items():
+            if number not in layout.positions or number not in old_sizes:
+                return False
+            x, y = layout.positions[number]
+            old_width = old_sizes[number][0]
+            moved[number] = (x + round((old_width - width) / 2), y) if width != old_width else (x, y)
+        boxes = sorted((moved[n][1], moved[n][0], sizes[n][0], sizes[n][1]) for n in moved)
+        for i, (top, left, width, height) in enumerate(boxes):
+            for other_top, other_left, other_width, other_height in boxes[i + 1:]:
+                if other_top >= top + height + GAP_KEPT:
+                    break  # sorted by top: no later box reaches up to this one
+                if other_left < left + width + GAP_KEPT and left < other_left + other_width + GAP_KEPT:
+                    return False
+        layout.positions.update(moved)
+        self._place()
+        return True
 
     def _content(self, project, layer, info, wiring, index: int) -> NodeContent:
         if info is not None:
@@ -720,7 +761,7 @@ class GraphCanvas(QGraphicsView):
             if 0 <= index < len(self.by_index):
                 node = self.by_index[index]
                 node.setSelected(True)
-                self.ensureVisible(node, 40, 40)
+                self._bring_into_view(node)
         finally:
             self._quiet -= 1
 
@@ -754,9 +795,19 @@ class GraphCanvas(QGraphicsView):
             for index in wanted:
                 self.by_index[index].setSelected(True)
             if wanted:
-                self.ensureVisible(self.by_index[wanted[-1]], 40, 40)
+                self._bring_into_view(self.by_index[wanted[-1]])
         finally:
             self._quiet -= 1
+
+    def _bring_into_view(self, node: NodeItem) -> None:
+        """Scroll so that ``node`` shows. A view scrolled to a node the user
+        picked stays there: the view's own fitting ends (else the next edit
+        that lays the graph out again would take the view back to the top)."""
+        bars = (self.horizontalScrollBar(), self.verticalScrollBar())
+        before = [bar.value() for bar in bars]
+        self.ensureVisible(node, 40, 40)
+        if [bar.value() for bar in bars] != before:
+            self._auto_fit = False
 
     def select_layers(self, indexes) -> None:
         """Select these layers' nodes (as a rubber band would)."""
