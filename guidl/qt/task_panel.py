@@ -98,6 +98,54 @@ def default_generator(sample_shape: tuple[int, ...], pixel_range: str = "symmetr
     return Model(layers=layers + end)
 
 
+def default_classifier(sample_shape: tuple[int, ...] | None, outputs: int) -> Model:
+    """A small model that learns the dataset's labels: a CNN for images
+    (two convolutions), else an MLP; ``outputs`` values (classes) at the end."""
+    if sample_shape is not None and len(sample_shape) == 3 and min(sample_shape[1:]) >= 8:
+        layers = [_layer("Conv2d", out_channels=16, kernel_size=3, padding=1), _layer("ReLU"),
+                  _layer("MaxPool2d", kernel_size=2),
+                  _layer("Conv2d", out_channels=32, kernel_size=3, padding=1), _layer("ReLU"),
+                  _layer("MaxPool2d", kernel_size=2),
+                  _layer("Flatten"), _layer("Linear", out_features=128), _layer("ReLU"),
+                  _layer("Linear", out_features=outputs)]
+    else:
+        layers = [_layer("Flatten"), _layer("Linear", out_features=128), _layer("ReLU"),
+                  _layer("Linear", out_features=outputs)]
+    return Model(layers=layers)
+
+
+#: The id of the code layer of the default autoencoder (``task.params.code_layer``).
+CODE_ID = "code"
+
+
+def default_autoencoder(sample_shape: tuple[int, ...], pixel_range: str = "unit", code: int = 16) -> Model:
+    """A small autoencoder for samples of ``sample_shape`` with a ``code``
+    layer in the middle: two strided convolutions and their transposes for
+    images whose sides divide by 4, else an MLP."""
+    image = len(sample_shape) == 3
+    end = _output_activation(pixel_range, image)
+    size = 1
+    for side in sample_shape:
+        size *= side
+    if image and sample_shape[1] % 4 == 0 and sample_shape[2] % 4 == 0 and min(sample_shape[1:]) >= 8:
+        channels, height, width = sample_shape
+        small = [32, height // 4, width // 4]
+        layers = [_layer("Conv2d", out_channels=16, kernel_size=3, stride=2, padding=1), _layer("ReLU"),
+                  _layer("Conv2d", out_channels=32, kernel_size=3, stride=2, padding=1), _layer("ReLU"),
+                  _layer("Flatten"), Layer("Linear", {"out_features": code}, id=CODE_ID),
+                  _layer("Linear", out_features=small[0] * small[1] * small[2]), _layer("ReLU"),
+                  _layer("Unflatten", dim=1, unflattened_size=small),
+                  _layer("ConvTranspose2d", out_channels=16, kernel_size=4, stride=2, padding=1), _layer("ReLU"),
+                  _layer("ConvTranspose2d", out_channels=channels, kernel_size=4, stride=2, padding=1)]
+        return Model(layers=layers + end)
+    layers = [_layer("Flatten"), _layer("Linear", out_features=128), _layer("ReLU"),
+              Layer("Linear", {"out_features": min(code, size)}, id=CODE_ID),
+              _layer("Linear", out_features=128), _layer("ReLU"), _layer("Linear", out_features=size)]
+    if len(sample_shape) > 1:
+        layers.append(_layer("Unflatten", dim=1, unflattened_size=list(sample_shape)))
+    return Model(layers=layers + end)
+
+
 def char_model() -> Model:
     """The character LSTM of the examples (Embedding -> LSTM -> Linear)."""
     from .. import spec
@@ -106,14 +154,32 @@ def char_model() -> Model:
     return copy.deepcopy(spec.load(example_path("char_lstm")).model)
 
 
+#: Tasks whose choice may replace the model (a GAN's generator, text generation's LSTM).
+REPLACING_TASKS = ("gan", "text_generation")
+
+
+def _is_char_model(model: Model) -> bool:
+    return bool(model.layers) and model.layers[0].type == "Embedding"
+
+
 def switch_task(project: Project, task_type: str | None, sample_shape: tuple[int, ...] | None,
                 generator_fits: Callable[[Model, tuple[int, ...], tuple[int, ...]], bool | None]
-                = lambda model, noise, sample: None) -> list[str]:
+                = lambda model, noise, sample: None, *, before: Project | None = None,
+                outputs: int | None = None,
+                model_fits: Callable[[Model, str | None], bool | None] = lambda model, task: None) -> list[str]:
     """Make ``project`` train for ``task_type`` (None: the dataset's labels)
     and fit it as far as one step can: the loss, a GAN's networks, text
     generation's data. ``sample_shape``: one data sample's shape (None when
     only loading can tell); ``generator_fits(model, noise_shape, sample_shape)``
     says whether a model turns noise into such samples (None: cannot tell).
+
+    Leaving a GAN or text generation: ``before`` is the project as it was
+    before that task was chosen (in this window session), whose model,
+    data and optimizer come back; without it, a model made for the old task
+    (a generator, a character LSTM on other data) is replaced by a small
+    default one for the new task (``outputs``: the classes or values the
+    labels have). ``model_fits(model, task)`` says whether a model fits the
+    new task and the data (None: cannot tell).
     Returns what changed besides the task, as sentences for the user."""
     said: list[str] = []
     old = project.task_type
@@ -122,6 +188,10 @@ def switch_task(project: Project, task_type: str | None, sample_shape: tuple[int
     if old == "gan" and task_type != "gan" and project.discriminator is not None:
         project.discriminator = None
         said.append("removed the discriminator")
+    if old == "gan" and task_type != "gan":
+        training.discriminator_optimizer = None  # it trained the discriminator, gone now
+    if old in REPLACING_TASKS and task_type not in REPLACING_TASKS:
+        said += _leave_task(project, old, task_type, sample_shape, before, outputs, model_fits)
     if task_type is None:
         dataset = DATASETS.get(project.data.dataset) if project.data.dataset in DATASETS else None
         learns = dataset.info.get("task") if dataset is not None else "auto"
@@ -179,6 +249,58 @@ def switch_task(project: Project, task_type: str | None, sample_shape: tuple[int
     return said
 
 
+def _leave_task(project: Project, old: str, task_type: str | None, sample_shape, before: Project | None,
+                outputs: int | None, model_fits) -> list[str]:
+    """A model that fits ``task_type`` after a GAN or text generation: the
+    one from before that task (with its data and optimizer), else a default."""
+    said: list[str] = []
+    training = project.training
+    if before is not None:
+        if before.data != project.data:
+            project.data = copy.deepcopy(before.data)
+            said.append(f"dataset {project.data.dataset} again")
+        for name, text in (("optimizer", "optimizer"), ("scheduler", "learning-rate schedule"),
+                           ("early_stopping", "early stopping")):
+            earlier = getattr(before.training, name)
+            if earlier != getattr(training, name):
+                setattr(training, name, copy.deepcopy(earlier))
+                if earlier is not None:
+                    said.append(f"the {text} from before ({_describe(earlier)})" if name == "optimizer"
+                                else f"the {text} from before")
+        if before.model != project.model and (before.task_type == task_type
+                                               or model_fits(before.model, task_type)):
+            project.model = copy.deepcopy(before.model)
+            said.append("the model from before " + task_title(old))
+            return said
+    made_for_old = (old == "gan" or (old == "text_generation" and _is_char_model(project.model)
+                                     and project.data.dataset != "text"))
+    if not made_for_old or model_fits(project.model, task_type):
+        return said
+    shape = tuple(sample_shape) if sample_shape else None
+    if task_type == "reconstruction" and shape is not None:
+        pixel_range = project.task_params().get("pixel_range", "unit")
+        project.model = default_autoencoder(shape, pixel_range)
+        project.task.params["code_layer"] = CODE_ID
+        said.append(f"new convolutional autoencoder (code layer '{CODE_ID}')" if len(shape) == 3
+                    else f"new autoencoder (code layer '{CODE_ID}')")
+    else:
+        project.model = default_classifier(shape, outputs or 10)
+        said.append(f"new {'CNN' if shape is not None and len(shape) == 3 else 'MLP'} classifier "
+                    f"({outputs or 10} outputs) in place of the "
+                    f"{'generator' if old == 'gan' else 'character model'}")
+    plain = Component("Adam", {"lr": 0.001})
+    if old == "gan" and training.optimizer != plain:
+        # A GAN's rate and betas (DCGAN's 0.0002 and 0.5) are not a classifier's.
+        training.optimizer = plain
+        said.append("Adam lr 0.001")
+    return said
+
+
+def _describe(component: Component) -> str:
+    params = ", ".join(f"{key} {value}" for key, value in component.params.items())
+    return f"{component.type} {params}".strip()
+
+
 class TaskPanel(QGroupBox):
     """The task and its parameters. Emits ``task_changed(sentence)`` after the
     user chose a task, saying what changed (for the status bar)."""
@@ -216,6 +338,10 @@ class TaskPanel(QGroupBox):
         layout.addWidget(self.form)
         layout.addWidget(self.code_row)
         self.combo.currentIndexChanged.connect(self._task_chosen)
+        #: The project as it was before a GAN or text generation was chosen in this
+        #: session, by that task: leaving the task brings its model back.
+        self._before: dict[str, Project] = {}
+        document.project_replaced.connect(self._before.clear)
         self.form.param_changed.connect(self._param_changed)
         self.code_layer.activated.connect(self._code_layer_chosen)
 
@@ -279,8 +405,18 @@ class TaskPanel(QGroupBox):
             return []
         sample = data_sample_shape(document)
         title = task_title(task_type)
-        said = document.apply(lambda project: switch_task(project, task_type, sample, self._generator_fits),
-                              f"Set task to {title}")
+        old = document.project.task_type
+        earlier = copy.deepcopy(document.project)
+        remembered = self._before.get(old) if old in REPLACING_TASKS else None
+        outputs = data_outputs(document)
+        said = document.apply(
+            lambda project: switch_task(project, task_type, sample, self._generator_fits, before=remembered,
+                                        outputs=outputs,
+                                        model_fits=lambda model, task: self._model_fits(model, task, sample, outputs)),
+            f"Set task to {title}")
+        if task_type in REPLACING_TASKS and document.project.task_type == task_type:
+            # Leaving it again brings back this model, data and optimizer (this session only).
+            self._before[task_type] = earlier
         message = f"Task: {title}" + (": " + "; ".join(said) + ". Undo brings back all of it." if said else "")
         self.task_changed.emit(message)
         return said
@@ -311,6 +447,24 @@ class TaskPanel(QGroupBox):
 
         self.document.apply(edit, "Set code layer")
 
+    def _model_fits(self, model: Model, task_type: str | None, sample: tuple[int, ...] | None,
+                    outputs: int | None) -> bool | None:
+        """Whether ``model`` takes the data's samples and gives what ``task_type``
+        needs (the labels' values; the sample itself for reconstruction)."""
+        if sample is None or not self.document.engine_ready():
+            return None
+        from ..engine.build import analyze
+
+        work = copy.deepcopy(model)
+        work.input_shape = None
+        report = analyze(work, tuple(sample))
+        if report.problems() or report.output_shape is None:
+            return False
+        given = tuple(report.output_shape)
+        if task_type == "reconstruction":
+            return given == tuple(sample)
+        return given == (outputs,) if outputs else None
+
     def _generator_fits(self, model: Model, noise: tuple[int, ...], sample: tuple[int, ...]) -> bool | None:
         if not self.document.engine_ready():
             return None
@@ -321,6 +475,19 @@ class TaskPanel(QGroupBox):
         report = analyze(work, noise)
         return not report.problems() and report.output_shape is not None \
             and tuple(report.output_shape) == tuple(sample)
+
+
+def data_outputs(document: ProjectDocument) -> int | None:
+    """How many values the dataset's labels have per sample (its classes),
+    as far as known without loading it."""
+    info = document.loaded_info()
+    if info is None and document.engine_ready():
+        from ..engine.checks import catalogue_info
+
+        info = catalogue_info(document.project)
+    if info is None:
+        return None
+    return info.num_classes or info.num_outputs
 
 
 def data_sample_shape(document: ProjectDocument) -> tuple[int, ...] | None:
