@@ -294,7 +294,7 @@ class TrainingCharts(QWidget):
             "loss": [("batch", "batch"), ("smooth", "batch (smoothed)"), ("train_loss", "train (epoch)"),
                      ("val_loss", "validation")],
             "metric": [("train_metric", "train"), ("val_metric", "validation")]}),
-        "gan": ("D(x), D(G(z)) and the judge's class coverage", {
+        "gan": ("D(x), D(G(z)), class coverage", {
             "loss": [("batch", "generator (batch)"), ("smooth", "generator (smoothed)"),
                      ("d_loss", "discriminator (epoch)"), ("g_loss", "generator (epoch)")],
             "metric": [("d_real", "D(x): real judged real"), ("d_fake", "D(G(z)): fake judged real"),
@@ -331,21 +331,24 @@ class TrainingCharts(QWidget):
         layout.addWidget(self.graphics)
         pen = pg.mkPen(foreground)
         self.loss_plot = self._plot("Loss", "epoch", pen)
-        self.metric_plot = self._plot("Accuracy", "epoch", pen, row=1)
-        self.lr_plot = self._plot("Learning rate", "epoch", pen, row=2, left=LogAxis("left"))
+        self.metric_plot = self._plot("Accuracy", "epoch", pen, row=2)
+        self.lr_plot = self._plot("Learning rate", "epoch", pen, row=4, left=LogAxis("left"))
         # Learning rates change by factors: a log axis shows a schedule's shape and
         # keeps a constant rate readable.
         self.lr_plot.setLogMode(x=False, y=True)
+        for plot in (self.loss_plot, self.metric_plot):  # the plots share x: named once, at the bottom
+            plot.getAxis("bottom").showLabel(False)
         self.metric_plot.setXLink(self.loss_plot)
         self.lr_plot.setXLink(self.loss_plot)
-        # Each legend in a column of its own beside its plot: inside, it hid the
-        # lines that run near the top (D(x), a loss's first epochs).
+        # Each legend under its plot, in two columns: inside the plot it hid the
+        # lines that run near the top (D(x), a loss's first epochs), and beside
+        # it took the width of a pane that shares the tab with the samples.
         for row, plot in enumerate((self.loss_plot, self.metric_plot, self.lr_plot)):
-            legend = pg.LegendItem(verSpacing=-4)
+            legend = pg.LegendItem(colCount=2, labelTextSize="8pt", verSpacing=-6)
             legend.setLabelTextColor(foreground)
-            self.graphics.addItem(legend, row=row, col=1)
+            self.graphics.addItem(legend, row=2 * row + 1, col=0)
+            self.graphics.ci.layout.setAlignment(legend, Qt.AlignmentFlag.AlignHCenter)
             plot.legend = legend
-        self.graphics.ci.layout.setColumnStretchFactor(0, 1)
         self.series = {name: Series() for name in (
             "batch", "train_loss", "val_loss", "train_metric", "val_metric", "lr") + self.DIRECT}
         # The smoothed loss has no spikes to keep: a few hundred points draw it
@@ -481,6 +484,11 @@ class TrainingCharts(QWidget):
                 label = label.format(samples=samples)
                 self.curves[name].opts["name"] = label  # the hover line says it too
                 plot.legend.addItem(self.curves[name], label)
+        for legend in (self.loss_plot.legend, self.metric_plot.legend, self.lr_plot.legend):
+            # As tall as its entries, none when empty: the plots get the rest.
+            height = legend.layout.preferredHeight() if legend.items else 0
+            legend.setMinimumHeight(height)
+            legend.setMaximumHeight(height)
         follow_palette(self.graphics, self.palette())  # the new legend entries
 
     def shown_curves(self, plot_key: str) -> list[str]:

@@ -38,7 +38,7 @@ def test_a_gan_shows_both_losses_and_the_discriminators_beliefs(charts, qtbot):
                                         "generator (epoch)"]
     assert legend(charts.metric_plot) == ["D(x): real judged real", "D(G(z)): fake judged real",
                                           "class coverage of 64 samples"]
-    assert charts.metric_plot.titleLabel.text == "D(x), D(G(z)) and the judge's class coverage"
+    assert charts.metric_plot.titleLabel.text == "D(x), D(G(z)), class coverage"
     # The learning-rate line is the generator's; the discriminator's rate is said to be constant.
     assert legend(charts.lr_plot) == ["generator"]
     assert "discriminator: constant" in charts.lr_plot.titleLabel.text
