@@ -223,7 +223,13 @@ class ModelTab(QSplitter):
             report = document.report
             given = format_shape(report.output_shape) if report is not None and report.output_shape else "?"
             taken = format_shape(shape) if shape else "?"
-            if document.network == "model":
+            params = document.project.task_params()
+            noise = int(params.get("noise_dim", 0) or 0)
+            if document.network == "model" and params.get("conditional") and shape and len(shape) == 1 \
+                    and shape[0] > noise:
+                # What the input's size is made of: the noise and the class asked for (one-hot).
+                self.network_note.setText(f"noise {noise} + class {shape[0] - noise} → {taken} → samples {given}")
+            elif document.network == "model":
                 self.network_note.setText(f"noise {taken} → samples {given}")
             else:
                 self.network_note.setText(f"samples {taken} → score {given} (real or generated)")

@@ -40,6 +40,15 @@ def task_title(task_type: str | None) -> str:
     return LABELS_TITLE if task_type is None else TASKS.get(task_type).info.get("title", task_type)
 
 
+#: Task names for sentences (the combo's titles are long).
+SHORT_TASK_NAMES = {None: "labels", "gan": "GAN", "reconstruction": "reconstruction",
+                    "text_generation": "text generation"}
+
+
+def short_task_name(task_type: str | None) -> str:
+    return SHORT_TASK_NAMES.get(task_type) or task_title(task_type)
+
+
 def _layer(type_: str, **params) -> Layer:
     return Layer(type_, params)
 
@@ -191,7 +200,7 @@ def switch_task(project: Project, task_type: str | None, sample_shape: tuple[int
     if old == "gan" and task_type != "gan":
         training.discriminator_optimizer = None  # it trained the discriminator, gone now
     if old in REPLACING_TASKS and task_type not in REPLACING_TASKS:
-        said += _leave_task(project, old, task_type, sample_shape, before, outputs, model_fits)
+        said[:0] = _leave_task(project, old, task_type, sample_shape, before, outputs, model_fits)
     if task_type is None:
         dataset = DATASETS.get(project.data.dataset) if project.data.dataset in DATASETS else None
         learns = dataset.info.get("task") if dataset is not None else "auto"
@@ -256,21 +265,27 @@ def _leave_task(project: Project, old: str, task_type: str | None, sample_shape,
     said: list[str] = []
     training = project.training
     if before is not None:
+        back: list[str] = []
+        note = ""
+        if before.model != project.model and (before.task_type == task_type
+                                               or model_fits(before.model, task_type)):
+            project.model = copy.deepcopy(before.model)
+            back.append("model")
         if before.data != project.data:
             project.data = copy.deepcopy(before.data)
-            said.append(f"dataset {project.data.dataset} again")
+            back.append(f"dataset ({project.data.dataset})")
         for name, text in (("optimizer", "optimizer"), ("scheduler", "learning-rate schedule"),
                            ("early_stopping", "early stopping")):
             earlier = getattr(before.training, name)
             if earlier != getattr(training, name):
                 setattr(training, name, copy.deepcopy(earlier))
                 if earlier is not None:
-                    said.append(f"the {text} from before ({_describe(earlier)})" if name == "optimizer"
-                                else f"the {text} from before")
-        if before.model != project.model and (before.task_type == task_type
-                                               or model_fits(before.model, task_type)):
-            project.model = copy.deepcopy(before.model)
-            said.append("the model from before " + task_title(old))
+                    back.append(text)
+                    note = f" ({_describe(earlier)})" if name == "optimizer" else note
+        if back:
+            listed = back[0] if len(back) == 1 else ", ".join(back[:-1]) + " and " + back[-1]
+            said.append(f"the {listed} from before the {short_task_name(old)}{note}")
+        if "model" in back:
             return said
     made_for_old = (old == "gan" or (old == "text_generation" and _is_char_model(project.model)
                                      and project.data.dataset != "text"))
@@ -417,7 +432,10 @@ class TaskPanel(QGroupBox):
         if task_type in REPLACING_TASKS and document.project.task_type == task_type:
             # Leaving it again brings back this model, data and optimizer (this session only).
             self._before[task_type] = earlier
-        message = f"Task: {title}" + (": " + "; ".join(said) + ". Undo brings back all of it." if said else "")
+        # Short: the status bar's permanent text (the last run's result) sits right of it
+        # and cuts off what does not fit.
+        message = f"Task: {short_task_name(task_type)}" + (
+            ": " + "; ".join(said) + ". Undo brings back all of it." if said else "")
         self.task_changed.emit(message)
         return said
 

@@ -38,7 +38,7 @@ def test_gan_then_labels_brings_back_the_model_and_optimizer(window):
     assert document.report.layers[0].output_shape == (32, 26, 26)
     assert window.train_action.isEnabled()
     message = window.statusBar().currentMessage()
-    assert "the model from before" in message and "lr 0.002" in message and "Undo brings back" in message
+    assert "the model and optimizer from before the GAN (Adam lr 0.002" in message and "Undo brings back" in message
     # One undo step each way.
     stack = document.undo_stack
     assert stack.count() == 2
@@ -83,3 +83,15 @@ def test_text_generation_then_labels_brings_back_the_data_and_model(window):
     assert document.project.data == before.data
     assert document.project.model == before.model
     no_problems(document)
+
+
+def test_a_conditional_generator_s_header_says_noise_plus_class(window):
+    document = window.document
+    document.set_project(spec.load(example_path("cgan_mnist")), None)
+    params = document.project.task_params()
+    assert params["conditional"]
+    noise = params["noise_dim"]
+    note = window.model_tab.network_note.text()
+    assert note.startswith(f"noise {noise} + class 10 → ({noise + 10},) → samples (1, 28, 28)"), note
+    document.set_network("discriminator")
+    assert window.model_tab.network_note.text().startswith("samples")
