@@ -39,6 +39,10 @@ def test_gan_then_labels_brings_back_the_model_and_optimizer(window):
     assert window.train_action.isEnabled()
     message = window.statusBar().currentMessage()
     assert "the model and optimizer from before the GAN (Adam lr 0.002" in message and "Undo brings back" in message
+    # Short enough to show whole beside the status bar's permanent text (the last run's result).
+    width = window.statusBar().fontMetrics().horizontalAdvance(message)
+    assert width + window.statusBar().fontMetrics().horizontalAdvance("Training stopped by the user in 33.4s") \
+        < 1400, message
     # One undo step each way.
     stack = document.undo_stack
     assert stack.count() == 2
@@ -95,3 +99,16 @@ def test_a_conditional_generator_s_header_says_noise_plus_class(window):
     assert note.startswith(f"noise {noise} + class 10 → ({noise + 10},) → samples (1, 28, 28)"), note
     document.set_network("discriminator")
     assert window.model_tab.network_note.text().startswith("samples")
+
+
+def test_a_character_model_on_other_data_gets_a_classifier_for_labels(window):
+    document = window.document
+    project = spec.load(example_path("char_lstm"))
+    project.task = spec.Component("text_generation", {})
+    project.data = spec.load(example_path("mnist_cnn")).data
+    document.set_project(project, None)
+    choose(window, None)
+    layers = document.project.model.layers
+    assert layers[0].type != "Embedding" and layers[-1].params == {"out_features": 10}
+    no_problems(document)
+    assert "character model" in window.statusBar().currentMessage()
