@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent
 from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar, QScrollArea, QSplitter,
+    QApplication, QDockWidget, QFrame, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar, QScrollArea, QSplitter,
     QTabWidget, QToolBar, QVBoxLayout, QWidget,
 )
 from shiboken6 import isValid
@@ -252,6 +252,8 @@ class MainWindow(QMainWindow):
 
         status = self.statusBar()
         self.status_text = QLabel()
+        # Framed, so a long temporary message beside it never reads as one sentence with it.
+        self.status_text.setFrameShape(QFrame.Shape.StyledPanel)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
         self.progress.setTextVisible(True)
