@@ -281,6 +281,7 @@ class TrainingCharts(QWidget):
 
     SMOOTHING = 0.9  # weight of the past in the smoothed batch loss
     SMOOTH_POINTS = 512  # the smoothed loss's points on screen, at most
+    LEGEND_WIDTH = 340  # pixels a legend of two columns may take
 
     #: Per task: the second chart's title and, per plot, the curves shown with
     #: their legend names. Every curve exists from the start (pyqtgraph items are
@@ -485,6 +486,11 @@ class TrainingCharts(QWidget):
                 self.curves[name].opts["name"] = label  # the hover line says it too
                 plot.legend.addItem(self.curves[name], label)
         for legend in (self.loss_plot.legend, self.metric_plot.legend, self.lr_plot.legend):
+            # Long names one under the other: two columns of them would make the
+            # charts wider than their pane (and be cut off at its edge).
+            legend.setColumnCount(2)
+            if legend.layout.preferredWidth() > self.LEGEND_WIDTH:
+                legend.setColumnCount(1)
             # As tall as its entries, none when empty: the plots get the rest.
             height = legend.layout.preferredHeight() if legend.items else 0
             legend.setMinimumHeight(height)

@@ -89,12 +89,14 @@ def test_a_reconstruction_shows_its_validation_psnr(charts):
 
 
 def test_legends_stand_beside_the_plots_not_over_their_lines(charts, qtbot):
-    charts.resize(700, 600)
+    charts.resize(394, 700)  # the pane's width beside a GAN's samples in a 1400-pixel window
     charts.set_task("gan")
     qtbot.wait(50)  # the layout is applied
     for plot in (charts.loss_plot, charts.metric_plot, charts.lr_plot):
         legend_box = plot.legend.sceneBoundingRect()
         assert not legend_box.intersects(plot.vb.sceneBoundingRect())
+    # Nothing is cut off at the pane's edge: the plots and legends fit its width.
+    assert charts.graphics.ci.geometry().width() <= charts.graphics.width()
 
 
 def gan_project(**params):

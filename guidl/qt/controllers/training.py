@@ -241,6 +241,7 @@ class TrainingController(QObject):
             window.charts.clear()
             window.samples_view.clear()
             window.write_panel.clear()
+            window.train_message.hide()  # said of the last run (a failure, a note)
         window.charts.set_task(task or self._dataset_task(), wanted[1])
         window.samples_view.setVisible(task in SAMPLE_TASKS)
         window.samples_view.sample_count = wanted[1].get("samples") if task == "gan" else None
