@@ -66,3 +66,27 @@ def test_a_gan_is_scored_by_its_judge_and_shows_its_last_grid(qtbot):
     # Back to a classifier's results: its own table and grid again.
     panel.clear()
     assert panel.table.columnCount() == 5 and not panel.samples_scroll.isHidden()
+
+
+def test_a_denoising_autoencoders_worst_samples_carry_their_noisy_input():
+    from guidl import spec
+    from guidl.engine.trainer import Trainer
+    from guidl.engine.training_process import worst_reconstructions
+    from guidl.examples import example_path
+
+    project = spec.load(example_path("denoising_autoencoder"))
+    project.training.device = "cpu"
+    trainer = Trainer(project)
+    trainer.setup()  # untrained weights: the errors are large, the shapes what a run gives
+    report = trainer.evaluate("val")
+    samples = worst_reconstructions(trainer, FitResult([], evaluation=report, evaluation_split="val"), count=3)
+    assert len(samples) == 3
+    for sample in samples:
+        image, noisy = np.asarray(sample["image"]), np.asarray(sample["noisy"])
+        assert noisy.dtype == np.uint8 and noisy.shape == image.shape
+        assert not np.array_equal(noisy, image)  # gaussian noise of strength 0.5 changed it
+    project.task.params["noise"] = "none"  # a plain autoencoder: no noisy input to show
+    plain = Trainer(project)
+    plain.setup()
+    result = FitResult([], evaluation=plain.evaluate("val"), evaluation_split="val")
+    assert all(sample["noisy"] is None for sample in worst_reconstructions(plain, result, count=2))
