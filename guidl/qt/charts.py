@@ -300,6 +300,11 @@ class TrainingCharts(QWidget):
                      ("d_loss", "discriminator (epoch)"), ("g_loss", "generator (epoch)")],
             "metric": [("d_real", "D(x): real judged real"), ("d_fake", "D(G(z)): fake judged real"),
                        ("judge_coverage", "class coverage of {samples} samples")]}),
+        # Trained as a classifier of the next character: its accuracy, named for what it is.
+        "text_generation": ("Next-character accuracy", {
+            "loss": [("batch", "batch"), ("smooth", "batch (smoothed)"), ("train_loss", "train (epoch)"),
+                     ("val_loss", "validation")],
+            "metric": [("train_metric", "train"), ("val_metric", "validation")]}),
         "reconstruction": ("Validation PSNR (dB)", {
             "loss": [("batch", "batch"), ("smooth", "batch (smoothed)"), ("train_loss", "train (epoch)"),
                      ("val_loss", "validation")],
@@ -465,7 +470,7 @@ class TrainingCharts(QWidget):
         """Show the curves of ``task`` (a project's task, or the dataset's
         classification / regression), named for it in the legends; ``params``:
         the task's (a GAN's ``samples``, the count its per-epoch figures are of)."""
-        task = task if task in self.LAYOUTS else "classification"  # text generation: next character
+        task = task if task in self.LAYOUTS else "classification"
         samples = int((params or {}).get("samples", 64))
         if (task, samples) == (self.task, self.samples):
             return

@@ -340,7 +340,7 @@ class ResultsPanel(QWidget):
         self._show_samples_section("Worst reconstructed samples first (input | "
                                    + ("noisy input | " if noisy else "") + "reconstruction, error):")
         self._clear_samples()
-        columns = 6
+        columns = 4 if noisy else 6  # three images a sample: fewer to a row, none scrolled off
         for i, sample in enumerate(samples):
             frame = QFrame()
             frame.setFrameShape(QFrame.Shape.StyledPanel)

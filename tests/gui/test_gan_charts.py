@@ -57,6 +57,8 @@ def test_a_gan_shows_both_losses_and_the_discriminators_beliefs(charts, qtbot):
     assert legend(charts.lr_plot) == [] and charts.lr_plot.titleLabel.text == "Learning rate"
     charts.set_task("gan", {"samples": 16})
     assert legend(charts.metric_plot)[-1] == "class coverage of 16 samples"
+    charts.set_task("text_generation")  # a next-character classifier: its accuracy, named so
+    assert charts.metric_plot.titleLabel.text == "Next-character accuracy"
 
 
 def test_a_collapse_is_said_on_the_chart_after_three_epochs(charts):

@@ -37,7 +37,7 @@ def test_a_gan_trained_in_the_window_shows_a_grid_per_epoch(window, qtbot, tmp_p
     assert view.entries[2]["images"].shape == (20, 8, 8) and view.entries[2]["labels"][:3] == ["0", "1", "2"]
     assert view.current_image() is not None and "class asked for" in view.title.text()
     charts = window.charts
-    assert charts.metric_plot.titleLabel.text == "D(x) and D(G(z))"
+    assert charts.metric_plot.titleLabel.text == "D(x), D(G(z)), class coverage"
     assert charts.series["d_loss"].size == 2 and charts.series["d_real"].size == 2
     assert charts.series["batch"].size > 0  # the generator's batch losses
     results = window.results
