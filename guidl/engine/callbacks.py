@@ -37,7 +37,7 @@ import torch
 from .. import __version__
 from ..formatting import format_duration
 from ..spec import save as save_project
-from ..spec.io import atomic_path, atomic_write_text
+from ..spec.io import atomic_path, atomic_write_bytes, atomic_write_text
 from .eta import EtaEstimator
 from .runs import (
     HEARTBEAT_S, RunError, RunExistsError, RunWriteError, claim_run_dir, lock_run_dir, mark_failed,
@@ -374,7 +374,7 @@ class RunFolder(Callback):
             self._write_run(trainer, "running")
 
     def on_samples(self, trainer, epoch: int, samples: dict) -> None:
-        from .generation import image_grid, png_bytes
+        from .generation import save_grid
 
         folder = self.path / self.SAMPLES
         name = f"epoch_{epoch:04d}"
@@ -395,12 +395,7 @@ class RunFolder(Callback):
             if images.dtype != np.uint8:
                 return
             columns = len(samples["inputs"]) if samples["kind"] == "reconstructions" else None
-            data = png_bytes(image_grid(images, columns))
-            with atomic_path(folder / f"{name}.png") as tmp:
-                with open(tmp, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
+            save_grid(images, folder / f"{name}.png", columns)
 
     def on_fit_end(self, trainer, result) -> None:
         weights = {k: v.detach().contiguous().cpu() for k, v in trainer.model.state_dict().items()}
@@ -426,12 +421,8 @@ class RunFolder(Callback):
             extra["code_stats"] = task.code_stats()
         with self._writing():
             for name, tensors in files.items():
-                with atomic_path(self.path / name) as tmp:
-                    with open(tmp, "wb") as handle:
-                        handle.write(save(tensors, metadata={"format": "guidl-weights",
-                                                             "project": trainer.project.name}))
-                        handle.flush()
-                        os.fsync(handle.fileno())
+                atomic_write_bytes(self.path / name, save(tensors, metadata={
+                    "format": "guidl-weights", "project": trainer.project.name}))
             self._write_run(
                 trainer, "stopped" if result.stopped else "finished",
                 stop_reason=result.stop_reason, elapsed_s=result.elapsed,

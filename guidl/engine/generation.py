@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..spec.io import atomic_path
+from ..spec.io import atomic_write_bytes
 from .data import Normalization
 
 
@@ -106,9 +106,4 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 def save_grid(images: np.ndarray, path: str | os.PathLike[str], columns: int | None = None) -> None:
     """Write ``image_grid(images)`` as a PNG, atomically."""
-    data = png_bytes(image_grid(images, columns))
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+    atomic_write_bytes(path, png_bytes(image_grid(images, columns)))

@@ -24,6 +24,7 @@ from ..spec.project import Model
 from .build import ModelReport, analyze
 from .checks import Compatibility, LayerFix, check_compatibility
 from .data import DatasetInfo, expected_input
+from .tasks import expected_outputs, input_shapes
 
 #: What each network is called in messages.
 _TITLES = {("gan", "model"): "the generator", ("gan", "discriminator"): "the discriminator",
@@ -47,18 +48,6 @@ _PADDED = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d")
 _MAX_TRIES = 16
 
 
-def _input_shapes(project: Project, info: DatasetInfo) -> dict[str, tuple[int, ...]]:
-    from .tasks import input_shapes  # torch-heavy (generation): loaded when a task is checked
-
-    return {name: tuple(shape) for name, shape in input_shapes(project, info).items()}
-
-
-def _expected_outputs(project: Project, info: DatasetInfo) -> dict[str, tuple[int, ...]]:
-    from .tasks import expected_outputs
-
-    return {name: tuple(shape) for name, shape in expected_outputs(project, info).items()}
-
-
 def _known(project: Project, info: DatasetInfo) -> DatasetInfo:
     """``info`` with the sample shape filled in where the catalogue leaves it
     to loading but the project says it (the text dataset's ``seq_len``)."""
@@ -73,7 +62,7 @@ def task_reports(project: Project, info: DatasetInfo) -> dict[str, ModelReport]:
     (a GAN's generator: the noise; its discriminator: a sample, with the
     one-hot class when conditional)."""
     info = _known(project, info)
-    shapes = _input_shapes(project, info)
+    shapes = input_shapes(project, info)
     reports = {}
     for name, network in project.networks().items():
         if name == "discriminator" and project.task_type != "gan":
@@ -139,7 +128,7 @@ def check_task(project: Project, reports: dict[str, ModelReport], info: DatasetI
         result.problems.append(Problem("task.params.conditional", (
             f"is true, but dataset {info.name!r} has no class labels to ask the generator for: "
             "set it to false, or use a dataset with classes")))
-    shapes = _input_shapes(project, info)
+    shapes = input_shapes(project, info)
     for name, network in project.networks().items():
         wanted = shapes.get(name)
         if network.input_shape is not None and wanted is not None \
@@ -148,7 +137,7 @@ def check_task(project: Project, reports: dict[str, ModelReport], info: DatasetI
                 f"is {list(network.input_shape)} but {_title(task, name)} takes {list(wanted)} "
                 f"{_input_reason(task, name, params)}: remove {name}.input_shape or set it to "
                 f"{list(wanted)}")))
-    for name, wanted in _expected_outputs(project, info).items():
+    for name, wanted in expected_outputs(project, info).items():
         report = reports.get(name)
         if report is None or report.output_shape is None or not report.layers:
             continue  # no such network (the file's checks say so) or its own errors come first

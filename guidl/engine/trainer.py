@@ -369,12 +369,8 @@ class Trainer:
     def _check_task(self, data: PreparedData) -> Compatibility:
         """Whether the networks fit the data and the task, before the first
         batch: labels are checked as always; the other tasks by task_checks."""
-        if self.project.task_type in (None, "text_generation"):
-            result = check_compatibility(self.project, self.built.report, data.info)
-            if self.project.task_type is None:
-                return result
-        else:
-            result = Compatibility(target_form="values")
+        if self.project.task_type is None:
+            return check_compatibility(self.project, self.built.report, data.info)
         from .task_checks import check_task, network_problems, task_reports
 
         reports = task_reports(self.project, data.info)
@@ -383,10 +379,8 @@ class Trainer:
                for problem in network_problems(name, report)]
         if bad:  # the discriminator's own layers do not fit together
             raise ProjectError(bad)
-        found = check_task(self.project, reports, data.info)
-        result.problems += [p for p in found.problems if p not in result.problems]
-        result.warnings += [w for w in found.warnings if w not in result.warnings]
-        return result
+        # Text generation is checked as the classifier of characters it trains as.
+        return check_task(self.project, reports, data.info)
 
     def _avoid_batches_of_one(self, samples: int, report=None, whose: str = "") -> None:
         """A layer that normalises over the batch cannot train on a batch of

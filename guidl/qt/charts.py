@@ -274,6 +274,12 @@ def _peaks(x: np.ndarray, y: np.ndarray, bucket: int) -> tuple[np.ndarray, np.nd
     return (np.concatenate([x[index], x[complete:]]), np.concatenate([y[index], y[complete:]]))
 
 
+#: The loss plot's curves and the metric plot's of every task trained on a target per sample.
+_EPOCH_LOSSES = [("batch", "batch"), ("smooth", "batch (smoothed)"), ("train_loss", "train (epoch)"),
+                 ("val_loss", "validation")]
+_TRAIN_AND_VALIDATION = [("train_metric", "train"), ("val_metric", "validation")]
+
+
 class TrainingCharts(QWidget):
     """Loss (per batch, smoothed, and per epoch), accuracy and learning rate;
     for a GAN the two networks' losses and D(x), D(G(z)) with a warning when
@@ -288,13 +294,11 @@ class TrainingCharts(QWidget):
     #: created once); a task only shows some and names them.
     LAYOUTS = {
         "classification": ("Accuracy", {
-            "loss": [("batch", "batch"), ("smooth", "batch (smoothed)"), ("train_loss", "train (epoch)"),
-                     ("val_loss", "validation")],
-            "metric": [("train_metric", "train"), ("val_metric", "validation")]}),
+            "loss": _EPOCH_LOSSES,
+            "metric": _TRAIN_AND_VALIDATION}),
         "regression": ("Mean absolute error", {
-            "loss": [("batch", "batch"), ("smooth", "batch (smoothed)"), ("train_loss", "train (epoch)"),
-                     ("val_loss", "validation")],
-            "metric": [("train_metric", "train"), ("val_metric", "validation")]}),
+            "loss": _EPOCH_LOSSES,
+            "metric": _TRAIN_AND_VALIDATION}),
         "gan": ("D(x), D(G(z)), class coverage", {
             "loss": [("batch", "generator (batch)"), ("smooth", "generator (smoothed)"),
                      ("d_loss", "discriminator (epoch)"), ("g_loss", "generator (epoch)")],
@@ -302,12 +306,10 @@ class TrainingCharts(QWidget):
                        ("judge_coverage", "class coverage of {samples} samples")]}),
         # Trained as a classifier of the next character: its accuracy, named for what it is.
         "text_generation": ("Next-character accuracy", {
-            "loss": [("batch", "batch"), ("smooth", "batch (smoothed)"), ("train_loss", "train (epoch)"),
-                     ("val_loss", "validation")],
-            "metric": [("train_metric", "train"), ("val_metric", "validation")]}),
+            "loss": _EPOCH_LOSSES,
+            "metric": _TRAIN_AND_VALIDATION}),
         "reconstruction": ("Validation PSNR (dB)", {
-            "loss": [("batch", "batch"), ("smooth", "batch (smoothed)"), ("train_loss", "train (epoch)"),
-                     ("val_loss", "validation")],
+            "loss": _EPOCH_LOSSES,
             "metric": [("val_psnr", "validation PSNR")]}),
     }
     #: EpochMetrics fields drawn as they are, each by the curve of its name.

@@ -969,13 +969,7 @@ class GraphCanvas(QGraphicsView):
         return True
 
     def _set_hot_node(self, node: NodeItem | None) -> None:
-        if node is self._hot_node:
-            return
-        for item in (self._hot_node, node):
-            if item is not None:
-                item.hot = item is node
-                item.update()
-        self._hot_node = node
+        self._hot_node = _light(self._hot_node, node)
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
         scene_pos = self.mapToScene(event.position().toPoint())
@@ -1081,13 +1075,7 @@ class GraphCanvas(QGraphicsView):
         self._set_hot_wire(None)
 
     def _set_hot_wire(self, wire: WireItem | None) -> None:
-        if wire is self._hot_wire:
-            return
-        for item in (self._hot_wire, wire):
-            if item is not None:
-                item.hot = item is wire
-                item.update()
-        self._hot_wire = wire
+        self._hot_wire = _light(self._hot_wire, wire)
 
     def dropEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self._set_hot_wire(None)
@@ -1307,3 +1295,12 @@ class GraphPanel(QWidget):
         layout.addWidget(self.canvas, 1)
         self.canvas.tidy_action.setEnabled(hasattr(edits, "clear_positions"))
 
+
+def _light(old, new):
+    """Highlight ``new`` (a node or wire, or None) instead of ``old``; returns ``new``."""
+    if new is not old:
+        for item in (old, new):
+            if item is not None:
+                item.hot = item is new
+                item.update()
+    return new

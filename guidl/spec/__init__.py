@@ -3,7 +3,7 @@ versions and validation. Imports neither torch nor Qt."""
 
 from .errors import Problem, ProjectError
 from .io import (
-    MIGRATIONS, UnreadableFileError, atomic_path, atomic_write_text, dumps, load, loads,
+    MIGRATIONS, UnreadableFileError, atomic_path, atomic_write_bytes, atomic_write_text, dumps, load, loads,
     open_regular_file, read_regular_file, replace_file, save, upgrade,
 )
 from .project import (
@@ -13,6 +13,6 @@ from .project import (
 __all__ = [
     "CURRENT_VERSION", "FORMAT", "INPUT_DTYPES", "MIGRATIONS",
     "Block", "Component", "Data", "Layer", "Model", "Problem", "Project", "ProjectError", "Training",
-    "UnreadableFileError", "atomic_path", "atomic_write_text", "dumps", "load", "loads",
+    "UnreadableFileError", "atomic_path", "atomic_write_bytes", "atomic_write_text", "dumps", "load", "loads",
     "open_regular_file", "read_regular_file", "replace_file", "save", "upgrade",
 ]

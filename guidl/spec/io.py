@@ -283,6 +283,15 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
             os.fsync(handle.fileno())
 
 
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace ``path`` with ``data`` in one step (temp file, fsync, rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:  # a file object: a full disk raises OSError
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
 def save(project: Project, path: str | os.PathLike[str]) -> None:
     """Write ``project`` to ``path`` atomically."""
     atomic_write_text(path, dumps(project))
