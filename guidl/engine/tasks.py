@@ -351,7 +351,7 @@ class Gan(TaskLogic):
         self.classes = conditional_classes(project, trainer.info)
         shape = input_shapes(project, trainer.info)["discriminator"]
         spec = project.copy()
-        spec.model = project.discriminator
+        spec.model = spec.discriminator  # the copy's: the project stays as it is
         spec.model.input_dtype = "float32"
         report = analyze(spec.model, shape)
         self.d_report = report
