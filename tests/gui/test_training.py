@@ -204,8 +204,9 @@ def test_without_a_child_process_training_runs_in_the_window_process(window, qtb
 
     monkeypatch.setattr(TrainingProcess, "start", refuse)
     train_small(window)
-    qtbot.waitUntil(lambda: window.worker is not None and window.worker.where == "thread", timeout=60_000)
+    worker = window.worker  # kept: a quick run ends, and the window lets go of its worker, between two polls
     qtbot.waitUntil(lambda: window.thread is None, timeout=120_000)
+    assert worker.where == "thread"
     assert window.last_result.history[-1].val_accuracy > 0.8
     assert window.charts.series["batch"].size == 2 * 23
     assert window.train_message.isVisibleTo(window) and "no training process could be started (OSError: " \
