@@ -11,7 +11,7 @@ from .datasets import AUGMENT, DATASETS
 from .layers import LAYERS
 from .schema import INT64_MAX, INT64_MIN, REQUIRED, Catalogue, Entry, Param, UnknownNameError
 from .tasks import DEFAULT_DISCRIMINATOR_OPTIMIZER, PIXEL_RANGES, TASKS
-from .training import EARLY_STOPPING, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS
+from .training import EARLY_STOPPING, FINE_TUNE, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS
 
 #: Every catalogue by family name.
 CATALOGUES: dict[str, Catalogue] = {
@@ -24,7 +24,7 @@ CATALOGUES: dict[str, Catalogue] = {
 }
 
 __all__ = [
-    "AUGMENT", "CATALOGUES", "DATASETS", "DEFAULT_DISCRIMINATOR_OPTIMIZER", "EARLY_STOPPING", "INT64_MAX", "INT64_MIN", "LAYERS",
+    "AUGMENT", "CATALOGUES", "DATASETS", "DEFAULT_DISCRIMINATOR_OPTIMIZER", "EARLY_STOPPING", "FINE_TUNE", "INT64_MAX", "INT64_MIN", "LAYERS",
     "LOSSES", "OPTIMIZERS", "PIXEL_RANGES", "PRECISIONS", "REQUIRED", "SCHEDULERS", "TASKS",
     "Catalogue", "Entry", "Param", "UnknownNameError",
 ]

@@ -195,3 +195,16 @@ EARLY_STOPPING = Entry("early_stopping", "Training", "Stops training when a vali
 #: ``training.precision``: floating-point format of the forward pass. The
 #: 16-bit ones use autocast on CUDA (fp16 with a gradient scaler).
 PRECISIONS = ("fp32", "bf16", "fp16")
+
+#: ``training.fine_tune``: train the head with the frozen layers frozen, then
+#: unfreeze them (the last ``unfreeze`` units, or all) at a lower rate.
+FINE_TUNE = Entry("fine_tune", "Training", "Trains the new head first with the frozen layers frozen, "
+                  "then unfreezes them and trains on at a lower learning rate.", (
+    Param("head_epochs", "int", 3, "epochs that train only the unfrozen layers before unfreezing",
+          minimum=1),
+    Param("unfreeze", "int", "all", "how many units to unfreeze, counted from the end (a "
+          "backbone's stages, other frozen layers), or 'all'", minimum=1,
+          keywords=("all",)),
+    Param("lr_factor", "float", 0.1, "the unfrozen layers learn at the optimizer's rate times this",
+          minimum=0.0, exclusive_minimum=True, maximum=1.0),
+))

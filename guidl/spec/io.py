@@ -310,5 +310,13 @@ def _version_2_to_3(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _version_3_to_4(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 adds transfer learning (backbone layers, ``frozen`` and
+    ``lr_multiplier`` on layers, ``training.fine_tune``, ``data.balance``);
+    a version 3 file uses none of them and reads unchanged."""
+    return doc
+
+
 MIGRATIONS[1] = _version_1_to_2
 MIGRATIONS[2] = _version_2_to_3
+MIGRATIONS[3] = _version_3_to_4

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..registry import (
-    AUGMENT, DATASETS, EARLY_STOPPING, LAYERS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TASKS,
+    AUGMENT, DATASETS, EARLY_STOPPING, FINE_TUNE, LAYERS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TASKS,
     Catalogue, Entry, UnknownNameError,
 )
 from ..formatting import quote, shorten
@@ -35,9 +35,16 @@ FORMAT = "guidl-project"
 #: 3: tasks (``task``, a GAN's ``discriminator`` and
 #: ``training.discriminator_optimizer``). A project without them is written
 #: as version 2 or 1, so older guidl still opens it.
-CURRENT_VERSION = 3
+#: 4: transfer learning (pretrained backbone layers, ``frozen`` and
+#: ``lr_multiplier`` on layers, ``training.fine_tune``, ``data.balance``).
+CURRENT_VERSION = 4
 GRAPH_VERSION = 2
 TASK_VERSION = 3
+PRETRAINED_VERSION = 4
+#: The largest ``lr_multiplier``: beyond it a layer's rate is a typo.
+MAX_LR_MULTIPLIER = 1000.0
+#: ``data.balance``: how unequal class counts are evened out.
+BALANCES = ("none", "class_weights", "sampler")
 
 #: More layers than this is not a model a person stacks in a window.
 MAX_LAYERS = 10_000
@@ -65,6 +72,10 @@ class Layer:
     #: Where the canvas shows the node ([x, y]); layout only.
     position: list[float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Its parameters do not train (BatchNorm inside it keeps its statistics).
+    frozen: bool = False
+    #: Its parameters learn at the optimizer's rate times this.
+    lr_multiplier: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -73,6 +84,10 @@ class Layer:
         out["type"] = self.type
         if self.params:
             out["params"] = copy.deepcopy(self.params)
+        if self.frozen:
+            out["frozen"] = True
+        if self.lr_multiplier != 1:
+            out["lr_multiplier"] = self.lr_multiplier
         if self.inputs is not None:
             out["inputs"] = list(self.inputs)
         if self.repeat != 1:
@@ -147,6 +162,8 @@ class Data:
     #: Image augmentation of training batches (``AUGMENT``'s parameters), or None.
     augment: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: One of ``BALANCES``: class weights in the loss, or a class-balanced order.
+    balance: str = "none"
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -157,6 +174,8 @@ class Data:
         }
         if self.augment is not None:
             out["augment"] = copy.deepcopy(self.augment)
+        if self.balance != "none":
+            out["balance"] = self.balance
         out.update(copy.deepcopy(self.extra))
         return out
 
@@ -184,6 +203,8 @@ class Training:
     #: None: ``DEFAULT_DISCRIMINATOR_OPTIMIZER``.
     discriminator_optimizer: Component | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``FINE_TUNE``'s parameters (train the head, then unfreeze), or None.
+    fine_tune: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -208,6 +229,8 @@ class Training:
             out["compile"] = True
         if self.discriminator_optimizer is not None:
             out["discriminator_optimizer"] = self.discriminator_optimizer.to_dict()
+        if self.fine_tune is not None:
+            out["fine_tune"] = copy.deepcopy(self.fine_tune)
         out.update(copy.deepcopy(self.extra))
         return out
 
@@ -254,8 +277,10 @@ class Project:
     def file_version(self) -> int:
         """The oldest version that holds everything this project uses: a plain
         stack is written as version 1, the file older guidl reads."""
-        if CURRENT_VERSION > TASK_VERSION:
+        if CURRENT_VERSION > PRETRAINED_VERSION:
             return CURRENT_VERSION  # a later format that every project needs
+        if self.uses_transfer_learning():
+            return PRETRAINED_VERSION
         # A discriminator's optimizer left from a GAN is kept but does not
         # make the file need version 3 (older guidl keeps it as an unknown key).
         if self.task is not None or self.discriminator is not None:
@@ -263,6 +288,22 @@ class Project:
         if any(uses_graph_features(model) for model in self.networks().values()):
             return GRAPH_VERSION
         return 1
+
+    def uses_transfer_learning(self) -> bool:
+        """Whether the project needs version 4: a pretrained backbone, a frozen
+        layer, an ``lr_multiplier``, a fine-tune schedule or class balancing."""
+        if self.training.fine_tune is not None or self.data.balance != "none":
+            return True
+        for model in self.networks().values():
+            layers = list(model.layers)
+            for block in model.blocks.values():
+                layers += block.layers
+            for layer in layers:
+                if layer.frozen or layer.lr_multiplier != 1:
+                    return True
+                if layer.type in LAYERS and LAYERS.get(layer.type).info.get("backbone"):
+                    return True
+        return False
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -630,11 +671,26 @@ class _Reader:
                        for v in position)):
             self.add(_join(path, "position"), f"must be [x, y], two numbers, got {_short(position)}")
             position = None
+        frozen = doc.get("frozen", False)
+        if not isinstance(frozen, bool):
+            self.add(_join(path, "frozen"), f"must be true or false, got {_short(frozen)}")
+            frozen = False
+        lr_multiplier = doc.get("lr_multiplier", 1.0)
+        if (isinstance(lr_multiplier, bool) or not isinstance(lr_multiplier, (int, float))
+                or not 0 < lr_multiplier <= MAX_LR_MULTIPLIER):
+            self.add(_join(path, "lr_multiplier"),
+                     f"must be a number > 0 and <= {MAX_LR_MULTIPLIER:g} (this layer's learning rate "
+                     f"is the optimizer's times it; 1: the same), got {_short(lr_multiplier)}"
+                     + ("; to stop a layer learning, set \"frozen\": true instead"
+                        if _is_number(lr_multiplier) and lr_multiplier == 0 else ""))
+            lr_multiplier = 1.0
         if entry is None or params is None:
             return None
-        extra = self.extras(doc, ("type", "params", "id", "inputs", "repeat", "position"))
+        extra = self.extras(doc, ("type", "params", "id", "inputs", "repeat", "position", "frozen",
+                                  "lr_multiplier"))
         return Layer(entry.name, params, layer_id, copy.deepcopy(inputs), repeat,
-                     None if position is None else [float(v) for v in position], extra)
+                     None if position is None else [float(v) for v in position], extra,
+                     frozen, float(lr_multiplier) if lr_multiplier != 1 else 1.0)
 
     def params(self, doc: Mapping[str, Any], path: str) -> dict[str, Any] | None:
         params = doc.get("params", {})
@@ -699,8 +755,18 @@ class _Reader:
                      f"must be a number from 0 up to (not including) 1, got {_short(val_fraction)}")
             val_fraction = Data.val_fraction
         batch_size = self.int_(doc, "batch_size", path, Data.batch_size, 1, 1 << 20)
-        extra = self.extras(doc, ("dataset", "params", "val_fraction", "batch_size", "augment"))
-        return Data(dataset, params, val_fraction, batch_size, augment, extra)
+        balance = doc.get("balance", "none")
+        if balance is None:
+            balance = "none"
+        if balance not in BALANCES:
+            self.add(_join(path, "balance"),
+                     f"must be one of {', '.join(map(repr, BALANCES))} ('class_weights': rarer classes "
+                     f"weigh more in the loss; 'sampler': batches drawn class-balanced), "
+                     f"got {_short(balance)}")
+            balance = "none"
+        extra = self.extras(doc, ("dataset", "params", "val_fraction", "batch_size", "augment",
+                                  "balance"))
+        return Data(dataset, params, val_fraction, batch_size, augment, extra, balance)
 
     def training(self, value: Any, path: str) -> Training:
         doc = self.obj(value, path)
@@ -742,12 +808,14 @@ class _Reader:
         if discriminator_optimizer is not None:
             discriminator_optimizer = self.component(
                 discriminator_optimizer, _join(path, "discriminator_optimizer"), OPTIMIZERS)
+        fine_tune = self.options(doc, "fine_tune", path, FINE_TUNE)
         extra = self.extras(doc, ("loss", "optimizer", "scheduler", "epochs", "device", "seed",
                                   "early_stopping", "grad_clip", "precision", "channels_last", "compile",
-                                  "discriminator_optimizer"))
+                                  "discriminator_optimizer", "fine_tune"))
         return Training(loss or defaults.loss, optimizer or defaults.optimizer, scheduler,
                         epochs, device, seed, early_stopping, grad_clip, precision,
-                        switches["channels_last"], switches["compile"], discriminator_optimizer, extra)
+                        switches["channels_last"], switches["compile"], discriminator_optimizer, extra,
+                        fine_tune)
 
     def options(self, doc: Mapping[str, Any], key: str, path: str, entry: Entry) -> dict[str, Any] | None:
         """An optional object of settings checked against ``entry``'s schema."""
@@ -764,3 +832,7 @@ class _Reader:
 
 def _short(value: Any) -> str:
     return quote(value, 60)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

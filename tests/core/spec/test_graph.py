@@ -125,8 +125,8 @@ def test_a_plain_stack_still_writes_version_1_and_a_version_1_file_opens_unchang
 
 
 def test_a_future_version_is_refused_with_what_to_do():
-    problems = _problems({**_graph_doc([{"type": "ReLU"}]), "version": 4})
-    assert problems == ["version: 4 is newer than this guidl understands (up to 3); update guidl to open it"]
+    problems = _problems({**_graph_doc([{"type": "ReLU"}]), "version": 5})
+    assert problems == ["version: 5 is newer than this guidl understands (up to 4); update guidl to open it"]
 
 
 def test_wiring_resolves_to_indexes_and_consumers():

@@ -152,7 +152,7 @@ def test_every_problem_is_reported_at_once():
     ('"hello"', "a project file must hold a JSON object"),
     ('{"format": "keras"}', "format: must be 'guidl-project', got 'keras'"),
     ('{"version": 1}', "format: must be 'guidl-project', got None"),
-    ('{"format": "guidl-project", "version": 7}', "version: 7 is newer than this guidl understands (up to 3)"),
+    ('{"format": "guidl-project", "version": 7}', "version: 7 is newer than this guidl understands (up to 4)"),
     ('{"format": "guidl-project", "version": 0}', "version: unknown version 0"),
     ('{"format": "guidl-project", "version": "1"}', "version: must be an integer, got '1'"),
     ('{"format": "guidl-project", "format": "guidl-project"}', "not valid JSON for guidl: the key 'format' appears twice"),
@@ -203,17 +203,22 @@ def test_migrations_upgrade_step_by_step(monkeypatch):
         calls.append(3)
         return doc
 
-    monkeypatch.setattr(project, "CURRENT_VERSION", 4)
-    monkeypatch.setattr(io, "CURRENT_VERSION", 4)
+    def v4_to_v5(doc):
+        calls.append(4)
+        return doc
+
+    monkeypatch.setattr(project, "CURRENT_VERSION", 5)
+    monkeypatch.setattr(io, "CURRENT_VERSION", 5)
     monkeypatch.setitem(io.MIGRATIONS, 1, v1_to_v2)
     monkeypatch.setitem(io.MIGRATIONS, 2, v2_to_v3)
     monkeypatch.setitem(io.MIGRATIONS, 3, v3_to_v4)
+    monkeypatch.setitem(io.MIGRATIONS, 4, v4_to_v5)
     old = _doc()
     old["model"]["stack"] = old["model"].pop("layers")
     project_ = spec.loads(json.dumps(old))
-    assert calls == [1, 2, 3]
-    assert project_.version == 4 and len(project_.model.layers) == 4
-    assert json.loads(spec.dumps(project_))["version"] == 4
+    assert calls == [1, 2, 3, 4]
+    assert project_.version == 5 and len(project_.model.layers) == 4
+    assert json.loads(spec.dumps(project_))["version"] == 5
 
 
 def test_save_is_atomic_and_keeps_the_old_file_on_failure(tmp_path, monkeypatch):

@@ -108,5 +108,5 @@ def test_a_version_2_file_is_migrated_and_opens_unchanged():
     doc = _doc()
     doc["version"] = 2
     project = spec.loads(json.dumps(doc))
-    assert project.version == 3 and project.task is None
+    assert project.version == spec.CURRENT_VERSION and project.task is None
     assert json.loads(spec.dumps(project))["version"] == 1  # no task, no graph: the oldest format
