@@ -500,6 +500,14 @@ class LayerEdits:
         self._run(edit, f"Set {where}{layer_type}.{name}", merge_key=f"{where}layer{index}.{name}",
                   select=None if block else index, select_before=None if block else index)
 
+    def set_option(self, index: int, key: str, value, block: str | None = None) -> None:
+        """Freeze or unfreeze a layer, or set its learning-rate multiplier (``edits.LAYER_OPTIONS``)."""
+        layers = self._layers(block)
+        if 0 <= index < len(layers):
+            text = (("Freeze " if value else "Unfreeze ") if key == "frozen" else f"Set {key} of ") + layers[index].type
+            self._model_edit(edits.set_layer_option, text, index, key, value, block=block,
+                             select=None if block else index, select_before=None if block else index)
+
     # -- wires ----------------------------------------------------------------------------------
 
     def connect(self, source: int, target: int, block: str | None = None) -> None:

@@ -3,7 +3,9 @@
 Each row shows the layer with its key parameters (and its id, when it has
 one), its output shape, its parameter count and, for a graph, what it takes
 ("Connected to" as Keras prints it; empty: the layer above it). Rows are in
-the file's order, which is a topological order of the graph. A layer that
+the file's order, which is a topological order of the graph. A frozen
+layer (its parameters do not train) shows a snowflake, and one click in the
+Frozen column freezes or unfreezes it (one undo step). A layer that
 does not fit is marked on its row with the message and the fix. Layers are
 dropped in from the palette and dragged to reorder; both go through
 ``LayerEdits`` and so are undoable.
@@ -29,8 +31,14 @@ from .icons import category_icon, icon
 from .palette import LAYER_MIME
 
 ROW_MIME = "application/x-guidl-row"
-COLUMNS = ("#", "Layer", "Output shape", "Params", "Inputs")
+COLUMNS = ("#", "Layer", "Output shape", "Params", "Frozen", "Inputs")
 INPUTS_COLUMN = COLUMNS.index("Inputs")
+#: One click on a row's cell here freezes the layer (its parameters stop training) or unfreezes it.
+FROZEN_COLUMN = COLUMNS.index("Frozen")
+FROZEN_TIP = ("Frozen: the layer's parameters do not train (BatchNorm inside keeps its statistics). "
+              "Click to freeze or unfreeze")
+#: How a frozen layer's row reads: the ice blue of its snowflake.
+FROZEN_COLOR = QColor(2, 132, 199)
 INPUTS_TIP = ("What the layer takes (the ids of those layers, #index for one without an id); "
               "empty: the layer above it")
 
@@ -156,6 +164,24 @@ class LayerTableModel(QAbstractTableModel):
         code = project.task_params().get("code_layer")
         return code is not None and self.layers[layer_i].id == code
 
+    @staticmethod
+    def options_text(layer) -> str:
+        """The Frozen cell's text: a learning-rate multiplier other than 1 (``lr ×0.1``)."""
+        return f"lr ×{layer.lr_multiplier:g}" if layer.lr_multiplier != 1 else ""
+
+    @staticmethod
+    def options_tip(layer) -> str:
+        state = ("Frozen: its parameters do not train. Click to unfreeze" if layer.frozen
+                 else "Trains. Click to freeze it (its parameters stop training)")
+        if layer.lr_multiplier != 1:
+            state += f"\nLearns at the optimizer's rate × {layer.lr_multiplier:g}"
+        return state
+
+    def toggle_frozen(self, layer_i: int) -> None:
+        """Freeze layer ``layer_i`` or unfreeze it: one undo step."""
+        if 0 <= layer_i < self.layer_count:
+            self.edits.set_option(layer_i, "frozen", not self.layers[layer_i].frozen, block=self.block)
+
     @property
     def layer_count(self) -> int:
         return len(self.layers)
@@ -170,7 +196,7 @@ class LayerTableModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
-            return INPUTS_TIP if section == INPUTS_COLUMN else None
+            return {INPUTS_COLUMN: INPUTS_TIP, FROZEN_COLUMN: FROZEN_TIP}.get(section)
         return None
 
     def layer_index(self, row: int) -> int | None:
@@ -199,8 +225,16 @@ class LayerTableModel(QAbstractTableModel):
                 return _batched(layer.output_shape if layer else None)
             if column == 3:
                 return f"{layer.param_count:,}" if layer and layer.output_shape else ""
+            if column == FROZEN_COLUMN:
+                return self.options_text(spec_layer)
             if column == INPUTS_COLUMN and layer_i < len(self.wiring.inputs):
                 return inputs_text(self.wiring, self.layers, layer_i)
+        if role == Qt.ItemDataRole.CheckStateRole and column == FROZEN_COLUMN:
+            return Qt.CheckState.Checked if spec_layer.frozen else Qt.CheckState.Unchecked
+        if role == Qt.ItemDataRole.DecorationRole and column == FROZEN_COLUMN and spec_layer.frozen:
+            return icon("frozen")
+        if role == Qt.ItemDataRole.ForegroundRole and spec_layer.frozen and column in (1, 3):
+            return QBrush(FROZEN_COLOR)
         if role == Qt.ItemDataRole.DecorationRole and column == 1:
             if layer is not None and layer.error:
                 return icon("error")
@@ -211,6 +245,10 @@ class LayerTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == INPUTS_COLUMN:
                 return INPUTS_TIP
+            if column == FROZEN_COLUMN:
+                return self.options_tip(spec_layer)
+            if column == 3 and spec_layer.frozen and layer is not None:
+                return f"{layer.param_count:,} parameters, frozen: they do not train"
             if layer is not None and layer.error:
                 return f"Layer {layer_i} ({spec_layer.type}): {layer.message}"
             if layer is not None and layer.warnings:
@@ -340,6 +378,7 @@ class ModelStackView(QTableView):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(INPUTS_COLUMN, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(FROZEN_COLUMN, QHeaderView.ResizeMode.ResizeToContents)
         # Widths from the rows on screen and some around them, not every row: re-showing a
         # model of hundreds of layers after each edit stays fast.
         header.setResizeContentsPrecision(50)
@@ -352,6 +391,25 @@ class ModelStackView(QTableView):
         else:
             self.table.inserted.connect(self.select_layer)
         self.selectionModel().selectionChanged.connect(self._selection_changed)
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        # One click anywhere in a row's Frozen cell toggles it (not only on the tiny box);
+        # the row's selection stays as it was, so freezing several layers in turn is quick.
+        index = self.indexAt(event.position().toPoint())
+        if (event.button() == Qt.MouseButton.LeftButton and index.isValid()
+                and index.column() == FROZEN_COLUMN and self.table.layer_index(index.row()) is not None):
+            self.table.toggle_frozen(self.table.layer_index(index.row()))
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        # Two quick clicks on the Frozen cell are two toggles, as on a check box.
+        index = self.indexAt(event.position().toPoint())
+        if index.isValid() and index.column() == FROZEN_COLUMN:
+            self.mousePressEvent(event)
+            return
+        super().mouseDoubleClickEvent(event)
 
     def selected_layers(self) -> list[int]:
         """The selected layers' indexes, in order."""

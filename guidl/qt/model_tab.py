@@ -123,7 +123,8 @@ class ModelTab(QSplitter):
         self.layer_help.setWordWrap(True)
         # The layer's place in the graph: its id, what it takes, and a block's repeat.
         self.wiring = WiringFields(document, "layer", lambda: document.model.layers,
-                                   self.stack.selected_layer, self.edits.rename_id, self.edits.set_inputs)
+                                   self.stack.selected_layer, self.edits.rename_id, self.edits.set_inputs,
+                                   self.edits.set_option)
         self.id_field, self.inputs_field = self.wiring.id_field, self.wiring.inputs_field
         self.repeat = SpinBox()
         self.repeat.setRange(1, MAX_REPEAT)
@@ -139,6 +140,8 @@ class ModelTab(QSplitter):
         wiring_layout.addRow("inputs", self.inputs_field.widget)
         wiring_layout.addRow("block", self.block_field.widget)
         wiring_layout.addRow("repeat", self.repeat)
+        wiring_layout.addRow("frozen", self.wiring.frozen)
+        wiring_layout.addRow("lr multiplier", self.wiring.lr_field.widget)
         self.edit_block_button = QPushButton("Edit Definition…")
         self.edit_block_button.setToolTip("Edit the block's layers and parameters (every use follows)")
         self.edit_block_button.clicked.connect(self._edit_block)
@@ -193,7 +196,7 @@ class ModelTab(QSplitter):
                      if len(self.document.networks()) > 1 else "")
             self.summary.setText(
                 which + f"<b>Total params:</b> {report.total_params:,} · trainable {report.trainable_params:,} · "
-                f"non-trainable {report.total_params - report.trainable_params:,} · "
+                f"frozen {report.total_params - report.trainable_params:,} · "
                 f"<b>weights</b> {format_bytes(report.weight_bytes)} · <b>one batch of {batch}</b>: "
                 f"activations {format_bytes(report.activation_bytes(batch))}")
             problems = report.problems()
@@ -269,7 +272,7 @@ class ModelTab(QSplitter):
         layers = model.layers
         if index != self._shown_layer:
             # Another layer: what was typed for the last one is dropped.
-            for field in (self.id_field, self.inputs_field, self.block_field):
+            for field in (*self.wiring.fields(), self.block_field):
                 field.discard()
                 self.document.set_field_problem(field.key, None)
             self._shown_layer = index

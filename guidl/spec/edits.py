@@ -31,7 +31,7 @@ from .graph import (
     INPUT, MAX_REPEAT, block_cycle, block_name_problem, block_params, default_values, entry_for,
     fresh_id, id_problem, is_merge, reference, resolve_inputs, substitute,
 )
-from .project import MAX_LAYERS, Block, Layer, Model, Project, _Reader
+from .project import MAX_LAYERS, MAX_LR_MULTIPLIER, Block, Layer, Model, Project, _Reader
 
 #: What ``copy_layers`` writes and ``paste`` reads (JSON text).
 CLIPBOARD_FORMAT = "guidl-layers"
@@ -800,6 +800,37 @@ def set_param(model: Model, index: int, name: str, value: Any, block: str | None
         layer.params.pop(name, None)
     else:
         layer.params[name] = copy.deepcopy(value)
+
+
+# -- training options of a layer (frozen, learning-rate multiplier) ----------------------------------
+
+#: The keys beside ``params`` that say how a layer trains, with their defaults.
+LAYER_OPTIONS = {"frozen": False, "lr_multiplier": 1.0}
+
+
+def layer_option_problem(key: str, value: Any) -> str | None:
+    """Why ``value`` cannot be layer option ``key``, or None."""
+    if key not in LAYER_OPTIONS:
+        return f"a layer has no option {key!r} (it has {', '.join(LAYER_OPTIONS)})"
+    if key == "frozen":
+        return None if isinstance(value, bool) else "frozen is true or false"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return "the learning-rate multiplier is a number"
+    if not 0 < value <= MAX_LR_MULTIPLIER:
+        return f"the learning-rate multiplier must be above 0 and at most {MAX_LR_MULTIPLIER:g}"
+    return None
+
+
+@_edit
+def set_layer_option(model: Model, index: int, key: str, value: Any, block: str | None = None) -> None:
+    """Freeze a layer (or a block use, or a block's layer) or give it a
+    learning-rate multiplier; the default value removes the option."""
+    layers = _layers(model, block)
+    _check_index(layers, index)
+    problem = layer_option_problem(key, value)
+    if problem:
+        raise EditError(problem)
+    setattr(layers[index], key, float(value) if key == "lr_multiplier" else value)
 
 
 # -- positions (layout only) ------------------------------------------------------------------------
