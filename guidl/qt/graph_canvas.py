@@ -29,6 +29,8 @@ from ..formatting import format_shape
 from ..registry import LAYERS
 from ..spec.graph import INPUT_INDEX, resolve_inputs
 from .document import LayerEdits, ProjectDocument
+from .icons import icon
+from .model_stack import FROZEN_COLOR
 from .graph_layout import INPUT_NODE, layered_layout, output_node
 from .palette import LAYER_MIME
 
@@ -51,6 +53,8 @@ PORT_RADIUS = 5.0
 #: How near (in scene units) a press must be to a port to start a wire.
 PORT_REACH = 10.0
 ERROR_COLOR = QColor("#dc2626")
+#: The snowflake's size on a frozen node.
+FROZEN_BADGE = 14.0
 WARNING_COLOR = QColor("#d97706")
 MIN_ZOOM, MAX_ZOOM = 0.02, 3.0
 #: The least zoom Fit to View picks: a node's title stays legible (about 10 px with a
@@ -106,6 +110,7 @@ class NodeContent:
     fix: bool = False
     marker: bool = False  # the input or output, not a layer
     block: bool = False  # a use of one of the model's blocks
+    frozen: bool = False  # its parameters do not train: a snowflake and an ice-blue edge
 
 
 class Colors:
@@ -203,7 +208,8 @@ class NodeItem(QGraphicsItem):
         fonts = NodeText.current()
         plain = fonts.plain_metrics
         problem = content.problem.splitlines()[0] if content.problem else ""
-        text = max(fonts.title_metrics.horizontalAdvance(content.title) + (52 if content.fix else 0),
+        text = max(fonts.title_metrics.horizontalAdvance(content.title) + (52 if content.fix else 0)
+                   + (FROZEN_BADGE + 6 if content.frozen else 0),
                    plain.horizontalAdvance(content.detail), plain.horizontalAdvance(problem)) + 24
         # The widest node grows with the font too (a long title elides beyond it).
         widest = NODE_MAX_WIDTH * max(1.0, plain.height() / 14.0)
@@ -239,8 +245,10 @@ class NodeItem(QGraphicsItem):
             painter.fillRect(rect, edge if content.level else (colors.highlight if selected else colors.wire))
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        if content.frozen and not content.level:
+            edge = FROZEN_COLOR
         pen = QPen(colors.highlight if selected or self.hot else edge,
-                   2.5 if selected or self.hot or content.level else 1)
+                   2.5 if selected or self.hot or content.level else 1.6 if content.frozen else 1)
         if self.hot:
             pen.setStyle(Qt.PenStyle.DashLine)
         if content.block:  # a card behind the card: a block holds layers of its own
@@ -257,8 +265,10 @@ class NodeItem(QGraphicsItem):
             painter.fillRect(band, colors.error_fill if content.level == "error" else colors.warning_fill)
         painter.setFont(fonts.title)
         painter.setPen(colors.text)
-        right = 12 + (48 if content.fix else 0)
+        right = 12 + (48 if content.fix else 0) + (FROZEN_BADGE + 6 if content.frozen else 0)
         top = 6 if not content.marker else 3
+        if content.frozen:
+            icon("frozen").paint(painter, self.frozen_badge().toRect())
         title = fonts.title_metrics.elidedText(content.title, Qt.TextElideMode.ElideRight,
                                                self.width - 12 - right)
         painter.drawText(QRectF(12, top, self.width - 12 - right, fonts.title_height),
@@ -286,6 +296,12 @@ class NodeItem(QGraphicsItem):
         if self.index != OUTPUT_INDEX:
             painter.setBrush(colors.wire)
             painter.drawEllipse(QPointF(self.width / 2, self.height), PORT_RADIUS, PORT_RADIUS)
+
+    def frozen_badge(self) -> QRectF:
+        """Where the snowflake of a frozen node is (its top right corner, left of a Fix)."""
+        right = self.width - 8 - (48 if self.content.fix else 0)
+        return QRectF(right - FROZEN_BADGE, 6 + (NodeText.current().title_height - FROZEN_BADGE) / 2,
+                      FROZEN_BADGE, FROZEN_BADGE)
 
     def itemChange(self, change, value):  # noqa: N802 - Qt's name
         if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
@@ -636,7 +652,8 @@ class GraphCanvas(QGraphicsView):
             problem, level = "\n".join(info.warnings), "warning"
         fix = (level == "error" and info is not None and getattr(info, "fix_action", None) is not None
                and hasattr(self.edits, "apply_fix"))
-        return NodeContent(title, detail, problem, level, fix, block=layer.type in self.document.model.blocks)
+        return NodeContent(title, detail, problem, level, fix, block=layer.type in self.document.model.blocks,
+                           frozen=layer.frozen)
 
     def _place(self) -> None:
         layout = self._layout
@@ -1233,6 +1250,8 @@ class GraphCanvas(QGraphicsView):
             layer = self.document.model.layers[node.index]
             add("Delete", self.delete_selection)
             add("Duplicate", lambda: self.edits.duplicate(node.index), len(indexes) == 1)
+            add("Unfreeze" if layer.frozen else "Freeze",
+                lambda: self.edits.set_option(node.index, "frozen", not layer.frozen), has("set_option"))
             menu.addSeparator()
             add("Add Skip Connection", lambda: self._edit("add_skip_connection", first, last),
                 has("add_skip_connection"))
