@@ -29,6 +29,7 @@ from .controllers.evaluation import EvaluationController
 from .controllers.export import ExportController
 from .controllers.files import FilesController
 from .controllers.graph import GraphController
+from .controllers.pretrained import PretrainedController
 from .controllers.session import Session
 from .controllers.training import TrainingController
 from .controllers.writing import WritingController
@@ -133,6 +134,7 @@ class MainWindow(QMainWindow):
         self.exports = ExportController(self)
         self.writing = WritingController(self)
         self.graph_edits = GraphController(self)
+        self.pretrained = PretrainedController(self)
         self.block_editors = BlockEditors(self)
         # A block editor edits a block of the network shown: another network, other blocks.
         self.document.network_changed.connect(self._close_block_editors)

@@ -71,6 +71,8 @@ MENUS = {"file": "&File", "edit": "&Edit", "model": "&Model", "train": "&Train",
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("new", "&New", "files.new_project", S.New, "new", "file", 0, 0, "Start an empty project",
                enabled_when=_idle),
+    ActionSpec("new_pretrained", "New from &Pretrained…", "pretrained.new_from_pretrained", menu="file",
+               tip="Classify your own photos with a network pretrained on ImageNet", enabled_when=_idle),
     ActionSpec("open", "&Open…", "files.open_dialog", S.Open, "open", "file", 0, 0, "Open a project file",
                enabled_when=_idle),
     ActionSpec("save", "&Save", "files.save", S.Save, "save", "file", 1, 0, "Save the project"),
@@ -79,6 +81,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                tip="Write the trained model as ONNX, torch.export, TorchScript, weights, Python "
                    "source or a bundle",
                enabled_when=lambda s: s.has_model and not s.running and not s.exporting),
+    ActionSpec("import_weights", "&Import Weights File…", "pretrained.import_weights_file", menu="file", group=1,
+               tip="Use pretrained weights downloaded elsewhere (torchvision's file, or your own)",
+               enabled_when=_idle),
     ActionSpec("quit", "&Quit", "close", S.Quit, menu="file", group=2),
     # Plain actions, not QUndoStack's: Qt enables those itself whenever the stack can undo.
     ActionSpec("undo", "&Undo", "document.undo_stack.undo", S.Undo, "undo", "edit", 0, 1, icon_text="Undo",

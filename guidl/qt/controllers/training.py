@@ -104,6 +104,8 @@ class TrainingController(QObject):
         if blocker is not None:
             window.statusBar().showMessage(f"Cannot train: {blocker}", 8000)
             return
+        if window.pretrained.fetch_first(self.start):  # a backbone's weights are downloaded first
+            return
         project = window.document.project.copy()
         try:
             window.session.run_dir = self._new_run_dir()

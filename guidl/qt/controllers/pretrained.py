@@ -1,0 +1,432 @@
+"""Transfer learning from the window: File > New from Pretrained, File >
+Import Weights File, the backbone weights downloaded (with a progress bar and
+Cancel) before a run needs them, and the Try tab's predictions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox, QProgressDialog
+
+from ..jobs import Task, error_message
+from ..panels import ERROR_STYLE
+from ..try_panel import NO_MODEL, TOP_K, TryPanel
+
+WEIGHTS_FILTER = "PyTorch weights (*.pth *.pt *.safetensors);;All files (*)"
+PROGRESS_HZ = 20  # progress reports a second from a download, at most
+OFFLINE_TITLE = "Cannot download the pretrained weights"
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class WeightsDownload(QObject):
+    """Fetches backbone weights into torchvision's cache, one file after
+    another; ``done(True)`` when all are there, ``done(False)`` when cancelled,
+    ``error(message)`` when one cannot be had (offline, say)."""
+
+    progress = Signal(int, int, str)  # bytes so far, bytes in all (0: not known), what
+    done = Signal(bool)
+    error = Signal(str)
+
+    def __init__(self, wanted: list[tuple[str, str]]):
+        super().__init__()
+        self.wanted = wanted
+        self._cancel = threading.Event()
+        self._reported = 0.0
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @Slot()
+    def run(self) -> None:
+        from ...engine import backbones
+
+        try:
+            for name, weights in self.wanted:
+                what = f"{name} {weights}"
+                self.progress.emit(0, 0, what)
+
+                def report(got: int, total: int, what=what) -> None:
+                    # Raised inside the download: torchvision's fetch leaves no partial file behind.
+                    if self._cancel.is_set():
+                        raise _Cancelled
+                    now = time.monotonic()
+                    if now - self._reported >= 1 / PROGRESS_HZ or (total and got >= total):
+                        self._reported = now
+                        self.progress.emit(int(got), int(total or 0), what)
+
+                backbones.fetch_weights(name, weights, progress=report)
+                if self._cancel.is_set():
+                    raise _Cancelled
+        except _Cancelled:
+            self.done.emit(False)
+        except backbones.WeightsError as error:
+            self.error.emit(str(error))
+        except Exception as error:  # noqa: BLE001 - said in the window, never a crash
+            self.error.emit(error_message(error))
+        else:
+            self.done.emit(True)
+
+
+def backbone_layers(project) -> list[tuple[int, object]]:
+    """(index, layer) of each pretrained backbone among the model's layers."""
+    from ...registry.backbones import BACKBONES
+
+    return [(i, layer) for i, layer in enumerate(project.model.layers) if layer.type in BACKBONES]
+
+
+def wanted_weights(project) -> list[tuple[str, str]]:
+    """The (backbone, weights) the project's layers load from torchvision's
+    registry, in model order, each once (a layer with a weights file needs none)."""
+    from ...registry.backbones import BACKBONES
+
+    wanted: list[tuple[str, str]] = []
+    for model in project.networks().values():
+        layers = list(model.layers) + [layer for block in model.blocks.values() for layer in block.layers]
+        for layer in layers:
+            if layer.type not in BACKBONES or layer.params.get("weights_file"):
+                continue
+            weights = layer.params.get("weights", BACKBONES[layer.type]["default_weights"])
+            if weights != "none" and (layer.type, weights) not in wanted:
+                wanted.append((layer.type, weights))
+    return wanted
+
+
+def describe_preprocessing(model) -> str:
+    """How the Try tab prepares a photo: as the model was trained."""
+    pre = (model.meta or {}).get("preprocessing")
+    if pre:
+        return (f"Each photo is resized to {pre['resize']} pixels, cropped to its centre {pre['crop']}x{pre['crop']} "
+                "and normalised as in training.")
+    if len(model.input_shape) == 3:
+        channels, height, width = model.input_shape
+        grey = " grey" if channels == 1 else ""
+        return f"Each photo is resized to {width}x{height}{grey} pixels, as in training."
+    return ""
+
+
+class PretrainedController(QObject):
+    def __init__(self, window: QMainWindow):
+        super().__init__(window)
+        self.window = window
+        self.download: WeightsDownload | None = None
+        self.download_thread = None
+        self.progress_dialog: QProgressDialog | None = None
+        self.offline_box: QMessageBox | None = None
+        self._then: Callable[[], None] | None = None
+        self._fetched: set[tuple[str, str]] = set()  # downloaded by this window: never asked twice
+        self._model = None  # (trainer, TrainedModel) of the last prediction
+        self.predicting = None  # the thread running the Try tab's predictions
+        self.try_panel = TryPanel()
+        self.try_panel.images_chosen.connect(self.predict)
+        window.tab_pages["try"] = self.try_panel
+        window.tabs.addTab(self.try_panel, "Try")
+        window.tabs.currentChanged.connect(self._tab_shown)
+
+    # -- New from Pretrained ------------------------------------------------------------------
+
+    @Slot()
+    def new_from_pretrained(self) -> None:
+        from ..pretrained_dialog import PretrainedDialog
+
+        window = self.window
+        if not window.files.maybe_save():
+            return
+        dialog = PretrainedDialog(window, cached=self.is_cached)
+        if dialog.exec() == PretrainedDialog.DialogCode.Accepted and dialog.project() is not None:
+            self.open_project(dialog.project())
+
+    def open_project(self, project) -> None:
+        window = self.window
+        window.files.open_pending = None  # the user's own choice wins over the command line's
+        window.document.set_project(project, None)
+        window.reset_session()
+        window.show_tab("model")
+        backbone = backbone_layers(project)[0][1].type if backbone_layers(project) else "the backbone"
+        window.status_text.setText(f"{backbone} (frozen) with a new head for "
+                                   f"{project.model.layers[-1].params.get('out_features')} classes: press "
+                                   "Train (F5)")
+
+    def is_cached(self, name: str, weights: str) -> bool | None:
+        """Whether torchvision's cache holds the weights (None while torch is still loading)."""
+        if not self.window.engine.is_ready:
+            return None
+        from ...engine.backbones import weights_path
+
+        return weights_path(name, weights).exists()
+
+    # -- the weights a run needs, downloaded first ----------------------------------------------
+
+    def missing_weights(self, project) -> list[tuple[str, str]]:
+        from ...engine.backbones import weights_path
+
+        if self.window.session.weights_for(project) is not None:
+            return []  # a run goes on from an opened model's weights: nothing to load
+        return [(name, weights) for name, weights in wanted_weights(project)
+                if (name, weights) not in self._fetched and not weights_path(name, weights).exists()]
+
+    def fetch_first(self, then: Callable[[], None]) -> bool:
+        """Before training: when the project's backbones need weights that are
+        not in the cache, download them in the background (a progress dialog
+        with Cancel) and call ``then`` once they are there. False when nothing
+        is missing (train at once)."""
+        if self.download is not None:
+            return True  # already downloading: ``then`` follows it
+        missing = self.missing_weights(self.window.document.project)
+        if not missing:
+            return False
+        self.start_download(missing, then)
+        return True
+
+    def start_download(self, wanted: list[tuple[str, str]], then: Callable[[], None] | None) -> None:
+        from ...registry.backbones import BACKBONES
+
+        window = self.window
+        self._then = then
+        megabytes = sum(BACKBONES[name]["weights"][weights]["file_mb"] for name, weights in wanted)
+        names = ", ".join(f"{name} ({weights})" for name, weights in wanted)
+        dialog = QProgressDialog(f"Downloading the pretrained weights of {names}, {megabytes:.0f} MB, "
+                                 "into torchvision's cache…", "Cancel", 0, 0, window)
+        dialog.setWindowTitle("Downloading weights")
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(0)
+        dialog.setAutoClose(False)
+        dialog.setAutoReset(False)
+        dialog.setMinimumWidth(460)
+        self.progress_dialog = dialog
+        self.download = WeightsDownload(wanted)
+        dialog.canceled.connect(self.download.cancel)
+        self.download.progress.connect(self._download_progress)
+        self.download.done.connect(self._download_done)
+        self.download.error.connect(self._download_failed)
+        window.status_text.setText(f"Downloading {names}…")
+        window.progress.setRange(0, 0)
+        window.progress.show()
+        dialog.show()
+        self.download_thread = window.jobs.start(self.download, self._download_thread_finished)
+
+    @Slot(int, int, str)
+    def _download_progress(self, got: int, total: int, what: str) -> None:
+        window, dialog = self.window, self.progress_dialog
+        if total > 0:
+            # Kilobytes: a progress bar holds an int, and a file may be over 2 GB.
+            for bar in (window.progress,) + ((dialog,) if dialog is not None else ()):
+                bar.setRange(0, max(1, total // 1024))
+                bar.setValue(min(got, total) // 1024)
+            window.status_text.setText(f"Downloading {what}: {got / 2**20:.1f} of {total / 2**20:.1f} MB")
+
+    @Slot(bool)
+    def _download_done(self, complete: bool) -> None:
+        wanted = self.download.wanted if self.download is not None else []
+        then, self._then = self._then, None
+        self._close_progress()
+        if not complete:
+            self.window.status_text.setText("Download cancelled: training did not start")
+            return
+        self._fetched.update(wanted)
+        self.window.status_text.setText("Pretrained weights downloaded")
+        if then is not None:
+            then()
+
+    @Slot(str)
+    def _download_failed(self, message: str) -> None:
+        self._then = None
+        self._close_progress()
+        self.show_offline(message)
+
+    def _close_progress(self) -> None:
+        self.download = None
+        self.window.progress.hide()
+        if self.progress_dialog is not None:
+            self.progress_dialog.canceled.disconnect()
+            self.progress_dialog.close()
+            self.progress_dialog.deleteLater()
+            self.progress_dialog = None
+
+    @Slot()
+    def _download_thread_finished(self) -> None:
+        self.download_thread = None
+
+    def show_offline(self, message: str) -> None:
+        """The weights cannot be had: said above the charts and in a box that
+        offers to import a file downloaded elsewhere."""
+        window = self.window
+        window.show_train_message(message, ERROR_STYLE)
+        window.status_text.setText("Training did not start: the pretrained weights are missing")
+        box = QMessageBox(QMessageBox.Icon.Warning, OFFLINE_TITLE, message, QMessageBox.StandardButton.Close, window)
+        self.import_button = box.addButton("Import Weights File…", QMessageBox.ButtonRole.ActionRole)
+        self.import_button.clicked.connect(lambda: self.import_weights_file())
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()  # not a nested event loop: a download may end while the window closes
+        self.offline_box = box
+
+    # -- Import Weights File ---------------------------------------------------------------------
+
+    @Slot()
+    def import_weights_file(self, path: str | Path | None = None) -> None:
+        """Use a weights file downloaded elsewhere: torchvision's own file goes
+        into its cache; any other (own weights) becomes the backbone layer's
+        ``weights_file``, one undoable edit."""
+        window = self.window
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(window, "Import weights file", str(Path.home()), WEIGHTS_FILTER)
+            if not path:
+                return
+        path = Path(path)
+        if not self._engine_now():
+            return
+        from ...engine.backbones import WeightsError, import_weights_file, read_weights_file
+
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            found = import_weights_file(path)
+            if found is None:
+                read_weights_file(path)  # a file that cannot be read is refused now, not at Train
+        except WeightsError as error:
+            self._warn("Cannot import the weights file", str(error))
+            return
+        finally:
+            QApplication.restoreOverrideCursor()
+        if found is not None:
+            name, weights = found
+            self._use_published(name, weights)
+            window.status_text.setText(f"{path.name}: torchvision's {name} {weights} weights, now in the cache")
+            return
+        layers = backbone_layers(window.document.project)
+        if not layers:
+            self._warn("No pretrained layer", f"{path.name} is not one of torchvision's published files, and the "
+                       "model has no pretrained layer to load it into. File > New from Pretrained makes one.")
+            return
+        selected = window.stack.selected_layer() if window.document.network == "model" else -1
+        index = next((i for i, _ in layers if i == selected), layers[0][0])
+        layer = window.document.project.model.layers[index]
+
+        def edit(project) -> None:
+            project.model.layers[index].params["weights_file"] = str(path)
+
+        window.document.apply(edit, f"Load {layer.type} weights from {path.name}")
+        window.status_text.setText(f"{layer.type} (layer {index + 1}) loads its weights from {path}")
+        self._close_offline()
+
+    def _use_published(self, name: str, weights: str) -> None:
+        """A backbone of that kind whose named weights are not there takes the imported ones."""
+        from ...engine.backbones import weights_path
+
+        document = self.window.document
+        targets = [i for i, layer in backbone_layers(document.project) if layer.type == name
+                   and not layer.params.get("weights_file")
+                   and layer.params.get("weights") not in (weights, "none")
+                   and not weights_path(name, layer.params.get("weights")).exists()]
+        if targets:
+            def edit(project) -> None:
+                for i in targets:
+                    project.model.layers[i].params["weights"] = weights
+
+            document.apply(edit, f"Use {name} weights {weights}")
+        self._close_offline()
+
+    def _close_offline(self) -> None:
+        if self.offline_box is not None:
+            try:
+                self.offline_box.close()
+            except RuntimeError:  # already deleted on close
+                pass
+            self.offline_box = None
+
+    def _warn(self, title: str, text: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self.window)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.warning_box = box
+
+    def _engine_now(self) -> bool:
+        engine = self.window.engine
+        if not engine.is_ready:
+            QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+            try:
+                engine.start()
+                engine.wait()
+            finally:
+                QApplication.restoreOverrideCursor()
+            if engine.error:
+                self._warn("PyTorch is not loaded", engine.error)
+                return False
+            self.window.on_engine_ready()
+        return True
+
+    # -- Try -------------------------------------------------------------------------------------
+
+    @Slot(int)
+    def _tab_shown(self, index: int) -> None:
+        if self.window.tabs.widget(index) is self.try_panel:
+            self.refresh()
+
+    def trained_model(self):
+        """The window's trained model as a ``TrainedModel`` (made once per training), or None."""
+        trainer = self.window.session.trainer
+        if trainer is None or not self.window.engine.is_ready:
+            return None
+        if self._model is None or self._model[0] is not trainer:
+            from ...engine.export import TrainedModel
+
+            self._model = (trainer, TrainedModel.from_trainer(trainer))
+        return self._model[1]
+
+    def refresh(self) -> None:
+        """The Try tab says whether there is a model to try, and how it prepares photos."""
+        model = self.trained_model()
+        if model is None:
+            self.try_panel.set_model(False)
+        elif model.task != "classification":
+            self.try_panel.set_model(False)
+            self.try_panel.show_error("Try shows a classifier's classes; this model is not a classifier.")
+        else:
+            self.try_panel.set_model(True, describe_preprocessing(model))
+
+    @Slot(list)
+    def predict(self, paths: list[str]) -> None:
+        """The top classes of each image, worked out off the GUI thread."""
+        self.refresh()
+        model = self.trained_model()
+        if model is None or model.task != "classification":
+            self.try_panel.show_error(NO_MODEL if model is None else self.try_panel.message.text())
+            return
+        task = Task(lambda: classify(model, paths))
+        task.done.connect(self.try_panel.show_predictions)
+        task.error.connect(self.try_panel.show_error)
+        self.predicting = self.window.jobs.start(task, self._predicted)
+
+    @Slot()
+    def _predicted(self) -> None:
+        self.predicting = None
+
+
+def classify(model, paths: list[str], batch: int = 16) -> list[tuple[str, list | None, str | None]]:
+    """``(path, top classes, error)`` per image: an unreadable one is said, the others still classified."""
+    import torch
+
+    from ...engine.predict import PredictError, predict, read_inputs
+
+    read: list[tuple[str, object]] = []
+    errors: dict[str, str] = {}
+    for path in paths:
+        try:
+            x, _ = read_inputs(model, [path])
+            read.append((path, x))
+        except PredictError as error:
+            errors[path] = str(error)
+    tops: dict[str, list] = {}
+    for start in range(0, len(read), batch):
+        chunk = read[start:start + batch]
+        names = [path for path, _ in chunk]
+        for path, top in zip(names, predict(model, torch.cat([x for _, x in chunk]), TOP_K, names)):
+            tops[path] = top
+    return [(path, tops.get(path), errors.get(path)) for path in paths]
