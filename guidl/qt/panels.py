@@ -8,7 +8,7 @@ import copy
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage, QPalette, QPixmap
+from PySide6.QtGui import QColor, QImage, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
     QPushButton, QScrollArea, QStackedWidget, QTableWidget,
@@ -19,9 +19,12 @@ from ..registry import (
     DATASETS, DEFAULT_DISCRIMINATOR_OPTIMIZER, EARLY_STOPPING, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS,
     Catalogue,
 )
+from ..registry.backbones import BACKBONES, preprocessing_for
 from ..spec import Component
+from ..spec.graph import INPUT_INDEX, resolve_inputs
 from .charts import PALETTE_EVENTS, CategoryAxis, follow_palette, visible_text
 from .document import ProjectDocument
+from .fine_tune_form import FineTuneForm
 from .task_panel import TaskPanel
 from .param_form import (
     ComboBox, DoubleSpinBox, ParamForm, SpinBox, TextField, apply_param, format_value,
@@ -30,8 +33,53 @@ from .param_form import (
 # How a message_label says a problem, or a warning (one place for every view and controller).
 ERROR_STYLE = "color: #dc2626;"
 WARNING_STYLE = "color: #b45309;"
+WARNING_COLOR = "#b45309"
+#: ``data.balance``'s choices as the Data tab offers them.
+BALANCE_CHOICES = (
+    ("none", "as they are", "Every sample once per epoch; the loss treats all classes alike"),
+    ("class_weights", "class weights in the loss",
+     "Each class's loss weighs n / (classes × its count): a rare class's mistakes cost more"),
+    ("sampler", "balanced sampler",
+     "Each epoch draws samples so that every class comes up about as often (with replacement)"),
+)
+#: Classes this many times apart in count are uneven enough to mention.
+IMBALANCE_RATIO = 1.5
 SOURCE_TITLES = {"builtin": "Built-in (offline)", "torchvision": "torchvision (downloads)",
                  "user": "Your data"}
+
+
+def _numbers(values) -> str:
+    return ", ".join(f"{v:g}" for v in values)
+
+
+def preprocessing_text(project) -> str | None:
+    """How the pretrained backbone that takes the model's input wants its
+    images, and from which weights: None without one."""
+    found = input_backbone(project)
+    if found is None:
+        return None
+    name, params = found
+    weights = params.get("weights", BACKBONES[name]["default_weights"])
+    values = preprocessing_for(name, weights)
+    if params.get("weights_file"):
+        source = f"{name}'s own weights file (ImageNet preprocessing, as torchvision's weights)"
+    elif weights == "none":
+        source = f"{name} without pretrained weights: torchvision's preprocessing for it all the same"
+    else:
+        source = f"from {name}'s {weights} weights"
+    return (f"<b>Preprocessing</b> ({source}): resize {values['resize']} · center crop {values['crop']} · "
+            f"mean {_numbers(values['mean'])} · std {_numbers(values['std'])}"
+            + (f" · {values['interpolation']}" if values.get("interpolation") != "bilinear" else ""))
+
+
+def input_backbone(project) -> tuple[str, dict] | None:
+    """``(name, params)`` of the backbone layer that takes the model's input, if any."""
+    layers = project.model.layers
+    wiring = resolve_inputs(layers)
+    for index, layer in enumerate(layers):
+        if layer.type in BACKBONES and index < len(wiring.inputs) and wiring.inputs[index] == [INPUT_INDEX]:
+            return layer.type, layer.params
+    return None
 
 
 def message_label() -> QLabel:
@@ -188,8 +236,10 @@ class TrainingSetup(QWidget):
         self.early_form = ParamForm()
         self.early_form.bind(document, "training.early_stopping.")
         early_layout.addWidget(self.early_form)
+        # Transfer learning: the head first, then the frozen layers at a lower rate.
+        self.fine_tune = FineTuneForm(document)
         for widget in (self.task, self.loss, self.optimizer, self.discriminator_optimizer, self.scheduler,
-                       run, self.early):
+                       run, self.fine_tune, self.early):
             layout.addWidget(widget)
         layout.addStretch(1)
         self.epochs.valueChanged.connect(lambda v: self._set("epochs", v))
@@ -259,6 +309,8 @@ class TrainingSetup(QWidget):
         # it shows, with the project's problem saying to turn it off).
         self.scheduler.setVisible(not gan or training.scheduler is not None)
         self.early.setVisible(not gan or training.early_stopping is not None)
+        self.fine_tune.setVisible(not gan or training.fine_tune is not None)
+        self.fine_tune.sync()
         _block(self.epochs, self.epochs.setValue, training.epochs)
         _block(self.batch_size, self.batch_size.setValue, self.document.project.data.batch_size)
         _block(self.seed, self.seed.setValue, min(training.seed, 2**31 - 1))
@@ -320,6 +372,13 @@ class DataPanel(QWidget):
         self.val_fraction.setSingleStep(0.05)
         self.val_fraction.setDecimals(2)
         split_form.addRow("Validation fraction", self.val_fraction)
+        # Uneven classes: weights in the loss, or batches drawn evenly (``data.balance``).
+        self.balance_choice = ComboBox()
+        for name, text, tip in BALANCE_CHOICES:
+            self.balance_choice.addItem(text, name)
+            self.balance_choice.setItemData(self.balance_choice.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.balance_choice.setToolTip("How classes with fewer samples get their share of the training")
+        split_form.addRow("Uneven classes", self.balance_choice)
         self.augment = QGroupBox("Augmentation (images, training only)")
         self.augment.setCheckable(True)
         augment_form = QFormLayout(self.augment)
@@ -346,6 +405,13 @@ class DataPanel(QWidget):
         right = QVBoxLayout()
         self.summary = QLabel("Load the data to see samples.")
         self.summary.setWordWrap(True)
+        #: How a pretrained backbone wants its images (resize, crop, mean and std).
+        self.preprocessing = QLabel()
+        self.preprocessing.setWordWrap(True)
+        self.preprocessing.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.preprocessing.hide()
+        #: Files of an image folder that were not images (or could not be read).
+        self.skipped = message_label()
         self.preview = QStackedWidget()
         self.image_grid = QWidget()
         self.grid_layout = QGridLayout(self.image_grid)
@@ -366,10 +432,23 @@ class DataPanel(QWidget):
         self.balance.addItem(self.balance_bars)
         for plot in (self.scatter, self.balance):
             follow_palette(plot, self.palette())
+        # Each class's count in numbers beside the bars: what the bars cannot say exactly.
+        self.class_table = QTableWidget(0, 3)
+        self.class_table.setHorizontalHeaderLabels(["Class", "Training samples", "Share"])
+        self.class_table.verticalHeader().hide()
+        self.class_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.class_table.setMaximumHeight(180)
+        self.class_table.setMaximumWidth(340)
+        self.class_table.horizontalHeader().setStretchLastSection(True)
         self._clear_balance()  # shown with data that has classes
+        classes = QHBoxLayout()
+        classes.addWidget(self.balance, 1)
+        classes.addWidget(self.class_table)
         right.addWidget(self.summary)
+        right.addWidget(self.preprocessing)
+        right.addWidget(self.skipped)
         right.addWidget(self.preview, 3)
-        right.addWidget(self.balance, 1)
+        right.addLayout(classes, 1)
         outer.addLayout(right, 1)
 
         self.dataset.currentIndexChanged.connect(self._dataset_changed)
@@ -382,6 +461,7 @@ class DataPanel(QWidget):
         self.rotation.valueChanged.connect(lambda v: self._augment_changed("rotation"))
         self.flip.toggled.connect(lambda on: self._augment_changed("hflip"))
         self.load_button.clicked.connect(self.load_requested)
+        self.balance_choice.currentIndexChanged.connect(self._balance_changed)
         document.commit_requested.connect(self._commit_edits)
 
     def _commit_edits(self) -> None:
@@ -413,6 +493,10 @@ class DataPanel(QWidget):
 
         self.document.apply(edit, f"Set dataset {name}", merge_key=f"data.params.{name}")
 
+    def _balance_changed(self, index: int) -> None:
+        value = self.balance_choice.itemData(index)
+        self.document.apply(lambda p: setattr(p.data, "balance", value), f"Set class balance to {value}")
+
     def _augment_changed(self, field: str | None) -> None:
         """``field`` is the setting that changed; None for the on/off switch
         (which never merges with other steps)."""
@@ -438,6 +522,11 @@ class DataPanel(QWidget):
         _block(self.flip, self.flip.setChecked, bool(augment.get("hflip", False)))
         _block(self.rotation, self.rotation.setValue, float(augment.get("rotation", 0.0)))
         self.augment.setEnabled(entry.info.get("modality") in ("image", "array"))
+        _block(self.balance_choice, self.balance_choice.setCurrentIndex,
+               max(0, self.balance_choice.findData(data.balance)))
+        text = preprocessing_text(self.document.project)
+        self.preprocessing.setText(text or "")
+        self.preprocessing.setVisible(bool(text))
 
     # -- showing data ------------------------------------------------------------------------
 
@@ -463,6 +552,7 @@ class DataPanel(QWidget):
         self.table.setRowCount(0)
         self.text_list.clear()
         self._clear_balance()
+        self.skipped.hide()
         self.preview.setCurrentWidget(self.image_grid)
 
     def _clear_balance(self) -> None:
@@ -473,6 +563,8 @@ class DataPanel(QWidget):
         self.balance.getAxis("bottom").set_names([])
         self.balance.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self.balance.hide()
+        self.class_table.setRowCount(0)
+        self.class_table.hide()
 
     def show_data(self, data) -> None:
         self.load_button.setEnabled(True)
@@ -505,6 +597,34 @@ class DataPanel(QWidget):
                 info.class_names or [str(i) for i in range(len(counts))])
             self.balance.enableAutoRange()
             self.balance.show()
+            self._show_class_counts(list(info.class_counts), info.class_names)
+        skipped = int(getattr(info, "skipped", 0) or 0)
+        self.skipped.setStyleSheet(WARNING_STYLE)
+        self.skipped.setText(f"{skipped:,} file{'s' if skipped != 1 else ''} skipped: not images, "
+                             "or images that could not be read")
+        self.skipped.setVisible(skipped > 0)
+
+    def _show_class_counts(self, counts: list[int], names: list[str] | None) -> None:
+        """Each class's training samples and share; the rarest and the commonest marked
+        when they differ enough for the balance options to matter."""
+        total = sum(counts) or 1
+        self.class_table.setRowCount(len(counts))
+        low, high = min(counts), max(counts)
+        uneven = low * IMBALANCE_RATIO < high
+        for row, count in enumerate(counts):
+            name = names[row] if names and row < len(names) else str(row)
+            cells = [name, f"{count:,}", f"{100 * count / total:.1f}%"]
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if column:
+                    item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
+                if uneven and count == low:
+                    item.setToolTip(f"The rarest class: {high / max(low, 1):.1f}× fewer samples than the "
+                                    "commonest (see Uneven classes, left)")
+                    item.setForeground(QColor(WARNING_COLOR))
+                self.class_table.setItem(row, column, item)
+        self.class_table.resizeColumnsToContents()
+        self.class_table.show()
 
     def _clear_grid(self) -> None:
         while self.grid_layout.count():
