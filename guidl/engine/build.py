@@ -26,6 +26,7 @@ from torch import nn
 
 from ..formatting import first_line, format_bytes, format_shape, quote, warning_text
 from ..registry import LAYERS, OPTIMIZERS, Entry
+from ..registry.backbones import BACKBONES
 from ..registry.schema import UnknownNameError
 from ..spec import Block, Component, Layer, Model, Problem, Project, ProjectError
 from ..spec.fixes import Fix, InsertLayer, SetParam
@@ -40,16 +41,26 @@ from .modules import MERGE_CLASSES, OWN_LAYERS, Recurrent
 
 BYTES_PER_PARAM = 4  # float32
 
+
+def _backbone(name: str, weights: str = "none", output: str = "pooled",
+              weights_file: str | None = None) -> nn.Module:
+    # torchvision takes 1.5 s to import: only a model with a backbone pays for it.
+    from .backbones import Backbone
+    return Backbone(name, weights=weights, output=output, weights_file=weights_file)
+
+
 #: ``type`` -> constructor. Only names from the layer catalogue are here (a test
 #: checks both agree), so a project file can never reach any other callable.
 LAYER_FACTORIES: dict[str, Callable[..., nn.Module]] = {
     **{name: getattr(nn, name) for name in LAYERS.names()
-       if name not in ("RNN", "LSTM", "GRU") and name not in MERGE_CLASSES and name not in OWN_LAYERS},
+       if name not in ("RNN", "LSTM", "GRU") and name not in MERGE_CLASSES and name not in OWN_LAYERS
+       and name not in BACKBONES},
     "RNN": partial(Recurrent, "RNN"),
     "LSTM": partial(Recurrent, "LSTM"),
     "GRU": partial(Recurrent, "GRU"),
     **OWN_LAYERS,
     **MERGE_CLASSES,
+    **{name: partial(_backbone, name, weights=BACKBONES[name]["default_weights"]) for name in BACKBONES},
 }
 
 #: How an inferred parameter follows from the shape of one input sample.
@@ -433,6 +444,9 @@ def _param_problem(entry: Entry, params: dict[str, Any],
     if entry.name == "Embedding":
         index, size = params.get("padding_idx"), params.get("num_embeddings")
         if isinstance(index, int) and isinstance(size, int) and not -size <= index < size:
+    if entry.info.get("backbone"):
+        from .backbones import input_problem
+        return input_problem(entry.name, params, shape)
             return (f"padding_idx must be in [-num_embeddings, num_embeddings) = [{-size}, {size}), "
                     f"got {index}", f"set padding_idx below {size} (num_embeddings) or remove it")
     if entry.name in ("Softmax", "LogSoftmax"):

@@ -17,6 +17,7 @@ before carry ``inferred``; guidl fills them in.
 
 from __future__ import annotations
 
+from .backbones import BACKBONE_LAYERS
 from .schema import REQUIRED, Catalogue, Entry, Param
 
 #: Largest size accepted in a size parameter. Real models stay far below; the
@@ -319,6 +320,9 @@ LAYERS = Catalogue("layer", [
         Param("dim", "int", 1, "dimension joined, counted with the batch as in torch.cat "
                                "(1: channels of an image, features of a vector; -1: the last)"),
     ), {"input_ranks": None, "input": "float", "key_params": ["dim"], "merge": "concat"}),
+    # -- Pretrained ---------------------------------------------------------------
+    # torchvision classification models without their head (registry/backbones.py).
+    *BACKBONE_LAYERS,
 ])
 
 #: Parameters whose guidl default differs from torch's, and why. The defaults

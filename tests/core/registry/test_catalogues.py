@@ -74,7 +74,7 @@ def test_unknown_names_are_refused_with_a_suggestion(name, suggestion):
 def test_palette_categories_group_every_layer():
     groups = LAYERS.categories()
     assert list(groups) == ["Core", "Reshape", "Convolution", "Pooling", "Normalization",
-                            "Activation", "Sequence", "Merge"]
+                            "Activation", "Sequence", "Merge", "Pretrained"]
     assert sum(len(v) for v in groups.values()) == len(LAYERS)
 
 
