@@ -44,7 +44,6 @@ BYTES_PER_PARAM = 4  # float32
 
 def _backbone(name: str, weights: str = "none", output: str = "pooled",
               weights_file: str | None = None) -> nn.Module:
-    # torchvision takes 1.5 s to import: only a model with a backbone pays for it.
     from .backbones import Backbone
     return Backbone(name, weights=weights, output=output, weights_file=weights_file)
 

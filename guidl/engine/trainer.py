@@ -24,6 +24,7 @@ from ..formatting import first_line, warning_text
 from ..registry import LOSSES, SCHEDULERS
 from ..spec import Problem, Project, ProjectError
 from .augment import augment_batch
+from .backbones import load_backbone_weights
 from .build import BuiltModel, analyze, build, check_training_memory, needs_two_per_batch
 from .checkpoint_checks import (
     CALLBACK_FIELDS, CheckpointError, check_fields, check_optimizer, check_rng, check_scheduler,
@@ -274,6 +275,8 @@ class Trainer:
             try:
                 self.built.module.load_state_dict(self.initial_weights)
             except RuntimeError as error:
+        if self.initial_weights is None:  # a resumed or continued model has its weights already
+            self.notes += load_backbone_weights(self.built.module)
                 raise TrainingError("the saved weights do not fit this model (was it changed?): "
                                     f"{first_line(error)}") from None
         self.model = self.built.module.to(self.device)
