@@ -36,7 +36,6 @@ from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from ..formatting import format_bytes, format_shape
@@ -70,11 +69,20 @@ class Backbone(nn.Module):
     HEADS = {"resnet": "fc", "regnet": "fc", "mobilenet_v3": "classifier", "efficientnet": "classifier",
              "convnext": "classifier.2", "vit": "heads"}
 
+    class Parameters(nn.Module):
+        """Loose parameters (a ViT's class token and positions) as one unit of
+        a stage; not part of the Backbone's state_dict (they are its net's)."""
+
+        def __init__(self, *parameters: nn.Parameter):
+            super().__init__()
+            for index, parameter in enumerate(parameters):
+                self.register_parameter(f"p{index}", parameter)
+
     def __init__(self, name: str, weights: str = "none", output: str = "pooled",
                  weights_file: str | None = None):
         super().__init__()
         family = next((f for f in self.FAMILIES if name.startswith(f)), None)
-        if family is None or not callable(getattr(torchvision.models, name, None)):
+        if family is None:
             raise ValueError(f"{name!r} is not a torchvision backbone guidl knows")
         if output not in ("pooled", "feature_map"):
             raise ValueError(f"output must be 'pooled' or 'feature_map', got {output!r}")
@@ -86,7 +94,10 @@ class Backbone(nn.Module):
 
     @classmethod
     def _torchvision_model(cls, name: str, family: str, weights: str) -> nn.Module:
-        models = torchvision.models
+        import torchvision.models as models  # 1.5 s: only when a backbone is built
+
+        if not callable(getattr(models, name, None)):
+            raise ValueError(f"torchvision has no model {name!r}")
         if family == "regnet":
             settings = cls.REGNET.get(name)
             if settings is None:  # another RegNet: build it for real, then move it
@@ -145,7 +156,7 @@ class Backbone(nn.Module):
         elif self.family == "regnet":
             stages = [net.stem, *net.trunk_output]
         elif self.family == "vit":
-            stages = [[net.conv_proj, _Parameters(net.class_token, net.encoder.pos_embedding)],
+            stages = [[net.conv_proj, self.Parameters(net.class_token, net.encoder.pos_embedding)],
                       *net.encoder.layers, net.encoder.ln]
         else:
             stages = list(net.features)
@@ -161,20 +172,12 @@ class Backbone(nn.Module):
         return _load_pretrained(self, progress)
 
 
-class _Parameters(nn.Module):
-    """Loose parameters (a ViT's class token and positions) as one unit of a stage."""
-
-    def __init__(self, *parameters: nn.Parameter):
-        super().__init__()
-        for index, parameter in enumerate(parameters):
-            self.register_parameter(f"p{index}", parameter)
-
-
 def backbone_source() -> str:
     """The source of ``Backbone`` for a generated Python file, without
     ``load_pretrained`` (the file's model loads its own trained weights).
-    It needs ``math``, ``partial`` (functools), ``torch``, ``torch.nn.functional
-    as F``, ``torchvision`` and ``from torch import nn`` imported beside it."""
+    It needs ``import math``, ``from functools import partial``, ``import
+    torch``, ``import torch.nn.functional as F`` and ``from torch import nn``
+    beside it (it imports torchvision itself)."""
     source = textwrap.dedent(inspect.getsource(Backbone))
     tree = ast.parse(source)
     method = next(node for node in tree.body[0].body
