@@ -79,6 +79,8 @@ class FineTuneForm(QGroupBox):
         self.head_epochs.valueChanged.connect(lambda value: self._set("head_epochs", value))
         self.unfreeze.currentIndexChanged.connect(lambda _index: self._unfreeze_changed())
         self.units.valueChanged.connect(lambda _value: self._unfreeze_changed())
+        for spin in (self.head_epochs, self.units):
+            spin.editingFinished.connect(lambda spin=spin: spin.lineEdit().setModified(False))
         document.commit_requested.connect(self._commit_edits)
 
     def schedule(self) -> dict | None:
@@ -107,7 +109,19 @@ class FineTuneForm(QGroupBox):
 
     def _commit_edits(self) -> None:
         for spin in (self.head_epochs, self.units):
-            spin.interpretText()
+            if spin.lineEdit().isModified():
+                spin.interpretText()
+                spin.lineEdit().setModified(False)
+
+    @staticmethod
+    def _show_spin(spin, value: int) -> None:
+        """The project's value, unless the box holds a number typed and not yet
+        applied: another setting's edit must not put the old one back over it
+        (Train, or Enter, or leaving the box applies it)."""
+        if spin.lineEdit().isModified() and spin.isEnabled():
+            return
+        with QSignalBlocker(spin):
+            spin.setValue(value)
 
     def sync(self) -> None:
         settings = self.schedule()
@@ -118,13 +132,14 @@ class FineTuneForm(QGroupBox):
             self.document.set_field_problem(self.lr_field.key, None)
         values = settings or FINE_TUNE.resolve({})
         unfreeze = values.get("unfreeze", ALL)
-        with QSignalBlocker(self.head_epochs):
-            self.head_epochs.setValue(int(values.get("head_epochs", 3)))
+        if settings is None:  # off: nothing typed stays to be applied later
+            for spin in (self.head_epochs, self.units):
+                spin.lineEdit().setModified(False)
+        self._show_spin(self.head_epochs, int(values.get("head_epochs", 3)))
         with QSignalBlocker(self.unfreeze):
             self.unfreeze.setCurrentIndex(0 if unfreeze == ALL else 1)
-        with QSignalBlocker(self.units):
-            if unfreeze != ALL:
-                self.units.setValue(int(unfreeze))
+        if unfreeze != ALL:
+            self._show_spin(self.units, int(unfreeze))
         self.units.setEnabled(unfreeze != ALL)
         self.lr_field.show(format_value(values.get("lr_factor", 0.1)))
         self.note.setText(self.explain(settings))

@@ -617,7 +617,7 @@ class DataPanel(QWidget):
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if column:
-                    item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if uneven and count == low:
                     item.setToolTip(f"The rarest class: {high / max(low, 1):.1f}× fewer samples than the "
                                     "commonest (see Uneven classes, left)")
