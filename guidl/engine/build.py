@@ -225,6 +225,11 @@ class ModelReport:
         return sum(layer.trainable_count for layer in self.layers)
 
     @property
+    def frozen_params(self) -> int:
+        """Parameters of frozen layers (they do not train)."""
+        return self.total_params - self.trainable_params
+
+    @property
     def output_shape(self) -> tuple[int, ...] | None:
         if not self.layers:
             return self.input_shape
@@ -296,6 +301,7 @@ class ModelReport:
             "total_params": self.total_params,
             "trainable_params": self.trainable_params,
             "non_trainable_params": self.total_params - self.trainable_params,
+            "frozen_params": self.frozen_params,
             "weight_bytes": self.weight_bytes,
             "problems": [str(p) for p in self.problems()],
         }
@@ -572,6 +578,7 @@ def _analyze_layers(layers: Sequence[Layer], blocks: dict[str, Block], shape: tu
         if entry.info.get("block"):
             _analyze_block_use(entry, blocks[spec.type], spec, layer, shapes[0], dtypes[0], blocks,
                                budget, depth)
+            layer.trainable_count = 0 if spec.frozen else layer.trainable_count
             continue
         key = _cache_key(index, entry, spec, layer, shapes, dtypes, layers, depth > 0)
         cached = _ANALYSED.get(key) if key is not None else None
@@ -591,6 +598,8 @@ def _analyze_layers(layers: Sequence[Layer], blocks: dict[str, Block], shape: tu
             _remember(key, layer)
         else:
             _recall(key, cached, layer)
+        if spec.frozen:  # after the cache, which holds what the layer has, frozen or not
+            layer.trainable_count = 0
         if layer.error is None:
             _check_memory(layer, budget, layer.output_shape)
     for index in wiring.unused():
@@ -716,7 +725,8 @@ def _analyze_block_use(entry: Entry, block: Block, spec: Layer, layer: LayerRepo
     layer.params = values
     out_shape, out_dtype = shape, dtype
     for repetition in range(spec.repeat):
-        body = [Layer(inner.type, substitute(inner.params, values), inner.id, inner.inputs, inner.repeat)
+        body = [Layer(inner.type, substitute(inner.params, values), inner.id, inner.inputs, inner.repeat,
+                      frozen=inner.frozen, lr_multiplier=inner.lr_multiplier)
                 for inner in block.layers]
         nested = ModelReport(out_shape, out_dtype, _analyze_layers(body, blocks, out_shape, out_dtype,
                                                                    budget, depth + 1))

@@ -350,7 +350,7 @@ class RunFolder(Callback):
     def on_checkpoint(self, trainer, metrics) -> None:
         buffer = io.StringIO()
         rows = [row.to_dict() for row in trainer.history]
-        columns = METRIC_COLUMNS + [name for name in TASK_METRIC_COLUMNS
+        columns = METRIC_COLUMNS + [name for name in TASK_METRIC_COLUMNS + ["unfrozen"]
                                     if any(row.get(name) is not None for row in rows)]
         writer = csv.DictWriter(buffer, columns, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()

@@ -39,14 +39,18 @@ def make_loss(config: Component | Mapping[str, Any]) -> nn.Module:
 
 
 def make_optimizer(config: Component | Mapping[str, Any],
-                   parameters: Iterable[torch.nn.Parameter], *, fused: bool = False) -> torch.optim.Optimizer:
-    """The optimizer. With ``fused``, torch's fused implementation (one kernel
-    per step for all parameters, on the CPU as on GPUs) is used where this
-    optimizer has one: the same update, computed in fewer, larger operations."""
+                   parameters: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], *,
+                   fused: bool = False) -> torch.optim.Optimizer:
+    """The optimizer, over parameters or parameter groups (dicts with
+    ``params`` and their own ``lr``). With ``fused``, torch's fused
+    implementation (one kernel per step for all parameters, on the CPU as on
+    GPUs) is used where this optimizer has one: the same update, computed in
+    fewer, larger operations."""
     entry, kwargs = _kwargs(OPTIMIZERS, config)
     cls = OPTIMIZER_CLASSES[entry.name]
     parameters = list(parameters)
-    if fused and _can_fuse(cls, parameters, kwargs):
+    flat = [p for item in parameters for p in (item["params"] if isinstance(item, dict) else [item])]
+    if fused and _can_fuse(cls, flat, kwargs):
         try:
             return cls(parameters, **kwargs, fused=True)
         except (RuntimeError, ValueError, TypeError):
@@ -75,4 +79,9 @@ def make_scheduler(config: Component | Mapping[str, Any] | None, optimizer: torc
     entry, kwargs = _kwargs(SCHEDULERS, config)
     if entry.name == "OneCycleLR" and kwargs.get("total_steps") is None:
         kwargs["total_steps"] = max(1, epochs * steps_per_epoch)
+    if entry.name == "OneCycleLR" and len(optimizer.param_groups) > 1:
+        # One max_lr would set every group's rate alike: each group keeps its
+        # share of the optimizer's rate (a layer's lr_multiplier, fine-tuning).
+        base = optimizer.defaults["lr"]
+        kwargs["max_lr"] = [kwargs["max_lr"] * group["lr"] / base for group in optimizer.param_groups]
     return SCHEDULER_CLASSES[entry.name](optimizer, **kwargs)

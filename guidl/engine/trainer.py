@@ -32,6 +32,7 @@ from .checkpoint_checks import (
 )
 from .checks import Compatibility, check_compatibility
 from .components import OPTIMIZER_CLASSES, make_loss, make_optimizer, make_scheduler
+from .freezing import frozen_modes, setup_training, start_epoch
 from .data import DatasetError, PreparedData, Split, fits_on_device, prepare
 from .distributed import DistributedContext, shard, shard_size
 from .graph import layer_modules
@@ -148,6 +149,8 @@ class EpochMetrics:
     judge_confidence: float | None = None
     judge_coverage: float | None = None
     sample_diversity: float | None = None
+    #: Parameters the fine-tune schedule unfroze at the start of this epoch.
+    unfrozen: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -304,11 +307,12 @@ class Trainer:
             shard_size(len(self.data.train), self.world_size) / self.batch_size))
         self._avoid_batches_of_one(shard_size(len(self.data.train), self.world_size))
         training = self.project.training
+        parameters = setup_training(self)  # frozen layers, lr multipliers, fine-tune schedule
         # torch checks some arguments only when it builds the object (Nesterov
         # without momentum, a beta of 1, OneCycleLR on an optimizer without
         # momentum): say which part of the project is wrong.
         for key, make in (("loss", lambda: make_loss(training.loss)),
-                          ("optimizer", lambda: make_optimizer(training.optimizer, self.model.parameters(),
+                          ("optimizer", lambda: make_optimizer(training.optimizer, parameters,
                                                                fused=True)),
                           ("scheduler", lambda: make_scheduler(
                               training.scheduler, self.optimizer, epochs=self.epochs,
@@ -653,8 +657,10 @@ class Trainer:
 
     def _run_epoch(self) -> None:
         epoch_index = self.epoch  # 0-based index of the epoch being trained
+        start_epoch(self, epoch_index)  # the fine-tune schedule unfreezes before the epoch's hooks
         self._call("on_epoch_start", epoch_index)
         self._train_model.train()
+        frozen_modes(self.model)
         train = self.data.train
         n = len(train)
         if self.distributed is None:
@@ -717,7 +723,8 @@ class Trainer:
             train_loss, train_metric = loss_sum / seen, metric_sum / seen
         lr = self.optimizer.param_groups[0]["lr"]
         metrics = EpochMetrics(epoch=epoch_index + 1, train_loss=train_loss, val_loss=None, lr=lr,
-                               epoch_time=elapsed, samples_per_s=seen / max(elapsed, 1e-9))
+                               epoch_time=elapsed, samples_per_s=seen / max(elapsed, 1e-9),
+                               unfrozen=self.unfrozen_now)
         classification = self.info.task == "classification"
         if not self.task.scores_labels:
             self.task.finish_epoch(metrics, train_metric)
