@@ -317,55 +317,14 @@ def _offline_message(name: str, root: Path, download: bool, error: BaseException
             f"internet, or pick a dataset that works offline: {', '.join(OFFLINE)}.")
 
 
-def _read_image(path: Path, size: tuple[int, int], grayscale: bool) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with open_regular_file(path, MAX_IMAGE_FILE_BYTES, "an image file") as handle, \
-                Image.open(handle) as image:
-            image = image.convert("L" if grayscale else "RGB")
-            image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
-    except UnreadableFileError as error:
-        raise DatasetError(_unreadable("image_folder", error)) from None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
-        raise DatasetError(f"image_folder: {path} is not a readable image ({error})") from None
-    return array[None] if grayscale else array.transpose(2, 0, 1)
-
-
-#: Images held in memory are limited to this many bytes (as float32).
+#: The text dataset's samples (token ids) held in memory are limited to this many bytes.
 IMAGE_MEMORY_BUDGET = 4 * 2**30
 
 
 def _image_folder(name: str, params: dict) -> RawData:
-    folder = Path(params["path"]).expanduser()
-    if not params["path"] or not os.path.isdir(folder):  # False for any name the OS refuses
-        raise DatasetError(f"image_folder: {shorten(str(folder))} is not a folder; choose a folder that holds "
-                           "one sub-folder of images per class")
-    size = params["image_size"]
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files: list[tuple[Path, int]] = []
-    for label, cls in enumerate(classes):
-        found = sorted(p for p in (folder / cls).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        files += [(p, label) for p in found]
-    counted = {cls: sum(1 for _, label in files if label == i) for i, cls in enumerate(classes)}
-    empty = [cls for cls, count in counted.items() if count == 0]
-    if len(classes) < 2:
-        raise DatasetError(f"image_folder: {folder} has {len(classes)} sub-folder(s); it needs one "
-                           "sub-folder per class, at least two")
-    if empty:
-        raise DatasetError(f"image_folder: no images in {', '.join(empty)} (looked for "
-                           f"{', '.join(sorted(IMAGE_SUFFIXES))})")
-    channels = 1 if params["grayscale"] else 3
-    need = len(files) * channels * size[0] * size[1] * 4
-    if need > IMAGE_MEMORY_BUDGET:
-        raise DatasetError(f"image_folder: {len(files):,} images of {size[0]}x{size[1]} need "
-                           f"{need / 2**30:.1f} GiB in memory, more than guidl's "
-                           f"{IMAGE_MEMORY_BUDGET / 2**30:.0f} GiB budget; choose a smaller image_size")
-    x = np.stack([_read_image(p, size, params["grayscale"]) for p, _ in files])
-    y = np.array([label for _, label in files], dtype=np.int64)
-    return RawData(name, "image", "classification", x, y, class_names=classes, title=folder.name)
+    from .images import load_image_folder_raw
+
+    return load_image_folder_raw(params)
 
 
 def _number(text: str) -> float | None:
@@ -684,14 +643,42 @@ _LOADERS = {
 
 @dataclass
 class Split:
+    """Samples held as tensors (on the training device when they fit) and
+    sliced per batch. ``ImageSplit`` (engine.images) has the same API for
+    image folders, cached as 8-bit pixels or streamed from disk."""
+
     x: torch.Tensor
     y: torch.Tensor
+
+    #: Samples come from memory; training batches are augmented by the trainer.
+    streams = False
+    augments = False
 
     def __len__(self) -> int:
         return len(self.x)
 
     def to(self, device: torch.device | str) -> "Split":
         return Split(self.x.to(device), self.y.to(device))
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.x, self.y]
+
+    def map_tensors(self, fn) -> "Split":
+        return Split(fn(self.x), fn(self.y))
+
+    @property
+    def device_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.x, self.y))
+
+    def take(self, indices: Sequence[int] | torch.Tensor) -> torch.Tensor:
+        return self.x[torch.as_tensor(indices, dtype=torch.long).to(self.x.device)]
+
+    def batches(self, order: torch.Tensor, batch_size: int, *, train: bool = False, epoch: int = 0,
+                device: torch.device | str | None = None):
+        """(x, y) for ``order``'s samples, ``batch_size`` at a time, in order."""
+        for start in range(0, len(order), batch_size):
+            index = order[start:start + batch_size]
+            yield self.x[index], self.y[index]
 
 
 @dataclass
@@ -710,6 +697,10 @@ class DatasetInfo:
     num_outputs: int | None
     sizes: dict[str, int] = field(default_factory=dict)
     class_counts: list[int] | None = None
+    #: Files skipped as not readable images (image_folder).
+    skipped: int = 0
+    #: What loading had to tell (skipped files, streaming from disk).
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -717,7 +708,7 @@ class DatasetInfo:
             "input_shape": list(self.input_shape), "input_dtype": self.input_dtype,
             "num_classes": self.num_classes, "class_names": self.class_names,
             "num_outputs": self.num_outputs, "sizes": dict(self.sizes),
-            "class_counts": self.class_counts,
+            "class_counts": self.class_counts, "skipped": self.skipped, "notes": list(self.notes),
         }
 
 
@@ -758,6 +749,8 @@ class PreparedData:
     val: Split | None
     test: Split | None
     normalization: Normalization | None
+    #: A pretrained backbone's preprocessing (engine.images.Preprocessing.to_dict()).
+    preprocessing: dict[str, Any] | None = None
 
     @property
     def evaluation_split(self) -> tuple[str, Split]:
@@ -771,14 +764,14 @@ class PreparedData:
     def to(self, device: torch.device | str) -> "PreparedData":
         move = (lambda s: None if s is None else s.to(device))
         return PreparedData(self.info, self.train.to(device), move(self.val), move(self.test),
-                            self.normalization)
+                            self.normalization, self.preprocessing)
 
     def preview(self, count: int = 16, seed: int = 0) -> list[tuple[Any, str]]:
         """A few training samples for display: ``(sample, label)`` where an
         image is a uint8 array (H, W) or (H, W, 3), text a string, else numbers."""
         generator = np.random.default_rng(seed)
         picks = generator.choice(len(self.train), size=min(count, len(self.train)), replace=False)
-        x = self.train.x[torch.as_tensor(picks)].cpu()
+        x = self.train.take(torch.as_tensor(picks)).cpu()
         y = self.train.y[torch.as_tensor(picks)].cpu()
         out = []
         for sample, target in zip(x, y):
@@ -838,6 +831,10 @@ def prepare(project: Project | Data, *, seed: int | None = None, raw: RawData | 
         seed = project.training.seed if isinstance(project, Project) else 0
     if pixel_range is None and isinstance(project, Project):
         pixel_range = pixel_range_of(project)
+    if raw is None and data.dataset == "image_folder":
+        from .images import prepare_image_folder
+
+        return prepare_image_folder(project, data, seed, pixel_range)
     raw = raw if raw is not None else load_raw(data)
     classification = raw.task == "classification"
     if len(raw.x) < 2:
@@ -924,8 +921,7 @@ def fits_on_device(data: PreparedData, device: torch.device, fraction: float = 0
     """Whether all splits fit in ``fraction`` of the device's free memory."""
     if device.type != "cuda":
         return True
-    total = sum(s.x.numel() * s.x.element_size() + s.y.numel() * s.y.element_size()
-                for s in (data.train, data.val, data.test) if s is not None)
+    total = sum(s.device_bytes for s in (data.train, data.val, data.test) if s is not None)
     free, _ = torch.cuda.mem_get_info(device)
     return total <= free * fraction
 

@@ -124,7 +124,7 @@ class TrainedModel:
         else:
             report = trainer.built.report
         split = data.evaluation_split[1]
-        real = split.x[:8].detach().cpu().clone()
+        real = split.take(torch.arange(min(8, len(split)))).detach().cpu().clone()
         return _network_model(project, part, run, module, report, trained=bool(trainer.history),
                               real=real)
 
@@ -524,9 +524,10 @@ def _real_samples(project: Project, shape, count: int = 8) -> torch.Tensor | Non
     except (DatasetError, OSError, ValueError):
         return None
     split = data.evaluation_split[1]
-    if shape is None or tuple(split.x.shape[1:]) != tuple(shape):
+    real = split.take(torch.arange(min(count, len(split))))
+    if shape is None or tuple(real.shape[1:]) != tuple(shape):
         return None
-    return split.x[:count].clone()
+    return real.clone()
 
 
 # -- the bundle ------------------------------------------------------------------------------

@@ -239,6 +239,7 @@ class Trainer:
             self.device = resolve_device(self.device_name)
         data = self._data if self._data is not None else self._prepare_data()
         self.info = data.info
+        self.notes += [note for note in data.info.notes if note not in self.notes]
         task = self.project.task_type
         if task == "gan" and self.distributed is not None:
             raise TrainingError("a GAN trains in one process: several processes (torchrun) are not "
@@ -325,6 +326,7 @@ class Trainer:
                     f"{component.type} cannot be used with these parameters: "
                     f"{first_line(error)}"))) from None
         self._check_schedule()
+        self._balance_loss()
         self.scheduler_step = (SCHEDULERS.get(self.project.training.scheduler.type).info["step"]
                                if self.project.training.scheduler else None)
         self.precision = self.project.training.precision
@@ -664,7 +666,7 @@ class Trainer:
         train = self.data.train
         n = len(train)
         if self.distributed is None:
-            order = torch.randperm(n, generator=self.generator).to(self.device)
+            order = self._epoch_order(n).to(self.device)
             augment_generator = self.generator
         else:
             order = self._shard_order(n, epoch_index)
@@ -679,6 +681,8 @@ class Trainer:
         pending: list[tuple[int, torch.Tensor, int]] = []
         started = time.perf_counter()
         completed = True
+        batches = train.batches(order[:self.batches_per_epoch * self.batch_size], self.batch_size,
+                                train=True, epoch=epoch_index, device=self.device)
         for batch in range(self.batches_per_epoch):
             if self.control.paused:
                 pause_start = time.perf_counter()
@@ -689,19 +693,19 @@ class Trainer:
             if self._should_stop():
                 completed = False
                 break
-            index = order[batch * self.batch_size:(batch + 1) * self.batch_size]
-            x, y = train.x[index], train.y[index]
-            if self.augment:
+            x, y = next(batches)
+            if self.augment and not train.augments:
                 x = augment_batch(x, self.augment, augment_generator)
             loss, output = self._train_step(x, y)
             if output is not None:
                 # Reconstruction is scored against its input, labels against labels.
                 score.add(output.detach(), y if self.task.scores_labels else x, batch * self.batch_size)
-            seen += len(index)
-            pending.append((batch, loss.detach(), len(index)))
+            seen += len(y)
+            pending.append((batch, loss.detach(), len(y)))
             if len(pending) >= self.sync_every:
                 loss_sum += self._flush(pending, epoch_index)
                 pending = []
+        batches.close()
         if pending:
             loss_sum += self._flush(pending, epoch_index)
         if not completed or seen == 0:
@@ -763,11 +767,57 @@ class Trainer:
         process's own random numbers for the epoch (dropout masks and
         augmentation differ between processes, and a resumed run draws what
         the uninterrupted one did)."""
-        order = torch.randperm(n, generator=self.generator)
+        order = self._epoch_order(n)
         seed = self.seed + self.rank + self.world_size * epoch_index
         torch.manual_seed(seed)
         self._rank_generator.manual_seed(seed)
         return shard(order, self.rank, self.world_size).to(self.device)
+
+    def _epoch_order(self, n: int) -> torch.Tensor:
+        """The epoch's order of training samples: a permutation, or with
+        data.balance 'sampler' as many draws (with replacement) that give
+        each class the same chance."""
+        if self.balance == "sampler":
+            labels = self.data.train.y.cpu()
+            counts = torch.bincount(labels, minlength=self.info.num_classes or 0).clamp(min=1)
+            weights = (1.0 / counts.to(torch.float64))[labels]
+            return torch.multinomial(weights, n, replacement=True, generator=self.generator)
+        return torch.randperm(n, generator=self.generator)
+
+    def _balance_loss(self) -> None:
+        """data.balance 'class_weights': the loss weighs each class by
+        n / (classes * count), so rare classes count as much as common ones."""
+        balance = self.balance = self.project.data.balance
+        if balance == "none":
+            return
+        if self.info.task != "classification":
+            self.balance = "none"
+            self.notes.append(f"data.balance {balance!r} applies to classification only")
+            return
+        if balance == "sampler":
+            return
+        if not isinstance(self.loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss)):
+            self.notes.append(f"data.balance 'class_weights' applies to CrossEntropyLoss and NLLLoss; "
+                              f"{type(self.loss_fn).__name__} trains unweighted")
+            return
+        counts = torch.bincount(self.data.train.y.cpu(), minlength=self.info.num_classes or 0)
+        weight = len(self.data.train) / (len(counts) * counts.clamp(min=1).to(torch.float32))
+        self.loss_fn.weight = weight.to(self.device)
+
+    @torch.no_grad()
+    def _outputs(self, split) -> torch.Tensor:
+        """The model's outputs for every sample of ``split``, in order."""
+        if isinstance(split, Split):
+            return self.predict(split.x)
+        self.model.eval()
+        pixels = max(1, math.prod(self.info.input_shape))
+        size = max(self.batch_size, min(512, 2**22 // pixels))
+        outputs = []
+        for x, _ in split.batches(torch.arange(len(split)), size, train=False, epoch=0,
+                                  device=self.device):
+            with self._autocast():
+                outputs.append(self.model(x).float())
+        return torch.cat(outputs) if outputs else torch.empty(0)
 
     def _plateau_metric(self, metrics: EpochMetrics) -> float:
         """ReduceLROnPlateau watches the validation loss, or in mode 'max' the
@@ -936,7 +986,7 @@ class Trainer:
         return torch.cat(outputs) if outputs else torch.empty(0)
 
     def _validate(self, split: Split) -> tuple[float, float]:
-        output = self.predict(split.x)
+        output = self._outputs(split)
         loss = float(self.loss_fn(output, self._targets(split.y)))
         metric = float(self._batch_metric(output, split.y)) / max(len(split), 1)
         return loss, metric
@@ -949,7 +999,7 @@ class Trainer:
             raise TrainingError(f"dataset {self.info.name!r} has no {split} split")
         if not isinstance(self.task, Labels):
             return self.task.evaluate(split, data)
-        output = self.predict(data.x)
+        output = self._outputs(data)
         loss = float(self.loss_fn(output, self._targets(data.y)))
         if self.info.task == "classification":
             return classification_report(output, data.y, self.info.num_classes,

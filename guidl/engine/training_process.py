@@ -174,7 +174,7 @@ def sample_predictions(trainer: Trainer, result: FitResult, count: int = 24) -> 
     indices = torch.tensor(worst + others, dtype=torch.long)
     if not len(indices):
         return []
-    x = split.x[indices.to(split.x.device)]
+    x = split.take(indices).to(trainer.device)
     probabilities = to_probabilities(trainer.predict(x).cpu(), trainer.loss_entry.info["output"])
     predicted = probabilities.argmax(1)
     names = trainer.info.class_names or [str(i) for i in range(trainer.info.num_classes)]
@@ -384,7 +384,7 @@ def share(data: PreparedData, *, in_place: bool = False) -> PreparedData | None:
     ``in_place`` (for data nothing else has seen yet): moving a tensor into
     shared memory frees its old buffer, under any NumPy view of it."""
     splits = [s for s in (data.train, data.val, data.test) if s is not None]
-    tensors = [t for s in splits for t in (s.x, s.y) if t.device.type == "cpu"]
+    tensors = [t for s in splits for t in s.tensors() if t.device.type == "cpu"]
     needed = sum(t.untyped_storage().nbytes() for t in tensors if not t.is_shared())
     if not needed:
         return data
@@ -402,10 +402,12 @@ def share(data: PreparedData, *, in_place: bool = False) -> PreparedData | None:
         return torch.empty_like(t, memory_format=torch.preserve_format).share_memory_().copy_(t)
 
     def split(s: Split | None) -> Split | None:
-        return None if s is None else Split(shared(s.x), shared(s.y))
+        # An image folder shares its 8-bit cache; a streamed one only its
+        # labels: the child opens the files again from its list.
+        return None if s is None else s.map_tensors(shared)
 
     return PreparedData(data.info, split(data.train), split(data.val), split(data.test),
-                        data.normalization)
+                        data.normalization, data.preprocessing)
 
 
 def describe_exit(exitcode: int | None) -> str:

@@ -84,6 +84,15 @@ DATASETS = Catalogue("dataset", [
               Param("image_size", "ints", 32, "height and width every image is resized to",
                     minimum=1, maximum=4096, arity=2),
               Param("grayscale", "bool", False, "convert the images to one grey channel"),
+              Param("cache", "str", "auto", "'auto' keeps the decoded images in memory (8-bit) when "
+                    "they fit memory_budget_mb and streams them from disk each epoch when they do "
+                    "not; 'memory' or 'stream' choose", choices=("auto", "memory", "stream")),
+              Param("memory_budget_mb", "int", None, "memory the decoded images may take, in MiB "
+                    "(default: a quarter of the available memory, at most 4096)", minimum=1,
+                    nullable=True),
+              Param("workers", "int", None, "processes decoding images while streaming "
+                    "(default: one per core, at most 8; 0: decode in the training process)",
+                    minimum=0, maximum=64, nullable=True),
           ), {"source": "user", "modality": "image", "task": "classification"}),
     Entry("csv", "Your data", "A table in a CSV file: one row per sample, one column the target.", (
         Param("path", "str", REQUIRED, "the CSV file (first row: column names)", suggested=""),
@@ -110,4 +119,10 @@ AUGMENT = Entry("augment", "Augmentation", "Random changes to training images.",
     Param("hflip", "bool", False, "mirror half of the images left to right"),
     Param("rotation", "float", 0.0, "rotate by a random angle up to this many degrees",
           minimum=0.0, maximum=180.0),
+    Param("random_resized_crop", "bool", False, "crop a random part (area from crop_scale to all "
+          "of the image, aspect 3:4 to 4:3) and resize it to the input size (image folders)"),
+    Param("crop_scale", "float", 0.08, "the smallest area random_resized_crop keeps, as a fraction",
+          minimum=0.0, exclusive_minimum=True, maximum=1.0),
+    Param("color_jitter", "float", 0.0, "change brightness, contrast and saturation by a random "
+          "factor up to this much either way (image folders)", minimum=0.0, maximum=1.0),
 ))
