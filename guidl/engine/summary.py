@@ -25,6 +25,14 @@ def _connected(report: ModelReport, sources: list[int]) -> str:
     return ", ".join(names)
 
 
+def _frozen_mark(layer) -> str:
+    """"frozen" for a frozen layer, "partly frozen" for a block use with a
+    frozen layer inside, else ""."""
+    if layer.error is not None or layer.param_count == 0 or layer.trainable_count == layer.param_count:
+        return ""
+    return "frozen" if layer.trainable_count == 0 else "partly frozen"
+
+
 def summary_text(report: ModelReport, name: str = "") -> str:
     graph = report.is_graph if report.layers else False
     width = WIDTH + (CONNECTED_WIDTH if graph else 0)
@@ -40,6 +48,9 @@ def summary_text(report: ModelReport, name: str = "") -> str:
         row = f"{layer.index:>3}  {label:<30}{_batched(layer.output_shape):<28}{layer.param_count:>15,}"
         if graph:
             row += f"  {_connected(report, layer.inputs)}"
+        frozen = _frozen_mark(layer)
+        if frozen:
+            row += f"  [{frozen}]"
         lines.append(row)
     lines.append(double)
     total, trainable = report.total_params, report.trainable_params
@@ -47,6 +58,13 @@ def summary_text(report: ModelReport, name: str = "") -> str:
         f"Total params: {total:,} ({format_bytes(total * 4)})",
         f"Trainable params: {trainable:,} ({format_bytes(trainable * 4)})",
         f"Non-trainable params: {total - trainable:,} ({format_bytes((total - trainable) * 4)})",
+    ]
+    frozen = [layer for layer in report.layers if _frozen_mark(layer)]
+    if frozen:
+        lines.append(f"Frozen params: {report.frozen_params:,} in "
+                     + ", ".join(f"#{layer.index} ({layer.id or layer.type})" for layer in frozen)
+                     + " (they do not train)")
+    lines += [
         f"Input dtype: {report.input_dtype}; activations per sample: "
         f"{format_bytes(report.activation_bytes())}",
     ]

@@ -1,0 +1,119 @@
+"""The fine-tune schedule: the frozen layers unfreeze exactly at the start of
+epoch head_epochs + 1, at lr * lr_factor (following the scheduler), the
+epoch is marked on the metrics and in metrics.csv, and a checkpoint from
+before or after the unfreeze resumes to the uninterrupted run's weights."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+import torch
+
+from guidl.engine.callbacks import Callback, RunFolder
+from guidl.engine.trainer import EpochMetrics, Trainer
+from helpers import small_project
+
+FROZEN = 2080  # Linear(64 -> 32)
+
+
+def _project(epochs=3, **fine_tune):
+    project = small_project(training__epochs=epochs)  # Adam lr 0.005, StepLR(step_size 2, gamma 0.5)
+    project.model.layers[1].frozen = True
+    project.training.fine_tune = {"head_epochs": 1, "lr_factor": 0.1, **fine_tune}
+    return project
+
+
+class _Watch(Callback):
+    """Per epoch: whether the frozen layer trains, the groups' rates, and its weights after."""
+
+    def __init__(self):
+        self.trains, self.rates, self.weights = [], [], []
+
+    def on_epoch_start(self, trainer, epoch):
+        self.trains.append(trainer.model[1].weight.requires_grad)
+        self.rates.append([round(group["lr"], 9) for group in trainer.optimizer.param_groups])
+
+    def on_epoch_end(self, trainer, metrics):
+        self.weights.append(trainer.model[1].weight.detach().clone())
+
+
+def _saved(state):
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def whole(digits_data, tmp_path_factory):
+    watch = _Watch()
+    trainer = Trainer(_project(), data=digits_data,
+                      callbacks=[watch, RunFolder(tmp_path_factory.mktemp("run"))])
+    trainer.setup()
+    start = trainer.model[1].weight.detach().clone()
+    return trainer, trainer.fit(), watch, start
+
+
+def test_the_frozen_layer_unfreezes_at_the_start_of_epoch_head_epochs_plus_one(whole):
+    trainer, result, watch, start = whole
+    assert watch.trains == [False, True, True]
+    # Its group is planned from the start at lr * lr_factor and follows StepLR with the rest.
+    assert watch.rates == [[0.005, 0.0005], [0.005, 0.0005], [0.0025, 0.00025]]
+    assert torch.equal(watch.weights[0], start)  # epoch 1: bit for bit as it was
+    assert not torch.equal(watch.weights[1], watch.weights[0])
+    assert not torch.equal(watch.weights[2], watch.weights[1])
+    assert [m.unfrozen for m in result.history] == [None, FROZEN, None]
+    assert "epoch 2: unfroze layer 1 (Linear) (2.1k parameters) at lr 0.0005" in trainer.notes
+
+
+def test_metrics_csv_and_epoch_metrics_carry_the_unfreeze(whole):
+    trainer, result, _, _ = whole
+    run = next(c for c in trainer.callbacks if isinstance(c, RunFolder)).path
+    with open(run / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["unfrozen"] for row in rows] == ["", str(FROZEN), ""]
+    assert EpochMetrics.from_dict(result.history[1].to_dict()) == result.history[1]
+
+
+@pytest.mark.parametrize("stop_after", [1, 2])
+def test_a_checkpoint_before_or_after_the_unfreeze_resumes_exactly(whole, digits_data, stop_after):
+    expected_trainer, expected, _, _ = whole
+    first = Trainer(_project(epochs=stop_after), data=digits_data)
+    first.fit()
+    resumed = Trainer(_project(), data=digits_data)
+    resumed.load_state_dict(_saved(first.state_dict()))
+    result = resumed.fit()
+    assert [(m.train_loss, m.val_loss, m.lr, m.unfrozen) for m in result.history] == \
+           [(m.train_loss, m.val_loss, m.lr, m.unfrozen) for m in expected.history]
+    for (key, a), (other, b) in zip(expected_trainer.model.state_dict().items(),
+                                    resumed.model.state_dict().items()):
+        assert key == other and torch.equal(a, b), key
+    assert resumed.model[1].weight.requires_grad
+
+
+def test_schedules_that_unfreeze_nothing_say_so(digits_data):
+    late = Trainer(_project(epochs=2, head_epochs=2), data=digits_data)
+    late.setup()
+    assert ("training.fine_tune: head_epochs is 2 and the run has 2 epochs, so nothing will be "
+            "unfrozen") in late.notes
+    project = _project()
+    project.model.layers[1].frozen = False
+    idle = Trainer(project, data=digits_data)
+    idle.setup()
+    assert any("no layer is frozen, so there is nothing to unfreeze" in note for note in idle.notes)
+    assert len(idle.optimizer.param_groups) == 1
+
+
+def test_unfreeze_counts_units_from_the_end(digits_data):
+    project = _project(unfreeze=1)
+    project.model.layers[4].frozen = True  # two frozen layers: only the last one unfreezes
+    project.model.layers.insert(4, project.model.layers[1].__class__("Linear", {"out_features": 16}))
+    trainer = Trainer(project, data=digits_data)
+    trainer.setup()
+    assert [len(g["params"]) for g in trainer.optimizer.param_groups] == [2, 2]
+    assert trainer.optimizer.param_groups[1]["params"][0] is trainer.model[5].weight
+    assert trainer.fine_tune.unfreeze(0.005)[1] == ("epoch 2: unfroze the last 1 frozen part "
+                                                    "(170 parameters) at lr 0.0005")
+    assert trainer.model[5].weight.requires_grad and not trainer.model[1].weight.requires_grad
