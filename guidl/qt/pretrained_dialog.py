@@ -94,7 +94,6 @@ class PretrainedDialog(QDialog):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.gallery.itemSelectionChanged.connect(self._update)
         self.gallery.itemDoubleClicked.connect(lambda _item: self.accept())
-        self._fill_gallery()
         self.backbone_line = QLabel()
         self.backbone_line.setWordWrap(True)
 
@@ -117,6 +116,7 @@ class PretrainedDialog(QDialog):
         layout.addLayout(form, 1)
         layout.addWidget(self.buttons)
         self.resize(760, 560)
+        self._fill_gallery()
         self._update()
 
     # -- the gallery -------------------------------------------------------------------------

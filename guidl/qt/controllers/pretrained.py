@@ -12,6 +12,7 @@ from typing import Callable
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox, QProgressDialog
 
+from ...formatting import format_bytes
 from ..jobs import Task, error_message
 from ..panels import ERROR_STYLE
 from ..try_panel import NO_MODEL, TOP_K, TryPanel
@@ -201,7 +202,7 @@ class PretrainedController(QObject):
         dialog.setMinimumWidth(460)
         self.progress_dialog = dialog
         self.download = WeightsDownload(wanted)
-        dialog.canceled.connect(self.download.cancel)
+        dialog.canceled.connect(self.cancel_download)
         self.download.progress.connect(self._download_progress)
         self.download.done.connect(self._download_done)
         self.download.error.connect(self._download_failed)
@@ -211,15 +212,24 @@ class PretrainedController(QObject):
         dialog.show()
         self.download_thread = window.jobs.start(self.download, self._download_thread_finished)
 
+    @Slot()
+    def cancel_download(self) -> None:
+        # Called here, not through a signal to the download: its thread is busy downloading.
+        if self.download is not None:
+            self.download.cancel()
+            self.window.status_text.setText("Cancelling the download…")
+
     @Slot(int, int, str)
     def _download_progress(self, got: int, total: int, what: str) -> None:
         window, dialog = self.window, self.progress_dialog
-        if total > 0:
-            # Kilobytes: a progress bar holds an int, and a file may be over 2 GB.
-            for bar in (window.progress,) + ((dialog,) if dialog is not None else ()):
-                bar.setRange(0, max(1, total // 1024))
-                bar.setValue(min(got, total) // 1024)
-            window.status_text.setText(f"Downloading {what}: {got / 2**20:.1f} of {total / 2**20:.1f} MB")
+        if total <= 0 or self.download is None:
+            return
+        window.status_text.setText(f"Downloading {what}: {format_bytes(got)} of {format_bytes(total)}")
+        # Kilobytes: a progress bar holds an int, and a file may be over 2 GB. The dialog comes
+        # last: a modal QProgressDialog's setValue processes events, the download's end among them.
+        for bar in (window.progress,) + ((dialog,) if dialog is not None else ()):
+            bar.setRange(0, max(1, total // 1024))
+            bar.setValue(min(got, total) // 1024)
 
     @Slot(bool)
     def _download_done(self, complete: bool) -> None:
@@ -257,7 +267,9 @@ class PretrainedController(QObject):
         """The weights cannot be had: said above the charts and in a box that
         offers to import a file downloaded elsewhere."""
         window = self.window
+        message = message[:1].upper() + message[1:]
         window.show_train_message(message, ERROR_STYLE)
+        window.show_tab("train")
         window.status_text.setText("Training did not start: the pretrained weights are missing")
         box = QMessageBox(QMessageBox.Icon.Warning, OFFLINE_TITLE, message, QMessageBox.StandardButton.Close, window)
         self.import_button = box.addButton("Import Weights File…", QMessageBox.ButtonRole.ActionRole)
