@@ -176,10 +176,40 @@ def _check_field(key: str, value: Any) -> str | None:
               and all(isinstance(value[k], list) and value[k] and _numbers(value[k]) for k in ("mean", "std"))
               and len(value["mean"]) == len(value["std"]) and all(s != 0 for s in value["std"]))
         return None if ok else "must be an object of a finite scale and equal lists of mean and non-zero std"
+    if key == "preprocessing":
+        return preprocessing_problem(value)
     if key in ("metrics", "run", "dataset"):
         return None if isinstance(value, dict) else "must be an object"
     if key == "trained":
         return None if isinstance(value, bool) else "must be true or false"
+    return None
+
+
+#: The resamplings torchvision applies to image tensors.
+INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic")
+#: The largest side a resize or crop may ask for (a bundle from anyone must
+#: not make ``guidl predict`` allocate without bound).
+MAX_IMAGE_SIDE = 8192
+PREPROCESSING_KEYS = ("resize", "crop", "mean", "std", "interpolation")
+
+
+def preprocessing_problem(value: Any) -> str | None:
+    """Why ``value`` is not a backbone's image preprocessing (``images.
+    Preprocessing.to_dict()``: resize the shorter side, crop the centre,
+    scale to 0..1, subtract the mean and divide by the std per channel), or None."""
+    if not isinstance(value, dict) or set(value) != set(PREPROCESSING_KEYS):
+        return f"must be an object of {', '.join(PREPROCESSING_KEYS)}"
+    for key in ("resize", "crop"):
+        if not (_is_int(value[key]) and 1 <= value[key] <= MAX_IMAGE_SIDE):
+            return f"{key} must be a whole number of pixels from 1 to {MAX_IMAGE_SIDE}"
+    mean, std = value["mean"], value["std"]
+    if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std)
+            and len(mean) in (1, 3) and _numbers(mean) and _numbers(std)):
+        return "mean and std must be lists of 1 or 3 finite numbers each"
+    if not all(-1000 <= m <= 1000 for m in mean) or not all(0 < s <= 1000 for s in std):
+        return "mean must lie within -1000..1000 and std within 0..1000 (above 0)"
+    if value["interpolation"] not in INTERPOLATIONS:
+        return f"interpolation must be one of {', '.join(INTERPOLATIONS)}"
     return None
 
 

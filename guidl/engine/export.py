@@ -102,6 +102,13 @@ class TrainedModel:
     #: (a generator's, a decoder's): ``generation.to_pixels`` turns them back.
     output_normalization: dict[str, Any] | None = None
 
+    @property
+    def preprocessing(self) -> dict[str, Any] | None:
+        """A pretrained backbone's image preprocessing (``images.Preprocessing.
+        to_dict()``) when the model was trained with one: ``guidl predict`` and
+        the Python export resize, crop and normalise images with it."""
+        return self.meta.get("preprocessing")
+
     @classmethod
     def from_trainer(cls, trainer, part: str = "model") -> "TrainedModel":
         """The network ``part`` a ``Trainer`` has trained, on the CPU, with its data's facts."""
@@ -117,6 +124,7 @@ class TrainedModel:
         history = trainer.history[-1].to_dict() if trainer.history else None
         run = {"dataset": data.info.to_dict(),
                "normalization": data.normalization.to_dict() if data.normalization else None,
+               "preprocessing": getattr(data, "preprocessing", None),
                "evaluation": None, "final": history}
         if part == "discriminator":
             shape, dtype = _input_shapes(project, run)["discriminator"]
@@ -360,7 +368,8 @@ def _load_run(folder: Path, samples: bool = True, part: str = "model") -> Traine
             run = read_run(folder)
         except RunError as error:
             raise ExportError(str(error)) from None
-        problem = check_fields(run, ("input_shape", "input_dtype", "normalization", "dataset"))
+        problem = check_fields(run, ("input_shape", "input_dtype", "normalization", "preprocessing",
+                                     "dataset"))
         if problem:
             raise ExportError(f"{folder / 'run.json'}: {problem}")
     return _load_network(project, part, run, folder, samples)
@@ -388,7 +397,7 @@ def _load_network(project: Project, part: str, run: dict | None, folder: Path | 
     if samples and not (project.task_type == "gan" and part == "model"):  # noise goes in
         real = _real_samples(project, _sample_input(project, run)[0])
     model = _network_model(project, part, run, built.module, built.report, trained, real)
-    problem = _normalization_problem(model)
+    problem = _normalization_problem(model) or _preprocessing_problem(model)
     if problem:
         where = folder / "run.json" if folder is not None else project.name
         raise ExportError(f"{where}: not a valid run record: {problem}")
@@ -409,6 +418,8 @@ def _network_model(project: Project, part: str, run: dict | None, module: nn.Mod
     params = project.task_params()
     normalization = run.get("normalization")
     meta = {"run": {k: run.get(k) for k in ("versions", "seed", "device", "status")}} if run else {}
+    if run.get("preprocessing") and part in ("model", "encoder") and task != "gan":
+        meta["preprocessing"] = run["preprocessing"]  # the images the network takes in
     labels = task in (None, "text_generation")
     own = project
     samples = real
@@ -515,6 +526,25 @@ def _normalization_problem(model: TrainedModel) -> str | None:
     return None
 
 
+def _preprocessing_problem(model: TrainedModel) -> str | None:
+    """Why ``model``'s image preprocessing (of checked types) cannot make its
+    inputs, or None: the crop must be the input's height and width, with a
+    mean and std per channel (or one for all); it replaces the normalization."""
+    preprocessing = model.preprocessing
+    if preprocessing is None:
+        return None
+    shape = tuple(model.input_shape)
+    crop = preprocessing["crop"]
+    channels = len(preprocessing["mean"])
+    if model.input_dtype != "float32" or len(shape) != 3 or shape[1:] != (crop, crop) \
+            or channels not in (1, shape[0]):
+        return (f"preprocessing makes {channels if channels > 1 else 'C'}x{crop}x{crop} images, "
+                f"the model takes {model.input_dtype} inputs of {shape}")
+    if model.normalization is not None:
+        return "both normalization and preprocessing are given; a backbone's images take only preprocessing"
+    return None
+
+
 def _real_samples(project: Project, shape, count: int = 8) -> torch.Tensor | None:
     """A few normalised samples of the project's data, when it loads (offline)."""
     from .data import DatasetError, prepare
@@ -532,6 +562,11 @@ def _real_samples(project: Project, shape, count: int = 8) -> torch.Tensor | Non
 
 # -- the bundle ------------------------------------------------------------------------------
 
+#: Weights larger than this are stored, not deflated: deflate saves under a
+#: tenth of trained float weights and takes seconds for a pretrained backbone's.
+STORED_WEIGHTS_BYTES = 4 * 2**20
+
+
 def _bundle_bytes(model: TrainedModel, handle) -> None:
     meta = {
         "format": BUNDLE_FORMAT, "version": 1,
@@ -546,7 +581,8 @@ def _bundle_bytes(model: TrainedModel, handle) -> None:
     weights = {k: v.detach().contiguous().cpu() for k, v in model.module.state_dict().items()}
     with zipfile.ZipFile(handle, "w") as archive:
         archive.writestr(*member_info(PROJECT, spec.dumps(model.project).encode("utf-8")))
-        archive.writestr(*member_info(WEIGHTS, safetensors_bytes(weights)))
+        data = safetensors_bytes(weights)
+        archive.writestr(*member_info(WEIGHTS, data, compress=len(data) <= STORED_WEIGHTS_BYTES))
         archive.writestr(*member_info(META, (json.dumps(meta, indent=2, allow_nan=False, default=str)
                                              + "\n").encode("utf-8")))
         if model.samples is not None:
@@ -577,10 +613,10 @@ def load_bundle(path: Path) -> TrainedModel:
     model = TrainedModel(project, built.module.eval(), built.report, tuple(built.report.input_shape),
                          built.report.input_dtype, meta.get("task"), meta.get("class_names"),
                          meta.get("normalization"), meta.get("metrics"), bool(meta.get("trained", True)),
-                         meta={k: v for k, v in meta.items() if k in ("run", "part")},
+                         meta={k: v for k, v in meta.items() if k in ("run", "part", "preprocessing")},
                          part=meta.get("part") if meta.get("part") in PARTS else "model",
                          output_normalization=meta.get("output_normalization"))
-    problem = _normalization_problem(model)
+    problem = _normalization_problem(model) or _preprocessing_problem(model)
     if problem:
         raise ExportError(f"{source}: not a valid guidl bundle: {problem}")
     if contents.samples is not None:

@@ -54,6 +54,10 @@ def _image(model: TrainedModel, path: Path) -> np.ndarray:
         with open_regular_file(path, MAX_IMAGE_FILE_BYTES, "an image file") as handle, \
                 Image.open(handle) as image:
             image = image.convert("L" if channels == 1 else "RGB")
+            if model.preprocessing is not None:
+                array = np.asarray(image, dtype=np.uint8)
+                array = array[None] if channels == 1 else array.transpose(2, 0, 1)
+                return resize_and_crop(torch.from_numpy(array.copy()), model.preprocessing).numpy()
             array = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
     except UnreadableFileError as error:
         raise PredictError(str(error)) from None
@@ -117,7 +121,29 @@ def _vocabulary(model: TrainedModel) -> int | None:
     return None if embedding is None else embedding.num_embeddings
 
 
+def resize_and_crop(image: torch.Tensor, preprocessing: dict) -> torch.Tensor:
+    """A uint8 image (C, H, W) of any size as a backbone's weights were
+    trained on: its shorter side resized to ``resize`` (antialiased), then
+    its centre cropped to ``crop`` x ``crop``."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    mode = InterpolationMode(preprocessing["interpolation"])
+    image = F.resize(image, [int(preprocessing["resize"])], interpolation=mode, antialias=True)
+    return F.center_crop(image, [int(preprocessing["crop"])] * 2)
+
+
+def scale_and_normalize(x: torch.Tensor, preprocessing: dict) -> torch.Tensor:
+    """Cropped uint8 images (batch, C, crop, crop) to 0..1, then ``(x - mean) / std`` per channel."""
+    shape = (1, -1, 1, 1)
+    mean = torch.tensor(preprocessing["mean"], dtype=torch.float32).view(shape)
+    std = torch.tensor(preprocessing["std"], dtype=torch.float32).view(shape)
+    return (x.to(torch.float32) / 255 - mean) / std
+
+
 def preprocess(model: TrainedModel, x: torch.Tensor) -> torch.Tensor:
+    if model.preprocessing is not None:
+        return scale_and_normalize(x, model.preprocessing)
     if not model.normalization:
         return x.to(torch.int64 if model.input_dtype == "int64" else torch.float32)
     return Normalization.from_dict(model.normalization).apply(x)

@@ -19,6 +19,14 @@ names. None of it is ever pasted into the code as text:
 - docstrings and comments hold no user text at all (the project's name is
   the constant ``NAME``), save a block's parameter values, as literals.
 
+A pretrained backbone (``resnet18``, ...) is guidl's ``Backbone`` class,
+copied in as the own layers are, built with weights "none": the trained
+weights come from the safetensors file beside the module, so nothing is
+downloaded; its name must be in the backbone catalogue. The module then
+needs torchvision too, and says so; its ``preprocess()`` resizes, crops and
+normalises images as the backbone's weights expect (constants written as
+literals).
+
 A stack is written as ``class Model(nn.Sequential)``, as it is built. A
 graph is ``class Model(nn.Module)`` with a ``forward()`` of one line per
 layer, named after the layers' ids, and one class per configuration of each
@@ -40,6 +48,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..registry import LAYERS, LOSSES, OPTIMIZERS, REQUIRED
+from ..registry.backbones import BACKBONES, OUTPUTS
 
 if TYPE_CHECKING:
     from ..registry import Catalogue
@@ -47,7 +56,7 @@ if TYPE_CHECKING:
     from .export import TrainedModel
 
 #: Modules the generated files import: a module of the same name would hide them.
-_IMPORTED = {"torch", "safetensors", "numpy"}
+_IMPORTED = {"torch", "torchvision", "safetensors", "numpy"}
 _MAX_DEPTH = 16
 
 
@@ -110,6 +119,8 @@ def module_name_problem(stem: str) -> str | None:
 def layer_source(index: int, report: "ModelReport") -> str:
     layer = report.layers[index]
     entry = LAYERS.get(identifier(layer.type, LAYERS))
+    if layer.type in BACKBONES:
+        return _backbone_source(layer.type, layer.params)
     args = []
     for p in entry.params:
         if p.name not in layer.params:
@@ -129,6 +140,30 @@ def layer_source(index: int, report: "ModelReport") -> str:
 
     args += [f"{name}={literal(value)}" for name, value in FIXED_ARGUMENTS.get(layer.type, {}).items()]
     return f"nn.{layer.type}({', '.join(args)})"
+
+
+def _backbone_source(name: str, params: dict) -> str:
+    """A backbone built without pretrained weights (the trained ones load from
+    the file beside the module): its name from the catalogue, its output a choice."""
+    output = params.get("output", "pooled")
+    if name not in BACKBONES or output not in OUTPUTS:
+        raise SourceError(f"{str(name)[:40]!r} with output {str(output)[:20]!r} is not a known backbone")
+    return f"Backbone({literal(name)}, \"none\", {literal(output)})"
+
+
+def _uses_backbone(types: set[str]) -> bool:
+    return any(t in BACKBONES for t in types)
+
+
+def _backbone_class_source() -> str:
+    """guidl's Backbone (torchvision's model without its head), copied into
+    the generated module as the own layers are, less its weights download
+    (the module loads its trained weights); it imports nothing of guidl."""
+    from .backbones import backbone_source
+
+    return "\n\n" + backbone_source()
+
+
 
 
 #: Catalogue layers written as guidl's own class (its source goes into the module).
@@ -222,8 +257,20 @@ class Model(nn.Sequential):
     output = getattr(model, "output_normalization", None)
     if output is not None and not isinstance(output, dict):
         raise SourceError("the output normalization is not an object")
+    preprocessing = model.preprocessing
+    if preprocessing is not None:
+        from .bundle import preprocessing_problem
+
+        problem = preprocessing_problem(preprocessing)
+        if problem:
+            raise SourceError(f"the preprocessing {problem}")
+    backbone = _uses_backbone(types)
     usage = ["    model = load()                  # reads the weights beside this file",
              "    scores = model(preprocess(x))   # x: raw inputs shaped (batch, *INPUT_SHAPE)"]
+    if preprocessing is not None:
+        usage = ["    model = load()                  # reads the weights beside this file",
+                 "    x = preprocess(read_image(path))  # any size: resized, cropped, normalised",
+                 "    scores = model(x)               # x may also be a batch (batch, 3, H, W) of uint8"]
     if output is not None:
         usage += ["    pixels = postprocess(model(preprocess(x)))  # outputs back to raw values "
                   "(0..255 for images)"]
@@ -233,25 +280,43 @@ class Model(nn.Sequential):
     lines = [
         '"""A standalone PyTorch model written by guidl (its project: NAME).',
         "",
-        "Needs only torch and safetensors. Usage:",
+        ("Needs torch, torchvision and safetensors (pip install torch torchvision safetensors). "
+         "Usage:" if backbone or preprocessing is not None else "Needs only torch and safetensors. Usage:"),
         "",
         *usage,
         '"""',
         "",
+        *(["import math", "from functools import partial"] if backbone else []),
         "from pathlib import Path",
         "",
         "import torch",
+        *(["import torch.nn.functional as F"] if backbone else []),
+        *(["import torchvision"] if backbone or preprocessing is not None else []),
         "from torch import nn",
         "",
         f"NAME = {literal(model.project.name)}",
         f"INPUT_SHAPE = {literal(tuple(int(d) for d in model.input_shape))}",
         f"INPUT_DTYPE = torch.{'int64' if model.input_dtype == 'int64' else 'float32'}",
         f"CLASS_NAMES = {literal(_class_names(model, vocab))}",
-        "# Preprocessing learned on the training data: (x * SCALE - MEAN) / STD per channel.",
-        f"SCALE = {literal(normalization.get('scale') if normalization else None)}",
-        f"MEAN = {literal(normalization.get('mean') if normalization else None)}",
-        f"STD = {literal(normalization.get('std') if normalization else None)}",
     ]
+    if preprocessing is not None:
+        lines += [
+            "# The backbone's preprocessing (torchvision's weights metadata): the shorter side",
+            "# resized to RESIZE, the centre cropped to CROP x CROP, pixels scaled to 0..1, then",
+            "# (x - MEAN) / STD per channel.",
+            f"RESIZE = {literal(int(preprocessing['resize']))}",
+            f"CROP = {literal(int(preprocessing['crop']))}",
+            f"INTERPOLATION = {literal(str(preprocessing['interpolation']))}",
+            f"MEAN = {literal([float(v) for v in preprocessing['mean']])}",
+            f"STD = {literal([float(v) for v in preprocessing['std']])}",
+        ]
+    else:
+        lines += [
+            "# Preprocessing learned on the training data: (x * SCALE - MEAN) / STD per channel.",
+            f"SCALE = {literal(normalization.get('scale') if normalization else None)}",
+            f"MEAN = {literal(normalization.get('mean') if normalization else None)}",
+            f"STD = {literal(normalization.get('std') if normalization else None)}",
+        ]
     if output is not None:
         lines += [
             "# How the outputs (a generator's or decoder's) are scaled: postprocess() undoes it.",
@@ -272,6 +337,8 @@ class Model(nn.Sequential):
     if recurrent:
         source += _recurrent_source()
     source += _own_classes_source(types)
+    if backbone:
+        source += _backbone_class_source()
     source += model_class
     source += f'''
 
@@ -282,7 +349,8 @@ def load(weights=Path(__file__).with_name({literal(weights_name)})):
     model = Model()
     model.load_state_dict(load_file(str(weights)))
     return model.eval()
-
+'''
+    source += _IMAGE_PREPROCESS if preprocessing is not None else '''
 
 def preprocess(x):
     """Raw inputs (pixels 0..255 for images) to what the model was trained on."""
@@ -304,6 +372,35 @@ if __name__ == "__main__":
     return source
 
 
+_IMAGE_PREPROCESS = '''
+
+def read_image(path):
+    """An image file as uint8 pixels (3, H, W), in colour."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        pixels = torch.frombuffer(bytearray(image.convert("RGB").tobytes()), dtype=torch.uint8)
+        return pixels.view(image.height, image.width, 3).permute(2, 0, 1).contiguous()
+
+
+def preprocess(x):
+    """Images as uint8 pixels, (3, H, W) or (batch, 3, H, W) of any size, to
+    what the model takes: (batch, 3, CROP, CROP), as in training."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    x = torch.as_tensor(x)
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    x = F.resize(x, [RESIZE], interpolation=InterpolationMode(INTERPOLATION), antialias=True)
+    x = F.center_crop(x, [CROP, CROP])
+    shape = (1, -1, 1, 1)
+    mean = torch.tensor(MEAN, dtype=torch.float32).view(shape)
+    std = torch.tensor(STD, dtype=torch.float32).view(shape)
+    return (x.to(torch.float32) / 255 - mean) / std
+'''
+
+
 _POSTPROCESS = '''
 
 def postprocess(y):
@@ -322,6 +419,7 @@ _FORWARD_NAMES = ("x", "self", "torch")
 #: Names the generated module defines or imports at its top level (and
 #: Python's builtins): a block's class never takes one of them.
 _MODULE_NAMES = {"Path", "torch", "nn", "Model", "load", "preprocess", "postprocess", "encode", "decode",
+                 "torchvision", "Backbone", "read_image", "math", "partial", "F", "RESIZE", "CROP", "INTERPOLATION",
                  "OUTPUT_SCALE", "OUTPUT_MEAN", "OUTPUT_STD",
                  "predict_next", "Recurrent", "RECURRENT_CLASSES", "NAME", "INPUT_SHAPE",
                  "INPUT_DTYPE", "CLASS_NAMES", "SCALE", "MEAN", "STD", "VOCAB", "UNKNOWN_ID"}
