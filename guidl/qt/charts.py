@@ -18,6 +18,8 @@ from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 REFRESH_HZ = 25
 PALETTE_EVENTS = (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
 COLLAPSE_STYLE = "color: #b45309; font-weight: bold;"
+#: The fine-tune schedule's unfreeze marker: the ice blue of frozen layers.
+UNFROZEN_COLOUR = (14, 116, 144)
 
 
 #: Characters that would draw as nothing (or break a line) in a class name,
@@ -382,6 +384,10 @@ class TrainingCharts(QWidget):
             "val_psnr": epoch_curve(self.metric_plot, (22, 163, 74), "s"),
             "lr": epoch_curve(self.lr_plot, (147, 51, 234), "t"),
         }
+        # Where the fine-tune schedule unfroze layers: one line per plot,
+        # created once and shown when an epoch says so.
+        self.unfreeze_markers = [self._marker(plot, label) for plot, label in (
+            (self.loss_plot, "unfrozen"), (self.metric_plot, "unfrozen"), (self.lr_plot, None))]
         self.task = ""
         self.samples = 64  # a GAN's samples per epoch, that the judge's coverage is of
         #: The epochs' metrics as received (the collapse rule reads the last few).
@@ -443,6 +449,23 @@ class TrainingCharts(QWidget):
             # repaints without running the axis's Python paint code.
             item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         return plot
+
+    @staticmethod
+    def _marker(plot, label: str | None) -> pg.InfiniteLine:
+        line = pg.InfiniteLine(angle=90, movable=False, label=label,
+                               pen=pg.mkPen(UNFROZEN_COLOUR, width=1.5, style=Qt.PenStyle.DashLine),
+                               labelOpts={"position": 0.92, "color": UNFROZEN_COLOUR, "anchors": [(0, 1), (0, 1)]})
+        line.setVisible(False)
+        plot.addItem(line, ignoreBounds=True)
+        return line
+
+    def mark_unfrozen(self, epoch: int, count: int) -> None:
+        """Mark the start of ``epoch`` (1-based), where the fine-tune schedule
+        unfroze ``count`` parameters: batches of epoch E lie between E - 1 and E."""
+        for line in self.unfreeze_markers:
+            line.setValue(epoch - 1)
+            line.setToolTip(f"epoch {epoch}: the fine-tune schedule unfroze {count:,} parameters")
+            line.setVisible(True)
 
     def plan(self, epochs: int) -> None:
         """Fix the x axis to the whole run of ``epochs`` (all plots share it)."""
@@ -517,6 +540,8 @@ class TrainingCharts(QWidget):
         self._smoothed = None
         self.epochs = []
         self.warning.hide()
+        for line in self.unfreeze_markers:
+            line.setVisible(False)
         self._dirty = set(self.series)
         self.refresh()
 
@@ -548,6 +573,8 @@ class TrainingCharts(QWidget):
             if value is not None and math.isfinite(value):
                 self.series[name].append(epoch, value)
         self._changed(set(values))
+        if metrics.get("unfrozen"):
+            self.mark_unfrozen(epoch, int(metrics["unfrozen"]))
         self.epochs.append(metrics)
         warning = None
         if metrics.get("d_loss") is not None:
