@@ -306,6 +306,7 @@ class RunFolder(Callback):
             "versions": versions(),
             "dataset": data.info.to_dict(),
             "normalization": data.normalization.to_dict() if data.normalization else None,
+            "preprocessing": getattr(data, "preprocessing", None),
             "input_shape": list(data.info.input_shape), "input_dtype": data.info.input_dtype,
             "total_params": trainer.built.report.total_params if hasattr(trainer, "built") else None,
             "final": trainer.history[-1].to_dict() if trainer.history else None,
