@@ -454,7 +454,7 @@ class TrainingCharts(QWidget):
     def _marker(plot, label: str | None) -> pg.InfiniteLine:
         line = pg.InfiniteLine(angle=90, movable=False, label=label,
                                pen=pg.mkPen(UNFROZEN_COLOUR, width=1.5, style=Qt.PenStyle.DashLine),
-                               labelOpts={"position": 0.92, "color": UNFROZEN_COLOUR, "anchors": [(0, 1), (0, 1)]})
+                               labelOpts={"position": 0.98, "color": UNFROZEN_COLOUR, "anchors": [(0, 0), (0, 0)]})
         line.setVisible(False)
         plot.addItem(line, ignoreBounds=True)
         return line
@@ -573,8 +573,9 @@ class TrainingCharts(QWidget):
             if value is not None and math.isfinite(value):
                 self.series[name].append(epoch, value)
         self._changed(set(values))
-        if metrics.get("unfrozen"):
-            self.mark_unfrozen(epoch, int(metrics["unfrozen"]))
+        unfrozen = metrics.get("unfrozen")
+        if unfrozen and math.isfinite(unfrozen):  # a run's metrics.csv gives floats
+            self.mark_unfrozen(epoch, int(unfrozen))
         self.epochs.append(metrics)
         warning = None
         if metrics.get("d_loss") is not None:
