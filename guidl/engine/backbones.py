@@ -56,8 +56,8 @@ class Backbone(nn.Module):
     ``output="pooled"`` gives one feature vector per image (resnet18: 512);
     ``"feature_map"`` the last feature map (resnet18 on 224x224: (512, 7, 7);
     vit_b_16: its patch tokens as a (768, 14, 14) map). ``weights`` and
-    ``weights_file`` only say what ``load_pretrained`` loads: construction
-    never touches the network or the disk.
+    ``weights_file`` name the pretrained weights loaded after construction,
+    which never touches the network or the disk.
     """
 
     #: torchvision's RegNet settings: its builders compute the widths with
@@ -83,13 +83,16 @@ class Backbone(nn.Module):
         super().__init__()
         family = next((f for f in self.FAMILIES if name.startswith(f)), None)
         if family is None:
-            raise ValueError(f"{name!r} is not a torchvision backbone guidl knows")
+            raise ValueError(f"{name!r} is none of the torchvision families {', '.join(self.FAMILIES)}")
         if output not in ("pooled", "feature_map"):
             raise ValueError(f"output must be 'pooled' or 'feature_map', got {output!r}")
         self.name, self.family, self.output = name, family, output
         self.weights, self.weights_file = weights or "none", weights_file
         self.net = self._torchvision_model(name, family, self.weights)
-        parent, _, head = self.HEADS[family].rpartition(".")
+        # ConvNeXt's head starts with the LayerNorm of its pooled features:
+        # kept for them, dropped with the rest for the feature map.
+        self.head = "classifier" if family == "convnext" and output == "feature_map" else self.HEADS[family]
+        parent, _, head = self.head.rpartition(".")
         setattr(self.net.get_submodule(parent) if parent else self.net, head, nn.Identity())
 
     @classmethod
@@ -360,7 +363,7 @@ def _matched(backbone: Backbone, state: dict[str, torch.Tensor], source: str) ->
         if state and all(key.startswith(prefix) for key in state):
             state = {key[len(prefix):]: value for key, value in state.items()}
     expected = backbone.net.state_dict()
-    head = backbone.HEADS[backbone.family] + "."
+    head = backbone.head + "."
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected and not key.startswith(head)]
     wrong = [f"{key} {format_shape(tuple(state[key].shape))} (the model's: "

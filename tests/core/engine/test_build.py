@@ -22,8 +22,10 @@ def _input_for(entry):
     return SAMPLE_SHAPES[rank], "float32"
 
 
-# Merge layers take two inputs: tests/core/engine/test_graph_build.py builds them.
-@pytest.mark.parametrize("entry", [e for e in LAYERS if not e.info.get("merge")], ids=lambda e: e.name)
+# Merge layers take two inputs: tests/core/engine/test_graph_build.py builds them; backbones
+# (seconds each to build for real) are counted and run in tests/core/engine/test_backbones.py.
+@pytest.mark.parametrize("entry", [e for e in LAYERS if not e.info.get("merge") and not e.info.get("backbone")],
+                         ids=lambda e: e.name)
 def test_every_layer_builds_with_its_defaults_and_counts_parameters_exactly(entry):
     shape, dtype = _input_for(entry)
     model = Model([Layer(entry.name, entry.initial_params())], list(shape), dtype)
