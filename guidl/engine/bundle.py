@@ -185,8 +185,8 @@ def _check_field(key: str, value: Any) -> str | None:
     return None
 
 
-#: The resamplings torchvision applies to image tensors.
-INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic")
+#: The resamplings of torchvision's weights metadata (the image pipeline's).
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 #: The largest side a resize or crop may ask for (a bundle from anyone must
 #: not make ``guidl predict`` allocate without bound).
 MAX_IMAGE_SIDE = 8192

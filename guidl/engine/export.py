@@ -419,7 +419,9 @@ def _network_model(project: Project, part: str, run: dict | None, module: nn.Mod
     normalization = run.get("normalization")
     meta = {"run": {k: run.get(k) for k in ("versions", "seed", "device", "status")}} if run else {}
     if run.get("preprocessing") and part in ("model", "encoder") and task != "gan":
-        meta["preprocessing"] = run["preprocessing"]  # the images the network takes in
+        # The images the network takes in: the preprocessing holds their normalization.
+        meta["preprocessing"] = run["preprocessing"]
+        normalization = None
     labels = task in (None, "text_generation")
     own = project
     samples = real

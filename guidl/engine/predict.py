@@ -27,7 +27,8 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def read_inputs(model: TrainedModel, paths: list[str]) -> tuple[torch.Tensor, list[str]]:
-    """Raw inputs (pixels 0..255, or feature values) and a name for each."""
+    """Raw inputs (pixels 0..255, or feature values; a backbone's images
+    resized, cropped and normalised already) and a name for each."""
     samples, names = [], []
     for name in paths:
         path = Path(name)
@@ -49,15 +50,13 @@ def _image(model: TrainedModel, path: Path) -> np.ndarray:
 
     if len(model.input_shape) != 3:
         raise PredictError(f"{path}: this model takes {tuple(model.input_shape)} inputs, not images")
+    if model.preprocessing is not None:
+        return _backbone_image(model.preprocessing, path)
     channels, height, width = model.input_shape
     try:
         with open_regular_file(path, MAX_IMAGE_FILE_BYTES, "an image file") as handle, \
                 Image.open(handle) as image:
             image = image.convert("L" if channels == 1 else "RGB")
-            if model.preprocessing is not None:
-                array = np.asarray(image, dtype=np.uint8)
-                array = array[None] if channels == 1 else array.transpose(2, 0, 1)
-                return resize_and_crop(torch.from_numpy(array.copy()), model.preprocessing).numpy()
             array = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
     except UnreadableFileError as error:
         raise PredictError(str(error)) from None
@@ -121,29 +120,34 @@ def _vocabulary(model: TrainedModel) -> int | None:
     return None if embedding is None else embedding.num_embeddings
 
 
-def resize_and_crop(image: torch.Tensor, preprocessing: dict) -> torch.Tensor:
-    """A uint8 image (C, H, W) of any size as a backbone's weights were
-    trained on: its shorter side resized to ``resize`` (antialiased), then
-    its centre cropped to ``crop`` x ``crop``."""
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms.v2 import functional as F
+def _backbone_image(preprocessing: dict, path: Path) -> np.ndarray:
+    """An image file in the form a backbone's model takes (float, resized,
+    cropped, normalised): decoded and transformed as the trainer does its
+    evaluation images, so a file gets the same prediction here as there."""
+    from .images import Preprocessing, SkippedImage, decode_bytes
 
-    mode = InterpolationMode(preprocessing["interpolation"])
-    image = F.resize(image, [int(preprocessing["resize"])], interpolation=mode, antialias=True)
-    return F.center_crop(image, [int(preprocessing["crop"])] * 2)
-
-
-def scale_and_normalize(x: torch.Tensor, preprocessing: dict) -> torch.Tensor:
-    """Cropped uint8 images (batch, C, crop, crop) to 0..1, then ``(x - mean) / std`` per channel."""
-    shape = (1, -1, 1, 1)
-    mean = torch.tensor(preprocessing["mean"], dtype=torch.float32).view(shape)
-    std = torch.tensor(preprocessing["std"], dtype=torch.float32).view(shape)
-    return (x.to(torch.float32) / 255 - mean) / std
+    try:
+        with open_regular_file(path, MAX_IMAGE_FILE_BYTES, "an image file") as handle:
+            data = handle.read(MAX_IMAGE_FILE_BYTES + 1)
+        image = decode_bytes(str(path), data, 3)
+    except UnreadableFileError as error:
+        raise PredictError(str(error)) from None
+    except SkippedImage as error:
+        raise PredictError(f"{path}: {error}") from None
+    except OSError as error:
+        raise PredictError(f"{path}: cannot be read ({error.strerror or error})") from None
+    return Preprocessing.from_dict(preprocessing).eval_transform()(image).numpy()
 
 
 def preprocess(model: TrainedModel, x: torch.Tensor) -> torch.Tensor:
+    """Raw inputs (pixels 0..255, feature values, token ids) as the model
+    takes them; a backbone's images come from ``read_inputs`` in that form already."""
     if model.preprocessing is not None:
-        return scale_and_normalize(x, model.preprocessing)
+        if x.is_floating_point():
+            return x.to(torch.float32)
+        from .images import Preprocessing
+
+        return Preprocessing.from_dict(model.preprocessing).normalization.apply(x)
     if not model.normalization:
         return x.to(torch.int64 if model.input_dtype == "int64" else torch.float32)
     return Normalization.from_dict(model.normalization).apply(x)

@@ -302,13 +302,14 @@ class Model(nn.Sequential):
     if preprocessing is not None:
         lines += [
             "# The backbone's preprocessing (torchvision's weights metadata): the shorter side",
-            "# resized to RESIZE, the centre cropped to CROP x CROP, pixels scaled to 0..1, then",
-            "# (x - MEAN) / STD per channel.",
+            "# resized to RESIZE, the centre cropped to CROP x CROP, pixels scaled to 0..1 (SCALE),",
+            "# then (x - MEAN) / STD per channel.",
             f"RESIZE = {literal(int(preprocessing['resize']))}",
             f"CROP = {literal(int(preprocessing['crop']))}",
             f"INTERPOLATION = {literal(str(preprocessing['interpolation']))}",
             f"MEAN = {literal([float(v) for v in preprocessing['mean']])}",
             f"STD = {literal([float(v) for v in preprocessing['std']])}",
+            f"SCALE = {literal(1 / 255)}",
         ]
     else:
         lines += [
@@ -375,29 +376,50 @@ if __name__ == "__main__":
 _IMAGE_PREPROCESS = '''
 
 def read_image(path):
-    """An image file as uint8 pixels (3, H, W), in colour."""
-    from PIL import Image
+    """An image file as uint8 pixels (3, H, W), in colour, decoded as guidl
+    decodes its training images (torchvision; PIL for BMP, TIFF, ...)."""
+    from torchvision.io import ImageReadMode, decode_image
 
-    with Image.open(path) as image:
-        pixels = torch.frombuffer(bytearray(image.convert("RGB").tobytes()), dtype=torch.uint8)
-        return pixels.view(image.height, image.width, 3).permute(2, 0, 1).contiguous()
+    try:
+        return decode_image(str(path), mode=ImageReadMode.RGB)
+    except (RuntimeError, ValueError):
+        from PIL import Image
+
+        with Image.open(path) as image:
+            pixels = torch.frombuffer(bytearray(image.convert("RGB").tobytes()), dtype=torch.uint8)
+            return pixels.view(image.height, image.width, 3).permute(2, 0, 1).contiguous()
+
+
+def _center_crop(x, size):
+    height, width = x.shape[-2:]
+    if height < size or width < size:
+        from torchvision.transforms.v2 import functional as TF
+
+        return TF.center_crop(x, [size, size])
+    top = int(round((height - size) / 2.0))
+    left = int(round((width - size) / 2.0))
+    return x[..., top:top + size, left:left + size]
 
 
 def preprocess(x):
     """Images as uint8 pixels, (3, H, W) or (batch, 3, H, W) of any size, to
-    what the model takes: (batch, 3, CROP, CROP), as in training."""
+    what the model takes, (batch, 3, CROP, CROP), exactly as in training."""
     from torchvision.transforms import InterpolationMode
-    from torchvision.transforms.v2 import functional as F
+    from torchvision.transforms.v2 import functional as TF
 
     x = torch.as_tensor(x)
     if x.dim() == 3:
         x = x.unsqueeze(0)
-    x = F.resize(x, [RESIZE], interpolation=InterpolationMode(INTERPOLATION), antialias=True)
-    x = F.center_crop(x, [CROP, CROP])
+    height, width = x.shape[-2:]
+    scale = RESIZE / min(height, width)
+    size = [max(RESIZE, int(height * scale)), max(RESIZE, int(width * scale))]
+    if [height, width] != size:
+        x = TF.resize(x, size, interpolation=InterpolationMode(INTERPOLATION), antialias=True)
+    x = _center_crop(_center_crop(x, RESIZE), CROP)
     shape = (1, -1, 1, 1)
     mean = torch.tensor(MEAN, dtype=torch.float32).view(shape)
     std = torch.tensor(STD, dtype=torch.float32).view(shape)
-    return (x.to(torch.float32) / 255 - mean) / std
+    return (x.to(torch.float32) * SCALE - mean) / std
 '''
 
 

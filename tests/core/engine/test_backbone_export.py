@@ -62,25 +62,47 @@ def photo(tmp_path_factory) -> Path:
     return path
 
 
-def torchvision_eval(path: Path, preprocessing: dict) -> torch.Tensor:
-    """The evaluation transform written with torchvision's own transforms."""
-    from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms import v2
+def trainer_eval(path: Path, preprocessing: dict) -> torch.Tensor:
+    """The trainer's evaluation form of one image file (engine.images)."""
+    from guidl.engine.images import Preprocessing, decode_bytes
 
-    transform = v2.Compose([
-        v2.Resize(preprocessing["resize"], antialias=True),
-        v2.CenterCrop(preprocessing["crop"]),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(preprocessing["mean"], preprocessing["std"]),
-    ])
-    return transform(decode_image(str(path), mode=ImageReadMode.RGB))[None]
+    image = decode_bytes(str(path), path.read_bytes(), 3)
+    return Preprocessing.from_dict(preprocessing).eval_transform()(image)[None]
+
+
+def test_predict_reads_photos_as_the_trainer_evaluates_them(tmp_path):
+    """Photos of odd sizes and formats (JPEG, grey PNG, RGBA): ``guidl predict``
+    gives the model exactly what the trainer's validation split gives it."""
+    from guidl.engine.data import prepare
+    from guidl.engine.images import preprocessing_of
+
+    rng = np.random.default_rng(3)
+    for name, size, mode, suffix in [("cats/a", (300, 250), "RGB", ".jpg"), ("cats/b", (230, 410), "L", ".png"),
+                                     ("dogs/c", (257, 257), "RGBA", ".png"), ("dogs/d", (500, 240), "RGB", ".jpg")]:
+        path = tmp_path / "photos" / (name + suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        channels = {"RGB": 3, "L": 1, "RGBA": 4}[mode]
+        pixels = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+        Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels, mode).save(path)
+    project = backbone_project()
+    project.model.input_shape = None
+    project.data.params = {"path": str(tmp_path / "photos")}
+    project.data.val_fraction = 0.5
+    preprocessing = preprocessing_of(project).to_dict()
+    data = prepare(project)
+    reader = TrainedModel(project, torch.nn.Identity(), None, tuple(data.info.input_shape), "float32",
+                          meta={"preprocessing": preprocessing})
+    for split in (data.train, data.val):
+        for index, file in enumerate(split.files):
+            x, _ = read_inputs(reader, [file])
+            assert torch.equal(preprocess(reader, x), split.take([index])), file
 
 
 def test_predict_applies_the_backbones_preprocessing(model, photo):
     x, names = read_inputs(model, [str(photo)])
-    assert x.dtype == torch.uint8 and tuple(x.shape) == (1, 3, 64, 64)  # resized, then cropped
-    expected = torchvision_eval(photo, PREPROCESSING)
-    assert torch.allclose(preprocess(model, x), expected, atol=1e-6)
+    assert tuple(x.shape) == (1, 3, 64, 64)  # resized, then cropped
+    expected = trainer_eval(photo, PREPROCESSING)
+    assert torch.equal(preprocess(model, x), expected)
     top = predict(model, x, top_k=2, names=names)[0]
     with torch.no_grad():
         probabilities = model.module(expected).softmax(1)[0]
@@ -101,7 +123,7 @@ def test_bundle_carries_the_preprocessing(model, photo, good_bundle):
     x, _ = read_inputs(loaded, [str(photo)])
     with torch.no_grad():
         assert torch.allclose(loaded.module(preprocess(loaded, x)),
-                              model.module(torchvision_eval(photo, PREPROCESSING)), atol=1e-5)
+                              model.module(trainer_eval(photo, PREPROCESSING)), atol=1e-5)
 
 
 def _with_meta(path: Path, out: Path, **changes) -> Path:
@@ -143,10 +165,11 @@ def test_python_export_builds_the_backbone_and_preprocesses_images(model, photo,
     spec_ = importlib.util.spec_from_file_location("photo_model", result.path)
     module = importlib.util.module_from_spec(spec_)
     spec_.loader.exec_module(module)
+    assert torch.equal(module.preprocess(module.read_image(photo)), trainer_eval(photo, PREPROCESSING))
     with torch.no_grad():
         got = module.load()(module.preprocess(module.read_image(photo)))
     with torch.no_grad():
-        expected = model.module(torchvision_eval(photo, PREPROCESSING))
+        expected = model.module(trainer_eval(photo, PREPROCESSING))
     assert torch.allclose(got, expected, atol=1e-5)
 
 
