@@ -267,6 +267,22 @@ def _offline_message(name: str, weights: str, reason: str) -> str:
             f"layer's weights_file to it; weights 'none' trains without pretrained weights")
 
 
+class _ProgressError(Exception):
+    """What the progress callback raised, told apart from the download's errors."""
+
+
+class _Reporter:
+    def __init__(self, progress: Progress | None):
+        self.progress = progress
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            try:
+                self.progress(done, total)
+            except Exception as error:  # noqa: BLE001 - re-raised unchanged by fetch_weights
+                raise _ProgressError() from error
+
+
 def fetch_weights(name: str, weights: str, progress: Progress | None = None) -> Path:
     """The path of ``name``'s ``weights`` file, downloaded first when it is
     not there yet. Raises ``WeightsError`` offline or on a bad download
@@ -282,6 +298,7 @@ def fetch_weights(name: str, weights: str, progress: Progress | None = None) -> 
         raise WeightsError(_offline_message(name, weights, f"cannot create {path.parent}: "
                                                            f"{error.strerror or error}")) from None
     temp = None
+    report = _Reporter(progress)
     try:
         with urllib.request.urlopen(meta["url"], timeout=DOWNLOAD_TIMEOUT) as response:
             total = int(response.headers.get("Content-Length") or 0)
@@ -290,14 +307,12 @@ def fetch_weights(name: str, weights: str, progress: Progress | None = None) -> 
             with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name + ".",
                                              suffix=".partial", delete=False) as out:
                 temp = Path(out.name)
-                if progress is not None:
-                    progress(0, total)
+                report(0, total)
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
                     digest.update(chunk)
                     done += len(chunk)
-                    if progress is not None:
-                        progress(done, total)
+                    report(done, total)
                 out.flush()
                 os.fsync(out.fileno())
         if total and done != total:
@@ -311,6 +326,8 @@ def fetch_weights(name: str, weights: str, progress: Progress | None = None) -> 
         os.replace(temp, path)
         temp = None
         return path
+    except _ProgressError as error:  # the caller's own (a cancel): as it was raised
+        raise error.__cause__ from None
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
         if isinstance(error, TimeoutError) or "timed out" in str(reason):
@@ -359,10 +376,18 @@ def _matched(backbone: Backbone, state: dict[str, torch.Tensor], source: str) ->
     """``state`` as ``backbone.net``'s state_dict (head keys and a ``net.``
     or ``module.`` prefix dropped), or a WeightsError naming the keys that
     do not fit."""
+    expected = backbone.net.state_dict()
     for prefix in ("module.", "net."):
         if state and all(key.startswith(prefix) for key in state):
             state = {key[len(prefix):]: value for key, value in state.items()}
-    expected = backbone.net.state_dict()
+    if not set(expected) <= set(state):
+        # A whole model guidl trained ("0.net.conv1.weight", then its own head):
+        # the backbone's part of it, when one part has every key.
+        for prefix in sorted({key[:key.index("net.") + 4] for key in state if "net." in key}):
+            part = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+            if set(expected) <= set(part):
+                state = part
+                break
     head = backbone.head + "."
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected and not key.startswith(head)]

@@ -66,6 +66,11 @@ def test_every_backbone_of_a_built_model_loads_and_none_loads_nothing(tmp_path, 
     assert len(notes) == 1 and _same(module[0], resnet18_state)
     fresh = build(Model([Layer("resnet18", {"weights": "none"})], [3, 32, 32])).module
     assert load_backbone_weights(fresh) == []
+    # A whole model trained before (its backbone under "0.net.", its own head) starts another.
+    torch.save(module.state_dict(), tmp_path / "trained.pth")
+    again = Backbone("resnet18", weights_file=str(tmp_path / "trained.pth"))
+    again.load_pretrained()
+    assert _same(again, resnet18_state)
 
 
 class _Payload:
@@ -177,6 +182,19 @@ def test_a_download_with_the_wrong_hash_is_refused_and_leaves_nothing(hub, serve
     assert list(hub.iterdir()) == []
 
 
+def test_a_progress_callback_that_raises_cancels_the_download(hub, server, monkeypatch):
+    root, url = server
+    _published(monkeypatch, root, url, np.random.default_rng(1).bytes(2_500_000))
+
+    def cancel(done, total):
+        if done > 0:
+            raise KeyError("cancelled by the user")
+
+    with pytest.raises(KeyError, match="cancelled by the user"):
+        fetch_weights("resnet18", "IMAGENET1K_V1", progress=cancel)
+    assert list(hub.iterdir()) == []
+
+
 def test_a_published_file_from_elsewhere_is_recognised_and_cached(hub, tmp_path, monkeypatch):
     content = b"weights downloaded on another machine"
     prefix = hashlib.sha256(content).hexdigest()[:8]
@@ -207,7 +225,7 @@ def test_training_starts_from_the_backbone_weights_unless_weights_are_given(tmp_
     assert _same(trainer.model[0], resnet18_state)
     assert any("starts from the weights file" in note for note in trainer.notes)
     given = {k: torch.zeros_like(v) if v.is_floating_point() else v
-             for k, v in build(project.model, [3, 32, 32]).module.state_dict().items()}
+             for k, v in trainer.model.state_dict().items()}
     continued = Trainer(project, initial_weights=given)
     continued.setup()
     assert torch.count_nonzero(continued.model[0].net.conv1.weight) == 0
