@@ -110,7 +110,7 @@ class NodeContent:
     fix: bool = False
     marker: bool = False  # the input or output, not a layer
     block: bool = False  # a use of one of the model's blocks
-    frozen: bool = False  # its parameters do not train: a snowflake and an ice-blue edge
+    frozen: bool = False  # its parameters do not train: a snowflake on an ice-tinted box
 
 
 class Colors:
@@ -245,10 +245,13 @@ class NodeItem(QGraphicsItem):
             painter.fillRect(rect, edge if content.level else (colors.highlight if selected else colors.wire))
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        if content.frozen and not content.level:
-            edge = FROZEN_COLOR
+        if content.frozen and not content.marker:  # ice: a tint, so it never reads as selected
+            tint = QColor(FROZEN_COLOR)
+            tint.setAlpha(40)
+            fill = QColor.fromRgbF(*(a * (1 - tint.alphaF()) + b * tint.alphaF() for a, b in zip(
+                fill.getRgbF()[:3], tint.getRgbF()[:3])))
         pen = QPen(colors.highlight if selected or self.hot else edge,
-                   2.5 if selected or self.hot or content.level else 1.6 if content.frozen else 1)
+                   2.5 if selected or self.hot or content.level else 1)
         if self.hot:
             pen.setStyle(Qt.PenStyle.DashLine)
         if content.block:  # a card behind the card: a block holds layers of its own

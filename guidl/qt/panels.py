@@ -64,7 +64,8 @@ def preprocessing_text(project) -> str | None:
     if params.get("weights_file"):
         source = f"{name}'s own weights file (ImageNet preprocessing, as torchvision's weights)"
     elif weights == "none":
-        source = f"{name} without pretrained weights: torchvision's preprocessing for it all the same"
+        source = (f"as for {name}'s {BACKBONES[name]['default_weights']} weights; "
+                  "this layer starts from random weights")
     else:
         source = f"from {name}'s {weights} weights"
     return (f"<b>Preprocessing</b> ({source}): resize {values['resize']} · center crop {values['crop']} · "
@@ -434,12 +435,13 @@ class DataPanel(QWidget):
             follow_palette(plot, self.palette())
         # Each class's count in numbers beside the bars: what the bars cannot say exactly.
         self.class_table = QTableWidget(0, 3)
-        self.class_table.setHorizontalHeaderLabels(["Class", "Training samples", "Share"])
+        self.class_table.setHorizontalHeaderLabels(["Class", "Samples", "Share"])
+        self.class_table.setToolTip("Samples of each class in the training split")
         self.class_table.verticalHeader().hide()
         self.class_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.class_table.setMaximumHeight(180)
-        self.class_table.setMaximumWidth(340)
-        self.class_table.horizontalHeader().setStretchLastSection(True)
+        self.class_table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.class_table.setWordWrap(False)
         self._clear_balance()  # shown with data that has classes
         classes = QHBoxLayout()
         classes.addWidget(self.balance, 1)
@@ -624,6 +626,12 @@ class DataPanel(QWidget):
                     item.setForeground(QColor(WARNING_COLOR))
                 self.class_table.setItem(row, column, item)
         self.class_table.resizeColumnsToContents()
+        header = self.class_table.horizontalHeader()
+        names = min(header.sectionSize(0), 220)  # a long class name elides rather than pushing the bars away
+        header.resizeSection(0, names)
+        width = sum(header.sectionSize(c) for c in range(3)) + 2 * self.class_table.frameWidth()
+        scroll = self.class_table.verticalScrollBar().sizeHint().width()
+        self.class_table.setFixedWidth(width + scroll + 4)
         self.class_table.show()
 
     def _clear_grid(self) -> None:
