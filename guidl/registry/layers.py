@@ -12,7 +12,9 @@ before carry ``inferred``; guidl fills them in.
   (used to check a kernel against its input before torch does);
 - ``key_params``: the parameters shown beside the name (``Conv2d(32, 3)``);
 - ``merge``: for layers that take two or more inputs, how they combine them
-  (``"elementwise"``: same shapes, as ``Add``; ``"concat"``: joined along ``dim``).
+  (``"elementwise"``: same shapes, as ``Add``; ``"concat"``: joined along ``dim``);
+- ``backbone``: a pretrained torchvision network (``registry/backbones.py``), not
+  a ``torch.nn`` class: its parameters are guidl's, not a torch signature's.
 """
 
 from __future__ import annotations
