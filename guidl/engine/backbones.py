@@ -207,6 +207,9 @@ def input_problem(name: str, params: dict[str, Any], shape: tuple[int, ...]) -> 
                 f"filters expect red, green and blue", fix)
     model = BACKBONES[name]
     weights = params.get("weights") or "none"
+    if weights != "none" and weights not in model["weights"]:
+        return (f"weights {weights!r} are not among {name}'s ({', '.join(model['weights'])})",
+                f"set weights to {model['default_weights']} or 'none'")
     if model["family"] == "vit":
         patch = 16
         if height % patch or width % patch:

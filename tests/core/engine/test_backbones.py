@@ -144,6 +144,9 @@ def test_too_small_or_uneven_images_are_explained():
     assert "convnext_tiny needs images of at least 32x32 but receives (3, 16, 16)" in message
     message = analyze(Model([Layer("vit_b_16")], [3, 100, 100])).layers[0].message
     assert "multiples of 16" in message and "resize the images to 224x224" in message
+    # Analysis never raises, even for a value validation would have refused.
+    message = analyze(Model([Layer("vit_b_16", {"weights": "V9"})], [3, 224, 224])).layers[0].message
+    assert "weights 'V9' are not among vit_b_16's" in message
 
 
 def test_exported_source_builds_the_same_network_without_guidl():
