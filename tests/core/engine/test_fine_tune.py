@@ -117,3 +117,48 @@ def test_unfreeze_counts_units_from_the_end(digits_data):
     assert trainer.fine_tune.unfreeze(0.005)[1] == ("epoch 2: unfroze the last 1 frozen part "
                                                     "(170 parameters) at lr 0.0005")
     assert trainer.model[5].weight.requires_grad and not trainer.model[1].weight.requires_grad
+
+
+def test_distributed_training_wraps_the_model_again_so_unfrozen_gradients_are_reduced(
+        digits_data, monkeypatch):
+    import socket
+
+    from guidl.engine.distributed import DistributedContext
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(port))
+
+    class Reduced(Callback):
+        """How many gradient values DistributedDataParallel reduces per step, per epoch."""
+
+        def __init__(self):
+            self.sizes: dict[int, int] = {}
+
+        def on_epoch_start(self, trainer, epoch):
+            from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+            def hook(state, bucket):
+                self.sizes[epoch] = self.sizes.get(epoch, 0) + bucket.buffer().numel()
+                return allreduce_hook(None, bucket)
+
+            self.sizes[epoch] = 0
+            if epoch == 0 or trainer._train_model is not first_wrapper[0]:
+                trainer._train_model.register_comm_hook(None, hook)
+            first_wrapper[0] = trainer._train_model
+
+    first_wrapper = [None]
+    reduced = Reduced()
+    context = DistributedContext(0, 0, 1, 1, "gloo", torch.device("cpu"))
+    context.start()
+    try:
+        trainer = Trainer(_project(epochs=2), data=digits_data, distributed=context, callbacks=[reduced])
+        result = trainer.fit()
+    finally:
+        context.close()
+    # Summed over the epoch's steps: the head alone (330 per step), then with the unfrozen layer.
+    steps = trainer.batches_per_epoch
+    assert reduced.sizes == {0: 330 * steps, 1: (330 + FROZEN) * steps}
+    assert [m.unfrozen for m in result.history] == [None, FROZEN]
