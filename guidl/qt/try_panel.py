@@ -67,6 +67,7 @@ class PredictionRow(QFrame):
         self.bars: list[QProgressBar] = []
         if error is not None:
             self.error_label = message_label()
+            self.error_label.show()
             self.error_label.setText(error)
             self.error_label.setStyleSheet(ERROR_STYLE)
             grid.addWidget(self.error_label, 1, 0, 1, 2)
@@ -77,7 +78,8 @@ class PredictionRow(QFrame):
             bar.setRange(0, 1000)
             bar.setValue(round(probability * 1000))
             bar.setFormat(f"{probability:.1%}")
-            bar.setMaximumWidth(320)
+            bar.setMinimumWidth(220)
+            bar.setMaximumWidth(360)
             if row == 1:
                 text.setText(f"<b>{label}</b>")
             grid.addWidget(text, row, 0)
@@ -101,6 +103,7 @@ class TryPanel(QWidget):
         self.has_model = False
         self.busy = False
         self.message = message_label()
+        self.message.show()  # the tab's one line of state: always there
         self.choose_button = QPushButton("Choose Images…")
         self.choose_button.clicked.connect(self.choose_images)
         self.clear_button = QPushButton("Clear")

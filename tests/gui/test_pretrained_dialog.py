@@ -45,6 +45,7 @@ def test_choosing_a_folder_and_a_backbone_makes_the_project(qtbot, tmp_path, mon
     resnet = [dialog.gallery.item(rows["resnet18"], c).text() for c in range(6)]
     assert resnet == ["ResNet-18  (resnet18)", "11.7 M", "1.81", "69.8 %", "45 MB", "in the cache"]
     assert dialog.gallery.item(rows["mobilenet_v3_small"], 5).text() == "to download"
+    assert rows["mobilenet_v3_small"] == 0  # quickest first
     assert dialog.backbone() == ("resnet18", "IMAGENET1K_V1")  # chosen when the dialog opens
 
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "nothing"))

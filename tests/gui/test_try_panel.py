@@ -94,3 +94,7 @@ def test_dropped_photos_are_tried_and_other_files_refused(window, qtbot, tmp_pat
     assert panel.rows[0].top[0][0] == "blue"
     qtbot.mouseClick(panel.clear_button, Qt.MouseButton.LeftButton)
     assert panel.rows == [] and panel.message.text() == READY
+    drop(blue)
+    qtbot.waitUntil(lambda: len(panel.rows) == 1)
+    window.new_project()  # another project: its model is not the one that answered
+    assert panel.rows == [] and panel.message.text() == NO_MODEL

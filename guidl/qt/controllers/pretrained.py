@@ -103,8 +103,8 @@ def describe_preprocessing(model) -> str:
     """How the Try tab prepares a photo: as the model was trained."""
     pre = (model.meta or {}).get("preprocessing")
     if pre:
-        return (f"Each photo is resized to {pre['resize']} pixels, cropped to its centre {pre['crop']}x{pre['crop']} "
-                "and normalised as in training.")
+        return (f"As in training, each photo's shorter side is resized to {pre['resize']} pixels, its centre "
+                f"{pre['crop']}x{pre['crop']} cropped, and its colours normalised as the backbone expects.")
     if len(model.input_shape) == 3:
         channels, height, width = model.input_shape
         grey = " grey" if channels == 1 else ""
@@ -129,6 +129,7 @@ class PretrainedController(QObject):
         window.tab_pages["try"] = self.try_panel
         window.tabs.addTab(self.try_panel, "Try")
         window.tabs.currentChanged.connect(self._tab_shown)
+        window.document.project_replaced.connect(self._project_replaced)
 
     # -- New from Pretrained ------------------------------------------------------------------
 
@@ -380,6 +381,15 @@ class PretrainedController(QObject):
     def _tab_shown(self, index: int) -> None:
         if self.window.tabs.widget(index) is self.try_panel:
             self.refresh()
+
+    @Slot()
+    def _project_replaced(self) -> None:
+        # Another project: the photos tried were answered by the last one's model.
+        self._model = None
+        self.try_panel.clear()
+        # Said before the session lets go of the last model; a reopened run's model is found when the
+        # tab is shown or photos are tried.
+        self.try_panel.set_model(False)
 
     def trained_model(self):
         """The window's trained model as a ``TrainedModel`` (made once per training), or None."""
