@@ -500,13 +500,17 @@ class LayerEdits:
         self._run(edit, f"Set {where}{layer_type}.{name}", merge_key=f"{where}layer{index}.{name}",
                   select=None if block else index, select_before=None if block else index)
 
-    def set_option(self, index: int, key: str, value, block: str | None = None) -> None:
-        """Freeze or unfreeze a layer, or set its learning-rate multiplier (``edits.LAYER_OPTIONS``)."""
+    def set_option(self, index: int | list[int], key: str, value, block: str | None = None) -> None:
+        """Freeze or unfreeze a layer (or several: one step), or set its
+        learning-rate multiplier (``edits.LAYER_OPTIONS``)."""
         layers = self._layers(block)
-        if 0 <= index < len(layers):
-            text = (("Freeze " if value else "Unfreeze ") if key == "frozen" else f"Set {key} of ") + layers[index].type
-            self._model_edit(edits.set_layer_option, text, index, key, value, block=block,
-                             select=None if block else index, select_before=None if block else index)
+        indexes = [i for i in ([index] if isinstance(index, int) else index) if 0 <= i < len(layers)]
+        if indexes:
+            what = layers[indexes[0]].type if len(indexes) == 1 else f"{len(indexes)} layers"
+            text = (("Freeze " if value else "Unfreeze ") if key == "frozen" else f"Set {key} of ") + what
+            one = indexes[0] if len(indexes) == 1 and block is None else None
+            self._model_edit(edits.set_layer_option, text, indexes, key, value, block=block,
+                             select=one, select_before=one)
 
     # -- wires ----------------------------------------------------------------------------------
 

@@ -642,6 +642,8 @@ class GraphCanvas(QGraphicsView):
             detail = format_shape(info.output_shape) if info.output_shape is not None else "?"
             if info.output_shape is not None:
                 detail += f" · {info.param_count:,} params"
+            if layer.lr_multiplier != 1:
+                detail += f" · lr ×{layer.lr_multiplier:g}"
         else:
             title, detail = layer.type + (f" ×{layer.repeat}" if layer.repeat != 1 else ""), "?"
             title = f"{layer.id}: {title}" if layer.id else title
@@ -1253,8 +1255,11 @@ class GraphCanvas(QGraphicsView):
             layer = self.document.model.layers[node.index]
             add("Delete", self.delete_selection)
             add("Duplicate", lambda: self.edits.duplicate(node.index), len(indexes) == 1)
-            add("Unfreeze" if layer.frozen else "Freeze",
-                lambda: self.edits.set_option(node.index, "frozen", not layer.frozen), has("set_option"))
+            # Several selected: all of them, one step (frozen when any of them trains).
+            freeze = not all(self.document.model.layers[i].frozen for i in indexes)
+            count = "" if len(indexes) == 1 else f" {len(indexes)} Layers"
+            add(("Freeze" if freeze else "Unfreeze") + count,
+                lambda: self.edits.set_option(indexes, "frozen", freeze), has("set_option"))
             menu.addSeparator()
             add("Add Skip Connection", lambda: self._edit("add_skip_connection", first, last),
                 has("add_skip_connection"))

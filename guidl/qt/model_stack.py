@@ -393,8 +393,7 @@ class ModelStackView(QTableView):
         self.selectionModel().selectionChanged.connect(self._selection_changed)
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        # One click anywhere in a row's Frozen cell toggles it (not only on the tiny box);
-        # the row's selection stays as it was, so freezing several layers in turn is quick.
+        # One click anywhere in a row's Frozen cell toggles it, not only on the tiny box.
         index = self.indexAt(event.position().toPoint())
         if (event.button() == Qt.MouseButton.LeftButton and index.isValid()
                 and index.column() == FROZEN_COLUMN and self.table.layer_index(index.row()) is not None):

@@ -526,6 +526,8 @@ class DataPanel(QWidget):
         self.augment.setEnabled(entry.info.get("modality") in ("image", "array"))
         _block(self.balance_choice, self.balance_choice.setCurrentIndex,
                max(0, self.balance_choice.findData(data.balance)))
+        # Regression has no classes to even out (a value set in the file stays changeable).
+        self.balance_choice.setEnabled(entry.info.get("task") != "regression" or data.balance != "none")
         text = preprocessing_text(self.document.project)
         self.preprocessing.setText(text or "")
         self.preprocessing.setVisible(bool(text))

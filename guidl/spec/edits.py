@@ -822,15 +822,19 @@ def layer_option_problem(key: str, value: Any) -> str | None:
 
 
 @_edit
-def set_layer_option(model: Model, index: int, key: str, value: Any, block: str | None = None) -> None:
-    """Freeze a layer (or a block use, or a block's layer) or give it a
-    learning-rate multiplier; the default value removes the option."""
+def set_layer_option(model: Model, index: int | Iterable[int], key: str, value: Any,
+                     block: str | None = None) -> None:
+    """Freeze a layer (or a block use, or a block's layer; or several at once)
+    or give it a learning-rate multiplier; the default value removes the option."""
     layers = _layers(model, block)
-    _check_index(layers, index)
+    indexes = [index] if isinstance(index, int) else list(index)
+    for one in indexes:
+        _check_index(layers, one)
     problem = layer_option_problem(key, value)
     if problem:
         raise EditError(problem)
-    setattr(layers[index], key, float(value) if key == "lr_multiplier" else value)
+    for one in indexes:
+        setattr(layers[one], key, float(value) if key == "lr_multiplier" else value)
 
 
 # -- positions (layout only) ------------------------------------------------------------------------

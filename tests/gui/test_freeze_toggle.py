@@ -25,10 +25,10 @@ def test_one_click_on_a_rows_frozen_cell_freezes_it_and_undo_thaws_it(window, qt
     document = window.document
     conv_params = document.report.layers[0].param_count  # Conv2d(1 -> 32, 3x3): 320
     assert conv_params == 320 and "frozen 0 ·" in window.summary.text()
-    steps = document.undo_stack.count()
+    steps = document.undo_stack.index()
     _click_frozen_cell(window, qtbot, 0)
     assert document.project.model.layers[0].frozen
-    assert document.undo_stack.count() == steps + 1
+    assert document.undo_stack.index() == steps + 1
     table = window.stack.table
     assert table.data(table.index(1, FROZEN_COLUMN), Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Checked
     trainable, frozen = _engine_counts(window)
@@ -56,6 +56,29 @@ def test_the_canvas_node_menu_freezes_and_unfreezes(window):
     assert [a.text() for a in menu.actions()].count("Unfreeze") == 1
     window.undo_action.trigger()
     assert not document.project.model.layers[4].frozen and not canvas.by_index[4].content.frozen
+    # The convolution and the last Linear selected: one menu entry, one undo step for the two.
+    canvas.follow_selection([0, 6])
+    steps = document.undo_stack.index()
+    menu = canvas.menu_at(canvas.by_index[6].sceneBoundingRect().center())
+    next(a for a in menu.actions() if a.text() == "Freeze 2 Layers").trigger()
+    assert [layer.frozen for layer in document.project.model.layers] == [True] + [False] * 5 + [True]
+    assert document.undo_stack.index() == steps + 1
+    assert _engine_counts(window)[1] == 320 + 1290
+
+
+def test_a_blocks_layer_freezes_in_the_blocks_table(window):
+    document = window.document
+    window.edits.make_block([0, 1])  # Conv2d + ReLU become Block1, used once
+    name = next(iter(document.project.model.blocks))
+    from guidl.qt.model_stack import LayerTableModel
+
+    table = LayerTableModel(document, block=name)
+    table.toggle_frozen(0)
+    assert document.project.model.blocks[name].layers[0].frozen
+    assert document.project.to_dict()["model"]["blocks"][name]["layers"][0]["frozen"] is True
+    assert _engine_counts(window)[1] == 320  # every use of the block: its conv is frozen
+    window.undo_action.trigger()
+    assert not document.project.model.blocks[name].layers[0].frozen
 
 
 def test_the_layer_form_refuses_a_zero_multiplier_and_takes_a_tenth(window, qtbot):
