@@ -275,12 +275,12 @@ class Trainer:
         self.notes += self.compatibility.warnings
         self._check_token_ids(data)
         self.loss_entry = LOSSES.get(self.project.training.loss.type)
+        if self.initial_weights is None and self._resume_state is None:  # else it has its weights
+            self.notes += load_backbone_weights(self.built.module)
         if self.initial_weights is not None:
             try:
                 self.built.module.load_state_dict(self.initial_weights)
             except RuntimeError as error:
-        if self.initial_weights is None:  # a resumed or continued model has its weights already
-            self.notes += load_backbone_weights(self.built.module)
                 raise TrainingError("the saved weights do not fit this model (was it changed?): "
                                     f"{first_line(error)}") from None
         self.model = self.built.module.to(self.device)
