@@ -443,15 +443,15 @@ def _param_problem(entry: Entry, params: dict[str, Any],
     """``(problem, fix)`` for parameters torch checks only in a real forward
     pass or with an assertion: the meta-device forward lets them through, so
     ``summary`` would accept a model that training rejects."""
+    if entry.info.get("backbone"):
+        from .backbones import input_problem
+        return input_problem(entry.name, params, shape)
     found = _size_problem(entry, params, shape)
     if found:
         return found
     if entry.name == "Embedding":
         index, size = params.get("padding_idx"), params.get("num_embeddings")
         if isinstance(index, int) and isinstance(size, int) and not -size <= index < size:
-    if entry.info.get("backbone"):
-        from .backbones import input_problem
-        return input_problem(entry.name, params, shape)
             return (f"padding_idx must be in [-num_embeddings, num_embeddings) = [{-size}, {size}), "
                     f"got {index}", f"set padding_idx below {size} (num_embeddings) or remove it")
     if entry.name in ("Softmax", "LogSoftmax"):
