@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="print the final metrics as one JSON object on the last line of stdout")
     train.add_argument("--tensorboard", action="store_true",
                        help="also write TensorBoard event files to RUN_DIR/tensorboard")
+    train.add_argument("--weights", metavar="FILE",
+                       help="a pretrained backbone's weights downloaded elsewhere (.pth/.pt or "
+                            ".safetensors, never unpickled): torchvision's own file goes into its "
+                            "cache; any other state dict starts the project's one backbone")
     train.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto",
                        help="started by torchrun: how the processes exchange gradients (auto: nccl "
                             "on CUDA GPUs, gloo on the CPU)")
@@ -384,6 +388,9 @@ def _train(args: argparse.Namespace) -> int:
     if bool(args.project) == bool(args.resume):
         return _bad_input(["guidl train: give a project file, or --resume RUN_DIR (not both)"], False,
                           quiet)
+    if args.weights and args.resume:
+        return _bad_input([f"guidl train: --weights starts a new training; {args.resume}'s checkpoint "
+                           "holds the weights to resume from"], args.json, quiet)
     from .engine.runs import RunError, is_free_run_dir, read_run
 
     checkpoint = None
@@ -427,6 +434,9 @@ def _train(args: argparse.Namespace) -> int:
         if problems:
             return _bad_input([f"--device: {p.message}" for p in problems if "device" in p.path],
                               args.json, quiet)
+    problem = None if args.resume else _pretrained_weights(project, args.weights, quiet)
+    if problem:
+        return _bad_input([f"guidl train: {problem}"], args.json, quiet)
 
     import torch
 
@@ -434,6 +444,7 @@ def _train(args: argparse.Namespace) -> int:
     from .engine.data import DatasetError
     from .engine.distributed import DistributedContext, DistributedSetupError
     from .engine.threads import ThreadTuner, can_follow_load, threads_set_by_user
+    from .engine.backbones import WeightsError
     from .engine.checkpoint_checks import CheckpointError
     from .engine.trainer import NonFiniteLossError, TrainControl, Trainer, TrainingError, describe_error
 
@@ -523,6 +534,8 @@ def _train(args: argparse.Namespace) -> int:
         result = trainer.fit()
     except CheckpointError as error:  # damaged, or made with another setup than the project's
         return _bad_input([f"{checkpoint}: {error}"], args.json, quiet)
+    except WeightsError as error:  # offline, or a weights file that does not fit: the message says what to do
+        return _bad_input([f"guidl train: {error}"], args.json, quiet)
     except RunExistsError as error:  # another training took the folder first
         return _bad_input([f"guidl train: {error.path} exists: use another --out"], args.json, quiet)
     except RunBusyError as error:  # another resume of the same run holds it
@@ -571,6 +584,58 @@ def _train(args: argparse.Namespace) -> int:
     elif result.evaluation is not None:
         print(_evaluation_line(result))
     return 130 if control.stop_requested else 0
+
+
+def _pretrained_weights(project, weights_file: str | None, quiet: bool) -> str | None:
+    """Apply ``--weights FILE`` to ``project`` and fetch the named weights of
+    its backbones before training, with a progress line on stderr; the
+    problem to report (exit 2), or None."""
+    from .engine.backbones import WeightsError
+    from .engine.pretrained import WeightsOptionError, backbone_layers, fetch_project_weights, use_weights_file
+
+    if not weights_file and not backbone_layers(project):
+        return None
+    try:
+        if weights_file:
+            note = use_weights_file(project, weights_file)
+            if note and not quiet:
+                print(f"note: {note}", file=sys.stderr)
+        fetch_project_weights(project, progress=None if quiet else DownloadBar)
+    except (WeightsOptionError, WeightsError) as error:
+        return str(error)
+    return None
+
+
+class DownloadBar:
+    """A download's progress on stderr: one line redrawn in a terminal, a
+    line every quarter otherwise (a log keeps them)."""
+
+    def __init__(self, label: str, file_mb: float, stream=None):
+        self.label = label
+        self.file_mb = file_mb
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self._shown = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        total = total if total and total > 0 else int(self.file_mb * 2**20)
+        fraction = min(1.0, done / total) if total else 0.0
+        # MB as torchvision's metadata counts them (2**20 bytes), as the messages quote it.
+        line = (f"downloading {self.label}: {fraction:4.0%}  "
+                f"{done / 2**20:.1f} of {total / 2**20:.1f} MB")
+        if self.tty:
+            width = 24
+            filled = int(fraction * width)
+            self.stream.write(f"\r{line}  [{'#' * filled}{'.' * (width - filled)}]")
+            if done >= total:
+                self.stream.write("\n")
+        else:
+            step = int(fraction * 4)
+            if step == self._shown:
+                return
+            self._shown = step
+            self.stream.write(line + "\n")
+        self.stream.flush()
 
 
 def _remove_if_empty(path) -> None:

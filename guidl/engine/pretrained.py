@@ -49,13 +49,14 @@ def _weights(layer: Layer) -> str:
     return layer.params.get("weights", BACKBONES[layer.type]["default_weights"])
 
 
-def use_weights_file(project: Project, path: str | Path) -> str:
-    """Apply the user's weights file to ``project`` (changed in place) and
-    say what was done. A file torchvision publishes (known by its hash) is
-    copied into torchvision's cache, where every backbone of that model and
-    those weights finds it; any other state dict becomes the weights_file of
-    the project's one backbone. ``WeightsOptionError`` says why not."""
-    from .backbones import WeightsError, import_weights_file
+def use_weights_file(project: Project, path: str | Path) -> str | None:
+    """Apply the user's weights file to ``project`` (changed in place). A
+    file torchvision publishes (known by its hash) is copied into
+    torchvision's cache, where every backbone of that model and those
+    weights finds it: a note says so. Any other state dict becomes the
+    weights_file of the project's one backbone (the trainer says when it
+    loads it): None. ``WeightsOptionError`` says why the file cannot be used."""
+    from .backbones import WeightsError, import_weights_file, read_weights_file
 
     path = Path(path)
     found = backbone_layers(project)
@@ -81,9 +82,12 @@ def use_weights_file(project: Project, path: str | Path) -> str:
         raise WeightsOptionError(f"--weights {path}: the project has {len(found)} backbone layers "
                                  f"({', '.join(b.where for b in found)}); set weights_file on the one "
                                  "it is for in the project instead")
-    target = found[0]
-    target.layer.params["weights_file"] = str(path.absolute())
-    return f"{target.where} ({target.layer.type}) starts from the weights in {path}"
+    try:
+        read_weights_file(path)  # refused now (code, not tensors), before a run folder is made
+    except WeightsError as error:
+        raise WeightsOptionError(f"--weights {path}: {error}") from None
+    found[0].layer.params["weights_file"] = str(path.absolute())
+    return None
 
 
 def fetch_project_weights(project: Project,
