@@ -914,6 +914,12 @@ def expected_input(project: Project, info: DatasetInfo | None = None) -> tuple[t
         return tuple(entry.info["input_shape"]), dtype
     if entry is not None and entry.name == "text":
         return (int(entry.resolve(project.data.params)["seq_len"]),), dtype
+    if entry is not None and entry.name == "image_folder":
+        from .images import preprocessing_of
+
+        preprocessing = preprocessing_of(project)
+        if preprocessing is not None:  # a backbone's crop, whatever the images' sizes
+            return (3, preprocessing.crop, preprocessing.crop), dtype
     return None, dtype
 
 

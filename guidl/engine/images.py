@@ -34,7 +34,7 @@ import torch
 
 from ..formatting import shorten
 from ..registry import DATASETS, LAYERS
-from ..spec import Project, UnreadableFileError, read_regular_file
+from ..spec import Project, UnreadableFileError, open_regular_file, read_regular_file
 from .data import (IMAGE_SUFFIXES, MAX_IMAGE_FILE_BYTES, DatasetError, DatasetInfo, Normalization,
                    PreparedData, _statistics, _stratified_split)
 from .memory import available_memory_bytes
@@ -45,6 +45,8 @@ STATISTICS_IMAGES = 1024
 #: The memory budget when the dataset does not set one: a quarter of the
 #: available memory, at most this.
 DEFAULT_BUDGET = 4096 * 2**20
+#: Streaming checks each file's header in its first bytes (all of it when not found there).
+HEADER_BYTES = 256 * 2**10
 #: Random numbers one sample's transforms may draw.
 _DRAWS = 12
 
@@ -127,8 +129,12 @@ def preprocessing_of(project: Project) -> Preprocessing | None:
         return None
     from ..registry.backbones import preprocessing_for
 
-    params = entry.resolve(layer.params)
-    return Preprocessing.from_dict(preprocessing_for(layer.type, params.get("weights", "none")))
+    weights = layer.params.get("weights", "none")
+    try:
+        found = preprocessing_for(layer.type, weights if isinstance(weights, str) else "none")
+    except (KeyError, ValueError):  # a weights name validation reports; preprocess as the default's
+        found = preprocessing_for(layer.type, "none")
+    return Preprocessing.from_dict(found)
 
 
 # -- decoding --------------------------------------------------------------------------
@@ -224,10 +230,14 @@ def check_header(path: str, data: bytes) -> tuple[int, int]:
     return width, height
 
 
-def read_file(path: str) -> bytes:
-    """A file's bytes; a FIFO or device among the images is an error (as
-    anywhere in guidl), a file over the size limit a skipped image."""
+def read_file(path: str, head: int | None = None) -> bytes:
+    """A file's bytes (the first ``head`` when given); a FIFO or device
+    among the images is an error (as anywhere in guidl), a file over the
+    size limit a skipped image."""
     try:
+        if head is not None:
+            with open_regular_file(path, MAX_IMAGE_FILE_BYTES, "an image file") as handle:
+                return handle.read(head)
         return read_regular_file(path, MAX_IMAGE_FILE_BYTES, "an image file")
     except UnreadableFileError as error:
         if "at most" in error.reason:
@@ -418,10 +428,11 @@ class ImageSplit:
         self._loader = None
         self._chunks: _Chunks | None = None
         self._norm: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._x: torch.Tensor | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_loader=None, _chunks=None, _norm={})
+        state.update(_loader=None, _chunks=None, _norm={}, _x=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -459,14 +470,18 @@ class ImageSplit:
 
     @property
     def x(self) -> torch.Tensor:
-        """All images in evaluation form (float, normalised): only for a
-        cached split, as tasks that look at all images at once need."""
+        """All images in evaluation form (float, normalised, on the labels'
+        device; made once): only for a cached split, as tasks that look at
+        all images at once need."""
+        if self._x is not None:
+            return self._x
         if self.cache is None:
             raise DatasetError("image_folder: these images are streamed from disk (they do not fit "
                                "the memory budget), but this task needs all of them in memory: "
                                "raise data.params.memory_budget_mb, set cache to 'memory', or use "
                                "fewer or smaller images")
-        return self.take(torch.arange(len(self)))
+        self._x = self.take(torch.arange(len(self))).to(self.y.device)
+        return self._x
 
     def _normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         key = str(pixels.device)
@@ -632,7 +647,13 @@ def _check_all(files: list[tuple[str, int]]):
     kept, skipped = [], []
     for path, label in files:
         try:
-            check_header(path, read_file(path))
+            head = read_file(path, HEADER_BYTES)
+            try:
+                check_header(path, head)
+            except SkippedImage:
+                if len(head) < HEADER_BYTES:
+                    raise
+                check_header(path, read_file(path))  # a header past the first bytes (large EXIF)
             kept.append((path, label))
         except SkippedImage as error:
             skipped.append((path, str(error)))

@@ -349,6 +349,10 @@ class Trainer:
         if self.project.data.augment and data.info.modality != "image":
             self.notes.append(f"augmentation applies to images only; dataset {data.info.name!r} "
                               "is not augmented")
+        elif self.augment and not data.train.augments and any(
+                self.augment.get(key) for key in ("random_resized_crop", "color_jitter")):
+            self.notes.append("random_resized_crop and color_jitter apply to image folders; dataset "
+                              f"{data.info.name!r} gets the other augmentations only")
         # The module the training steps run through: DistributedDataParallel
         # around the model when distributed (it averages the gradients), else
         # the model itself.
