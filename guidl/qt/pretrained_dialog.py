@@ -115,7 +115,7 @@ class PretrainedDialog(QDialog):
         layout.addWidget(intro)
         layout.addLayout(form, 1)
         layout.addWidget(self.buttons)
-        self.resize(760, 560)
+        self.resize(760, 500)
         self._fill_gallery()
         self._update()
 
