@@ -185,3 +185,21 @@ def test_a_file_that_holds_no_weights_is_refused_with_its_reason(window, qtbot, 
     assert window.pretrained.warning_box.windowTitle() == "Cannot import the weights file"
     assert "notes.pth" in window.pretrained.warning_box.text()
     assert "weights_file" not in window.document.project.model.layers[0].params
+
+
+def test_closing_the_window_cancels_a_download(window, qtbot, hub, monkeypatch):
+    from guidl.engine import backbones
+
+    def fetch(name, weights, progress=None):
+        for step in range(1000):
+            progress(step * 10_000, 10_000_000)
+            threading.Event().wait(0.01)
+        raise AssertionError("not cancelled")
+
+    monkeypatch.setattr(backbones, "fetch_weights", fetch)
+    started = []
+    window.pretrained.start_download([("resnet18", "IMAGENET1K_V1")], lambda: started.append(True))
+    qtbot.waitUntil(lambda: window.pretrained.progress_dialog.value() > 0)
+    window.close_timeout_s = 3  # the stand-in download would run for 10 s
+    window.close()
+    assert not window.isVisible() and window.jobs.count == 0 and started == []

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox, QProgressDialog
 
 from ...formatting import format_bytes
@@ -130,6 +130,13 @@ class PretrainedController(QObject):
         window.tabs.addTab(self.try_panel, "Try")
         window.tabs.currentChanged.connect(self._tab_shown)
         window.document.project_replaced.connect(self._project_replaced)
+        window.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        # Closing the window cancels a download (the window then waits for its thread, briefly).
+        if watched is self.window and event.type() == QEvent.Type.Close:
+            self.cancel_download()
+        return False
 
     # -- New from Pretrained ------------------------------------------------------------------
 
