@@ -226,6 +226,17 @@ def input_problem(name: str, params: dict[str, Any], shape: tuple[int, ...]) -> 
     return None
 
 
+def batch_norm_values(name: str, shape: tuple[int, ...]) -> int:
+    """Values per channel of one sample that the backbone's last BatchNorm
+    sees (its last feature map's height x width; a large number for the
+    families normalised with LayerNorm). Training on a batch of one sample
+    fails where this is 1: a ResNet on 32x32 images ends at 1x1."""
+    if BACKBONES[name]["family"] in ("vit", "convnext"):
+        return 2**31
+    # Each family halves the size 5 times with padded stride-2 layers: ceil(size / 2) each.
+    return math.ceil(shape[1] / 32) * math.ceil(shape[2] / 32)
+
+
 # -- weights ----------------------------------------------------------------------------------------
 
 class WeightsError(RuntimeError):

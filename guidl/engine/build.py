@@ -974,6 +974,9 @@ def needs_two_per_batch(report: ModelReport) -> LayerReport | None:
             per_sample = math.prod(shape[1:])
         elif layer.type == "GroupNorm":
             per_sample = shape[0] // layer.params["num_groups"] * math.prod(shape[1:])
+        elif layer.type in BACKBONES:
+            from .backbones import batch_norm_values
+            per_sample = batch_norm_values(layer.type, shape)
         else:
             continue
         if per_sample == 1:

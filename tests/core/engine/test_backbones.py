@@ -11,6 +11,7 @@ import torchvision
 from torch import nn
 
 from guidl.engine import analyze, build
+from guidl.engine.build import needs_two_per_batch
 from guidl.engine.backbones import Backbone, backbone_source
 from guidl.registry.backbones import BACKBONES
 from guidl.spec import Layer, Model
@@ -159,3 +160,17 @@ def test_exported_source_builds_the_same_network_without_guidl():
         ours = Backbone("regnet_y_400mf", output="feature_map")
     assert {k: v.shape for k, v in exported.state_dict().items()} == \
         {k: v.shape for k, v in ours.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", ["resnet18", "regnet_y_400mf"])
+def test_a_backbone_ending_at_1x1_needs_two_samples_per_batch(name):
+    # On 32x32 images the last BatchNorm sees one value per channel: torch refuses a batch of one.
+    small = analyze(Model([Layer(name)], [3, 32, 32]))
+    assert needs_two_per_batch(small) is small.layers[0]
+    backbone = Backbone(name).train()
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        backbone(torch.rand(1, 3, 32, 32))
+    larger = analyze(Model([Layer(name)], [3, 33, 40]))
+    assert needs_two_per_batch(larger) is None
+    backbone(torch.rand(1, 3, 33, 40))
+    assert needs_two_per_batch(analyze(Model([Layer("convnext_tiny")], [3, 32, 32]))) is None
