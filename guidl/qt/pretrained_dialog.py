@@ -47,8 +47,9 @@ def gallery_rows() -> list[dict]:
     for name, meta in BACKBONES.items():
         weights = meta["default_weights"]
         facts = meta["weights"][weights]
-        rows.append({"name": name, "title": meta.get("title", name), "weights": weights, "params_m": facts["params"] / 1e6,
-                     "gflops": facts["gflops"], "acc1": facts["acc1"], "file_mb": facts["file_mb"]})
+        rows.append({"name": name, "title": meta.get("title", name), "weights": weights,
+                     "params_m": facts["params"] / 1e6, "gflops": facts["gflops"], "acc1": facts["acc1"],
+                     "file_mb": facts["file_mb"]})
     return rows
 
 
