@@ -172,6 +172,7 @@ def test_offline_training_says_where_to_put_the_file_and_imports_one(window, qtb
     layer = window.document.project.model.layers[0]
     assert layer.params["weights_file"] == str(own)
     assert window.document.undo_stack.count() == 1
+    assert not window.train_message.isVisible()  # the offline message is answered
     assert window.pretrained.missing_weights(window.document.project) == []  # nothing to download now
     window.document.undo_stack.undo()
     assert "weights_file" not in window.document.project.model.layers[0].params

@@ -353,12 +353,15 @@ class PretrainedController(QObject):
         self._close_offline()
 
     def _close_offline(self) -> None:
+        """Weights were imported: the offline message no longer holds."""
         if self.offline_box is not None:
             try:
                 self.offline_box.close()
             except RuntimeError:  # already deleted on close
                 pass
             self.offline_box = None
+            if not self.window.training.running:
+                self.window.train_message.hide()
 
     def _warn(self, title: str, text: str) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self.window)
