@@ -551,8 +551,12 @@ def _real_samples(project: Project, shape, count: int = 8) -> torch.Tensor | Non
     """A few normalised samples of the project's data, when it loads (offline)."""
     from .data import DatasetError, prepare
 
+    project = _offline(project)
+    if "cache" in DATASETS.get(project.data.dataset).param_names:
+        # An image folder streamed: only the few samples are decoded, not every photo.
+        project.data.params.update(cache="stream", workers=0)
     try:
-        data = prepare(_offline(project))
+        data = prepare(project)
     except (DatasetError, OSError, ValueError):
         return None
     split = data.evaluation_split[1]
