@@ -107,15 +107,18 @@ class TrainingMemory:
         return f"training needs about {format_bytes(self.total)} ({', '.join(parts)})"
 
 
-def training_memory(report: "ModelReport", optimizer: Component, batch_size: int) -> TrainingMemory:
+def training_memory(report: "ModelReport", optimizer: Component, batch_size: int,
+                    trainable: int | None = None) -> TrainingMemory:
     """Weights, their gradients, the optimizer's state (copies of the weights:
     two for Adam, one for SGD with momentum...) and the outputs of every
-    layer for one batch, which backpropagation keeps."""
+    layer for one batch, which backpropagation keeps. ``trainable``: the
+    parameters that train at the most (the report's, unless a fine-tune
+    schedule unfreezes more later)."""
     entry = OPTIMIZERS.get(optimizer.type)
     params = entry.resolve(optimizer.params)
     copies = entry.info.get("state", 0) + sum(
         count for name, count in entry.info.get("state_if", {}).items() if params.get(name))
-    trainable = report.trainable_params * BYTES_PER_PARAM
+    trainable = (report.trainable_params if trainable is None else trainable) * BYTES_PER_PARAM
     return TrainingMemory(weights=report.weight_bytes, gradients=trainable,
                           optimizer_state=copies * trainable, optimizer=entry.name,
                           activations=report.activation_bytes(batch_size), batch_size=batch_size)
@@ -134,7 +137,9 @@ def check_training_memory(project: Project, report: "ModelReport", device: "str 
         name = project.training.device
         cuda = torch.cuda.is_available() and (name == "auto" or name.startswith("cuda"))
         device = name if cuda and name != "auto" else "cuda" if cuda else "cpu"
-    needed = training_memory(report, project.training.optimizer, project.data.batch_size)
+    # A fine-tune schedule unfreezes frozen layers later: counted as if all trained.
+    needed = training_memory(report, project.training.optimizer, project.data.batch_size,
+                             report.total_params if project.training.fine_tune is not None else None)
     device = torch.device(device)
     free = available_memory_bytes(device) if available is None else available
     if needed.total <= free:

@@ -162,3 +162,26 @@ def test_distributed_training_wraps_the_model_again_so_unfrozen_gradients_are_re
     steps = trainer.batches_per_epoch
     assert reduced.sizes == {0: 330 * steps, 1: (330 + FROZEN) * steps}
     assert [m.unfrozen for m in result.history] == [None, FROZEN]
+
+
+def test_a_frozen_resnet_unfreezes_its_last_stages_with_their_batchnorm():
+    from guidl.engine.build import build
+    from guidl.engine.freezing import FineTune, apply_freezing, frozen_modes
+    from guidl.spec import Layer, Model, Project
+
+    project = Project(model=Model([Layer("resnet18", {"weights": "none"}, frozen=True),
+                                   Layer("Linear", {"out_features": 3})], input_shape=[3, 32, 32]))
+    project.training.fine_tune = {"head_epochs": 1, "unfreeze": 2}
+    built = build(project)
+    net = built.module[0].net
+    assert built.report.frozen_params == sum(p.numel() for p in net.parameters())
+    freezing = apply_freezing(built.module, project)
+    assert len(freezing.units()) == 5  # the stem, layer1 .. layer4
+    schedule = FineTune(freezing, project, epochs=3)
+    count, note = schedule.unfreeze(0.001)
+    assert count == sum(p.numel() for p in [*net.layer3.parameters(), *net.layer4.parameters()])
+    assert note == f"epoch 2: unfroze the last 2 stages of resnet18 ({count / 1e6:.1f}M parameters) at lr 0.0001"
+    built.module.train()
+    frozen_modes(built.module)
+    assert not net.bn1.training and not net.layer2[0].bn1.training and net.layer3[0].bn1.training
+    assert not net.layer2[0].conv1.weight.requires_grad and net.layer4[1].conv2.weight.requires_grad

@@ -172,3 +172,17 @@ def test_param_groups_leave_out_what_stays_frozen_and_plan_what_unfreezes():
     groups = param_groups(built.module, project, 0.01, freezing)
     assert [(g["lr"], len(g["params"])) for g in groups] == [(0.01, 2), (pytest.approx(0.002), 2)]
     assert groups[1]["params"][0] is built.module[1].weight and not built.module[1].weight.requires_grad
+
+
+def test_training_memory_counts_frozen_layers_only_when_a_schedule_unfreezes_them():
+    from guidl.engine.build import check_training_memory, training_memory
+
+    project = small_project()
+    project.model.layers[1].frozen = True
+    report = analyze(project.model, (1, 8, 8))
+    plain = training_memory(report, project.training.optimizer, 64)
+    assert plain.gradients == 330 * 4 and plain.optimizer_state == 2 * 330 * 4  # Adam: two copies
+    need = lambda: check_training_memory(project, report, "cpu", available=1)  # noqa: E731
+    assert "gradients 1.29 KB, Adam state 2.58 KB" in need().message
+    project.training.fine_tune = {"head_epochs": 1}
+    assert "gradients 9.41 KB, Adam state 18.83 KB" in need().message
