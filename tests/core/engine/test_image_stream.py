@@ -91,3 +91,19 @@ def test_a_streamed_split_travels_to_a_child_process_as_its_file_list(tmp_path):
     shared = share(cached)
     assert shared.train.cache.is_shared() and shared.train.cache.dtype == torch.uint8
     assert torch.equal(shared.train.take([1, 2]), cached.train.take([1, 2]))
+
+
+def test_a_daemonic_process_streams_with_threads_alike(tmp_path, monkeypatch):
+    # guidl's training process is daemonic and may not start DataLoader workers.
+    import multiprocessing
+
+    from guidl.engine.images import _Threads
+
+    root = write_photos(tmp_path / "photos", per_class=6)
+    cached = prepare(image_project(root, AUGMENT, cache="memory"))
+    streamed = prepare(image_project(root, AUGMENT, cache="stream", workers=2))
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True, raising=False)
+    order = torch.randperm(len(cached.train), generator=torch.Generator().manual_seed(2))
+    a, b = batches(cached.train, order, True, 3), batches(streamed.train, order, True, 3)
+    assert isinstance(streamed.train._loader, _Threads)
+    assert all(torch.equal(xa, xb) for (xa, _), (xb, _) in zip(a, b)) and len(a) == len(b) == 2
