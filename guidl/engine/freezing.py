@@ -339,6 +339,13 @@ def setup_training(trainer) -> list:
     trainer.fine_tune = FineTune(trainer.freezing, project, trainer.epochs)
     trainer.unfrozen_now = None
     trainer.notes += [note for note in trainer.fine_tune.warnings() if note not in trainer.notes]
+    discriminator = project.discriminator
+    if discriminator is not None and any(
+            layer.frozen or layer.lr_multiplier != 1
+            for layer in [*discriminator.layers, *(l for b in discriminator.blocks.values() for l in b.layers)]):
+        trainer.notes.append("the discriminator's frozen layers and lr multipliers are not applied "
+                             "(only the generator's are): all of the discriminator trains at its "
+                             "optimizer's rate")
     if not trainer.freezing.used and not trainer.fine_tune.active:
         return list(trainer.model.parameters())
     optimizer = project.training.optimizer
