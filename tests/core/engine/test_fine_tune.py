@@ -13,6 +13,7 @@ import torch
 
 from guidl.engine.callbacks import Callback, RunFolder
 from guidl.engine.trainer import EpochMetrics, Trainer
+from guidl.spec import Layer
 from helpers import small_project
 
 FROZEN = 2080  # Linear(64 -> 32)
@@ -109,7 +110,7 @@ def test_schedules_that_unfreeze_nothing_say_so(digits_data):
 def test_unfreeze_counts_units_from_the_end(digits_data):
     project = _project(unfreeze=1)
     project.model.layers[4].frozen = True  # two frozen layers: only the last one unfreezes
-    project.model.layers.insert(4, project.model.layers[1].__class__("Linear", {"out_features": 16}))
+    project.model.layers.insert(4, Layer("Linear", {"out_features": 16}))
     trainer = Trainer(project, data=digits_data)
     trainer.setup()
     assert [len(g["params"]) for g in trainer.optimizer.param_groups] == [2, 2]
@@ -167,7 +168,7 @@ def test_distributed_training_wraps_the_model_again_so_unfrozen_gradients_are_re
 def test_a_frozen_resnet_unfreezes_its_last_stages_with_their_batchnorm():
     from guidl.engine.build import build
     from guidl.engine.freezing import FineTune, apply_freezing, frozen_modes
-    from guidl.spec import Layer, Model, Project
+    from guidl.spec import Model, Project
 
     project = Project(model=Model([Layer("resnet18", {"weights": "none"}, frozen=True),
                                    Layer("Linear", {"out_features": 3})], input_shape=[3, 32, 32]))
