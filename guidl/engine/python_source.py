@@ -20,9 +20,9 @@ names. None of it is ever pasted into the code as text:
   the constant ``NAME``), save a block's parameter values, as literals.
 
 A pretrained backbone (``resnet18``, ...) is guidl's ``Backbone`` class,
-copied in as the own layers are, built with weights "none": the trained
-weights come from the safetensors file beside the module, so nothing is
-downloaded; its name must be in the backbone catalogue. The module then
+copied in as the own layers are without its download: the trained weights
+come from the safetensors file beside the module; its name, weights and
+output must be the backbone catalogue's. The module then
 needs torchvision too, and says so; its ``preprocess()`` resizes, crops and
 normalises images as the backbone's weights expect (constants written as
 literals).
@@ -143,12 +143,17 @@ def layer_source(index: int, report: "ModelReport") -> str:
 
 
 def _backbone_source(name: str, params: dict) -> str:
-    """A backbone built without pretrained weights (the trained ones load from
-    the file beside the module): its name from the catalogue, its output a choice."""
+    """A backbone as built for training, its name, weights and output each
+    one of the catalogue's. The weights name only shapes the network (a ViT
+    trained at 384 pixels has positions for that size): the module's copy of
+    the class downloads nothing, and the trained weights load from the file."""
+    weights = params.get("weights", BACKBONES.get(name, {}).get("default_weights"))
     output = params.get("output", "pooled")
-    if name not in BACKBONES or output not in OUTPUTS:
-        raise SourceError(f"{str(name)[:40]!r} with output {str(output)[:20]!r} is not a known backbone")
-    return f"Backbone({literal(name)}, \"none\", {literal(output)})"
+    if name not in BACKBONES or output not in OUTPUTS or (
+            weights != "none" and weights not in BACKBONES[name]["weights"]):
+        raise SourceError(f"{str(name)[:40]!r} with weights {str(weights)[:30]!r} and output "
+                          f"{str(output)[:20]!r} is not a known backbone")
+    return f"Backbone({literal(name)}, {literal(weights)}, {literal(output)})"
 
 
 def _uses_backbone(types: set[str]) -> bool:

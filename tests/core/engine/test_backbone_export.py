@@ -161,7 +161,7 @@ def test_python_export_builds_the_backbone_and_preprocesses_images(model, photo,
     assert result.max_difference <= 1e-6
     source = result.path.read_text()
     assert "import torchvision" in source and "torchvision" in source.split('"""')[1]
-    assert "Backbone('resnet18', \"none\", 'pooled')" in source
+    assert "Backbone('resnet18', 'none', 'pooled')" in source
     # The export's own check ran the module in a fresh interpreter without guidl;
     # here its read_image() and preprocess() meet the trainer's transform.
     spec_ = importlib.util.spec_from_file_location("photo_model", result.path)
@@ -176,7 +176,7 @@ def test_python_export_builds_the_backbone_and_preprocesses_images(model, photo,
     assert torch.allclose(got, expected, atol=1e-5)
 
 
-def test_python_export_refuses_a_backbone_name_outside_the_catalogue(model):
+def test_python_export_refuses_a_backbone_outside_the_catalogue(model):
     from guidl.engine.python_source import SourceError, python_source
 
     report = copy.deepcopy(model.report)
@@ -185,6 +185,12 @@ def test_python_export_refuses_a_backbone_name_outside_the_catalogue(model):
                            meta={"preprocessing": dict(PREPROCESSING)})
     with pytest.raises(SourceError, match="is not a known layer"):
         python_source(hostile, "w.safetensors")
+    for key, value in (("weights", "IMAGENET1K_V1'); import os; os.system('true"), ("output", "pooled\n")):
+        report = copy.deepcopy(model.report)
+        report.layers[0].params[key] = value
+        hostile.report = report
+        with pytest.raises(SourceError, match="is not a known backbone"):
+            python_source(hostile, "w.safetensors")
 
 
 #: The formats that trace the model. The bundle is checked by the fixture
