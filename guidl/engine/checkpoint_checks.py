@@ -186,6 +186,14 @@ def check_optimizer(saved: Mapping[str, Any], optimizer: torch.optim.Optimizer, 
             f"training.optimizer back to {made_with or 'it'} to resume, or start a new run from the "
             "edited project")
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    if len(groups) != len(own_groups) and all(isinstance(g, Mapping) and isinstance(g.get("params"), list)
+                                              for g in groups):
+        # Each distinct learning rate of the model's layers is a group of its own.
+        raise CheckpointError(
+            f"the checkpoint's optimizer has {len(groups)} parameter group{'s' if len(groups) != 1 else ''} "
+            f"and this project's has {len(own_groups)}: frozen layers, lr multipliers or the fine-tune "
+            "schedule changed since the run was saved; undo that to resume, or start a new run from "
+            "the edited project")
     if len(groups) != len(own_groups) or any(len(g["params"]) != len(own["params"])
                                              for g, own in zip(groups, own_groups)):
         raise CheckpointError("damaged checkpoint: the optimizer's state covers "

@@ -186,3 +186,17 @@ def test_a_frozen_resnet_unfreezes_its_last_stages_with_their_batchnorm():
     frozen_modes(built.module)
     assert not net.bn1.training and not net.layer2[0].bn1.training and net.layer3[0].bn1.training
     assert not net.layer2[0].conv1.weight.requires_grad and net.layer4[1].conv2.weight.requires_grad
+
+
+def test_a_checkpoint_from_before_a_layer_was_frozen_names_the_change(whole, digits_data):
+    from guidl.engine.checkpoint_checks import CheckpointError
+
+    plain = small_project(training__epochs=1)
+    first = Trainer(plain, data=digits_data)
+    first.fit()
+    resumed = Trainer(_project(), data=digits_data)  # one group more: the layer to unfreeze
+    with pytest.raises(CheckpointError, match="the checkpoint's optimizer has 1 parameter group and this "
+                                              "project's has 2: frozen layers, lr multipliers or the "
+                                              "fine-tune schedule changed"):
+        resumed.load_state_dict(_saved(first.state_dict()))
+        resumed.setup()
