@@ -201,3 +201,11 @@ def test_the_traced_formats_take_a_backbone_model(model, tmp_path, fmt):
     result = export(model, fmt, tmp_path / f"photos{FORMATS[fmt]}")
     assert result.max_difference is not None and result.max_difference <= (1e-4 if fmt == "onnx" else 1e-6)
     assert result.path.is_file()
+
+
+def test_predict_explains_a_photo_it_cannot_read(model, tmp_path):
+    from guidl.engine.predict import PredictError
+
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    with pytest.raises(PredictError, match="notes.jpg: not an image format guidl reads"):
+        read_inputs(model, [str(tmp_path / "notes.jpg")])
