@@ -328,6 +328,12 @@ class FineTune:
 
 # -- the trainer's side ---------------------------------------------------------------------------
 
+def _sets_training(network: Model) -> bool:
+    """Whether a layer of ``network`` (or of its blocks) is frozen or has its own rate."""
+    layers = [*network.layers, *(layer for block in network.blocks.values() for layer in block.layers)]
+    return any(layer.frozen or layer.lr_multiplier != 1 for layer in layers)
+
+
 def setup_training(trainer) -> list:
     """Freeze ``trainer.model``'s frozen layers and plan the fine-tune
     schedule; the parameters (or groups) for its optimizer. Notes what the
@@ -335,17 +341,17 @@ def setup_training(trainer) -> list:
     from ..registry import OPTIMIZERS
 
     project = trainer.project
-    trainer.freezing = apply_freezing(trainer.model, project)
-    trainer.fine_tune = FineTune(trainer.freezing, project, trainer.epochs)
     trainer.unfrozen_now = None
-    trainer.notes += [note for note in trainer.fine_tune.warnings() if note not in trainer.notes]
-    discriminator = project.discriminator
-    if discriminator is not None and any(
-            layer.frozen or layer.lr_multiplier != 1
-            for layer in [*discriminator.layers, *(l for b in discriminator.blocks.values() for l in b.layers)]):
+    if project.discriminator is not None and _sets_training(project.discriminator):
         trainer.notes.append("the discriminator's frozen layers and lr multipliers are not applied "
                              "(only the generator's are): all of the discriminator trains at its "
                              "optimizer's rate")
+    if project.training.fine_tune is None and not _sets_training(project.model):
+        trainer.freezing = trainer.fine_tune = None  # as before these settings existed
+        return list(trainer.model.parameters())
+    trainer.freezing = apply_freezing(trainer.model, project)
+    trainer.fine_tune = FineTune(trainer.freezing, project, trainer.epochs)
+    trainer.notes += [note for note in trainer.fine_tune.warnings() if note not in trainer.notes]
     if not trainer.freezing.used and not trainer.fine_tune.active:
         return list(trainer.model.parameters())
     optimizer = project.training.optimizer
