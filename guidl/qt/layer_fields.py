@@ -105,7 +105,7 @@ class WiringFields:
         self.frozen = QCheckBox("its parameters do not train")
         self.frozen.setToolTip(FROZEN_TIP)
         self.lr_field = TextField(document, f"{key} · lr_multiplier", parse_lr_multiplier,
-                                  lambda value: set_option(index(), "lr_multiplier", value))
+                                  lambda value: set_option and set_option(index(), "lr_multiplier", value))
         self.lr_field.edit.setToolTip(LR_MULTIPLIER_TIP)
         self.lr_field.edit.setPlaceholderText("1 (the optimizer's rate)")
         if set_option is not None:

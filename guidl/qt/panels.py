@@ -60,7 +60,10 @@ def preprocessing_text(project) -> str | None:
         return None
     name, params = found
     weights = params.get("weights", BACKBONES[name]["default_weights"])
-    values = preprocessing_for(name, weights)
+    try:
+        values = preprocessing_for(name, weights)
+    except (KeyError, TypeError, ValueError):  # a weights name the project's problems report
+        weights, values = "none", preprocessing_for(name, "none")
     if params.get("weights_file"):
         source = f"{name}'s own weights file (ImageNet preprocessing, as torchvision's weights)"
     elif weights == "none":
@@ -74,13 +77,14 @@ def preprocessing_text(project) -> str | None:
 
 
 def input_backbone(project) -> tuple[str, dict] | None:
-    """``(name, params)`` of the backbone layer that takes the model's input, if any."""
+    """``(name, params)`` of the backbone layer that takes the model's input
+    (the first layer that takes it, as the image pipeline picks it), if any."""
     layers = project.model.layers
     wiring = resolve_inputs(layers)
-    for index, layer in enumerate(layers):
-        if layer.type in BACKBONES and index < len(wiring.inputs) and wiring.inputs[index] == [INPUT_INDEX]:
-            return layer.type, layer.params
-    return None
+    first = next((i for i, sources in enumerate(wiring.inputs) if INPUT_INDEX in sources), None)
+    if first is None or layers[first].type not in BACKBONES:
+        return None
+    return layers[first].type, layers[first].params
 
 
 def message_label() -> QLabel:

@@ -60,3 +60,6 @@ def test_the_backbones_preprocessing_is_said_with_its_weights(window):
     assert not panel.preprocessing.isHidden() and text == preprocessing_text(document.project)
     assert "resize 256 · center crop 224 · mean 0.485, 0.456, 0.406 · std 0.229, 0.224, 0.225" in text
     assert "resnet18's IMAGENET1K_V1 weights" in text
+    # A weights name resnet18 does not have (the project's problems say so): the default's numbers.
+    document.apply(lambda p: p.model.layers[0].params.update(weights="IMAGENET9K"), "Bad weights")
+    assert "resize 256 · center crop 224" in panel.preprocessing.text()
