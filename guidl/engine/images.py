@@ -467,6 +467,13 @@ class _Threads:
                 future.cancel()
 
 
+def _import_decoders() -> None:
+    """Imported before workers start, so forked workers share them instead
+    of each importing them again (seconds each)."""
+    import torchvision.io  # noqa: F401
+    import torchvision.transforms.v2.functional  # noqa: F401
+
+
 def cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -474,9 +481,11 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def auto_workers() -> int:
-    """DataLoader workers for this machine: one per core, at most 8."""
-    return max(1, min(8, cpu_count()))
+def auto_workers(device: str = "cpu") -> int:
+    """DataLoader workers for this machine: one per core, at most 8; when
+    the model trains on the CPU, one core fewer (the training process needs
+    it), at least one."""
+    return max(1, min(8, cpu_count() - (device == "cpu")))
 
 
 # -- the split ----------------------------------------------------------------------------
@@ -589,7 +598,7 @@ class ImageSplit:
         normalised there."""
         if self._loader is None or self._loader_device != device.type:
             self._loader_device = device.type
-            workers = self.workers if self.workers is not None else auto_workers()
+            workers = self.workers if self.workers is not None else auto_workers(device.type)
             dataset = _Files(self.files, self.form, self._pipeline, self.seed)
             collate = _Collate(_Normalizer(self.normalization) if device.type == "cpu" else None)
             if workers and multiprocessing.current_process().daemon:
@@ -600,6 +609,7 @@ class ImageSplit:
                 self._chunks = self._loader.chunks
                 return self._loader
             self._chunks = _Chunks()
+            _import_decoders()
             options = {"persistent_workers": True, "prefetch_factor": 4} if workers else {}
             self._loader = torch.utils.data.DataLoader(
                 dataset, batch_sampler=self._chunks, num_workers=workers, collate_fn=collate,
@@ -658,8 +668,8 @@ def skipped_note(skipped: list[tuple[str, str]]) -> str | None:
         return None
     path, reason = skipped[0]
     count = len(skipped)
-    return (f"image_folder: skipped {count} file{'s' if count != 1 else ''} that "
-            f"{'are' if count != 1 else 'is'} not readable images (first: {shorten(path)}: {reason})")
+    what = "files that are not readable images" if count != 1 else "file that is not a readable image"
+    return f"image_folder: skipped {count} {what} (first: {shorten(path)}: {reason})"
 
 
 def _check_classes(classes: list[str], labels: list[int], skipped) -> None:
@@ -697,29 +707,25 @@ class _Decode(torch.utils.data.Dataset):
             return None, str(error)
 
 
-def _as_list(items):
-    return items
-
-
 def _decode_all(files: list[tuple[str, int]], form: _Form, workers: int):
     """Decodes every file into one uint8 tensor; returns it, the kept
     (path, label) pairs and the skipped (path, reason) pairs."""
+    from concurrent.futures import ThreadPoolExecutor
+
     out = torch.empty((len(files), *form.shape), dtype=torch.uint8)
     kept: list[tuple[str, int]] = []
     skipped: list[tuple[str, str]] = []
     dataset = _Decode([p for p, _ in files], form)
-    if workers and len(files) >= 256 and not multiprocessing.current_process().daemon:
-        loader = torch.utils.data.DataLoader(dataset, batch_size=64, num_workers=workers,
-                                             collate_fn=_as_list)
-        results = (r for batch in loader for r in batch)
-    else:
-        results = (dataset[i] for i in range(len(dataset)))
-    for (path, label), (image, reason) in zip(files, results):
-        if image is None:
-            skipped.append((path, reason))
-            continue
-        out[len(kept)] = image
-        kept.append((path, label))
+    _import_decoders()
+    # Threads: decoding and resizing run outside the GIL, and a pool of
+    # threads starts at once where worker processes take seconds.
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="guidl-images") as pool:
+        for (path, label), (image, reason) in zip(files, pool.map(dataset.__getitem__, range(len(files)))):
+            if image is None:
+                skipped.append((path, reason))
+                continue
+            out[len(kept)] = image
+            kept.append((path, label))
     return out[:len(kept)].clone() if len(kept) < len(files) else out, kept, skipped
 
 
@@ -772,7 +778,7 @@ def prepare_image_folder(project: Project | Any, data, seed: int, pixel_range: s
         kept, skipped = _check_all(files)
         cache = None
     else:
-        cache, kept, skipped = _decode_all(files, form, auto_workers() if workers is None else workers)
+        cache, kept, skipped = _decode_all(files, form, min(8, cpu_count()) if workers is None else workers)
     _check_classes(classes, [label for _, label in kept], skipped)
     y_all = np.array([label for _, label in kept], dtype=np.int64)
     if len(y_all) < 2:

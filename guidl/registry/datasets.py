@@ -91,7 +91,8 @@ DATASETS = Catalogue("dataset", [
                     "(default: a quarter of the available memory, at most 4096)", minimum=1,
                     nullable=True),
               Param("workers", "int", None, "processes decoding images while streaming "
-                    "(default: one per core, at most 8; 0: decode in the training process)",
+                    "(default: one per core, at most 8, one fewer when training on the CPU; 0: decode "
+                    "in the training process)",
                     minimum=0, maximum=64, nullable=True),
           ), {"source": "user", "modality": "image", "task": "classification"}),
     Entry("csv", "Your data", "A table in a CSV file: one row per sample, one column the target.", (
