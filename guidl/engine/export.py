@@ -67,6 +67,10 @@ FORMAT_TITLES = {"onnx": "ONNX", "pt2": "torch.export", "torchscript": "TorchScr
 PARTS = ("model", "encoder", "decoder", "discriminator")
 ONNX_TOLERANCE = 1e-4
 TOLERANCE = 1e-6
+#: torch.export and TorchScript run the traced graph: nn.MultiheadAttention
+#: then takes its plain path, not the fused one an eval-mode model runs, and a
+#: deep transformer (a ViT backbone: 12 blocks) ends about 1e-6 apart.
+TRACED_TOLERANCE = 1e-5
 #: How long the check of a Python export may run (a fresh interpreter importing torch).
 PYTHON_CHECK_TIMEOUT_S = 300
 
@@ -790,7 +794,7 @@ _WRITERS = {"onnx": _onnx, "pt2": _pt2, "torchscript": _torchscript, "safetensor
 
 
 def _accept(fmt: str, difference: float) -> None:
-    limit = ONNX_TOLERANCE if fmt == "onnx" else TOLERANCE
+    limit = {"onnx": ONNX_TOLERANCE, "pt2": TRACED_TOLERANCE, "torchscript": TRACED_TOLERANCE}.get(fmt, TOLERANCE)
     if not difference <= limit:
         who = "ONNX Runtime's outputs differ from PyTorch's" if fmt == "onnx" else \
             f"the {FORMAT_TITLES[fmt]} file's outputs differ from the model's"
