@@ -173,6 +173,9 @@ class NodeItem(QGraphicsItem):
         self.input_slots = 1
         self.hot = False  # a wire being dragged would go into it
         self.fix_button: FixButton | None = None
+        #: The snowflake: on a frozen node, and faint on a node under the mouse; a click toggles it.
+        self.frozen_button = FrozenBadge(self) if index >= 0 else None
+        self.hovered = False
         if index >= 0:
             self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
             self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable)
@@ -200,8 +203,29 @@ class NodeItem(QGraphicsItem):
         if self.fix_button is not None:
             self.fix_button.setVisible(content.fix)
             self.fix_button.setPos(self.width - self.fix_button.WIDTH - 6, 6)
+        self.show_frozen_button()
         self.update()
         return resized
+
+    def show_frozen_button(self) -> None:
+        button = self.frozen_button
+        if button is None:
+            return
+        button.setPos(self.frozen_badge().topLeft())
+        button.setVisible(self.content.frozen or self.hovered)
+        button.setToolTip("Frozen: its parameters do not train. Click to unfreeze" if self.content.frozen
+                          else "Click to freeze: its parameters stop training")
+        button.update()
+
+    def hoverEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.hovered = True
+        self.show_frozen_button()
+        super().hoverEnterEvent(event)
+
+    def hoverLeaveEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.hovered = False
+        self.show_frozen_button()
+        super().hoverLeaveEvent(event)
 
     @staticmethod
     def _size(content: NodeContent) -> tuple[float, float]:
@@ -270,8 +294,6 @@ class NodeItem(QGraphicsItem):
         painter.setPen(colors.text)
         right = 12 + (48 if content.fix else 0) + (FROZEN_BADGE + 6 if content.frozen else 0)
         top = 6 if not content.marker else 3
-        if content.frozen:
-            icon("frozen").paint(painter, self.frozen_badge().toRect())
         title = fonts.title_metrics.elidedText(content.title, Qt.TextElideMode.ElideRight,
                                                self.width - 12 - right)
         painter.drawText(QRectF(12, top, self.width - 12 - right, fonts.title_height),
@@ -342,6 +364,33 @@ class FixButton(QGraphicsItem):
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if self.boundingRect().contains(event.pos()):
             self.node.canvas.apply_fix(self.node.index)
+
+
+class FrozenBadge(QGraphicsItem):
+    """The snowflake at a node's top right: one click freezes or unfreezes the layer."""
+
+    def __init__(self, node: NodeItem):
+        super().__init__(node)
+        self.node = node
+        self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setZValue(2)
+        self.hide()
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
+        return QRectF(-2, -2, FROZEN_BADGE + 4, FROZEN_BADGE + 4)
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        if not self.node.content.frozen:
+            painter.setOpacity(0.35)  # offered, not set
+        icon("frozen").paint(painter, QRectF(0, 0, FROZEN_BADGE, FROZEN_BADGE).toRect())
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        event.accept()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self.boundingRect().contains(event.pos()):
+            self.node.canvas.toggle_frozen(self.node.index)
 
 
 class WireItem(QGraphicsPathItem):
@@ -1194,6 +1243,12 @@ class GraphCanvas(QGraphicsView):
                 edit()
         finally:
             stack.endMacro()
+
+    def toggle_frozen(self, index: int) -> None:
+        """Freeze layer ``index`` or unfreeze it (the snowflake on its node): one undo step."""
+        layers = self.document.model.layers
+        if 0 <= index < len(layers) and hasattr(self.edits, "set_option"):
+            self.edits.set_option(index, "frozen", not layers[index].frozen)
 
     def apply_fix(self, index: int) -> None:
         report = self.document.report

@@ -66,6 +66,30 @@ def test_the_canvas_node_menu_freezes_and_unfreezes(window):
     assert _engine_counts(window)[1] == 320 + 1290
 
 
+def test_one_click_on_a_nodes_snowflake_freezes_it_and_another_thaws_it(window, qtbot):
+    document, canvas = window.document, window.canvas
+    canvas.fit_to_view()
+    qtbot.wait(50)
+
+    def badge_point(index):
+        node = canvas.by_index[index]
+        return canvas.mapFromScene(node.frozen_button.sceneBoundingRect().center())
+
+    node = canvas.by_index[4]
+    assert not node.frozen_button.isVisible()
+    qtbot.mouseMove(canvas.viewport(), canvas.mapFromScene(node.sceneBoundingRect().center()))
+    qtbot.waitUntil(lambda: canvas.by_index[4].frozen_button.isVisible(), timeout=2000)  # offered under the mouse
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=badge_point(4))
+    assert document.project.model.layers[4].frozen and canvas.by_index[4].content.frozen
+    qtbot.mouseMove(canvas.viewport(), canvas.mapFromScene(canvas.by_index[6].sceneBoundingRect().center()))
+    qtbot.waitUntil(lambda: not canvas.by_index[4].hovered, timeout=2000)
+    assert canvas.by_index[4].frozen_button.isVisible()  # frozen: shown without the mouse
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=badge_point(4))
+    assert not document.project.model.layers[4].frozen
+    window.undo_action.trigger()
+    assert document.project.model.layers[4].frozen
+
+
 def test_a_blocks_layer_freezes_in_the_blocks_table(window):
     document = window.document
     window.edits.make_block([0, 1])  # Conv2d + ReLU become Block1, used once
