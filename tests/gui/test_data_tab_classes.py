@@ -4,6 +4,7 @@ numbers, the files skipped, and the uneven-classes choice writing data.balance."
 import numpy as np
 from PIL import Image
 
+from guidl import spec
 from guidl.qt.panels import preprocessing_text
 
 
@@ -54,8 +55,8 @@ def test_the_backbones_preprocessing_is_said_with_its_weights(window):
     document, panel = window.document, window.data_panel
     assert panel.preprocessing.isHidden()  # the example has no pretrained backbone
     document.apply(lambda p: setattr(p.model, "layers", [
-        __import__("guidl").spec.Layer("resnet18", {"weights": "IMAGENET1K_V1"}),
-        __import__("guidl").spec.Layer("Linear", {"out_features": 10})]), "Use resnet18")
+        spec.Layer("resnet18", {"weights": "IMAGENET1K_V1"}), spec.Layer("Linear", {"out_features": 10})]),
+        "Use resnet18")
     text = panel.preprocessing.text()
     assert not panel.preprocessing.isHidden() and text == preprocessing_text(document.project)
     assert "resize 256 · center crop 224 · mean 0.485, 0.456, 0.406 · std 0.229, 0.224, 0.225" in text

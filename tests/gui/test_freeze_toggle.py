@@ -4,6 +4,7 @@ what the engine counts; the layer form refuses a learning-rate multiplier of 0."
 
 from PySide6.QtCore import Qt
 
+from guidl import spec
 from guidl.engine.build import analyze
 from guidl.qt.model_stack import FROZEN_COLUMN
 
@@ -34,7 +35,7 @@ def test_one_click_on_a_rows_frozen_cell_freezes_it_and_undo_thaws_it(window, qt
     trainable, frozen = _engine_counts(window)
     assert frozen == conv_params and trainable == document.report.total_params - conv_params
     assert f"trainable {trainable:,} · frozen {frozen:,}" in window.summary.text()
-    assert '"frozen": true' in __import__("guidl").spec.dumps(document.project)
+    assert '"frozen": true' in spec.dumps(document.project)
     window.undo_action.trigger()
     assert not document.project.model.layers[0].frozen
     assert "frozen 0 ·" in window.summary.text()
