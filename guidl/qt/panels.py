@@ -73,7 +73,8 @@ def preprocessing_text(project) -> str | None:
         source = f"from {name}'s {weights} weights"
     return (f"<b>Preprocessing</b> ({source}): resize {values['resize']} · center crop {values['crop']} · "
             f"mean {_numbers(values['mean'])} · std {_numbers(values['std'])}"
-            + (f" · {values['interpolation']}" if values.get("interpolation") != "bilinear" else ""))
+            + (f" · {values['interpolation']}" if values.get("interpolation") != "bilinear" else "")
+            + (". The dataset's image_size gives way to it." if project.data.dataset == "image_folder" else ""))
 
 
 def input_backbone(project) -> tuple[str, dict] | None:
