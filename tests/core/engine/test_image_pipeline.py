@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from guidl.engine.data import DatasetError, prepare
+from guidl.engine.data import DatasetError, expected_input, prepare
 from guidl.engine.trainer import Trainer
 from guidl.spec import Data, Layer
 from helpers import small_project
@@ -76,6 +76,7 @@ def test_a_backbone_brings_its_preprocessing(tmp_path):
     project.model.layers = [Layer("resnet18", {"weights": "none"}), Layer("Linear", {"out_features": 2})]
     preprocessing = preprocessing_of(project)
     assert (preprocessing.resize, preprocessing.crop) == (256, 224)
+    assert expected_input(project) == ((3, 224, 224), "float32")  # known before the images load
     data = prepare(project)
     assert data.info.input_shape == (3, 224, 224) and data.train.cache.shape[1:] == (3, 256, 256)
     assert data.preprocessing == preprocessing.to_dict()
@@ -125,3 +126,12 @@ def test_a_small_network_learns_red_from_blue_photos_streamed_from_disk(tmp_path
     result = Trainer(project).fit()
     assert result.history[-1].val_accuracy >= 0.8
     assert result.evaluation.accuracy >= 0.8
+
+
+def test_in_memory_datasets_say_the_image_folder_augmentations_do_not_apply():
+    project = small_project(training__epochs=1)
+    project.data.augment = {"hflip": True, "color_jitter": 0.3}
+    trainer = Trainer(project)
+    trainer.setup()
+    assert any(note.startswith("random_resized_crop and color_jitter apply to image folders")
+               for note in trainer.notes)
