@@ -770,8 +770,9 @@ def prepare_image_folder(project: Project | Any, data, seed: int, pixel_range: s
         raise DatasetError(
             f"image_folder: {len(files):,} images of {form.height}x{form.width} take "
             f"{_mib(need)} in memory (8-bit pixels), more than the budget of "
-            f"{_mib(budget)}: set cache to 'auto' or 'stream' (streamed from disk), raise "
-            "memory_budget_mb, or choose a smaller image_size")
+            f"{_mib(budget)}: set cache to 'auto' or 'stream' (streamed from disk) or raise "
+            "memory_budget_mb" + (", or choose a smaller image_size" if preprocessing is None else
+                                  f" (a backbone's images are kept at {form.height}x{form.width})"))
     streams = cache_mode == "stream" or (cache_mode == "auto" and need > budget)
     workers = params.get("workers")
     if streams:
@@ -793,24 +794,23 @@ def prepare_image_folder(project: Project | Any, data, seed: int, pixel_range: s
                           normalization, None if cache is None else cache[index].contiguous(),
                           augment if train else None, seed, workers)
 
-    if preprocessing is not None:
-        normalization = preprocessing.normalization
-    else:
-        normalization = Normalization(1 / 255, [0.0] * form.channels, [1.0] * form.channels)
-        if pixel_range == "unit":
-            pass
-        elif pixel_range == "symmetric":
-            normalization = Normalization(1 / 255, [0.5] * form.channels, [0.5] * form.channels)
-        else:
-            probe = split(train_idx, False)
-            picks = np.arange(len(train_idx))
-            if len(picks) > STATISTICS_IMAGES:
-                picks = np.sort(np.random.default_rng(seed).choice(len(picks), STATISTICS_IMAGES,
-                                                                   replace=False))
-            normalization = _statistics(probe.pixels(picks), 1 / 255)
+    # Without a backbone: unit or symmetric pixels where the task asks for
+    # them, else the training images' own statistics (set once they are split).
+    normalization = (preprocessing.normalization if preprocessing is not None else
+                     Normalization(1 / 255, [0.5] * form.channels, [0.5] * form.channels)
+                     if pixel_range == "symmetric" else
+                     Normalization(1 / 255, [0.0] * form.channels, [1.0] * form.channels))
     train = split(train_idx, True)
     val = split(val_idx, False) if len(val_idx) else None
-    del cache
+    del cache  # the splits hold their own images
+    if preprocessing is None and pixel_range not in ("unit", "symmetric"):
+        picks = np.arange(len(train))
+        if len(picks) > STATISTICS_IMAGES:
+            picks = np.sort(np.random.default_rng(seed).choice(len(picks), STATISTICS_IMAGES, replace=False))
+        normalization = _statistics(train.pixels(picks), 1 / 255)
+        for part in (train, val):
+            if part is not None:
+                part.normalization = normalization
     note = skipped_note(skipped)
     info = DatasetInfo(
         name="image_folder", title=folder.name, modality="image", task="classification",
@@ -819,6 +819,9 @@ def prepare_image_folder(project: Project | Any, data, seed: int, pixel_range: s
         sizes={"train": len(train), "val": 0 if val is None else len(val), "test": 0},
         class_counts=np.bincount(y_all[train_idx], minlength=len(classes)).tolist(),
         skipped=len(skipped), notes=[note] if note else [])
+    if grayscale and preprocessing is not None:
+        info.notes.append("image_folder: grayscale is ignored: a pretrained backbone takes colour "
+                          "images (3 channels)")
     if streams:
         info.notes.append(f"image_folder: {len(files):,} images take {_mib(need)} as 8-bit pixels, "
                           f"more than the memory budget of {_mib(budget)}: they are streamed "
