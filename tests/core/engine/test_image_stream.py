@@ -107,3 +107,26 @@ def test_a_daemonic_process_streams_with_threads_alike(tmp_path, monkeypatch):
     a, b = batches(cached.train, order, True, 3), batches(streamed.train, order, True, 3)
     assert isinstance(streamed.train._loader, _Threads)
     assert all(torch.equal(xa, xb) for (xa, _), (xb, _) in zip(a, b)) and len(a) == len(b) == 2
+
+
+def test_the_window_s_training_process_trains_cached_and_streamed_folders_alike(tmp_path):
+    # The window hands prepared data to a daemonic child process: the 8-bit
+    # cache in shared memory, a streamed split as its file list (decoded by threads there).
+    from guidl.engine import training_process as tp
+    from guidl.engine.trainer import Trainer
+
+    root = write_photos(tmp_path / "photos", per_class=8)
+    losses = {}
+    for cache in ("memory", "stream"):
+        project = image_project(root, {"hflip": True, "random_resized_crop": True}, cache=cache, workers=2)
+        project.training.epochs = 2
+        data = tp.share(prepare(project, seed=project.training.seed), in_place=True)
+        process = tp.TrainingProcess(tp.Job(project, data, None, None))
+        process.start()
+        events = list(process.events())
+        process.close()
+        assert events[-1][0] == "finished", events[-1]
+        losses[cache] = [m.train_loss for m in events[-1][1]["result"].history]
+    headless = Trainer(image_project(root, {"hflip": True, "random_resized_crop": True}, cache="stream",
+                                     workers=0), epochs=2).fit()
+    assert losses["memory"] == losses["stream"] == pytest.approx([m.train_loss for m in headless.history])
