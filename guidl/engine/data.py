@@ -2,7 +2,9 @@
 
 Every dataset ends up as tensors held in memory (on the training device when
 it fits) and sliced per batch by the trainer: on small machines that is much
-faster than a ``DataLoader``. The steps:
+faster than a ``DataLoader``. Image folders are the exception
+(``engine.images``): cached as 8-bit pixels, or streamed from disk by
+``DataLoader`` workers when they do not fit. The steps:
 
 1. ``load_raw`` reads the named dataset into NumPy arrays (images as uint8,
    text as token ids), with its own test split where it has one;

@@ -10,8 +10,9 @@ again from disk each epoch by ``DataLoader`` workers. Either way a sample
 then goes through the same transforms (random resized crop, flips, colour
 jitter, or the centre crop of evaluation), each drawn from a generator
 seeded by (seed, epoch, sample index), so the cached and the streamed
-paths give the same batches for the same seed. Batches are normalised on
-the training device, after the 8-bit pixels have travelled there.
+paths give the same batches for the same seed. For a GPU, batches travel
+as 8-bit pixels (a quarter of the bytes) and are normalised there; for the
+CPU, the workers normalise them, leaving the training process its cores.
 
 A file that is not a readable image (or declares more pixels than PIL's
 decompression-bomb limit) is skipped and counted; only a folder whose class
