@@ -36,11 +36,16 @@ FORMAT = "guidl-project"
 #: ``training.discriminator_optimizer``). A project without them is written
 #: as version 2 or 1, so older guidl still opens it.
 #: 4: transfer learning (pretrained backbone layers, ``frozen`` and
-#: ``lr_multiplier`` on layers, ``training.fine_tune``, ``data.balance``).
+#: ``lr_multiplier`` on layers, ``training.fine_tune``, ``data.balance``) and
+#: the image pipeline's keys below.
 CURRENT_VERSION = 4
 GRAPH_VERSION = 2
 TASK_VERSION = 3
 PRETRAINED_VERSION = 4
+#: Dataset parameters and augmentation keys new in version 4: older guidl
+#: refuses any of them as a parameter it does not take, even at its default.
+PRETRAINED_DATASET_PARAMS = {"image_folder": ("cache", "memory_budget_mb", "workers")}
+PRETRAINED_AUGMENT_KEYS = ("random_resized_crop", "crop_scale", "color_jitter")
 #: The largest ``lr_multiplier``: beyond it a layer's rate is a typo.
 MAX_LR_MULTIPLIER = 1000.0
 #: ``data.balance``: how unequal class counts are evened out.
@@ -291,8 +296,13 @@ class Project:
 
     def uses_transfer_learning(self) -> bool:
         """Whether the project needs version 4: a pretrained backbone, a frozen
-        layer, an ``lr_multiplier``, a fine-tune schedule or class balancing."""
+        layer, an ``lr_multiplier``, a fine-tune schedule, class balancing, or
+        one of the image pipeline's new dataset parameters or augment keys."""
         if self.training.fine_tune is not None or self.data.balance != "none":
+            return True
+        if any(key in self.data.params for key in PRETRAINED_DATASET_PARAMS.get(self.data.dataset, ())):
+            return True
+        if any(key in (self.data.augment or {}) for key in PRETRAINED_AUGMENT_KEYS):
             return True
         for model in self.networks().values():
             layers = list(model.layers)

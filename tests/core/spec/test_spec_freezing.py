@@ -138,3 +138,25 @@ def test_a_project_built_in_code_needs_version_4_only_when_it_uses_a_feature():
     project.model.layers[1].frozen = False
     project.model.layers[1].lr_multiplier = 1.0
     assert project.file_version() == 1
+
+
+@pytest.mark.parametrize("params, augment", [
+    ({"cache": "stream"}, None), ({"memory_budget_mb": 64}, None), ({"workers": 0}, None),
+    ({"cache": "auto"}, None),  # at its default: older guidl still refuses the key
+    ({}, {"random_resized_crop": True}), ({}, {"crop_scale": 0.5}), ({}, {"color_jitter": 0.2}),
+])
+def test_each_new_image_folder_param_or_augment_key_alone_needs_version_4(params, augment):
+    data = {"dataset": "image_folder", "params": {"path": "photos", **params},
+            "val_fraction": 0.1, "batch_size": 8}
+    if augment is not None:
+        data["augment"] = augment
+    written = json.loads(spec.dumps(spec.loads(json.dumps(_doc(data=data)))))
+    assert written["version"] == 4
+
+
+def test_an_image_folder_without_the_new_keys_keeps_its_old_version():
+    data = {"dataset": "image_folder", "params": {"path": "photos", "image_size": [16, 16]},
+            "val_fraction": 0.1, "batch_size": 8, "augment": {"hflip": True, "crop_padding": 2}}
+    for version in (1, 2, 3):
+        written = json.loads(spec.dumps(spec.loads(json.dumps(_doc(version=version, data=data)))))
+        assert written["version"] == 1
