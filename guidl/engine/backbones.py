@@ -25,14 +25,13 @@ import inspect
 import math
 import os
 import re
-import shutil
 import tempfile
 import textwrap
 import urllib.error
 import urllib.request
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +39,7 @@ from torch import nn
 
 from ..formatting import format_bytes, format_shape
 from ..registry.backbones import BACKBONES, weights_of
+from ..spec import UnreadableFileError, open_regular_file
 
 Progress = Callable[[int, int], None]
 
@@ -352,30 +352,33 @@ def fetch_weights(name: str, weights: str, progress: Progress | None = None) -> 
             temp.unlink(missing_ok=True)
 
 
+def _open_weights(path: Path) -> BinaryIO:
+    """``path`` opened for reading: only a regular file (a named pipe would
+    block forever) of at most ``MAX_WEIGHTS_BYTES``, checked on the opened file."""
+    try:
+        return open_regular_file(path, MAX_WEIGHTS_BYTES, "a backbone's weights file")
+    except UnreadableFileError as error:
+        raise WeightsError(f"cannot read the weights file {error}") from None
+
+
 def read_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The state_dict in a ``.safetensors`` file or a ``.pth``/``.pt`` file
     read with ``weights_only=True`` (a file that holds code is refused). A
     checkpoint that wraps it (``{"state_dict": ...}``, ``{"model": ...}``) is
     unwrapped."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as error:
-        raise WeightsError(f"cannot read the weights file {path}: {error.strerror or error}") from None
-    if size > MAX_WEIGHTS_BYTES:
-        raise WeightsError(f"the weights file {path} is {format_bytes(size)}, more than the "
-                           f"{format_bytes(MAX_WEIGHTS_BYTES)} a backbone's weights take")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - pickle, zip and safetensors raise many kinds
-        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if "weights_only" in str(error) or "Unsupported global" in str(error):
-            text = "it holds Python objects or code, not only tensors, and guidl never runs code from a file"
-        raise WeightsError(f"cannot read the weights file {path}: {text}") from None
+    with _open_weights(path) as handle:
+        try:
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load
+                state = load(handle.read(MAX_WEIGHTS_BYTES + 1))
+            else:
+                state = torch.load(handle, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - pickle, zip and safetensors raise many kinds
+            text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if "weights_only" in str(error) or "Unsupported global" in str(error):
+                text = "it holds Python objects or code, not only tensors, and guidl never runs code from a file"
+            raise WeightsError(f"cannot read the weights file {path}: {text}") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -449,40 +452,76 @@ def load_backbone_weights(module: nn.Module, progress: Progress | None = None) -
 
 
 def file_sha256(path: str | os.PathLike) -> str:
+    with _open_weights(Path(path)) as handle:
+        return _sha256(handle)
+
+
+def _sha256(handle: BinaryIO, out: BinaryIO | None = None) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(_CHUNK):
-            digest.update(chunk)
+    while chunk := handle.read(_CHUNK):
+        digest.update(chunk)
+        if out is not None:
+            out.write(chunk)
     return digest.hexdigest()
+
+
+def _published(digest: str) -> tuple[str, str] | None:
+    for name, model in BACKBONES.items():
+        for weights, meta in model["weights"].items():
+            prefix = _hash_prefix(meta["file"])
+            if prefix and digest.startswith(prefix):
+                return name, weights
+    return None
 
 
 def import_weights_file(path: str | os.PathLike) -> tuple[str, str] | None:
     """A file torchvision publishes (downloaded elsewhere), recognised by its
     sha256: copied into the cache where ``fetch_weights`` finds it; returns
-    ``(name, weights)``, or None when it is none of them."""
+    ``(name, weights)``, or None when it is none of them.
+
+    The hash in torchvision's file names is only a prefix (8 hex digits, 2**32
+    tries to match), and torchvision loads its cached files with
+    ``weights_only=False``: so the copy is read first as guidl reads any
+    weights file (no code runs; only tensors pass) and must hold that
+    model's keys and shapes, else it is refused and nothing is cached."""
     path = Path(path)
     try:
-        digest = file_sha256(path)
+        with _open_weights(path) as handle:
+            digest = _sha256(handle)
     except OSError as error:
         raise WeightsError(f"cannot read {path}: {error.strerror or error}") from None
-    for name, model in BACKBONES.items():
-        for weights, meta in model["weights"].items():
-            prefix = _hash_prefix(meta["file"])
-            if not prefix or not digest.startswith(prefix):
-                continue
-            target = weights_path(name, weights)
-            if not target.is_file():
-                try:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=target.name + ".",
-                                                     suffix=".partial", delete=False) as out:
-                        temp = Path(out.name)
-                    try:
-                        shutil.copyfile(path, temp)
-                        os.replace(temp, target)
-                    finally:
-                        temp.unlink(missing_ok=True)
-                except OSError as error:
-                    raise WeightsError(f"cannot copy {path} to {target}: {error.strerror or error}") from None
-            return name, weights
-    return None
+    found = _published(digest)
+    if found is None:
+        return None
+    name, weights = found
+    target = weights_path(name, weights)
+    if target.is_file():
+        return name, weights
+    temp = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # The bytes checked are the bytes cached: copied once into a file of
+        # ours, hashed again on the way, and that copy is what is read.
+        with _open_weights(path) as handle, tempfile.NamedTemporaryFile(
+                dir=target.parent, prefix=target.name + ".", suffix=".partial", delete=False) as out:
+            temp = Path(out.name)
+            copied = _sha256(handle, out)
+        if copied != digest:
+            raise WeightsError(f"{path} changed while it was copied; try again")
+        with torch.device("meta"):  # only the names and shapes: nothing allocated
+            backbone = Backbone(name, weights)
+        try:
+            _matched(backbone, read_weights_file(temp), str(path))
+        except WeightsError as error:
+            reason = str(error).replace(str(temp), str(path))
+            raise WeightsError(f"{path} has the hash of torchvision's {name} {weights} file in its "
+                               f"first digits but is not that file, so it was not copied into "
+                               f"torchvision's cache: {reason}") from None
+        os.replace(temp, target)
+        temp = None
+    except OSError as error:
+        raise WeightsError(f"cannot copy {path} to {target}: {error.strerror or error}") from None
+    finally:
+        if temp is not None:
+            temp.unlink(missing_ok=True)
+    return name, weights

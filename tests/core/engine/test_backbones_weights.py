@@ -195,17 +195,64 @@ def test_a_progress_callback_that_raises_cancels_the_download(hub, server, monke
     assert list(hub.iterdir()) == []
 
 
+def _as_published(path: Path, monkeypatch, name="mobilenet_v3_small", weights="IMAGENET1K_V1") -> None:
+    """Make the catalogue's file name for ``name`` carry ``path``'s hash prefix."""
+    prefix = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+    monkeypatch.setitem(BACKBONES[name]["weights"][weights], "file", f"{name}-{prefix}.pth")
+
+
 def test_a_published_file_from_elsewhere_is_recognised_and_cached(hub, tmp_path, monkeypatch):
-    content = b"weights downloaded on another machine"
-    prefix = hashlib.sha256(content).hexdigest()[:8]
-    monkeypatch.setitem(BACKBONES["resnet50"]["weights"]["IMAGENET1K_V2"], "file", f"resnet50-{prefix}.pth")
     given = tmp_path / "Downloads.pth"
-    given.write_bytes(content)
-    assert import_weights_file(given) == ("resnet50", "IMAGENET1K_V2")
-    assert weights_path("resnet50", "IMAGENET1K_V2").read_bytes() == content
+    torch.save(torchvision.models.mobilenet_v3_small().state_dict(), given)
+    _as_published(given, monkeypatch)
+    assert import_weights_file(given) == ("mobilenet_v3_small", "IMAGENET1K_V1")
+    assert weights_path("mobilenet_v3_small", "IMAGENET1K_V1").read_bytes() == given.read_bytes()
     other = tmp_path / "other.pth"
     other.write_bytes(b"something else")
     assert import_weights_file(other) is None
+
+
+def test_a_file_with_a_published_hash_prefix_but_code_is_never_cached(hub, tmp_path, monkeypatch):
+    # torchvision loads its cache with weights_only=False: a crafted pickle
+    # whose sha256 starts like a published file's (2**32 tries) must not land there.
+    marker, crafted = tmp_path / "ran", tmp_path / "crafted.pth"
+    torch.save({"conv1.weight": torch.zeros(1), "x": _Payload(marker)}, crafted)
+    _as_published(crafted, monkeypatch)
+    with pytest.raises(WeightsError, match="not that file.*never runs code"):
+        import_weights_file(crafted)
+    assert not marker.exists()
+    assert not hub.exists() or list(hub.iterdir()) == []
+    # Tensors only, but not the model's: refused too.
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, wrong)
+    _as_published(wrong, monkeypatch)
+    with pytest.raises(WeightsError, match="missing keys"):
+        import_weights_file(wrong)
+    assert not hub.exists() or list(hub.iterdir()) == []
+
+
+def test_a_named_pipe_is_refused_at_once(tmp_path):
+    import os
+
+    fifo = tmp_path / "weights.pth"
+    os.mkfifo(fifo)
+    errors = []
+
+    def read() -> None:
+        for function in (read_weights_file, import_weights_file):
+            try:
+                function(fifo)
+            except WeightsError as error:
+                errors.append(str(error))
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # blocked opening the pipe: a writer lets it go
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(10)
+        pytest.fail("reading a named pipe blocked")
+    assert len(errors) == 2 and all("named pipe" in error for error in errors), errors
 
 
 def test_training_starts_from_the_backbone_weights_unless_weights_are_given(tmp_path, resnet18_state):
