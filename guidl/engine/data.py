@@ -25,9 +25,7 @@ import os
 import socket
 import zipfile
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -35,14 +33,14 @@ import torch
 from ..formatting import format_bytes, quote, shorten
 from ..registry import DATASETS
 from ..spec import Data, Project, UnreadableFileError, open_regular_file, read_regular_file
+from ..spec.templates import IMAGE_SUFFIXES
+from .images import MAX_IMAGE_FILE_BYTES, load_image_folder_raw, prepare_image_folder, preprocessing_of
 from .memory import available_memory_bytes
+# Also taken from here by other modules. The prepared form lives apart so that
+# .images can use it without importing this module back.
+from .prepared import (VOCAB, DatasetError, DatasetInfo, Normalization, PreparedData, RawData, Split,
+                       decode_text, encode_text, normalization_from, stratified_split)
 
-#: Printable ASCII and the newline: the vocabulary of the ``text`` dataset.
-#: Other characters become a space. 96 tokens, matching the LSTM example.
-VOCAB = "\n" + "".join(chr(c) for c in range(32, 127))
-_CHAR_TO_ID = {c: i for i, c in enumerate(VOCAB)}
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 OFFLINE = [e.name for e in DATASETS if e.info.get("source") == "builtin"]
 
 #: Files torchvision looks for under ``root`` (without download).
@@ -70,13 +68,8 @@ DOWNLOAD_TIMEOUT_S = 15
 MAX_TEXT_BYTES = 256 * 2**20
 MAX_CSV_BYTES = 256 * 2**20
 MAX_NPZ_BYTES = 4 * 2**30
-MAX_IMAGE_FILE_BYTES = 64 * 2**20
 #: Each file of a torchvision dataset (SVHN's largest is 182 MB).
 MAX_DATASET_FILE_BYTES = 4 * 2**30
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be loaded; the message says why and what to do."""
 
 
 def default_data_root() -> Path:
@@ -97,21 +90,6 @@ def _unreadable(dataset: str, error: UnreadableFileError) -> str:
 
 
 # -- raw data -----------------------------------------------------------------------
-
-@dataclass
-class RawData:
-    """A dataset as NumPy arrays, before splitting and normalising."""
-
-    name: str
-    modality: str  # image, points, tabular, text, array
-    task: str  # classification or regression
-    x: np.ndarray
-    y: np.ndarray
-    x_test: np.ndarray | None = None
-    y_test: np.ndarray | None = None
-    class_names: list[str] | None = None
-    title: str = ""
-
 
 def load_raw(data: Data) -> RawData:
     """Read ``data.dataset`` with its params; ``DatasetError`` on failure."""
@@ -197,15 +175,6 @@ def builtin_text() -> str:
     if not parts:  # pragma: no cover - scikit-learn always ships them
         raise DatasetError(f"the built-in text is missing from {folder}")
     return "\n".join(parts)
-
-
-def encode_text(text: str) -> np.ndarray:
-    space = _CHAR_TO_ID[" "]
-    return np.fromiter((_CHAR_TO_ID.get(c, space) for c in text), dtype=np.int64, count=len(text))
-
-
-def decode_text(ids: Sequence[int]) -> str:
-    return "".join(VOCAB[int(i)] for i in ids)
 
 
 def _text(name: str, params: dict) -> RawData:
@@ -324,8 +293,6 @@ IMAGE_MEMORY_BUDGET = 4 * 2**30
 
 
 def _image_folder(name: str, params: dict) -> RawData:
-    from .images import load_image_folder_raw
-
     return load_image_folder_raw(params)
 
 
@@ -643,176 +610,6 @@ _LOADERS = {
 
 # -- prepared data --------------------------------------------------------------------
 
-@dataclass
-class Split:
-    """Samples held as tensors (on the training device when they fit) and
-    sliced per batch. ``ImageSplit`` (engine.images) has the same API for
-    image folders, cached as 8-bit pixels or streamed from disk."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-
-    #: Samples come from memory; training batches are augmented by the trainer.
-    streams = False
-    augments = False
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def to(self, device: torch.device | str) -> "Split":
-        return Split(self.x.to(device), self.y.to(device))
-
-    def tensors(self) -> list[torch.Tensor]:
-        return [self.x, self.y]
-
-    def map_tensors(self, fn) -> "Split":
-        return Split(fn(self.x), fn(self.y))
-
-    @property
-    def device_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.x, self.y))
-
-    def take(self, indices: Sequence[int] | torch.Tensor) -> torch.Tensor:
-        return self.x[torch.as_tensor(indices, dtype=torch.long).to(self.x.device)]
-
-    def batches(self, order: torch.Tensor, batch_size: int, *, train: bool = False, epoch: int = 0,
-                device: torch.device | str | None = None):
-        """(x, y) for ``order``'s samples, ``batch_size`` at a time, in order."""
-        for start in range(0, len(order), batch_size):
-            index = order[start:start + batch_size]
-            yield self.x[index], self.y[index]
-
-
-@dataclass
-class DatasetInfo:
-    """What the GUI and the trainer need to know about a dataset."""
-
-    name: str
-    title: str
-    modality: str
-    task: str
-    input_shape: tuple[int, ...]
-    input_dtype: str
-    num_classes: int | None
-    class_names: list[str] | None
-    #: Regression: number of target values per sample.
-    num_outputs: int | None
-    sizes: dict[str, int] = field(default_factory=dict)
-    class_counts: list[int] | None = None
-    #: Files skipped as not readable images (image_folder).
-    skipped: int = 0
-    #: What loading had to tell (skipped files, streaming from disk).
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "title": self.title, "modality": self.modality, "task": self.task,
-            "input_shape": list(self.input_shape), "input_dtype": self.input_dtype,
-            "num_classes": self.num_classes, "class_names": self.class_names,
-            "num_outputs": self.num_outputs, "sizes": dict(self.sizes),
-            "class_counts": self.class_counts, "skipped": self.skipped, "notes": list(self.notes),
-        }
-
-
-@dataclass
-class Normalization:
-    """``(x * scale - mean) / std`` per channel (images) or per feature."""
-
-    scale: float
-    mean: list[float]
-    std: list[float]
-
-    def _broadcast(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and std shaped to broadcast over a (batch, channels, ...) tensor."""
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        return (torch.tensor(self.mean, dtype=torch.float32).view(shape),
-                torch.tensor(self.std, dtype=torch.float32).view(shape))
-
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        mean, std = self._broadcast(x)
-        return (x.to(torch.float32) * self.scale - mean) / std
-
-    def invert(self, x: torch.Tensor) -> torch.Tensor:
-        mean, std = self._broadcast(x)
-        return (x * std + mean) / self.scale
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"scale": self.scale, "mean": self.mean, "std": self.std}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Normalization":
-        return cls(float(data["scale"]), [float(v) for v in data["mean"]], [float(v) for v in data["std"]])
-
-
-@dataclass
-class PreparedData:
-    info: DatasetInfo
-    train: Split
-    val: Split | None
-    test: Split | None
-    normalization: Normalization | None
-    #: A pretrained backbone's preprocessing (engine.images.Preprocessing.to_dict()).
-    preprocessing: dict[str, Any] | None = None
-
-    @property
-    def evaluation_split(self) -> tuple[str, Split]:
-        """The split results are reported on: test where the dataset has one."""
-        if self.test is not None:
-            return "test", self.test
-        if self.val is not None:
-            return "val", self.val
-        return "train", self.train
-
-    def to(self, device: torch.device | str) -> "PreparedData":
-        move = (lambda s: None if s is None else s.to(device))
-        return PreparedData(self.info, self.train.to(device), move(self.val), move(self.test),
-                            self.normalization, self.preprocessing)
-
-    def preview(self, count: int = 16, seed: int = 0) -> list[tuple[Any, str]]:
-        """A few training samples for display: ``(sample, label)`` where an
-        image is a uint8 array (H, W) or (H, W, 3), text a string, else numbers."""
-        generator = np.random.default_rng(seed)
-        picks = generator.choice(len(self.train), size=min(count, len(self.train)), replace=False)
-        x = self.train.take(torch.as_tensor(picks)).cpu()
-        y = self.train.y[torch.as_tensor(picks)].cpu()
-        out = []
-        for sample, target in zip(x, y):
-            label = (self.info.class_names[int(target)] if self.info.class_names
-                     else ", ".join(f"{v:g}" for v in target.flatten().tolist()))
-            if self.info.modality == "image" and self.normalization is not None:
-                pixels = self.normalization.invert(sample[None])[0].clamp(0, 255).round().byte()
-                array = pixels.numpy()
-                out.append((array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0), label))
-            elif self.info.modality == "text":
-                out.append((decode_text(sample.tolist()), label))
-            else:
-                values = self.normalization.invert(sample[None])[0] if self.normalization else sample
-                out.append((values.numpy(), label))
-        return out
-
-
-def _stratified_split(y: np.ndarray, fraction: float, seed: int,
-                      classification: bool) -> tuple[np.ndarray, np.ndarray]:
-    n = len(y)
-    n_val = int(round(n * fraction))
-    if n_val == 0:
-        return np.arange(n), np.arange(0)
-    if n - n_val < 1:
-        raise DatasetError(f"val_fraction {fraction} leaves no training samples out of {n}")
-    from sklearn.model_selection import train_test_split
-
-    indices = np.arange(n)
-    stratify = None
-    if classification:
-        counts = np.bincount(y)
-        present = int((counts > 0).sum())
-        if counts[counts > 0].min() >= 2 and n_val >= present and n - n_val >= present:
-            stratify = y
-    train, val = train_test_split(indices, test_size=n_val, random_state=seed % 2**32,
-                                  shuffle=True, stratify=stratify)
-    return np.sort(train), np.sort(val)
-
-
 def pixel_range_of(project: Project) -> str:
     """How a project's images are scaled: its task's ``pixel_range`` (a
     generator or decoder must reach it), else standardized."""
@@ -834,20 +631,18 @@ def prepare(project: Project | Data, *, seed: int | None = None, raw: RawData | 
     if pixel_range is None and isinstance(project, Project):
         pixel_range = pixel_range_of(project)
     if raw is None and data.dataset == "image_folder":
-        from .images import prepare_image_folder
-
         return prepare_image_folder(project, data, seed, pixel_range)
     raw = raw if raw is not None else load_raw(data)
     classification = raw.task == "classification"
     if len(raw.x) < 2:
         raise DatasetError(f"{raw.name}: has {len(raw.x)} sample(s); training needs at least two")
-    train_idx, val_idx = _stratified_split(raw.y if classification else np.zeros(len(raw.y), int),
+    train_idx, val_idx = stratified_split(raw.y if classification else np.zeros(len(raw.y), int),
                                            data.val_fraction, seed, classification)
     x_train = torch.from_numpy(np.ascontiguousarray(raw.x[train_idx]))
     normalization = None
     if raw.modality in ("image", "points", "tabular", "array") and x_train.dtype != torch.int64:
         scale = 1 / 255 if raw.modality == "image" and raw.x.dtype == np.uint8 else 1.0
-        normalization = _statistics(x_train, scale)
+        normalization = normalization_from(x_train, scale)
         if raw.modality == "image" and pixel_range in ("unit", "symmetric"):
             # 8-bit pixels have a known range; other images (floats) are scaled by their own.
             channels = len(normalization.mean)
@@ -884,15 +679,6 @@ def prepare(project: Project | Data, *, seed: int | None = None, raw: RawData | 
     return PreparedData(info, train, val, test, normalization)
 
 
-def _statistics(x: torch.Tensor, scale: float) -> Normalization:
-    values = x.to(torch.float64) * scale
-    dims = [0] + list(range(2, values.ndim))
-    mean = values.mean(dim=dims)
-    std = values.std(dim=dims)
-    std = torch.where(std > 1e-8, std, torch.ones_like(std))  # constant columns stay as they are
-    return Normalization(scale, mean.tolist(), std.tolist())
-
-
 def expected_input(project: Project, info: DatasetInfo | None = None) -> tuple[tuple[int, ...] | None, str]:
     """The model's input ``(shape, dtype)`` without loading data: the project's
     own ``input_shape``, else the loaded dataset's (``info``), else what the
@@ -917,8 +703,6 @@ def expected_input(project: Project, info: DatasetInfo | None = None) -> tuple[t
     if entry is not None and entry.name == "text":
         return (int(entry.resolve(project.data.params)["seq_len"]),), dtype
     if entry is not None and entry.name == "image_folder":
-        from .images import preprocessing_of
-
         preprocessing = preprocessing_of(project)
         if preprocessing is not None:  # a backbone's crop, whatever the images' sizes
             return (3, preprocessing.crop, preprocessing.crop), dtype

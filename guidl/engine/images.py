@@ -36,9 +36,13 @@ import torch
 from ..formatting import shorten
 from ..registry import DATASETS, LAYERS
 from ..spec import Project, UnreadableFileError, open_regular_file, read_regular_file
-from .data import (IMAGE_SUFFIXES, MAX_IMAGE_FILE_BYTES, DatasetError, DatasetInfo, Normalization,
-                   PreparedData, _statistics, _stratified_split)
+from ..spec.templates import IMAGE_SUFFIXES
 from .memory import available_memory_bytes
+from .prepared import (DatasetError, DatasetInfo, Normalization, PreparedData, RawData, normalization_from,
+                       stratified_split)
+
+#: The largest image file guidl reads.
+MAX_IMAGE_FILE_BYTES = 64 * 2**20
 
 #: The statistics of images without a backbone come from at most this many
 #: training images (all of them when there are fewer), cached or streamed alike.
@@ -785,7 +789,7 @@ def prepare_image_folder(project: Project | Any, data, seed: int, pixel_range: s
     y_all = np.array([label for _, label in kept], dtype=np.int64)
     if len(y_all) < 2:
         raise DatasetError(f"image_folder: has {len(y_all)} readable image(s); training needs at least two")
-    train_idx, val_idx = _stratified_split(y_all, data.val_fraction, seed, True)
+    train_idx, val_idx = stratified_split(y_all, data.val_fraction, seed, True)
     paths = [p for p, _ in kept]
     augment = data.augment or None
 
@@ -808,7 +812,7 @@ def prepare_image_folder(project: Project | Any, data, seed: int, pixel_range: s
         picks = np.arange(len(train))
         if len(picks) > STATISTICS_IMAGES:
             picks = np.sort(np.random.default_rng(seed).choice(len(picks), STATISTICS_IMAGES, replace=False))
-        normalization = _statistics(train.pixels(picks), 1 / 255)
+        normalization = normalization_from(train.pixels(picks), 1 / 255)
         for part in (train, val):
             if part is not None:
                 part.normalization = normalization
@@ -835,8 +839,6 @@ def prepare_image_folder(project: Project | Any, data, seed: int, pixel_range: s
 def load_image_folder_raw(params: Mapping[str, Any]):
     """``load_raw`` for image_folder: every readable image in memory, in its
     stored form, as NumPy (what tools that read raw arrays expect)."""
-    from .data import RawData
-
     folder, classes, files = scan_folder(params["path"])
     image_size = params["image_size"]
     height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)

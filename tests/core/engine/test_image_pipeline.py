@@ -135,3 +135,20 @@ def test_in_memory_datasets_say_the_image_folder_augmentations_do_not_apply():
     trainer.setup()
     assert any(note.startswith("random_resized_crop and color_jitter apply to image folders")
                for note in trainer.notes)
+
+
+def test_image_folders_and_the_data_module_import_each_other_one_way_only():
+    """DESIGN.md: no module imports a module that imports it back. ``data``
+    hands image folders to ``images``; both take the prepared form from
+    ``prepared``, and the image suffixes come from one place (the spec)."""
+    import grimp
+
+    from guidl.engine import data, images
+    from guidl.spec import templates
+
+    graph = grimp.build_graph("guidl")
+    assert graph.find_shortest_chain(importer="guidl.engine.images", imported="guidl.engine.data") is None
+    assert graph.find_shortest_chain(importer="guidl.engine.prepared", imported="guidl.engine.data") is None
+    assert graph.direct_import_exists(importer="guidl.engine.data", imported="guidl.engine.images")
+    assert data.IMAGE_SUFFIXES is images.IMAGE_SUFFIXES is templates.IMAGE_SUFFIXES
+    assert data.MAX_IMAGE_FILE_BYTES is images.MAX_IMAGE_FILE_BYTES
