@@ -9,12 +9,14 @@ it applies to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..registry import LAYERS
 from ..registry.backbones import BACKBONES
 from ..spec import Layer, Project
+from ..spec.graph import MAX_BLOCK_DEPTH, MAX_EXPANDED_LAYERS, block_params, default_values, substitute
 
 
 class WeightsOptionError(ValueError):
@@ -23,30 +25,62 @@ class WeightsOptionError(ValueError):
 
 @dataclass
 class BackboneLayer:
+    #: The layer as the file holds it (inside a block: the block's layer,
+    #: where a value may be a ``"$name"`` reference to a block parameter).
     layer: Layer
-    #: Where it is, as a person reads it: "layer 0" or "block 'Stem', layer 1".
+    #: Where it is, as a person reads it: "layer 0" or "layer 2 (Feat): block
+    #: 'Feat', layer 0".
     where: str
+    #: Its weights and weights_file with the block use's values put in, as
+    #: the builder builds it.
+    weights: str = "none"
+    weights_file: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.layer.type
 
 
 def backbone_layers(project: Project) -> list[BackboneLayer]:
-    """Every backbone layer of the project's networks, blocks included, in file order."""
-    return list(_backbones(project))
-
-
-def _backbones(project: Project) -> Iterator[BackboneLayer]:
+    """Every backbone the project's networks build, in model order: one per
+    use of a block that holds one (the values the use gives substituted)."""
+    found: list[BackboneLayer] = []
     for network, model in project.networks().items():
         prefix = "" if network == "model" else f"{network} "
-        for index, layer in enumerate(model.layers):
-            if layer.type in BACKBONES:
-                yield BackboneLayer(layer, f"{prefix}layer {index}" + (f" {layer.id!r}" if layer.id else ""))
-        for name, block in model.blocks.items():
-            for index, layer in enumerate(block.layers):
-                if layer.type in BACKBONES:
-                    yield BackboneLayer(layer, f"{prefix}block {name!r}, layer {index}")
+        _collect(model.layers, model.blocks, {}, f"{prefix}layer", 0, found, [0])
+    return found
 
 
-def _weights(layer: Layer) -> str:
-    return layer.params.get("weights", BACKBONES[layer.type]["default_weights"])
+def _collect(layers, blocks, values: dict, where: str, depth: int, found: list[BackboneLayer],
+             visited: list[int]) -> None:
+    for index, layer in enumerate(layers):
+        visited[0] += 1
+        if visited[0] > MAX_EXPANDED_LAYERS:  # the builder refuses such a model and says why
+            return
+        params = substitute(layer.params, values) if values else layer.params
+        place = f"{where} {index}" + (f" {layer.id!r}" if layer.id else "")
+        if layer.type in BACKBONES:
+            weights = params.get("weights", BACKBONES[layer.type]["default_weights"])
+            found.append(BackboneLayer(layer, place, weights if isinstance(weights, str) and weights else "none",
+                                       params.get("weights_file") or None))
+        elif layer.type in blocks and layer.type not in LAYERS and depth < MAX_BLOCK_DEPTH:
+            block = blocks[layer.type]
+            inner = {**default_values(block_params(block)), **params}
+            _collect(block.layers, blocks, inner, f"{place} ({layer.type}): block {layer.type!r}, layer",
+                     depth + 1, found, visited)
+
+
+def wanted_weights(project: Project) -> list[tuple[str, str]]:
+    """The (backbone, weights) the project's backbones load from torchvision,
+    in model order, each once: not those with a weights file or weights
+    "none", nor weights the model lacks (shape analysis says so)."""
+    wanted: list[tuple[str, str]] = []
+    for found in backbone_layers(project):
+        if (found.weights_file or found.weights not in BACKBONES[found.name]["weights"]
+                or (found.name, found.weights) in wanted):
+            continue
+        wanted.append((found.name, found.weights))
+    return wanted
 
 
 def use_weights_file(project: Project, path: str | Path) -> str | None:
@@ -71,16 +105,16 @@ def use_weights_file(project: Project, path: str | Path) -> str | None:
         raise WeightsOptionError(f"--weights {path}: {error}") from None
     if published is not None:
         name, weights = published
-        users = [b for b in found if b.layer.type == name and _weights(b.layer) == weights
-                 and not b.layer.params.get("weights_file")]
+        users = [b for b in found if b.name == name and b.weights == weights and not b.weights_file]
         note = f"{path.name} is torchvision's {name} {weights}: copied into torchvision's cache"
         if not users:
             note += (f"; no backbone of this project uses it (set a {name} layer's weights to "
                      f"{weights} to start from it)")
         return note
-    if len(found) > 1:
-        raise WeightsOptionError(f"--weights {path}: the project has {len(found)} backbone layers "
-                                 f"({', '.join(b.where for b in found)}); set weights_file on the one "
+    layers = list({id(b.layer): b for b in found}.values())  # a block used twice: one layer to set
+    if len(layers) > 1:
+        raise WeightsOptionError(f"--weights {path}: the project has {len(layers)} backbone layers "
+                                 f"({', '.join(b.where for b in layers)}); set weights_file on the one "
                                  "it is for in the project instead")
     try:
         read_weights_file(path)  # refused now (code, not tensors), before a run folder is made
@@ -99,14 +133,9 @@ def fetch_project_weights(project: Project,
     cannot be fetched (offline: its message says where to put the file)."""
     from .backbones import fetch_weights
 
-    paths, seen = [], set()
-    for found in backbone_layers(project):
-        layer = found.layer
-        weights = _weights(layer)
-        if weights == "none" or layer.params.get("weights_file") or (layer.type, weights) in seen:
-            continue
-        seen.add((layer.type, weights))
-        size = BACKBONES[layer.type]["weights"].get(weights, {}).get("file_mb", 0.0)
-        hook = progress(f"{layer.type} {weights}", size) if progress is not None else None
-        paths.append(fetch_weights(layer.type, weights, progress=hook))
+    paths = []
+    for name, weights in wanted_weights(project):
+        size = BACKBONES[name]["weights"][weights].get("file_mb", 0.0)
+        hook = progress(f"{name} {weights}", size) if progress is not None else None
+        paths.append(fetch_weights(name, weights, progress=hook))
     return paths

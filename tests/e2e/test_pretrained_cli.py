@@ -183,3 +183,36 @@ def test_a_published_file_goes_into_torchvisions_cache(tmp_path, offline, monkey
     assert note == "published.pth is torchvision's resnet18 IMAGENET1K_V1: copied into torchvision's cache"
     assert (offline / f"resnet18-{digest}.pth").read_bytes() == (tmp_path / "published.pth").read_bytes()
     assert "weights_file" not in project.model.layers[0].params  # the named weights find it there
+
+
+def block_backbone_project(*uses: dict) -> "spec.Project":
+    """A block holding a resnet18 whose weights are the block's parameter w
+    (default IMAGENET1K_V1), used once per ``uses`` (the use's params)."""
+    return spec.loads(json.dumps({
+        "format": "guidl-project", "version": 4, "name": "Block",
+        "model": {"input_shape": [3, 64, 64],
+                  "blocks": {"Feat": {"params": [{"name": "w", "kind": "str", "default": "IMAGENET1K_V1"}],
+                                      "layers": [{"type": "resnet18", "params": {"weights": "$w"}}]}},
+                  "layers": [{"type": "Feat", "params": params, "id": f"f{index}",
+                              "inputs": ["input"]} for index, params in enumerate(uses)]
+                  + [{"type": "Concat", "inputs": [f"f{index}" for index in range(len(uses))]}]
+                  * (len(uses) > 1)
+                  + [{"type": "Linear", "params": {"out_features": 2}}]},
+        "data": {"dataset": "digits", "batch_size": 8},
+        "training": {"loss": {"type": "CrossEntropyLoss"}, "optimizer": {"type": "Adam"}, "epochs": 1},
+    }))
+
+
+def test_a_block_parameter_as_a_backbones_weights_is_the_uses_value(offline):
+    from guidl.cli import _pretrained_weights
+    from guidl.engine.pretrained import backbone_layers, wanted_weights
+
+    project = block_backbone_project({"w": "none"})
+    [found] = backbone_layers(project)
+    assert (found.name, found.weights, found.where) == ("resnet18", "none", "layer 0 'f0' (Feat): block 'Feat', layer 0")
+    assert wanted_weights(project) == []
+    assert _pretrained_weights(project, None, quiet=True) is None  # nothing to fetch (was KeyError '$w')
+    # The block's default where a use gives none: fetched (offline here: said so).
+    project = block_backbone_project({"w": "none"}, {})
+    assert wanted_weights(project) == [("resnet18", "IMAGENET1K_V1")]
+    assert "could not download the IMAGENET1K_V1 weights of resnet18" in _pretrained_weights(project, None, quiet=True)

@@ -26,10 +26,9 @@ def hub(tmp_path, monkeypatch):
     """torchvision's cache in an empty folder of the test's own."""
     import torch
 
-    before = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    yield tmp_path / "hub"
-    torch.hub.set_dir(before)
+    # Not set_dir(get_dir()) after: that would pin the dir and hide TORCH_HOME from later tests.
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    return tmp_path / "hub"
 
 
 def test_choosing_a_folder_and_a_backbone_makes_the_project(qtbot, tmp_path, monkeypatch):
@@ -204,3 +203,22 @@ def test_closing_the_window_cancels_a_download(window, qtbot, hub, monkeypatch):
     window.close_timeout_s = 3  # the stand-in download would run for 10 s
     window.close()
     assert not window.isVisible() and window.jobs.count == 0 and started == []
+
+
+def test_a_backbones_weights_from_a_block_parameter_are_the_uses(window, hub):
+    import json
+
+    from guidl import spec
+
+    project = spec.loads(json.dumps({
+        "format": "guidl-project", "version": 4, "name": "Block",
+        "model": {"input_shape": [3, 64, 64],
+                  "blocks": {"Feat": {"params": [{"name": "w", "kind": "str", "default": "IMAGENET1K_V1"}],
+                                      "layers": [{"type": "mobilenet_v3_small", "params": {"weights": "$w"}}]}},
+                  "layers": [{"type": "Feat", "params": {"w": "none"}}, {"type": "Linear", "params": {"out_features": 2}}]},
+        "data": {"dataset": "digits"},
+        "training": {"loss": {"type": "CrossEntropyLoss"}, "optimizer": {"type": "Adam"}}}))
+    window.document.set_project(project, None)
+    assert window.pretrained.missing_weights(window.document.project) == []  # was [("...", "$w")]
+    project.model.layers[0].params["w"] = "IMAGENET1K_V1"
+    assert window.pretrained.missing_weights(project) == [("mobilenet_v3_small", "IMAGENET1K_V1")]

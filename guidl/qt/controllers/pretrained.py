@@ -84,19 +84,10 @@ def backbone_layers(project) -> list[tuple[int, object]]:
 
 def wanted_weights(project) -> list[tuple[str, str]]:
     """The (backbone, weights) the project's layers load from torchvision's
-    registry, in model order, each once (a layer with a weights file needs none)."""
-    from ...registry.backbones import BACKBONES
+    registry, in model order, each once: as ``guidl train`` fetches them."""
+    from ...engine.pretrained import wanted_weights as engine_wanted_weights
 
-    wanted: list[tuple[str, str]] = []
-    for model in project.networks().values():
-        layers = list(model.layers) + [layer for block in model.blocks.values() for layer in block.layers]
-        for layer in layers:
-            if layer.type not in BACKBONES or layer.params.get("weights_file"):
-                continue
-            weights = layer.params.get("weights", BACKBONES[layer.type]["default_weights"])
-            if weights != "none" and (layer.type, weights) not in wanted:
-                wanted.append((layer.type, weights))
-    return wanted
+    return engine_wanted_weights(project)
 
 
 def describe_preprocessing(model) -> str:
