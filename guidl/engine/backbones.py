@@ -159,8 +159,10 @@ class Backbone(nn.Module):
         elif self.family == "regnet":
             stages = [net.stem, *net.trunk_output]
         elif self.family == "vit":
+            # The final LayerNorm goes with the last encoder layer (as ConvNeXt's
+            # norm with its last stage): alone it would be a unit of 1,536 parameters.
             stages = [[net.conv_proj, self.Parameters(net.class_token, net.encoder.pos_embedding)],
-                      *net.encoder.layers, net.encoder.ln]
+                      *net.encoder.layers[:-1], [net.encoder.layers[-1], net.encoder.ln]]
         else:
             stages = list(net.features)
             if self.family == "convnext" and self.output == "pooled":

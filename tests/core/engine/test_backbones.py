@@ -174,3 +174,13 @@ def test_a_backbone_ending_at_1x1_needs_two_samples_per_batch(name):
     assert needs_two_per_batch(larger) is None
     backbone(torch.rand(1, 3, 33, 40))
     assert needs_two_per_batch(analyze(Model([Layer("convnext_tiny")], [3, 32, 32]))) is None
+
+
+def test_a_vits_last_stage_is_its_last_encoder_layer_with_the_final_norm():
+    with torch.device("meta"):
+        backbone = Backbone("vit_b_16")
+    stages = backbone.stages()
+    encoder = backbone.net.encoder
+    assert len(stages) == 1 + len(encoder.layers)  # the patch embedding, then one per encoder layer
+    assert stages[-1] == [encoder.layers[-1], encoder.ln]
+    assert sum(p.numel() for m in stages[-1] for p in m.parameters()) > 7_000_000  # not the norm alone
