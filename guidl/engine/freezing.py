@@ -297,8 +297,10 @@ class FineTune:
         """Whether the layers are unfrozen for the epoch ``epoch_index`` (0-based)."""
         return self.active and bool(self.to_unfreeze) and epoch_index >= self.head_epochs
 
-    def unfreeze(self, base_lr: float) -> tuple[int, str]:
-        """Unfreeze the units: the number of parameters and a note for the run."""
+    def unfreeze(self, base_lr: float, optimizer=None) -> tuple[int, str]:
+        """Unfreeze the units: the number of parameters and a note for the run.
+        The note's rates are those of ``optimizer``'s groups that hold them
+        (without one: ``base_lr * lr_factor`` times each layer's multiplier)."""
         self.done = True
         count = 0
         for unit in self.to_unfreeze:
@@ -308,9 +310,19 @@ class FineTune:
             for module in unit.modules:
                 if getattr(module, FROZEN_MARK, False):
                     delattr(module, FROZEN_MARK)
-        return count, self._note(count, base_lr)
+        return count, self._note(count, self._rates(base_lr, optimizer))
 
-    def _note(self, count: int, base_lr: float) -> str:
+    def _rates(self, base_lr: float, optimizer) -> list[float]:
+        unfrozen = {id(p) for unit in self.to_unfreeze for p in unit.parameters}
+        if optimizer is not None:
+            rates = {group["lr"] for group in optimizer.param_groups
+                     if any(id(p) in unfrozen for p in group["params"])}
+            if rates:
+                return sorted(rates)
+        return sorted({base_lr * self.lr_factor * self.freezing.scale.get(key, 1.0) for key in unfrozen}
+                      or {base_lr * self.lr_factor})
+
+    def _note(self, count: int, rates: list[float]) -> str:
         units = self.to_unfreeze
         backbones = {unit.backbone for unit in units}
         everything = len(units) == len(self.freezing.units())
@@ -322,8 +334,12 @@ class FineTune:
             what = "all frozen layers" if len(units) != 1 else units[0].title
         else:
             what = f"the last {len(units)} frozen part{'s' if len(units) != 1 else ''}"
+        if len(rates) <= 2:
+            rate = " and ".join(f"{r:.3g}" for r in rates)
+        else:  # many multipliers: the range
+            rate = f"{rates[0]:.3g} to {rates[-1]:.3g}"
         return (f"epoch {self.head_epochs + 1}: unfroze {what} ({_count(count)} parameters) "
-                f"at lr {base_lr * self.lr_factor:.3g}")
+                f"at lr {rate}")
 
 
 # -- the trainer's side ---------------------------------------------------------------------------
@@ -368,7 +384,7 @@ def start_epoch(trainer, epoch_index: int) -> None:
     schedule = getattr(trainer, "fine_tune", None)
     if schedule is None or schedule.done or not schedule.due(epoch_index):
         return
-    count, note = schedule.unfreeze(trainer.optimizer.param_groups[0]["lr"])
+    count, note = schedule.unfreeze(trainer.optimizer.param_groups[0]["lr"], trainer.optimizer)
     if epoch_index == schedule.head_epochs:
         trainer.unfrozen_now = count
         trainer.notes.append(note)

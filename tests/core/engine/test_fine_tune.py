@@ -110,14 +110,20 @@ def test_schedules_that_unfreeze_nothing_say_so(digits_data):
 def test_unfreeze_counts_units_from_the_end(digits_data):
     project = _project(unfreeze=1)
     project.model.layers[4].frozen = True  # two frozen layers: only the last one unfreezes
+    project.model.layers[4].lr_multiplier = 2.0  # the note says the rate it really gets
     project.model.layers.insert(4, Layer("Linear", {"out_features": 16}))
     trainer = Trainer(project, data=digits_data)
     trainer.setup()
     assert [len(g["params"]) for g in trainer.optimizer.param_groups] == [2, 2]
     assert trainer.optimizer.param_groups[1]["params"][0] is trainer.model[5].weight
-    assert trainer.fine_tune.unfreeze(0.005)[1] == ("epoch 2: unfroze the last 1 frozen part "
-                                                    "(170 parameters) at lr 0.0005")
+    assert trainer.fine_tune.unfreeze(0.005, trainer.optimizer)[1] == (
+        "epoch 2: unfroze the last 1 frozen part (170 parameters) at lr 0.001")
     assert trainer.model[5].weight.requires_grad and not trainer.model[1].weight.requires_grad
+    project.training.fine_tune["unfreeze"] = "all"
+    both = Trainer(project, data=digits_data)
+    both.setup()
+    assert both.fine_tune.unfreeze(0.005, both.optimizer)[1] == (
+        "epoch 2: unfroze all frozen layers (2.2k parameters) at lr 0.0005 and 0.001")
 
 
 def test_distributed_training_wraps_the_model_again_so_unfrozen_gradients_are_reduced(
