@@ -11,6 +11,7 @@ fail somewhere in the middle of a resume.
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import MISSING, fields
 from typing import Any, Mapping
 
@@ -166,10 +167,11 @@ def _names(names: list[str]) -> str:
 
 
 def check_optimizer(saved: Mapping[str, Any], optimizer: torch.optim.Optimizer, saved_type: str | None,
-                    current_type: str, catalogue: Mapping[str, type]) -> None:
+                    current_type: str, catalogue: Mapping[str, type]) -> list[str]:
     """The saved state is the state of this optimizer type over these
     parameters. ``saved_type`` is the type the checkpoint names (older
-    checkpoints name none: it is then recognised from its settings)."""
+    checkpoints name none: it is then recognised from its settings).
+    Returns notes for the run: learning-rate multipliers edited since."""
     current = optimizer.state_dict()
     groups, own_groups = saved["param_groups"], current["param_groups"]
     if saved_type is None:
@@ -189,11 +191,16 @@ def check_optimizer(saved: Mapping[str, Any], optimizer: torch.optim.Optimizer, 
     if len(groups) != len(own_groups) and all(isinstance(g, Mapping) and isinstance(g.get("params"), list)
                                               for g in groups):
         # Each distinct learning rate of the model's layers is a group of its own.
-        raise CheckpointError(
+        raise CheckpointError(_regrouped(
             f"the checkpoint's optimizer has {len(groups)} parameter group{'s' if len(groups) != 1 else ''} "
-            f"and this project's has {len(own_groups)}: frozen layers, lr multipliers or the fine-tune "
-            "schedule changed since the run was saved; undo that to resume, or start a new run from "
-            "the edited project")
+            f"and this project's has {len(own_groups)}"))
+    sizes, own_sizes = [len(g["params"]) for g in groups], [len(own["params"]) for own in own_groups]
+    if sizes != own_sizes and sum(sizes) == sum(own_sizes):
+        # As many parameters in all, shared out otherwise: a multiplier or a
+        # frozen layer moved to another layer.
+        raise CheckpointError(_regrouped(
+            f"the checkpoint's optimizer groups hold {', '.join(map(str, sizes))} parameters and this "
+            f"project's {', '.join(map(str, own_sizes))}"))
     if len(groups) != len(own_groups) or any(len(g["params"]) != len(own["params"])
                                              for g, own in zip(groups, own_groups)):
         raise CheckpointError("damaged checkpoint: the optimizer's state covers "
@@ -228,6 +235,12 @@ def check_optimizer(saved: Mapping[str, Any], optimizer: torch.optim.Optimizer, 
             else:
                 ok = isinstance(value, torch.Tensor) and tuple(value.shape) == shape \
                     and value.is_floating_point()
+            if not ok and wants == "parameter" and len(groups) > 1 and isinstance(value, torch.Tensor) \
+                    and value.is_floating_point() and value.ndim:
+                # The weights fit (checked first): the groups pair the state with other layers.
+                raise CheckpointError(_regrouped(
+                    f"the checkpoint's optimizer state of a parameter {shape} is {kind(value)}, so its "
+                    "groups hold other layers than this project's"))
             if not ok:
                 words = {"none": "nothing", "scalar": "a number >= 0" if key == "step" else "a number",
                          "parameter": f"a tensor {shape} like its parameter"}[wants]
@@ -237,6 +250,34 @@ def check_optimizer(saved: Mapping[str, Any], optimizer: torch.optim.Optimizer, 
                     and not bool(torch.isfinite(value).all()):
                 raise CheckpointError(f"damaged checkpoint: the optimizer's {key} of a parameter "
                                       f"{shape} holds non-finite values")
+    return _rate_notes(groups, own_groups)
+
+
+def _regrouped(what: str) -> str:
+    return (f"{what}: frozen layers, lr multipliers or the fine-tune schedule changed since the run "
+            "was saved; undo that to resume, or start a new run from the edited project")
+
+
+def _rate_notes(groups: list[Mapping[str, Any]], own_groups: list[Mapping[str, Any]]) -> list[str]:
+    """A note when the groups' rates relative to the first (the lr
+    multipliers) differ from the project's: torch's load keeps the saved
+    rates, so the run goes on as it was saved."""
+    def shares(items) -> list[float] | None:
+        rates = [item.get("initial_lr", item.get("lr")) for item in items]
+        if not all(_number(rate) for rate in rates) or not rates or not rates[0] > 0:
+            return None
+        return [rate / rates[0] for rate in rates]
+
+    saved, own = shares(groups), shares(own_groups)
+    if saved is None or own is None or len(saved) != len(own) or all(
+            math.isclose(a, b, rel_tol=1e-6) for a, b in zip(saved, own)):
+        return []
+
+    def said(values: list[float]) -> str:
+        return ", ".join(f"{value:.3g}x" for value in values[1:])
+    return [f"resuming keeps the checkpoint's learning rates: its layer groups learn at {said(saved)} "
+            f"the optimizer's rate, where the project's lr multipliers now give {said(own)}; a resumed "
+            "run goes on exactly as it was saved, so the edited multipliers apply from a new run"]
 
 
 def _check_settings(group: Mapping[str, Any], own: Mapping[str, Any], entry: Entry) -> None:

@@ -531,8 +531,8 @@ class Trainer:
         is this model's, optimizer's, scheduler's and callbacks'."""
         training = self.project.training
         check_weights(state["model"], self.model.state_dict())
-        check_optimizer(state["optimizer"], self.optimizer, state.get("optimizer_type"),
-                        training.optimizer.type, OPTIMIZER_CLASSES)
+        self.notes += check_optimizer(state["optimizer"], self.optimizer, state.get("optimizer_type"),
+                                      training.optimizer.type, OPTIMIZER_CLASSES)
         check_scheduler(state.get("scheduler"), self.scheduler, state.get("scheduler_type"),
                         training.scheduler.type if training.scheduler is not None else None)
         if self.scaler is not None and state.get("scaler") is not None:

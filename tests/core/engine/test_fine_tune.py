@@ -206,3 +206,38 @@ def test_a_checkpoint_from_before_a_layer_was_frozen_names_the_change(whole, dig
                                               "fine-tune schedule changed"):
         resumed.load_state_dict(_saved(first.state_dict()))
         resumed.setup()
+
+
+def _with_multipliers(**multipliers):
+    project = small_project(training__epochs=1)
+    for index, value in multipliers.items():
+        project.model.layers[int(index[1:])].lr_multiplier = value
+    return project
+
+
+def test_a_checkpoint_whose_multiplier_moved_or_changed_names_it(digits_data):
+    from guidl.engine.checkpoint_checks import CheckpointError
+
+    first = Trainer(_with_multipliers(l1=0.1), data=digits_data)
+    first.fit()
+    saved = first.state_dict()
+    # Moved to the other Linear (as many groups and parameters) or onto both (groups of 0 and 4).
+    for edited in (_with_multipliers(l4=0.1), _with_multipliers(l1=0.1, l4=0.1)):
+        resumed = Trainer(edited, data=digits_data)
+        with pytest.raises(CheckpointError, match="frozen layers, lr multipliers or the fine-tune schedule "
+                                                  "changed since the run was saved") as caught:
+            resumed.load_state_dict(_saved(saved))
+            resumed.setup()
+        assert "damaged" not in str(caught.value)
+    # Only its value changed: the run resumes at the saved rates, and says so.
+    resumed = Trainer(_with_multipliers(l1=0.5), data=digits_data)
+    resumed.load_state_dict(_saved(saved))
+    resumed.setup()
+    assert [group["lr"] for group in resumed.optimizer.param_groups] == pytest.approx([0.005, 0.0005])
+    assert any("resuming keeps the checkpoint's learning rates: its layer groups learn at 0.1x the "
+               "optimizer's rate, where the project's lr multipliers now give 0.5x" in note
+               for note in resumed.notes), resumed.notes
+    same = Trainer(_with_multipliers(l1=0.1), data=digits_data)
+    same.load_state_dict(_saved(saved))
+    same.setup()
+    assert not any("resuming keeps" in note for note in same.notes)
