@@ -222,6 +222,13 @@ def _groups_by_scale(parameters: list[nn.Parameter], scale: dict[int, float], ba
     return [{"params": params, "lr": base_lr * s} for s, params in groups.items()]
 
 
+def _base_first(groups: list[dict], base_lr: float) -> list[dict]:
+    if not any(group["lr"] == base_lr for group in groups):
+        groups.insert(0, {"params": [], "lr": base_lr})
+    groups.sort(key=lambda group: group["lr"] != base_lr)  # stable: the base rate first
+    return groups
+
+
 def param_groups(model: nn.Module, project: Project, base_lr: float,
                  freezing: Freezing | None = None) -> list[dict]:
     """The optimizer's parameter groups: the first at ``base_lr`` (the
@@ -243,10 +250,7 @@ def param_groups(model: nn.Module, project: Project, base_lr: float,
             f"every layer is frozen: the first {fine_tune.get('head_epochs', 3)} epochs "
             "(training.fine_tune.head_epochs) would train nothing; unfreeze the head (the layers "
             "after the pretrained part)")))
-    groups = _groups_by_scale(training, freezing.scale, base_lr)
-    if not any(group["lr"] == base_lr for group in groups):
-        groups.insert(0, {"params": [], "lr": base_lr})
-    groups.sort(key=lambda group: group["lr"] != base_lr)  # stable: the base rate first
+    groups = _base_first(_groups_by_scale(training, freezing.scale, base_lr), base_lr)
     unfrozen = [p for p in freezing.parameters if id(p) in later]
     groups += _groups_by_scale(unfrozen, freezing.scale, base_lr, schedule.lr_factor)
     return groups
@@ -358,10 +362,6 @@ def setup_training(trainer) -> list:
 
     project = trainer.project
     trainer.unfrozen_now = None
-    if project.discriminator is not None and _sets_training(project.discriminator):
-        trainer.notes.append("the discriminator's frozen layers and lr multipliers are not applied "
-                             "(only the generator's are): all of the discriminator trains at its "
-                             "optimizer's rate")
     if project.training.fine_tune is None and not _sets_training(project.model):
         trainer.freezing = trainer.fine_tune = None  # as before these settings existed
         return list(trainer.model.parameters())
@@ -397,3 +397,29 @@ def start_epoch(trainer, epoch_index: int) -> None:
             import torch
 
             trainer._train_model = torch.compile(trainer._train_model)
+
+
+def discriminator_parameters(trainer, discriminator: nn.Module, optimizer) -> tuple[list, bool]:
+    """A GAN's discriminator, frozen as its section says: the parameters (or
+    groups, at its optimizer's rate times each multiplier) for its optimizer,
+    and whether it has frozen parts (``frozen_modes`` after each ``.train()``).
+    Its frozen layers stay frozen for the whole run: the fine-tune schedule
+    unfreezes the generator's."""
+    from ..registry import OPTIMIZERS
+
+    project = trainer.project
+    if project.discriminator is None or not _sets_training(project.discriminator):
+        return list(discriminator.parameters()), False
+    freezing = apply_freezing(discriminator, project, "discriminator")
+    training = [p for p in freezing.parameters if not freezing.frozen.get(id(p))]
+    if freezing.parameters and not training:
+        raise ProjectError(Problem("discriminator.layers", (
+            "every layer of the discriminator is frozen: it would not learn, and the generator "
+            "learns only against it; unfreeze its last layers")))
+    if project.training.fine_tune is not None and freezing.units():
+        note = ("training.fine_tune unfreezes the generator's frozen layers; the discriminator's stay "
+                "frozen for the whole run")
+        if note not in trainer.notes:
+            trainer.notes.append(note)
+    base_lr = float(OPTIMIZERS.get(optimizer.type).resolve(optimizer.params)["lr"])
+    return _base_first(_groups_by_scale(training, freezing.scale, base_lr), base_lr), bool(freezing.units())

@@ -344,6 +344,7 @@ class Gan(TaskLogic):
     def setup(self) -> None:
         from .build import analyze, build
         from .components import make_optimizer
+        from .freezing import discriminator_parameters
 
         trainer = self.trainer
         project = trainer.project
@@ -360,7 +361,8 @@ class Gan(TaskLogic):
         component = project.training.discriminator_optimizer or Component(
             DEFAULT_DISCRIMINATOR_OPTIMIZER["type"], dict(DEFAULT_DISCRIMINATOR_OPTIMIZER["params"]))
         self.d_optimizer_type = component.type
-        self.d_optimizer = make_optimizer(component, self.discriminator.parameters(), fused=True)
+        parameters, self.d_frozen = discriminator_parameters(trainer, self.discriminator, component)
+        self.d_optimizer = make_optimizer(component, parameters, fused=True)
         self.d_scaler = torch.amp.GradScaler("cuda") if trainer.scaler is not None else None
         self.bce = nn.BCEWithLogitsLoss()
         n = int(self.params["samples"])
@@ -465,6 +467,10 @@ class Gan(TaskLogic):
         self._sums = torch.zeros(4, device=self.trainer.device, dtype=torch.float64)
         self._seen = 0
         self.discriminator.train()
+        if self.d_frozen:
+            from .freezing import frozen_modes
+
+            frozen_modes(self.discriminator)  # BatchNorm of its frozen layers keeps its statistics
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         trainer = self.trainer
@@ -576,9 +582,9 @@ class Gan(TaskLogic):
                                   "not a GAN's (start a new run)")
         check_weights(state["discriminator"], self.discriminator.state_dict(),
                       "the checkpoint's discriminator")
-        check_optimizer(state.get("discriminator_optimizer"), self.d_optimizer,
-                        state.get("discriminator_optimizer_type"), self.d_optimizer_type,
-                        OPTIMIZER_CLASSES)
+        self.trainer.notes += check_optimizer(state.get("discriminator_optimizer"), self.d_optimizer,
+                                              state.get("discriminator_optimizer_type"),
+                                              self.d_optimizer_type, OPTIMIZER_CLASSES)
         if self.d_scaler is not None and state.get("discriminator_scaler") is not None:
             check_state_like(state["discriminator_scaler"], self.d_scaler.state_dict(),
                              "the discriminator's gradient scaler's state")

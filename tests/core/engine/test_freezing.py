@@ -186,3 +186,36 @@ def test_training_memory_counts_frozen_layers_only_when_a_schedule_unfreezes_the
     assert "gradients 1.29 KB, Adam state 2.58 KB" in need().message
     project.training.fine_tune = {"head_epochs": 1}
     assert "gradients 9.41 KB, Adam state 18.83 KB" in need().message
+
+
+def test_a_gans_frozen_discriminator_layers_do_not_train_and_its_multipliers_apply():
+    from guidl.spec import Project
+
+    adam = {"type": "Adam", "params": {"lr": 0.001, "betas": [0.5, 0.999]}}
+    project = Project.from_dict({
+        "format": "guidl-project", "version": 4, "name": "gan",
+        "task": {"type": "gan", "params": {"noise_dim": 8, "samples": 16}},
+        "model": {"layers": [{"type": "Linear", "params": {"out_features": 64}}, {"type": "Tanh"},
+                             {"type": "Unflatten", "params": {"dim": 1, "unflattened_size": [1, 8, 8]}}]},
+        "discriminator": {"layers": [
+            {"type": "Flatten"}, {"type": "Linear", "params": {"out_features": 32}, "frozen": True},
+            {"type": "BatchNorm1d", "frozen": True}, {"type": "LeakyReLU", "params": {"negative_slope": 0.2}},
+            {"type": "Linear", "params": {"out_features": 16}, "lr_multiplier": 0.5},
+            {"type": "Linear", "params": {"out_features": 1}}]},
+        "data": {"dataset": "digits", "params": {}, "val_fraction": 0.1, "batch_size": 128},
+        "training": {"loss": {"type": "BCEWithLogitsLoss", "params": {}}, "optimizer": adam,
+                     "discriminator_optimizer": adam, "scheduler": None, "epochs": 1, "device": "cpu",
+                     "seed": 0}})
+    trainer = Trainer(project)
+    trainer.setup()
+    discriminator = trainer.task.discriminator
+    before = {k: v.clone() for k, v in discriminator.state_dict().items()}
+    groups = [(group["lr"], sum(p.numel() for p in group["params"]))
+              for group in trainer.task.d_optimizer.param_groups]
+    assert groups == [(0.001, 16 + 1), (0.0005, 32 * 16 + 16)]  # the frozen layers in no group
+    trainer.fit()
+    after = discriminator.state_dict()
+    for key in ("1.weight", "1.bias", "2.weight", "2.bias", "2.running_mean", "2.running_var"):
+        assert torch.equal(after[key], before[key]), key  # BatchNorm's statistics included
+    assert not torch.equal(after["4.weight"], before["4.weight"])
+    assert not any("not applied" in note for note in trainer.notes)
