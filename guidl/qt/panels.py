@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..registry import (
-    DATASETS, DEFAULT_DISCRIMINATOR_OPTIMIZER, EARLY_STOPPING, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS,
+    AUGMENT, DATASETS, DEFAULT_DISCRIMINATOR_OPTIMIZER, EARLY_STOPPING, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS,
     Catalogue,
 )
 from ..registry.backbones import BACKBONES, preprocessing_for
@@ -74,7 +74,13 @@ def preprocessing_text(project) -> str | None:
     return (f"<b>Preprocessing</b> ({source}): resize {values['resize']} · center crop {values['crop']} · "
             f"mean {_numbers(values['mean'])} · std {_numbers(values['std'])}"
             + (f" · {values['interpolation']}" if values.get("interpolation") != "bilinear" else "")
-            + (". The dataset's image_size gives way to it." if project.data.dataset == "image_folder" else ""))
+            + (". The dataset's image_size and grayscale give way to it (their fields are off)."
+               if project.data.dataset == "image_folder" else ""))
+
+
+#: image_folder's parameters that a backbone taking the model's input overrides
+#: (its preprocessing resizes and crops, and it takes colour images).
+BACKBONE_DECIDES = ("image_size", "grayscale")
 
 
 def input_backbone(project) -> tuple[str, dict] | None:
@@ -387,16 +393,11 @@ class DataPanel(QWidget):
         split_form.addRow("Uneven classes", self.balance_choice)
         self.augment = QGroupBox("Augmentation (images, training only)")
         self.augment.setCheckable(True)
-        augment_form = QFormLayout(self.augment)
-        self.crop = SpinBox()
-        self.crop.setRange(0, 64)
-        self.flip = QCheckBox("mirror left to right")
-        self.rotation = DoubleSpinBox()
-        self.rotation.setRange(0, 180)
-        self.rotation.setSuffix("°")
-        augment_form.addRow("Random crop padding", self.crop)
-        augment_form.addRow("Flip", self.flip)
-        augment_form.addRow("Rotation up to", self.rotation)
+        # Every AUGMENT parameter, from its Entry: a key the form had no field for
+        # would be dropped by the next edit.
+        self.augment_form = ParamForm()
+        self.augment_form.bind(document, "data.augment.")
+        QVBoxLayout(self.augment).addWidget(self.augment_form)
         self.load_button = QPushButton("Load and preview")
         self.message = message_label()
         for widget in (box, split, self.augment, self.load_button, self.message):
@@ -463,17 +464,14 @@ class DataPanel(QWidget):
         self.val_fraction.valueChanged.connect(
             lambda v: document.apply(lambda p: setattr(p.data, "val_fraction", round(v, 4)),
                                      "Set validation fraction", merge_key="data.val_fraction"))
-        self.augment.toggled.connect(lambda on: self._augment_changed(None))
-        self.crop.valueChanged.connect(lambda v: self._augment_changed("crop_padding"))
-        self.rotation.valueChanged.connect(lambda v: self._augment_changed("rotation"))
-        self.flip.toggled.connect(lambda on: self._augment_changed("hflip"))
+        self.augment.toggled.connect(self._augment_toggled)
+        self.augment_form.param_changed.connect(self._augment_param_changed)
         self.load_button.clicked.connect(self.load_requested)
         self.balance_choice.currentIndexChanged.connect(self._balance_changed)
         document.commit_requested.connect(self._commit_edits)
 
     def _commit_edits(self) -> None:
-        for spin in (self.val_fraction, self.crop, self.rotation):
-            spin.interpretText()
+        self.val_fraction.interpretText()
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().changeEvent(event)
@@ -504,17 +502,37 @@ class DataPanel(QWidget):
         value = self.balance_choice.itemData(index)
         self.document.apply(lambda p: setattr(p.data, "balance", value), f"Set class balance to {value}")
 
-    def _augment_changed(self, field: str | None) -> None:
-        """``field`` is the setting that changed; None for the on/off switch
-        (which never merges with other steps)."""
-        settings = None
-        if self.augment.isChecked():
-            settings = {"crop_padding": self.crop.value(), "hflip": self.flip.isChecked(),
-                        "rotation": float(self.rotation.value())}
-        self.document.apply(lambda p: setattr(p.data, "augment", settings),
-                            f"Set augmentation {field}" if field else "Turn augmentation "
-                            + ("on" if settings else "off"),
-                            merge_key=f"data.augment.{field}" if field else None)
+    def _show_backbone_decides(self, entry) -> None:
+        """image_folder's image_size and grayscale are off while a pretrained
+        backbone takes the model's input: its preprocessing decides them."""
+        found = input_backbone(self.document.project) if entry.name == "image_folder" else None
+        for name in BACKBONE_DECIDES:
+            param = entry.param(name) if any(p.name == name for p in entry.params) else None
+            if param is None:
+                continue
+            widget = self.form.editor(name)
+            label = self.form.layout_.labelForField(widget.parentWidget())  # the row's name
+            tip = (f"{param.help}\nDefault: {format_value(param.default)}" if found is None else
+                   f"Not used: the model starts with {found[0]}, whose preprocessing resizes and "
+                   f"crops the images and takes them in colour (see Preprocessing)")
+            for item in (widget, label):
+                if item is not None:
+                    item.setEnabled(found is None)
+                    item.setToolTip(tip)
+
+    def _augment_toggled(self, on: bool) -> None:
+        """On: every setting at its default (an empty ``data.augment``); off: None."""
+        self.document.apply(lambda p: setattr(p.data, "augment", {} if on else None),
+                            "Turn augmentation " + ("on" if on else "off"))
+
+    def _augment_param_changed(self, name: str, value) -> None:
+        """Only the key edited changes: the others stay as the project has them."""
+        def edit(project) -> None:
+            settings = dict(project.data.augment or {})
+            apply_param(settings, name, value)
+            project.data.augment = settings
+
+        self.document.apply(edit, f"Set augmentation {name}", merge_key=f"data.augment.{name}")
 
     def sync(self) -> None:
         data = self.document.project.data
@@ -522,12 +540,12 @@ class DataPanel(QWidget):
         entry = DATASETS.get(data.dataset)
         self.help.setText(entry.help)
         self.form.set_entry(entry, data.params)
+        self._show_backbone_decides(entry)
         _block(self.val_fraction, self.val_fraction.setValue, data.val_fraction)
-        augment = data.augment or {}
         _block(self.augment, self.augment.setChecked, data.augment is not None)
-        _block(self.crop, self.crop.setValue, int(augment.get("crop_padding", 0)))
-        _block(self.flip, self.flip.setChecked, bool(augment.get("hflip", False)))
-        _block(self.rotation, self.rotation.setValue, float(augment.get("rotation", 0.0)))
+        if data.augment is None:  # turned off (or undone): a refused value typed there goes too
+            self.augment_form.discard_edits()
+        self.augment_form.set_entry(AUGMENT, data.augment or {})
         self.augment.setEnabled(entry.info.get("modality") in ("image", "array"))
         _block(self.balance_choice, self.balance_choice.setCurrentIndex,
                max(0, self.balance_choice.findData(data.balance)))
