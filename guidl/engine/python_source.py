@@ -1,5 +1,9 @@
 """Python source for a trained model: a module that needs only torch and
-safetensors, and an optional standalone training script.
+safetensors (and torchvision for a backbone or image preprocessing), and an
+optional standalone training script that trains it further from its exported
+weights, with the run's frozen layers, learning-rate multipliers and class
+balancing (the tables ``FROZEN``, ``LR_MULTIPLIERS``, ``BALANCE``; parameter
+names from the built model, as literals).
 
 The source is made from text that may come from anyone (a project, a bundle
 or a run folder someone sent): its name, class names, parameters, file
@@ -51,6 +55,8 @@ from ..registry import LAYERS, LOSSES, OPTIMIZERS, REQUIRED
 from ..registry.backbones import BACKBONES, OUTPUTS
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from ..registry import Catalogue
     from .build import ModelReport
     from .export import TrainedModel
@@ -574,6 +580,68 @@ class _GraphWriter:
         return init, forward
 
 
+def _uniform_prefixes(module: nn.Module, value_of, default) -> dict[str, Any]:
+    """``{name: value}`` for the largest submodules (by their names in the
+    state dict) whose parameters all have the same value other than
+    ``default``, and for single parameters where they differ."""
+    found: dict[str, Any] = {}
+
+    def visit(name: str, part: nn.Module) -> None:
+        values = {value_of(parameter) for parameter in part.parameters()}
+        if len(values) == 1:
+            value = values.pop()
+            if value != default:
+                found[name] = value
+            return
+        for own, parameter in part.named_parameters(recurse=False):
+            if value_of(parameter) != default:
+                found[f"{name}.{own}" if name else own] = value_of(parameter)
+        for child, sub in part.named_children():
+            visit(f"{name}.{child}" if name else child, sub)
+
+    visit("", module)
+    return found
+
+
+def _training_settings(model: "TrainedModel") -> tuple[list[str], dict[str, float]]:
+    """The parameters that stay frozen and the learning-rate multipliers, as
+    guidl's trainer left them at the end of the run: a fine-tune schedule's
+    unfrozen parts train at ``lr_factor`` times their rate (its head epochs
+    are over), the parts it never unfroze stay frozen."""
+    from .freezing import FineTune, Freezing
+
+    project = model.project
+    try:
+        freezing = Freezing(model.module, project.model)
+        schedule = FineTune(freezing, project, epochs=project.training.epochs)
+    except ValueError as error:
+        raise SourceError(f"the frozen layers cannot be placed: {error}") from None
+    unfrozen = set()
+    if schedule.active and schedule.head_epochs < schedule.epochs:
+        unfrozen = {id(p) for unit in schedule.to_unfreeze for p in unit.parameters}
+
+    def frozen(parameter: nn.Parameter) -> bool:
+        return bool(freezing.frozen.get(id(parameter))) and id(parameter) not in unfrozen
+
+    def scale(parameter: nn.Parameter) -> float:
+        factor = schedule.lr_factor if id(parameter) in unfrozen else 1.0
+        return float(freezing.scale.get(id(parameter), 1.0)) * factor
+
+    return (sorted(_uniform_prefixes(model.module, frozen, False)),
+            dict(sorted(_uniform_prefixes(model.module, scale, 1.0).items())))
+
+
+def _balance(model: "TrainedModel", loss: str) -> str:
+    """``data.balance`` as the trainer applied it: classification only, class
+    weights only in a loss that takes them."""
+    balance = model.project.data.balance
+    if balance not in ("class_weights", "sampler") or model.task != "classification":
+        return "none"
+    if balance == "class_weights" and loss not in ("CrossEntropyLoss", "NLLLoss"):
+        return "none"
+    return balance
+
+
 def training_source(model: "TrainedModel", module_name: str) -> str:
     problem = module_name_problem(module_name)
     if problem:
@@ -583,8 +651,20 @@ def training_source(model: "TrainedModel", module_name: str) -> str:
     optimizer = identifier(training.optimizer.type, OPTIMIZERS)
     if not isinstance(training.loss.params, dict) or not isinstance(training.optimizer.params, dict):
         raise SourceError("the loss's or optimizer's parameters are not an object")
-    return f'''"""Trains the model of the module beside this script on arrays in an
-.npz file (x, y). A standalone script written by guidl: torch and numpy only.
+    base_lr = OPTIMIZERS.get(optimizer).resolve(training.optimizer.params).get("lr")
+    if isinstance(base_lr, bool) or not isinstance(base_lr, (int, float)):
+        raise SourceError("the optimizer's learning rate is not a number")
+    frozen, multipliers = _training_settings(model)
+    types = {layer.type for layer in model.report.all_layers()}
+    needs = ("torch, torchvision, safetensors and numpy"
+             if _uses_backbone(types) or model.preprocessing is not None else "torch, safetensors and numpy")
+    return f'''"""Trains the model of the module beside this script further on arrays in
+an .npz file (x, y), starting from its exported weights (the module's load()).
+As at the end of guidl's run: parameters under FROZEN stay frozen (BatchNorm
+inside them keeps its running statistics), those under LR_MULTIPLIERS learn
+at the optimizer's rate times their number, and BALANCE evens out unequal
+classes. A plain loop: no scheduler, early stopping or gradient clipping.
+A standalone script written by guidl: needs {needs}, not guidl.
 
 Usage: python THIS_SCRIPT.py data.npz [epochs]
 """
@@ -595,26 +675,67 @@ import numpy as np
 import torch
 from torch import nn
 
-from {module_name} import Model, preprocess
+from {module_name} import CLASS_NAMES, load, preprocess
 
 LOSS = nn.{loss}(**{literal(training.loss.params)})
 OPTIMIZER = torch.optim.{optimizer}
 OPTIMIZER_ARGS = {literal(training.optimizer.params, tuples=True)}
+BASE_LR = {literal(float(base_lr))}
 EPOCHS = {literal(int(training.epochs))}
 BATCH_SIZE = {literal(int(model.project.data.batch_size))}
 SEED = {literal(int(training.seed))}
 RETRAINED = {literal(module_name + "_retrained.safetensors")}
+# Parameters under these names (the weights file's keys) do not train.
+FROZEN = {literal(frozen)}
+# Parameters under these names learn at BASE_LR times the number.
+LR_MULTIPLIERS = {literal(multipliers)}
+# "class_weights": the loss weighs each class by n / (classes * count);
+# "sampler": each epoch draws samples (with replacement) class-balanced.
+BALANCE = {literal(_balance(model, loss))}
+
+
+def _under(name, prefixes):
+    return any(not prefix or name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
+
+
+def make_optimizer(model):
+    """Freeze FROZEN; one parameter group per learning rate for the rest."""
+    groups = {{}}
+    for name, parameter in model.named_parameters():
+        if _under(name, FROZEN):
+            parameter.requires_grad_(False)
+            continue
+        scale = next((m for prefix, m in LR_MULTIPLIERS.items() if _under(name, [prefix])), 1.0)
+        groups.setdefault(scale, []).append(parameter)
+    if not groups:
+        raise SystemExit("every parameter is frozen: nothing would train")
+    return OPTIMIZER([{{"params": params, "lr": BASE_LR * scale}} for scale, params in groups.items()],
+                     **OPTIMIZER_ARGS)
+
+
+def train_mode(model):
+    model.train()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and _under(name, FROZEN):
+            module.eval()
 
 
 def main(path, epochs=EPOCHS):
     torch.manual_seed(SEED)
     with np.load(path, allow_pickle=False) as arrays:
         x, y = preprocess(arrays["x"]), torch.as_tensor(arrays["y"])
-    model = Model()
-    optimizer = OPTIMIZER(model.parameters(), **OPTIMIZER_ARGS)
+    model = load()
+    optimizer = make_optimizer(model)
+    if BALANCE != "none":
+        counts = torch.bincount(y, minlength=len(CLASS_NAMES or ())).clamp(min=1).to(torch.float32)
+        if BALANCE == "class_weights":
+            LOSS.weight = len(y) / (len(counts) * counts)
     for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(x))
+        train_mode(model)
+        if BALANCE == "sampler":
+            order = torch.multinomial((1 / counts)[y], len(x), replacement=True)
+        else:
+            order = torch.randperm(len(x))
         total = 0.0
         for start in range(0, len(x), BATCH_SIZE):
             index = order[start:start + BATCH_SIZE]

@@ -176,6 +176,34 @@ def test_python_export_builds_the_backbone_and_preprocesses_images(model, photo,
     assert torch.allclose(got, expected, atol=1e-5)
 
 
+def test_the_training_script_trains_the_head_on_the_exported_frozen_backbone(model, tmp_path):
+    """The backbone is not retrained from random weights: the script starts
+    from the exported ones and keeps the frozen backbone (and its BatchNorm
+    statistics) as it is, while the head learns."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    export(model, "python", tmp_path / "photo_model.py", training_script=True)
+    script = (tmp_path / "photo_model_train.py").read_text(encoding="utf-8")
+    assert "torchvision" in script.split('"""')[1]
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "photos.npz", x=rng.integers(0, 256, (6, 3, 70, 80), dtype=np.uint8),
+             y=np.array([0, 1] * 3))
+    code = "import sys; sys.modules['guidl'] = None\nimport photo_model_train\nphoto_model_train.main('photos.npz', 1)\n"
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "epoch 1/1  loss" in result.stdout
+    exported = load_file(tmp_path / "photo_model.safetensors")
+    retrained = load_file(tmp_path / "photo_model_retrained.safetensors")
+    backbone = [key for key in exported if key.startswith("0.")]
+    assert any("running_mean" in key for key in backbone)
+    assert all(torch.equal(retrained[key], exported[key]) for key in backbone)
+    assert not torch.equal(retrained["1.weight"], exported["1.weight"])
+
+
 def test_python_export_refuses_a_backbone_outside_the_catalogue(model):
     from guidl.engine.python_source import SourceError, python_source
 

@@ -228,3 +228,62 @@ def test_any_text_as_name_or_class_names_changes_only_string_values(moons, name,
     compile(text, "m.py", "exec")  # compiling runs nothing
     assert _skeleton(text) == _skeleton(python_source(reference, "m.safetensors"))
     assert _constant(text, "NAME") == name and _constant(text, "CLASS_NAMES") == classes
+
+
+def _transfer_moons(moons, **fine_tune):
+    """Moons with its first Linear frozen, the last learning at 10x, class
+    weights, and optionally a fine-tune schedule (the same built network)."""
+    model = copy.copy(moons)
+    model.project = moons.project.copy()
+    model.project.model.layers[0].frozen = True
+    model.project.model.layers[4].lr_multiplier = 10.0
+    model.project.data.balance = "class_weights"
+    model.project.training.fine_tune = fine_tune or None
+    model.project.training.epochs = 3
+    model.task = "classification"
+    return model
+
+
+def test_the_training_script_continues_from_the_weights_with_frozen_layers_and_multipliers(moons, tmp_path):
+    import subprocess
+    import sys
+
+    import numpy as np
+    from safetensors.torch import load_file
+
+    export(_transfer_moons(moons), "python", tmp_path / "tl.py", training_script=True)
+    script = (tmp_path / "tl_train.py").read_text(encoding="utf-8")
+    assert _constant(script, "FROZEN") == ["0"]
+    assert _constant(script, "LR_MULTIPLIERS") == {"4": 10.0}
+    assert _constant(script, "BALANCE") == "class_weights"
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", x=rng.normal(size=(40, 2)).astype(np.float32),
+             y=(np.arange(40) < 30).astype(np.int64))
+    code = ("import sys; sys.modules['guidl'] = None\nimport tl_train\n"
+            "model = tl_train.load()\noptimizer = tl_train.make_optimizer(model)\n"
+            "print(sorted(g['lr'] for g in optimizer.param_groups))\n"
+            "print(sorted(n for n, p in model.named_parameters() if not p.requires_grad))\n"
+            "tl_train.main('data.npz', 2)\nprint(tl_train.LOSS.weight.tolist())\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    base = moons.project.training.optimizer.params["lr"]
+    assert lines[0] == str(sorted([base, base * 10]))
+    assert lines[1] == str(["0.bias", "0.weight"])
+    assert ast.literal_eval(lines[-1]) == pytest.approx([40 / (2 * 10), 40 / (2 * 30)])
+    exported, retrained = load_file(tmp_path / "tl.safetensors"), load_file(tmp_path / "tl_retrained.safetensors")
+    assert torch.equal(retrained["0.weight"], exported["0.weight"])  # started from it and kept it
+    assert not torch.equal(retrained["4.weight"], exported["4.weight"])
+
+
+def test_the_training_script_keeps_a_fine_tune_schedule_s_end_state(moons):
+    unfrozen = training_source(_transfer_moons(moons, head_epochs=1, unfreeze="all", lr_factor=0.5), "m")
+    assert _constant(unfrozen, "FROZEN") == []
+    assert _constant(unfrozen, "LR_MULTIPLIERS") == {"0": 0.5, "4": 10.0}
+    # The run ended in its head epochs: nothing was unfrozen.
+    head_only = training_source(_transfer_moons(moons, head_epochs=3, unfreeze="all"), "m")
+    assert _constant(head_only, "FROZEN") == ["0"]
+    plain = training_source(moons, "m")
+    assert _constant(plain, "FROZEN") == [] and _constant(plain, "LR_MULTIPLIERS") == {}
+    assert "torchvision" not in plain.split('"""')[1]
