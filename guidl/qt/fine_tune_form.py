@@ -22,6 +22,12 @@ UNFREEZE_TIP = ("What joins training after the head epochs, counted from the end
                 "a frozen backbone's stages (a ResNet has 4 and its stem), then other frozen layers")
 
 
+def frozen_parts(count: int) -> str:
+    """What ``unfreeze: count`` counts, as the notes call them."""
+    return ("1 frozen part (a backbone stage or a frozen layer)" if count == 1 else
+            f"{count} frozen parts (backbone stages or frozen layers)")
+
+
 def parse_lr_factor(text: str) -> tuple[object, str | None]:
     """The factor typed (empty: the default 0.1), or why it is refused."""
     text = text.strip()
@@ -56,13 +62,16 @@ class FineTuneForm(QGroupBox):
         self.unfreeze.setToolTip(UNFREEZE_TIP)
         self.units = SpinBox()
         self.units.setRange(1, 1_000_000)
-        self.units.setSuffix(" units")
+        # Beside the box, not its suffix: a suffix changed while typing would move the cursor.
+        self.units_name = QLabel("frozen parts")
+        self.units_name.setToolTip(UNFREEZE_TIP)
         self.units.setToolTip(UNFREEZE_TIP)
         unfreeze_row = QWidget()
         row = QHBoxLayout(unfreeze_row)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.unfreeze, 1)
         row.addWidget(self.units)
+        row.addWidget(self.units_name)
         self.lr_field = TextField(document, "training.fine_tune.lr_factor", parse_lr_factor,
                                   lambda value: self._set("lr_factor", value))
         self.lr_factor = self.lr_field.edit
@@ -79,6 +88,7 @@ class FineTuneForm(QGroupBox):
         self.head_epochs.valueChanged.connect(lambda value: self._set("head_epochs", value))
         self.unfreeze.currentIndexChanged.connect(lambda _index: self._unfreeze_changed())
         self.units.valueChanged.connect(lambda _value: self._unfreeze_changed())
+        self.units.valueChanged.connect(self._show_units_suffix)
         for spin in (self.head_epochs, self.units):
             spin.editingFinished.connect(lambda spin=spin: spin.lineEdit().setModified(False))
         document.commit_requested.connect(self._commit_edits)
@@ -105,7 +115,11 @@ class FineTuneForm(QGroupBox):
     def _unfreeze_changed(self) -> None:
         last = self.unfreeze.currentData() == "last"
         self.units.setEnabled(last)
+        self.units_name.setEnabled(last)
         self._set("unfreeze", self.units.value() if last else ALL)
+
+    def _show_units_suffix(self, value: int) -> None:
+        self.units_name.setText("frozen part" if value == 1 else "frozen parts")
 
     def _commit_edits(self) -> None:
         for spin in (self.head_epochs, self.units):
@@ -140,7 +154,9 @@ class FineTuneForm(QGroupBox):
             self.unfreeze.setCurrentIndex(0 if unfreeze == ALL else 1)
         if unfreeze != ALL:
             self._show_spin(self.units, int(unfreeze))
+        self._show_units_suffix(self.units.value())
         self.units.setEnabled(unfreeze != ALL)
+        self.units_name.setEnabled(unfreeze != ALL)
         self.lr_field.show(format_value(values.get("lr_factor", 0.1)))
         self.note.setText(self.explain(settings))
 
@@ -150,11 +166,14 @@ class FineTuneForm(QGroupBox):
         if settings is None:
             return ""
         epochs, head = project.training.epochs, int(settings["head_epochs"])
-        what = "every frozen layer" if settings["unfreeze"] == ALL else f"the last {settings['unfreeze']} units"
+        unfreeze = settings["unfreeze"]
+        what = "all frozen layers" if unfreeze == ALL else f"the last {frozen_parts(int(unfreeze))}"
         frozen = any(layer.frozen for model in project.networks().values()
                      for layer in [*model.layers, *(x for b in model.blocks.values() for x in b.layers)])
-        text = (f"Epochs 1–{head} train the unfrozen layers; from epoch {head + 1} {what} train too, "
-                f"at the learning rate × {format_value(settings['lr_factor'])}.")
+        first = "Epoch 1 trains" if head == 1 else f"Epochs 1–{head} train"
+        text = (f"{first} only the layers that are not frozen (the new head); from epoch {head + 1} {what} "
+                f"train{'s' if unfreeze == 1 else ''} too, at the learning rate × "
+                f"{format_value(settings['lr_factor'])}.")
         if head >= epochs:
             text += f" The run has {epochs} epochs: it ends before anything is unfrozen."
         if not frozen:

@@ -28,7 +28,9 @@ def test_the_fine_tune_group_saves_what_it_shows(window, qtbot):
              "unfreeze": form.units.value() if form.unfreeze.currentData() == "last" else "all",
              "lr_factor": float(form.lr_factor.text())}
     assert shown == saved
-    assert "from epoch 3 the last 2 units" in form.note.text()
+    assert "from epoch 3 the last 2 frozen parts (backbone stages or frozen layers) train too" in form.note.text()
+    assert "Epochs 1–2 train only the layers that are not frozen (the new head)" in form.note.text()
+    assert form.units_name.text() == "frozen parts"
     # A refused factor stays marked, the project keeps 0.05, and Train waits.
     _type(qtbot, form.lr_factor, "0")
     document.commit_edits()
