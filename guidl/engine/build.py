@@ -118,10 +118,12 @@ def training_memory(report: "ModelReport", optimizer: Component, batch_size: int
     params = entry.resolve(optimizer.params)
     copies = entry.info.get("state", 0) + sum(
         count for name, count in entry.info.get("state_if", {}).items() if params.get(name))
+    # A given ``trainable`` is a schedule's: the layers it unfreezes keep their activations then.
+    activations = report.activation_bytes(batch_size, all_trainable=trainable is not None)
     trainable = (report.trainable_params if trainable is None else trainable) * BYTES_PER_PARAM
     return TrainingMemory(weights=report.weight_bytes, gradients=trainable,
                           optimizer_state=copies * trainable, optimizer=entry.name,
-                          activations=report.activation_bytes(batch_size), batch_size=batch_size)
+                          activations=activations, batch_size=batch_size)
 
 
 def check_training_memory(project: Project, report: "ModelReport", device: "str | torch.device | None" = None,
@@ -183,6 +185,9 @@ class LayerReport:
     #: For a block use: how many times it repeats, and the report of each repetition.
     repeat: int = 1
     blocks: list["ModelReport"] = field(default_factory=list)
+    #: Bytes per sample that training keeps inside the layer besides its output
+    #: (a pretrained backbone's inner activations; 0 for a plain layer).
+    inner_activation_bytes: int = 0
 
     @property
     def label(self) -> str:
@@ -244,17 +249,29 @@ class ModelReport:
     def weight_bytes(self) -> int:
         return self.total_params * BYTES_PER_PARAM
 
-    def activation_bytes(self, batch_size: int = 1) -> int:
-        """Bytes of the outputs of all layers for one forward pass (what
-        backpropagation keeps), a rough guide to training memory."""
+    def activation_bytes(self, batch_size: int = 1, *, all_trainable: bool = False) -> int:
+        """Bytes of the outputs of all layers for one forward pass, plus what
+        a backbone keeps inside (what backpropagation keeps), a rough guide
+        to training memory. A layer no gradient reaches (frozen, and only
+        frozen or weightless layers before it) keeps nothing inside; one
+        with a gradient is counted as if trainable, though backpropagating
+        through a frozen layer keeps less. ``all_trainable``: count every
+        layer as trainable (a fine-tune schedule unfreezes them later)."""
         total = 0 if self.input_shape is None else math.prod(self.input_shape) * 4
+        gradient: list[bool] = []  # per layer: whether a gradient reaches it
         for layer in self.layers:
+            into = all_trainable or any(gradient[i] for i in layer.inputs if 0 <= i < len(gradient))
+            gradient.append(into or layer.trainable_count > 0)
             if layer.blocks:
-                total += sum(block.activation_bytes() - (
+                # A repetition's gradient flows back into the one before: counted as reached.
+                reached = into or layer.trainable_count > 0
+                total += sum(block.activation_bytes(all_trainable=reached) - (
                     0 if block.input_shape is None else math.prod(block.input_shape) * 4)
                     for block in layer.blocks)
             elif layer.output_shape is not None:
                 total += math.prod(layer.output_shape) * 4
+                if gradient[-1]:
+                    total += layer.inner_activation_bytes
         return total * batch_size
 
     def all_layers(self):
@@ -643,7 +660,7 @@ def _substituted_problem(entry: Entry, spec: Layer) -> tuple[str, str | None] | 
 _ANALYSED: "collections.OrderedDict[tuple, tuple]" = collections.OrderedDict()
 _ANALYSED_SIZE = 8192
 _REMEMBERED = ("params", "output_shape", "output_dtype", "param_count", "trainable_count", "error",
-               "fix", "fix_action", "warnings")
+               "fix", "fix_action", "warnings", "inner_activation_bytes")
 
 
 def _cache_key(index: int, entry: Entry, spec: Layer, layer: LayerReport, shapes, dtypes,
@@ -961,6 +978,9 @@ def _analyze_layer(index: int, entry: Entry, spec: Layer, layer: LayerReport,
         layer.fix = "make kernel_size or stride smaller, or add padding"
         return None, None, dtype
     layer.output_shape = out_shape
+    if entry.info.get("backbone"):
+        from .activations import saved_activation_bytes
+        layer.inner_activation_bytes = saved_activation_bytes(module, shape, torch_dtype)
     out_dtype = "int64" if out.dtype == torch.int64 else "float32"
     return module, out_shape, out_dtype
 

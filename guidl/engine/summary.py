@@ -64,9 +64,11 @@ def summary_text(report: ModelReport, name: str = "") -> str:
         lines.append(f"Frozen params: {report.frozen_params:,} in "
                      + ", ".join(f"#{layer.index} ({layer.id or layer.type})" for layer in frozen)
                      + " (they do not train)")
+    activations, unfrozen = report.activation_bytes(), report.activation_bytes(all_trainable=True)
     lines += [
-        f"Input dtype: {report.input_dtype}; activations per sample: "
-        f"{format_bytes(report.activation_bytes())}",
+        f"Input dtype: {report.input_dtype}; activations per sample: {format_bytes(activations)}"
+        # Frozen layers that no gradient reaches keep nothing inside while training.
+        + (f" ({format_bytes(unfrozen)} with every layer trainable)" if unfrozen != activations else ""),
     ]
     unused = [layer for layer in report.unused() if layer.error is None]
     if unused:
