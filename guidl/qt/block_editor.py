@@ -368,7 +368,9 @@ class BlockEditor(QDialog):
         self.wiring = WiringFields(document, self._key("layer"), lambda: self.layers,
                                    self.stack.selected_layer,
                                    lambda index, value: self.edits.rename_id(index, value, block=self.block),
-                                   lambda index, ids: self.edits.set_inputs(index, ids, block=self.block))
+                                   lambda index, ids: self.edits.set_inputs(index, ids, block=self.block),
+                                   lambda index, key, value: self.edits.set_option(index, key, value,
+                                                                                   block=self.block))
         self.wiring.inputs_field.edit.setToolTip(self.wiring.inputs_field.edit.toolTip().replace(
             "the model's input", "the block's input"))
         self.wiring_form = QWidget()
@@ -383,6 +385,8 @@ class BlockEditor(QDialog):
         self.repeat.valueChanged.connect(self._repeat_changed)
         wiring_layout.addRow("repeat", self.repeat)
         self.repeat_row = [self.repeat, wiring_layout.labelForField(self.repeat)]
+        wiring_layout.addRow("frozen", self.wiring.frozen)
+        wiring_layout.addRow("lr multiplier", self.wiring.lr_field.widget)
         self.layer_form = LinkedParamForm()
         self.layer_form.bind(document, lambda: self._key(f"layer {self.stack.selected_layer()}") + " · ")
         self.layer_form.param_changed.connect(self._layer_param_changed)
@@ -505,6 +509,7 @@ class BlockEditor(QDialog):
         self.stack.table._reset()
         self.help_field.key, self.name_field.key = self._key("help"), self._key("name")
         self.wiring.id_field.key, self.wiring.inputs_field.key = self._key("layer · id"), self._key("layer · inputs")
+        self.wiring.lr_field.key = self._key("layer · lr_multiplier")
         self._refused.clear()  # their field problems went with the old name's keys
         self.renamed.emit(old, new)
 

@@ -216,6 +216,7 @@ class NodeItem(QGraphicsItem):
         button.setToolTip("Frozen: its parameters do not train. Click to unfreeze" if self.content.frozen
                           else "Click to freeze: its parameters stop training")
         button.update()
+        self.update()  # the title makes room for the snowflake, or takes it back
 
     def hoverEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.hovered = True
@@ -292,12 +293,9 @@ class NodeItem(QGraphicsItem):
             painter.fillRect(band, colors.error_fill if content.level == "error" else colors.warning_fill)
         painter.setFont(fonts.title)
         painter.setPen(colors.text)
-        right = 12 + (48 if content.fix else 0) + (FROZEN_BADGE + 6 if content.frozen else 0)
         top = 6 if not content.marker else 3
-        title = fonts.title_metrics.elidedText(content.title, Qt.TextElideMode.ElideRight,
-                                               self.width - 12 - right)
-        painter.drawText(QRectF(12, top, self.width - 12 - right, fonts.title_height),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title)
+        painter.drawText(QRectF(12, top, self.title_width(), fonts.title_height),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, self.title_text())
         painter.setFont(fonts.plain)
         painter.setPen(colors.muted)
         metrics = fonts.plain_metrics
@@ -321,6 +319,18 @@ class NodeItem(QGraphicsItem):
         if self.index != OUTPUT_INDEX:
             painter.setBrush(colors.wire)
             painter.drawEllipse(QPointF(self.width / 2, self.height), PORT_RADIUS, PORT_RADIUS)
+
+    def title_width(self) -> float:
+        """The title's room: it ends before a Fix button and before the snowflake
+        whenever that shows (frozen, or faint under the mouse)."""
+        badge = self.frozen_button is not None and self.frozen_button.isVisible()
+        right = 12 + (48 if self.content.fix else 0) + (FROZEN_BADGE + 6 if self.content.frozen or badge else 0)
+        return self.width - 12 - right
+
+    def title_text(self) -> str:
+        """The title as drawn: elided to its room."""
+        return NodeText.current().title_metrics.elidedText(self.content.title, Qt.TextElideMode.ElideRight,
+                                                           self.title_width())
 
     def frozen_badge(self) -> QRectF:
         """Where the snowflake of a frozen node is (its top right corner, left of a Fix)."""

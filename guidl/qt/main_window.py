@@ -385,6 +385,12 @@ class MainWindow(QMainWindow):
     def duplicate_layer(self) -> None:
         self.edits.duplicate(self.stack.selected_layer())
 
+    def toggle_frozen(self) -> None:
+        """Freeze the selected layers, or unfreeze them when all are frozen: one undo step."""
+        selected, layers = self.graph_edits.selection(), self.document.model.layers
+        if selected:
+            self.edits.set_option(selected, "frozen", not all(layers[i].frozen for i in selected))
+
     def move_layer_up(self) -> None:
         self._move(-1)
 

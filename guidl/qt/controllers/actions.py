@@ -122,6 +122,11 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("edit_block", "Edit Block &Definition…", "block_editors.open_selected", menu="model", group=1,
                tip="Edit the selected block's layers and parameters (every use follows)",
                enabled_when=lambda s: s.block_use and not s.running),
+    ActionSpec("freeze", "&Freeze / Unfreeze Selected Layers", "toggle_frozen", "Ctrl+Shift+F", menu="model",
+               group=1, context="model",
+               tip="Freeze the selected layers (their parameters stop training), or unfreeze them when all are "
+                   "frozen",
+               enabled_when=lambda s: s.selected > 0 and not s.running),
     ActionSpec("delete_wire", "Delete &Wire", "graph_edits.delete_wire", menu="model", group=1,
                tip="Delete the wires selected on the canvas",
                enabled_when=lambda s: s.wires > 0 and not s.running),
