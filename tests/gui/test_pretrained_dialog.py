@@ -164,8 +164,10 @@ def test_offline_training_says_where_to_put_the_file_and_imports_one(window, qtb
     assert not window.training.running and window.session.run_dir is None
 
     # The user's own weights (not torchvision's file): the backbone layer loads them, one undo step.
+    import torchvision
+
     own = tmp_path / "my_resnet18.pth"
-    torch.save({"net.fc.weight": torch.zeros(3, 2)}, own)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), own)  # checked against the layer
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(own), ""))
     qtbot.mouseClick(window.pretrained.import_button, Qt.MouseButton.LeftButton)
     layer = window.document.project.model.layers[0]

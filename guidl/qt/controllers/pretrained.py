@@ -20,6 +20,7 @@ from ..try_panel import NO_MODEL, TOP_K, TryPanel
 WEIGHTS_FILTER = "PyTorch weights (*.pth *.pt *.safetensors);;All files (*)"
 PROGRESS_HZ = 20  # progress reports a second from a download, at most
 OFFLINE_TITLE = "Cannot download the pretrained weights"
+WEIGHTS_FILE_TITLE = "Cannot use the weights file"
 
 
 class _Cancelled(Exception):
@@ -90,6 +91,25 @@ def wanted_weights(project) -> list[tuple[str, str]]:
     return engine_wanted_weights(project)
 
 
+def check_weights_file(layer, path: Path) -> None:
+    """A WeightsError, with the engine's whole message, unless ``path`` holds
+    the weights of the backbone ``layer`` (its keys and shapes, as Train loads
+    them). Nothing is allocated: the backbone is built on the meta device."""
+    import torch
+
+    from ...engine import backbones
+
+    state = backbones.read_weights_file(path)
+    params = layer.params
+    try:
+        with torch.device("meta"):
+            backbone = backbones.Backbone(layer.type, params.get("weights", "none"), params.get("output", "pooled"))
+    except (KeyError, TypeError, ValueError):  # a block parameter or a bad name: the shapes are the same
+        with torch.device("meta"):
+            backbone = backbones.Backbone(layer.type)
+    backbones._matched(backbone, state, str(path))  # the check Train's load makes  # noqa: SLF001
+
+
 def describe_preprocessing(model) -> str:
     """How the Try tab prepares a photo: as the model was trained."""
     pre = (model.meta or {}).get("preprocessing")
@@ -114,6 +134,8 @@ class PretrainedController(QObject):
         self._then: Callable[[], None] | None = None
         self._fetched: set[tuple[str, str]] = set()  # downloaded by this window: never asked twice
         self._model = None  # (trainer, TrainedModel) of the last prediction
+        #: Weights files found to fit, by (layer type, path, size, mtime): a file is read once.
+        self._fitting: set[tuple] = set()
         self.predicting = None  # the thread running the Try tab's predictions
         self.try_panel = TryPanel()
         self.try_panel.images_chosen.connect(self.predict)
@@ -178,11 +200,39 @@ class PretrainedController(QObject):
         is missing (train at once)."""
         if self.download is not None:
             return True  # already downloading: ``then`` follows it
+        problem = self.weights_file_problem(self.window.document.project)
+        if problem is not None:
+            self.show_offline(problem, WEIGHTS_FILE_TITLE, "Training did not start: a weights file does not fit")
+            return True
         missing = self.missing_weights(self.window.document.project)
         if not missing:
             return False
         self.start_download(missing, then)
         return True
+
+    def weights_file_problem(self, project) -> str | None:
+        """Why a backbone's ``weights_file`` cannot be loaded (the engine's
+        whole message, with the layer numbered as the table numbers it), or None."""
+        from ...engine.backbones import WeightsError
+
+        if not self.window.engine.is_ready or self.window.session.weights_for(project) is not None:
+            return None
+        for index, layer in backbone_layers(project):
+            file = layer.params.get("weights_file")
+            if not isinstance(file, str) or not file:
+                continue
+            path = Path(file).expanduser()
+            try:
+                stat = path.stat()
+                key = (layer.type, str(path), stat.st_size, stat.st_mtime_ns)
+                if key not in self._fitting:
+                    check_weights_file(layer, path)
+                    self._fitting.add(key)
+            except OSError as error:
+                return f"Layer {index} ({layer.type}): cannot read its weights file {path}: {error.strerror or error}"
+            except WeightsError as error:
+                return f"Layer {index} ({layer.type}): {error}"
+        return None
 
     def start_download(self, wanted: list[tuple[str, str]], then: Callable[[], None] | None) -> None:
         from ...registry.backbones import BACKBONES
@@ -262,15 +312,16 @@ class PretrainedController(QObject):
     def _download_thread_finished(self) -> None:
         self.download_thread = None
 
-    def show_offline(self, message: str) -> None:
-        """The weights cannot be had: said above the charts and in a box that
-        offers to import a file downloaded elsewhere."""
+    def show_offline(self, message: str, title: str = OFFLINE_TITLE,
+                     status: str = "Training did not start: the pretrained weights are missing") -> None:
+        """The weights cannot be had (or a weights file does not fit): said in
+        full above the charts and in a box that offers to import a file."""
         window = self.window
         message = message[:1].upper() + message[1:]
         window.show_train_message(message, ERROR_STYLE)
         window.show_tab("train")
-        window.status_text.setText("Training did not start: the pretrained weights are missing")
-        box = QMessageBox(QMessageBox.Icon.Warning, OFFLINE_TITLE, message, QMessageBox.StandardButton.Close, window)
+        window.status_text.setText(status)
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Close, window)
         self.import_button = box.addButton("Import Weights File…", QMessageBox.ButtonRole.ActionRole)
         self.import_button.clicked.connect(lambda: self.import_weights_file())
         box.setWindowModality(Qt.WindowModality.WindowModal)
@@ -295,13 +346,23 @@ class PretrainedController(QObject):
             return
         from ...engine.backbones import WeightsError, import_weights_file, read_weights_file
 
+        layers = backbone_layers(window.document.project)
+        selected = window.stack.selected_layer() if window.document.network == "model" else -1
+        index = next((i for i, _ in layers if i == selected), layers[0][0] if layers else -1)
+        target = f" for {window.document.project.model.layers[index].type} (layer {index})" if index >= 0 else ""
+        checked = False  # the file is none of torchvision's: checked against the layer
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             found = import_weights_file(path)
-            if found is None:
-                read_weights_file(path)  # a file that cannot be read is refused now, not at Train
+            checked = found is None
+            # Own weights are read and checked against the backbone now, not at Train: a
+            # file that does not fit changes nothing, and its whole message says why.
+            if found is None and index >= 0:
+                check_weights_file(window.document.project.model.layers[index], path)
+            elif found is None:
+                read_weights_file(path)
         except WeightsError as error:
-            self._warn("Cannot import the weights file", str(error))
+            self._warn("Cannot import the weights file", f"Not imported{target}: {error}" if checked else str(error))
             return
         finally:
             QApplication.restoreOverrideCursor()
@@ -310,20 +371,17 @@ class PretrainedController(QObject):
             self._use_published(name, weights)
             window.status_text.setText(f"{path.name}: torchvision's {name} {weights} weights, now in the cache")
             return
-        layers = backbone_layers(window.document.project)
-        if not layers:
+        if index < 0:
             self._warn("No pretrained layer", f"{path.name} is not one of torchvision's published files, and the "
                        "model has no pretrained layer to load it into. File > New from Pretrained makes one.")
             return
-        selected = window.stack.selected_layer() if window.document.network == "model" else -1
-        index = next((i for i, _ in layers if i == selected), layers[0][0])
         layer = window.document.project.model.layers[index]
 
         def edit(project) -> None:
             project.model.layers[index].params["weights_file"] = str(path)
 
         window.document.apply(edit, f"Load {layer.type} weights from {path.name}")
-        window.status_text.setText(f"{layer.type} (layer {index + 1}) loads its weights from {path}")
+        window.status_text.setText(f"{layer.type} (layer {index}) loads its weights from {path}")
         self._close_offline()
 
     def _use_published(self, name: str, weights: str) -> None:
