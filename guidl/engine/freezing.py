@@ -34,7 +34,8 @@ from ..spec import Model, Project, ProjectError
 from ..spec.errors import Problem
 from .graph import GraphModel, layer_modules
 
-#: Marks a module whose BatchNorm layers stay in eval mode (see ``frozen_modes``).
+#: Marks a module whose BatchNorm layers stay in eval mode (see ``frozen_modes``):
+#: frozen, and still after a fine-tune schedule unfroze its parameters.
 FROZEN_MARK = "guidl_frozen"
 
 
@@ -205,8 +206,9 @@ def apply_freezing(model: nn.Module, project: Project, network: str = "model") -
 
 
 def frozen_modes(model: nn.Module) -> None:
-    """BatchNorm inside frozen parts back to eval mode (running statistics do
-    not move): call it after every ``.train()`` of a model with frozen parts."""
+    """BatchNorm inside frozen parts (and parts a fine-tune schedule unfroze:
+    their scale and shift train, their statistics do not) back to eval mode:
+    call it after every ``.train()`` of a model with frozen parts."""
     for module in model.modules():
         if getattr(module, FROZEN_MARK, False):
             for inner in module.modules():
@@ -311,9 +313,10 @@ class FineTune:
             for parameter in unit.parameters:
                 parameter.requires_grad_(True)
                 count += parameter.numel()
-            for module in unit.modules:
-                if getattr(module, FROZEN_MARK, False):
-                    delattr(module, FROZEN_MARK)
+            # The modules keep their mark: BatchNorm inside stays in eval mode, its
+            # running statistics those it was trained with, as Keras advises for
+            # fine-tuning (a few batches of new data would otherwise replace the
+            # statistics the next layers were trained on, in a few steps).
         return count, self._note(count, self._rates(base_lr, optimizer))
 
     def _rates(self, base_lr: float, optimizer) -> list[float]:

@@ -603,7 +603,7 @@ def _uniform_prefixes(module: nn.Module, value_of, default) -> dict[str, Any]:
     return found
 
 
-def _training_settings(model: "TrainedModel") -> tuple[list[str], dict[str, float]]:
+def _training_settings(model: "TrainedModel") -> tuple[list[str], dict[str, float], list[str]]:
     """The parameters that stay frozen and the learning-rate multipliers, as
     guidl's trainer left them at the end of the run: a fine-tune schedule's
     unfrozen parts train at ``lr_factor`` times their rate (its head epochs
@@ -627,8 +627,12 @@ def _training_settings(model: "TrainedModel") -> tuple[list[str], dict[str, floa
         factor = schedule.lr_factor if id(parameter) in unfrozen else 1.0
         return float(freezing.scale.get(id(parameter), 1.0)) * factor
 
+    def kept_statistics(parameter: nn.Parameter) -> bool:
+        return bool(freezing.frozen.get(id(parameter)))
+
     return (sorted(_uniform_prefixes(model.module, frozen, False)),
-            dict(sorted(_uniform_prefixes(model.module, scale, 1.0).items())))
+            dict(sorted(_uniform_prefixes(model.module, scale, 1.0).items())),
+            sorted(_uniform_prefixes(model.module, kept_statistics, False)))
 
 
 def _balance(model: "TrainedModel", loss: str) -> str:
@@ -654,14 +658,14 @@ def training_source(model: "TrainedModel", module_name: str) -> str:
     base_lr = OPTIMIZERS.get(optimizer).resolve(training.optimizer.params).get("lr")
     if isinstance(base_lr, bool) or not isinstance(base_lr, (int, float)):
         raise SourceError("the optimizer's learning rate is not a number")
-    frozen, multipliers = _training_settings(model)
+    frozen, multipliers, statistics = _training_settings(model)
     types = {layer.type for layer in model.report.all_layers()}
     needs = ("torch, torchvision, safetensors and numpy"
              if _uses_backbone(types) or model.preprocessing is not None else "torch, safetensors and numpy")
     return f'''"""Trains the model of the module beside this script further on arrays in
 an .npz file (x, y), starting from its exported weights (the module's load()).
-As at the end of guidl's run: parameters under FROZEN stay frozen (BatchNorm
-inside them keeps its running statistics), those under LR_MULTIPLIERS learn
+As at the end of guidl's run: parameters under FROZEN stay frozen, BatchNorm
+under KEPT_STATISTICS keeps its running statistics, those under LR_MULTIPLIERS learn
 at the optimizer's rate times their number, and BALANCE evens out unequal
 classes. A plain loop: no scheduler, early stopping or gradient clipping.
 A standalone script written by guidl: needs {needs}, not guidl.
@@ -687,6 +691,9 @@ SEED = {literal(int(training.seed))}
 RETRAINED = {literal(module_name + "_retrained.safetensors")}
 # Parameters under these names (the weights file's keys) do not train.
 FROZEN = {literal(frozen)}
+# BatchNorm under these names keeps its running statistics (eval mode): the
+# frozen parts, and those a fine-tune schedule unfroze.
+KEPT_STATISTICS = {literal(statistics)}
 # Parameters under these names learn at BASE_LR times the number.
 LR_MULTIPLIERS = {literal(multipliers)}
 # "class_weights": the loss weighs each class by n / (classes * count);
@@ -716,7 +723,7 @@ def make_optimizer(model):
 def train_mode(model):
     model.train()
     for name, module in model.named_modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and _under(name, FROZEN):
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and _under(name, KEPT_STATISTICS):
             module.eval()
 
 

@@ -171,7 +171,7 @@ def test_distributed_training_wraps_the_model_again_so_unfrozen_gradients_are_re
     assert [m.unfrozen for m in result.history] == [None, FROZEN]
 
 
-def test_a_frozen_resnet_unfreezes_its_last_stages_with_their_batchnorm():
+def test_a_frozen_resnet_unfreezes_its_last_stages_keeping_their_batchnorm_statistics():
     from guidl.engine.build import build
     from guidl.engine.freezing import FineTune, apply_freezing, frozen_modes
     from guidl.spec import Model, Project
@@ -190,7 +190,9 @@ def test_a_frozen_resnet_unfreezes_its_last_stages_with_their_batchnorm():
     assert note == f"epoch 2: unfroze the last 2 stages of resnet18 ({count / 1e6:.1f}M parameters) at lr 0.0001"
     built.module.train()
     frozen_modes(built.module)
-    assert not net.bn1.training and not net.layer2[0].bn1.training and net.layer3[0].bn1.training
+    # Unfrozen, a stage's BatchNorm learns its scale and shift but keeps its statistics.
+    assert not net.bn1.training and not net.layer2[0].bn1.training and not net.layer3[0].bn1.training
+    assert net.layer3[0].bn1.weight.requires_grad and built.module[1].training
     assert not net.layer2[0].conv1.weight.requires_grad and net.layer4[1].conv2.weight.requires_grad
 
 
@@ -241,3 +243,19 @@ def test_a_checkpoint_whose_multiplier_moved_or_changed_names_it(digits_data):
     same.load_state_dict(_saved(saved))
     same.setup()
     assert not any("resuming keeps" in note for note in same.notes)
+
+
+def test_batchnorm_unfrozen_by_the_schedule_trains_its_scale_but_keeps_its_statistics(digits_data):
+    project = small_project(training__epochs=2)
+    project.model.layers.insert(2, Layer("BatchNorm1d", frozen=True))
+    project.model.layers[1].frozen = True
+    project.training.fine_tune = {"head_epochs": 1, "unfreeze": "all", "lr_factor": 0.5}
+    trainer = Trainer(project, data=digits_data)
+    trainer.setup()
+    norm = trainer.model[2]
+    norm.running_mean.fill_(0.25)  # as a pretrained network's statistics would be
+    statistics = norm.running_mean.clone(), norm.running_var.clone()
+    scale = norm.weight.detach().clone()
+    trainer.fit()
+    assert norm.weight.requires_grad and not torch.equal(norm.weight.detach(), scale)
+    assert torch.equal(norm.running_mean, statistics[0]) and torch.equal(norm.running_var, statistics[1])
