@@ -256,7 +256,12 @@ def decode_bytes(path: str, data: bytes, channels: int = 3) -> torch.Tensor:
     """8-bit pixels (channels, height, width): torchvision's decoders, PIL
     for the formats they do not read (BMP, TIFF, ...)."""
     check_header(path, data)
-    from torchvision.io import ImageReadMode, decode_image
+    with warnings.catch_warnings():
+        # torchvision 0.29 announces (on import) that its decoders will move to
+        # TorchCodec: a notice for us, not for the person training.
+        warnings.filterwarnings("ignore", "The image decoding and encoding capabilities",
+                                DeprecationWarning)
+        from torchvision.io import ImageReadMode, decode_image
 
     mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
     try:
