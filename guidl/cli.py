@@ -93,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
                     "the top classes with their probabilities. An autoencoder (task "
                     "reconstruction) reconstructs each input instead and prints its error (mean "
                     "squared, in the range it was trained in); with --out-dir it writes each "
-                    "input beside its reconstruction as a PNG.")
+                    "input beside its reconstruction as a PNG. A file that cannot be read is "
+                    "reported on stderr and the others are still predicted; the exit status is "
+                    "then 2.")
     predict.add_argument("model", metavar="MODEL", help="a .guidl bundle or a run folder")
     predict.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or CSV files")
     predict.add_argument("--top-k", "-k", type=_positive, default=3, help="classes per input (3)")
@@ -161,7 +163,7 @@ def _export(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from . import spec
     from .engine.export import ExportError, load_trained
-    from .engine.predict import PredictError, predict, read_inputs
+    from .engine.predict import PredictError, predict, read_each
 
     try:
         model = load_trained(args.model, samples=False)  # the data is not needed to predict
@@ -169,9 +171,12 @@ def _predict(args: argparse.Namespace) -> int:
             return _bad_input([f"guidl predict: {args.model} is a GAN: its generator makes samples "
                                f"from noise; use guidl generate {args.model} -n 64 -o grid.png"],
                               args.json)
-        x, names = read_inputs(model, args.inputs)
+        inputs = read_each(model, args.inputs)  # a bad file is reported, the others predicted
+        if inputs.x is None:
+            return _unreadable_inputs(inputs, args.json, predicted=False)
+        x, names = inputs.x, inputs.names
         if model.task == "reconstruction":
-            return _reconstruct(args, model, x, names)
+            return _reconstruct(args, model, x, names, inputs)
         if args.out_dir:
             return _bad_input([f"guidl predict: --out-dir is for an autoencoder's reconstructions; "
                                f"{args.model} is a {model.task or 'classification'} model"], args.json)
@@ -183,17 +188,39 @@ def _predict(args: argparse.Namespace) -> int:
     if not model.trained:
         print("warning: the model is untrained: its predictions are random", file=sys.stderr)
     if args.json:
-        print(json.dumps({"ok": True, "predictions": [
+        print(json.dumps({"ok": not inputs.failed, "predictions": [
             {"input": name, "top": [{"class": c, "probability": p} for c, p in top]}
-            for name, top in zip(names, results)]}))
+            for name, top in zip(names, results)], **_failed_json(inputs)}))
     else:
         for name, top in zip(names, results):
             print(f"{name}: " + ", ".join(f"{c} {p:.1%}" if model.task == "classification" else f"{p:.6g}"
                                           for c, p in top))
-    return 0
+    return _unreadable_inputs(inputs, args.json, True, len(args.inputs))
 
 
-def _reconstruct(args: argparse.Namespace, model, x, names: list[str]) -> int:
+def _failed_json(inputs) -> dict:
+    """The ``failed`` entry of predict's JSON: each file not used, with why."""
+    return {"failed": [{"input": path, "error": message} for path, message in inputs.failed]} \
+        if inputs.failed else {}
+
+
+def _unreadable_inputs(inputs, as_json: bool, predicted: bool, given: int = 0) -> int:
+    """Each input file predict could not use, on stderr; exit status 2 when
+    there was one (after the others' results), else 0."""
+    if not inputs.failed:
+        return 0
+    lines = [f"guidl predict: {message}" for message in inputs.problems()]
+    if predicted:
+        lines.append(f"guidl predict: could not read {len(inputs.failed)} of the {given} input files; "
+                     "the results are the others'")
+    for line in lines:
+        print(line, file=sys.stderr)
+    if as_json and not predicted:
+        print(json.dumps({"ok": False, "predictions": [], **_failed_json(inputs), "problems": lines}))
+    return EXIT_BAD_INPUT
+
+
+def _reconstruct(args: argparse.Namespace, model, x, names: list[str], read) -> int:
     """``guidl predict`` on an autoencoder: each input's reconstruction error,
     and with --out-dir the input beside its reconstruction as PNGs."""
     from pathlib import Path
@@ -206,16 +233,16 @@ def _reconstruct(args: argparse.Namespace, model, x, names: list[str]) -> int:
     if not model.trained:
         print("warning: the model is untrained: its reconstructions are random", file=sys.stderr)
     if args.json:
-        print(json.dumps({"ok": True, "reconstructions": [
+        print(json.dumps({"ok": not read.failed, "reconstructions": [
             {"input": name, "error": error, **({"image": str(written[i])} if written else {}),
              **({} if written else {"output": outputs[i].flatten().tolist()})}
-            for i, (name, error) in enumerate(zip(names, errors))]}))
-        return 0
+            for i, (name, error) in enumerate(zip(names, errors))], **_failed_json(read)}))
+        return _unreadable_inputs(read, args.json, True, len(args.inputs))
     for i, (name, error) in enumerate(zip(names, errors)):
         print(f"{name}: reconstruction error (MSE) {error:.6g}" + (f" -> {written[i]}" if written else ""))
     if not written and inputs.dim() == 4:
         print("note: add --out-dir DIR to write each input beside its reconstruction", file=sys.stderr)
-    return 0
+    return _unreadable_inputs(read, args.json, True, len(args.inputs))
 
 
 def _generate(args: argparse.Namespace) -> int:

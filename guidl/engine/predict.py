@@ -3,6 +3,7 @@ rows, with the preprocessing stored with the model."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,23 +27,55 @@ class PredictError(ValueError):
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+@dataclass
+class Inputs:
+    """What ``read_each`` read: the readable inputs, and the files it could not use."""
+
+    #: Raw inputs, one per name (None when no file was readable).
+    x: torch.Tensor | None
+    names: list[str]
+    #: ``(path, message)`` of each file that could not be used, in the order
+    #: given; the message starts with the path ("x.jpg: not a readable image ...").
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        return [message for _, message in self.failed]
+
+
+def read_each(model: TrainedModel, paths: list[str]) -> Inputs:
+    """Every input file that can be read; a file that cannot is set aside
+    with its reason, so one bad file among many does not stop the others."""
+    samples, names, failed = [], [], []
+    for name in paths:
+        try:
+            found, found_names = _read_one(model, Path(name))
+        except PredictError as error:
+            failed.append((name, str(error)))
+            continue
+        samples += found
+        names += found_names
+    x = torch.as_tensor(np.stack(samples)) if samples else None
+    return Inputs(x, names, failed)
+
+
 def read_inputs(model: TrainedModel, paths: list[str]) -> tuple[torch.Tensor, list[str]]:
     """Raw inputs (pixels 0..255, or feature values; a backbone's images
-    resized, cropped and normalised already) and a name for each."""
-    samples, names = [], []
-    for name in paths:
-        path = Path(name)
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            samples.append(_image(model, path))
-            names.append(str(path))
-        elif path.suffix.lower() in (".csv", ".tsv", ".txt"):
-            rows = _csv_rows(model, path)
-            samples += rows
-            names += [f"{path}:{i + 1}" for i in range(len(rows))]
-        else:
-            raise PredictError(f"{path}: give image files ({', '.join(sorted(IMAGE_SUFFIXES))}) "
-                               "or CSV files of feature rows")
-    return torch.as_tensor(np.stack(samples)), names
+    resized, cropped and normalised already) and a name for each; a
+    ``PredictError`` for the first file that cannot be read."""
+    inputs = read_each(model, paths)
+    if inputs.failed:
+        raise PredictError(inputs.problems()[0])
+    return inputs.x, inputs.names
+
+
+def _read_one(model: TrainedModel, path: Path) -> tuple[list[np.ndarray], list[str]]:
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return [_image(model, path)], [str(path)]
+    if path.suffix.lower() in (".csv", ".tsv", ".txt"):
+        rows = _csv_rows(model, path)
+        return rows, [f"{path}:{i + 1}" for i in range(len(rows))]
+    raise PredictError(f"{path}: give image files ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                       "or CSV files of feature rows")
 
 
 def _image(model: TrainedModel, path: Path) -> np.ndarray:
@@ -60,7 +93,10 @@ def _image(model: TrainedModel, path: Path) -> np.ndarray:
             array = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
     except UnreadableFileError as error:
         raise PredictError(str(error)) from None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+    except UnidentifiedImageError:
+        # PIL's message names its file object ("<_io.BufferedReader name=3>"), not the file.
+        raise PredictError(f"{path}: not a readable image (not an image format guidl reads)") from None
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
         raise PredictError(f"{path}: not a readable image ({error})") from None
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
