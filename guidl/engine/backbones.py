@@ -391,7 +391,7 @@ def read_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
-def _matched(backbone: Backbone, state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+def matching_state(backbone: Backbone, state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
     """``state`` as ``backbone.net``'s state_dict (head keys and a ``net.``
     or ``module.`` prefix dropped), or a WeightsError naming the keys that
     do not fit."""
@@ -435,7 +435,7 @@ def _load_pretrained(backbone: Backbone, progress: Progress | None) -> str | Non
         what = f"torchvision's {backbone.weights} weights ({path.name})"
     else:
         return None
-    state = _matched(backbone, read_weights_file(path), str(path))
+    state = matching_state(backbone, read_weights_file(path), str(path))
     with torch.no_grad():
         backbone.net.load_state_dict(state, strict=True)
     return f"{backbone.name}: starts from {what}"
@@ -513,7 +513,7 @@ def import_weights_file(path: str | os.PathLike) -> tuple[str, str] | None:
         with torch.device("meta"):  # only the names and shapes: nothing allocated
             backbone = Backbone(name, weights)
         try:
-            _matched(backbone, read_weights_file(temp), str(path))
+            matching_state(backbone, read_weights_file(temp), str(path))
         except WeightsError as error:
             reason = str(error).replace(str(temp), str(path))
             raise WeightsError(f"{path} has the hash of torchvision's {name} {weights} file in its "

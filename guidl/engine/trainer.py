@@ -24,7 +24,7 @@ from ..formatting import first_line, warning_text
 from ..registry import LOSSES, SCHEDULERS
 from ..spec import Problem, Project, ProjectError
 from .augment import augment_batch
-from .backbones import load_backbone_weights
+from .backbones import WeightsError, load_backbone_weights
 from .build import BuiltModel, analyze, build, check_training_memory, needs_two_per_batch
 from .checkpoint_checks import (
     CALLBACK_FIELDS, CheckpointError, check_fields, check_optimizer, check_rng, check_scheduler,
@@ -1098,7 +1098,7 @@ def describe_error(error: BaseException) -> str:
     if isinstance(error, ProjectError):
         return "; ".join(str(p) for p in error.problems)
     if isinstance(error, (DatasetError, TrainingError, RunWriteError, RunExistsError, RunBusyError,
-                          CheckpointError)):
+                          CheckpointError, WeightsError)):
         return str(error)
     if is_out_of_memory(error):
         return ("out of memory: lower data.batch_size, make the model smaller, or train on the CPU "

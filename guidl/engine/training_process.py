@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from ..spec import Project, ProjectError
+from .backbones import WeightsError
 from .callbacks import Callback, EarlyStopping, RunFolder
 from .data import DatasetError, PreparedData, Split, decode_text
 from .eta import EtaEstimator
@@ -137,7 +138,7 @@ class EventBridge(Callback):
 #: Failures a run can end with that its message explains in full; any other
 #: is a bug, and its traceback is printed too.
 EXPLAINED_FAILURES = (ProjectError, DatasetError, TrainingError, MemoryError, RunWriteError, RunExistsError,
-                      RunBusyError)
+                      RunBusyError, WeightsError)
 
 
 def failure_message(error: BaseException) -> str:

@@ -107,7 +107,7 @@ def check_weights_file(layer, path: Path) -> None:
     except (KeyError, TypeError, ValueError):  # a block parameter or a bad name: the shapes are the same
         with torch.device("meta"):
             backbone = backbones.Backbone(layer.type)
-    backbones._matched(backbone, state, str(path))  # the check Train's load makes  # noqa: SLF001
+    backbones.matching_state(backbone, state, str(path))  # the check Train's load makes
 
 
 def describe_preprocessing(model) -> str:

@@ -276,3 +276,11 @@ def test_training_starts_from_the_backbone_weights_unless_weights_are_given(tmp_
     continued = Trainer(project, initial_weights=given)
     continued.setup()
     assert torch.count_nonzero(continued.model[0].net.conv1.weight) == 0
+
+
+def test_a_weights_problem_at_train_reads_as_its_own_message():
+    from guidl.engine.backbones import WeightsError
+    from guidl.engine.training_process import failure_message
+
+    text = "the weights file w.pth does not fit resnet18: It needs the state_dict of torchvision's resnet18"
+    assert failure_message(WeightsError(text)) == text
