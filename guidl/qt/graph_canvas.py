@@ -344,10 +344,9 @@ class NodeItem(QGraphicsItem):
         return super().itemChange(change, value)
 
 
-class FixButton(QGraphicsItem):
-    """The small "Fix" on a node whose problem has a fix that applies with one click."""
-
-    WIDTH, HEIGHT = 40.0, 18.0
+class _NodeButton(QGraphicsItem):
+    """A small clickable item on a node: ``clicked`` runs when the press is
+    released over it."""
 
     def __init__(self, node: NodeItem):
         super().__init__(node)
@@ -355,6 +354,22 @@ class FixButton(QGraphicsItem):
         self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.setZValue(2)
+
+    def clicked(self) -> None:
+        raise NotImplementedError
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        event.accept()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self.boundingRect().contains(event.pos()):
+            self.clicked()
+
+
+class FixButton(_NodeButton):
+    """The small "Fix" on a node whose problem has a fix that applies with one click."""
+
+    WIDTH, HEIGHT = 40.0, 18.0
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
         return QRectF(0, 0, self.WIDTH, self.HEIGHT)
@@ -368,23 +383,15 @@ class FixButton(QGraphicsItem):
         painter.setPen(QColor("#ffffff"))
         painter.drawText(self.boundingRect(), Qt.AlignmentFlag.AlignCenter, "Fix")
 
-    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        event.accept()
-
-    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        if self.boundingRect().contains(event.pos()):
-            self.node.canvas.apply_fix(self.node.index)
+    def clicked(self) -> None:
+        self.node.canvas.apply_fix(self.node.index)
 
 
-class FrozenBadge(QGraphicsItem):
+class FrozenBadge(_NodeButton):
     """The snowflake at a node's top right: one click freezes or unfreezes the layer."""
 
     def __init__(self, node: NodeItem):
         super().__init__(node)
-        self.node = node
-        self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setZValue(2)
         self.hide()
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
@@ -395,12 +402,8 @@ class FrozenBadge(QGraphicsItem):
             painter.setOpacity(0.35)  # offered, not set
         icon("frozen").paint(painter, QRectF(0, 0, FROZEN_BADGE, FROZEN_BADGE).toRect())
 
-    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        event.accept()
-
-    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        if self.boundingRect().contains(event.pos()):
-            self.node.canvas.toggle_frozen(self.node.index)
+    def clicked(self) -> None:
+        self.node.canvas.toggle_frozen(self.node.index)
 
 
 class WireItem(QGraphicsPathItem):

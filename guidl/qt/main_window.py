@@ -167,6 +167,24 @@ class MainWindow(QMainWindow):
             # A window that is never exposed (another workspace) loads it anyway.
             QTimer.singleShot(3000, self, self.engine.start)
 
+    def engine_now(self, title: str) -> bool:
+        """PyTorch loaded now, for work that cannot wait for the background
+        import (a bundle's weights, a weights file): False, said in a box
+        titled ``title``, when it cannot load."""
+        if self.engine.is_ready:
+            return True
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            self.engine.start()
+            self.engine.wait()
+        finally:
+            QApplication.restoreOverrideCursor()
+        if self.engine.error:
+            QMessageBox.warning(self, title, self.engine.error)
+            return False
+        self.on_engine_ready()
+        return True
+
     @Slot()
     def on_engine_ready(self) -> None:
         """PyTorch is loaded: find the devices, work out the shapes, open and

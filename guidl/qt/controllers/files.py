@@ -9,8 +9,8 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QLockFile, QObject, Qt, QTimer, Slot
-from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMenu, QMessageBox
+from PySide6.QtCore import QLockFile, QObject, QTimer, Slot
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox
 
 from ... import spec
 from ...examples import example_path
@@ -69,7 +69,7 @@ class FilesController(QObject):
         self.open_pending = None  # the user's own choice wins over the command line's
         path = Path(path)
         if path.suffix == ".guidl":
-            return self._load_engine_now() and self._open_bundle(path)
+            return self.window.engine_now("Cannot open the bundle") and self._open_bundle(path)
         try:
             project = spec.load(path)
         except spec.ProjectError as error:
@@ -84,23 +84,6 @@ class FilesController(QObject):
         self.window.reset_session()
         self.add_recent(path)
         self.window.evaluation.reopen_latest_run(path)  # its trained model comes back
-        return True
-
-    def _load_engine_now(self) -> bool:
-        """A bundle holds weights: it needs torch now. False (and said) when torch cannot load."""
-        engine = self.window.engine
-        if engine.is_ready:
-            return True
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            engine.start()
-            engine.wait()
-        finally:
-            QApplication.restoreOverrideCursor()
-        if engine.error:
-            QMessageBox.warning(self.window, "Cannot open the bundle", engine.error)
-            return False
-        self.window.on_engine_ready()
         return True
 
     def _open_bundle(self, path: Path) -> bool:

@@ -342,7 +342,7 @@ class PretrainedController(QObject):
             if not path:
                 return
         path = Path(path)
-        if not self._engine_now():
+        if not self.window.engine_now("PyTorch is not loaded"):
             return
         from ...engine.backbones import WeightsError, import_weights_file, read_weights_file
 
@@ -419,20 +419,6 @@ class PretrainedController(QObject):
         box.open()
         self.warning_box = box
 
-    def _engine_now(self) -> bool:
-        engine = self.window.engine
-        if not engine.is_ready:
-            QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-            try:
-                engine.start()
-                engine.wait()
-            finally:
-                QApplication.restoreOverrideCursor()
-            if engine.error:
-                self._warn("PyTorch is not loaded", engine.error)
-                return False
-            self.window.on_engine_ready()
-        return True
 
     # -- Try -------------------------------------------------------------------------------------
 
