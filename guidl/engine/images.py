@@ -34,9 +34,9 @@ import numpy as np
 import torch
 
 from ..formatting import shorten
-from ..registry import DATASETS, LAYERS
+from ..registry import DATASETS
 from ..spec import Project, UnreadableFileError, open_regular_file, read_regular_file
-from ..spec.templates import IMAGE_SUFFIXES
+from ..spec.templates import IMAGE_SUFFIXES, input_backbone
 from .memory import available_memory_bytes
 from .prepared import (DatasetError, DatasetInfo, Normalization, PreparedData, RawData, normalization_from,
                        stratified_split)
@@ -110,36 +110,16 @@ class Preprocessing:
         return transform
 
 
-def _input_layer(project: Project):
-    layers = project.model.layers
-    if not layers:
-        return None
-    graph = any(layer.inputs is not None for layer in layers)
-    if not graph:
-        return layers[0]
-    for position, layer in enumerate(layers):
-        if (layer.inputs is None and position == 0) or (layer.inputs and "input" in layer.inputs):
-            return layer
-    return None
-
-
 def preprocessing_of(project: Project) -> Preprocessing | None:
     """The preprocessing of the pretrained backbone that takes the model's
     input, or None when the model does not start with one."""
-    layer = _input_layer(project)
-    if layer is None or layer.type not in LAYERS:
-        return None
-    entry = LAYERS.get(layer.type)
-    if not entry.info.get("backbone"):
-        return None
-    from ..registry.backbones import preprocessing_for
+    from ..registry.backbones import preprocessing_for, usable_weights
 
-    weights = layer.params.get("weights", "none")
-    try:
-        found = preprocessing_for(layer.type, weights if isinstance(weights, str) else "none")
-    except (KeyError, ValueError):  # a weights name validation reports; preprocess as the default's
-        found = preprocessing_for(layer.type, "none")
-    return Preprocessing.from_dict(found)
+    layer = input_backbone(project.model)
+    if layer is None:
+        return None
+    weights = usable_weights(layer.type, layer.params.get("weights", "none"))
+    return Preprocessing.from_dict(preprocessing_for(layer.type, weights))
 
 
 # -- decoding --------------------------------------------------------------------------

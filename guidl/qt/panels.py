@@ -19,9 +19,9 @@ from ..registry import (
     AUGMENT, DATASETS, DEFAULT_DISCRIMINATOR_OPTIMIZER, EARLY_STOPPING, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS,
     Catalogue,
 )
-from ..registry.backbones import BACKBONES, preprocessing_for
+from ..registry.backbones import BACKBONES, preprocessing_for, usable_weights
 from ..spec import Component
-from ..spec.graph import INPUT_INDEX, resolve_inputs
+from ..spec.templates import input_backbone
 from .charts import PALETTE_EVENTS, CategoryAxis, follow_palette, visible_text
 from .document import ProjectDocument
 from .fine_tune_form import FineTuneForm
@@ -55,15 +55,12 @@ def _numbers(values) -> str:
 def preprocessing_text(project) -> str | None:
     """How the pretrained backbone that takes the model's input wants its
     images, and from which weights: None without one."""
-    found = input_backbone(project)
-    if found is None:
+    layer = input_backbone(project.model)
+    if layer is None:
         return None
-    name, params = found
-    weights = params.get("weights", BACKBONES[name]["default_weights"])
-    try:
-        values = preprocessing_for(name, weights)
-    except (KeyError, TypeError, ValueError):  # a weights name the project's problems report
-        weights, values = "none", preprocessing_for(name, "none")
+    name, params = layer.type, layer.params
+    weights = usable_weights(name, params.get("weights", BACKBONES[name]["default_weights"]))
+    values = preprocessing_for(name, weights)
     if params.get("weights_file"):
         source = f"{name}'s own weights file (ImageNet preprocessing, as torchvision's weights)"
     elif weights == "none":
@@ -81,17 +78,6 @@ def preprocessing_text(project) -> str | None:
 #: image_folder's parameters that a backbone taking the model's input overrides
 #: (its preprocessing resizes and crops, and it takes colour images).
 BACKBONE_DECIDES = ("image_size", "grayscale")
-
-
-def input_backbone(project) -> tuple[str, dict] | None:
-    """``(name, params)`` of the backbone layer that takes the model's input
-    (the first layer that takes it, as the image pipeline picks it), if any."""
-    layers = project.model.layers
-    wiring = resolve_inputs(layers)
-    first = next((i for i, sources in enumerate(wiring.inputs) if INPUT_INDEX in sources), None)
-    if first is None or layers[first].type not in BACKBONES:
-        return None
-    return layers[first].type, layers[first].params
 
 
 def message_label() -> QLabel:
@@ -505,7 +491,7 @@ class DataPanel(QWidget):
     def _show_backbone_decides(self, entry) -> None:
         """image_folder's image_size and grayscale are off while a pretrained
         backbone takes the model's input: its preprocessing decides them."""
-        found = input_backbone(self.document.project) if entry.name == "image_folder" else None
+        found = input_backbone(self.document.project.model) if entry.name == "image_folder" else None
         for name in BACKBONE_DECIDES:
             param = entry.param(name) if any(p.name == name for p in entry.params) else None
             if param is None:
@@ -513,7 +499,7 @@ class DataPanel(QWidget):
             widget = self.form.editor(name)
             label = self.form.layout_.labelForField(widget.parentWidget())  # the row's name
             tip = (f"{param.help}\nDefault: {format_value(param.default)}" if found is None else
-                   f"Not used: the model starts with {found[0]}, whose preprocessing resizes and "
+                   f"Not used: the model starts with {found.type}, whose preprocessing resizes and "
                    f"crops the images and takes them in colour (see Preprocessing)")
             for item in (widget, label):
                 if item is not None:

@@ -121,6 +121,13 @@ def preprocessing_for(name: str, weights: str) -> dict[str, Any]:
     return {key: list(found[key]) if isinstance(found[key], list) else found[key] for key in _PREPROCESSING}
 
 
+def usable_weights(name: str, weights: Any) -> str:
+    """``weights`` when ``name`` has them, else "none" (the default's recipe):
+    a name it lacks or a block parameter is for validation to report, not a
+    reason to fail while preparing images or describing them."""
+    return weights if isinstance(weights, str) and weights in BACKBONES[name]["weights"] else "none"
+
+
 def _millions(count: int) -> str:
     return f"{count / 1e6:.1f} M"
 

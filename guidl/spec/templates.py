@@ -92,6 +92,20 @@ def backbone_weights(backbone: str, weights: str | None = None) -> tuple[dict, s
     return meta, weights
 
 
+def input_backbone(model: Model) -> Layer | None:
+    """The pretrained backbone layer that takes the model's input (the first
+    layer wired to it), if any: its preprocessing is what image folders get
+    (engine.images) and what the Data tab describes."""
+    from ..registry.backbones import BACKBONES
+    from .graph import INPUT_INDEX, resolve_inputs
+
+    wiring = resolve_inputs(model.layers)
+    first = next((i for i, sources in enumerate(wiring.inputs) if INPUT_INDEX in sources), None)
+    if first is None or model.layers[first].type not in BACKBONES:
+        return None
+    return model.layers[first]
+
+
 def pretrained_project(folder: str | Path, backbone: str, weights: str | None = None) -> Project:
     """A project that classifies the photos in ``folder`` (one sub-folder per
     class) with ``backbone`` frozen and a new head sized to the classes, with
