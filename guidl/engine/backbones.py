@@ -453,11 +453,6 @@ def load_backbone_weights(module: nn.Module, progress: Progress | None = None) -
     return notes
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    with _open_weights(Path(path)) as handle:
-        return _sha256(handle)
-
-
 def _sha256(handle: BinaryIO, out: BinaryIO | None = None) -> str:
     digest = hashlib.sha256()
     while chunk := handle.read(_CHUNK):

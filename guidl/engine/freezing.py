@@ -120,9 +120,6 @@ class Freezing:
         """Whether any layer is frozen or has its own learning rate."""
         return any(self.frozen.values()) or any(s != 1 for s in self.scale.values())
 
-    def frozen_parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.parameters if self.frozen.get(id(p))]
-
     def apply(self) -> None:
         """Freeze: ``requires_grad`` False on frozen layers' parameters, and
         their modules marked so that ``frozen_modes`` keeps BatchNorm in eval."""

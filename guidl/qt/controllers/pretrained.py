@@ -83,14 +83,6 @@ def backbone_layers(project) -> list[tuple[int, object]]:
     return [(i, layer) for i, layer in enumerate(project.model.layers) if layer.type in BACKBONES]
 
 
-def wanted_weights(project) -> list[tuple[str, str]]:
-    """The (backbone, weights) the project's layers load from torchvision's
-    registry, in model order, each once: as ``guidl train`` fetches them."""
-    from ...engine.pretrained import wanted_weights as engine_wanted_weights
-
-    return engine_wanted_weights(project)
-
-
 def check_weights_file(layer, path: Path) -> None:
     """A WeightsError, with the engine's whole message, unless ``path`` holds
     the weights of the backbone ``layer`` (its keys and shapes, as Train loads
@@ -187,6 +179,7 @@ class PretrainedController(QObject):
 
     def missing_weights(self, project) -> list[tuple[str, str]]:
         from ...engine.backbones import weights_path
+        from ...engine.pretrained import wanted_weights
 
         if self.window.session.weights_for(project) is not None:
             return []  # a run goes on from an opened model's weights: nothing to load
