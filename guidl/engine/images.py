@@ -191,6 +191,22 @@ def _pixel_limit() -> int:
     return int(Image.MAX_IMAGE_PIXELS or 89_478_485)
 
 
+#: Modules whose warnings guidl silences while it decodes: PIL's (a large image, odd EXIF)
+#: and torchvision's (on import, that its decoders move to TorchCodec). A file guidl
+#: cannot read is skipped and counted instead; these are notices for us, not the person training.
+_DECODER_WARNINGS = r"(PIL|torchvision\.io)(\.|$)"
+
+
+def _quiet_decoders() -> None:
+    """The decoders' warnings ignored for the process, from now on. Not a
+    ``warnings.catch_warnings`` around each decode: that is not thread-safe,
+    and decoding threads that interleaved their restores left every warning
+    of the process ignored."""
+    if not any(f[0] == "ignore" and f[3] is not None and f[3].pattern == _DECODER_WARNINGS
+               for f in warnings.filters):
+        warnings.filterwarnings("ignore", module=_DECODER_WARNINGS)
+
+
 def check_header(path: str, data: bytes) -> tuple[int, int]:
     """The image's (width, height) from its header alone; ``SkippedImage``
     when it is not an image or declares more pixels than the limit (a
@@ -198,11 +214,10 @@ def check_header(path: str, data: bytes) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     limit = _pixel_limit()
+    _quiet_decoders()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as image:  # reads the header only
-                width, height = image.size
+        with Image.open(io.BytesIO(data)) as image:  # reads the header only
+            width, height = image.size
     except Image.DecompressionBombError as error:
         raise SkippedImage(f"refused as a decompression bomb ({error})") from None
     except UnidentifiedImageError:
@@ -235,28 +250,19 @@ def read_file(path: str, head: int | None = None) -> bytes:
 def decode_bytes(path: str, data: bytes, channels: int = 3) -> torch.Tensor:
     """8-bit pixels (channels, height, width): torchvision's decoders, PIL
     for the formats they do not read (BMP, TIFF, ...)."""
-    check_header(path, data)
-    with warnings.catch_warnings():
-        # torchvision 0.29 announces (on import) that its decoders will move to
-        # TorchCodec: a notice for us, not for the person training.
-        warnings.filterwarnings("ignore", "The image decoding and encoding capabilities",
-                                DeprecationWarning)
-        from torchvision.io import ImageReadMode, decode_image
+    check_header(path, data)  # silences the decoders' warnings too
+    from torchvision.io import ImageReadMode, decode_image
 
     mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
+        return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
     except (RuntimeError, ValueError):
         pass
     from PIL import Image
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as image:
-                array = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
+        with Image.open(io.BytesIO(data)) as image:
+            array = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
         raise SkippedImage(f"not a readable image ({error})") from None
     return torch.from_numpy(array.copy())[None] if channels == 1 else \
@@ -460,6 +466,7 @@ class _Threads:
 def _import_decoders() -> None:
     """Imported before workers start, so forked workers share them instead
     of each importing them again (seconds each)."""
+    _quiet_decoders()
     import torchvision.io  # noqa: F401
     import torchvision.transforms.v2.functional  # noqa: F401
 
@@ -591,6 +598,7 @@ class ImageSplit:
             workers = self.workers if self.workers is not None else auto_workers(device.type)
             dataset = _Files(self.files, self.form, self._pipeline, self.seed)
             collate = _Collate(_Normalizer(self.normalization) if device.type == "cpu" else None)
+            _import_decoders()
             if workers and multiprocessing.current_process().daemon:
                 # A daemonic process (guidl's training process) cannot start
                 # worker processes: threads decode instead (decoding and
@@ -599,7 +607,6 @@ class ImageSplit:
                 self._chunks = self._loader.chunks
                 return self._loader
             self._chunks = _Chunks()
-            _import_decoders()
             options = {"persistent_workers": True, "prefetch_factor": 4} if workers else {}
             self._loader = torch.utils.data.DataLoader(
                 dataset, batch_sampler=self._chunks, num_workers=workers, collate_fn=collate,

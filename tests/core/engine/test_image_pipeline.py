@@ -152,3 +152,19 @@ def test_image_folders_and_the_data_module_import_each_other_one_way_only():
     assert graph.direct_import_exists(importer="guidl.engine.data", imported="guidl.engine.images")
     assert data.IMAGE_SUFFIXES is images.IMAGE_SUFFIXES is templates.IMAGE_SUFFIXES
     assert data.MAX_IMAGE_FILE_BYTES is images.MAX_IMAGE_FILE_BYTES
+
+
+def test_decoding_threads_silence_the_decoders_and_leave_other_warnings_shown(tmp_path):
+    """Decoding threads each wrapped a decode in warnings.catch_warnings, which
+    is not thread-safe: interleaved restores left every warning of the process
+    ignored. PIL's warning about a large image stays unseen (it is skipped)."""
+    import warnings
+
+    root = write_photos(tmp_path / "photos", per_class=60, size=(12, 12))
+    (root / "blue" / "bomb.png").write_bytes(bomb_png(12_000))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            assert prepare(image_project(root, None, cache="memory", workers=4)).info.skipped == 1
+        warnings.warn("after decoding", UserWarning)
+    assert [str(w.message) for w in caught] == ["after decoding"]
