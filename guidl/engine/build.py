@@ -322,7 +322,7 @@ class ModelReport:
             ],
             "total_params": self.total_params,
             "trainable_params": self.trainable_params,
-            "non_trainable_params": self.total_params - self.trainable_params,
+            "non_trainable_params": self.frozen_params,
             "frozen_params": self.frozen_params,
             "weight_bytes": self.weight_bytes,
             "problems": [str(p) for p in self.problems()],

@@ -196,7 +196,7 @@ class ModelTab(QSplitter):
                      if len(self.document.networks()) > 1 else "")
             self.summary.setText(
                 which + f"<b>Total params:</b> {report.total_params:,} · trainable {report.trainable_params:,} · "
-                f"frozen {report.total_params - report.trainable_params:,} · "
+                f"frozen {report.frozen_params:,} · "
                 f"<b>weights</b> {format_bytes(report.weight_bytes)} · <b>one batch of {batch}</b>: "
                 f"activations {format_bytes(report.activation_bytes(batch))}")
             problems = report.problems()
