@@ -36,7 +36,7 @@ import torch
 from ..formatting import shorten
 from ..registry import DATASETS
 from ..spec import Project, UnreadableFileError, open_regular_file, read_regular_file
-from ..spec.templates import IMAGE_SUFFIXES, input_backbone
+from ..spec.templates import IMAGE_SUFFIXES, class_files, input_backbone
 from .memory import available_memory_bytes
 from .prepared import (DatasetError, DatasetInfo, Normalization, PreparedData, RawData, normalization_from,
                        stratified_split)
@@ -645,15 +645,13 @@ def scan_folder(path: str) -> tuple[Path, list[str], list[tuple[str, int]]]:
     if not path or not os.path.isdir(folder):  # False for any name the OS refuses
         raise DatasetError(f"image_folder: {shorten(str(folder))} is not a folder; choose a folder that holds "
                            "one sub-folder of images per class")
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = class_files(folder)
+    classes = list(found)
     if len(classes) < 2:
         raise DatasetError(f"image_folder: {folder} has {len(classes)} sub-folder(s); it needs one "
                            "sub-folder per class, at least two")
-    files: list[tuple[str, int]] = []
-    for label, cls in enumerate(classes):
-        found = sorted(p for p in (folder / cls).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        files += [(str(p), label) for p in found]
-    empty = [cls for i, cls in enumerate(classes) if not any(label == i for _, label in files)]
+    files = [(str(p), label) for label, cls in enumerate(classes) for p in found[cls]]
+    empty = [cls for cls in classes if not found[cls]]
     if empty:
         raise DatasetError(f"image_folder: no images in {', '.join(empty)} (looked for "
                            f"{', '.join(sorted(IMAGE_SUFFIXES))})")

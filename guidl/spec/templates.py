@@ -61,18 +61,25 @@ class ImageFolderSummary:
         return f"{len(self.counts)} classes, {self.images:,} image{plural} ({shown}{more})"
 
 
+def class_files(folder: Path) -> dict[str, list[Path]]:
+    """Each class of an image folder and its image files, as image_folder
+    reads them: sub-folders sorted by name, hidden ones skipped, files with
+    an image suffix at any depth, sorted. ``OSError`` when it cannot be read."""
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return {name: sorted(p for p in (folder / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                         and p.is_file())
+            for name in classes}
+
+
 def scan_image_folder(folder: str | Path) -> ImageFolderSummary:
     """Count the images of each class sub-folder as image_folder finds them
-    (sub-folders sorted by name, hidden ones skipped, images found at any depth)."""
+    (``class_files``)."""
     folder = Path(folder).expanduser()
     if not str(folder).strip() or not os.path.isdir(folder):
         raise TemplateError(f"{folder} is not a folder; choose a folder that holds one sub-folder "
                             "of photos per class")
     try:
-        classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-        counts = {name: sum(1 for p in (folder / name).rglob("*")
-                            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-                  for name in classes}
+        counts = {name: len(files) for name, files in class_files(folder).items()}
     except OSError as error:
         raise TemplateError(f"{folder} cannot be read: {error.strerror or error}") from None
     return ImageFolderSummary(folder, counts)

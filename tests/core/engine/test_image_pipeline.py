@@ -168,3 +168,13 @@ def test_decoding_threads_silence_the_decoders_and_leave_other_warnings_shown(tm
             assert prepare(image_project(root, None, cache="memory", workers=4)).info.skipped == 1
         warnings.warn("after decoding", UserWarning)
     assert [str(w.message) for w in caught] == ["after decoding"]
+
+
+def test_a_folder_named_like_an_image_is_not_read_as_one(tmp_path):
+    """The training data lists the files the New from Pretrained dialog counts."""
+    from guidl.spec.templates import scan_image_folder
+
+    root = write_photos(tmp_path / "photos", per_class=4)
+    (root / "red" / "album.jpg").mkdir()
+    data = prepare(image_project(root, None, cache="memory"))
+    assert sum(data.info.sizes.values()) == 8 == scan_image_folder(root).images
