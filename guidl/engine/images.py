@@ -83,10 +83,15 @@ class Preprocessing:
     def normalization(self) -> Normalization:
         return Normalization(1 / 255, list(self.mean), list(self.std))
 
+    @property
+    def stored_form(self) -> "_Form":
+        """Decoded images kept as the shorter side resized and a centre square cropped."""
+        return _Form(3, self.resize, self.resize, True, self.interpolation)
+
     def eval_transform(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """Decoded 8-bit pixels (channels, height, width) of any size -> the
         model's normalised float input (3, crop, crop)."""
-        form = _Form(3, self.resize, self.resize, True, self.interpolation)
+        form = self.stored_form
         crop = (self.crop, self.crop)
         normalization = self.normalization
 
@@ -99,7 +104,7 @@ class Preprocessing:
         """Like ``eval_transform``, with the random changes ``augment`` asks
         for (random resized crop, flips, colour jitter ...), drawn from
         ``generator`` (the second argument; torch's global one when None)."""
-        form = _Form(3, self.resize, self.resize, True, self.interpolation)
+        form = self.stored_form
         normalization = self.normalization
         pipeline = _Pipeline((self.crop, self.crop), dict(augment or {}), self.interpolation)
 
@@ -743,6 +748,13 @@ def _check_all(files: list[tuple[str, int]]):
     return kept, skipped
 
 
+def _sized_form(params: Mapping[str, Any]) -> _Form:
+    """The stored form without a backbone: resized to the dataset's image_size."""
+    image_size = params["image_size"]
+    height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    return _Form(1 if params["grayscale"] else 3, height, width, False)
+
+
 def prepare_image_folder(project: Project | Any, data, seed: int, pixel_range: str | None) -> PreparedData:
     """``prepare`` for ``image_folder``: ``data`` is the project's Data."""
     entry = DATASETS.get("image_folder")
@@ -751,13 +763,11 @@ def prepare_image_folder(project: Project | Any, data, seed: int, pixel_range: s
     preprocessing = preprocessing_of(project) if isinstance(project, Project) else None
     grayscale = bool(params["grayscale"])
     if preprocessing is not None:
-        form = _Form(3, preprocessing.resize, preprocessing.resize, True, preprocessing.interpolation)
+        form = preprocessing.stored_form
         size = (preprocessing.crop, preprocessing.crop)
     else:
-        image_size = params["image_size"]
-        height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        form = _Form(1 if grayscale else 3, height, width, False)
-        size = (height, width)
+        form = _sized_form(params)
+        size = (form.height, form.width)
     cache_mode = params.get("cache", "auto")
     budget = budget_bytes(params)
     need = len(files) * int(np.prod(form.shape))
@@ -830,9 +840,8 @@ def load_image_folder_raw(params: Mapping[str, Any]):
     """``load_raw`` for image_folder: every readable image in memory, in its
     stored form, as NumPy (what tools that read raw arrays expect)."""
     folder, classes, files = scan_folder(params["path"])
-    image_size = params["image_size"]
-    height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    form = _Form(1 if params["grayscale"] else 3, height, width, False)
+    form = _sized_form(params)
+    height, width = form.height, form.width
     need = len(files) * int(np.prod(form.shape))
     budget = budget_bytes(params)
     if need > budget:
