@@ -83,6 +83,25 @@ def wanted_weights(project: Project) -> list[tuple[str, str]]:
     return wanted
 
 
+def check_weights_file(name: str, params: dict, path: str | Path) -> None:
+    """A ``backbones.WeightsError``, with the engine's whole message, unless
+    ``path`` holds the weights of a ``name`` backbone with ``params`` (its
+    keys and shapes, the check training's load makes). Nothing is allocated:
+    the backbone is built on the meta device."""
+    import torch
+
+    from .backbones import Backbone, matching_state, read_weights_file
+
+    state = read_weights_file(path)
+    try:
+        with torch.device("meta"):
+            backbone = Backbone(name, params.get("weights", "none"), params.get("output", "pooled"))
+    except (KeyError, TypeError, ValueError):  # a block parameter or a bad name: the shapes are the same
+        with torch.device("meta"):
+            backbone = Backbone(name)
+    matching_state(backbone, state, str(path))
+
+
 def use_weights_file(project: Project, path: str | Path) -> str | None:
     """Apply the user's weights file to ``project`` (changed in place). A
     file torchvision publishes (known by its hash) is copied into
@@ -90,7 +109,7 @@ def use_weights_file(project: Project, path: str | Path) -> str | None:
     weights finds it: a note says so. Any other state dict becomes the
     weights_file of the project's one backbone (the trainer says when it
     loads it): None. ``WeightsOptionError`` says why the file cannot be used."""
-    from .backbones import WeightsError, import_weights_file, read_weights_file
+    from .backbones import WeightsError, import_weights_file
 
     path = Path(path)
     found = backbone_layers(project)
@@ -116,8 +135,8 @@ def use_weights_file(project: Project, path: str | Path) -> str | None:
         raise WeightsOptionError(f"--weights {path}: the project has {len(layers)} backbone layers "
                                  f"({', '.join(b.where for b in layers)}); set weights_file on the one "
                                  "it is for in the project instead")
-    try:
-        read_weights_file(path)  # refused now (code, not tensors), before a run folder is made
+    try:  # refused now (code, not tensors, or another model's), before a run folder is made
+        check_weights_file(found[0].name, {**found[0].layer.params, "weights": found[0].weights}, path)
     except WeightsError as error:
         raise WeightsOptionError(f"--weights {path}: {error}") from None
     found[0].layer.params["weights_file"] = str(path.absolute())

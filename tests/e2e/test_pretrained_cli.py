@@ -121,6 +121,16 @@ def test_weights_files_that_cannot_be_used_are_refused(tmp_path, offline, root, 
     assert "--weights starts a new training" in capsys.readouterr().err
 
 
+def test_another_models_weights_file_is_refused_before_a_run_folder(tmp_path, offline, capsys):
+    """--weights is checked against the backbone's keys and shapes, as the window's import is."""
+    project = photo_project(tmp_path)
+    torch.save(torchvision.models.mobilenet_v3_small(weights=None).state_dict(), tmp_path / "other.pth")
+    assert main(["train", str(project), "--weights", "other.pth", "--out", "run"]) == 2
+    err = capsys.readouterr().err
+    assert "--weights other.pth: other.pth does not hold resnet18's weights: missing keys" in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
 def test_offline_training_says_where_to_put_the_weights(tmp_path, offline, capsys):
     project = photo_project(tmp_path)
     assert main(["train", str(project), "--json"]) == 2

@@ -83,25 +83,6 @@ def backbone_layers(project) -> list[tuple[int, object]]:
     return [(i, layer) for i, layer in enumerate(project.model.layers) if layer.type in BACKBONES]
 
 
-def check_weights_file(layer, path: Path) -> None:
-    """A WeightsError, with the engine's whole message, unless ``path`` holds
-    the weights of the backbone ``layer`` (its keys and shapes, as Train loads
-    them). Nothing is allocated: the backbone is built on the meta device."""
-    import torch
-
-    from ...engine import backbones
-
-    state = backbones.read_weights_file(path)
-    params = layer.params
-    try:
-        with torch.device("meta"):
-            backbone = backbones.Backbone(layer.type, params.get("weights", "none"), params.get("output", "pooled"))
-    except (KeyError, TypeError, ValueError):  # a block parameter or a bad name: the shapes are the same
-        with torch.device("meta"):
-            backbone = backbones.Backbone(layer.type)
-    backbones.matching_state(backbone, state, str(path))  # the check Train's load makes
-
-
 def describe_preprocessing(model) -> str:
     """How the Try tab prepares a photo: as the model was trained."""
     pre = (model.meta or {}).get("preprocessing")
@@ -207,6 +188,7 @@ class PretrainedController(QObject):
         """Why a backbone's ``weights_file`` cannot be loaded (the engine's
         whole message, with the layer numbered as the table numbers it), or None."""
         from ...engine.backbones import WeightsError
+        from ...engine.pretrained import check_weights_file
 
         if not self.window.engine.is_ready or self.window.session.weights_for(project) is not None:
             return None
@@ -219,7 +201,7 @@ class PretrainedController(QObject):
                 stat = path.stat()
                 key = (layer.type, str(path), stat.st_size, stat.st_mtime_ns)
                 if key not in self._fitting:
-                    check_weights_file(layer, path)
+                    check_weights_file(layer.type, layer.params, path)
                     self._fitting.add(key)
             except OSError as error:
                 return f"Layer {index} ({layer.type}): cannot read its weights file {path}: {error.strerror or error}"
@@ -338,6 +320,7 @@ class PretrainedController(QObject):
         if not self.window.engine_now("PyTorch is not loaded"):
             return
         from ...engine.backbones import WeightsError, import_weights_file, read_weights_file
+        from ...engine.pretrained import check_weights_file
 
         layers = backbone_layers(window.document.project)
         selected = window.stack.selected_layer() if window.document.network == "model" else -1
@@ -351,7 +334,8 @@ class PretrainedController(QObject):
             # Own weights are read and checked against the backbone now, not at Train: a
             # file that does not fit changes nothing, and its whole message says why.
             if found is None and index >= 0:
-                check_weights_file(window.document.project.model.layers[index], path)
+                layer = window.document.project.model.layers[index]
+                check_weights_file(layer.type, layer.params, path)
             elif found is None:
                 read_weights_file(path)
         except WeightsError as error:
