@@ -68,6 +68,8 @@ DOWNLOAD_TIMEOUT_S = 15
 MAX_TEXT_BYTES = 256 * 2**20
 MAX_CSV_BYTES = 256 * 2**20
 MAX_NPZ_BYTES = 4 * 2**30
+#: The text dataset's samples (token ids) held in memory are limited to this many bytes.
+TEXT_MEMORY_BUDGET = 4 * 2**30
 #: Each file of a torchvision dataset (SVHN's largest is 182 MB).
 MAX_DATASET_FILE_BYTES = 4 * 2**30
 
@@ -198,7 +200,7 @@ def _text(name: str, params: dict) -> RawData:
     if params["max_samples"]:
         starts = starts[: params["max_samples"]]
     need = len(starts) * (seq_len + 1) * 8
-    if need > IMAGE_MEMORY_BUDGET:
+    if need > TEXT_MEMORY_BUDGET:
         raise DatasetError(f"text: {len(starts):,} samples of {seq_len + 1} characters need "
                            f"{need / 2**30:.1f} GiB; raise stride or set max_samples")
     windows = np.lib.stride_tricks.sliding_window_view(ids, seq_len + 1)[starts]
@@ -286,10 +288,6 @@ def _offline_message(name: str, root: Path, download: bool, error: BaseException
     return (f"{name}: {what} ({cause}). guidl looked in {shorten(str(root))} for {expected}. "
             f"Copy the files there (or set data.params.root to where they are), connect to the "
             f"internet, or pick a dataset that works offline: {', '.join(OFFLINE)}.")
-
-
-#: The text dataset's samples (token ids) held in memory are limited to this many bytes.
-IMAGE_MEMORY_BUDGET = 4 * 2**30
 
 
 def _image_folder(name: str, params: dict) -> RawData:
