@@ -63,11 +63,13 @@ class ImageFolderSummary:
 
 def class_files(folder: Path) -> dict[str, list[Path]]:
     """Each class of an image folder and its image files, as image_folder
-    reads them: sub-folders sorted by name, hidden ones skipped, files with
-    an image suffix at any depth, sorted. ``OSError`` when it cannot be read."""
+    reads them: sub-folders sorted by name, hidden ones skipped, entries with
+    an image suffix at any depth that are not folders (a named pipe among
+    them is refused when read, not passed over), sorted. ``OSError`` when it
+    cannot be read."""
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     return {name: sorted(p for p in (folder / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-                         and p.is_file())
+                         and not p.is_dir())
             for name in classes}
 
 
