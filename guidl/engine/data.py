@@ -704,6 +704,13 @@ def expected_input(project: Project, info: DatasetInfo | None = None) -> tuple[t
         preprocessing = preprocessing_of(project)
         if preprocessing is not None:  # a backbone's crop, whatever the images' sizes
             return (3, preprocessing.crop, preprocessing.crop), dtype
+        try:  # every image is resized to image_size, in grey or colour
+            params = entry.resolve(project.data.params)
+        except (KeyError, TypeError, ValueError):
+            return None, dtype
+        size = params["image_size"]
+        height, width = (size, size) if isinstance(size, int) else size
+        return (1 if params["grayscale"] else 3, int(height), int(width)), dtype
     return None, dtype
 
 

@@ -54,7 +54,13 @@ def test_corrupt_files_and_a_decompression_bomb_are_skipped_and_counted(tmp_path
 
 def test_cached_images_are_8_bit(tmp_path):
     root = write_photos(tmp_path / "photos", per_class=6)
-    data = prepare(image_project(root, None, cache="memory"))
+    project = image_project(root, None, cache="memory")
+    # The shape is known before the images load: a reopened project shows its shapes at once.
+    assert expected_input(project) == ((3, 16, 16), "float32")
+    data = prepare(project)
+    assert data.info.input_shape == (3, 16, 16)
+    project.data.params["grayscale"] = True
+    assert expected_input(project) == ((1, 16, 16), "float32")
     cache = data.train.cache
     assert cache.dtype == torch.uint8 and cache.shape[1:] == (3, 16, 16)
     assert cache.untyped_storage().nbytes() == len(data.train) * 3 * 16 * 16
