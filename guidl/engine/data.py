@@ -34,7 +34,8 @@ from ..formatting import format_bytes, quote, shorten
 from ..registry import DATASETS
 from ..spec import Data, Project, UnreadableFileError, open_regular_file, read_regular_file
 from ..spec.templates import IMAGE_SUFFIXES
-from .images import MAX_IMAGE_FILE_BYTES, load_image_folder_raw, prepare_image_folder, preprocessing_of
+from .images import (MAX_IMAGE_FILE_BYTES, load_image_folder_raw, prepare_image_folder, preprocessing_of,
+                     sized_form)
 from .memory import available_memory_bytes
 # Also taken from here by other modules. The prepared form lives apart so that
 # .images can use it without importing this module back.
@@ -708,9 +709,7 @@ def expected_input(project: Project, info: DatasetInfo | None = None) -> tuple[t
             params = entry.resolve(project.data.params)
         except (KeyError, TypeError, ValueError):
             return None, dtype
-        size = params["image_size"]
-        height, width = (size, size) if isinstance(size, int) else size
-        return (1 if params["grayscale"] else 3, int(height), int(width)), dtype
+        return sized_form(params).shape, dtype
     return None, dtype
 
 

@@ -748,8 +748,9 @@ def _check_all(files: list[tuple[str, int]]):
     return kept, skipped
 
 
-def _sized_form(params: Mapping[str, Any]) -> _Form:
-    """The stored form without a backbone: resized to the dataset's image_size."""
+def sized_form(params: Mapping[str, Any]) -> _Form:
+    """The stored form without a backbone: resized to the dataset's image_size
+    (its ``shape`` is the model's input)."""
     image_size = params["image_size"]
     height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     return _Form(1 if params["grayscale"] else 3, height, width, False)
@@ -766,7 +767,7 @@ def prepare_image_folder(project: Project | Any, data, seed: int, pixel_range: s
         form = preprocessing.stored_form
         size = (preprocessing.crop, preprocessing.crop)
     else:
-        form = _sized_form(params)
+        form = sized_form(params)
         size = (form.height, form.width)
     cache_mode = params.get("cache", "auto")
     budget = budget_bytes(params)
@@ -840,7 +841,7 @@ def load_image_folder_raw(params: Mapping[str, Any]):
     """``load_raw`` for image_folder: every readable image in memory, in its
     stored form, as NumPy (what tools that read raw arrays expect)."""
     folder, classes, files = scan_folder(params["path"])
-    form = _sized_form(params)
+    form = sized_form(params)
     height, width = form.height, form.width
     need = len(files) * int(np.prod(form.shape))
     budget = budget_bytes(params)
