@@ -38,6 +38,8 @@ class ExportController(QObject):
         if window.session.trainer is None:
             return
         model = TrainedModel.from_trainer(window.session.trainer)
+        if window.session.run_dir is not None:
+            model = with_run_record(model, window.session.run_dir)
         folder = window.document.path.parent if window.document.path else Path.home()
         path, chosen = QFileDialog.getSaveFileName(window, "Export the trained model",
                                                    str(folder / default_filename(model, "onnx")),
@@ -113,3 +115,29 @@ def export_path(path: Path, fmt: str) -> Path:
     if path.suffix == FORMATS[fmt]:
         return path
     return path.with_name(path.name + FORMATS[fmt]) if not path.suffix else path.with_suffix(FORMATS[fmt])
+
+
+def with_run_record(model, run_dir: Path):
+    """``model`` (the window's trained or reopened model) with what its run
+    folder records: trained, the final metrics and evaluation, seed, device,
+    status and versions, as ``guidl export RUN_DIR`` writes them. A reopened
+    run's model has no training history in the window, so without this its
+    bundle would read as untrained. Unchanged when the folder's final weights
+    are not this model's (or cannot be read)."""
+    import torch
+
+    from ...engine.export import ExportError, load_trained
+
+    if not (run_dir / "model.safetensors").is_file():
+        return model
+    try:
+        saved = load_trained(run_dir, samples=False)
+    except (ExportError, OSError, ValueError):
+        return model
+    mine, theirs = model.module.state_dict(), saved.module.state_dict()
+    if mine.keys() != theirs.keys() or any(not torch.equal(mine[key], theirs[key]) for key in mine):
+        return model
+    model.trained = True
+    model.metrics = saved.metrics or model.metrics
+    model.meta = {**model.meta, **saved.meta}
+    return model
