@@ -512,6 +512,14 @@ class LayerEdits:
             self._model_edit(edits.set_layer_option, text, indexes, key, value, block=block,
                              select=one, select_before=one)
 
+    def toggle_frozen(self, index: int | list[int], block: str | None = None) -> None:
+        """Freeze the layers, or unfreeze them when all are frozen already
+        (the snowflake, the Frozen column, Model > Freeze): one undo step."""
+        layers = self._layers(block)
+        indexes = [i for i in ([index] if isinstance(index, int) else index) if 0 <= i < len(layers)]
+        if indexes:
+            self.set_option(indexes, "frozen", not all(layers[i].frozen for i in indexes), block=block)
+
     # -- wires ----------------------------------------------------------------------------------
 
     def connect(self, source: int, target: int, block: str | None = None) -> None:

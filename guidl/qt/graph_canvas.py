@@ -1259,9 +1259,7 @@ class GraphCanvas(QGraphicsView):
 
     def toggle_frozen(self, index: int) -> None:
         """Freeze layer ``index`` or unfreeze it (the snowflake on its node): one undo step."""
-        layers = self.document.model.layers
-        if 0 <= index < len(layers) and hasattr(self.edits, "set_option"):
-            self.edits.set_option(index, "frozen", not layers[index].frozen)
+        self.edits.toggle_frozen(index)
 
     def apply_fix(self, index: int) -> None:
         report = self.document.report

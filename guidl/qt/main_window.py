@@ -405,9 +405,7 @@ class MainWindow(QMainWindow):
 
     def toggle_frozen(self) -> None:
         """Freeze the selected layers, or unfreeze them when all are frozen: one undo step."""
-        selected, layers = self.graph_edits.selection(), self.document.model.layers
-        if selected:
-            self.edits.set_option(selected, "frozen", not all(layers[i].frozen for i in selected))
+        self.edits.toggle_frozen(self.graph_edits.selection())
 
     def move_layer_up(self) -> None:
         self._move(-1)

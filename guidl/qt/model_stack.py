@@ -179,8 +179,7 @@ class LayerTableModel(QAbstractTableModel):
 
     def toggle_frozen(self, layer_i: int) -> None:
         """Freeze layer ``layer_i`` or unfreeze it: one undo step."""
-        if 0 <= layer_i < self.layer_count:
-            self.edits.set_option(layer_i, "frozen", not self.layers[layer_i].frozen, block=self.block)
+        self.edits.toggle_frozen(layer_i, block=self.block)
 
     @property
     def layer_count(self) -> int:
