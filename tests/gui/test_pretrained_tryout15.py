@@ -59,3 +59,23 @@ def test_train_with_a_weights_file_that_does_not_fit_says_so_in_full_with_import
     assert window.pretrained.import_button.text() == "Import Weights File…"
     assert window.train_message.text() == box.text() and "WeightsError" not in box.text()
     assert not window.training.running and window.session.run_dir is None
+
+
+def test_an_imported_weights_file_is_not_read_again_before_train(resnet_photos, tmp_path, monkeypatch):
+    """The import's check against the backbone counts for Train's (a large file is read whole)."""
+    import torch
+    import torchvision
+
+    from guidl.engine import backbones
+
+    path = tmp_path / "mine.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    reads = []
+    real = backbones.read_weights_file
+    monkeypatch.setattr(backbones, "read_weights_file", lambda p: reads.append(p) or real(p))
+    window = resnet_photos
+    window.pretrained.import_weights_file(path)
+    assert window.document.project.model.layers[0].params["weights_file"] == str(path)
+    assert len(reads) == 1
+    assert window.pretrained.weights_file_problem(window.document.project) is None
+    assert len(reads) == 1

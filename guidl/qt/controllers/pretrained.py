@@ -188,7 +188,6 @@ class PretrainedController(QObject):
         """Why a backbone's ``weights_file`` cannot be loaded (the engine's
         whole message, with the layer numbered as the table numbers it), or None."""
         from ...engine.backbones import WeightsError
-        from ...engine.pretrained import check_weights_file
 
         if not self.window.engine.is_ready or self.window.session.weights_for(project) is not None:
             return None
@@ -198,16 +197,24 @@ class PretrainedController(QObject):
                 continue
             path = Path(file).expanduser()
             try:
-                stat = path.stat()
-                key = (layer.type, str(path), stat.st_size, stat.st_mtime_ns)
-                if key not in self._fitting:
-                    check_weights_file(layer.type, layer.params, path)
-                    self._fitting.add(key)
+                self._check_fits(layer, path)
             except OSError as error:
                 return f"Layer {index} ({layer.type}): cannot read its weights file {path}: {error.strerror or error}"
             except WeightsError as error:
                 return f"Layer {index} ({layer.type}): {error}"
         return None
+
+    def _check_fits(self, layer, path: Path) -> None:
+        """The engine's check that ``path`` holds ``layer``'s weights, made once
+        per version of the file (a large file is read whole): the import's check
+        spares Train its own."""
+        from ...engine.pretrained import check_weights_file
+
+        stat = path.stat()
+        key = (layer.type, str(path), stat.st_size, stat.st_mtime_ns)
+        if key not in self._fitting:
+            check_weights_file(layer.type, layer.params, path)
+            self._fitting.add(key)
 
     def start_download(self, wanted: list[tuple[str, str]], then: Callable[[], None] | None) -> None:
         from ...registry.backbones import BACKBONES
@@ -320,7 +327,6 @@ class PretrainedController(QObject):
         if not self.window.engine_now("PyTorch is not loaded"):
             return
         from ...engine.backbones import WeightsError, import_weights_file, read_weights_file
-        from ...engine.pretrained import check_weights_file
 
         layers = backbone_layers(window.document.project)
         selected = window.stack.selected_layer() if window.document.network == "model" else -1
@@ -334,10 +340,12 @@ class PretrainedController(QObject):
             # Own weights are read and checked against the backbone now, not at Train: a
             # file that does not fit changes nothing, and its whole message says why.
             if found is None and index >= 0:
-                layer = window.document.project.model.layers[index]
-                check_weights_file(layer.type, layer.params, path)
+                self._check_fits(window.document.project.model.layers[index], path)
             elif found is None:
                 read_weights_file(path)
+        except OSError as error:
+            self._warn("Cannot import the weights file", f"Cannot read {path}: {error.strerror or error}")
+            return
         except WeightsError as error:
             self._warn("Cannot import the weights file", f"Not imported{target}: {error}" if checked else str(error))
             return
