@@ -42,13 +42,18 @@ class Compatibility:
 
 
 def _last_sized(report: ModelReport) -> tuple[int, str, str] | None:
-    """``(index, type, parameter)`` of the last layer whose size sets the output's."""
+    """``(index, type, parameter)`` of the last layer whose size sets the output's:
+    its output is the model's (the layers after it keep the shape), so one
+    parameter fixes the size. None when none does (a convolution before
+    Flatten gives channels x height x width: its out_channels cannot)."""
     for layer in reversed(report.layers):
         if layer.type not in LAYERS:
             return None  # a block ends the model: its own layers size the output
         entry = LAYERS.get(layer.type)
         for name in ("out_features", "out_channels", "hidden_size"):
             if name in entry.param_names:
+                if layer.output_shape != report.output_shape:
+                    return None
                 return layer.index, layer.type, name
     return None
 

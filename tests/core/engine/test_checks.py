@@ -56,3 +56,14 @@ def test_the_users_own_files_are_left_to_loading():
     project = spec.load(example_path("moons_mlp"))
     project.data = spec.Data("csv", {"path": "table.csv"})
     assert catalogue_info(project) is None
+
+
+def test_a_convolution_before_flatten_is_not_offered_a_size_it_cannot_fix():
+    project = spec.load(example_path("mnist_cnn"))
+    project.model.layers = project.model.layers[:4]  # Conv2d, ReLU, MaxPool2d, Flatten: (5408,)
+    report = analyze(project.model, [1, 28, 28])
+    report_compatibility(project, report, catalogue_info(project))
+    assert all(layer.fix_action is None for layer in report.layers)  # out_channels cannot give (10,)
+    [problem] = report.problems()
+    assert problem.path == "training.loss" and "end the model with a Linear layer with out_features 10" \
+        in problem.message
