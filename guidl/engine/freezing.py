@@ -62,13 +62,16 @@ class _Part:
 
     title: str
     module: nn.Module
-    frozen: bool
     scale: float
     type: str
-    #: Whether it is frozen itself (not only inside a frozen block use).
+    #: Whether it is frozen itself, and whether a block use around it is.
     own_frozen: bool
     inside_frozen: bool
     children: list["_Part"] = field(default_factory=list)
+
+    @property
+    def frozen(self) -> bool:
+        return self.own_frozen or self.inside_frozen
 
 
 def _parts(layers, modules: list[nn.Module], blocks, scale: float = 1.0, frozen: bool = False,
@@ -79,8 +82,7 @@ def _parts(layers, modules: list[nn.Module], blocks, scale: float = 1.0, frozen:
     parts = []
     for index, (layer, module) in enumerate(zip(layers, modules)):
         title = f"{where} {index} ({layer.type})"
-        part = _Part(title, module, frozen or layer.frozen, scale * layer.lr_multiplier, layer.type,
-                     layer.frozen, frozen)
+        part = _Part(title, module, scale * layer.lr_multiplier, layer.type, layer.frozen, frozen)
         if layer.type in blocks and layer.type not in LAYERS:
             repetitions = [module] if isinstance(module, GraphModel) else list(module)
             for number, repetition in enumerate(repetitions):
