@@ -22,6 +22,12 @@ it (``pid``, its start time, ``host`` and the machine's ``boot_time``), and
 A run judged over is reported, and written back, as failed with the cause
 ``PROCESS_GONE``.
 
+What the user says of a run (a name, tags, a note) lives apart from it, in
+``labels.json`` (``read_labels`` / ``write_labels``): run.json is the
+training's own record, rewritten at every epoch, so the window can label a run
+while it trains without racing its writer. ``delete_run`` removes a run folder,
+and nothing that is not one.
+
 This module imports neither torch nor Qt: the window lists runs with it.
 """
 
@@ -30,11 +36,14 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import socket
+import stat
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import psutil
 
@@ -49,7 +58,7 @@ RUN_FILES = ("project.guidl.json", "metrics.csv", "checkpoint.pt", "model.safete
 SAMPLES_FOLDER = "samples"
 RUN_FORMAT = "guidl-run"
 #: The statuses a run folder can be in.
-STATUSES = ("running", "finished", "stopped", "interrupted", "failed")
+STATUSES = ("running", "finished", "stopped", "interrupted", "pruned", "failed")
 PROCESS_GONE = "the training process ended without finishing (killed or crashed)"
 #: How often a running training refreshes its run.json (seconds, at most).
 HEARTBEAT_S = 60.0
@@ -69,7 +78,7 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "pid": (int, type(None)), "process_started": (float, int, type(None)),
     "host": (str, type(None)), "boot_time": (float, int, type(None)),
     "source": (str, type(None)), "final": (dict, type(None)), "evaluation": (dict, type(None)),
-    "notes": (list,),
+    "notes": (list,), "sweep": (dict, type(None)),
 }
 
 
@@ -404,3 +413,147 @@ def latest_trained_run(root: str | os.PathLike[str], project_name: str | None = 
             continue
         return path
     return None
+
+
+LABELS_FILE = "labels.json"
+LABELS_FORMAT = "guidl-run-labels"
+#: labels.json holds a name, some tags and a note: anything larger is not ours.
+MAX_LABELS_BYTES = 256 * 1024
+MAX_NAME_CHARS = 200
+MAX_TAGS = 50
+MAX_TAG_CHARS = 50
+MAX_NOTE_CHARS = 100_000
+
+
+@dataclass
+class RunLabels:
+    """What the user says of a run: a name shown instead of the folder's, tags
+    to filter by, and a note."""
+
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": LABELS_FORMAT, "version": 1, "name": self.name,
+                "tags": list(self.tags), "note": self.note}
+
+
+def _clean_tags(tags: Any) -> list[str]:
+    """Tags without surrounding spaces, empty ones and repeats, in their order."""
+    return list(dict.fromkeys(t.strip() for t in tags if isinstance(t, str) and t.strip()))
+
+
+def check_labels(labels: RunLabels) -> RunLabels:
+    """``labels`` tidied (a blank name is none; tags stripped, without blanks
+    or repeats); ``ValueError`` naming the field that is too long or of the
+    wrong type."""
+    name = labels.name
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"a run's name must be text, got {type(name).__name__}")
+    name = name.strip() if name is not None else None
+    if name and len(name) > MAX_NAME_CHARS:
+        raise ValueError(f"a run's name is at most {MAX_NAME_CHARS} characters, got {len(name):,}")
+    if isinstance(labels.tags, str) or not all(isinstance(t, str) for t in labels.tags):
+        raise ValueError("a run's tags must be a list of texts")
+    tags = _clean_tags(labels.tags)
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"a run has at most {MAX_TAGS} tags, got {len(tags)}")
+    long = next((t for t in tags if len(t) > MAX_TAG_CHARS), None)
+    if long is not None:
+        raise ValueError(f"a tag is at most {MAX_TAG_CHARS} characters, got {quote(long, 60)}")
+    if not isinstance(labels.note, str):
+        raise ValueError(f"a run's note must be text, got {type(labels.note).__name__}")
+    if len(labels.note) > MAX_NOTE_CHARS:
+        raise ValueError(f"a run's note is at most {MAX_NOTE_CHARS:,} characters, got {len(labels.note):,}")
+    return RunLabels(name or None, tags, labels.note)
+
+
+def read_labels(path: str | os.PathLike[str]) -> RunLabels:
+    """The labels of the run folder ``path``. Labels are a convenience, never a
+    reason a run cannot be listed: a missing, unreadable or damaged
+    ``labels.json`` reads as no labels, and a field of the wrong type or too
+    long as that field unset (the others are kept)."""
+    try:
+        with open_regular_file(Path(path) / LABELS_FILE, MAX_LABELS_BYTES, "a run's labels file") as handle:
+            doc = json.loads(handle.read(MAX_LABELS_BYTES + 1).decode("utf-8"))
+    except (UnreadableFileError, OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return RunLabels()
+    if not isinstance(doc, dict) or doc.get("format") != LABELS_FORMAT:
+        return RunLabels()
+    name, tags, note = doc.get("name"), doc.get("tags"), doc.get("note")
+    name = name.strip() if isinstance(name, str) and len(name.strip()) <= MAX_NAME_CHARS else None
+    tags = [t for t in _clean_tags(tags) if len(t) <= MAX_TAG_CHARS][:MAX_TAGS] \
+        if isinstance(tags, list) else []
+    note = note if isinstance(note, str) and len(note) <= MAX_NOTE_CHARS else ""
+    return RunLabels(name or None, tags, note)
+
+
+def write_labels(path: str | os.PathLike[str], labels: RunLabels) -> RunLabels:
+    """Write ``labels`` (tidied by ``check_labels``, which raises ``ValueError``
+    for one too long) to the run folder ``path``, atomically; the labels
+    written. ``RunError`` when ``path`` is not a run folder; ``OSError`` when
+    it cannot be written."""
+    labels = check_labels(labels)
+    if not is_run_dir(path):
+        raise RunError(f"{shorten(str(path))}: not a run folder (no {RUN_FILE})")
+    atomic_write_text(Path(path) / LABELS_FILE,
+                      json.dumps(labels.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    return labels
+
+
+#: What a run folder may hold besides RUN_FILES: a damaged run.json is still a
+#: run's folder when it holds only these (never a user's folder with a stray run.json).
+_RUN_EXTRAS = (LABELS_FILE, SAMPLES_FOLDER, "tensorboard")
+
+
+def _only_run_files(path: Path) -> bool:
+    try:
+        names = [entry.name for entry in os.scandir(path)]
+    except OSError:
+        return False
+    return all(name in RUN_FILES or name in _RUN_EXTRAS or (name.startswith(".") and ".tmp" in name)
+               for name in names)
+
+
+def delete_run(path: str | os.PathLike[str],
+               remove: Callable[[Path], None] | None = None) -> None:
+    """Remove the run folder ``path`` and all it holds (``remove(path)`` does
+    it instead when given, e.g. a move to the trash).
+
+    Only a run folder is removed, so a wrong path never deletes a user's
+    files: a real folder (not a link) whose run.json is a guidl run record,
+    or, when that record is damaged, a folder holding nothing but a run's
+    files. ``RunError`` says why anything else is refused. A run that is
+    training (its folder's lock is held on this machine, or its record says
+    running and its process lives) is refused with ``RunBusyError``; the
+    folder is held while it is removed, so no training starts in it meanwhile.
+    ``OSError`` when the removal fails (part of the folder may be gone)."""
+    path = Path(path)
+    where = shorten(str(path))
+    try:
+        info = os.lstat(path)
+    except OSError as error:
+        raise RunError(f"{where}: cannot be deleted: {error.strerror or error}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise RunError(f"{where}: is a link, not a run folder; delete the folder it points to instead")
+    if not stat.S_ISDIR(info.st_mode):
+        raise RunError(f"{where}: not a run folder (not a folder)")
+    try:
+        record: dict[str, Any] | None = read_run(path)
+    except RunError as error:
+        if not (path / RUN_FILE).is_file() or not _only_run_files(path):
+            raise RunError(f"{where}: not a run folder, not deleted ({error})") from None
+        record = None  # a run's folder whose record is damaged
+    held = lock_run_dir(path)  # RunBusyError: a training on this machine holds it
+    try:
+        if record is not None and record["status"] == "running":
+            try:  # read again under the lock: it may have just ended
+                record, modified = _read_record(path)
+            except RunError:
+                record, modified = None, 0.0
+            if record is not None and record["status"] == "running" and not process_gone(record, modified):
+                raise RunBusyError(path)
+        (remove or shutil.rmtree)(path)
+    finally:
+        unlock_run_dir(held)

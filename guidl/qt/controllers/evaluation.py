@@ -175,27 +175,9 @@ def result_task(result) -> str:
 def read_metrics(run_dir: Path) -> list[dict]:
     """A run folder's ``metrics.csv`` as the epochs' metrics dicts (numbers,
     None where a figure is empty); [] when it is missing or unreadable."""
-    import csv
-    import math
+    from ...engine.run_index import read_metric_rows  # with the engine: torch loads in the background
 
-    rows = []
-    try:
-        with open(Path(run_dir) / "metrics.csv", newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                metrics = {}
-                for name, text in row.items():
-                    try:
-                        metrics[name] = float(text) if text not in ("", None) else None
-                    except ValueError:
-                        metrics[name] = None
-                epoch, lr = metrics.get("epoch"), metrics.get("lr")
-                if epoch is None or lr is None or not math.isfinite(epoch):
-                    continue  # not an epoch's row: skipped rather than drawn wrong
-                metrics["epoch"] = int(epoch)
-                rows.append(metrics)
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return []
-    return rows
+    return read_metric_rows(run_dir)
 
 
 def evaluation_score(evaluation: dict) -> str:
