@@ -262,9 +262,11 @@ class RunFolder(Callback):
     DISCRIMINATOR, SAMPLES = "discriminator.safetensors", "samples"
 
     def __init__(self, path: str | os.PathLike[str], resume: bool = False,
-                 source: str | os.PathLike[str] | None = None):
+                 source: str | os.PathLike[str] | None = None, extra: dict[str, Any] | None = None):
         self.path = Path(path)
         self.resume = resume
+        # Merged into every run.json write: a sweep's trial says which study and trial it is.
+        self.extra = dict(extra or {})
         # The project file trained from, so a project finds its own runs (runs.latest_trained_run).
         self.source = str(Path(source).absolute()) if source is not None else None
         self.started = _now()
@@ -312,6 +314,7 @@ class RunFolder(Callback):
             "final": trainer.history[-1].to_dict() if trainer.history else None,
             "task": trainer.project.task.to_dict() if trainer.project.task is not None else None,
             "notes": list(trainer.notes),
+            **self.extra,
             **extra,
         }
         atomic_write_text(self.path / self.RUN, json.dumps(_finite(record), indent=2,
@@ -328,6 +331,9 @@ class RunFolder(Callback):
                     earlier = read_run(self.path)
                     self.started = earlier.get("started") or self.started
                     self.source = self.source or earlier.get("source")
+                    # A resumed sweep trial stays its study's trial.
+                    self.extra = {**({"sweep": earlier["sweep"]} if "sweep" in earlier else {}),
+                                  **self.extra}
                 except RunError:
                     pass  # a damaged record is written anew
                 remove_stale_temporaries(self.path)
@@ -424,8 +430,11 @@ class RunFolder(Callback):
             for name, tensors in files.items():
                 atomic_write_bytes(self.path / name, save(tensors, metadata={
                     "format": "guidl-weights", "project": trainer.project.name}))
+            # A callback that ended the run for a reason of its own (a sweep's pruner) says
+            # so in trainer.outcome: such a run is not one the user stopped.
+            outcome = getattr(trainer, "outcome", None)
             self._write_run(
-                trainer, "stopped" if result.stopped else "finished",
+                trainer, outcome if outcome in ("pruned",) else "stopped" if result.stopped else "finished",
                 stop_reason=result.stop_reason, elapsed_s=result.elapsed,
                 evaluation_split=result.evaluation_split,
                 evaluation=result.evaluation.to_dict() if result.evaluation else None, **extra)
