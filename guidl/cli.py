@@ -125,12 +125,112 @@ def _parser() -> argparse.ArgumentParser:
                           help="a text model: below 1 safer, above 1 more surprising")
     generate.add_argument("--json", action="store_true", help="print one JSON object")
     generate.set_defaults(run=_generate)
+
+    runs = commands.add_parser(
+        "runs", help="list the runs of a project or a runs folder",
+        description="List the run folders of a runs folder (default: ./runs), oldest first: name, "
+                    "status (and why a run stopped or failed), start, duration, epochs, the best "
+                    "and final main validation figure, device and tags. Given a project file, its "
+                    "runs (the runs folder beside it) and, for each, the settings that differ from "
+                    "the project (the project's value -> the run's).")
+    runs.add_argument("target", nargs="?", metavar="PROJECT_OR_RUNS_DIR",
+                      help="a *.guidl.json project file, a runs folder or a run folder")
+    runs.add_argument("--json", action="store_true", help="print one JSON object instead")
+    runs.set_defaults(run=_runs)
     return parser
 
 
 _FORMATS = ("onnx", "pt2", "torchscript", "safetensors", "state_dict", "python", "bundle")
 #: As ``engine.export.PARTS`` (listed here so --help needs no torch).
 _PARTS = ("model", "encoder", "decoder", "discriminator")
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import spec
+
+    target = Path(args.target) if args.target is not None else None
+    current = None
+    if target is not None and not os.path.lexists(target):
+        return _bad_input([f"guidl runs: {args.target}: no such project file or folder"], args.json)
+    if target is not None and not target.is_dir():
+        try:
+            current = spec.load(target).to_dict()  # a project: its runs, and how each differs
+        except spec.ProjectError as error:
+            return _bad_input(error.lines(), args.json)
+    from .engine.run_index import list_summaries, run_project, runs_folder_of, settings_diff
+    from .spec.paths import MISSING, format_change
+
+    root = runs_folder_of(target)
+    if target is None and not root.is_dir():
+        return _bad_input([f"guidl runs: no runs folder here ({root}); give a project file or a "
+                           "runs folder"], args.json)
+    summaries = list_summaries(root)
+    rows = []
+    for summary in summaries:
+        row = summary.to_dict()
+        if current is not None:
+            trained = run_project(summary.path)
+            changes = settings_diff(trained, current) if trained is not None else None
+            row["differences"] = None if changes is None else [
+                {"path": c.path, "project": None if c.before is MISSING else c.before,
+                 "run": None if c.after is MISSING else c.after, "text": format_change(c)}
+                for c in changes]
+        rows.append(row)
+    if args.json:
+        print(json.dumps({"root": str(root), "project": args.target if current is not None else None,
+                          "runs": rows}, default=str))
+        return 0
+    if not rows:
+        print(f"no runs in {root}")
+        return 0
+    print(_runs_table(summaries, rows, current is not None))
+    return 0
+
+
+def _runs_table(summaries, rows: list[dict], with_differences: bool) -> str:
+    """``guidl runs``'s table: one line a run, columns as wide as their widest cell."""
+    from .formatting import format_duration
+
+    def shorten(text: str, limit: int) -> str:
+        return text if len(text) <= limit else text[:limit - 1] + "…"
+
+    metrics = {s.metric for s in summaries}
+    one_metric = len(metrics) == 1
+
+    def figure(metric: str, value) -> str:
+        if value is None:
+            return "-"
+        text = f"{value:.2%}" if metric.endswith(("accuracy", "coverage", "confidence")) else f"{value:.4g}"
+        return text if one_metric else f"{metric} {text}"
+
+    def differences(row: dict) -> str:
+        changes = row.get("differences")
+        if changes is None:
+            return "(no readable project copy)"
+        if not changes:
+            return "(same settings)"
+        text = "; ".join(c["text"] for c in changes[:3])
+        return text + (f"; +{len(changes) - 3} more" if len(changes) > 3 else "")
+
+    metric = next(iter(metrics)) if one_metric else "metric"
+    header = ["name", "status", "started", "duration", "epochs", f"best {metric}", f"final {metric}",
+              "device", "tags"] + (["differences from the project"] if with_differences else [])
+    lines = [header]
+    for summary, row in zip(summaries, rows):
+        status = summary.status if not summary.cause else f"{summary.status}: {shorten(summary.cause, 40)}"
+        started = summary.started.astimezone().strftime("%Y-%m-%d %H:%M") if summary.started else "-"
+        duration = format_duration(summary.duration_s) if summary.duration_s is not None else "-"
+        device = shorten(summary.device, 24) if summary.device else "-"
+        cells = [shorten(summary.name, 40), status, started, duration,
+                 f"{summary.epochs_completed}/{summary.epochs}",
+                 figure(summary.metric, summary.best), figure(summary.metric, summary.final), device,
+                 ", ".join(summary.tags) or "-"]
+        lines.append(cells + ([differences(row)] if with_differences else []))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
+                     for line in lines)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -724,7 +824,7 @@ def _torchrun_rank() -> int:
     return 0
 
 
-COMMANDS = ("summary", "train", "export", "predict", "generate")
+COMMANDS = ("summary", "train", "export", "predict", "generate", "runs")
 
 
 def _gui(project: str | None) -> int:
