@@ -220,7 +220,9 @@ def set_path(doc: Any, path: str | Sequence[str | int], value: Any) -> None:
         raise PathError("", "the path is empty: name a setting such as 'training.optimizer.params.lr'")
     if "[*]" in parts or "*" in parts or "**" in parts:
         raise PathError(shown, "a path with wildcards names no single value to set")
-    parent = get_path(doc, parts[:-1])
+    parent = doc
+    for i, part in enumerate(parts[:-1]):
+        parent = _step(parent, part, parts[:i], shown)
     last = parts[-1]
     if isinstance(last, int):
         _step(parent, last, parts[:-1], shown)  # raises when out of range
