@@ -8,11 +8,12 @@ allows; long runs stay smooth with peak downsampling and clip-to-view.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, QTimer, Slot
-from PySide6.QtGui import QFont, QFontMetricsF, QPalette
+from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Slot
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPalette
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 REFRESH_HZ = 25
@@ -20,6 +21,32 @@ PALETTE_EVENTS = (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChang
 COLLAPSE_STYLE = "color: #b45309; font-weight: bold;"
 #: The fine-tune schedule's unfreeze marker: the ice blue of frozen layers.
 UNFROZEN_COLOUR = (14, 116, 144)
+#: Overlaid runs' colours: none is a live curve's hue (blue, orange, green,
+#: red, purple) or the unfreeze marker's, and each has the middle lightness
+#: that reads on the light theme's white and the dark theme's near-black.
+OVERLAY_COLOURS = ((219, 39, 119), (6, 148, 162), (202, 138, 4), (132, 204, 22), (120, 113, 108),
+                   (192, 38, 211), (161, 98, 7), (79, 70, 229))
+
+
+def overlay_colour(index: int) -> QColor:
+    """The colour of the ``index``-th overlaid run (0-based): the palette
+    above, then hues a golden angle apart (as many runs as are ticked)."""
+    if index < len(OVERLAY_COLOURS):
+        return QColor(*OVERLAY_COLOURS[index])
+    hue = int(index * 137.508) % 360
+    return QColor.fromHsl(hue, 170, 115)
+
+
+@dataclass
+class OverlayRun:
+    """A finished (or running) run drawn beside the live one: its name in
+    the legend, its colour, and its metrics.csv columns (``epoch``,
+    ``train_loss``, ``val_loss``, ``train_accuracy``, ``lr``, ...), NaN where
+    an epoch has no value."""
+
+    label: str
+    colour: QColor | str
+    metrics: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 #: Characters that would draw as nothing (or break a line) in a class name,
@@ -281,6 +308,78 @@ _EPOCH_LOSSES = [("batch", "batch"), ("smooth", "batch (smoothed)"), ("train_los
                  ("val_loss", "validation")]
 _TRAIN_AND_VALIDATION = [("train_metric", "train"), ("val_metric", "validation")]
 
+#: What an overlaid run draws on the loss and metric plots: pairs of
+#: metrics.csv columns, the first drawn dashed (training), the second solid
+#: (validation). The charts' task picks the pair; a run that lacks it (a run of
+#: another task) draws the first pair it has.
+_OVERLAY_PAIRS = {
+    "loss": [("train_loss", "val_loss"), ("d_loss", "g_loss")],
+    "metric": [("train_accuracy", "val_accuracy"), ("train_mae", "val_mae"), (None, "val_psnr"),
+               ("d_real", "d_fake")],
+}
+_OVERLAY_TASK_PAIR = {"classification": ("train_loss", "train_accuracy"),
+                      "text_generation": ("train_loss", "train_accuracy"),
+                      "regression": ("train_loss", "train_mae"),
+                      "reconstruction": ("train_loss", "val_psnr"), "gan": ("d_loss", "d_real")}
+#: How the hover line names an overlaid run's column.
+_OVERLAY_NAMES = {
+    "train_loss": "train loss", "val_loss": "validation loss", "d_loss": "discriminator loss",
+    "g_loss": "generator loss", "train_accuracy": "train accuracy", "val_accuracy": "validation accuracy",
+    "train_mae": "train MAE", "val_mae": "validation MAE", "val_psnr": "validation PSNR",
+    "d_real": "D(x)", "d_fake": "D(G(z))", "lr": "learning rate"}
+#: An overlaid run's curves: (plot, which of the pair): 0 dashed, 1 solid.
+_OVERLAY_ROLES = (("loss", 0), ("loss", 1), ("metric", 0), ("metric", 1), ("lr", 1))
+#: How near (pixels) the pointer must pass an overlaid curve for the hover line to name its run.
+_HOVER_REACH = 12.0
+
+
+def _pair_for(metrics: dict, plot_key: str, task: str) -> tuple[str | None, str | None]:
+    """The columns an overlaid run draws on ``plot_key`` ("loss", "metric",
+    "lr") for the charts' ``task``."""
+    if plot_key == "lr":
+        return (None, "lr")
+    pairs = _OVERLAY_PAIRS[plot_key]
+    wanted = _OVERLAY_TASK_PAIR.get(task, _OVERLAY_TASK_PAIR["classification"])
+    ordered = sorted(pairs, key=lambda pair: pair[0] not in wanted and pair[1] not in wanted)
+
+    def has(column):
+        values = metrics.get(column) if column else None
+        return values is not None and bool(np.isfinite(np.asarray(values, dtype=float)).any())
+
+    return next((pair for pair in ordered if has(pair[0]) or has(pair[1])), (None, None))
+
+
+class _OverlayCurves:
+    """One overlaid run's curves (loss, metric and learning-rate plots) and
+    its legend sample. Created once and kept: the next run shown in its place
+    reuses them with ``setData``."""
+
+    def __init__(self):
+        self.items = {role: pg.PlotDataItem() for role in _OVERLAY_ROLES}
+        for item in self.items.values():
+            # Behind the live curves, whose newest points are what one watches.
+            item.setZValue(-1)
+            item.setDownsampling(auto=False)
+            item.setClipToView(False)
+        #: The legend's sample, in no plot: a click on it in the legend hides
+        #: or shows the run's curves (pyqtgraph toggles the sample's item).
+        self.key = pg.PlotDataItem()
+        self.run: OverlayRun | None = None
+        #: Per role, the column drawn (None: nothing) and its finite points.
+        self.columns: dict[tuple[str, int], str | None] = {}
+        self.points: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def style(self, colour: QColor) -> None:
+        for (_, which), item in self.items.items():
+            dash = Qt.PenStyle.DashLine if which == 0 else Qt.PenStyle.SolidLine
+            item.setPen(pg.mkPen(colour, width=1.5, style=dash))
+            # Solid markers on validation, hollow on training: a one-epoch run shows too.
+            item.setSymbol("o")
+            item.setSymbolSize(5)
+            item.setSymbolPen(pg.mkPen(colour, width=1))
+            item.setSymbolBrush(pg.mkBrush(colour) if which == 1 else pg.mkBrush(0, 0, 0, 0))
+        self.key.setPen(pg.mkPen(colour, width=2.5))
+
 
 class TrainingCharts(QWidget):
     """Loss (per batch, smoothed, and per epoch), accuracy and learning rate;
@@ -340,9 +439,10 @@ class TrainingCharts(QWidget):
         self.graphics.setBackground(background)
         layout.addWidget(self.graphics)
         pen = pg.mkPen(foreground)
-        self.loss_plot = self._plot("Loss", "epoch", pen)
-        self.metric_plot = self._plot("Accuracy", "epoch", pen, row=2)
-        self.lr_plot = self._plot("Learning rate", "epoch", pen, row=4, left=LogAxis("left"))
+        # Row 0: the overlaid runs' legend (empty and of no height while none are ticked).
+        self.loss_plot = self._plot("Loss", "epoch", pen, row=1)
+        self.metric_plot = self._plot("Accuracy", "epoch", pen, row=3)
+        self.lr_plot = self._plot("Learning rate", "epoch", pen, row=5, left=LogAxis("left"))
         # Learning rates change by factors: a log axis shows a schedule's shape and
         # keeps a constant rate readable.
         self.lr_plot.setLogMode(x=False, y=True)
@@ -356,9 +456,27 @@ class TrainingCharts(QWidget):
         for row, plot in enumerate((self.loss_plot, self.metric_plot, self.lr_plot)):
             legend = pg.LegendItem(colCount=2, labelTextSize="8pt", verSpacing=-6)
             legend.setLabelTextColor(foreground)
-            self.graphics.addItem(legend, row=2 * row + 1, col=0)
+            self.graphics.addItem(legend, row=2 * row + 2, col=0)
             self.graphics.ci.layout.setAlignment(legend, Qt.AlignmentFlag.AlignHCenter)
             plot.legend = legend
+        # Overlaid runs: one legend entry per run (not per curve), above the plots,
+        # with the key to their lines; see set_overlays.
+        self.runs_box = self.graphics.addLayout(row=0, col=0)
+        self.runs_key = pg.LabelItem("", size="8pt", justify="left")
+        self.runs_box.addItem(self.runs_key, row=0, col=0)
+        self.runs_legend = pg.LegendItem(colCount=4, labelTextSize="8pt", verSpacing=-6)
+        self.runs_legend.setLabelTextColor(foreground)
+        self.runs_box.addItem(self.runs_legend, row=0, col=1)
+        self.runs_legend.sigSampleClicked.connect(self._run_toggled)
+        self._plots = {"loss": self.loss_plot, "metric": self.metric_plot, "lr": self.lr_plot}
+        #: The runs drawn beside the live one, and a set of curves per run (kept
+        #: when fewer runs are shown, for the next ones).
+        self.overlays: list[OverlayRun] = []
+        self._overlay_curves: list[_OverlayCurves] = []
+        self._overlay_loss: tuple[float, float] | None = None  # the overlays' loss range
+        self._overlay_span = 0.0  # the longest overlaid run's last epoch
+        self._planned: int | None = None  # the live run's epochs (plan)
+        self._fit_runs_box()
         self.series = {name: Series() for name in (
             "batch", "train_loss", "val_loss", "train_metric", "val_metric", "lr") + self.DIRECT}
         # The smoothed loss has no spikes to keep: a few hundred points draw it
@@ -429,6 +547,7 @@ class TrainingCharts(QWidget):
         super().changeEvent(event)
         if event.type() in PALETTE_EVENTS:
             follow_palette(self.graphics, self.palette())
+            self._fit_runs_box()  # the key's text colour
 
     def _plot(self, title: str, x_label: str, pen, row: int = 0, left: pg.AxisItem | None = None):
         plot = self.graphics.addPlot(row=row, col=0, title=title,
@@ -468,11 +587,16 @@ class TrainingCharts(QWidget):
             line.setVisible(True)
 
     def plan(self, epochs: int) -> None:
-        """Fix the x axis to the whole run of ``epochs`` (all plots share it)."""
+        """Fix the x axis to the whole run of ``epochs`` (all plots share it),
+        or to the longest overlaid run where that is longer."""
         self._managed = True
+        self._planned = epochs
         self._loss_range = None
         self.loss_plot.enableAutoRange(x=False, y=False)
-        self.loss_plot.setXRange(0, max(epochs, 1), padding=0.02)
+        self._set_planned_x()
+
+    def _set_planned_x(self) -> None:
+        self.loss_plot.setXRange(0, max(self._planned or 1, self._overlay_span, 1), padding=0.02)
 
     @Slot()
     def _zoomed_by_user(self) -> None:
@@ -481,6 +605,8 @@ class TrainingCharts(QWidget):
     def _manage_loss_range(self) -> None:
         found = [b for b in (self.series[n].bounds()
                              for n in ("batch", "train_loss", "val_loss", "d_loss", "g_loss")) if b]
+        if self._overlay_loss is not None:
+            found.append(self._overlay_loss)
         if not found:
             return
         low, high = min(b[0] for b in found), max(b[1] for b in found)
@@ -526,17 +652,122 @@ class TrainingCharts(QWidget):
             legend.setMinimumHeight(height)
             legend.setMaximumHeight(height)
         follow_palette(self.graphics, self.palette())  # the new legend entries
+        if self.overlays:  # the overlaid runs draw the new task's figures
+            self._draw_overlays()
 
     def shown_curves(self, plot_key: str) -> list[str]:
         """The curves the ``"loss"`` or ``"metric"`` plot shows for the task."""
         return [name for name, _ in self.LAYOUTS[self.task][1][plot_key]]
 
+    def set_overlays(self, runs: list[OverlayRun]) -> None:
+        """Draw ``runs`` beside the live run, each in its colour: its training
+        figures dashed and its validation ones solid on the loss and metric
+        plots, its learning rate on that plot, and one legend entry (a click
+        on it hides or shows the run). ``[]`` removes them. The curves are
+        made once per place and fed anew on each call; a new live run
+        (``clear``) keeps the overlays: only this changes them."""
+        runs = list(runs)
+        before = {curves.run.label: curves.key.isVisible()
+                  for curves in self._overlay_curves[:len(self.overlays)] if curves.run}
+        while len(self._overlay_curves) < len(runs):
+            self._overlay_curves.append(_OverlayCurves())
+        for index, curves in enumerate(self._overlay_curves):
+            run = runs[index] if index < len(runs) else None
+            curves.run = run
+            for (plot_key, _), item in curves.items.items():
+                plot = self._plots[plot_key]
+                if run is not None and item not in plot.items:
+                    plot.addItem(item)
+                elif run is None and item in plot.items:
+                    plot.removeItem(item)
+            if run is not None:
+                curves.style(pg.mkColor(run.colour))
+                # A run hidden from the legend stays hidden while it stays ticked.
+                curves.key.setVisible(before.get(run.label, True))
+        self.overlays = runs
+        self.runs_legend.clear()
+        for curves in self._overlay_curves[:len(runs)]:
+            self.runs_legend.addItem(curves.key, curves.run.label)
+        self._fit_runs_box()
+        self._draw_overlays()
+
+    def _fit_runs_box(self) -> None:
+        """The overlaid runs' legend as tall as its entries (none: no
+        height), with the key to their lines beside it."""
+        shown = bool(self.overlays)
+        colour = self.palette().color(QPalette.ColorRole.PlaceholderText).name()
+        self.runs_key.setText("ticked runs (dashed: train, solid: validation):" if shown else "",
+                              color=colour)
+        self.runs_legend.setColumnCount(4)
+        if self.runs_legend.layout.preferredWidth() > self.LEGEND_WIDTH:
+            self.runs_legend.setColumnCount(2)
+        height = max(self.runs_legend.layout.preferredHeight(), self.runs_key.preferredHeight()) \
+            if shown else 0
+        self.runs_box.setMinimumHeight(height)
+        self.runs_box.setMaximumHeight(height)
+        self.runs_box.setVisible(shown)
+
+    def _draw_overlays(self) -> None:
+        """Feed the overlaid runs' curves for the charts' task, and widen
+        the view to them."""
+        losses: list[np.ndarray] = []
+        self._overlay_span = 0.0
+        for curves in self._overlay_curves[:len(self.overlays)]:
+            metrics = curves.run.metrics
+            count = max((len(v) for v in metrics.values()), default=0)
+            epochs = np.asarray(metrics.get("epoch", np.arange(1, count + 1)), dtype=float)
+            for plot_key in ("loss", "metric", "lr"):
+                pair = _pair_for(metrics, plot_key, self.task)
+                for which in (0, 1):
+                    role = (plot_key, which)
+                    if role not in curves.items:
+                        continue
+                    column = pair[which]
+                    values = metrics.get(column) if column else None
+                    x = y = np.empty(0)
+                    if values is not None:
+                        y = np.asarray(values, dtype=float)
+                        x = epochs[:len(y)]
+                        y = y[:len(x)]
+                        # As the live curves: a NaN or inf (a blank, a diverged loss) is left out.
+                        keep = np.isfinite(x) & np.isfinite(y)
+                        x, y = x[keep], y[keep]
+                        if plot_key == "lr":
+                            y = np.maximum(y, 1e-12)  # a log axis has no zero
+                    curves.columns[role] = column if len(x) else None
+                    curves.points[role] = (x, y)
+                    curves.items[role].setData(x, y)
+                    curves.items[role].setVisible(bool(len(x)) and curves.key.isVisible())
+                    if len(x):
+                        self._overlay_span = max(self._overlay_span, float(x.max()))
+                        if plot_key == "loss":
+                            losses.append(y)
+        self._overlay_loss = None
+        if losses:
+            joined = np.concatenate(losses)
+            self._overlay_loss = (float(joined.min()), float(joined.max()))
+        if self._managed:  # a live run's fixed axes: widened to the overlays, or back
+            self._loss_range = None
+            self._set_planned_x()
+            self._manage_loss_range()
+
+    @Slot(object)
+    def _run_toggled(self, key) -> None:
+        """A click on a run's legend entry (pyqtgraph has toggled the
+        sample's visibility): its curves follow."""
+        for curves in self._overlay_curves[:len(self.overlays)]:
+            if curves.key is key:
+                for role, item in curves.items.items():
+                    item.setVisible(key.isVisible() and curves.columns.get(role) is not None)
+
     def clear(self) -> None:
+        """Forget the live run's curves (a new run starts); the overlaid runs stay."""
         for series in self.series.values():
             series.clear()
         self._managed = False
+        self._planned = None
         self._loss_range = None
-        self.loss_plot.enableAutoRange(x=True, y=True)
+        self.loss_plot.enableAutoRange(x=True, y=True)  # the overlaid runs included
         self._smoothed = None
         self.epochs = []
         self.warning.hide()
@@ -622,9 +853,10 @@ class TrainingCharts(QWidget):
 
     def _mouse_moved(self, event) -> None:
         position = event[0]
-        for plot, names in ((self.loss_plot, [n for n in self.shown_curves("loss") if n != "batch"]),
-                            (self.metric_plot, self.shown_curves("metric")),
-                            (self.lr_plot, ("lr",))):
+        for plot_key, plot, names in (
+                ("loss", self.loss_plot, [n for n in self.shown_curves("loss") if n != "batch"]),
+                ("metric", self.metric_plot, self.shown_curves("metric")),
+                ("lr", self.lr_plot, ("lr",))):
             if plot.sceneBoundingRect().contains(position):
                 x = plot.vb.mapSceneToView(position).x()
                 parts = []
@@ -633,8 +865,35 @@ class TrainingCharts(QWidget):
                     if found:
                         parts.append(f"{self.curves[name].name() or name}: {found[1]:.4g} "
                                      f"(epoch {found[0]:.2f})")
+                near = self._overlay_near(plot_key, position)
+                if near:
+                    parts.append(near)
                 self.hover.setText("   ".join(parts) if parts else " ")
                 return
+
+    def _overlay_near(self, plot_key: str, position: QPointF) -> str | None:
+        """The overlaid run whose curve on ``plot_key`` passes under the
+        pointer (within a few pixels, at the pointer's epoch), as "run:
+        validation loss 0.31 (epoch 4)"; None when none does."""
+        vb = self._plots[plot_key].vb
+        x = vb.mapSceneToView(position).x()
+        best: tuple[float, str] | None = None
+        for curves in self._overlay_curves[:len(self.overlays)]:
+            for role, item in curves.items.items():
+                column = curves.columns.get(role)
+                if role[0] != plot_key or column is None or not item.isVisible():
+                    continue
+                shown_x, shown_y = item.getData()  # as drawn (log10 on the learning-rate plot)
+                if shown_x is None or not len(shown_x) or not shown_x[0] <= x <= shown_x[-1]:
+                    continue
+                at = vb.mapViewToScene(QPointF(x, float(np.interp(x, shown_x, shown_y))))
+                distance = abs(at.y() - position.y())
+                if distance <= _HOVER_REACH and (best is None or distance < best[0]):
+                    epochs, values = curves.points[role]
+                    i = int(np.argmin(np.abs(epochs - x)))
+                    best = (distance, f"{curves.run.label}: {_OVERLAY_NAMES.get(column, column)} "
+                                      f"{values[i]:.4g} (epoch {epochs[i]:g})")
+        return best[1] if best else None
 
 
 def _round_range(low: float, high: float) -> tuple[float, float]:

@@ -31,6 +31,7 @@ from .controllers.files import FilesController
 from .controllers.graph import GraphController
 from .controllers.pretrained import PretrainedController
 from .controllers.session import Session
+from .controllers.sweeps import SweepsController
 from .controllers.training import TrainingController
 from .controllers.writing import WritingController
 from .document import LayerEdits, ProjectDocument
@@ -135,6 +136,7 @@ class MainWindow(QMainWindow):
         self.writing = WritingController(self)
         self.graph_edits = GraphController(self)
         self.pretrained = PretrainedController(self)
+        self.sweeps = SweepsController(self)  # sweeps, races and watched studies (guidl sweep processes)
         self.block_editors = BlockEditors(self)
         # A block editor edits a block of the network shown: another network, other blocks.
         self.document.network_changed.connect(self._close_block_editors)
@@ -346,7 +348,8 @@ class MainWindow(QMainWindow):
             layer=self.stack.selected_layer(), layers=len(self.document.model.layers),
             selected=len(self.graph_edits.selection()), block_use=self.graph_edits.is_block_use(),
             wires=len(self.graph_edits.selected_wires()),
-            can_undo=stack.canUndo(), can_redo=stack.canRedo())
+            can_undo=stack.canUndo(), can_redo=stack.canRedo(),
+            sweeping=hasattr(self, "sweeps") and self.sweeps.running)
 
     @Slot()
     def update_actions(self) -> None:
@@ -466,11 +469,11 @@ class MainWindow(QMainWindow):
 
     def _ask_to_close(self) -> bool:
         """Every question comes before anything stops: Cancel leaves all as it was."""
-        return self.training.confirm_close() and self.files.maybe_save()
+        return self.training.confirm_close() and self.sweeps.confirm_close() and self.files.maybe_save()
 
     def _stop_for_close(self) -> bool:
         self.writing.stop()
-        if self.training.stop_for_close():
+        if self.sweeps.stop_for_close() and self.training.stop_for_close():
             return True
         QMessageBox.warning(self, "Still busy", "guidl is still finishing a task; try closing again in a moment.")
         return False

@@ -39,6 +39,7 @@ class WindowState:
     wires: int = 0  # wires selected on the canvas
     can_undo: bool = False
     can_redo: bool = False
+    sweeping: bool = False  # a sweep's process runs (the window's own)
 
 
 def _idle(state: WindowState) -> bool:
@@ -66,8 +67,8 @@ class ActionSpec:
 
 
 S = QKeySequence.StandardKey
-MENUS = {"file": "&File", "edit": "&Edit", "model": "&Model", "train": "&Train", "view": "&View",
-         "help": "&Help"}
+MENUS = {"file": "&File", "edit": "&Edit", "model": "&Model", "train": "&Train", "experiments": "E&xperiments",
+         "view": "&View", "help": "&Help"}
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("new", "&New", "files.new_project", S.New, "new", "file", 0, 0, "Start an empty project",
                enabled_when=_idle),
@@ -141,6 +142,18 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("evaluate", "&Evaluate", "evaluation.evaluate", "F7", "evaluate", "train", toolbar=2,
                tip="Show the trained model's results",
                enabled_when=lambda s: s.can_evaluate and not s.running and not s.evaluating),
+    ActionSpec("sweep", "&Sweep…", "sweeps.open_dialog", menu="experiments",
+               tip="Train the model with several settings (Optuna: grid, random or TPE) and compare them"),
+    ActionSpec("compare_optimizers", "Compare &Optimizers", "sweeps.compare_optimizers", menu="experiments",
+               group=1, tip="Train with SGD, SGD with momentum, Adagrad, RMSprop and Adam from the same start "
+                            "and overlay their curves",
+               enabled_when=lambda s: not s.sweeping and (s.train_blocker is None or s.running)),
+    ActionSpec("compare_activations", "Compare &Activations", "sweeps.compare_activations", menu="experiments",
+               group=1, tip="Train with Sigmoid, Tanh and ReLU activations from the same start and overlay "
+                            "their curves",
+               enabled_when=lambda s: not s.sweeping and (s.train_blocker is None or s.running)),
+    ActionSpec("open_study", "Open S&tudy…", "sweeps.open_study", menu="experiments", group=2,
+               tip="Watch a study that guidl sweep processes run (here or on other machines)"),
     ActionSpec("about", "&About guidl", "about", menu="help"),
 )
 

@@ -1,0 +1,126 @@
+"""Ticked runs overlaid on the live charts: each in its colour with one legend
+entry, fed into curves made once, beside a live run that keeps drawing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF
+
+from guidl.qt.charts import OverlayRun, TrainingCharts, overlay_colour
+
+
+@pytest.fixture
+def charts(qtbot):
+    widget = TrainingCharts()
+    qtbot.addWidget(widget)
+    widget.resize(600, 900)
+    widget.show()
+    return widget
+
+
+def _metrics(epochs: int, scale: float, lr: float = 1e-3) -> dict[str, np.ndarray]:
+    e = np.arange(1, epochs + 1, dtype=float)
+    loss = scale * np.exp(-e / 3) + 0.05
+    return {"epoch": e, "train_loss": loss, "val_loss": loss + 0.02,
+            "train_accuracy": 1 - loss / 2, "val_accuracy": 1 - loss / 2 - 0.03,
+            "train_mae": np.full(epochs, np.nan), "val_mae": np.full(epochs, np.nan),
+            "lr": np.full(epochs, lr)}
+
+
+def _runs() -> list[OverlayRun]:
+    return [OverlayRun("baseline", overlay_colour(0), _metrics(5, 1.0)),
+            OverlayRun("lr 0.01", overlay_colour(1), _metrics(12, 2.0, lr=1e-2)),
+            OverlayRun("dropout", overlay_colour(2).name(), _metrics(3, 0.5))]
+
+
+def _items(charts) -> dict[str, list]:
+    return {key: list(plot.items) for key, plot in
+            (("loss", charts.loss_plot), ("metric", charts.metric_plot), ("lr", charts.lr_plot))}
+
+
+def _curve(charts, plot, colour, dashed: bool):
+    """The one overlay curve on ``plot`` drawn in ``colour``, dashed or solid."""
+    found = [item for item in plot.items if getattr(item, "opts", {}).get("pen") is not None
+             and item not in charts.curves.values()
+             and item.opts["pen"].color().name() == colour.name()
+             and (item.opts["pen"].style().name == "DashLine") == dashed]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_three_runs_overlay_in_their_colours_beside_the_live_run(charts):
+    before = {key: len(items) for key, items in _items(charts).items()}
+    runs = _runs()
+    charts.set_overlays(runs)
+
+    assert [label.text for _, label in charts.runs_legend.items] == ["baseline", "lr 0.01", "dropout"]
+    colours = [overlay_colour(i) for i in range(3)]
+    assert len({c.name() for c in colours}) == 3
+    live = {charts.curves[n].opts["pen"].color().name() for n in charts.curves}
+    assert not live & {c.name() for c in colours}  # never mistaken for a live curve
+    for run, colour in zip(runs, colours):
+        x, y = _curve(charts, charts.loss_plot, colour, dashed=False).getOriginalDataset()
+        assert np.array_equal(x, run.metrics["epoch"]) and np.allclose(y, run.metrics["val_loss"])
+        _, y = _curve(charts, charts.loss_plot, colour, dashed=True).getOriginalDataset()
+        assert np.allclose(y, run.metrics["train_loss"])
+        _, y = _curve(charts, charts.metric_plot, colour, dashed=False).getOriginalDataset()
+        assert np.allclose(y, run.metrics["val_accuracy"])
+        _, y = _curve(charts, charts.lr_plot, colour, dashed=False).getOriginalDataset()
+        assert np.allclose(y, run.metrics["lr"])
+    # Five curves per run: train and validation on two plots, the learning rate.
+    assert sum(len(items) for items in _items(charts).values()) == sum(before.values()) + 15
+
+    # The live run keeps drawing beside them.
+    charts.add_epoch({"epoch": 1, "train_loss": 0.9, "val_loss": 0.8, "lr": 1e-3,
+                      "train_accuracy": 0.5, "val_accuracy": 0.6})
+    x, y = charts.curves["val_loss"].getOriginalDataset()
+    assert list(x) == [1] and list(y) == [0.8]
+
+    # Again with the same runs: the same curve items, fed anew.
+    items = _items(charts)
+    charts.set_overlays(runs)
+    assert _items(charts) == items
+    assert len(charts.runs_legend.items) == 3
+
+    charts.set_overlays([])
+    assert {key: len(items) for key, items in _items(charts).items()} == before
+    assert charts.runs_legend.items == []
+    assert charts.curves["val_loss"] in charts.loss_plot.items
+
+
+def test_overlays_outlive_a_new_live_run_and_widen_its_planned_axis(charts):
+    charts.set_overlays(_runs())
+    charts.clear()  # a new run starts
+    charts.plan(3)
+    assert len(charts.runs_legend.items) == 3
+    low, high = charts.loss_plot.vb.viewRange()[0]
+    assert low <= 0 and high >= 12  # the longest ticked run, not only the 3 planned epochs
+    bottom, top = charts.loss_plot.vb.viewRange()[1]
+    assert top >= 2.0 * np.exp(-1 / 3)  # its highest loss is in view
+    charts.set_overlays([])
+    low, high = charts.loss_plot.vb.viewRange()[0]
+    assert 3 <= high < 4  # back to the live run's plan
+
+
+def test_the_hover_line_names_the_run_under_the_pointer(charts, qtbot):
+    runs = _runs()
+    charts.set_overlays(runs)
+    charts.loss_plot.vb.setRange(xRange=(0, 12), yRange=(0, 2), padding=0)
+    qtbot.wait(10)
+    on = charts.loss_plot.vb.mapViewToScene(QPointF(4.0, float(runs[1].metrics["val_loss"][3])))
+    charts._mouse_moved((on,))
+    assert "lr 0.01: validation loss" in charts.hover.text() and "(epoch 4)" in charts.hover.text()
+    away = charts.loss_plot.vb.mapViewToScene(QPointF(4.0, 1.9))
+    charts._mouse_moved((away,))
+    assert not any(run.label in charts.hover.text() for run in runs)
+
+
+def test_a_regression_task_overlays_the_runs_mean_absolute_error(charts):
+    metrics = _metrics(4, 1.0)
+    metrics.update(train_accuracy=np.full(4, np.nan), val_accuracy=np.full(4, np.nan),
+                   train_mae=np.array([3.0, 2.0, 1.5, 1.2]), val_mae=np.array([3.5, 2.5, 2.0, 1.9]))
+    charts.set_overlays([OverlayRun("fit", "#db2777", metrics)])
+    charts.set_task("regression")
+    _, y = _curve(charts, charts.metric_plot, overlay_colour(0), dashed=False).getOriginalDataset()
+    assert list(y) == [3.5, 2.5, 2.0, 1.9]
