@@ -30,6 +30,7 @@ from .controllers.export import ExportController
 from .controllers.files import FilesController
 from .controllers.graph import GraphController
 from .controllers.pretrained import PretrainedController
+from .controllers.runs import RunsController
 from .controllers.session import Session
 from .controllers.sweeps import SweepsController
 from .controllers.training import TrainingController
@@ -136,6 +137,7 @@ class MainWindow(QMainWindow):
         self.writing = WritingController(self)
         self.graph_edits = GraphController(self)
         self.pretrained = PretrainedController(self)
+        self.runs = RunsController(self)  # the Runs tab
         self.sweeps = SweepsController(self)  # sweeps, races and watched studies (guidl sweep processes)
         self.block_editors = BlockEditors(self)
         # A block editor edits a block of the network shown: another network, other blocks.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QMainWindow
 
 from ..jobs import Task, error_message
@@ -15,6 +15,9 @@ from ..panels import WARNING_STYLE
 
 
 class EvaluationController(QObject):
+    #: A run's or an evaluation's outcome became the session's (the Runs tab marks its run).
+    outcome_shown = Signal()
+
     def __init__(self, window: QMainWindow):
         super().__init__(window)
         self.window = window
@@ -66,6 +69,16 @@ class EvaluationController(QObject):
         state_dir = window.state_dir
         self._start(lambda project, data: measure_latest_run(path, project, state_dir, data),
                     None, self._run_failed, show_results=False)
+
+    def open_run(self, run: Path) -> None:
+        """The run's final weights become the session's model, as a reopened
+        project's latest run does (the Runs tab's Make Current): measured on
+        the project's data in the background, then shown in Results."""
+        run = Path(run)
+        status = self.window.status_text
+        self._start(lambda project, data: measure_run(run, project, data),
+                    f"Opening the trained model of the run {run.name}…",
+                    lambda message: status.setText(f"The run {run.name} could not be opened: {message}"))
 
     def engine_ready(self) -> None:
         if self.run_wanted is not None and self.window.document.path == self.run_wanted:
@@ -164,6 +177,7 @@ class EvaluationController(QObject):
         if outcome["notes"]:
             window.show_train_message("\n".join(outcome["notes"]), WARNING_STYLE)
         window.update_actions()
+        self.outcome_shown.emit()
 
 
 def result_task(result) -> str:
@@ -226,18 +240,12 @@ def latest_run_of(path: Path, project, state_dir: Path) -> Path | None:
     the run folder ``path`` lies in (a run's own project copy), else the
     newest in the project's runs folder, else in the window's own runs folder
     (where the runs of a project go while it is not saved yet)."""
-    from ... import spec
     from ...engine.runs import (
         RunError, holds_trained_model, is_run_dir, latest_trained_run, list_runs, read_run, runs_root,
     )
 
     def fits(run: Path) -> bool:
-        try:
-            trained = spec.load(run / "project.guidl.json")
-        except (OSError, ValueError):
-            return False
-        return trained.model == project.model and (trained.data.dataset, trained.data.params) == (
-            project.data.dataset, project.data.params)
+        return run_fits(run, project)
 
     folder = Path(path).absolute().parent
     if is_run_dir(folder):
@@ -257,12 +265,31 @@ def latest_run_of(path: Path, project, state_dir: Path) -> Path | None:
     return None
 
 
+def run_fits(run: Path, project) -> bool:
+    """Whether the run trained ``project``'s model on its data: its weights then
+    fit the project, and measuring them on the project's data means something."""
+    from ... import spec
+
+    try:
+        trained = spec.load(Path(run) / "project.guidl.json")
+    except (OSError, ValueError):
+        return False
+    return trained.model == project.model and (trained.data.dataset, trained.data.params) == (
+        project.data.dataset, project.data.params)
+
+
 def measure_latest_run(path: Path, project, state_dir: Path, data) -> dict | None:
     """Load the latest run's weights (safetensors, never a pickle) and measure
     them as Evaluate does; None when the project has no finished run."""
     run = latest_run_of(path, project, state_dir)
     if run is None:
         return None
+    return measure_run(run, project, data)
+
+
+def measure_run(run: Path, project, data) -> dict:
+    """Load the run's final weights (safetensors, never a pickle) and measure
+    them on ``project``'s data as Evaluate does (see ``run_fits``)."""
     from ...engine.export import load_trained
     from ..worker import evaluate_weights
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 
 from ...formatting import format_duration
@@ -18,6 +18,10 @@ SAMPLE_TASKS = ("gan", "reconstruction", "text_generation")
 
 
 class TrainingController(QObject):
+    #: A run started (its folder is made); a run's thread ended (finished, stopped or failed).
+    run_started = Signal()
+    run_ended = Signal()
+
     def __init__(self, window: QMainWindow):
         super().__init__(window)
         self.window = window
@@ -142,6 +146,7 @@ class TrainingController(QObject):
         self._say("Preparing data and model…")
         self.thread = window.jobs.start(self.worker, self._thread_finished)
         window.update_actions()
+        self.run_started.emit()
 
     # Every slot a worker signal reaches is a declared @Slot: cross-thread
     # signals into plain methods or lambdas are unsafe in PySide6 6.8+.
@@ -264,6 +269,7 @@ class TrainingController(QObject):
         self.paused = False
         self.sync_task_views()  # the task changed while the run trained (undone, say)
         self.window.update_actions()
+        self.run_ended.emit()
 
     # -- closing -------------------------------------------------------------------------
 
