@@ -1,0 +1,75 @@
+"""`guidl runs` as a user runs it: a real training's run folder beside a failed
+one, listed as a table and as JSON, with the settings that differ from the
+project."""
+
+import json
+import subprocess
+import sys
+
+from guidl import cli, spec
+
+
+def guidl(*args, cwd=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "guidl", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout)
+
+
+def test_runs_lists_a_trained_run_and_a_failed_one_with_their_differences(tmp_path, root, capsys):
+    project = spec.load(root / "examples/moons_mlp.guidl.json")
+    project.data.params["n_samples"] = 200
+    project.training.epochs = 2
+    path = tmp_path / "moons.guidl.json"
+    spec.save(project, path)
+    trained = guidl("train", str(path), "--out", str(tmp_path / "runs" / "moons-trained"))
+    assert trained.returncode == 0, trained.stderr
+    failed = tmp_path / "runs" / "moons-failed"
+    failed.mkdir()
+    (failed / "run.json").write_text(json.dumps({
+        "format": "guidl-run", "version": 1, "status": "failed", "project": project.name,
+        "started": "2099-01-01T00:00:00+00:00", "epochs": 2, "epochs_completed": 0,
+        "error": "the dataset 'moons' could not be prepared: n_samples must be at least 10"}))
+    (failed / "labels.json").write_text(json.dumps({"format": "guidl-run-labels", "version": 1,
+                                                    "name": "broken data", "tags": ["bug"], "note": ""}))
+    # The project moves on after the run: a new learning rate and a wider first layer.
+    project.training.optimizer.params["lr"] = 0.003
+    project.model.layers[0].params["out_features"] = 24
+    spec.save(project, path)
+
+    assert cli.main(["runs", str(path)]) == 0
+    header, first, second = capsys.readouterr().out.splitlines()
+    assert header.split()[:5] == ["name", "status", "started", "duration", "epochs"]
+    assert "best val_accuracy" in header and "differences from the project" in header
+    assert first.startswith("moons-trained") and " finished " in first and " 2/2 " in first
+    assert "model.layers[0].params.out_features 24 -> 16" in first
+    assert "training.optimizer.params.lr 0.003 -> 0.01" in first and "cpu" in first
+    assert second.startswith("broken data") and "failed: the dataset 'moons' could not" in second
+    assert " 0/2 " in second and "bug" in second and "(no readable project copy)" in second
+
+    assert cli.main(["runs", str(tmp_path / "runs"), "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["root"] == str(tmp_path / "runs")
+    ran, broke = listing["runs"]
+    record = json.loads((tmp_path / "runs" / "moons-trained" / "run.json").read_text())
+    assert ran["status"] == "finished" and ran["epochs_completed"] == 2 and ran["metric"] == "val_accuracy"
+    assert ran["final"] == record["final"]["val_accuracy"] and ran["best"] >= ran["final"]
+    assert (broke["name"], broke["status"], broke["tags"]) == ("broken data", "failed", ["bug"])
+    assert "differences" not in ran  # a runs folder was given, not a project
+
+    assert cli.main(["runs", str(path), "--json"]) == 0
+    ran = json.loads(capsys.readouterr().out)["runs"][0]
+    assert {d["path"]: (d["project"], d["run"]) for d in ran["differences"]} == {
+        "model.layers[0].params.out_features": (24, 16), "training.optimizer.params.lr": (0.003, 0.01)}
+
+
+def test_runs_of_a_missing_or_an_empty_folder(tmp_path, capsys, monkeypatch):
+    assert cli.main(["runs", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere: no such project file or folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["runs", str(tmp_path / "empty")]) == 0
+    assert capsys.readouterr().out == f"no runs in {tmp_path / 'empty'}\n"
+    monkeypatch.chdir(tmp_path / "empty")
+    assert cli.main(["runs"]) == 2  # no ./runs here
+    assert "no runs folder here" in capsys.readouterr().err
+    (tmp_path / "bad.guidl.json").write_text("{not json")
+    assert cli.main(["runs", str(tmp_path / "bad.guidl.json")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
