@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .. import spec
-from ..spec import paths
+from ..spec import paths, sweep
 from .runs import (
     RunError, RunLabels, is_run_dir, list_runs, read_labels, read_run, runs_root,
 )
@@ -33,26 +33,28 @@ PROJECT_FILE = "project.guidl.json"
 #: stay far below this; a larger file is not one of ours.
 MAX_METRICS_BYTES = 32 * 1024 * 1024
 
-#: The main validation figure of each kind of run, best first: the first of
-#: these the run's metrics.csv has values for is the one shown (a run without
-#: a validation split falls back on its training figures).
+#: The main figure of each kind of run, best first, in the order
+#: ``spec.sweep.metrics_for`` gives a project's (so a list of runs and a sweep
+#: rank by the same figure): the first of these the run's epochs have values
+#: for is shown (a run without a validation split falls back on its training
+#: figures, a GAN without a judge on its generator's loss).
 _MAIN_METRICS = {
     "classification": ("val_accuracy", "val_loss", "train_accuracy", "train_loss"),
     "regression": ("val_mae", "val_loss", "train_mae", "train_loss"),
-    "reconstruction": ("val_psnr", "val_mse", "val_loss", "train_mse", "train_loss"),
-    "gan": ("judge_coverage", "sample_diversity", "g_loss"),
-    "text_generation": ("val_loss", "val_accuracy", "train_loss"),
+    "reconstruction": ("val_loss", "val_mse", "val_psnr", "train_loss", "train_mse"),
+    "gan": ("judge_confidence", "judge_coverage", "g_loss", "d_loss", "sample_diversity"),
+    "text_generation": ("val_loss", "val_accuracy", "train_loss", "train_accuracy"),
 }
 _UNKNOWN_TASK = ("val_accuracy", "val_mae", "val_loss", "train_loss")
 
-#: Which way is better, for the figures metrics.csv holds.
-_MAXIMIZED = {"val_accuracy", "train_accuracy", "val_psnr", "judge_coverage", "judge_confidence",
-              "sample_diversity", "d_real"}
-
 
 def metric_direction(metric: str) -> str:
-    """``"maximize"`` or ``"minimize"``: which way ``metric`` gets better."""
-    return "maximize" if metric in _MAXIMIZED else "minimize"
+    """``"maximize"`` or ``"minimize"``: which way ``metric`` gets better
+    (``spec.sweep.METRICS``; a figure it does not know is a loss)."""
+    try:
+        return sweep.metric_direction(metric)
+    except ValueError:
+        return "minimize"
 
 
 @dataclass

@@ -100,9 +100,14 @@ def test_summaries_of_finished_stopped_pruned_failed_and_dead_runs(tmp_path):
 def test_the_main_figure_follows_the_task_and_falls_back_on_run_json(tmp_path):
     autoencoder = make_run(tmp_path / "ae", task={"type": "reconstruction", "params": {}},
                            metrics=HEADER.strip() + ",train_mse,val_mse,val_psnr\n"
-                                   "1,0.1,,,0.1,,,0.001,1,10,0.1,0.09,18.5\n2,0.1,,,0.1,,,0.001,1,10,0.1,0.08,19.5\n")
-    summary = summarize(autoencoder)
-    assert (summary.metric, summary.direction, summary.best, summary.final) == ("val_psnr", "maximize", 19.5, 19.5)
+                                   "1,0.1,,,0.09,,,0.001,1,10,0.1,0.09,18.5\n2,0.1,,,0.08,,,0.001,1,10,0.1,0.08,19.5\n")
+    summary = summarize(autoencoder)  # the loss, as a sweep of it optimises by default
+    assert (summary.metric, summary.direction, summary.best, summary.final) == ("val_loss", "minimize", 0.08, 0.08)
+    gan = make_run(tmp_path / "gan", task={"type": "gan", "params": {}},
+                   metrics=HEADER.strip() + ",d_loss,g_loss,sample_diversity\n"
+                           "1,2.5,,,,,,0.0002,1,10,1.1,2.5,0.7\n2,2.1,,,,,,0.0002,1,10,0.9,2.9,0.8\n")
+    summary = summarize(gan)  # no judge of its samples (the data has no classes): the generator's loss
+    assert (summary.metric, summary.best, summary.best_epoch, summary.final) == ("g_loss", 2.5, 1, 2.9)
     # metrics.csv lost: the record's last epoch still gives the figure.
     bare = make_run(tmp_path / "bare", final={"epoch": 3, "val_loss": 0.3, "val_accuracy": 0.91})
     summary = summarize(bare)
