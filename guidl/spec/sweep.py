@@ -419,8 +419,10 @@ def check_params(project: Project, params: Iterable[SweepParam]) -> list[Problem
     project does not have (nor its catalogue schema), a range on a setting
     that is not a number, a value the schema refuses. Each Problem's path is
     the sweep's path and its message says why, naming the value."""
-    doc = project.to_dict()
-    baseline = set(_problems_of(doc))
+    project_doc = project.to_dict()
+    params = list(params)
+    swept_types = _swept_types(params)
+    project_baseline = set(_problems_of(project_doc))
     problems: list[Problem] = []
     seen: set[str] = set()
     for param in params:
@@ -434,6 +436,11 @@ def check_params(project: Project, params: Iterable[SweepParam]) -> list[Problem
             problems.append(Problem(path, "is swept twice: give each setting once"))
             continue
         seen.add(path)
+        doc, problem = _base_for(project_doc, parts, swept_types)
+        if problem:
+            problems.append(Problem(path, problem))
+            continue
+        baseline = project_baseline if doc is project_doc else set(_problems_of(doc))
         problem = _path_problem(doc, parts)
         if problem:
             problems.append(Problem(path, problem))
@@ -467,6 +474,43 @@ def check_params(project: Project, params: Iterable[SweepParam]) -> list[Problem
                 if label:
                     break
     return problems
+
+
+def _swept_types(params: list[SweepParam]) -> dict[tuple, list[str]]:
+    """Owner path -> the types a sweep gives it (``training.optimizer.type=SGD,Adam``)."""
+    found = {}
+    for param in params:
+        try:
+            parts = parse_path(param.path)
+        except PathError:
+            continue
+        if parts[-1] == "type" and param.kind == "values":
+            found[tuple(parts[:-1])] = [v for v in param.values if isinstance(v, str)]
+    return found
+
+
+def _base_for(doc: dict, parts: list, swept_types: dict[tuple, list[str]]) -> tuple[dict, str | None]:
+    """The project to check ``parts`` against: as it is, or, for a parameter
+    of a component whose type is swept too (momentum while the optimizer is
+    SGD or Adam), with the first swept type that takes the parameter. Its
+    trials with a type that does not take it leave it out (``apply_values``)."""
+    if len(parts) < 3 or parts[-2] != "params" or tuple(parts[:-2]) not in swept_types:
+        return doc, None
+    schema = _schema(doc, parts)
+    if schema is None or parts[-1] in schema:
+        return doc, None
+    owner = list(parts[:-2])
+    for type_ in swept_types[tuple(owner)]:
+        candidate = copy.deepcopy(doc)
+        try:
+            set_setting(candidate, owner + ["type"], type_)
+        except PathError:
+            continue
+        other = _schema(candidate, parts)
+        if other is not None and parts[-1] in other:
+            return candidate, None
+    types = ", ".join(dict.fromkeys([str(get_path(doc, owner + ["type"]))] + swept_types[tuple(owner)]))
+    return doc, f"none of the types swept ({types}) takes a parameter {quote(parts[-1])}"
 
 
 def _path_problem(doc: dict, parts: list) -> str | None:
@@ -545,13 +589,21 @@ def apply_values(project: Project, values: Mapping[str, Any]) -> Project:
     """A new project with each path set to its value; ProjectError (with the
     paths) when a path is absent or a value is refused. Types are set first,
     so ``training.optimizer.type=SGD`` with ``training.optimizer.params.momentum``
-    gives SGD that momentum."""
+    gives SGD that momentum; when the type set here does not take a parameter
+    also given (``momentum`` with ``Adam``), that value is left out: the
+    sweep's parameter only applies to the types that have it."""
     doc = project.to_dict()
     problems: list[Problem] = []
     ordered = sorted(values.items(), key=lambda item: not str(item[0]).endswith(".type"))
+    retyped = {str(path)[:-len(".type")] for path in values if str(path).endswith(".type")}
     for path, value in ordered:
         try:
-            set_setting(doc, path, value)
+            parts = parse_path(path) if isinstance(path, str) else list(path)
+            if len(parts) >= 3 and parts[-2] == "params" and format_path(parts[:-2]) in retyped:
+                schema = _schema(doc, parts)
+                if schema is not None and parts[-1] not in schema:
+                    continue  # a parameter of another of the swept types (momentum on Adam)
+            set_setting(doc, parts, value)
         except PathError as error:
             problems.append(Problem(error.path or str(path), error.reason))
     if problems:

@@ -202,3 +202,20 @@ def test_a_variants_config_needs_no_params_but_valid_variants(moons):
     config.variants = {"a": good}
     assert config.problems(moons) == [] and config.grid_space() == {"variant": ["a"]}
     assert SweepConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_a_parameter_of_a_swept_type_is_checked_against_the_types_that_take_it(moons):
+    sweep = [parse_param("training.optimizer.type=SGD,Adam", moons),
+             parse_param("training.optimizer.params.momentum=0.5,0.9", moons)]
+    assert check_params(moons, sweep) == []  # the project's Adam has no momentum; SGD has
+    bad = [parse_param("training.optimizer.type=Adagrad,Adam", moons),
+           parse_param("training.optimizer.params.momentum=0.5,0.9", moons)]
+    assert [str(p) for p in check_params(moons, bad)] == [
+        "training.optimizer.params.momentum: none of the types swept (Adam, Adagrad) takes a parameter 'momentum'"]
+    negative = [sweep[0], parse_param("training.optimizer.params.momentum=0.5,-2", moons)]
+    assert "value -2: must be a number >= 0" in str(check_params(moons, negative))
+    # A trial with Adam leaves the momentum out; one with SGD uses it.
+    values = {"training.optimizer.type": "Adam", "training.optimizer.params.momentum": 0.9}
+    assert apply_values(moons, values).training.optimizer.params == {"lr": 0.01}
+    values["training.optimizer.type"] = "SGD"
+    assert apply_values(moons, values).training.optimizer.params == {"lr": 0.01, "momentum": 0.9}
