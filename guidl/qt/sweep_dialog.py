@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
@@ -39,8 +40,8 @@ except ImportError:  # pragma: no cover - only while the plots' module is missin
 OK_STYLE = "color: #15803d;"
 STRATEGY_TITLES = {"grid": "Grid (every combination)", "random": "Random", "tpe": "TPE (Optuna's Bayesian search)"}
 #: A trial's state as shown, and the colour of its row and marker.
-STATE_COLOURS = {"COMPLETE": None, "PRUNED": "#d97706", "FAIL": "#dc2626", "RUNNING": "#2563eb",
-                 "WAITING": "#6b7280"}
+STATE_COLOURS = {"complete": None, "pruned": "#d97706", "failed": "#dc2626", "retried": "#9ca3af",
+                 "running": "#2563eb", "waiting": "#6b7280"}
 #: Settings whose values span decades: a log range is the natural search.
 LOG_SCALE_PARAMS = ("lr", "weight_decay", "eps", "min_lr", "eta_min")
 
@@ -246,6 +247,7 @@ class StudyView:
     direction: str = "minimize"
     trials: int = 0  # the budget
     variants: list[str] = field(default_factory=list)  # a comparison's labels
+    log_params: list[str] = field(default_factory=list)  # swept over a log range: drawn on a log scale
     config: Any = None  # the study's SweepConfig
     project: dict | None = None  # the project the study was made with
 
@@ -279,14 +281,14 @@ class TrialsModel(QAbstractTableModel):
         self.rows: list[dict] = []
         self.params: list[str] = []
         self.titles: dict[str, str] = {}
-        self.metric = "value"
+        self.metric_name = "value"
         self.variants = False
 
     def set_rows(self, rows: list[dict], params: list[str], metric: str, variants: bool) -> None:
-        columns_changed = (params, metric, variants) != (self.params, self.metric, self.variants)
+        columns_changed = (params, metric, variants) != (self.params, self.metric_name, self.variants)
         if columns_changed or len(rows) != len(self.rows):
             self.beginResetModel()
-            self.rows, self.params, self.metric, self.variants = list(rows), list(params), metric, variants
+            self.rows, self.params, self.metric_name, self.variants = list(rows), list(params), metric, variants
             self.titles = short_names(params)
             self.endResetModel()
             return
@@ -296,7 +298,7 @@ class TrialsModel(QAbstractTableModel):
 
     def columns(self) -> list[str]:
         middle = ["variant"] if self.variants else self.params
-        return ["#", "state", self.metric, *middle, "duration", "run folder"]
+        return ["#", "state", self.metric_name, *middle, "duration", "run folder"]
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
         return 0 if parent.isValid() else len(self.rows)
@@ -321,8 +323,8 @@ class TrialsModel(QAbstractTableModel):
         if column == "#":
             return row.get("number")
         if column == "state":
-            return (row.get("state") or "").lower()
-        if column == self.metric and column not in self.params:
+            return row.get("state") or ""
+        if column == self.metric_name and column not in self.params:
             return value_text(row.get("value"))
         if column == "variant":
             return row.get("variant") or ""
@@ -358,7 +360,7 @@ class TrialChart(QWidget):
     """The metric per trial: finished trials as dots, pruned and failed ones
     marked apart, and the best so far as a step line."""
 
-    MARKS = {"COMPLETE": ("o", "#2563eb"), "PRUNED": ("t", "#d97706"), "FAIL": ("x", "#dc2626")}
+    MARKS = {"complete": ("o", "#2563eb"), "pruned": ("t", "#d97706"), "failed": ("x", "#dc2626")}
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -366,16 +368,19 @@ class TrialChart(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view)
-        self.plot = self.view.addPlot()
+        self.plot = self.view.addPlot(row=1, col=0)
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.plot.setLabel("bottom", "trial")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.legend = self.plot.addLegend(offset=(-10, 10))
-        self.best_line = self.plot.plot([], [], pen=pg.mkPen("#16a34a", width=2), name="best so far")
+        # A row of its own above the plot: inside it, a legend hides the trials under it.
+        self.legend = pg.LegendItem(colCount=4)
+        self.view.ci.addItem(self.legend, row=0, col=0)
+        self.best_line = self.plot.plot([], [], pen=pg.mkPen("#16a34a", width=2))
+        self.legend.addItem(self.best_line, "best so far")
         self.scatters: dict[str, pg.ScatterPlotItem] = {}
         for state, (symbol, colour) in self.MARKS.items():
             item = pg.ScatterPlotItem(symbol=symbol, size=10, pen=pg.mkPen(colour), brush=pg.mkBrush(colour),
-                                      name=state.lower().replace("fail", "failed"))
+                                      name=state)
             self.plot.addItem(item)
             self.legend.addItem(item, item.name())
             self.scatters[state] = item
@@ -389,11 +394,13 @@ class TrialChart(QWidget):
     def set_rows(self, rows: list[dict], metric: str, direction: str) -> None:
         self.plot.setLabel("left", metric)
         for state, item in self.scatters.items():
-            points = [(r["number"], _plot_value(r)) for r in rows if r.get("state") == state]
+            # A retried trial failed, as far as the chart goes (its retry is a trial of its own).
+            points = [(r["number"], _plot_value(r)) for r in rows
+                      if r.get("state") == state or state == "failed" and r.get("state") == "retried"]
             points = [(x, y) for x, y in points if y is not None and math.isfinite(y)]
             item.setData([p[0] for p in points], [p[1] for p in points])
         done = sorted((r["number"], float(r["value"])) for r in rows
-                      if r.get("state") == "COMPLETE" and r.get("value") is not None and math.isfinite(r["value"]))
+                      if r.get("state") == "complete" and r.get("value") is not None and math.isfinite(r["value"]))
         if not done:
             self.best_line.setData([], [])
             return
@@ -431,7 +438,7 @@ class SweepDialog(QDialog):
         self.running = False
         self.view: StudyView | None = None
         self.setWindowTitle(title or ("Watch Study" if watch else "Sweep"))
-        self.resize(1180, 860)
+        self.resize(1200, 940)
         self._updating = False
 
         layout = QVBoxLayout(self)
@@ -459,7 +466,7 @@ class SweepDialog(QDialog):
         split.addWidget(trials_box)
 
         split.addWidget(self._build_results())
-        split.setSizes([250, 330, 280] if not watch else [0, 480, 380])
+        split.setSizes([210, 330, 360] if not watch else [0, 450, 450])
 
         buttons = QHBoxLayout()
         self.status = QLabel()
@@ -536,15 +543,15 @@ class SweepDialog(QDialog):
         self.jobs.setRange(1, cores)
         self.jobs.setToolTip(f"Trials run at once, each with its share of the {cores} cores")
         form.addRow("Jobs at once", self.jobs)
-        self.metric = QComboBox()
+        self.metric_box = QComboBox()
         try:
             names = metrics_for(self.project)
         except Exception:  # noqa: BLE001 - a project that cannot say: every figure
             names = tuple(METRICS)
         for name in names:
-            self.metric.addItem(name, name)
-        self.metric.currentIndexChanged.connect(self._metric_changed)
-        form.addRow("Metric", self.metric)
+            self.metric_box.addItem(name, name)
+        self.metric_box.currentIndexChanged.connect(self._metric_changed)
+        form.addRow("Metric", self.metric_box)
         self.direction = QComboBox()
         self.direction.addItem("minimize", "minimize")
         self.direction.addItem("maximize", "maximize")
@@ -576,9 +583,9 @@ class SweepDialog(QDialog):
             metric = default_metric(self.project)
         except Exception:  # noqa: BLE001 - a project the engine cannot judge: keep val_loss
             metric = "val_loss"
-        index = self.metric.findData(metric)
+        index = self.metric_box.findData(metric)
         if index >= 0:
-            self.metric.setCurrentIndex(index)
+            self.metric_box.setCurrentIndex(index)
         self._metric_changed()
 
     @Slot()
@@ -586,7 +593,7 @@ class SweepDialog(QDialog):
         from ..spec.sweep import metric_direction
 
         try:
-            direction = metric_direction(self.metric.currentData())
+            direction = metric_direction(self.metric_box.currentData())
         except ValueError:
             return
         self.direction.setCurrentIndex(self.direction.findData(direction))
@@ -707,7 +714,7 @@ class SweepDialog(QDialog):
         if self.problem:
             return None
         return SweepConfig(params=[c.param for c in checks], strategy=self.strategy.currentData(),
-                           trials=self.trials.value(), metric=self.metric.currentData(),
+                           trials=self.trials.value(), metric=self.metric_box.currentData(),
                            direction=self.direction.currentData(), pruner=self.pruner.isChecked(),
                            epochs=self.epochs.value() or None)
 
@@ -722,7 +729,7 @@ class SweepDialog(QDialog):
     def set_running(self, running: bool) -> None:
         self.running = running
         for widget in (self.params_table, self.add_button, self.remove_button, self.strategy, self.trials,
-                       self.jobs, self.metric, self.direction, self.pruner, self.epochs):
+                       self.jobs, self.metric_box, self.direction, self.pruner, self.epochs):
             widget.setEnabled(not running)
         self.stop_button.setEnabled(running)
         self.start_button.setEnabled(not self.watch and not running and self.problem is None)
@@ -735,21 +742,23 @@ class SweepDialog(QDialog):
     # -- results -------------------------------------------------------------------------------
 
     def _build_results(self) -> QWidget:
-        self.results_tabs = QTabWidget()
+        box = QGroupBox("Results")
+        layout = QHBoxLayout(box)
         best = QWidget()
+        best.setMaximumWidth(340)
         best_layout = QVBoxLayout(best)
+        best_layout.setContentsMargins(0, 0, 0, 0)
         self.best_label = message_label()
         self.best_label.setText("No finished trial yet.")
+        self.best_label.show()
         best_layout.addWidget(self.best_label)
-        apply_row = QHBoxLayout()
         self.apply_button = QPushButton("Apply Best to Project")
         self.apply_button.setToolTip("Set the best trial's values in the project (one undo step)")
         self.apply_button.clicked.connect(self._apply_best)
-        apply_row.addWidget(self.apply_button)
-        apply_row.addStretch(1)
-        best_layout.addLayout(apply_row)
+        best_layout.addWidget(self.apply_button, 0, Qt.AlignmentFlag.AlignLeft)
         best_layout.addStretch(1)
-        self.results_tabs.addTab(best, "Best Trial")
+        layout.addWidget(best)
+        self.results_tabs = QTabWidget()
         self.parallel = self.scatter = self.importance = None
         if ParallelCoordinates is not None:
             self.parallel = ParallelCoordinates()
@@ -763,7 +772,8 @@ class SweepDialog(QDialog):
                 placeholder = QLabel("This plot is not available in this build.")
                 placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.results_tabs.addTab(placeholder, title)
-        return self.results_tabs
+        layout.addWidget(self.results_tabs, 1)
+        return box
 
     def show_study(self, view: StudyView) -> None:
         """Show a poll of the study: trials, chart, best trial, plots."""
@@ -776,8 +786,8 @@ class SweepDialog(QDialog):
         if variants:  # the plots read params by name: the variant is the one parameter
             rows = [dict(r, params={"variant": r.get("variant")}) for r in view.rows]
         if self.parallel is not None:
-            self.parallel.set_rows(rows, params, view.metric, view.direction)
-            self.scatter.set_rows(rows, params, view.metric, view.direction)
+            self.parallel.set_rows(rows, params, view.metric, view.direction, view.log_params)
+            self.scatter.set_rows(rows, params, view.metric, view.direction, view.log_params)
             self.importance.set_importances(view.importances)
         best = view.best
         if best is None:
@@ -789,15 +799,17 @@ class SweepDialog(QDialog):
                                   for p, v in (best.get("params") or {}).items()))
             folder = best.get("run_dir") or ""
             self.best_label.setText(
-                f"Best: trial #{best['number']} · {view.metric} <b>{value_text(best.get('value'))}</b>"
-                f" ({view.direction})<br>{settings}<br><small>{folder}</small>")
+                f"Best: trial #{best['number']}<br>{view.metric} <b>{value_text(best.get('value'))}</b>"
+                f" ({view.direction})<br>{settings}<br><small>{Path(folder).name if folder else ''}</small>")
+            self.best_label.setToolTip(folder)
         self._update_apply()
         counts: dict[str, int] = {}
         for row in view.rows:
             counts[row.get("state") or ""] = counts.get(row.get("state") or "", 0) + 1
-        done = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+        done = counts.get("complete", 0) + counts.get("pruned", 0)
         parts = [f"{done}/{view.trials} trials done"]
-        for state, word in (("RUNNING", "running"), ("PRUNED", "pruned"), ("FAIL", "failed")):
+        for state, word in (("running", "running"), ("pruned", "pruned"), ("failed", "failed"),
+                            ("retried", "failed and retried")):
             if counts.get(state):
                 parts.append(f"{counts[state]} {word}")
         self.progress_text = f"Study {view.name} · " + " · ".join(parts)

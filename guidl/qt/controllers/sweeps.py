@@ -47,7 +47,8 @@ class StudyReader:
     a journal storage then reads only what was appended since. One read at a
     time (the poller never starts a second while one runs)."""
 
-    def __init__(self, storage_url: str | None, runs_root: Path, study: str):
+    def __init__(self, storage_url: str | None, runs_root: Path, study: str, watching: bool = False):
+        self.watching = watching  # another's study: one not made by guidl sweep is an error, not a wait
         self.storage_url = storage_url
         self.runs_root = Path(runs_root)
         self.study = study
@@ -67,9 +68,14 @@ class StudyReader:
             study = optuna.load_study(study_name=self.study, storage=self._storage)
         except KeyError:  # the process has not made it yet
             return None
+        attrs = study.user_attrs
+        if not attrs.get(sweep.READY_ATTR):  # made, but its maker is still storing its settings
+            if self.watching and sweep.CONFIG_ATTR not in attrs:
+                sweep.study_config(study)  # says it was not made by guidl sweep
+            return None
         config, project = sweep.study_config(study)
         rows = sweep.trial_rows(study)
-        finished = sum(1 for r in rows if r.get("state") == "COMPLETE")
+        finished = sum(1 for r in rows if r.get("state") == "complete")
         if finished != self._importances[0]:
             try:
                 self._importances = (finished, sweep.importances(study))
@@ -78,8 +84,9 @@ class StudyReader:
         return StudyView(
             name=self.study, storage=self._shown_url, rows=rows, best=sweep.best_row(study),
             importances=self._importances[1], params=[p.path for p in config.params], metric=config.metric,
-            direction=config.direction or study.direction.name.lower(), trials=config.trials,
-            variants=list(config.variants or {}), config=config, project=project)
+            direction=config.resolved_direction, trials=config.budget(),
+            variants=list(config.variants or {}), config=config, project=project,
+            log_params=[p.path for p in config.params if p.kind == "log_range"])
 
 
 def study_names(storage_url: str, runs_root: Path) -> list[str]:
@@ -600,7 +607,7 @@ class SweepsController(QObject):
             self.window.statusBar().showMessage("A sweep is running: stop it first.", 8000)
             return self.dialog
         dialog = self._new_dialog(watch=True, title=f"Study {study}")
-        self.poller = StudyPoller(self.window, StudyReader(storage_url, self.runs_root(), study))
+        self.poller = StudyPoller(self.window, StudyReader(storage_url, self.runs_root(), study, watching=True))
         self.poller.read.connect(self._watched)
         self.poller.failed.connect(self._poll_failed)
         dialog.set_status(f"Reading {study}…", "")
