@@ -284,8 +284,12 @@ def _quoted(text: str) -> bool:
     return len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
 
 
-def _unquote(text: str) -> str:
+def _unquote(text: str) -> str | None:
+    """A value of a text setting: as written (``3`` stays text), ``null``
+    for a nullable one (task.params.code_layer), quotes removed."""
     text = text.strip()
+    if text.lower() == "null":
+        return None
     return text[1:-1] if _quoted(text) else text
 
 

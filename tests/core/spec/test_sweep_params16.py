@@ -71,6 +71,7 @@ def test_with_the_project_a_range_is_integer_only_on_a_whole_number_setting(moon
     assert parse_param("data.batch_size=16..128", moons).integer
     assert not parse_param("training.optimizer.params.lr=0..1", moons).integer  # a float setting
     assert parse_param("training.optimizer.type=3,4", moons).values == ("3", "4")  # text stays text
+    assert parse_param('training.optimizer.type="null",null', moons).values == ("null", None)
     assert setting_kind(moons, "model.layers[0].params.out_features") == "int"
     assert setting_kind(moons, "training.optimizer.params.weight_decay") == "float"  # left at its default
     assert setting_kind(moons, "training.optimizer.type") == "str"
