@@ -439,9 +439,14 @@ class RunLabels:
                 "tags": list(self.tags), "note": self.note}
 
 
+def _one_line(text: str) -> str:
+    """A name or tag on one line: line breaks and runs of spaces become one space."""
+    return " ".join(text.split())
+
+
 def _clean_tags(tags: Any) -> list[str]:
-    """Tags without surrounding spaces, empty ones and repeats, in their order."""
-    return list(dict.fromkeys(t.strip() for t in tags if isinstance(t, str) and t.strip()))
+    """Tags on one line, without empty ones and repeats, in their order."""
+    return list(dict.fromkeys(_one_line(t) for t in tags if isinstance(t, str) and t.strip()))
 
 
 def check_labels(labels: RunLabels) -> RunLabels:
@@ -451,7 +456,7 @@ def check_labels(labels: RunLabels) -> RunLabels:
     name = labels.name
     if name is not None and not isinstance(name, str):
         raise ValueError(f"a run's name must be text, got {type(name).__name__}")
-    name = name.strip() if name is not None else None
+    name = _one_line(name) if name is not None else None
     if name and len(name) > MAX_NAME_CHARS:
         raise ValueError(f"a run's name is at most {MAX_NAME_CHARS} characters, got {len(name):,}")
     if isinstance(labels.tags, str) or not all(isinstance(t, str) for t in labels.tags):
@@ -482,7 +487,7 @@ def read_labels(path: str | os.PathLike[str]) -> RunLabels:
     if not isinstance(doc, dict) or doc.get("format") != LABELS_FORMAT:
         return RunLabels()
     name, tags, note = doc.get("name"), doc.get("tags"), doc.get("note")
-    name = name.strip() if isinstance(name, str) and len(name.strip()) <= MAX_NAME_CHARS else None
+    name = _one_line(name) if isinstance(name, str) and len(_one_line(name)) <= MAX_NAME_CHARS else None
     tags = [t for t in _clean_tags(tags) if len(t) <= MAX_TAG_CHARS][:MAX_TAGS] \
         if isinstance(tags, list) else []
     note = note if isinstance(note, str) and len(note) <= MAX_NOTE_CHARS else ""

@@ -133,7 +133,7 @@ def test_metrics_read_by_column_with_blanks_as_nan_and_a_size_guard(tmp_path, mo
 def test_labels_round_trip_and_a_damaged_file_reads_as_no_labels(tmp_path):
     run = make_run(tmp_path / "run")
     assert read_labels(run) == RunLabels()
-    written = write_labels(run, RunLabels("  lr 0.01 baseline ", [" best", "adam", "best", ""], "Ran on\nthe laptop"))
+    written = write_labels(run, RunLabels("  lr 0.01\nbaseline ", [" best", "adam", "best", ""], "Ran on\nthe laptop"))
     assert written == RunLabels("lr 0.01 baseline", ["best", "adam"], "Ran on\nthe laptop")
     assert read_labels(run) == written
     assert json.loads((run / "labels.json").read_text())["format"] == "guidl-run-labels"
