@@ -137,6 +137,57 @@ def _parser() -> argparse.ArgumentParser:
                       help="a *.guidl.json project file, a runs folder or a run folder")
     runs.add_argument("--json", action="store_true", help="print one JSON object instead")
     runs.set_defaults(run=_runs)
+
+    sweep = commands.add_parser(
+        "sweep", help="train a project many times with settings varied (Optuna: grid, random or "
+                      "TPE search, median pruning, studies shared between processes and machines)",
+        description="Vary settings of the project, named by their JSON path, and train a trial for "
+                    "each choice (a normal run folder in --runs-dir, listed by guidl runs). Prints a "
+                    "line per finished trial, then the best trial and each setting's importance. The "
+                    "sweep is an Optuna study kept in --storage (default: RUNS_DIR/sweeps/STUDY.journal): "
+                    "more guidl sweep processes, on this machine or others sharing the storage, join "
+                    "it with --study NAME --storage URL and no --param, and share its trial budget. "
+                    "Ctrl+C stops the running trials after their batch.")
+    sweep.add_argument("project", nargs="?",
+                       help="a *.guidl.json project file (leave it out to join a study with --study)")
+    sweep.add_argument("--param", "-p", action="append", default=[], metavar="PATH=SPEC",
+                       help="a setting to vary, by its JSON path: PATH=a,b,c (these values), "
+                            "PATH=lo..hi (a range), PATH=log:lo..hi (a log range), e.g. "
+                            "training.optimizer.params.lr=log:1e-4..1e-1; repeat for more")
+    sweep.add_argument("--strategy", choices=("grid", "random", "tpe"),
+                       help="how trials are chosen (default: grid when every --param lists values, "
+                            "else tpe, Optuna's Bayesian sampler)")
+    sweep.add_argument("--trials", type=_positive,
+                       help="the study's trial budget over all processes (default: every grid point; 20)")
+    sweep.add_argument("--jobs", "-j", type=_positive, default=1,
+                       help="trials at once on this machine, each in its own process with its share of "
+                            "the cores (1)")
+    sweep.add_argument("--metric", help="the per-epoch figure to optimise (default: val_accuracy for "
+                                        "classification, val_mae for regression, else val_loss)")
+    sweep.add_argument("--direction", choices=("minimize", "maximize"),
+                       help="whether lower or higher is better (default: the metric's own)")
+    sweep.add_argument("--no-pruner", action="store_true",
+                       help="train every trial to the end (default: Optuna's median pruner stops a "
+                            "trial worse than the median of earlier ones at the same epoch)")
+    sweep.add_argument("--epochs", type=_positive, help="train every trial this many epochs")
+    sweep.add_argument("--storage", metavar="URL",
+                       help="where the study lives: a journal file (PATH.journal; on a shared file "
+                            "system for several machines) or a database URL (sqlite:///sweep.db, "
+                            "postgresql://USER@HOST/DB, mysql+pymysql://USER@HOST/DB)")
+    sweep.add_argument("--study", metavar="NAME", help="the study's name (default: sweep-DATE-TIME)")
+    sweep.add_argument("--runs-dir", metavar="DIR", default="runs",
+                       help="where the trials' run folders go (default: ./runs)")
+    sweep.add_argument("--compare", choices=("optimizers", "activations"),
+                       help="a fair race instead of --param: the model trained with each of SGD, SGD "
+                            "with momentum, Adagrad, RMSprop and Adam, or with Sigmoid, Tanh and ReLU, "
+                            "from the same initial weights, data order and split")
+    sweep.add_argument("--tensorboard", action="store_true",
+                       help="also write TensorBoard event files and HParams to RUN_DIR/tensorboard")
+    sweep.add_argument("--json", action="store_true",
+                       help="print the sweep as one JSON object on the last line of stdout")
+    sweep.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by --jobs
+    sweep.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    sweep.set_defaults(run=_sweep)
     return parser
 
 
@@ -231,6 +282,12 @@ def _runs_table(summaries, rows: list[dict], with_differences: bool) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
                      for line in lines)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep_cli import run
+
+    return run(args)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -824,7 +881,7 @@ def _torchrun_rank() -> int:
     return 0
 
 
-COMMANDS = ("summary", "train", "export", "predict", "generate", "runs")
+COMMANDS = ("summary", "train", "export", "predict", "generate", "runs", "sweep")
 
 
 def _gui(project: str | None) -> int:
