@@ -153,6 +153,7 @@ class ModelTab(QSplitter):
         # A refused value is the selected layer's field problem (Train waits for it).
         self.layer_form.bind(document, lambda: f"layer {self.stack.selected_layer()} · ")
         self.layer_form.param_changed.connect(self._layer_param_changed)
+        self.layer_form.set_sweep_prefix(self._layer_path)
         self.layer_message = message_label()
         properties_layout.addWidget(self.layer_help)
         properties_layout.addWidget(self.wiring_form)
@@ -345,6 +346,14 @@ class ModelTab(QSplitter):
         layers = self.document.model.layers
         if 0 <= index < len(layers) and name != layers[index].type:
             self.edits.rename_block(layers[index].type, name)
+
+    def _layer_path(self) -> str | None:
+        """The selected layer's parameters' JSON path (``discriminator.layers[2].params.``
+        for a GAN's discriminator), for "Sweep this…"; None without one."""
+        index = self.stack.selected_layer()
+        if not 0 <= index < len(self.document.model.layers):
+            return None
+        return f"{self.document.network}.layers[{index}].params."
 
     def _layer_param_changed(self, name: str, value) -> None:
         self.edits.set_param(self.stack.selected_layer(), name, value)

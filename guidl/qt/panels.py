@@ -25,6 +25,7 @@ from ..spec.templates import input_backbone
 from .charts import PALETTE_EVENTS, CategoryAxis, follow_palette, visible_text
 from .document import ProjectDocument
 from .fine_tune_form import FineTuneForm
+from .sweep_this import add_sweep_entry
 from .task_panel import TaskPanel
 from .param_form import (
     ComboBox, DoubleSpinBox, ParamForm, SpinBox, TextField, apply_param, format_value,
@@ -129,11 +130,18 @@ class ComponentEditor(QGroupBox):
         self.help.setEnabled(False)
         self.form = ParamForm()
         self.form.bind(document, f"training.{key}.")
+        # "Sweep this…" on the type and the parameters, once the project has the component.
+        self.form.set_sweep_prefix(lambda: f"training.{key}.params." if self._has_component() else None)
+        add_sweep_entry(self.combo, lambda: f"training.{key}.type" if self._has_component() else None,
+                        lambda: document.project.to_dict())
         layout.addWidget(self.combo)
         layout.addWidget(self.help)
         layout.addWidget(self.form)
         self.combo.currentIndexChanged.connect(self._type_changed)
         self.form.param_changed.connect(self._param_changed)
+
+    def _has_component(self) -> bool:
+        return getattr(self.document.project.training, self.key) is not None
 
     def component(self) -> Component | None:
         return getattr(self.document.project.training, self.key) or self.default
@@ -233,6 +241,12 @@ class TrainingSetup(QWidget):
         early_layout = QVBoxLayout(self.early)
         self.early_form = ParamForm()
         self.early_form.bind(document, "training.early_stopping.")
+        self.early_form.set_sweep_prefix(
+            lambda: "training.early_stopping." if document.project.training.early_stopping is not None else None)
+        self.task.form.set_sweep_prefix(lambda: "task.params." if document.project.task is not None else None)
+        for field, path in ((self.epochs, "training.epochs"), (self.batch_size, "data.batch_size"),
+                            (self.seed, "training.seed"), (self.grad_clip, "training.grad_clip")):
+            add_sweep_entry(field, lambda path=path: path, lambda: document.project.to_dict())
         early_layout.addWidget(self.early_form)
         # Transfer learning: the head first, then the frozen layers at a lower rate.
         self.fine_tune = FineTuneForm(document)

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..registry import REQUIRED, Entry, Param
+from .sweep_this import add_sweep_entry, sweepable
 
 INT_LIMIT = 2**31 - 1
 
@@ -187,6 +188,9 @@ class ParamForm(QWidget):
         self._document = None
         self._prefix: str | Callable[[], str] = ""
         self._target: str | None = None  # what the form edits (the prefix when it was filled)
+        #: The JSON path of the thing edited, before a parameter's name
+        #: (``training.optimizer.params.``): fields get "Sweep this…" with it.
+        self._sweep_prefix: Callable[[], str | None] | None = None
 
     def editor(self, name: str) -> QWidget:
         """The editor widget of one parameter (tests drive the form through it)."""
@@ -195,6 +199,23 @@ class ParamForm(QWidget):
     def note(self, name: str) -> QLabel:
         """The label beside a parameter's editor that says why its value is refused."""
         return self._notes[name]
+
+    def set_sweep_prefix(self, prefix: str | Callable[[], str | None] | None) -> None:
+        """Give the numeric and choice fields a "Sweep this…" context menu
+        entry for ``prefix + name`` (``"training.optimizer.params."``, or a
+        callable for a form that edits one thing after another; it may return
+        None: nothing to sweep now). Needs ``bind`` (the project is read to
+        check that the path is one it can take)."""
+        self._sweep_prefix = prefix if callable(prefix) or prefix is None else (lambda: prefix)
+
+    def sweep_path(self, name: str) -> str | None:
+        """The JSON path "Sweep this…" on parameter ``name``'s field names now."""
+        if self._sweep_prefix is None or self.entry is None:
+            return None
+        if not any(param.name == name and sweepable(param) for param in self.entry.params):
+            return None
+        prefix = self._sweep_prefix()
+        return None if prefix is None else prefix + name
 
     # -- problems --------------------------------------------------------------------------
 
@@ -295,6 +316,10 @@ class ParamForm(QWidget):
             self.layout_.addRow(label, holder)
             self._setters[param.name] = setter
             self._widgets[param.name] = widget
+            if self._sweep_prefix is not None and self._document is not None and sweepable(param):
+                document = self._document
+                add_sweep_entry(widget, lambda name=param.name: self.sweep_path(name),
+                                lambda: document.project.to_dict())
             self._notes[param.name] = note
 
     def _emit(self, param: Param, value: Any) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
@@ -310,6 +310,8 @@ class ParallelCoordinates(QWidget):
         self.failed = 0
         self._ys: list[np.ndarray] = []  # each drawn line's y per axis (complete, then pruned)
         self._hovered: int | None = None  # index into complete + pruned
+        self._given: tuple | None = None  # set_rows's arguments last time
+        self._mouse = None  # the scene point the mouse was last seen at
         self.colours = QualityColours()
         self.caption = QLabel(EMPTY_NOTE)
         self.caption.setWordWrap(True)
@@ -346,6 +348,10 @@ class ParallelCoordinates(QWidget):
         """Draw ``rows`` (``trial_rows``'s dicts) on an axis per path of
         ``params`` and one for ``metric``; ``direction``: "minimize" or
         "maximize" (which end is best); ``log_params``: paths on a log scale."""
+        given = (list(rows), list(params), metric, direction, frozenset(log_params))
+        if given == self._given:
+            return  # the dialog polls the study: an unchanged poll redraws nothing
+        self._given = given
         self.rows, self.params, self.metric_name = list(rows), list(params), metric
         self.direction = direction
         self.log_params = frozenset(log_params)
@@ -445,7 +451,8 @@ class ParallelCoordinates(QWidget):
                 line.setZValue(0)
         self.plot.setXRange(-0.5, max(count - 1, 1) + 0.35, padding=0)
         self.plot.setYRange(-0.06, 1.2, padding=0)
-        self.hover.show_text(None)
+        # New trials came in under the mouse: what it points at, named again.
+        self.hover_at(self._mouse) if self._mouse is not None else self.hover.show_text(None)
 
     def _caption(self) -> str:
         if not self.complete:
@@ -493,7 +500,13 @@ class ParallelCoordinates(QWidget):
         return None if found is None else (self.complete + self.pruned)[found]
 
     def _mouse_moved(self, event) -> None:
+        self._mouse = event[0]
         self.hover_at(event[0])
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().leaveEvent(event)
+        self._mouse = None
+        self.hover_at(QPointF(-1e9, -1e9))  # nowhere: no line named or thickened
 
     def hover_at(self, scene_pos) -> None:
         row = self.trial_near(scene_pos)
@@ -542,6 +555,7 @@ class ParamScatter(QWidget):
         self.xs = np.zeros(0)
         self.ys = np.zeros(0)
         self.shown: list[dict] = []  # the rows behind the points
+        self._given: tuple | None = None  # set_rows's arguments last time
         self.colours = QualityColours()
         self.choice = QComboBox()
         self.choice.setToolTip("The parameter on the horizontal axis")
@@ -580,6 +594,10 @@ class ParamScatter(QWidget):
                  log_params: Iterable[str] = frozenset()) -> None:
         """As ``ParallelCoordinates.set_rows``; the parameter chosen stays
         chosen while the sweep adds trials."""
+        given = (list(rows), list(params), metric, direction, frozenset(log_params))
+        if given == self._given:
+            return  # an unchanged poll: the user's zoom stays
+        self._given = given
         self.rows, self.metric_name, self.direction = list(rows), metric, direction
         self.log_params = frozenset(log_params)
         self.complete = complete_rows(self.rows)
@@ -761,7 +779,10 @@ class ImportanceBars(QWidget):
 
     def set_importances(self, importances: dict[str, float]) -> None:
         """``{path: importance}``; ``{}``: too few trials yet (the note says so)."""
-        self.importances = {k: float(v) for k, v in importances.items() if _finite(v)}
+        importances = {k: float(v) for k, v in importances.items() if _finite(v)}
+        if importances == self.importances and self.order:
+            return
+        self.importances = importances
         self.order = sorted(self.importances, key=lambda k: (-self.importances[k], k))
         self.names = short_names(self.order)
         self._draw()
