@@ -330,8 +330,13 @@ class RunsFilter(QSortFilterProxyModel):
         self.setSortRole(SORT_ROLE)
 
     def set_filter(self, text: str, status: str) -> None:
+        if not hasattr(self, "beginFilterChange"):  # Qt before 6.10
+            self.text, self.status = text.strip().casefold(), status
+            self.invalidateRowsFilter()
+            return
+        self.beginFilterChange()
         self.text, self.status = text.strip().casefold(), status
-        self.invalidateFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
         model: RunsModel = self.sourceModel()  # type: ignore[assignment]

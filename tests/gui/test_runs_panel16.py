@@ -1,0 +1,190 @@
+"""The Runs tab: a project's runs listed, sorted as numbers and times, filtered,
+labelled, ticked onto the charts, their settings opened as one undo step, and
+deleted (to the trash, or for good when agreed; never while training)."""
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import psutil
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from guidl import spec
+from guidl.examples import example_path
+from guidl.qt.runs_panel import COLUMN, PATH_ROLE
+
+
+def moons(lr: float = 0.1):
+    project = spec.load(example_path("moons_mlp"))
+    project.data.params["n_samples"] = 200
+    project.training.optimizer.params["lr"] = lr
+    return project
+
+
+def write_run(root: Path, name: str, *, started: str, lr: float = 0.1, status: str = "finished",
+              accuracies=(0.5, 0.6), **record) -> Path:
+    """A run folder as RunFolder writes it: run.json, metrics.csv and the project copy."""
+    path = root / name
+    path.mkdir(parents=True)
+    spec.save(moons(lr), path / "project.guidl.json")
+    rows = ["epoch,train_loss,val_loss,val_accuracy,lr"]
+    rows += [f"{i},{1 - a:.3f},{1.1 - a:.3f},{a},{lr}" for i, a in enumerate(accuracies, 1)]
+    (path / "metrics.csv").write_text("\n".join(rows) + "\n")
+    (path / "run.json").write_text(json.dumps({
+        "format": "guidl-run", "version": 1, "status": status, "project": "Two moons MLP",
+        "started": started, "updated": started, "epochs": len(accuracies), "device": "cpu",
+        "epochs_completed": len(accuracies), "seed": 0, **record}))
+    return path
+
+
+def rows(window) -> list[str]:
+    """The run folders' names as the table shows them, top to bottom."""
+    proxy = window.runs.panel.proxy
+    return [Path(proxy.index(r, 0).data(PATH_ROLE)).name for r in range(proxy.rowCount())]
+
+
+def cell(window, folder: str, column: str, role=Qt.ItemDataRole.DisplayRole):
+    model = window.runs.panel.model
+    return model.index(model.row_of(window.runs.root / folder), COLUMN[column]).data(role)
+
+
+def open_project(window, tmp_path, lr: float = 0.1) -> Path:
+    path = tmp_path / "moons.guidl.json"
+    spec.save(moons(lr), path)
+    assert window.open_path(path)
+    return path
+
+
+def test_runs_are_listed_sorted_as_numbers_and_times_filtered_and_labelled(window, tmp_path, qtbot):
+    root = tmp_path / "runs"
+    # 10:00 at +02:00 is 08:00 UTC: before "09:00+00:00", though its text sorts after.
+    write_run(root, "a", started="2026-01-01T10:00:00+02:00", lr=0.01, accuracies=(0.05, 0.09))
+    write_run(root, "b", started="2026-01-01T09:00:00+00:00", accuracies=(0.08, 0.10))
+    write_run(root, "c", started="2026-01-01T11:00:00+00:00", status="failed", accuracies=(0.955,),
+              error="the training process ended without finishing (killed or crashed)")
+    write_run(root, "d", started="2026-01-01T12:00:00+00:00", status="pruned", accuracies=(0.3, 0.2),
+              stop_reason="pruned by Optuna's median pruner at epoch 2",
+              sweep={"study": "lr-sweep", "trial": 3, "params": {"training.optimizer.params.lr": 0.1}})
+    open_project(window, tmp_path)
+    runs, panel = window.runs, window.runs.panel
+    assert runs.root == root and sorted(rows(window)) == ["a", "b", "c", "d"]
+    assert panel.count.text() == "4 runs"
+    assert rows(window)[0] == "d"  # newest first
+    # Figures, causes, differences from the project, sweep trials.
+    assert cell(window, "a", "best") == "9.00%" and cell(window, "c", "status") == "failed"
+    assert "killed or crashed" in cell(window, "c", "status", Qt.ItemDataRole.ToolTipRole)
+    assert cell(window, "a", "changes") == "training.optimizer.params.lr 0.1 -> 0.01"
+    assert cell(window, "b", "changes") == ""
+    assert cell(window, "d", "trial") == "lr-sweep #3"
+    assert not panel.table.isColumnHidden(COLUMN["trial"])
+
+    panel.table.sortByColumn(COLUMN["best"], Qt.SortOrder.AscendingOrder)
+    assert rows(window) == ["a", "b", "d", "c"]  # 9% < 10% < 30% < 95.5%: numbers, not text
+    panel.table.sortByColumn(COLUMN["started"], Qt.SortOrder.AscendingOrder)
+    assert rows(window) == ["a", "b", "c", "d"]  # 08:00 UTC first
+
+    panel.filter.setText("lr-sweep")
+    assert rows(window) == ["d"] and panel.count.text() == "1 of 4 runs"
+    panel.filter.setText("0.01")  # a setting that differs
+    assert rows(window) == ["a"]
+    panel.filter.clear()
+    panel.status_filter.setCurrentIndex(panel.status_filter.findData("failed"))
+    assert rows(window) == ["c"]
+    panel.status_filter.setCurrentIndex(0)
+
+    # Rename, tag and note by editing the cells: written to labels.json, shown and filtered by.
+    model = panel.model
+    b = model.row_of(root / "b")
+    assert model.setData(model.index(b, COLUMN["name"]), "  baseline ")
+    assert model.setData(model.index(b, COLUMN["tags"]), "adam, keep,adam")
+    assert model.setData(model.index(b, COLUMN["note"]), "the reference run")
+    labels = json.loads((root / "b" / "labels.json").read_text())
+    assert (labels["name"], labels["tags"], labels["note"]) == ("baseline", ["adam", "keep"], "the reference run")
+    assert cell(window, "b", "name") == "baseline" and cell(window, "b", "tags") == "adam, keep"
+    panel.filter.setText("keep")
+    assert rows(window) == ["b"]
+    panel.filter.clear()
+
+    # The window's current run is bold.
+    assert not cell(window, "a", "name", Qt.ItemDataRole.FontRole)
+    window.session.run_dir = root / "a"
+    runs.refresh()
+    assert cell(window, "a", "name", Qt.ItemDataRole.FontRole).bold()
+
+
+def test_ticking_three_runs_overlays_their_curves_and_a_new_run_appears(window, tmp_path, qtbot):
+    root = tmp_path / "runs"
+    for i, name in enumerate("abcd"):
+        write_run(root, name, started=f"2026-01-01T1{i}:00:00+00:00", accuracies=(0.1 * i, 0.2 * i, 0.25 * i))
+    open_project(window, tmp_path)
+    runs, model = window.runs, window.runs.panel.model
+    with qtbot.waitSignal(runs.panel.ticked_changed) as ticked:  # a click on the tick box
+        model.setData(model.index(model.row_of(root / "c"), COLUMN["tick"]), Qt.CheckState.Checked.value,
+                      Qt.ItemDataRole.CheckStateRole)
+    assert ticked.args == [[root / "c"]] and runs.ticked() == [root / "c"]
+    runs.tick([root / "a", root / "b", root / "d"])
+    assert runs.ticked() == [root / "a", root / "b", root / "d"]
+    overlays = window.charts.overlays
+    assert [o.label for o in overlays] == ["a", "b", "d"]
+    assert list(overlays[2].metrics["val_accuracy"]) == pytest.approx([0.3, 0.6, 0.75])
+    assert len({o.colour.name() for o in overlays}) == 3
+    assert cell(window, "b", "tick", Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Checked
+    # A run appearing in the folder (guidl train, a sweep) is listed without asking.
+    write_run(root, "e", started="2026-01-01T15:00:00+00:00")
+    qtbot.waitUntil(lambda: "e" in rows(window), timeout=10_000)
+    # Another project's runs: the ticks and curves go.
+    window.files.new_project()
+    assert runs.ticked() == [] and window.charts.overlays == []
+
+
+def test_a_runs_project_becomes_the_documents_as_one_undo_step(window, tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "fast", started="2026-01-01T10:00:00+00:00", lr=0.5, status="failed", error="NaN loss")
+    path = open_project(window, tmp_path, lr=0.1)
+    runs = window.runs
+    assert not runs.make_current(root / "fast")  # failed: no weights to use
+    assert "no trained model" in window.statusBar().currentMessage()
+    steps = window.document.undo_stack.count()
+    assert runs.open_run_project(root / "fast")
+    assert window.document.project.training.optimizer.params["lr"] == 0.5
+    assert window.document.path == path and window.document.modified
+    assert window.document.undo_stack.count() == steps + 1
+    assert "fast" in window.statusBar().currentMessage()
+    assert cell(window, "fast", "changes") == ""  # the project has its settings now
+    window.document.undo_stack.undo()
+    assert window.document.project.training.optimizer.params["lr"] == 0.1
+
+
+def test_runs_go_to_the_trash_or_are_deleted_when_agreed_and_a_training_one_stays(
+        window, tmp_path, qtbot, answer, monkeypatch):
+    root = tmp_path / "runs"
+    for name in ("a", "b", "c"):
+        write_run(root, name, started="2026-01-01T10:00:00+00:00")
+    me = psutil.Process()
+    write_run(root, "live", started="2026-01-01T11:00:00+00:00", status="running", pid=os.getpid(),
+              process_started=me.create_time(), host=socket.gethostname(), boot_time=psutil.boot_time())
+    open_project(window, tmp_path)
+    runs = window.runs
+    trash = tmp_path / "data" / "Trash"
+    for sub in ("files", "info"):
+        (trash / sub).mkdir(parents=True)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    runs.delete([root / "a"])
+    assert not (root / "a").exists() and (trash / "files" / "a" / "run.json").is_file()
+    assert "a" not in rows(window) and "trash" in window.statusBar().currentMessage()
+
+    def no_trash(path):
+        raise OSError("no trash")
+
+    runs.trash = no_trash
+    answer["button"] = QMessageBox.StandardButton.No
+    runs.delete([root / "b"])
+    assert (root / "b").is_dir() and "b" in rows(window)  # not agreed: kept
+    answer["button"] = QMessageBox.StandardButton.Yes
+    runs.delete([root / "b", root / "live"])
+    assert not (root / "b").exists() and (root / "live" / "run.json").is_file()
+    assert "training" in window.statusBar().currentMessage()
+    assert sorted(rows(window)) == ["c", "live"]

@@ -1,0 +1,75 @@
+"""Opening a project opens its latest finished run: Results, Evaluate, Export
+and Try work without training again; and any other run can be made current.
+The runs are made outside the window, by `guidl train` and by the engine."""
+
+import json
+
+import pytest
+import torch
+from PySide6.QtCore import Qt
+
+from guidl import spec
+from guidl.examples import example_path
+
+
+def moons(lr: float):
+    project = spec.load(example_path("moons_mlp"))
+    project.data.params["n_samples"] = 200
+    project.training.optimizer.params["lr"] = lr
+    project.training.epochs = 2
+    project.training.device = "cpu"
+    return project
+
+
+def test_a_reopened_project_gets_its_latest_run_back_and_any_run_can_be_made_current(window, qtbot, tmp_path,
+                                                                                      monkeypatch):
+    from safetensors.torch import load_file
+
+    from guidl.cli import main
+    from guidl.engine.callbacks import RunFolder
+    from guidl.engine.export import TrainedModel
+    from guidl.engine.trainer import Trainer
+    from guidl.qt.controllers.export import with_run_record
+
+    path = tmp_path / "moons.guidl.json"
+    spec.save(moons(0.01), path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", str(path)]) == 0  # `guidl train`, in this process: torch is loaded already
+    [cli_run] = (tmp_path / "runs").iterdir()
+    later = tmp_path / "runs" / "later"  # newer, and trained with another learning rate
+    Trainer(moons(0.2), callbacks=[RunFolder(later, source=path)]).fit()
+
+    assert not window.export_action.isEnabled()
+    assert window.open_path(path)
+    qtbot.waitUntil(lambda: window.evaluation.thread is None and window.trainer is not None, timeout=120_000)
+    assert window.run_dir == later
+    final = json.loads((later / "run.json").read_text())["final"]["val_accuracy"]
+    assert window.last_result.evaluation.accuracy == pytest.approx(final)
+    assert f"accuracy <b>{final:.2%}</b>" in window.results.headline.text()
+    assert window.export_action.isEnabled() and window.evaluate_action.isEnabled()
+    window.pretrained.refresh()  # what the Try tab shows when it comes to the front
+    assert window.pretrained.try_panel.has_model and window.pretrained.trained_model() is not None
+    runs = window.runs
+    model = runs.panel.model
+    assert model.index(model.row_of(later), 1).data(Qt.ItemDataRole.FontRole).bold()  # the current run
+    assert len(model.rows) == 2  # the guidl train run and the engine's
+
+    # Make the guidl train run current: its weights become the window's model.
+    assert runs.make_current(cli_run)
+    qtbot.waitUntil(lambda: window.evaluation.thread is None and window.run_dir == cli_run, timeout=120_000)
+    final = json.loads((cli_run / "run.json").read_text())["final"]["val_accuracy"]
+    assert window.last_result.evaluation.accuracy == pytest.approx(final)
+    assert cli_run.name in window.status_text.text()
+    assert model.index(model.row_of(cli_run), 1).data(Qt.ItemDataRole.FontRole).bold()
+    assert not model.index(model.row_of(later), 1).data(Qt.ItemDataRole.FontRole)
+
+    # Its export loads, with the run's weights.
+    trained = with_run_record(TrainedModel.from_trainer(window.trainer), window.run_dir)
+    assert trained.trained
+    window.export_to(trained, "safetensors", tmp_path / "model")
+    qtbot.waitUntil(lambda: window._exporter is None, timeout=120_000)
+    assert window.last_export.path == tmp_path / "model.safetensors"
+    exported, saved = load_file(tmp_path / "model.safetensors"), load_file(cli_run / "model.safetensors")
+    assert exported.keys() == saved.keys()
+    for key, tensor in saved.items():
+        assert torch.equal(exported[key], tensor), key
