@@ -35,8 +35,13 @@ def hparam_value(value: Any) -> int | float | str | bool:
         return str(value)
 
 
+#: A trial's end as TensorBoard's sessions say it (its Status enum).
+SESSION_STATUSES = {"success": "STATUS_SUCCESS", "failure": "STATUS_FAILURE",
+                    "running": "STATUS_RUNNING", "unknown": "STATUS_UNKNOWN"}
+
+
 def write_hparams(logdir: str | os.PathLike[str], params: Mapping[str, Any],
-                  metrics: Mapping[str, float | None]) -> None:
+                  metrics: Mapping[str, float | None], *, status: str = "success") -> None:
     """Record one trial for TensorBoard's HParams view in ``logdir`` itself.
 
     ``params`` maps a setting's name (its JSON path) to the trial's value;
@@ -45,7 +50,13 @@ def write_hparams(logdir: str | os.PathLike[str], params: Mapping[str, Any],
     value. Metric names should differ from the scalar tags already in the
     folder (``epoch/val_loss`` is not ``val_loss``): TensorBoard shows a
     tag's last value as the metric.
+
+    ``status`` is the session's end as the HParams view filters it:
+    ``"success"`` (torch's only one: a finished or pruned trial), ``"failure"``
+    (a failed one), ``"running"`` or ``"unknown"``.
     """
+    if status not in SESSION_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(SESSION_STATUSES)}, got {status!r}")
     from torch.utils.tensorboard import SummaryWriter  # ImportError without tensorboard
     from torch.utils.tensorboard.summary import hparams
 
@@ -58,6 +69,8 @@ def write_hparams(logdir: str | os.PathLike[str], params: Mapping[str, Any],
                                      {str(name): 0.0 for name in metrics})
     if bools:
         _restore_bools(experiment, start, bools)
+    if status != "success":
+        _set_status(end, SESSION_STATUSES[status])
     with SummaryWriter(log_dir=os.fspath(logdir)) as writer:
         for summary in (experiment, start, end):
             writer.file_writer.add_summary(summary)
@@ -66,17 +79,30 @@ def write_hparams(logdir: str | os.PathLike[str], params: Mapping[str, Any],
                 writer.add_scalar(str(name), float(value))
 
 
+def _rewrite(summary, change) -> None:
+    """Apply ``change`` to the hparams plugin data a summary made by
+    ``hparams`` holds (serialized in its metadata)."""
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    plugin = summary.value[0].metadata.plugin_data
+    content = HParamsPluginData.FromString(plugin.content)
+    change(content)
+    plugin.content = content.SerializeToString()
+
+
+def _set_status(end, status: str) -> None:
+    from tensorboard.plugins.hparams.api_pb2 import Status
+
+    def change(content) -> None:
+        content.session_end_info.status = Status.Value(status)
+
+    _rewrite(end, change)
+
+
 def _restore_bools(experiment, start, bools: Mapping[str, bool]) -> None:
     """Mark the bool parameters as bools in the Experiment and SessionStartInfo
     summaries ``hparams`` made (each holds serialized plugin data)."""
     from tensorboard.plugins.hparams.api_pb2 import DataType
-    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
-
-    def rewrite(summary, change) -> None:
-        plugin = summary.value[0].metadata.plugin_data
-        content = HParamsPluginData.FromString(plugin.content)
-        change(content)
-        plugin.content = content.SerializeToString()
 
     def experiment_bools(content) -> None:
         for info in content.experiment.hparam_infos:
@@ -87,5 +113,5 @@ def _restore_bools(experiment, start, bools: Mapping[str, bool]) -> None:
         for name, value in bools.items():
             content.session_start_info.hparams[name].bool_value = value
 
-    rewrite(experiment, experiment_bools)
-    rewrite(start, start_bools)
+    _rewrite(experiment, experiment_bools)
+    _rewrite(start, start_bools)

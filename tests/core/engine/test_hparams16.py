@@ -61,12 +61,19 @@ def test_each_trial_folder_holds_its_parameters_and_metric(tmp_path):
     assert [s.value for s in events.Scalars("val_accuracy")] == [pytest.approx(0.5)]
 
 
-def test_a_metric_without_a_figure_is_declared_with_no_value(tmp_path):
-    write_hparams(tmp_path, {"data.batch_size": 32}, {"val_loss": None})
+def test_a_failed_trial_has_no_figure_and_ends_as_a_failure(tmp_path):
+    from tensorboard.plugins.hparams.api_pb2 import Status
+
+    write_hparams(tmp_path, {"data.batch_size": 32}, {"val_loss": None}, status="failure")
     start, experiment, events = read_back(tmp_path)
     assert start.hparams["data.batch_size"].number_value == 32
     assert [m.name.tag for m in experiment.metric_infos] == ["val_loss"]
     assert "val_loss" not in events.Tags()["scalars"]
+    plugin = events.PluginTagToContent(metadata.PLUGIN_NAME)
+    end = metadata.parse_session_end_info_plugin_data(plugin[metadata.SESSION_END_INFO_TAG])
+    assert end.status == Status.Value("STATUS_FAILURE")
+    with pytest.raises(ValueError, match="status must be one of"):
+        write_hparams(tmp_path / "other", {"data.batch_size": 32}, {"val_loss": 1.0}, status="pruned")
 
 
 def test_values_tensorboard_cannot_hold_become_json_text():
