@@ -33,7 +33,7 @@ STATUS_COLOURS = {"running": "#3b82f6", "finished": "#16a34a", "stopped": "#d977
 #: (key, header) of each column, in order.
 COLUMNS = (("tick", ""), ("name", "Name"), ("status", "Status"), ("trial", "Sweep"), ("started", "Started"),
            ("duration", "Duration"), ("epochs", "Epochs"), ("best", "Best"), ("final", "Final"),
-           ("device", "Device"), ("changes", "Differences from the project"), ("tags", "Tags"), ("note", "Note"))
+           ("changes", "Differences from the project"), ("tags", "Tags"), ("note", "Note"), ("device", "Device"))
 COLUMN = {key: number for number, (key, _) in enumerate(COLUMNS)}
 EDITABLE = ("name", "tags", "note")
 #: The role the table's rows are sorted by: numbers as numbers, times as times.
@@ -42,6 +42,8 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
 #: At most this many differences are named in the cell; the tooltip lists all.
 SHOWN_CHANGES = 1
+#: The widest a column is made to fit its contents (pixels); the user may widen it.
+MAX_COLUMN = 320
 EMPTY = ("No runs yet. Train the model (F5), or run “guidl train PROJECT” or a sweep: "
          "every run of this project appears here.")
 
@@ -128,10 +130,6 @@ class RunsModel(QAbstractTableModel):
         self.endResetModel()
         self.headerDataChanged.emit(Qt.Orientation.Horizontal, COLUMN["best"], COLUMN["final"])
 
-    def set_placeholder(self, text: str) -> None:
-        """What the tab says while it has no runs to show (PyTorch loading, say)."""
-        self.empty.setText(text)
-
     def set_ticked(self, paths: list[Path], colours: dict[Path, QColor] | None = None) -> None:
         self.ticked = [Path(p) for p in paths if any(r.path == Path(p) for r in self.rows)]
         self.colours = dict(colours or {})
@@ -156,7 +154,7 @@ class RunsModel(QAbstractTableModel):
         key, title = COLUMNS[section]
         if role == Qt.ItemDataRole.DisplayRole:
             if key in ("best", "final") and self.metric:
-                return f"{title} {metric_title(self.metric)}"
+                return f"{title}\n{metric_title(self.metric)}"
             return title
         if role == Qt.ItemDataRole.ToolTipRole:
             return {
@@ -412,11 +410,7 @@ class RunsPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COLUMN["tick"], QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-        for key, width in (("name", 210), ("status", 80), ("trial", 110), ("started", 125), ("duration", 70),
-                           ("epochs", 60), ("best", 120), ("final", 120), ("device", 60), ("changes", 280),
-                           ("tags", 120)):
-            header.resizeSection(COLUMN[key], width)
+        header.setStretchLastSection(False)  # the user's widths stay; a wide window shows space
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.empty = QLabel(EMPTY)
         self.empty.setWordWrap(True)
@@ -469,9 +463,12 @@ class RunsPanel(QWidget):
     def set_runs(self, rows: list[RunRow], current: Path | None, folder: Path | None) -> None:
         """Show ``rows``; ``current`` is the window's run (bold); ``folder`` the runs folder listed."""
         selected = self.selected()
+        fit = folder != self.folder or (rows and not self.model.rows)
         self.folder = folder
         self.model.set_rows(rows, current)
         self.table.setColumnHidden(COLUMN["trial"], not any(r.summary.sweep for r in rows))
+        if fit:
+            self.fit_columns()
         self.select(selected)
         self.empty.setText(EMPTY)
         has_rows = bool(rows)
@@ -479,6 +476,16 @@ class RunsPanel(QWidget):
         self.empty.setVisible(not has_rows)
         self._update_count()
         self._update_buttons()
+
+    def fit_columns(self) -> None:
+        """Each column as wide as its contents (once per runs folder: the user's widths then stay),
+        the differences and the note at most ``MAX_COLUMN`` pixels."""
+        header = self.table.horizontalHeader()
+        for column, (key, _) in enumerate(COLUMNS):
+            if key == "tick" or self.table.isColumnHidden(column):
+                continue
+            self.table.resizeColumnToContents(column)
+            header.resizeSection(column, min(header.sectionSize(column) * 11 // 10, MAX_COLUMN))  # room for bold
 
     def set_placeholder(self, text: str) -> None:
         """What the tab says while it has no runs to show (PyTorch loading, say)."""

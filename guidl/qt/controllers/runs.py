@@ -138,7 +138,7 @@ class RunsController(QObject):
             children = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and is_run_dir(p)]
         except OSError:
             children = []
-        summaries = []
+        summaries, unreadable = [], []
         for path in children:
             stamp = _stamp(path)
             cached = self._cache.get(path)
@@ -148,7 +148,9 @@ class RunsController(QObject):
             try:
                 summary = summarize(path)
             except (RunError, OSError, ValueError):
+                # A run just starting has an empty run.json for a moment: watched until it is written.
                 self._cache.pop(path, None)
+                unreadable.append(path)
                 continue
             self._cache[path] = (_stamp(path), summary)  # again: a running run may have rewritten it
             summaries.append(summary)
@@ -156,7 +158,7 @@ class RunsController(QObject):
             del self._cache[gone]
         summaries.sort(key=lambda s: (s.started.timestamp() if s.started else 0.0, s.path.name))
         self.summaries = summaries
-        self._watch(root, [s.path for s in summaries if s.status == "running"])
+        self._watch(root, [s.path for s in summaries if s.status == "running"] + unreadable)
         if not any(s.status == "running" for s in summaries):
             self.poll.stop()
         elif not self.poll.isActive():
@@ -164,8 +166,10 @@ class RunsController(QObject):
         self._show()
         self._refresh_overlays()
 
-    def _watch(self, root: Path, running: list[Path]) -> None:
-        wanted = [str(p) for p in ([root] if root.is_dir() else []) + running]
+    def _watch(self, root: Path, folders: list[Path]) -> None:
+        """Watch the runs folder (a run added or removed) and ``folders`` (runs
+        whose files change: running ones, and ones not yet readable)."""
+        wanted = [str(p) for p in ([root] if root.is_dir() else []) + folders]
         if not root.is_dir() and root.parent.is_dir():
             wanted.append(str(root.parent))  # the runs folder appears with the first run
         watched = self.watcher.directories()
@@ -198,6 +202,8 @@ class RunsController(QObject):
 
     @Slot()
     def _show(self) -> None:
+        if self.root is None:
+            return  # nothing listed yet (PyTorch is loading)
         current = self.window.document.project.to_dict()
         if current != self._diffs_against:
             self._diffs.clear()  # another project, or an edit: every diff is new
