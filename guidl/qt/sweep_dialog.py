@@ -371,7 +371,12 @@ class TrialChart(QWidget):
         self.plot = self.view.addPlot(row=1, col=0)
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.plot.setLabel("bottom", "trial")
-        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        for axis in ("bottom", "left"):  # a trial is a trial, an accuracy an accuracy: no "(x0.001)"
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
+        # Room for the label and four-digit ticks from the start: the axis does not
+        # widen itself when its first ticks come, and the label would sit on them.
+        self.plot.setLabel("left", "value")
+        self.plot.getAxis("left").setWidth(64)
         # A row of its own above the plot: inside it, a legend hides the trials under it.
         self.legend = pg.LegendItem(colCount=4)
         self.view.ci.addItem(self.legend, row=0, col=0)
@@ -393,6 +398,10 @@ class TrialChart(QWidget):
 
     def set_rows(self, rows: list[dict], metric: str, direction: str) -> None:
         self.plot.setLabel("left", metric)
+        # Trials are whole numbers: ticks on them (about ten at most), never at 0.5.
+        numbers = [r["number"] for r in rows]
+        step = max(1, math.ceil((max(numbers) - min(numbers) + 1) / 10)) if numbers else 1
+        self.plot.getAxis("bottom").setTickSpacing(step, step)
         for state, item in self.scatters.items():
             # A retried trial failed, as far as the chart goes (its retry is a trial of its own).
             points = [(r["number"], _plot_value(r)) for r in rows
@@ -455,6 +464,8 @@ class SweepDialog(QDialog):
         self.trials_table.setModel(self.trials_model)
         self.trials_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.trials_table.verticalHeader().hide()
+        self.trials_table.setWordWrap(False)  # a long run folder's name is elided, not wrapped
+        self.trials_table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.trials_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.trials_table.horizontalHeader().setStretchLastSection(True)
         self.chart = TrialChart()

@@ -342,20 +342,25 @@ class SweepsController(QObject):
         dialog = self.dialog
         window.document.commit_edits()
         project = window.document.project.copy()
-        # What keeps Train from starting keeps a sweep from it (a training run is no reason).
-        blocker = None if window.training.running else window.training.blocker()
+        # What keeps Train from starting keeps a sweep from it; but a training run is no
+        # reason, nor PyTorch still loading here (the sweep's process checks the model itself).
+        blocker = window.training.blocker() if window.engine.is_ready and not window.training.running else None
         problems = config.problems(project) if config.compare is None else []
         if blocker is not None or problems:
             self._say(f"Cannot start the sweep: {blocker or problems[0]}", ERROR_STYLE)
             return False
         root = self.runs_root()
-        name = f"{_stem(project.name)}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if config.compare:
-            name = f"{_stem(project.name)}-{config.compare}-{time.strftime('%Y%m%d-%H%M%S')}"
+        name = f"{config.compare or 'sweep'}-{time.strftime('%Y%m%d-%H%M%S')}"
+        # The trials' run folders are named STEM-STUDY-tNNN, STEM the project file's
+        # name up to its first dot: the copy keeps the project's own stem before it.
+        path = window.document.path
+        stem = path.name.split(".")[0] if path is not None else _stem(project.name).lower()
         folder = root / "sweeps"
+        if (folder / f"{name}.journal").exists():  # two sweeps started within a second
+            name += f"-{sum(1 for _ in folder.glob(name + '*.journal')) + 1}"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            project_file = folder / f"{name}.guidl.json"
+            project_file = folder / f"{stem or 'sweep'}.{name}.guidl.json"
             from ... import spec
 
             spec.save(project, project_file)
@@ -581,8 +586,22 @@ class SweepsController(QObject):
         return self.compare("activations")
 
     def _overlay(self, view: StudyView) -> None:
-        paths = [Path(r["run_dir"]) for r in sorted(view.rows, key=lambda r: r["number"])
-                 if r.get("run_dir") and Path(r["run_dir"]).is_dir()]
+        """A race's runs, named by their variant (the legend and the Runs tab say
+        "Adam", not a folder's name), ticked so the Train tab overlays them."""
+        from ...engine.runs import RunError, read_labels, write_labels
+
+        rows = [r for r in sorted(view.rows, key=lambda r: r["number"])
+                if r.get("run_dir") and Path(r["run_dir"]).is_dir()]
+        for row in rows:
+            try:
+                labels = read_labels(row["run_dir"])
+                if labels.name is None and row.get("variant"):
+                    labels.name = str(row["variant"])
+                    labels.tags = [*labels.tags, f"{self.compare_kind} race"]
+                    write_labels(row["run_dir"], labels)
+            except (OSError, ValueError, RunError):
+                pass  # a name is a convenience: the run is ticked all the same
+        paths = [Path(r["run_dir"]) for r in rows]
         runs = getattr(self.window, "runs", None)
         if not paths or runs is None:
             return
@@ -622,6 +641,7 @@ class SweepsController(QObject):
         if view is None:
             self.dialog.set_status("No study by that name in this storage (yet): waiting for it…", WARNING_STYLE)
             return
+        self._last_view = view
         self.dialog.show_study(view)
 
     # -- the best trial --------------------------------------------------------------------------

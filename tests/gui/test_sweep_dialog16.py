@@ -1,0 +1,113 @@
+"""The Sweep dialog: its checks, a real grid sweep run as a guidl sweep
+process from it, the best trial applied as one undo step, and Stop."""
+
+import json
+from pathlib import Path
+
+import psutil
+import pytest
+from PySide6.QtCore import Qt
+
+from guidl import spec
+from guidl.examples import example_path
+from guidl.qt.sweep_dialog import SweepDialog
+
+LR = "training.optimizer.params.lr"
+WIDTH = "model.layers[0].params.out_features"
+
+
+def small_moons(epochs: int = 2) -> spec.Project:
+    project = spec.load(example_path("moons_mlp"))
+    doc = project.to_dict()
+    doc["data"]["params"]["n_samples"] = 200
+    doc["training"]["epochs"] = epochs
+    doc["training"]["device"] = "cpu"
+    return spec.Project.from_dict(doc)
+
+
+@pytest.fixture
+def moons_window(window, tmp_path):
+    window.document.set_project(small_moons(), None)
+    yield window
+    window.sweeps.stop_for_close(timeout_s=20)
+
+
+def test_dialog_refuses_a_bad_path_and_range_with_the_reason(qtbot):
+    dialog = SweepDialog(small_moons())
+    qtbot.addWidget(dialog)
+    assert not dialog.start_button.isEnabled()  # nothing to vary yet
+    row = dialog.add_param("model.layers[9].params.out_features", "8..32")
+    reason = dialog.params_table.item(row, 2).text()
+    assert "5 layers" in reason
+    assert not dialog.start_button.isEnabled()
+    assert reason in dialog.status.text()
+    dialog.set_param_text(row, path=WIDTH)
+    assert dialog.start_button.isEnabled()
+    assert dialog.params_table.item(row, 2).text().startswith("✓")
+    dialog.set_param_text(row, path=LR, values="log:0..0.1")  # a log range from zero
+    assert "low > 0" in dialog.params_table.item(row, 2).text()
+    assert not dialog.start_button.isEnabled()
+    assert dialog.config() is None
+    dialog.set_param_text(row, values="log:0.001..0.1")
+    config = dialog.config()
+    assert dialog.start_button.isEnabled() and config.params[0].kind == "log_range"
+    # Opened on a field, the dialog suggests a search around the project's value.
+    assert dialog.add_param(WIDTH) == 1 and dialog.rows()[1] == (WIDTH, "8..32")
+
+
+def trial_states(window) -> list[str]:
+    view = window.sweeps._last_view
+    return [row["state"] for row in view.rows] if view is not None else []
+
+
+def test_grid_sweep_from_the_dialog_and_apply_best_as_one_undo_step(moons_window, qtbot):
+    window = moons_window
+    dialog = window.sweeps.open_dialog(LR)
+    assert dialog.rows() == [(LR, "log:0.001..0.1")]  # a log range around the project's 0.01
+    dialog.set_param_text(0, values="0.001,0.05")
+    dialog.add_param(WIDTH, "4,16")
+    dialog.strategy.setCurrentIndex(dialog.strategy.findData("grid"))
+    assert dialog.trials.value() == 4  # every point of the grid once
+    qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    assert window.sweeps.running and not dialog.start_button.isEnabled()
+    qtbot.waitUntil(lambda: not window.sweeps.running and window.sweeps.poller is None, timeout=240_000)
+    assert trial_states(window) == ["complete"] * 4, dialog.status.text()
+    rows = window.sweeps._last_view.rows
+    folders = {Path(row["run_dir"]) for row in rows}
+    assert len(folders) == 4 and all((folder / "run.json").is_file() for folder in folders)
+    runs_root = window.sweeps.runs_root()
+    assert all(folder.parent == runs_root for folder in folders)
+    assert {json.loads((f / "run.json").read_text())["status"] for f in folders} == {"finished"}
+    assert dialog.trials_model.rowCount() == 4 and dialog.chart.scatters["complete"].data.size == 4
+
+    best = window.sweeps._last_view.best
+    assert best["value"] == max(row["value"] for row in rows)  # val_accuracy: maximised
+    before = window.document.project.to_dict()
+    steps = window.document.undo_stack.count()
+    assert dialog.apply_button.isEnabled()
+    qtbot.mouseClick(dialog.apply_button, Qt.MouseButton.LeftButton)
+    doc = window.document.project.to_dict()
+    assert doc["training"]["optimizer"]["params"]["lr"] == best["params"][LR]
+    assert doc["model"]["layers"][0]["params"]["out_features"] == best["params"][WIDTH]
+    assert window.document.undo_stack.count() == steps + 1
+    window.document.undo_stack.undo()
+    assert window.document.project.to_dict() == before
+
+
+def test_stop_ends_a_running_sweep(moons_window, qtbot):
+    window = moons_window
+    doc = window.document.project.to_dict()
+    doc["training"]["epochs"] = 500  # far longer than the test waits
+    window.document.set_project(spec.Project.from_dict(doc), None)
+    dialog = window.sweeps.open_dialog(LR)
+    dialog.strategy.setCurrentIndex(dialog.strategy.findData("random"))
+    dialog.trials.setValue(3)
+    dialog.start_button.click()
+    pid = window.sweeps.process.processId()
+    qtbot.waitUntil(lambda: "running" in trial_states(window), timeout=120_000)
+    dialog.stop_button.click()
+    qtbot.waitUntil(lambda: not window.sweeps.running and window.sweeps.poller is None, timeout=120_000)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    states = trial_states(window)
+    assert states and "running" not in states and "complete" not in states
+    assert "stopped" in dialog.status.text()
