@@ -17,7 +17,7 @@ from typing import Any
 from PySide6.QtCore import (
     QAbstractTableModel, QModelIndex, QPersistentModelIndex, QPoint, QSortFilterProxyModel, Qt, Signal, Slot,
 )
-from PySide6.QtGui import QAction, QBrush, QColor, QFont, QKeySequence, QPixmap
+from PySide6.QtGui import QAction, QBrush, QColor, QFont, QFontMetrics, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu, QPushButton, QTableView,
     QVBoxLayout, QWidget,
@@ -30,10 +30,12 @@ STATUSES = ("running", "finished", "stopped", "interrupted", "pruned", "failed")
 #: Each status's colour: readable on the light and the dark theme alike.
 STATUS_COLOURS = {"running": "#3b82f6", "finished": "#16a34a", "stopped": "#d97706",
                   "interrupted": "#d97706", "pruned": "#8b8b8b", "failed": "#dc2626"}
-#: (key, header) of each column, in order.
-COLUMNS = (("tick", ""), ("name", "Name"), ("status", "Status"), ("trial", "Sweep"), ("started", "Started"),
-           ("duration", "Duration"), ("epochs", "Epochs"), ("best", "Best"), ("final", "Final"),
-           ("changes", "Differences from the project"), ("tags", "Tags"), ("note", "Note"), ("device", "Device"))
+#: (key, header) of each column, in order: as in MATLAB's Experiment Manager,
+#: what a run varied, then what it got, then the rest.
+COLUMNS = (("tick", ""), ("name", "Name"), ("status", "Status"), ("trial", "Sweep"),
+           ("changes", "Differences from the project"), ("best", "Best"), ("final", "Final"),
+           ("epochs", "Epochs"), ("duration", "Duration"), ("started", "Started"), ("tags", "Tags"),
+           ("note", "Note"), ("device", "Device"))
 COLUMN = {key: number for number, (key, _) in enumerate(COLUMNS)}
 EDITABLE = ("name", "tags", "note")
 #: The role the table's rows are sorted by: numbers as numbers, times as times.
@@ -271,7 +273,7 @@ class RunsModel(QAbstractTableModel):
     def tooltip(self, row: RunRow, key: str) -> str | None:
         summary = row.summary
         if key == "status":
-            return f"{summary.status}: {summary.cause}" if summary.cause else summary.status
+            return f"{summary.status}: {summary.cause}" if summary.cause else None
         if key == "changes":
             return "\n".join(row.changes) if row.changes else "The same settings as the project"
         if key == "name":
@@ -409,7 +411,9 @@ class RunsPanel(QWidget):
         self.table.customContextMenuRequested.connect(self._context_menu)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(COLUMN["tick"], QHeaderView.ResizeMode.ResizeToContents)
+        # Room for the tick box and a ticked run's colour, ticked or not: the columns never shift.
+        header.setSectionResizeMode(COLUMN["tick"], QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(COLUMN["tick"], 44)
         header.setStretchLastSection(False)  # the user's widths stay; a wide window shows space
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.empty = QLabel(EMPTY)
@@ -478,14 +482,20 @@ class RunsPanel(QWidget):
         self._update_buttons()
 
     def fit_columns(self) -> None:
-        """Each column as wide as its contents (once per runs folder: the user's widths then stay),
-        the differences and the note at most ``MAX_COLUMN`` pixels."""
+        """Each column as wide as its contents, in bold too (the current run's
+        row), at most ``MAX_COLUMN`` pixels; once per runs folder, so the
+        user's widths then stay."""
         header = self.table.horizontalHeader()
+        bold = QFont(self.table.font())
+        bold.setBold(True)
+        metrics = QFontMetrics(bold)
         for column, (key, _) in enumerate(COLUMNS):
             if key == "tick" or self.table.isColumnHidden(column):
                 continue
             self.table.resizeColumnToContents(column)
-            header.resizeSection(column, min(header.sectionSize(column) * 11 // 10, MAX_COLUMN))  # room for bold
+            texts = [self.model.display(row, key) for row in self.model.rows]
+            widest = max((metrics.horizontalAdvance(text) for text in texts), default=0) + 12
+            header.resizeSection(column, min(max(header.sectionSize(column), widest), MAX_COLUMN))
 
     def set_placeholder(self, text: str) -> None:
         """What the tab says while it has no runs to show (PyTorch loading, say)."""
