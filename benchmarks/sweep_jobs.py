@@ -10,9 +10,12 @@ runs folder and study file), timed from start to exit; ``--jobs 2`` starts two
 worker processes, each with its share of the cores.
 
 Prints the machine's cores and load before each case, each case's wall time,
-the trials it finished and the ratio. Figures only; it never fails on time.
+the trials it finished, how many processes trained them and their training
+time all told (``elapsed_s`` of each run.json: the rest of the wall time is
+starting Python and PyTorch, preparing the data, and the study's storage),
+and the ratio. Figures only; it never fails on time.
 
-    python benchmarks/sweep_jobs.py [--trials 12] [--samples 300] [--epochs 5] [--rounds 1]
+    python benchmarks/sweep_jobs.py [--trials 12] [--samples 2000] [--epochs 20] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -75,18 +78,23 @@ def sweep(jobs: int, trials: int, samples: int, epochs: int) -> tuple[float, str
         if done.returncode != 0:
             sys.exit(f"guidl sweep --jobs {jobs} exited with {done.returncode}:\n"
                      f"{done.stderr.strip()[-2000:]}")
-        statuses = Counter()
-        for record in (folder / "runs").glob("*/run.json"):
-            statuses[json.loads(record.read_text()).get("status")] += 1
+        statuses, pids, training = Counter(), set(), 0.0
+        for path in (folder / "runs").glob("*/run.json"):
+            record = json.loads(path.read_text())
+            statuses[record.get("status")] += 1
+            pids.add(record.get("pid"))
+            training += record.get("elapsed_s") or 0.0
         what = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
-        return seconds, f"{sum(statuses.values())} run folders: {what or 'none'}"
+        return seconds, (f"{sum(statuses.values())} run folders: {what or 'none'}, trained by "
+                         f"{len(pids)} process{'es' if len(pids) != 1 else ''} in {training:.1f} s "
+                         "of training all told")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=12)
-    parser.add_argument("--samples", type=int, default=300)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=1,
                         help="rounds, each --jobs 1 then --jobs 2 (alternating which goes first)")
     args = parser.parse_args()
