@@ -24,8 +24,8 @@ UNFROZEN_COLOUR = (14, 116, 144)
 #: Overlaid runs' colours: none is a live curve's hue (blue, orange, green,
 #: red, purple) or the unfreeze marker's, and each has the middle lightness
 #: that reads on the light theme's white and the dark theme's near-black.
-OVERLAY_COLOURS = ((219, 39, 119), (6, 148, 162), (202, 138, 4), (132, 204, 22), (120, 113, 108),
-                   (192, 38, 211), (161, 98, 7), (79, 70, 229))
+OVERLAY_COLOURS = ((219, 39, 119), (6, 148, 162), (150, 150, 0), (128, 118, 110), (192, 38, 211),
+                   (132, 204, 22), (146, 64, 14), (79, 70, 229))
 
 
 def overlay_colour(index: int) -> QColor:
@@ -866,8 +866,8 @@ class TrainingCharts(QWidget):
                         parts.append(f"{self.curves[name].name() or name}: {found[1]:.4g} "
                                      f"(epoch {found[0]:.2f})")
                 near = self._overlay_near(plot_key, position)
-                if near:
-                    parts.append(near)
+                if near:  # first: the curve under the pointer, before the line is cut at the edge
+                    parts.insert(0, near)
                 self.hover.setText("   ".join(parts) if parts else " ")
                 return
 

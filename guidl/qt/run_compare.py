@@ -213,17 +213,22 @@ class RunCompareDialog(QDialog):
         return rows
 
     def _evaluation_rows(self, extra: list) -> list[_Row]:
-        """The test evaluation's figures (run.json "evaluation", on its split)."""
+        """The final model's evaluation (run.json "evaluation", on the split it
+        names): on the validation split its loss and accuracy are the last
+        epoch's again, so only what the epochs lack (macro F1, ...) is shown."""
         records = [run.summary.record for run in self.runs]
         evaluations = [r.get("evaluation") if isinstance(r.get("evaluation"), dict) else {} for r in records]
+        splits = {r.get("evaluation_split") for r, e in zip(records, evaluations) if e}
+        split = splits.pop() if len(splits) == 1 else None
         rows = []
         for name in EVALUATION_FIGURES:
+            if split == "val" and f"val_{name}" in FINAL_FIGURES:
+                continue
             values = [_number(e.get(name)) for e in evaluations]
             if any(v is not None for v in values):
-                splits = {r.get("evaluation_split") for r, v in zip(records, values) if v is not None}
-                split = splits.pop() if len(splits) == 1 and None not in splits else "evaluation"
-                rows.append(_Row(f"{split} {metric_title(name)}",
-                                 [None if v is None else metric_text(name, v) for v in values] + extra,
+                title = f"{split} {metric_title(name)} (evaluated)" if isinstance(split, str) \
+                    else f"evaluated {metric_title(name)}"
+                rows.append(_Row(title, [None if v is None else metric_text(name, v) for v in values] + extra,
                                  values + extra, best="min" if name in _LOWER_IS_BETTER else "max"))
         return rows
 

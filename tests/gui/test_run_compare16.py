@@ -28,7 +28,9 @@ def _run(folder, project: dict, *, lr: float, val_accuracy: float, status: str =
         "format": "guidl-run", "version": 1, "status": status, "project": "Two moons MLP",
         "started": "2026-12-01T10:00:00+00:00", "updated": f"2026-12-01T10:00:{seconds:02d}+00:00",
         "epochs": 3, "epochs_completed": 3, "seed": 0, "device": device, "final": final,
-        "task": {"type": "classification"},
+        "task": {"type": "classification"}, "evaluation_split": "val",
+        "evaluation": {"task": "classification", "loss": 0.5, "accuracy": val_accuracy,
+                       "macro_f1": val_accuracy - 0.01, "confusion": [[1, 0], [0, 1]]},
         "stop_reason": "stopped by the user" if status == "stopped" else None}))
     (folder / "project.guidl.json").write_text(json.dumps(project))
     (folder / "metrics.csv").write_text(
@@ -90,6 +92,9 @@ def test_three_runs_side_by_side_with_the_settings_that_differ(qtbot, tmp_path, 
     assert cells("status") == ["finished", "finished", "stopped", ""]
     assert cells("final val accuracy") == ["90.00%", "95.00%", "85.00%", ""]
     assert cells("duration") == ["0:42", "0:50", "0:42", ""]
+    # The final evaluation on the validation split: only what the epochs' figures lack.
+    assert cells("val macro f1 (evaluated)") == ["0.89", "0.94", "0.84", ""]
+    assert not any("loss (evaluated)" in title or "accuracy (evaluated)" in title for title in rows)
 
     def marked(title):
         return [table.item(rows[title], col).background().style().name != "NoBrush"
