@@ -7,6 +7,7 @@ allows; long runs stay smooth with peak downsampling and clip-to-view.
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, field
 
@@ -424,6 +425,7 @@ class TrainingCharts(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.hover = QLabel(" ")
+        self.hover.setTextFormat(Qt.TextFormat.PlainText)  # a run's name is shown as typed
         self.hover.setObjectName("chartHover")
         layout.addWidget(self.hover)
         #: Said above the charts while a GAN's last epochs look collapsed.
@@ -687,7 +689,9 @@ class TrainingCharts(QWidget):
         self.overlays = runs
         self.runs_legend.clear()
         for curves in self._overlay_curves[:len(runs)]:
-            self.runs_legend.addItem(curves.key, curves.run.label)
+            # Legend labels are HTML: a run named "<b>" or "a & b" is shown as named.
+            self.runs_legend.addItem(curves.key, html.escape(curves.run.label))
+            self.runs_legend.items[-1][0].setToolTip("Click to hide or show this run's curves")
         self._fit_runs_box()
         self._draw_overlays()
 

@@ -86,6 +86,7 @@ class RunCompareDialog(QDialog):
         layout = QVBoxLayout(self)
         self.note = QLabel()
         self.note.setWordWrap(True)
+        self.note.setTextFormat(Qt.TextFormat.PlainText)  # run names as typed
         self.note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.note)
         self.tabs = QTabWidget()

@@ -124,3 +124,30 @@ def test_a_regression_task_overlays_the_runs_mean_absolute_error(charts):
     charts.set_task("regression")
     _, y = _curve(charts, charts.metric_plot, overlay_colour(0), dashed=False).getOriginalDataset()
     assert list(y) == [3.5, 2.5, 2.0, 1.9]
+
+
+def test_a_click_on_a_runs_legend_entry_hides_its_curves(charts):
+    runs = _runs()
+    runs[0].label = "a <b>bold</b> & name"
+    charts.set_overlays(runs)
+    sample, label = charts.runs_legend.items[0]
+    assert "&lt;b&gt;" in label.text  # shown as typed, not as HTML
+
+    class Click:
+        def button(self):
+            from PySide6.QtCore import Qt
+            return Qt.MouseButton.LeftButton
+
+        def accept(self):
+            pass
+
+    colour = overlay_colour(0)
+    solid = _curve(charts, charts.loss_plot, colour, dashed=False)
+    sample.mouseClickEvent(Click())
+    assert not solid.isVisible() and not _curve(charts, charts.lr_plot, colour, dashed=False).isVisible()
+    assert _curve(charts, charts.loss_plot, overlay_colour(1), dashed=False).isVisible()
+    charts.set_overlays(runs)  # ticks changed elsewhere: a hidden run stays hidden
+    assert not solid.isVisible()
+    sample, _ = charts.runs_legend.items[0]
+    sample.mouseClickEvent(Click())
+    assert solid.isVisible()
