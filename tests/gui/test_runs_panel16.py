@@ -125,7 +125,9 @@ def test_ticking_three_runs_overlays_their_curves_and_a_new_run_appears(window, 
         model.setData(model.index(model.row_of(root / "c"), COLUMN["tick"]), Qt.CheckState.Checked.value,
                       Qt.ItemDataRole.CheckStateRole)
     assert ticked.args == [[root / "c"]] and runs.ticked() == [root / "c"]
-    runs.tick([root / "a", root / "b", root / "d"])
+    with qtbot.waitSignal(runs.ticked_changed) as ticked:
+        runs.tick([root / "a", root / "b", root / "d"])
+    assert ticked.args == [[root / "a", root / "b", root / "d"]]
     assert runs.ticked() == [root / "a", root / "b", root / "d"]
     overlays = window.charts.overlays
     assert [o.label for o in overlays] == ["a", "b", "d"]
@@ -172,7 +174,10 @@ def test_runs_go_to_the_trash_or_are_deleted_when_agreed_and_a_training_one_stay
     for sub in ("files", "info"):
         (trash / sub).mkdir(parents=True)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    runs.delete([root / "a"])
+    runs.tick([root / "a", root / "c"])
+    with qtbot.waitSignal(runs.ticked_changed) as ticked:
+        runs.delete([root / "a"])
+    assert ticked.args == [[root / "c"]] and [o.label for o in window.charts.overlays] == ["c"]
     assert not (root / "a").exists() and (trash / "files" / "a" / "run.json").is_file()
     assert "a" not in rows(window) and "trash" in window.statusBar().currentMessage()
 

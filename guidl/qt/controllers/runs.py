@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QFile, QFileSystemWatcher, QObject, Qt, QTimer, QUrl, Slot
+from PySide6.QtCore import QFile, QFileSystemWatcher, QObject, Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QColor, QDesktopServices
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 
@@ -28,11 +28,6 @@ RUNNING_POLL_MS = 3000
 SETTLE_MS = 250
 #: Files whose change makes a run's summary stale.
 _WATCHED_FILES = ("run.json", "metrics.csv", "labels.json", "project.guidl.json")
-
-
-def _fallback_colour(index: int) -> QColor:
-    colours = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324")
-    return QColor(colours[index % len(colours)])
 
 
 def _stamp(path: Path) -> tuple:
@@ -55,6 +50,9 @@ def move_to_trash(path: Path) -> None:
 
 
 class RunsController(QObject):
+    #: The runs ticked for the charts' overlay changed: their folders, in the order ticked.
+    ticked_changed = Signal(list)
+
     def __init__(self, window: QMainWindow):
         super().__init__(window)
         self.window = window
@@ -244,12 +242,12 @@ class RunsController(QObject):
         self._ticked = [Path(p) for p in paths]
         self._overlay_stamps.clear()
         self._refresh_overlays(force=True)
+        self.ticked_changed.emit(list(self._ticked))
 
-    def _colour(self, index: int) -> QColor:
-        try:
-            from ..charts import overlay_colour
-        except ImportError:
-            return _fallback_colour(index)
+    @staticmethod
+    def _colour(index: int) -> QColor:
+        from ..charts import overlay_colour
+
         return QColor(overlay_colour(index))
 
     def _refresh_overlays(self, force: bool = False) -> None:
@@ -257,7 +255,8 @@ class RunsController(QObject):
         known = {s.path: s for s in self.summaries}
         ticked = [p for p in self._ticked if p in known]
         stamps = {p: _stamp(p) for p in ticked}
-        if ticked != self._ticked:
+        dropped = ticked != self._ticked  # a ticked run was deleted
+        if dropped:
             self._ticked = ticked
             force = True
         if not force and stamps == self._overlay_stamps:
@@ -265,13 +264,12 @@ class RunsController(QObject):
         self._overlay_stamps = stamps
         colours = {p: self._colour(i) for i, p in enumerate(ticked)}
         self.panel.set_ticked(ticked, colours)
-        charts = self.window.charts
-        if not hasattr(charts, "set_overlays"):
-            return
         from ...engine.run_index import read_metrics
         from ..charts import OverlayRun
 
-        charts.set_overlays([OverlayRun(known[p].name, colours[p], read_metrics(p)) for p in ticked])
+        self.window.charts.set_overlays([OverlayRun(known[p].name, colours[p], read_metrics(p)) for p in ticked])
+        if dropped:
+            self.ticked_changed.emit(list(ticked))
 
     # -- making a run the window's --------------------------------------------------------------
 
