@@ -463,12 +463,15 @@ class TrainingCharts(QWidget):
             plot.legend = legend
         # Overlaid runs: one legend entry per run (not per curve), above the plots,
         # with the key to their lines; see set_overlays.
+        # The key on a line of its own: beside the entries it made a narrow pane's charts too wide.
         self.runs_box = self.graphics.addLayout(row=0, col=0)
         self.runs_key = pg.LabelItem("", size="8pt", justify="left")
         self.runs_box.addItem(self.runs_key, row=0, col=0)
         self.runs_legend = pg.LegendItem(colCount=4, labelTextSize="8pt", verSpacing=-6)
         self.runs_legend.setLabelTextColor(foreground)
-        self.runs_box.addItem(self.runs_legend, row=0, col=1)
+        self.runs_box.addItem(self.runs_legend, row=1, col=0)
+        self.runs_box.layout.setAlignment(self.runs_legend, Qt.AlignmentFlag.AlignHCenter)
+        self.runs_box.layout.setVerticalSpacing(0)
         self.runs_legend.sigSampleClicked.connect(self._run_toggled)
         self._plots = {"loss": self.loss_plot, "metric": self.metric_plot, "lr": self.lr_plot}
         #: The runs drawn beside the live one, and a set of curves per run (kept
@@ -700,12 +703,13 @@ class TrainingCharts(QWidget):
         height), with the key to their lines beside it."""
         shown = bool(self.overlays)
         colour = self.palette().color(QPalette.ColorRole.PlaceholderText).name()
-        self.runs_key.setText("ticked runs (dashed: train, solid: validation):" if shown else "",
+        self.runs_key.setText("ticked runs \u2014 dashed: train, solid: validation" if shown else "",
                               color=colour)
-        self.runs_legend.setColumnCount(4)
-        if self.runs_legend.layout.preferredWidth() > self.LEGEND_WIDTH:
-            self.runs_legend.setColumnCount(2)
-        height = max(self.runs_legend.layout.preferredHeight(), self.runs_key.preferredHeight()) \
+        for columns in (4, 2, 1):  # as many to a row as fit the width the live legends keep to
+            self.runs_legend.setColumnCount(columns)
+            if self.runs_legend.layout.preferredWidth() <= self.LEGEND_WIDTH:
+                break
+        height = self.runs_legend.layout.preferredHeight() + self.runs_key.preferredHeight() \
             if shown else 0
         self.runs_box.setMinimumHeight(height)
         self.runs_box.setMaximumHeight(height)
