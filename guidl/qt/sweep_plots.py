@@ -668,6 +668,12 @@ class ParamScatter(QWidget):
         self.plot.enableAutoRange()
         if axis.kind == "category":
             self.plot.setXRange(-0.6, len(axis.categories) - 0.4, padding=0)
+        low, high = float(ys.min()), float(ys.max())
+        if high - low <= 1e-9 * max(1.0, abs(high)):
+            # Every trial scored the same (a solved toy problem): pyqtgraph would stretch
+            # rounding noise over the axis (1.000000000000002); show the value in a band.
+            pad = 0.05 * abs(high) or 0.5
+            self.plot.setYRange(low - pad, high + pad, padding=0)
         self.hover.show_text(None)
 
     def _caption(self, rows: list[dict]) -> str:

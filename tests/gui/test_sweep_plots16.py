@@ -149,3 +149,12 @@ def test_axes_and_names():
     assert [text for _, text in log.ticks()] == ["0.0001", "0.001", "0.01", "0.1"]
     assert np.allclose([p for p, _ in log.ticks()], [0, 1 / 3, 2 / 3, 1])
     assert ParamAxis.of("b", "b", [True, False, True]).categories == [False, True]
+
+
+def test_scatter_of_trials_that_all_scored_the_same_shows_a_readable_band(qtbot):
+    scatter = ParamScatter()
+    qtbot.addWidget(scatter)
+    same = [row(n, "COMPLETE", 1.0, lr, 16, "Adam") for n, lr in enumerate((1e-4, 1e-3, 1e-2))]
+    scatter.set_rows(same, PARAMS, "val_accuracy", "maximize", {LR})
+    low, high = scatter.plot.getViewBox().viewRange()[1]
+    assert low == pytest.approx(0.95) and high == pytest.approx(1.05)
