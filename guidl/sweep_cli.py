@@ -294,7 +294,9 @@ def _values(row: dict) -> str:
 
     if row.get("variant") is not None:
         return str(row["variant"])
-    return "  ".join(f"{path}={format_value(value)}" for path, value in row["params"].items())
+    # A sampled float to 4 significant digits: the run folder's record keeps it whole.
+    return "  ".join(f"{path}={value:.4g}" if isinstance(value, float) else f"{path}={format_value(value)}"
+                     for path, value in row["params"].items())
 
 
 def trial_line(row: dict, metric: str) -> str:

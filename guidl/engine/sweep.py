@@ -632,7 +632,10 @@ class _Worker:
             raise
         except Exception as error:  # noqa: BLE001 - a NaN loss, a refused setting, a full disk...:
             # this trial fails with its cause (as guidl train would say it); the sweep goes on.
-            self._hparams(run_dir, values, None)
+            if is_run_dir(run_dir):
+                self._hparams(run_dir, values, None)
+            else:  # refused before its run folder was made, as guidl train makes none then
+                trial.set_user_attr("run_dir", None)
             self._fail(trial, describe_error(error))
         if self.control.stop_requested:
             trial.set_user_attr("cause", STOPPED_BY_USER)

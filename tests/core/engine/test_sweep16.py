@@ -1,0 +1,168 @@
+"""engine.sweep: Optuna studies whose trials are run folders; pruning, the exact
+budget, failures, a dead worker's trial, Ctrl+C, storages (in one process)."""
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import psutil
+import pytest
+from optuna.trial import TrialState
+
+from guidl import spec
+from guidl.engine import sweep
+from guidl.engine.callbacks import Callback
+from guidl.engine.runs import read_run
+from guidl.engine.trainer import TrainControl
+from guidl.spec.sweep import SweepConfig, parse_param
+
+ROOT = Path(__file__).resolve().parents[3]
+LR = "training.optimizer.params.lr"
+OUT = "model.layers[4].params.out_features"
+
+
+@pytest.fixture(scope="module")
+def moons():
+    project = spec.load(ROOT / "examples/moons_mlp.guidl.json")
+    project.data.params["n_samples"] = 200
+    project.training.device = "cpu"
+    return project
+
+
+def _study(moons, tmp_path, name, *params, **settings):
+    config = SweepConfig([parse_param(p, moons) for p in params], metric="val_accuracy", **settings)
+    assert config.problems(moons) == []
+    storage, _ = sweep.open_storage(None, tmp_path / "runs", name)
+    return sweep.create_or_load_study(storage, name, moons, config, source=ROOT / "examples/moons_mlp.guidl.json")
+
+
+def test_pruner_stops_a_hopeless_trial_and_its_run_folder_says_pruned(moons, tmp_path):
+    study = _study(moons, tmp_path, "p", f"{LR}=0.05,0.03,1e-7", strategy="grid", trials=3, epochs=3)
+    seen = []
+    assert sweep.run_worker(study, tmp_path / "runs", on_trial=seen.append) == "done"
+    rows = {row["number"]: row for row in sweep.trial_rows(study)}
+    assert [rows[n]["state"] for n in range(3)] == ["complete", "complete", "pruned"]
+    assert sorted(row["number"] for row in seen) == [0, 1, 2]  # each finished trial reported once
+    hopeless = rows[2]
+    assert hopeless["params"] == {LR: 1e-7}
+    assert list(hopeless["intermediate"]) == [1, 2]  # judged at epoch 2, never at epoch 1
+    assert "median pruner at epoch 2" in hopeless["cause"]
+    record = read_run(hopeless["run_dir"])
+    assert record["status"] == "pruned" and record["epochs_completed"] == 2
+    assert record["sweep"]["study"] == "p" and record["sweep"]["trial"] == 2
+    assert record["sweep"]["params"] == {LR: 1e-7}
+    assert read_run(rows[0]["run_dir"])["status"] == "finished"
+    best = sweep.best_row(study)
+    assert best["value"] == max(rows[n]["value"] for n in (0, 1)) and best["state"] == "complete"
+    summary = sweep.sweep_summary(study, "here")
+    assert summary["counts"]["complete"] == 2 and summary["counts"]["pruned"] == 1
+    json.dumps(summary)  # JSON-ready
+
+
+def test_budget_is_exact_an_over_budget_ask_is_hidden_and_data_is_prepared_once(moons, tmp_path, monkeypatch):
+    from guidl.engine import data
+
+    calls = []
+    real = data.prepare
+    monkeypatch.setattr(data, "prepare", lambda *a, **k: calls.append(1) or real(*a, **k))
+    study = _study(moons, tmp_path, "b", f"{LR}=log:1e-3..1e-1", strategy="random", trials=3, epochs=1,
+                   pruner=False)
+    # Another worker holds two trials (live: no process of theirs is known to have ended).
+    held = [study.ask(), study.ask()]
+    worker = sweep._Worker(study, tmp_path / "runs", storage_text=None, tensorboard=False, control=None,
+                           tune_threads=False, callbacks=None)
+    assert worker.run_one() == 2  # two before it: within the budget of three
+    # An ask that raced past the budget (three before it): ended before it trained, never shown.
+    assert worker.run_one() == 3
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.RUNNING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.FAIL]
+    assert study.trials[3].user_attrs[sweep.OVER_BUDGET_ATTR]
+    assert [row["number"] for row in sweep.trial_rows(study)] == [0, 1, 2]
+    assert len(calls) == 1
+    for trial in held:
+        study.tell(trial, 0.5)
+    count = sweep.tally(study)
+    assert (count.complete, count.failed, count.running) == (3, 0, 0)
+    assert sweep.run_worker(study, tmp_path / "runs") == "done"  # nothing left to run
+    assert len(study.trials) == 4 and len(list((tmp_path / "runs").glob("moons_mlp-b-t*"))) == 1
+
+
+def test_a_failed_trial_has_its_cause_and_the_grid_goes_on(moons, tmp_path):
+    # One output cannot hold two classes: the trainer refuses it; the other point trains.
+    study = _study(moons, tmp_path, "f", f"{OUT}=1,2", strategy="grid", trials=2, epochs=1)
+    assert sweep.run_worker(study, tmp_path / "runs") == "done"
+    rows = sweep.trial_rows(study)
+    assert [row["state"] for row in rows] == ["failed", "complete"]
+    assert "out_features" in rows[0]["cause"], rows[0]["cause"]
+    assert rows[0]["run_dir"] is None  # refused before training: no run folder, as guidl train
+    assert read_run(rows[1]["run_dir"])["status"] == "finished"
+
+
+def test_a_dead_workers_trial_is_failed_and_retried_once_with_its_params(moons, tmp_path):
+    study = _study(moons, tmp_path, "d", f"{LR}=0.05,0.02", strategy="grid", trials=2, epochs=1)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = psutil.Process(gone.pid).create_time()
+    gone.wait()
+    trial = study.ask()  # popped grid point 0 by a worker that then died
+    for key, value in {"pid": gone.pid, "host": socket.gethostname(), "process_started": started,
+                       "boot_time": psutil.boot_time()}.items():
+        trial.set_user_attr(key, value)
+    trial.suggest_categorical(LR, [0.05, 0.02])
+    assert sweep.reap_dead_trials(study) == [0]
+    assert sweep.reap_dead_trials(study) == []  # marked once
+    assert sweep.run_worker(study, tmp_path / "runs") == "done"
+    rows = {row["number"]: row for row in sweep.trial_rows(study)}
+    assert rows[0]["state"] == "retried" and rows[0]["cause"] == sweep.WORKER_GONE
+    retry = next(row for row in rows.values() if row["retry_of"] == 0)
+    assert retry["state"] == "complete" and retry["params"] == {LR: 0.05}
+    assert sorted(row["params"][LR] for row in rows.values() if row["state"] == "complete") == [0.02, 0.05]
+    assert read_run(retry["run_dir"])["sweep"]["retry_of"] == 0
+
+
+def test_ctrl_c_stops_the_trial_after_its_batch(moons, tmp_path):
+    control = TrainControl()
+
+    class StopAtFirstBatch(Callback):
+        def on_train_batch_end(self, trainer, batch, loss):
+            control.request_stop()
+
+    study = _study(moons, tmp_path, "c", f"{LR}=0.05,0.02", strategy="grid", trials=2, epochs=2)
+    outcome = sweep.run_worker(study, tmp_path / "runs", control=control, callbacks=lambda: [StopAtFirstBatch()])
+    assert outcome == "stopped"
+    trial = study.trials[0]
+    assert trial.state == TrialState.FAIL and trial.user_attrs["cause"] == sweep.STOPPED_BY_USER
+    record = read_run(trial.user_attrs["run_dir"])
+    assert record["status"] == "stopped" and record["stop_reason"] == "stopped by the user"
+    assert study.trials[1].state == TrialState.WAITING  # left for whoever joins the study
+
+
+def test_a_study_is_joined_with_the_same_settings_and_refused_with_others(moons, tmp_path):
+    first = _study(moons, tmp_path, "j", f"{LR}=0.05,0.02", strategy="grid", trials=2)
+    again = _study(moons, tmp_path, "j", f"{LR}=0.05,0.02", strategy="grid", trials=2)
+    assert again._study_id == first._study_id
+    assert len(first.trials) == 2  # the grid was enqueued once
+    with pytest.raises(sweep.SweepError, match="exists with other settings.*0.05,0.02.*0.1,0.2"):
+        _study(moons, tmp_path, "j", f"{LR}=0.1,0.2", strategy="grid", trials=2)
+    storage, _ = sweep.open_storage(None, tmp_path / "runs", "j")
+    config, project = sweep.study_config(sweep.load_study(storage, "j"))
+    assert config.params[0].values == (0.05, 0.02) and project["name"] == moons.name
+    with pytest.raises(sweep.SweepError, match="no study 'nope'"):
+        sweep.load_study(storage, "nope")
+
+
+def test_storages(tmp_path):
+    storage, shown = sweep.open_storage(None, tmp_path / "runs", "s")
+    assert isinstance(storage, optuna.storages.JournalStorage)
+    assert shown == str(tmp_path / "runs" / "sweeps" / "s.journal")
+    storage, shown = sweep.open_storage(f"sqlite:///{tmp_path / 'x.db'}", tmp_path, "s")
+    assert isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval() == 30
+    assert sweep.open_storage(str(tmp_path / "shared.journal"), tmp_path, "s")[1].endswith("shared.journal")
+    with pytest.raises(sweep.SweepError, match="unknown kind of storage 'redis'"):
+        sweep.open_storage("redis://host", tmp_path, "s")
+    with pytest.raises(sweep.SweepError, match="sqlite:///"):
+        sweep.open_storage("sweep.db", tmp_path, "s")
+    with pytest.raises(sweep.SweepError, match="--study"):
+        sweep.open_storage(None, tmp_path, "../escape")
