@@ -125,10 +125,9 @@ def _run_study(args, study, storage, shown: str, project, runs_root: Path) -> in
         print(f"note: study {study.study_name!r} trains the project it was started with; the changes "
               f"in {args.project} since are not used", file=sys.stderr)
     lines = sys.stderr if args.json else sys.stdout
-    varied = "variants " + ", ".join(config.variants) if config.variants else \
-        " ".join(str(p) for p in config.params)
-    print(f"guidl sweep: study {study.study_name!r} in {shown}: {config.budget()} trials ({config.strategy}: "
-          f"{varied}), {config.metric} ({config.resolved_direction}), run folders in {runs_root}",
+    varied = f"compare {config.compare or 'variants'}: " + ", ".join(config.variants) if config.variants \
+        else f"{config.strategy}: " + " ".join(str(p) for p in config.params)
+    print(f"guidl sweep: study {study.study_name!r} in {shown}: {config.budget()} trials ({varied}), {config.metric} ({config.resolved_direction}), run folders in {runs_root}",
           file=sys.stderr, flush=True)
     printer = _TrialPrinter(config.metric, lines)
     if args.jobs > 1:
@@ -226,7 +225,7 @@ def _run_jobs(args, study, shown: str, runs_root: Path, printer) -> str:
                         worker.send_signal(signal.SIGINT)
             try:
                 for row in trial_rows(study):
-                    if row["state"] in ("complete", "pruned", "failed") and row["number"] not in seen:
+                    if row["state"] in _FINISHED and row["number"] not in seen:
                         seen.add(row["number"])
                         printer(row)
             except Exception as error:  # noqa: BLE001 - the workers go on; their own errors say why
@@ -270,6 +269,10 @@ def _worker(args: argparse.Namespace) -> int:
     return {"done": 0, "stopped": EXIT_STOPPED, "bad input": EXIT_BAD_INPUT}.get(status, 1)
 
 
+#: A trial's row states once it has ended (retried: ended when its worker died).
+_FINISHED = ("complete", "pruned", "failed", "stopped", "retried")
+
+
 class _TrialPrinter:
     """A line per finished trial: number, state, metric, values, run folder."""
 
@@ -305,7 +308,7 @@ def trial_line(row: dict, metric: str) -> str:
     if state == "pruned" and row["intermediate"]:
         state = f"pruned at epoch {max(row['intermediate'])}"
     parts = [f"trial {row['number']:>3}", f"{state:<8}", value, _values(row), _shown_path(row["run_dir"])]
-    if row["state"] == "failed" and row.get("cause"):
+    if row["state"] in ("failed", "stopped", "retried") and row.get("cause"):
         parts.append(f"({row['cause']})")
     return "  ".join(part for part in parts if part)
 
@@ -322,7 +325,7 @@ def _finish(args, study, shown: str, runs_root: Path, status: str, lines) -> int
         return 1
     counts = summary["counts"]
     metric = summary["metric"]
-    parts = [f"{counts[k]} {k}" for k in ("complete", "pruned", "failed", "running", "waiting")
+    parts = [f"{counts[k]} {k}" for k in ("complete", "pruned", "failed", "stopped", "running", "waiting")
              if counts[k] or k in ("complete", "failed")]
     print(f"{study.study_name}: " + ", ".join(parts)
           + (f" ({counts['retried']} retried after their worker died)" if counts["retried"] else ""),
@@ -330,7 +333,7 @@ def _finish(args, study, shown: str, runs_root: Path, status: str, lines) -> int
     best = summary["best"]
     if best is not None:
         print(f"best: {trial_line(best, metric)}", file=lines)
-    if summary["importances"]:
+    if summary["importances"] and not summary["compare"]:  # a race's one "parameter" is the variant
         print("importance: " + ", ".join(f"{name} {value:.2f}" for name, value in summary["importances"].items()),
               file=lines)
     print(f"see every run: guidl runs {_shown_path(str(runs_root.absolute()))}", file=lines)

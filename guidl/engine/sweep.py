@@ -71,6 +71,7 @@ OVER_BUDGET_ATTR = "guidl_over_budget"
 #: The cause of a trial whose worker process died.
 WORKER_GONE = "its worker process ended without finishing (killed or crashed)"
 STOPPED_BY_USER = "stopped by the user"
+INTERRUPTED_BY_USER = "interrupted by the user"
 #: An RDB storage's heartbeat: a trial not heard of for GRACE_S seconds is stale.
 HEARTBEAT_S, GRACE_S = 30, 120
 #: How often a worker with nothing to start looks at the study again.
@@ -394,6 +395,7 @@ class Tally:
     running: int = 0
     waiting: int = 0
     retried: int = 0
+    stopped: int = 0
 
     @property
     def finished(self) -> int:
@@ -416,6 +418,8 @@ def tally(study: optuna.Study, config: SweepConfig | None = None) -> Tally:
     for t in trials:
         if t.state == TrialState.FAIL and t.number in retried:
             result.retried += 1
+        elif _stopped(t):
+            result.stopped += 1
         elif t.state in _STATE_NAMES:
             name = _STATE_NAMES[t.state]
             setattr(result, name, getattr(result, name) + 1)
@@ -428,7 +432,12 @@ def _counts_toward_budget(t: optuna.trial.FrozenTrial, grid: bool, retried: set[
     if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING):
         return True
     # A grid's failed point is its result; elsewhere another trial takes its place.
-    return grid and t.state == TrialState.FAIL and t.number not in retried
+    # A point the user stopped is enqueued again: whoever joins the study runs it.
+    return grid and t.state == TrialState.FAIL and t.number not in retried and not _stopped(t)
+
+
+def _stopped(t: optuna.trial.FrozenTrial) -> bool:
+    return t.state == TrialState.FAIL and t.user_attrs.get("cause") in (STOPPED_BY_USER, INTERRUPTED_BY_USER)
 
 
 def _over_budget(study: optuna.Study, number: int, config: SweepConfig) -> bool:
@@ -628,7 +637,8 @@ class _Worker:
             trainer = Trainer(project, data=data, callbacks=callbacks, control=self.control)
             result = trainer.fit()
         except KeyboardInterrupt:  # a second Ctrl+C: the run folder says interrupted
-            trial.set_user_attr("cause", "interrupted by the user")
+            trial.set_user_attr("cause", INTERRUPTED_BY_USER)
+            self._enqueue_again(values)
             raise
         except Exception as error:  # noqa: BLE001 - a NaN loss, a refused setting, a full disk...:
             # this trial fails with its cause (as guidl train would say it); the sweep goes on.
@@ -639,6 +649,7 @@ class _Worker:
             self._fail(trial, describe_error(error))
         if self.control.stop_requested:
             trial.set_user_attr("cause", STOPPED_BY_USER)
+            self._enqueue_again(values)
             raise SweepStopped(STOPPED_BY_USER)
         if pruning.taken:
             raise _TrialFailed(WORKER_GONE)
@@ -656,6 +667,12 @@ class _Worker:
             trial.set_user_attr("cause", result.stop_reason)  # e.g. early stopping: still a result
         self._hparams(run_dir, values, value)
         return float(value)
+
+    def _enqueue_again(self, values: dict) -> None:
+        """A grid point the user stopped waits for the study's next worker
+        (another sampler's trial is simply replaced by a new one)."""
+        if self.config.strategy == "grid":
+            self.study.enqueue_trial(values)
 
     def _hparams(self, run_dir: Path, values: dict, value: float | None) -> None:
         if not self.tensorboard:
@@ -702,7 +719,7 @@ def run_worker(study: optuna.Study, runs_root: str | os.PathLike[str], *, tensor
         if on_trial is None:
             return
         for row in trial_rows(study):
-            if row["state"] in ("complete", "pruned", "failed") and row["number"] not in seen:
+            if row["state"] in ("complete", "pruned", "failed", "stopped", "retried") and row["number"] not in seen:
                 seen.add(row["number"])
                 on_trial(row)
 
@@ -755,6 +772,8 @@ def _row(t: optuna.trial.FrozenTrial, retried: set[int]) -> dict[str, Any]:
     state = _STATE_NAMES.get(t.state, t.state.name.lower())
     if t.state == TrialState.FAIL and t.number in retried:
         state = "retried"
+    elif _stopped(t):
+        state = "stopped"
     return {
         "number": t.number, "state": state,
         "value": value if value is None or math.isfinite(value) else None,
@@ -769,8 +788,9 @@ def _row(t: optuna.trial.FrozenTrial, retried: set[int]) -> dict[str, Any]:
 
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """Each trial of the sweep (over-budget asks left out), by number:
-    ``number``, ``state`` (complete, pruned, failed, retried (failed, then run
-    again as ``retry_of`` says), running, waiting), ``value`` (the metric;
+    ``number``, ``state`` (complete, pruned, failed, retried (its worker died;
+    run again as the trial whose ``retry_of`` names it), stopped (by the user;
+    a grid point is enqueued again), running, waiting), ``value`` (the metric;
     a pruned trial's last reported one), ``params``, ``run_dir``,
     ``duration_s``, ``intermediate`` {epoch: value}, ``variant``, ``cause``,
     ``retry_of``, ``started``."""
@@ -815,7 +835,8 @@ def sweep_summary(study: optuna.Study, storage_text: str | None = None) -> dict[
         "strategy": config.strategy, "budget": config.budget(), "compare": config.compare,
         "params": [p.to_dict() for p in config.params],
         "counts": {"complete": count.complete, "pruned": count.pruned, "failed": count.failed,
-                   "retried": count.retried, "running": count.running, "waiting": count.waiting},
+                   "stopped": count.stopped, "retried": count.retried, "running": count.running,
+                   "waiting": count.waiting},
         "trials": trial_rows(study), "best": best_row(study), "importances": importances(study),
     }
 

@@ -80,7 +80,7 @@ def test_two_processes_sharing_a_study_run_each_grid_point_once(moons, tmp_path)
     assert [first.returncode, second.returncode] == [0, 0], outputs
     summaries = [json.loads(out.splitlines()[-1]) for out, _ in outputs]
     for summary in summaries:  # each process ends with the whole study
-        assert summary["counts"] == {"complete": 4, "pruned": 0, "failed": 0, "retried": 0,
+        assert summary["counts"] == {"complete": 4, "pruned": 0, "failed": 0, "stopped": 0, "retried": 0,
                                      "running": 0, "waiting": 0}
         assert sorted(t["params"][LR] for t in summary["trials"]) == [0.01, 0.02, 0.03, 0.05]
     assert len(list((tmp_path / "runs").glob("moons-shared-t*"))) == 4

@@ -136,7 +136,12 @@ def test_ctrl_c_stops_the_trial_after_its_batch(moons, tmp_path):
     assert trial.state == TrialState.FAIL and trial.user_attrs["cause"] == sweep.STOPPED_BY_USER
     record = read_run(trial.user_attrs["run_dir"])
     assert record["status"] == "stopped" and record["stop_reason"] == "stopped by the user"
-    assert study.trials[1].state == TrialState.WAITING  # left for whoever joins the study
+    assert sweep.trial_rows(study)[0]["state"] == "stopped"
+    # The stopped point waits again, beside the one never started, for whoever joins the study.
+    assert sweep.run_worker(study, tmp_path / "runs") == "done"
+    rows = sweep.trial_rows(study)
+    assert [row["state"] for row in rows] == ["stopped", "complete", "complete"]
+    assert sorted(row["params"][LR] for row in rows[1:]) == [0.02, 0.05]
 
 
 def test_a_study_is_joined_with_the_same_settings_and_refused_with_others(moons, tmp_path):
