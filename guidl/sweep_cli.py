@@ -174,7 +174,7 @@ def _run_here(args, study, shown: str, runs_root: Path, printer, quiet: bool = F
     try:
         return run_worker(study, runs_root, tensorboard=args.tensorboard, control=control,
                           on_trial=None if quiet else printer, storage_text=shown,
-                          tune_threads=not quiet, callbacks=bar)
+                          tune_threads=not quiet, callbacks=bar, on_wait=None if quiet else _waiting)
     except SweepError as error:
         print(f"guidl sweep: {error}", file=sys.stderr)
         return "bad input"
@@ -267,6 +267,11 @@ def _worker(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     status = _run_here(args, study, shown, runs_root, None, quiet=True)
     return {"done": 0, "stopped": EXIT_STOPPED, "bad input": EXIT_BAD_INPUT}.get(status, 1)
+
+
+def _waiting(rows: list[dict]) -> None:
+    print(f"guidl sweep: waiting for {len(rows)} trial{'s' if len(rows) != 1 else ''} running in other "
+          "processes (one whose worker dies is retried here); Ctrl+C leaves them", file=sys.stderr, flush=True)
 
 
 #: A trial's row states once it has ended (retried: ended when its worker died).

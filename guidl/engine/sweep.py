@@ -36,9 +36,15 @@ trial. Any worker of the study judges it, as ``runs.read_run`` judges a run:
 the process named in the trial's ``pid``/``host``/``process_started``/
 ``boot_time`` attributes is gone from this machine, or the trial's run folder
 reads as failed because its process is gone (another machine's run whose
-heartbeat stopped). Such a trial is marked FAIL (a compare-and-set in the
-storage: of two workers judging it, one wins) and retried once with the same
-parameters.
+heartbeat stopped, an hour on: ``runs.STALE_AFTER_S``; that needs the runs
+folder shared as well as the journal), or it never said which process runs it
+(``UNCLAIMED_S``). An SQL storage's own heartbeat fails another machine's
+dead trial after ``GRACE_S`` seconds. Such a trial is marked FAIL (a
+compare-and-set in the storage: of two workers judging it, one wins) and
+retried once with the same parameters. A worker with nothing left to start
+waits for the trials still running elsewhere, so that it can retry them.
+A trial the user stops (Ctrl+C) is FAIL with the cause "stopped by the
+user"; a grid point is enqueued again, so whoever joins the study runs it.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, NoReturn
 
@@ -74,6 +81,9 @@ STOPPED_BY_USER = "stopped by the user"
 INTERRUPTED_BY_USER = "interrupted by the user"
 #: An RDB storage's heartbeat: a trial not heard of for GRACE_S seconds is stale.
 HEARTBEAT_S, GRACE_S = 30, 120
+#: A RUNNING trial whose worker never recorded itself (it died between asking
+#: and its first write) is judged dead after this long.
+UNCLAIMED_S = 600.0
 #: How often a worker with nothing to start looks at the study again.
 POLL_S = 1.0
 #: The parameter a comparison varies: the variant's label.
@@ -477,6 +487,9 @@ def _dead_reason(t: optuna.trial.FrozenTrial) -> str | None:
         if record is not None and record.get("status") == "failed" and record.get("error") == PROCESS_GONE:
             return WORKER_GONE
     identity = {key: attrs.get(key) for key in ("pid", "host", "process_started", "boot_time")}
+    if identity["pid"] is None and t.datetime_start is not None \
+            and (datetime.now() - t.datetime_start).total_seconds() > UNCLAIMED_S:
+        return WORKER_GONE  # asked, but its worker never said who it is: it died at once
     if isinstance(identity["pid"], int):
         # Only this machine's processes can be checked; "modified" now leaves other machines' alone.
         try:
@@ -701,7 +714,8 @@ class _Worker:
 def run_worker(study: optuna.Study, runs_root: str | os.PathLike[str], *, tensorboard: bool = False,
                on_trial: Callable[[dict], None] | None = None, control=None,
                storage_text: str | None = None, tune_threads: bool = False,
-               callbacks: Callable[[], list] | None = None, poll_s: float = POLL_S) -> str:
+               callbacks: Callable[[], list] | None = None, poll_s: float = POLL_S,
+               on_wait: Callable[[list[dict]], None] | None = None) -> str:
     """Run trials of ``study`` until its budget is met: "done"; "stopped"
     when ``control`` was asked to stop (the trial then running is FAIL,
     stopped by the user, its run folder stopped).
@@ -710,10 +724,13 @@ def run_worker(study: optuna.Study, runs_root: str | os.PathLike[str], *, tensor
     finished (this worker's and others'), ``row`` as ``trial_rows`` makes it.
     ``callbacks()`` gives more callbacks for each trial (a progress bar).
     ``tune_threads``: follow the machine's load as ``guidl train`` does (a
-    worker started with its share of the cores keeps it instead)."""
+    worker started with its share of the cores keeps it instead).
+    ``on_wait(rows)`` is called when the worker starts waiting for trials
+    that run in other processes (once per wait)."""
     worker = _Worker(study, Path(runs_root), storage_text=storage_text, tensorboard=tensorboard,
                      control=control, tune_threads=tune_threads, callbacks=callbacks)
     seen: set[int] = set()
+    waiting = False
 
     def report() -> None:
         if on_trial is None:
@@ -736,8 +753,12 @@ def run_worker(study: optuna.Study, runs_root: str | os.PathLike[str], *, tensor
             report()
             return "done"
         if plan == "wait":
+            if on_wait is not None and not waiting:
+                on_wait([row for row in trial_rows(study) if row["state"] == "running"])
+            waiting = True
             time.sleep(poll_s)
             continue
+        waiting = False
         try:
             worker.run_one()
         except SweepStopped:
