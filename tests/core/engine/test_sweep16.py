@@ -171,3 +171,26 @@ def test_storages(tmp_path):
         sweep.open_storage("sweep.db", tmp_path, "s")
     with pytest.raises(sweep.SweepError, match="--study"):
         sweep.open_storage(None, tmp_path, "../escape")
+
+
+def test_run_folder_extra_is_in_every_write_and_kept_on_resume(moons, tmp_path):
+    import torch
+
+    from guidl.engine.callbacks import RunFolder
+    from guidl.engine.trainer import Trainer
+
+    run = tmp_path / "run"
+    seen = []
+
+    class Look(Callback):
+        def on_checkpoint(self, trainer, metrics):
+            seen.append(json.loads((run / "run.json").read_text())["sweep"])
+
+    record = {"study": "s", "trial": 7, "params": {LR: 0.01}}
+    Trainer(moons, callbacks=[RunFolder(run, extra={"sweep": record}), Look()], epochs=1).fit()
+    assert seen == [record] and read_run(run)["sweep"] == record
+    resumed = Trainer(moons, callbacks=[RunFolder(run, resume=True)], epochs=2)
+    resumed.load_state_dict(torch.load(run / "checkpoint.pt", weights_only=True))
+    resumed.fit()
+    after = read_run(run)
+    assert after["epochs_completed"] == 2 and after["sweep"] == record
