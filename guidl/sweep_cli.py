@@ -75,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         if not starting and args.storage is None and not default_storage_path(runs_root, name).is_file():
             return bad(f"there is no study {name!r} in {runs_root / 'sweeps'} (no {name}.journal): give "
                        "--storage URL, or a PROJECT and --param to start it")
+        journal = _journal_path(args.storage)
+        if not starting and journal is not None and not journal.is_file():
+            return bad(f"--storage {args.storage}: no such journal file (to join a study, give the file "
+                       "its sweep keeps; to start one, give a PROJECT and --param)")
         storage, shown = open_storage(args.storage, runs_root, name)
         if starting:
             study = create_or_load_study(storage, name, project, config, source=args.project)
@@ -83,6 +87,15 @@ def run(args: argparse.Namespace) -> int:
     except SweepError as error:
         return bad(str(error))
     return _run_study(args, study, storage, shown, project, runs_root)
+
+
+def _journal_path(storage: str | None) -> Path | None:
+    """The file of a journal storage given as --storage, else None."""
+    if storage is None or "://" in storage:
+        return None
+    if storage.startswith("journal:"):
+        return Path(storage[len("journal:"):]).expanduser()
+    return Path(storage).expanduser() if Path(storage).suffix.lower() in (".journal", ".log") else None
 
 
 def _config(args: argparse.Namespace, project) -> tuple[Any, list[str]]:

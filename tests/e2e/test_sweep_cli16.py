@@ -72,6 +72,16 @@ def test_invalid_paths_and_ranges_are_refused_with_exit_2(moons, tmp_path, capsy
     assert not (tmp_path / "runs").exists()  # nothing was started
 
 
+def test_joining_a_study_that_is_not_there_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sweep", "--study", "nothing"]) == 2
+    assert "no study 'nothing'" in capsys.readouterr().err
+    assert cli.main(["sweep", "--study", "nothing", "--storage", "elsewhere.journal"]) == 2
+    assert "no such journal file" in capsys.readouterr().err
+    assert cli.main(["sweep", "--param", f"{LR}=0.1,0.2"]) == 2  # a sweep needs its project
+    assert not any(tmp_path.iterdir())  # no empty journal or runs folder left behind
+
+
 def test_two_processes_sharing_a_study_run_each_grid_point_once(moons, tmp_path):
     args = ["sweep", str(moons), "-p", f"{LR}=0.05,0.03,0.02,0.01", "--epochs", "1", "--no-pruner",
             "--study", "shared", "--storage", str(tmp_path / "shared.journal"), "--json"]
