@@ -67,7 +67,11 @@ def run(args: argparse.Namespace) -> int:
         problem = _pretrained_weights(project, None, False)  # fetched once, before any trial
         if problem:
             return bad(problem)
-    from .engine.sweep import SweepError, create_or_load_study, default_storage_path, load_study, open_storage
+        shared = _shared_problems(project, config)
+        if shared:
+            return bad(*shared)
+    from .engine.sweep import (SweepError, create_or_load_study, default_storage_path, load_study, open_storage,
+                               study_config, study_project)
 
     runs_root = Path(args.runs_dir)
     name = args.study or f"sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -84,9 +88,23 @@ def run(args: argparse.Namespace) -> int:
             study = create_or_load_study(storage, name, project, config, source=args.project)
         else:
             study = load_study(storage, name)
+            # This machine may lack the study's data (a folder not shared, a file elsewhere).
+            shared = _shared_problems(study_project(study), study_config(study)[0])
+            if shared:
+                return bad(*shared)
     except SweepError as error:
         return bad(str(error))
     return _run_study(args, study, storage, shown, project, runs_root)
+
+
+def _shared_problems(project, config) -> list[str]:
+    """What every trial would fail on (the data cannot be prepared, the loss
+    does not fit it...), said once before the sweep starts instead of by
+    each trial."""
+    from .engine.sweep import shared_problems
+
+    found = shared_problems(project, config)
+    return [f"every trial would fail: {found[0]}", *found[1:]] if found else []
 
 
 def _journal_path(storage: str | None) -> Path | None:

@@ -66,6 +66,7 @@ from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning, UpdateF
 from optuna.trial import TrialState
 
 from ..spec import Project, ProjectError
+from ..spec.paths import parse_path
 from ..spec.sweep import SweepConfig, apply_values
 from .callbacks import Callback
 from .runs import PROCESS_GONE, RunError, is_run_dir, process_gone, process_identity, read_run
@@ -327,6 +328,18 @@ def study_config(study: optuna.Study) -> tuple[SweepConfig, dict]:
         raise SweepError(f"study {study.study_name!r}: its sweep settings cannot be read ({error})") from None
 
 
+def study_project(study: optuna.Study) -> Project:
+    """The project the study trains, checked as any project file is (a
+    storage others write to holds no trusted settings); SweepError when it
+    does not pass."""
+    _, doc = study_config(study)
+    try:
+        return Project.from_dict(doc)
+    except ProjectError as error:
+        raise SweepError(f"study {study.study_name!r}: its project is not valid here: "
+                         + "; ".join(str(p) for p in error.problems)) from None
+
+
 def _difference(theirs: SweepConfig, ours: SweepConfig) -> str:
     a, b = theirs.to_dict(), ours.to_dict()
     parts = []
@@ -526,6 +539,76 @@ def reap_dead_trials(study: optuna.Study) -> list[int]:
     return marked
 
 
+#: The settings the prepared data depends on, beyond ``data`` (as ``_data_key``).
+_DATA_FREE = ("batch_size", "augment")
+
+
+def _related(a: str, b: str) -> bool:
+    """Whether two JSON paths touch the same part of a project: the same
+    section (``data``), training component (``training.loss``) or layer list
+    (``model.layers``), or one holds the other. A value swept at one may cause
+    or cure a problem found at the other."""
+    def key(path: str) -> tuple:
+        try:
+            return tuple(parse_path(path)[:2]) if path else ()
+        except ValueError:
+            return tuple(path.replace("[", ".").split(".")[:2])
+    ka, kb = key(a), key(b)
+    return ka[:len(kb)] == kb or kb[:len(ka)] == ka
+
+
+def _data_swept(paths: Iterable[str]) -> bool:
+    """Whether a swept path changes the prepared data (its settings, its seed, the task's scaling)."""
+    for path in paths:
+        parts = path.replace("[", ".").split(".")
+        if parts[0] == "data" and (len(parts) < 2 or parts[1] not in _DATA_FREE):
+            return True
+        if parts[0] == "task" or path == "training.seed":
+            return True
+    return False
+
+
+def shared_problems(project: Project, config: SweepConfig) -> list[str]:
+    """What every trial of the sweep would fail on, found before the first
+    one starts: the data cannot be prepared, or the model, loss or optimizer
+    do not fit it (``Trainer.setup``: data prepared and the model built
+    once, nothing trained). A problem a swept value may cause or cure is left
+    for the trials to meet; a comparison is refused only when every variant
+    fails. Lines to print; [] when the trials can start."""
+    from .data import DatasetError, prepare
+    from .trainer import Trainer, TrainingError
+
+    if config.variants is not None:
+        candidates = [Project.from_dict(doc) for doc in config.variants.values()]
+        swept: list[str] = []
+    else:
+        candidates, swept = [project.copy()], [p.path for p in config.params]
+    for candidate in candidates:
+        if config.epochs:
+            candidate.training.epochs = config.epochs
+    try:
+        data = prepare(candidates[0], seed=candidates[0].training.seed)
+    except DatasetError as error:
+        return [] if _data_swept(swept) else [str(error)]
+    except ProjectError as error:
+        return [] if _data_swept(swept) else error.lines()
+    found: list[str] = []
+    for candidate in candidates:
+        try:
+            Trainer(candidate, data=data).setup()
+        except ProjectError as error:
+            if any(_related(problem.path, path) for problem in error.problems for path in swept):
+                return []
+            found = found or error.lines()
+        except (DatasetError, TrainingError) as error:  # e.g. the data does not fit on the device
+            if _data_swept(swept):
+                return []
+            found = found or [str(error)]
+        else:
+            return []  # one trial at least can train
+    return found
+
+
 def _data_key(project: Project) -> str:
     """The settings the prepared data depends on (as the window's data cache)."""
     data = {k: v for k, v in project.data.to_dict().items() if k not in ("batch_size", "augment")}
@@ -577,8 +660,8 @@ class _Worker:
         self.control = control or TrainControl()
         self.tune_threads = tune_threads
         self.extra_callbacks = callbacks
-        self.config, project_doc = study_config(study)
-        self.base = Project.from_dict(project_doc)
+        self.config, _ = study_config(study)
+        self.base = study_project(study)
         attrs = study.user_attrs
         self.source = attrs.get(SOURCE_ATTR)
         self.stem = attrs.get(STEM_ATTR) or _stem(None, self.base)
