@@ -27,6 +27,9 @@ EXIT_STOPPED = 130
 #: Environment of a worker process: the storage (a database URL may hold a
 #: password: never on a command line others can read) and the parent's pid.
 STORAGE_ENV, PARENT_ENV = "GUIDL_SWEEP_STORAGE", "GUIDL_SWEEP_PARENT"
+#: A worker's sampler seed: its parent's (the project's when the parent made
+#: the study, else one of its own) plus 1009 times the worker's index.
+SEED_ENV = "GUIDL_SWEEP_SEED"
 
 
 def _problems(lines: list[str], as_json: bool) -> int:
@@ -223,18 +226,20 @@ def _run_jobs(args, study, shown: str, runs_root: Path, printer) -> str:
     from .engine.sweep import trial_rows
     from .engine.threads import cores
 
-    threads = max(1, cores() // args.jobs)
-    storage = args.storage or f"journal:{Path(shown).absolute()}"
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           STORAGE_ENV: storage, PARENT_ENV: str(os.getpid())}
-    command = [sys.executable, "-m", "guidl", "sweep", "--study", study.study_name,
-               "--runs-dir", str(runs_root.absolute()), "--worker"] + (["--tensorboard"] if args.tensorboard else [])
-    print(f"guidl sweep: {args.jobs} worker processes, {threads} thread{'s' if threads > 1 else ''} each",
+    launches = worker_launches(args.jobs, cores(), study=study.study_name, runs_root=runs_root,
+                               storage=args.storage or f"journal:{Path(shown).absolute()}",
+                               seed=study.guidl_seed, tensorboard=args.tensorboard, environ=os.environ,
+                               parent=os.getpid())
+    threads = int(launches[0][1]["OMP_NUM_THREADS"])
+    if len(launches) < args.jobs:
+        print(f"note: --jobs {args.jobs} on {cores()} cores: {len(launches)} worker processes (more would "
+              "share cores and each run slower)", file=sys.stderr)
+    print(f"guidl sweep: {len(launches)} worker processes, {threads} thread{'s' if threads > 1 else ''} each",
           file=sys.stderr)
     # Each in a session of its own: a terminal's Ctrl+C reaches this process
     # alone, which passes it on once (a worker's second Ctrl+C aborts it).
-    workers = [subprocess.Popen(command + ["--worker-index", str(i)], env=env, stdout=subprocess.DEVNULL,
-                                start_new_session=os.name == "posix") for i in range(args.jobs)]
+    workers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=os.name == "posix")
+               for command, env in launches]
     stops = 0
     asked = 0
 
@@ -285,6 +290,22 @@ def _run_jobs(args, study, shown: str, runs_root: Path, printer) -> str:
     return "done"
 
 
+def worker_launches(jobs: int, cores: int, *, study: str, runs_root: Path, storage: str, seed: int,
+                    tensorboard: bool, environ, parent: int) -> list[tuple[list[str], dict[str, str]]]:
+    """The command and environment of each ``--jobs`` worker process: as many
+    as the cores allow (never more processes than cores), each with its
+    share of them as its thread count (``cores // processes``, at least 1),
+    the storage in the environment (never on a command line others can
+    read), its sampler's seed (``seed + 1009 * index``) and this process's id."""
+    count = max(1, min(jobs, cores))
+    threads = max(1, cores // count)
+    base = [sys.executable, "-m", "guidl", "sweep", "--study", study, "--runs-dir", str(Path(runs_root).absolute()),
+            "--worker"] + (["--tensorboard"] if tensorboard else [])
+    env = {**environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), STORAGE_ENV: storage,
+           PARENT_ENV: str(parent)}
+    return [(base + ["--worker-index", str(i)], {**env, SEED_ENV: str(seed + 1009 * i)}) for i in range(count)]
+
+
 def _worker(args: argparse.Namespace) -> int:
     """``guidl sweep --worker``: one of --jobs J's processes; quiet but for its errors."""
     from .engine.sweep import SweepError, load_study, open_storage
@@ -292,7 +313,8 @@ def _worker(args: argparse.Namespace) -> int:
     runs_root = Path(args.runs_dir)
     try:
         storage, shown = open_storage(os.environ.get(STORAGE_ENV) or args.storage, runs_root, args.study)
-        study = load_study(storage, args.study, worker=args.worker_index)
+        seed = os.environ.get(SEED_ENV, "")
+        study = load_study(storage, args.study, seed=int(seed) if seed.isdigit() else None)
     except SweepError as error:
         print(f"guidl sweep [worker {args.worker_index}]: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -53,6 +53,7 @@ import itertools
 import json
 import math
 import os
+import secrets
 import threading
 import time
 import warnings
@@ -251,15 +252,20 @@ def create_or_load_study(storage: optuna.storages.BaseStorage, name: str, projec
 
     ``worker`` varies the random samplers' seed between workers of one study
     (each worker has its own sampler; with the same seed they would draw the
-    same points)."""
+    same points). A study that exists is joined with a seed of this
+    process's own (as ``load_study`` without a seed).
+
+    ``study.guidl_seed`` is its sampler's seed: the worker processes this
+    process starts take ``guidl_seed + 1009 * index``."""
     check_study_name(name)
     direction = config.resolved_direction
     seed = project.training.seed + 1009 * worker
     try:
         study = optuna.create_study(storage=storage, study_name=name, direction=direction,
                                     sampler=make_sampler(config, seed), pruner=make_pruner(config))
+        study.guidl_seed = seed
     except DuplicatedStudyError:
-        study = load_study(storage, name, worker=worker)
+        study = load_study(storage, name)
         theirs, _ = study_config(study)
         if theirs.to_dict() != config.to_dict():
             raise SweepError(f"study {name!r} exists with other settings ({_difference(theirs, config)}): "
@@ -283,11 +289,16 @@ def _enqueue_grid(study: optuna.Study, config: SweepConfig, repair: bool = False
         study.enqueue_trial(point, skip_if_exists=repair)
 
 
-def load_study(storage: optuna.storages.BaseStorage, name: str, *, worker: int = 0,
+def load_study(storage: optuna.storages.BaseStorage, name: str, *, seed: int | None = None,
                wait_s: float = 30.0) -> optuna.Study:
     """The guidl study ``name`` in ``storage``, with its sampler and pruner as
     its config says. SweepError when there is no such study, or it was not
-    made by guidl sweep."""
+    made by guidl sweep.
+
+    ``seed``: the sampler's (``study.guidl_seed``). None draws one of this
+    process's own: processes that join a study from other machines (or other
+    terminals) must not draw the same random and TPE start-up points as its
+    maker, which seeds from the project's seed."""
     check_study_name(name)
     try:
         bare = optuna.load_study(study_name=name, storage=storage)
@@ -306,15 +317,13 @@ def load_study(storage: optuna.storages.BaseStorage, name: str, *, worker: int =
             bare.set_user_attr(READY_ATTR, True)
             break
         time.sleep(0.2)
-    config, project = study_config(bare)
-    seed = _seed(project) + 1009 * worker
-    return optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(config, seed),
-                             pruner=make_pruner(config))
-
-
-def _seed(project: dict) -> int:
-    seed = project.get("training", {}).get("seed", 0)
-    return seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
+    config, _ = study_config(bare)
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(config, seed),
+                              pruner=make_pruner(config))
+    study.guidl_seed = seed
+    return study
 
 
 def study_config(study: optuna.Study) -> tuple[SweepConfig, dict]:

@@ -1,0 +1,61 @@
+"""How `guidl sweep --jobs J` starts its workers, and the seeds of processes
+that share a study: no process draws another's points."""
+
+import sys
+
+import pytest
+from optuna.distributions import FloatDistribution, IntDistribution
+
+from guidl import spec
+from guidl.engine.sweep import create_or_load_study, load_study, open_storage
+from guidl.spec.sweep import SweepConfig, parse_param
+from guidl.sweep_cli import PARENT_ENV, SEED_ENV, STORAGE_ENV, worker_launches
+
+LR = "training.optimizer.params.lr"
+
+
+def launches(jobs, cores):
+    return worker_launches(jobs, cores, study="s", runs_root="runs", storage="postgresql://u:secret@h/db",
+                           seed=7, tensorboard=True, environ={"PATH": "/bin", "OMP_NUM_THREADS": "9"},
+                           parent=1234)
+
+
+@pytest.mark.parametrize("jobs, cores, processes, threads", [
+    (2, 8, 2, 4), (3, 8, 3, 2), (1, 16, 1, 16), (4, 4, 4, 1),
+    (4, 2, 2, 1),  # more jobs than cores: one process per core, never two on one
+    (2, 1, 1, 1)])
+def test_each_worker_gets_its_share_of_the_cores_and_never_more(jobs, cores, processes, threads):
+    started = launches(jobs, cores)
+    assert len(started) == processes
+    assert processes * threads <= cores
+    for index, (command, env) in enumerate(started):
+        assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == str(threads)
+        assert command[:4] == [sys.executable, "-m", "guidl", "sweep"]
+        assert command[command.index("--study") + 1] == "s" and "--tensorboard" in command
+        assert command[-3:] == ["--worker", "--worker-index", str(index)] or \
+            command[-4:] == ["--worker", "--tensorboard", "--worker-index", str(index)]
+        # The storage (it may hold a password) is in the environment, not on the command line.
+        assert env[STORAGE_ENV] == "postgresql://u:secret@h/db" and not any("secret" in a for a in command)
+        assert env[PARENT_ENV] == "1234" and env["PATH"] == "/bin"
+        assert env[SEED_ENV] == str(7 + 1009 * index)
+
+
+@pytest.mark.parametrize("strategy", ["random", "tpe"])
+def test_processes_joining_a_study_draw_points_of_their_own(root, tmp_path, strategy):
+    project = spec.load(root / "examples/moons_mlp.guidl.json")
+    config = SweepConfig([parse_param(f"{LR}=log:0.0001..0.1", project),
+                          parse_param("model.layers[0].params.out_features=4..64", project)],
+                         strategy=strategy, trials=8, metric="val_accuracy")
+    storage, _ = open_storage(str(tmp_path / "s.journal"), tmp_path, "s")
+    maker = create_or_load_study(storage, "s", project, config)
+    assert maker.guidl_seed == project.training.seed  # the study's maker: reproducible
+    # Two machines joining (the same command, or --study alone): each its own seed.
+    joiners = [create_or_load_study(storage, "s", project, config), load_study(storage, "s")]
+    studies = [maker, *joiners]
+    assert len({s.guidl_seed for s in studies}) == 3
+    space = {LR: FloatDistribution(0.0001, 0.1, log=True), "out": IntDistribution(4, 64)}
+    drawn = [tuple(s.ask(space).params.values()) for s in studies for _ in range(2)]
+    assert len(set(drawn)) == len(drawn)
+    # A worker started with a seed draws as any process with that seed does (--jobs workers).
+    again = load_study(storage, "s", seed=maker.guidl_seed)
+    assert again.guidl_seed == maker.guidl_seed
