@@ -398,7 +398,7 @@ def _finish(args, study, shown: str, runs_root: Path, status: str, lines) -> int
     summary["runs_dir"] = str(runs_root)
     if status == "stopped":
         print("guidl sweep: stopped; join the study again to finish it: guidl sweep --study "
-              f"{study.study_name}" + (f" --storage {args.storage}" if args.storage else "")
+              f"{study.study_name}" + (f" --storage {shown}" if args.storage else "")  # no password
               + (f" --runs-dir {args.runs_dir}" if args.runs_dir != "runs" else ""), file=sys.stderr)
         code = EXIT_STOPPED
     elif status == "bad input":

@@ -59,3 +59,19 @@ def test_processes_joining_a_study_draw_points_of_their_own(root, tmp_path, stra
     # A worker started with a seed draws as any process with that seed does (--jobs workers).
     again = load_study(storage, "s", seed=maker.guidl_seed)
     assert again.guidl_seed == maker.guidl_seed
+
+
+def test_the_hint_to_rejoin_a_stopped_sweep_shows_no_password(root, tmp_path, capsys):
+    from argparse import Namespace
+
+    from guidl.sweep_cli import EXIT_STOPPED, _finish
+
+    project = spec.load(root / "examples/moons_mlp.guidl.json")
+    config = SweepConfig([parse_param(f"{LR}=0.1,0.01", project)], strategy="grid", metric="val_accuracy")
+    storage, _ = open_storage(None, tmp_path, "s")
+    study = create_or_load_study(storage, "s", project, config)
+    args = Namespace(storage="postgresql://u:secret@h/db", runs_dir="runs", json=False)
+    assert _finish(args, study, "postgresql://u:***@h/db", tmp_path, "stopped", sys.stdout) == EXIT_STOPPED
+    out, err = capsys.readouterr()
+    assert "guidl sweep --study s --storage postgresql://u:***@h/db" in err
+    assert "secret" not in out + err
