@@ -120,12 +120,19 @@ class RunsModel(QAbstractTableModel):
         metrics = {row.summary.metric for row in rows}
         metric = next(iter(metrics)) if len(metrics) == 1 else ""
         same = [r.path for r in rows] == [r.path for r in self.rows] and metric == self.metric
+        was_current = self.current
         self.current = current
         self.ticked = [p for p in self.ticked if any(r.path == p for r in rows)]
         if same:  # the same runs: repaint in place, so selection, editing and scroll stay
-            self.rows = rows
-            if rows:
-                self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(COLUMNS) - 1))
+            old, self.rows = self.rows, rows
+            # Only the span of rows whose summary or differences changed (the
+            # controller reuses an unchanged run's summary): a dataChanged makes
+            # the sorting proxy sort again, which costs with hundreds of runs.
+            changed = [number for number, (before, after) in enumerate(zip(old, rows))
+                       if before.summary is not after.summary or before.changes != after.changes
+                       or (was_current != current and after.path in (was_current, current))]
+            if changed:
+                self.dataChanged.emit(self.index(changed[0], 0), self.index(changed[-1], len(COLUMNS) - 1))
             return
         self.beginResetModel()
         self.rows, self.metric = rows, metric
@@ -492,10 +499,12 @@ class RunsPanel(QWidget):
         for column, (key, _) in enumerate(COLUMNS):
             if key == "tick" or self.table.isColumnHidden(column):
                 continue
-            self.table.resizeColumnToContents(column)
-            texts = [self.model.display(row, key) for row in self.model.rows]
+            # Measured here rather than by resizeColumnToContents, which asks the
+            # model for every cell's size hint again: slow with hundreds of runs.
+            texts = {self.model.display(row, key) for row in self.model.rows}
             widest = max((metrics.horizontalAdvance(text) for text in texts), default=0) + 12
-            header.resizeSection(column, min(max(header.sectionSize(column), widest), MAX_COLUMN))
+            title = header.sectionSizeFromContents(column).width()
+            header.resizeSection(column, min(max(title, widest), MAX_COLUMN))
 
     def set_placeholder(self, text: str) -> None:
         """What the tab says while it has no runs to show (PyTorch loading, say)."""

@@ -193,3 +193,53 @@ def test_runs_go_to_the_trash_or_are_deleted_when_agreed_and_a_training_one_stay
     assert not (root / "b").exists() and (root / "live" / "run.json").is_file()
     assert "training" in window.statusBar().currentMessage()
     assert sorted(rows(window)) == ["c", "live"]
+
+
+def test_listing_again_repaints_only_changed_runs_and_edits_reuse_the_runs_projects(
+        window, tmp_path, qtbot, monkeypatch):
+    """Kept cheap for hundreds of runs in the GUI thread: a refresh that finds
+    nothing new repaints nothing (a repaint makes the sorting proxy sort
+    again), and an edit of the project diffs against the run copies already read."""
+    import guidl.engine.run_index as run_index
+
+    root = tmp_path / "runs"
+    for i, name in enumerate("abc"):
+        write_run(root, name, started=f"2026-01-01T1{i}:00:00+00:00", lr=0.1 * (i + 1))
+    open_project(window, tmp_path)
+    runs, model = window.runs, window.runs.panel.model
+    painted: list[tuple[int, int]] = []
+    model.dataChanged.connect(lambda first, last, *_: painted.append((first.row(), last.row())))
+    runs.refresh()
+    assert painted == []
+    (root / "b" / "labels.json").write_text(json.dumps(
+        {"format": "guidl-run-labels", "version": 1, "name": "renamed", "tags": [], "note": ""}))
+    runs.refresh()
+    assert painted == [(model.row_of(root / "b"),) * 2] and cell(window, "b", "name") == "renamed"
+
+    reads = []
+    real = run_index.run_project
+    monkeypatch.setattr(run_index, "run_project", lambda path: reads.append(path) or real(path))
+    window.document.apply(lambda p: p.training.optimizer.params.__setitem__("lr", 0.2), "lr")
+    runs._show()  # what the edit's timer does
+    assert reads == []
+    assert cell(window, "a", "changes") == "training.optimizer.params.lr 0.2 -> 0.1"
+    assert cell(window, "b", "changes") == ""
+
+
+def test_columns_fit_the_bold_text_without_asking_every_cell_for_its_size(window, tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    write_run(root, "a-run-with-a-rather-long-folder-name", started="2026-01-01T10:00:00+00:00")
+    write_run(root, "b", started="2026-01-01T11:00:00+00:00", lr=0.5)
+    open_project(window, tmp_path)
+    panel = window.runs.panel
+    # resizeColumnToContents asks every cell for its size hint (text, font, icon...), through
+    # Python each time: 0.3 s with 200 runs, in the GUI thread, on opening the project.
+    monkeypatch.setattr(panel.table, "resizeColumnToContents", lambda column: pytest.fail("asked every cell"))
+    panel.fit_columns()
+    bold = panel.table.font()
+    bold.setBold(True)
+    from PySide6.QtGui import QFontMetrics
+
+    for key in ("name", "changes"):
+        widest = max(QFontMetrics(bold).horizontalAdvance(panel.model.display(r, key)) for r in panel.model.rows)
+        assert panel.table.columnWidth(COLUMN[key]) > widest

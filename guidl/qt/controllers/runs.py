@@ -64,6 +64,9 @@ class RunsController(QObject):
         self._cache: dict[Path, tuple[tuple, object]] = {}
         #: run folder -> (its project copy's stamp, its differences from ``_diffs_against``).
         self._diffs: dict[Path, tuple[object, list[str]]] = {}
+        #: run folder -> (its project copy's stamp, the copy as a dict, None when damaged): an
+        #: edit of the open project diffs against these rather than reading every copy again.
+        self._projects: dict[Path, tuple[object, dict | None]] = {}
         self._diffs_against: dict | None = None  # the project the diffs are computed against
         self._ticked: list[Path] = []
         self._overlay_stamps: dict[Path, tuple] = {}
@@ -129,6 +132,7 @@ class RunsController(QObject):
             self.root = root
             self._cache.clear()
             self._diffs.clear()
+            self._projects.clear()
             if self._ticked:  # another project's runs: their curves go
                 self._ticked = []
                 self._ticks_changed([])
@@ -150,10 +154,13 @@ class RunsController(QObject):
                 self._cache.pop(path, None)
                 unreadable.append(path)
                 continue
-            self._cache[path] = (_stamp(path), summary)  # again: a running run may have rewritten it
+            # The stamp taken before reading: a file rewritten meanwhile is read again next time.
+            self._cache[path] = (stamp, summary)
             summaries.append(summary)
         for gone in set(self._cache) - set(children):
             del self._cache[gone]
+        for gone in set(self._projects) - set(self._cache):
+            del self._projects[gone]
         summaries.sort(key=lambda s: (s.started.timestamp() if s.started else 0.0, s.path.name))
         self.summaries = summaries
         self._watch(root, [s.path for s in summaries if s.status == "running"] + unreadable)
@@ -189,11 +196,15 @@ class RunsController(QObject):
         from ...spec.paths import format_change
 
         path = summary.path
-        stamp = _stamp(path)[3]
+        cached_summary = self._cache.get(path)
+        stamp = cached_summary[0][3] if cached_summary is not None else _stamp(path)[3]
         cached = self._diffs.get(path)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        project = run_project(path)
+        read = self._projects.get(path)
+        if read is None or read[0] != stamp:
+            read = self._projects[path] = (stamp, run_project(path))
+        project = read[1]
         changes = [] if project is None else [format_change(c) for c in settings_diff(project, current)]
         self._diffs[path] = (stamp, changes)
         return changes
