@@ -279,3 +279,55 @@ def list_summaries(root: str | os.PathLike[str]) -> list[RunSummary]:
         except RunError:
             continue
     return summaries
+
+
+def run_fits(run: str | os.PathLike[str], project: spec.Project) -> bool:
+    """Whether the run trained ``project``'s model on its data: its weights then
+    fit the project, and measuring them on the project's data means something."""
+    try:
+        trained = spec.load(Path(run) / PROJECT_FILE)
+    except (OSError, ValueError, RecursionError):
+        return False
+    return trained.model == project.model and (trained.data.dataset, trained.data.params) == (
+        project.data.dataset, project.data.params)
+
+
+def latest_run_of(path: str | os.PathLike[str] | None, project: spec.Project,
+                  state_dir: str | os.PathLike[str]) -> Path | None:
+    """The run a project opened from ``path`` starts with: the latest that
+    trained its model on its data and ended with its weights (finished, or
+    stopped by the user). The run folder ``path`` lies in (a run's own project
+    copy); else, in the project's runs folder and then the window's own (where
+    the runs of a project go while it is not saved yet): the newest run whose
+    settings are the project's exactly, then the newest trained from this very
+    file (run.json's source), of this name, or any that fits (see
+    ``run_fits``). Settings first: a sweep's trials record the project file
+    as their source too, each with other values than the file's."""
+    from .runs import holds_trained_model, latest_trained_run
+
+    folder = Path(path).absolute().parent if path is not None else None
+    if folder is not None and is_run_dir(folder):
+        try:
+            if holds_trained_model(folder, read_run(folder)) and run_fits(folder, project):
+                return folder
+        except RunError:
+            pass
+    roots = list(dict.fromkeys((runs_root(path, state_dir), Path(state_dir) / "runs")))
+    current = project.to_dict()
+    for root in roots:
+        for run, record in reversed(list_runs(root)):
+            if holds_trained_model(run, record):
+                trained = run_project(run)
+                if trained is not None and not settings_diff(trained, current):
+                    return run
+    for root in roots:
+        candidates = [latest_trained_run(root, project.name)]
+        if path is not None:
+            candidates.insert(0, latest_trained_run(root, source=path))
+        for latest in candidates:
+            if latest is not None and run_fits(latest, project):
+                return latest
+        for run, record in reversed(list_runs(root)):  # renamed since, say
+            if holds_trained_model(run, record) and run_fits(run, project):
+                return run
+    return None

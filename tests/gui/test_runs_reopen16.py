@@ -36,14 +36,14 @@ def test_a_reopened_project_gets_its_latest_run_back_and_any_run_can_be_made_cur
     monkeypatch.chdir(tmp_path)
     assert main(["train", str(path)]) == 0  # `guidl train`, in this process: torch is loaded already
     [cli_run] = (tmp_path / "runs").iterdir()
-    later = tmp_path / "runs" / "later"  # newer, and trained with another learning rate
+    later = tmp_path / "runs" / "later"  # newer, from the same file, with another learning rate (a sweep's trial)
     Trainer(moons(0.2), callbacks=[RunFolder(later, source=path)]).fit()
 
     assert not window.export_action.isEnabled()
     assert window.open_path(path)
     qtbot.waitUntil(lambda: window.evaluation.thread is None and window.trainer is not None, timeout=120_000)
-    assert window.run_dir == later
-    final = json.loads((later / "run.json").read_text())["final"]["val_accuracy"]
+    assert window.run_dir == cli_run  # the run with the file's very settings, not the newer one
+    final = json.loads((cli_run / "run.json").read_text())["final"]["val_accuracy"]
     assert window.last_result.evaluation.accuracy == pytest.approx(final)
     assert f"accuracy <b>{final:.2%}</b>" in window.results.headline.text()
     assert window.export_action.isEnabled() and window.evaluate_action.isEnabled()
@@ -51,17 +51,17 @@ def test_a_reopened_project_gets_its_latest_run_back_and_any_run_can_be_made_cur
     assert window.pretrained.try_panel.has_model and window.pretrained.trained_model() is not None
     runs = window.runs
     model = runs.panel.model
-    assert model.index(model.row_of(later), 1).data(Qt.ItemDataRole.FontRole).bold()  # the current run
+    assert model.index(model.row_of(cli_run), 1).data(Qt.ItemDataRole.FontRole).bold()  # the current run
     assert len(model.rows) == 2  # the guidl train run and the engine's
 
-    # Make the guidl train run current: its weights become the window's model.
-    assert runs.make_current(cli_run)
-    qtbot.waitUntil(lambda: window.evaluation.thread is None and window.run_dir == cli_run, timeout=120_000)
-    final = json.loads((cli_run / "run.json").read_text())["final"]["val_accuracy"]
+    # Make the other run current: its weights become the window's model.
+    assert runs.make_current(later)
+    qtbot.waitUntil(lambda: window.evaluation.thread is None and window.run_dir == later, timeout=120_000)
+    final = json.loads((later / "run.json").read_text())["final"]["val_accuracy"]
     assert window.last_result.evaluation.accuracy == pytest.approx(final)
-    assert cli_run.name in window.status_text.text()
-    assert model.index(model.row_of(cli_run), 1).data(Qt.ItemDataRole.FontRole).bold()
-    assert not model.index(model.row_of(later), 1).data(Qt.ItemDataRole.FontRole)
+    assert later.name in window.status_text.text()
+    assert model.index(model.row_of(later), 1).data(Qt.ItemDataRole.FontRole).bold()
+    assert not model.index(model.row_of(cli_run), 1).data(Qt.ItemDataRole.FontRole)
 
     # Its export loads, with the run's weights.
     trained = with_run_record(TrainedModel.from_trainer(window.trainer), window.run_dir)
@@ -69,7 +69,7 @@ def test_a_reopened_project_gets_its_latest_run_back_and_any_run_can_be_made_cur
     window.export_to(trained, "safetensors", tmp_path / "model")
     qtbot.waitUntil(lambda: window._exporter is None, timeout=120_000)
     assert window.last_export.path == tmp_path / "model.safetensors"
-    exported, saved = load_file(tmp_path / "model.safetensors"), load_file(cli_run / "model.safetensors")
+    exported, saved = load_file(tmp_path / "model.safetensors"), load_file(later / "model.safetensors")
     assert exported.keys() == saved.keys()
     for key, tensor in saved.items():
         assert torch.equal(exported[key], tensor), key

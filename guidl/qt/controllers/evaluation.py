@@ -235,47 +235,20 @@ def run_figures(result) -> str:
 
 
 def latest_run_of(path: Path, project, state_dir: Path) -> Path | None:
-    """The latest run that trained ``project``'s model on its data and ended
-    with its weights (finished, or stopped by the user):
-    the run folder ``path`` lies in (a run's own project copy), else the
-    newest in the project's runs folder, else in the window's own runs folder
-    (where the runs of a project go while it is not saved yet)."""
-    from ...engine.runs import (
-        RunError, holds_trained_model, is_run_dir, latest_trained_run, list_runs, read_run, runs_root,
-    )
+    """The run the project opened from ``path`` starts with (see
+    ``engine.run_index.latest_run_of``: the newest with the project's very
+    settings, else the newest that fits)."""
+    from ...engine.run_index import latest_run_of as latest
 
-    def fits(run: Path) -> bool:
-        return run_fits(run, project)
-
-    folder = Path(path).absolute().parent
-    if is_run_dir(folder):
-        try:
-            if holds_trained_model(folder, read_run(folder)) and fits(folder):
-                return folder
-        except RunError:
-            pass
-    for root in dict.fromkeys((runs_root(path, state_dir), Path(state_dir) / "runs")):
-        # Trained from this very file first (run.json's source), then of this name.
-        for latest in (latest_trained_run(root, source=path), latest_trained_run(root, project.name)):
-            if latest is not None and fits(latest):
-                return latest
-        for run, record in reversed(list_runs(root)):  # renamed since, say
-            if holds_trained_model(run, record) and fits(run):
-                return run
-    return None
+    return latest(path, project, state_dir)
 
 
 def run_fits(run: Path, project) -> bool:
-    """Whether the run trained ``project``'s model on its data: its weights then
-    fit the project, and measuring them on the project's data means something."""
-    from ... import spec
+    """Whether the run trained ``project``'s model on its data (see
+    ``engine.run_index.run_fits``)."""
+    from ...engine.run_index import run_fits as fits
 
-    try:
-        trained = spec.load(Path(run) / "project.guidl.json")
-    except (OSError, ValueError):
-        return False
-    return trained.model == project.model and (trained.data.dataset, trained.data.params) == (
-        project.data.dataset, project.data.params)
+    return fits(run, project)
 
 
 def measure_latest_run(path: Path, project, state_dir: Path, data) -> dict | None:

@@ -1,0 +1,43 @@
+"""Reopening a project picks the run with its very settings, not a sweep's
+trial that recorded the same file as its source."""
+
+import json
+
+from guidl import spec
+from guidl.engine.run_index import latest_run_of
+
+
+def write_run(folder, project, started, **fields):
+    folder.mkdir(parents=True)
+    record = {"format": "guidl-run", "version": 1, "status": "finished", "project": project.name,
+              "started": started, **fields}
+    (folder / "run.json").write_text(json.dumps(record))
+    spec.save(project, folder / "project.guidl.json")
+    return folder
+
+
+def test_the_run_with_the_projects_settings_wins_over_newer_sweep_trials(root, tmp_path):
+    project = spec.load(root / "examples/moons_mlp.guidl.json")
+    path = tmp_path / "moons.guidl.json"
+    spec.save(project, path)
+    runs, state = tmp_path / "runs", tmp_path / "state"
+    source = str(path.absolute())
+    mine = write_run(runs / "moons-1", project, "2026-01-01T00:00:00+00:00", source=source)
+    trial = project.copy()
+    trial.training.optimizer.params["lr"] = 0.5  # fits (same model and data), other settings
+    for i in range(3):
+        write_run(runs / f"moons-s-t00{i}", trial, f"2026-01-02T00:00:0{i}+00:00", source=source,
+                  sweep={"study": "s", "trial": i})
+    assert latest_run_of(path, project, state) == mine
+    # Renamed since: the name is no setting, and another file beside it finds the same run.
+    renamed = project.copy()
+    renamed.name = "Renamed"
+    assert latest_run_of(tmp_path / "copy.guidl.json", renamed, state) == mine
+    # Edited since (no run has these settings): the newest that fits, as before.
+    edited = project.copy()
+    edited.training.epochs += 1
+    assert latest_run_of(path, edited, state) == runs / "moons-s-t002"
+    # A model no run trained: none of them.
+    other = project.copy()
+    other.model.layers[0].params["out_features"] = 3
+    assert latest_run_of(path, other, state) is None
