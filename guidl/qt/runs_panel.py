@@ -383,6 +383,7 @@ class RunsPanel(QWidget):
         super().__init__(parent)
         self.model = RunsModel(self)
         self.model.ticks_changed.connect(self.ticked_changed)
+        self.model.ticks_changed.connect(self._update_buttons)  # Compare takes the ticked runs
         self.model.labels_edited.connect(self.labels_edited)
         self.proxy = RunsFilter(self)
         self.proxy.setSourceModel(self.model)
@@ -512,6 +513,7 @@ class RunsPanel(QWidget):
 
     def set_ticked(self, paths: list[Path], colours: dict[Path, QColor] | None = None) -> None:
         self.model.set_ticked(paths, colours)
+        self._update_buttons()  # Compare takes the ticked runs
 
     def ticked(self) -> list[Path]:
         return list(self.model.ticked)

@@ -243,3 +243,25 @@ def test_columns_fit_the_bold_text_without_asking_every_cell_for_its_size(window
     for key in ("name", "changes"):
         widest = max(QFontMetrics(bold).horizontalAdvance(panel.model.display(r, key)) for r in panel.model.rows)
         assert panel.table.columnWidth(COLUMN[key]) > widest
+
+
+def test_ticking_two_runs_enables_compare_for_them(window, tmp_path, qtbot, monkeypatch):
+    root = tmp_path / "runs"
+    for i, name in enumerate("abc"):
+        write_run(root, name, started=f"2026-01-01T1{i}:00:00+00:00", lr=0.1 * (i + 1))
+    open_project(window, tmp_path)
+    panel, model = window.runs.panel, window.runs.panel.model
+    compare = panel.actions_["compare"]
+    assert not compare.isEnabled()  # nothing ticked or selected
+    for name in ("a", "c"):  # clicks on the tick boxes
+        model.setData(model.index(model.row_of(root / name), COLUMN["tick"]), Qt.CheckState.Checked.value,
+                      Qt.ItemDataRole.CheckStateRole)
+    assert compare.isEnabled()
+    with qtbot.waitSignal(panel.compare_requested) as asked:
+        compare.trigger()
+    assert asked.args == [[root / "a", root / "c"]]
+    window.runs.compare_dialog.close()
+    window.runs.tick([root / "b"])
+    assert not compare.isEnabled()
+    window.runs.tick([root / "a", root / "b"])
+    assert compare.isEnabled()
