@@ -93,6 +93,8 @@ VARIANT = "variant"
 _STATE_NAMES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
                 TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
 _STUDY_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+#: Tries at opening a new database whose tables another worker makes meanwhile.
+_SCHEMA_ATTEMPTS = 4
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 
 # Optuna reports each trial through its logger; guidl prints its own lines.
@@ -170,12 +172,23 @@ def _rdb(url: str) -> tuple[optuna.storages.BaseStorage, str]:
         # Several workers write one SQLite file: wait for its lock instead of failing at once.
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
-            return optuna.storages.RDBStorage(
-                url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=retry, **kwargs), shown
+        for attempt in range(_SCHEMA_ATTEMPTS):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ExperimentalWarning)
+                    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+                    return optuna.storages.RDBStorage(
+                        url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                        heartbeat_stale_trial_callback=retry, **kwargs), shown
+            except ImportError:
+                raise
+            except Exception as error:  # noqa: BLE001 - SQLAlchemy's, of any driver
+                # Workers started together on a new database each create Optuna's tables;
+                # one wins, the others find them made: the next try uses them.
+                if "already exists" not in str(error) or attempt == _SCHEMA_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")
     except ImportError as error:
         raise SweepError(f"--storage {shown}: its database driver is not installed ({error.name or error}): "
                          "pip install it (psycopg2-binary for PostgreSQL, PyMySQL for MySQL with "

@@ -7,7 +7,7 @@ import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from guidl import spec
-from guidl.engine.sweep import create_or_load_study, load_study, open_storage
+from guidl.engine.sweep import SweepError, create_or_load_study, load_study, open_storage
 from guidl.spec.sweep import SweepConfig, parse_param
 from guidl.sweep_cli import PARENT_ENV, SEED_ENV, STORAGE_ENV, worker_launches
 
@@ -75,3 +75,24 @@ def test_the_hint_to_rejoin_a_stopped_sweep_shows_no_password(root, tmp_path, ca
     out, err = capsys.readouterr()
     assert "guidl sweep --study s --storage postgresql://u:***@h/db" in err
     assert "secret" not in out + err
+
+
+def test_workers_that_start_together_on_a_new_database_all_open_it(tmp_path, monkeypatch):
+    """Two workers making Optuna's tables at once: the loser finds them made and tries again."""
+    import optuna
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def racing(url, **kwargs):
+        calls.append(url)
+        if len(calls) == 1:
+            raise RuntimeError("(sqlite3.OperationalError) table studies already exists")
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    storage, shown = open_storage(f"sqlite:///{tmp_path / 's.db'}", tmp_path, "s")
+    assert isinstance(storage, real) and len(calls) == 2
+    monkeypatch.setattr(optuna.storages, "RDBStorage", lambda url, **kwargs: (_ for _ in ()).throw(
+        RuntimeError("(sqlite3.OperationalError) unable to open database file")))
+    with pytest.raises(SweepError, match="cannot open it: .*unable to open database file"):
+        open_storage(f"sqlite:///{tmp_path / 'x.db'}", tmp_path, "x")
