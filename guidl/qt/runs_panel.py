@@ -360,6 +360,10 @@ class RunsFilter(QSortFilterProxyModel):
     def lessThan(self, left: QModelIndex | QPersistentModelIndex,  # noqa: N802 - Qt's name
                  right: QModelIndex | QPersistentModelIndex) -> bool:
         a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
+        if isinstance(a, tuple) and isinstance(b, tuple) and a and b and a[0] != b[0]:
+            # A run without the figure (failed, just started) goes last either way: sorting
+            # the best figure from the top must not list the runs that have none first.
+            return a[0] if self.sortOrder() == Qt.SortOrder.DescendingOrder else b[0]
         try:
             return a < b
         except TypeError:  # mixed kinds in one column: order by their text

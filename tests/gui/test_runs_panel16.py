@@ -265,3 +265,16 @@ def test_ticking_two_runs_enables_compare_for_them(window, tmp_path, qtbot, monk
     assert not compare.isEnabled()
     window.runs.tick([root / "a", root / "b"])
     assert compare.isEnabled()
+
+
+def test_runs_without_the_figure_sort_last_both_ways(window, tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "low", started="2026-01-01T10:00:00+00:00", accuracies=(0.2,))
+    write_run(root, "none", started="2026-01-01T11:00:00+00:00", status="failed", accuracies=(), error="NaN loss")
+    write_run(root, "high", started="2026-01-01T12:00:00+00:00", accuracies=(0.9,))
+    open_project(window, tmp_path)
+    table = window.runs.panel.table
+    table.sortByColumn(COLUMN["best"], Qt.SortOrder.AscendingOrder)
+    assert rows(window) == ["low", "high", "none"]
+    table.sortByColumn(COLUMN["best"], Qt.SortOrder.DescendingOrder)  # the best run first
+    assert rows(window) == ["high", "low", "none"]
