@@ -409,7 +409,9 @@ class PruningCallback(Callback):
             trainer.stop_training = True
             trainer.stop_reason = "another worker marked this trial failed and retried it"
             return
-        if self.trial.should_prune():
+        # At the last epoch the training is done: stopping it saves nothing, and a
+        # pruned trial's figure would be left out of the best and the importances.
+        if metrics.epoch < trainer.epochs and self.trial.should_prune():
             trainer.outcome = "pruned"
             trainer.stop_training = True
             trainer.stop_reason = (f"pruned by Optuna's median pruner at epoch {metrics.epoch} "

@@ -96,3 +96,29 @@ def test_workers_that_start_together_on_a_new_database_all_open_it(tmp_path, mon
         RuntimeError("(sqlite3.OperationalError) unable to open database file")))
     with pytest.raises(SweepError, match="cannot open it: .*unable to open database file"):
         open_storage(f"sqlite:///{tmp_path / 'x.db'}", tmp_path, "x")
+
+
+def test_the_pruner_never_prunes_a_trial_at_its_last_epoch():
+    """Stopping a finished training saves nothing and would drop its figure from the best."""
+    from types import SimpleNamespace
+
+    from guidl.engine.sweep import PruningCallback
+
+    class Trial:
+        reported = []
+
+        def report(self, value, step):
+            self.reported.append((step, value))
+
+        def should_prune(self):
+            return True  # the median says so at every epoch
+
+    trainer = SimpleNamespace(epochs=3, stop_training=False, stop_reason=None)
+    callback = PruningCallback(Trial(), "val_loss")
+    metrics = SimpleNamespace(epoch=3, get=lambda name: 0.5)
+    callback.on_epoch_end(trainer, metrics)
+    assert Trial.reported == [(3, 0.5)] and not trainer.stop_training
+    assert getattr(trainer, "outcome", None) is None
+    metrics.epoch = 2
+    callback.on_epoch_end(trainer, metrics)
+    assert trainer.outcome == "pruned" and trainer.stop_training and "at epoch 2" in trainer.stop_reason
