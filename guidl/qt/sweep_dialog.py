@@ -27,15 +27,12 @@ from PySide6.QtWidgets import (
 )
 
 from .. import registry
-from ..formatting import format_duration, shorten
+from ..formatting import format_duration
 from ..spec import Project
 from .charts import PALETTE_EVENTS, follow_palette
-from .panels import ERROR_STYLE, WARNING_STYLE, message_label
+from .panels import WARNING_STYLE, message_label
 
-try:  # the results' plots (parallel coordinates, scatter, importances)
-    from .sweep_plots import ImportanceBars, ParallelCoordinates, ParamScatter
-except ImportError:  # pragma: no cover - only while the plots' module is missing
-    ImportanceBars = ParallelCoordinates = ParamScatter = None
+from .sweep_plots import ImportanceBars, ParallelCoordinates, ParamScatter
 
 OK_STYLE = "color: #15803d;"
 STRATEGY_TITLES = {"grid": "Grid (every combination)", "random": "Random", "tpe": "TPE (Optuna's Bayesian search)"}
@@ -770,19 +767,12 @@ class SweepDialog(QDialog):
         best_layout.addStretch(1)
         layout.addWidget(best)
         self.results_tabs = QTabWidget()
-        self.parallel = self.scatter = self.importance = None
-        if ParallelCoordinates is not None:
-            self.parallel = ParallelCoordinates()
-            self.scatter = ParamScatter()
-            self.importance = ImportanceBars()
-            self.results_tabs.addTab(self.parallel, "Parallel Coordinates")
-            self.results_tabs.addTab(self.scatter, "Parameter vs Metric")
-            self.results_tabs.addTab(self.importance, "Importance")
-        else:
-            for title in ("Parallel Coordinates", "Parameter vs Metric", "Importance"):
-                placeholder = QLabel("This plot is not available in this build.")
-                placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-                self.results_tabs.addTab(placeholder, title)
+        self.parallel = ParallelCoordinates()
+        self.scatter = ParamScatter()
+        self.importance = ImportanceBars()
+        self.results_tabs.addTab(self.parallel, "Parallel Coordinates")
+        self.results_tabs.addTab(self.scatter, "Parameter vs Metric")
+        self.results_tabs.addTab(self.importance, "Importance")
         layout.addWidget(self.results_tabs, 1)
         return box
 
@@ -796,10 +786,9 @@ class SweepDialog(QDialog):
         rows = view.rows
         if variants:  # the plots read params by name: the variant is the one parameter
             rows = [dict(r, params={"variant": r.get("variant")}) for r in view.rows]
-        if self.parallel is not None:
-            self.parallel.set_rows(rows, params, view.metric, view.direction, view.log_params)
-            self.scatter.set_rows(rows, params, view.metric, view.direction, view.log_params)
-            self.importance.set_importances(view.importances)
+        self.parallel.set_rows(rows, params, view.metric, view.direction, view.log_params)
+        self.scatter.set_rows(rows, params, view.metric, view.direction, view.log_params)
+        self.importance.set_importances(view.importances)
         best = view.best
         if best is None:
             self.best_label.setText("No finished trial yet.")
@@ -827,6 +816,13 @@ class SweepDialog(QDialog):
         if self.running or self.watch:
             self.set_status(self.progress_text, "")
 
+    def clear_study(self) -> None:
+        """A new sweep starts: the last one's trials and results go."""
+        self.show_study(StudyView(name="", storage="", metric=self.metric_box.currentData() or "value",
+                                  direction=self.direction.currentData() or "minimize"))
+        self.view = None
+        self._update_apply()
+
     def _update_apply(self) -> None:
         has_best = self.view is not None and self.view.best is not None
         self.apply_button.setVisible(not self.watch)  # a watched study may be of another project
@@ -837,6 +833,3 @@ class SweepDialog(QDialog):
         if self.view is not None and self.view.best is not None:
             self.apply_requested.emit(self.view.best)
 
-
-def show_error(dialog: SweepDialog, text: str) -> None:
-    dialog.set_status(shorten(text, 600), ERROR_STYLE)

@@ -7,6 +7,7 @@ from pathlib import Path
 import psutil
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 
 from guidl import spec
 from guidl.examples import example_path
@@ -94,7 +95,7 @@ def test_grid_sweep_from_the_dialog_and_apply_best_as_one_undo_step(moons_window
     assert window.document.project.to_dict() == before
 
 
-def test_stop_ends_a_running_sweep(moons_window, qtbot):
+def test_stop_ends_a_running_sweep(moons_window, qtbot, answer):
     window = moons_window
     doc = window.document.project.to_dict()
     doc["training"]["epochs"] = 500  # far longer than the test waits
@@ -105,6 +106,9 @@ def test_stop_ends_a_running_sweep(moons_window, qtbot):
     dialog.start_button.click()
     pid = window.sweeps.process.processId()
     qtbot.waitUntil(lambda: "running" in trial_states(window), timeout=120_000)
+    answer["button"] = QMessageBox.StandardButton.No  # closing the window asks first; No keeps the sweep
+    assert not window.sweeps.confirm_close() and answer["asked"][0] == "A sweep is running"
+    assert window.sweeps.running
     dialog.stop_button.click()
     qtbot.waitUntil(lambda: not window.sweeps.running and window.sweeps.poller is None, timeout=120_000)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

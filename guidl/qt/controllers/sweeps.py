@@ -42,6 +42,27 @@ def _stem(name: str) -> str:
 # -- reading a study (in a worker thread) ---------------------------------------------------------
 
 
+def journal_file(url: str | None) -> Path | None:
+    """The file of a journal storage URL (a path, or journal:PATH); None for a database."""
+    if not url:
+        return None
+    text = url.strip()
+    if text.startswith("journal:"):
+        return Path(text[len("journal:"):])
+    if "://" not in text and Path(text).suffix.lower() in (".journal", ".log"):
+        return Path(text)
+    return None
+
+
+def _no_journal(url: str | None) -> str | None:
+    """Why a journal storage cannot be watched: its file is missing (opening it
+    would make an empty one)."""
+    path = journal_file(url)
+    if path is not None and not path.is_file():
+        return f"{path}: no such journal file"
+    return None
+
+
 class StudyReader:
     """Reads one study again and again. The storage is opened once and kept:
     a journal storage then reads only what was appended since. One read at a
@@ -63,6 +84,11 @@ class StudyReader:
         from ...engine import sweep
 
         if self._storage is None:
+            missing = _no_journal(self.storage_url)
+            if missing is not None:
+                if self.watching:
+                    raise sweep.SweepError(missing)
+                return None  # the sweep's process has not written it yet
             self._storage, self._shown_url = sweep.open_storage(self.storage_url, self.runs_root, self.study)
         try:
             study = optuna.load_study(study_name=self.study, storage=self._storage)
@@ -95,6 +121,9 @@ def study_names(storage_url: str, runs_root: Path) -> list[str]:
 
     from ...engine import sweep
 
+    missing = _no_journal(storage_url)
+    if missing is not None:
+        raise sweep.SweepError(missing)
     storage, _ = sweep.open_storage(storage_url, runs_root, "_")
     return sorted(optuna.study.get_all_study_names(storage))
 
@@ -153,6 +182,7 @@ class OpenStudyDialog(QDialog):
         super().__init__(window)
         self.window = window
         self.runs_root = runs_root
+        self._listing: str | None = None  # the storage being read
         self.setWindowTitle("Open Study")
         self.resize(620, 180)
         layout = QVBoxLayout(self)
@@ -212,15 +242,22 @@ class OpenStudyDialog(QDialog):
         url = self.storage_url()
         if not url:
             return
+        if url == self._listing:
+            return  # already being read
+        self._listing = url
         self.message.setStyleSheet("")
         self.message.setText("Reading the storage…")
-        task = Task(lambda: study_names(url, self.runs_root))
+        task = Task(lambda: (url, study_names(url, self.runs_root)))
         task.done.connect(self._listed)
         task.error.connect(self._list_failed)
         self.window.jobs.start(task)
 
     @Slot(object)
-    def _listed(self, names: list) -> None:
+    def _listed(self, result: tuple) -> None:
+        url, names = result
+        if url != self.storage_url():
+            return  # the answer for a storage typed before this one
+        self._listing = None
         current = self.study.currentText()
         self.study.clear()
         self.study.addItems(names)
@@ -232,6 +269,7 @@ class OpenStudyDialog(QDialog):
 
     @Slot(str)
     def _list_failed(self, message: str) -> None:
+        self._listing = None
         self.message.setStyleSheet(ERROR_STYLE)
         self.message.setText(message)
 
@@ -404,6 +442,7 @@ class SweepsController(QObject):
         self.poller.failed.connect(self._poll_failed)
         self.poller.start()
         if dialog is not None:
+            dialog.clear_study()
             dialog.set_running(True)
         self._say(f"Sweep {name} started: trials go to {root}", "")
         window.update_actions()
