@@ -54,12 +54,13 @@ def test_a_reopened_project_gets_its_latest_run_back_and_any_run_can_be_made_cur
     assert model.index(model.row_of(cli_run), 1).data(Qt.ItemDataRole.FontRole).bold()  # the current run
     assert len(model.rows) == 2  # the guidl train run and the engine's
 
-    # Make the other run current: its weights become the window's model.
+    # Make the other run current: its weights become the window's model. It was renamed in the Runs tab.
+    runs.set_labels(later, {"name": "high lr"})
     assert runs.make_current(later)
     qtbot.waitUntil(lambda: window.evaluation.thread is None and window.run_dir == later, timeout=120_000)
     final = json.loads((later / "run.json").read_text())["final"]["val_accuracy"]
     assert window.last_result.evaluation.accuracy == pytest.approx(final)
-    assert later.name in window.status_text.text()
+    assert f"the run high lr ({later.name})" in window.status_text.text()
     assert model.index(model.row_of(later), 1).data(Qt.ItemDataRole.FontRole).bold()
     assert not model.index(model.row_of(cli_run), 1).data(Qt.ItemDataRole.FontRole)
 

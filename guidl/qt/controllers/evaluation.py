@@ -164,7 +164,7 @@ class EvaluationController(QObject):
             run = outcome.get("opened_run")
             if run is not None:
                 window.session.run_dir = run
-                window.status_text.setText(f"Opened the trained model of the run {run.name}: {score} "
+                window.status_text.setText(f"Opened the trained model of the run {_run_name(run)}: {score} "
                                            f"on the {result.evaluation_split} split")
             else:
                 window.status_text.setText(f"Evaluated the model on the {result.evaluation_split} split: {score}")
@@ -232,6 +232,14 @@ def run_figures(result) -> str:
         return f" · validation {name} {epoch}"
     where = "" if split == "val" else f" on the {'test' if split == 'test' else 'training'} split"
     return f" · last epoch's validation {name} {epoch} · final weights {measured}{where}"
+
+
+def _run_name(run: Path) -> str:
+    """A run as the Runs tab names it: the name it was given, with its folder's."""
+    from ...engine.runs import read_labels
+
+    name = read_labels(run).name
+    return f"{name} ({run.name})" if name and name != run.name else run.name
 
 
 def latest_run_of(path: Path, project, state_dir: Path) -> Path | None:
