@@ -33,18 +33,11 @@ PROJECT_FILE = "project.guidl.json"
 #: stay far below this; a larger file is not one of ours.
 MAX_METRICS_BYTES = 32 * 1024 * 1024
 
-#: The main figure of each kind of run, best first, in the order
-#: ``spec.sweep.metrics_for`` gives a project's (so a list of runs and a sweep
-#: rank by the same figure): the first of these the run's epochs have values
-#: for is shown (a run without a validation split falls back on its training
-#: figures, a GAN without a judge on its generator's loss).
-_MAIN_METRICS = {
-    "classification": ("val_accuracy", "val_loss", "train_accuracy", "train_loss"),
-    "regression": ("val_mae", "val_loss", "train_mae", "train_loss"),
-    "reconstruction": ("val_loss", "val_mse", "val_psnr", "train_loss", "train_mse"),
-    "gan": ("judge_confidence", "judge_coverage", "g_loss", "d_loss", "sample_diversity"),
-    "text_generation": ("val_loss", "val_accuracy", "train_loss", "train_accuracy"),
-}
+#: The main figure of each kind of run, best first: ``spec.sweep.TASK_METRICS``
+#: (so a list of runs and a sweep rank by the same figure); the first of these
+#: the run's epochs have values for is shown (a run without a validation split
+#: falls back on its training figures, a GAN without a judge on its
+#: generator's loss).
 _UNKNOWN_TASK = ("val_accuracy", "val_mae", "val_loss", "train_loss")
 
 
@@ -72,7 +65,7 @@ class RunSummary:
     epochs_completed: int
     epochs: int
     device: str | None
-    metric: str                    # the main figure (see _MAIN_METRICS)
+    metric: str                    # the main figure (see main_metric)
     direction: str                 # "minimize" | "maximize"
     best: float | None             # of ``metric`` over the epochs
     best_epoch: int | None
@@ -198,8 +191,8 @@ def _task(record: dict[str, Any], project: dict[str, Any] | None) -> str | None:
 def main_metric(record: dict[str, Any], columns: dict[str, np.ndarray],
                 project: dict[str, Any] | None = None) -> str:
     """The figure that says how good the run is, by its task: the first of
-    ``_MAIN_METRICS`` its epochs have values for."""
-    candidates = _MAIN_METRICS.get(_task(record, project) or "", _UNKNOWN_TASK)
+    ``spec.sweep.TASK_METRICS`` its epochs have values for."""
+    candidates = sweep.TASK_METRICS.get(_task(record, project) or "", _UNKNOWN_TASK)
     final = record.get("final") if isinstance(record.get("final"), dict) else {}
     for name in candidates:
         values = columns.get(name)

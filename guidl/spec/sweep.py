@@ -635,28 +635,29 @@ def label_task(project: Project) -> str:
     return task or "classification"
 
 
+#: The figures a run of each task records, the main one first: validation
+#: figures before training ones; a GAN's judge figures only when its data has
+#: classes to judge by (``metrics_for``). ``engine.run_index`` ranks runs by
+#: the same order.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("val_accuracy", "val_loss", "train_accuracy", "train_loss"),
+    "regression": ("val_mae", "val_loss", "train_mae", "train_loss"),
+    "reconstruction": ("val_loss", "val_mse", "val_psnr", "train_loss", "train_mse"),
+    "text_generation": ("val_loss", "val_accuracy", "train_loss", "train_accuracy"),
+    "gan": ("judge_confidence", "judge_coverage", "g_loss", "d_loss", "sample_diversity"),
+}
+
+
 def metrics_for(project: Project) -> tuple[str, ...]:
     """The figures a run of this project records, the main one first."""
     task = label_task(project)
-    validated = project.data.val_fraction > 0
+    names = TASK_METRICS.get(task, TASK_METRICS["classification"])
     if task == "gan":
         judged = DATASETS.get(project.data.dataset).info.get("task") == "classification" \
             if project.data.dataset in DATASETS else False
-        judge = ("judge_confidence", "judge_coverage") if judged else ()
-        return judge + ("g_loss", "d_loss", "sample_diversity")
-    if task == "reconstruction":
-        names = ("loss", "mse", "psnr")
-        train = ("train_loss", "train_mse")
-    elif task == "regression":
-        names = ("mae", "loss")
-        train = ("train_mae", "train_loss")
-    elif task == "text_generation":
-        names = ("loss", "accuracy")
-        train = ("train_loss", "train_accuracy")
-    else:
-        names = ("accuracy", "loss")
-        train = ("train_accuracy", "train_loss")
-    return (tuple(f"val_{n}" for n in names) + train) if validated else train
+        return names if judged else tuple(n for n in names if not n.startswith("judge_"))
+    validated = project.data.val_fraction > 0
+    return names if validated else tuple(n for n in names if not n.startswith("val_"))
 
 
 def default_metric(project: Project) -> str:
