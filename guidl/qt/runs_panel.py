@@ -427,6 +427,9 @@ class RunsPanel(QWidget):
         header.setSectionResizeMode(COLUMN["tick"], QHeaderView.ResizeMode.Fixed)
         header.resizeSection(COLUMN["tick"], 44)
         header.setStretchLastSection(False)  # the user's widths stay; a wide window shows space
+        self._fitting = False
+        self._user_sized: set[int] = set()  # columns the user has resized: never fitted again
+        header.sectionResized.connect(self._section_resized)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.empty = QLabel(EMPTY)
         self.empty.setWordWrap(True)
@@ -480,11 +483,16 @@ class RunsPanel(QWidget):
         """Show ``rows``; ``current`` is the window's run (bold); ``folder`` the runs folder listed."""
         selected = self.selected()
         fit = folder != self.folder or (rows and not self.model.rows)
+        grow = not fit and {r.path for r in rows} - {r.path for r in self.model.rows}
+        if folder != self.folder:
+            self._user_sized.clear()
         self.folder = folder
         self.model.set_rows(rows, current)
+        self._fitting = True  # hiding or showing a column resizes it: not the user's doing
         self.table.setColumnHidden(COLUMN["trial"], not any(r.summary.sweep for r in rows))
-        if fit:
-            self.fit_columns()
+        self._fitting = False
+        if fit or grow:  # a new run (the window's, named by its time) is not cut short
+            self.fit_columns(grow_only=not fit)
         self.select(selected)
         self.empty.setText(EMPTY)
         has_rows = bool(rows)
@@ -493,23 +501,37 @@ class RunsPanel(QWidget):
         self._update_count()
         self._update_buttons()
 
-    def fit_columns(self) -> None:
+    def fit_columns(self, grow_only: bool = False) -> None:
         """Each column as wide as its contents, in bold too (the current run's
-        row), at most ``MAX_COLUMN`` pixels; once per runs folder, so the
-        user's widths then stay."""
+        row), at most ``MAX_COLUMN`` pixels; once per runs folder, then only
+        widened for new runs, and never a column the user has sized."""
         header = self.table.horizontalHeader()
+        self._fitting = True
+        try:
+            self._fit_columns(header, grow_only)
+        finally:
+            self._fitting = False
+
+    @Slot(int, int, int)
+    def _section_resized(self, column: int, _old: int, _new: int) -> None:
+        if not self._fitting:
+            self._user_sized.add(column)
+
+    def _fit_columns(self, header: QHeaderView, grow_only: bool) -> None:
         bold = QFont(self.table.font())
         bold.setBold(True)
         metrics = QFontMetrics(bold)
         for column, (key, _) in enumerate(COLUMNS):
-            if key == "tick" or self.table.isColumnHidden(column):
+            if key == "tick" or self.table.isColumnHidden(column) or (grow_only and column in self._user_sized):
                 continue
             # Measured here rather than by resizeColumnToContents, which asks the
             # model for every cell's size hint again: slow with hundreds of runs.
             texts = {self.model.display(row, key) for row in self.model.rows}
             widest = max((metrics.horizontalAdvance(text) for text in texts), default=0) + 12
             title = header.sectionSizeFromContents(column).width()
-            header.resizeSection(column, min(max(title, widest), MAX_COLUMN))
+            width = min(max(title, widest), MAX_COLUMN)
+            if not grow_only or width > header.sectionSize(column):
+                header.resizeSection(column, width)
 
     def set_placeholder(self, text: str) -> None:
         """What the tab says while it has no runs to show (PyTorch loading, say)."""

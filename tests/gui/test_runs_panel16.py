@@ -278,3 +278,23 @@ def test_runs_without_the_figure_sort_last_both_ways(window, tmp_path):
     assert rows(window) == ["low", "high", "none"]
     table.sortByColumn(COLUMN["best"], Qt.SortOrder.DescendingOrder)  # the best run first
     assert rows(window) == ["high", "low", "none"]
+
+
+def test_a_new_runs_long_name_widens_its_column_but_not_one_the_user_sized(window, tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "a", started="2026-01-01T10:00:00+00:00")
+    open_project(window, tmp_path)
+    runs, table = window.runs, window.runs.panel.table
+    narrow = table.columnWidth(COLUMN["name"])
+    long_name = "Two-moons-MLP-20260101-110000"  # as the window names its runs
+    write_run(root, long_name, started="2026-01-01T11:00:00+00:00", lr=0.3)
+    runs.refresh()
+    bold = table.font()
+    bold.setBold(True)
+    from PySide6.QtGui import QFontMetrics
+
+    assert table.columnWidth(COLUMN["name"]) > max(narrow, QFontMetrics(bold).horizontalAdvance(long_name))
+    table.horizontalHeader().resizeSection(COLUMN["changes"], 90)  # the user narrows a column
+    write_run(root, "b", started="2026-01-01T12:00:00+00:00", lr=0.123456789)
+    runs.refresh()
+    assert table.columnWidth(COLUMN["changes"]) == 90
