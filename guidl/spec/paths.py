@@ -379,8 +379,8 @@ def _format(value: Any) -> str:
         return repr(value)
     if isinstance(value, int):
         return quote(value)
-    if isinstance(value, str):
-        return json.dumps(shorten(value, 80), ensure_ascii=False)
+    if isinstance(value, str):  # cut to fit format_value's line, quotes and all (its cut would count these)
+        return json.dumps(value if len(value) <= 78 else value[:76] + "…", ensure_ascii=False)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_format(v) for v in value) + "]"
     if isinstance(value, dict):

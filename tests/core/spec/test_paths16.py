@@ -150,3 +150,11 @@ def test_format_value_is_compact():
     assert format_value(None) == "null" and format_value(False) == "false"
     assert format_value({"type": "StepLR", "params": {"step_size": 10}}) == "StepLR(step_size=10)"
     assert len(format_value("x" * 1000)) < 200
+
+
+def test_a_long_text_value_is_cut_without_a_wrong_length():
+    from guidl.spec.paths import format_value
+
+    shown = format_value("a" * 200)
+    assert shown == '"' + "a" * 76 + '…"'  # not '… (100 characters)': it had 200
+    assert format_value(["b" * 200]).startswith('["bbbb')
