@@ -483,7 +483,9 @@ class RunsPanel(QWidget):
         """Show ``rows``; ``current`` is the window's run (bold); ``folder`` the runs folder listed."""
         selected = self.selected()
         fit = folder != self.folder or (rows and not self.model.rows)
-        grow = not fit and {r.path for r in rows} - {r.path for r in self.model.rows}
+        # A new run, or a run's new name, tags or figures: widened to fit (cheap: texts only).
+        grow = not fit and ([(id(r.summary), r.changes) for r in rows]
+                            != [(id(r.summary), r.changes) for r in self.model.rows])
         if folder != self.folder:
             self._user_sized.clear()
         self.folder = folder
@@ -491,7 +493,7 @@ class RunsPanel(QWidget):
         self._fitting = True  # hiding or showing a column resizes it: not the user's doing
         self.table.setColumnHidden(COLUMN["trial"], not any(r.summary.sweep for r in rows))
         self._fitting = False
-        if fit or grow:  # a new run (the window's, named by its time) is not cut short
+        if fit or grow:  # a new run (the window's, named by its time) or a new tag is not cut short
             self.fit_columns(grow_only=not fit)
         self.select(selected)
         self.empty.setText(EMPTY)

@@ -280,7 +280,7 @@ def test_runs_without_the_figure_sort_last_both_ways(window, tmp_path):
     assert rows(window) == ["high", "low", "none"]
 
 
-def test_a_new_runs_long_name_widens_its_column_but_not_one_the_user_sized(window, tmp_path):
+def test_a_new_runs_name_or_a_new_tag_widens_its_column_but_not_one_the_user_sized(window, tmp_path):
     root = tmp_path / "runs"
     write_run(root, "a", started="2026-01-01T10:00:00+00:00")
     open_project(window, tmp_path)
@@ -294,6 +294,10 @@ def test_a_new_runs_long_name_widens_its_column_but_not_one_the_user_sized(windo
     from PySide6.QtGui import QFontMetrics
 
     assert table.columnWidth(COLUMN["name"]) > max(narrow, QFontMetrics(bold).horizontalAdvance(long_name))
+    tags = table.columnWidth(COLUMN["tags"])
+    runs.set_labels(root / "a", {"tags": ["a-tag-longer-than-its-header", "keep"]})
+    assert table.columnWidth(COLUMN["tags"]) > max(tags, QFontMetrics(bold).horizontalAdvance(
+        "a-tag-longer-than-its-header, keep"))
     table.horizontalHeader().resizeSection(COLUMN["changes"], 90)  # the user narrows a column
     write_run(root, "b", started="2026-01-01T12:00:00+00:00", lr=0.123456789)
     runs.refresh()
