@@ -763,7 +763,7 @@ class _Worker:
         except Exception as error:  # noqa: BLE001 - a NaN loss, a refused setting, a full disk...:
             # this trial fails with its cause (as guidl train would say it); the sweep goes on.
             if is_run_dir(run_dir):
-                self._hparams(run_dir, values, None)
+                self._hparams(run_dir, values, None, failed=True)
             else:  # refused before its run folder was made, as guidl train makes none then
                 trial.set_user_attr("run_dir", None)
             self._fail(trial, describe_error(error))
@@ -780,7 +780,7 @@ class _Worker:
             self._hparams(run_dir, values, value)
             raise optuna.TrialPruned(result.stop_reason)
         if value is None or not math.isfinite(value):
-            self._hparams(run_dir, values, None)
+            self._hparams(run_dir, values, None, failed=True)
             self._fail(trial, f"{self.metric} was {'not recorded' if value is None else value} "
                               "at the last epoch: the trial has no figure to compare")
         if result.stopped:
@@ -794,7 +794,8 @@ class _Worker:
         if self.config.strategy == "grid":
             self.study.enqueue_trial(values)
 
-    def _hparams(self, run_dir: Path, values: dict, value: float | None) -> None:
+    def _hparams(self, run_dir: Path, values: dict, value: float | None, failed: bool = False) -> None:
+        """The trial in TensorBoard's HParams view (a failed one as a failure, which it can filter out)."""
         if not self.tensorboard:
             return
         try:
@@ -802,7 +803,8 @@ class _Worker:
         except ImportError:
             return
         try:
-            write_hparams(run_dir / "tensorboard", values, {self.metric: value})
+            write_hparams(run_dir / "tensorboard", values, {self.metric: value},
+                          status="failure" if failed else "success")
         except OSError:
             pass  # the run folder says what went wrong with the folder
 
