@@ -34,9 +34,10 @@ from .runs_panel import STATUS_COLOURS, metric_text, metric_title
 FINAL_FIGURES = ("val_loss", "val_accuracy", "val_mae", "val_mse", "val_psnr", "train_loss",
                  "train_accuracy", "train_mae", "train_mse", "d_loss", "g_loss", "d_real", "d_fake",
                  "judge_confidence", "judge_coverage", "sample_diversity", "lr")
-#: Lower is better for these; higher for the others of FINAL_FIGURES (lr: neither).
-_LOWER_IS_BETTER = {"val_loss", "val_mae", "val_mse", "train_loss", "train_mae", "train_mse", "g_loss",
-                    "loss", "mae", "mse", "rmse"}
+#: Lower is better for these test evaluation figures; higher for its others. An
+#: epoch's figure goes the way spec.sweep.METRICS says (lr and the
+#: discriminator's figures: neither).
+_LOWER_IS_BETTER = {"loss", "mae", "mse", "rmse"}
 _NEITHER = {"lr", "d_loss", "d_real", "d_fake"}
 #: The test evaluation's scalar figures (run.json "evaluation") worth a row.
 EVALUATION_FIGURES = ("loss", "accuracy", "macro_f1", "mae", "mse", "rmse", "r2", "psnr")
@@ -230,7 +231,7 @@ class RunCompareDialog(QDialog):
                 title = f"{split} {metric_title(name)} (evaluated)" if isinstance(split, str) \
                     else f"evaluated {metric_title(name)}"
                 rows.append(_Row(title, [None if v is None else metric_text(name, v) for v in values] + extra,
-                                 values + extra, best="min" if name in _LOWER_IS_BETTER else "max"))
+                                 values + extra, best=_best_of(name)))
         return rows
 
     def _table(self) -> QTableWidget:
@@ -371,8 +372,12 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _best_of(name: str) -> str | None:
+    from ..spec.sweep import METRICS
+
     if name in _NEITHER:
         return None
+    if name in METRICS:
+        return "min" if METRICS[name] == "minimize" else "max"
     return "min" if name in _LOWER_IS_BETTER else "max"
 
 
