@@ -49,6 +49,7 @@ user"; a grid point is enqueued again, so whoever joins the study runs it.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import math
@@ -628,8 +629,12 @@ def shared_problems(project: Project, config: SweepConfig) -> list[str]:
             if _data_swept(swept):
                 return []
             found = found or [str(error)]
+        except Exception:  # noqa: BLE001 - not a setting's fault (torch, the device): each trial says it
+            return []
         else:
             return []  # one trial at least can train
+        finally:
+            gc.collect()  # the check's model and data (on a GPU too) go before the first trial's come
     return found
 
 

@@ -59,3 +59,14 @@ def test_a_studys_stored_project_is_validated_before_it_is_trained(moons, tmp_pa
     study.set_user_attr("guidl_project", doc)
     with pytest.raises(SweepError, match="its project is not valid here: model.layers"):
         study_project(study)
+
+
+def test_a_failure_that_is_no_settings_fault_is_left_to_the_trials(moons, monkeypatch):
+    from guidl.engine import trainer
+
+    def fails(self):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(trainer.Trainer, "setup", fails)
+    config = SweepConfig([parse_param(f"{LR}=0.1,0.01", moons)], strategy="grid", metric="val_accuracy")
+    assert shared_problems(moons, config) == []
