@@ -224,6 +224,8 @@ class _GridSampler(optuna.samplers.GridSampler):
 
 
 def make_sampler(config: SweepConfig, seed: int | None) -> optuna.samplers.BaseSampler:
+    # A project's seed goes up to 2**63 - 1 (and workers add to it); NumPy's, which the samplers use, below 2**32.
+    seed = seed % 2**32 if seed is not None else None
     if config.strategy == "grid":
         return _GridSampler(config.grid_space(), seed=seed)
     if config.strategy == "random":

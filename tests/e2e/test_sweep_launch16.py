@@ -122,3 +122,15 @@ def test_the_pruner_never_prunes_a_trial_at_its_last_epoch():
     metrics.epoch = 2
     callback.on_epoch_end(trainer, metrics)
     assert trainer.outcome == "pruned" and trainer.stop_training and "at epoch 2" in trainer.stop_reason
+
+
+def test_a_project_seed_beyond_numpys_still_seeds_the_samplers(root, tmp_path):
+    project = spec.load(root / "examples/moons_mlp.guidl.json")
+    project.training.seed = 2**63 - 1  # a valid project seed; NumPy takes seeds below 2**32
+    for strategy, param in (("random", f"{LR}=log:0.0001..0.1"), ("tpe", f"{LR}=log:0.0001..0.1"),
+                            ("grid", f"{LR}=0.1,0.01")):
+        config = SweepConfig([parse_param(param, project)], strategy=strategy, trials=2, metric="val_accuracy")
+        storage, _ = open_storage(None, tmp_path, strategy)
+        study = create_or_load_study(storage, strategy, project, config, worker=3)
+        trial = study.ask({LR: FloatDistribution(0.0001, 0.1, log=True)} if strategy != "grid" else None)
+        assert trial.number == 0
