@@ -2,6 +2,8 @@
 differs from the original only in the optimizer, or only in its hidden
 activations."""
 
+from pathlib import Path
+
 import pytest
 
 from guidl.spec import Project, load
@@ -10,7 +12,9 @@ from guidl.spec.comparisons import (
     optimizer_variants,
 )
 from guidl.spec.paths import MISSING, Change, diff
-from conftest import ROOT
+
+# Not `from conftest import ROOT`: with tests/gui's conftest loaded first, that names the wrong module.
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def example(name: str) -> Project:

@@ -2,6 +2,7 @@
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,9 @@ from guidl.spec.paths import (
     MISSING, Change, PathError, diff, flatten, format_change, format_path, format_value, get_path,
     parse_path, set_path,
 )
-from conftest import ROOT
+
+# Not `from conftest import ROOT`: with tests/gui's conftest loaded first, that names the wrong module.
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def example(name: str) -> dict:

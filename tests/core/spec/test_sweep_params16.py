@@ -2,6 +2,7 @@
 and its schemas, grid points, applying values, metrics and the config."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,9 @@ from guidl.spec.sweep import (
     METRICS, SweepConfig, SweepParam, apply_values, check_params, default_metric, metric_direction,
     metrics_for, parse_param, setting_kind,
 )
-from conftest import ROOT
+
+# Not `from conftest import ROOT`: with tests/gui's conftest loaded first, that names the wrong module.
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def example(name: str) -> Project:
