@@ -132,14 +132,18 @@ class StudyPoller(QObject):
     """Reads a study every ``POLL_MS`` in the window's jobs and reports each
     read with ``read`` (or ``failed``), on the GUI thread."""
 
-    read = Signal(object)  # a StudyView, or None while the study does not exist
-    failed = Signal(str)
+    # Each signal names its poller: a read of a study no longer followed is told apart.
+    read = Signal(QObject, object)  # a StudyView, or None while the study does not exist
+    failed = Signal(QObject, str)
+    #: The read asked for by ``finish``: begun after the sweep's process ended.
+    last_read = Signal(QObject, object)
 
     def __init__(self, window: QMainWindow, reader: StudyReader):
         super().__init__(window)
         self.window = window
         self.reader = reader
         self.busy = False
+        self._finishing = False  # a last read is wanted once the one in flight is over
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
@@ -151,25 +155,50 @@ class StudyPoller(QObject):
     def stop(self) -> None:
         self.timer.stop()
 
+    def finish(self) -> None:
+        """Stop polling after one more read, begun now or, when a read is in
+        flight (it may have begun before the process's last write), after it."""
+        self.timer.stop()
+        self._finishing = True
+        if not self.busy:
+            self._read()
+
     @Slot()
     def poll(self) -> None:
         if self.busy:  # the last read is still going (a big journal): skip this beat
             return
+        self._read()
+
+    def _read(self) -> None:
+        # One read at a time: the reader and its storage are used by one thread at once.
         self.busy = True
+        final = self._finishing
         task = Task(self.reader.read)
-        task.done.connect(self._done)
+        task.done.connect(self._last_done if final else self._done)
         task.error.connect(self._failed)
         self.window.jobs.start(task)
 
     @Slot(object)
     def _done(self, view) -> None:
         self.busy = False
-        self.read.emit(view)
+        if self._finishing:  # this read may be older than the process's end: read again
+            self._read()
+            return
+        self.read.emit(self, view)
+
+    @Slot(object)
+    def _last_done(self, view) -> None:
+        self.busy = False
+        self._finishing = False
+        self.last_read.emit(self, view)
 
     @Slot(str)
     def _failed(self, message: str) -> None:
         self.busy = False
-        self.failed.emit(message)
+        if self._finishing:
+            self._finishing = False
+            self.last_read.emit(self, None)
+        self.failed.emit(self, message)
 
 
 # -- the open-study dialog --------------------------------------------------------------------------
@@ -311,6 +340,13 @@ class SweepsController(QObject):
     def running(self) -> bool:
         return self.process is not None
 
+    def _drop_poller(self) -> None:
+        """No more reads of the study; a read in flight is ignored when it ends."""
+        if self.poller is not None:
+            self.poller.stop()
+            self.poller.deleteLater()  # after its read's signal (queued before) has been delivered
+            self.poller = None
+
     def runs_root(self) -> Path:
         from ...engine.runs import runs_root
 
@@ -331,8 +367,7 @@ class SweepsController(QObject):
 
     def _close_dialog(self) -> None:
         if self.poller is not None:
-            self.poller.stop()
-            self.poller = None
+            self._drop_poller()
         if self.dialog is not None:
             self.dialog.deleteLater()
             self.dialog = None
@@ -341,8 +376,7 @@ class SweepsController(QObject):
     def _dialog_closed(self, _result: int) -> None:
         # A running sweep goes on (the dialog opens again on it); a watched study stops being read.
         if not self.running and self.poller is not None:
-            self.poller.stop()
-            self.poller = None
+            self._drop_poller()
 
     @Slot()
     def open_dialog(self, path: str | None = None) -> SweepDialog:
@@ -469,8 +503,10 @@ class SweepsController(QObject):
         # Kept to say why the process failed (its last lines), never shown raw as it comes.
         self._stderr = (self._stderr + bytes(self.process.readAllStandardError()).decode("utf-8", "replace"))[-20_000:]
 
-    @Slot(object)
-    def _study_read(self, view: StudyView | None) -> None:
+    @Slot(QObject, object)
+    def _study_read(self, poller: QObject, view: StudyView | None) -> None:
+        if poller is not self.poller:
+            return  # a read of a study no longer followed
         if view is None:
             if self.dialog is not None and self.running:
                 self.dialog.set_status("Starting the sweep…", "")
@@ -479,8 +515,10 @@ class SweepsController(QObject):
         if self.dialog is not None:
             self.dialog.show_study(view)
 
-    @Slot(str)
-    def _poll_failed(self, message: str) -> None:
+    @Slot(QObject, str)
+    def _poll_failed(self, poller: QObject, message: str) -> None:
+        if poller is not self.poller:
+            return
         if self.dialog is not None:
             self.dialog.set_status(f"Cannot read the study: {message}", ERROR_STYLE)
         if not self.running and self.poller is not None:  # watching: a storage that cannot be read
@@ -535,13 +573,9 @@ class SweepsController(QObject):
         stopped = self._stopping
         self._stopping = False
         if self.poller is not None:
-            poller = self.poller
-            poller.read.disconnect(self._study_read)
-            poller.stop()
             # One last read: the last trial's end is in the study now.
-            poller.read.connect(self._final_read)
-            poller.busy = False
-            poller.poll()
+            self.poller.last_read.connect(self._final_read)
+            self.poller.finish()
         if self.dialog is not None:
             self.dialog.set_running(False)
         if stopped:
@@ -562,13 +596,10 @@ class SweepsController(QObject):
         said = [line for line in lines if "error" in line.lower()]
         return shorten((said or lines or [f"the process ended with exit code {code}"])[-1], 500)
 
-    @Slot(object)
-    def _final_read(self, view: StudyView | None) -> None:
-        poller = self.sender()
-        if isinstance(poller, StudyPoller):
-            poller.read.disconnect(self._final_read)
-            if poller is self.poller:
-                self.poller = None
+    @Slot(QObject, object)
+    def _final_read(self, poller: QObject, view: StudyView | None) -> None:
+        if poller is self.poller:
+            self._drop_poller()
         if view is not None:
             self._last_view = view
             if self.dialog is not None:
@@ -585,8 +616,7 @@ class SweepsController(QObject):
             process, self.process = self.process, None
             process.deleteLater()
             if self.poller is not None:
-                self.poller.stop()
-                self.poller = None
+                self._drop_poller()
             if self.dialog is not None:
                 self.dialog.set_running(False)
             self.window.update_actions()
@@ -673,9 +703,9 @@ class SweepsController(QObject):
         self.poller.start()
         return dialog
 
-    @Slot(object)
-    def _watched(self, view: StudyView | None) -> None:
-        if self.dialog is None or not self.dialog.watch:
+    @Slot(QObject, object)
+    def _watched(self, poller: QObject, view: StudyView | None) -> None:
+        if poller is not self.poller or self.dialog is None or not self.dialog.watch:
             return
         if view is None:
             self.dialog.set_status("No study by that name in this storage (yet): waiting for it…", WARNING_STYLE)
