@@ -216,6 +216,7 @@ def test_listing_again_repaints_only_changed_runs_and_edits_reuse_the_runs_proje
     runs.refresh()
     assert painted == [(model.row_of(root / "b"),) * 2] and cell(window, "b", "name") == "renamed"
 
+    qtbot.waitUntil(lambda: window.evaluation.thread is None)  # it looks for the latest run in the background
     reads = []
     real = run_index.run_project
     monkeypatch.setattr(run_index, "run_project", lambda path: reads.append(path) or real(path))
@@ -302,3 +303,23 @@ def test_a_new_runs_name_or_a_new_tag_widens_its_column_but_not_one_the_user_siz
     write_run(root, "b", started="2026-01-01T12:00:00+00:00", lr=0.123456789)
     runs.refresh()
     assert table.columnWidth(COLUMN["changes"]) == 90
+
+
+def test_moving_a_node_does_not_diff_every_run_again(window, tmp_path, qtbot, monkeypatch):
+    import guidl.engine.run_index as run_index
+
+    root = tmp_path / "runs"
+    for i, name in enumerate("ab"):
+        write_run(root, name, started=f"2026-01-01T1{i}:00:00+00:00", lr=0.1 * (i + 1))
+    open_project(window, tmp_path)
+    runs = window.runs
+    qtbot.waitUntil(lambda: window.evaluation.thread is None)  # it looks for the latest run in the background
+    diffs = []
+    real = run_index.settings_diff
+    monkeypatch.setattr(run_index, "settings_diff", lambda run, current: diffs.append(run) or real(run, current))
+    window.document.apply(lambda p: setattr(p.model.layers[0], "position", [40.0, 80.0]), "Move")
+    runs._show()  # what the edit's timer does
+    assert diffs == []  # a layout edit: the runs' differences are unchanged
+    window.document.apply(lambda p: p.training.optimizer.params.__setitem__("lr", 0.3), "lr")
+    runs._show()
+    assert len(diffs) == 2 and cell(window, "a", "changes") == "training.optimizer.params.lr 0.3 -> 0.1"

@@ -213,9 +213,14 @@ class RunsController(QObject):
     def _show(self) -> None:
         if self.root is None:
             return  # nothing listed yet (PyTorch is loading)
+        from ...spec.paths import diff
+
         current = self.window.document.project.to_dict()
         if current != self._diffs_against:
-            self._diffs.clear()  # another project, or an edit: every diff is new
+            # Another project, or an edit of a setting: every diff is new. A layout
+            # edit (a node dragged) changes none: one diff says so, not one per run.
+            if self._diffs_against is None or diff(self._diffs_against, current):
+                self._diffs.clear()
             self._diffs_against = current
         rows = [RunRow(s, self._changes(s, current)) for s in self.summaries]
         run = self.window.session.run_dir
