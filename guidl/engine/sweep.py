@@ -636,8 +636,17 @@ def shared_problems(project: Project, config: SweepConfig) -> list[str]:
         else:
             return []  # one trial at least can train
         finally:
-            gc.collect()  # the check's model and data (on a GPU too) go before the first trial's come
+            gc.collect()  # the check's model and data go before the first trial's come
+            _release_gpu_cache()
     return found
+
+
+def _release_gpu_cache() -> None:
+    """Hand the GPU memory torch caches back (a ``--jobs`` parent trains nothing)."""
+    import torch
+
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def _data_key(project: Project) -> str:
