@@ -569,6 +569,10 @@ class SweepDialog(QDialog):
         self.pruner.setToolTip("Optuna's MedianPruner: a trial whose epoch is worse than the median of the "
                                "trials before it at that epoch stops")
         form.addRow("", self.pruner)
+        self.tensorboard = QCheckBox("TensorBoard event files (HParams view)")
+        self.tensorboard.setToolTip("Each trial also writes RUN_DIR/tensorboard: tensorboard --logdir on the runs "
+                                    "folder compares the trials in its HParams view")
+        form.addRow("", self.tensorboard)
         self.epochs = QSpinBox()
         self.epochs.setRange(0, 100_000)
         self.epochs.setSpecialValueText(f"as the project ({self.project.training.epochs})")
@@ -737,7 +741,7 @@ class SweepDialog(QDialog):
     def set_running(self, running: bool) -> None:
         self.running = running
         for widget in (self.params_table, self.add_button, self.remove_button, self.strategy, self.trials,
-                       self.jobs, self.metric_box, self.direction, self.pruner, self.epochs):
+                       self.jobs, self.metric_box, self.direction, self.pruner, self.tensorboard, self.epochs):
             widget.setEnabled(not running)
         self.stop_button.setEnabled(running)
         self.start_button.setEnabled(not self.watch and not running and self.problem is None)

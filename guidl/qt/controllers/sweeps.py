@@ -457,6 +457,8 @@ class SweepsController(QObject):
         if config.epochs:
             arguments += ["--epochs", str(config.epochs)]
         jobs = dialog.jobs.value() if dialog is not None and not dialog.watch else 1
+        if dialog is not None and not config.compare and dialog.tensorboard.isChecked():
+            arguments.append("--tensorboard")
         arguments += ["--jobs", str(jobs), "--runs-dir", str(root), "--storage", str(self.storage_path),
                       "--study", name]
         process = QProcess(self)
