@@ -74,3 +74,20 @@ def test_a_reopened_project_gets_its_latest_run_back_and_any_run_can_be_made_cur
     assert exported.keys() == saved.keys()
     for key, tensor in saved.items():
         assert torch.equal(exported[key], tensor), key
+
+
+def test_a_finished_run_whose_weights_are_gone_is_not_shown_as_trained(window, qtbot, tmp_path):
+    from guidl.engine.callbacks import RunFolder
+    from guidl.engine.trainer import Trainer
+
+    path = tmp_path / "moons.guidl.json"
+    spec.save(moons(0.01), path)
+    run = tmp_path / "runs" / "run"
+    Trainer(moons(0.01), callbacks=[RunFolder(run, source=path)]).fit()
+    (run / "model.safetensors").unlink()  # deleted by hand, or a copy that lost it
+
+    assert window.open_path(path)
+    qtbot.waitUntil(lambda: window.evaluation.thread is None, timeout=120_000)
+    # Not the freshly built (random) model presented as the run's.
+    assert "no final weights" in window.status_text.text()
+    assert not window.export_action.isEnabled() and window.trainer is None

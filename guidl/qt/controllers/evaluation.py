@@ -271,10 +271,13 @@ def measure_latest_run(path: Path, project, state_dir: Path, data) -> dict | Non
 def measure_run(run: Path, project, data) -> dict:
     """Load the run's final weights (safetensors, never a pickle) and measure
     them on ``project``'s data as Evaluate does (see ``run_fits``)."""
-    from ...engine.export import load_trained
+    from ...engine.export import ExportError, load_trained
     from ..worker import evaluate_weights
 
-    weights = {k: v.detach().clone() for k, v in load_trained(run).module.state_dict().items()}
+    loaded = load_trained(run, samples=False)  # the weights only: the data is measured below
+    if not loaded.trained:  # load_trained builds the untrained model then: never shown as trained
+        raise ExportError(f"{run.name} has no final weights (its model.safetensors is missing)")
+    weights = {k: v.detach().clone() for k, v in loaded.module.state_dict().items()}
     outcome = evaluate_weights(project, weights, data)
     outcome.update(opened_run=run, run_dir=run)
     return outcome
