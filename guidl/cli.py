@@ -908,6 +908,18 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         print(f"note: {text}", file=sys.stderr)
 
 
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe (or socket) whose reader has gone: poll says POLLERR."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no real stdout
+        return True  # nothing to tell it apart by: the likely case is stdout's reader
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
@@ -921,11 +933,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     warnings.showwarning = _show_warning
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+        return code
     except KeyboardInterrupt:
         print("guidl: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - last line of defence: no raw traceback
+        if isinstance(error, BrokenPipeError) and _stdout_closed():
+            # The reader of stdout went away (guidl runs | head -1): end quietly, as Unix
+            # tools do. devnull over stdout keeps Python's flush at exit from failing again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            return 141  # what a shell reports for a process ended by SIGPIPE
         if os.environ.get("GUIDL_DEBUG"):
             traceback.print_exc()
         print(f"guidl: internal error: {type(error).__name__}: {error}\n"

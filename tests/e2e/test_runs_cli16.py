@@ -67,3 +67,32 @@ def test_runs_of_a_missing_or_an_empty_folder(tmp_path, capsys, monkeypatch):
     (tmp_path / "bad.guidl.json").write_text("{not json")
     assert cli.main(["runs", str(tmp_path / "bad.guidl.json")]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def _hand_made_run(folder, name: str, *, error: str = "broken", labels: dict | None = None):
+    """A failed run's folder as guidl writes one, without training anything."""
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({
+        "format": "guidl-run", "version": 1, "status": "failed", "project": name,
+        "started": "2099-01-01T00:00:00+00:00", "epochs": 2, "epochs_completed": 0, "error": error}))
+    if labels is not None:
+        (folder / "labels.json").write_text(json.dumps(
+            {"format": "guidl-run-labels", "version": 1, "name": None, "tags": [], "note": "", **labels}))
+
+
+def test_a_reader_that_stops_after_the_first_line_ends_guidl_quietly(tmp_path):
+    import subprocess
+    import sys
+
+    # A table far larger than a pipe's buffer (64 KiB): guidl is still writing it when
+    # the reader goes, as `guidl runs | head -1` does.
+    tags = [f"{i:02d}" + "t" * 48 for i in range(50)]
+    for i in range(60):
+        _hand_made_run(tmp_path / "runs" / f"run-{i:02d}", "p", labels={"tags": tags})
+    child = subprocess.Popen([sys.executable, "-m", "guidl", "runs", str(tmp_path / "runs")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout.readline().split()[:2] == [b"name", b"status"]
+    child.stdout.close()
+    error = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 141  # as a shell reports a process ended by SIGPIPE
+    assert error == ""  # no 'internal error: BrokenPipeError', no traceback
