@@ -167,8 +167,9 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--direction", choices=("minimize", "maximize"),
                        help="whether lower or higher is better (default: the metric's own)")
     sweep.add_argument("--no-pruner", action="store_true",
-                       help="train every trial to the end (default: Optuna's median pruner stops a "
-                            "trial worse than the median of earlier ones at the same epoch)")
+                       help="train every trial to the end (default: once five trials have finished, "
+                            "Optuna's median pruner stops a trial worse than their median at the same "
+                            "epoch, from its second epoch on)")
     sweep.add_argument("--epochs", type=_positive, help="train every trial this many epochs")
     sweep.add_argument("--storage", metavar="URL",
                        help="where the study lives: a journal file (PATH.journal; on a shared file "

@@ -39,26 +39,50 @@ def _study(moons, tmp_path, name, *params, **settings):
     return sweep.create_or_load_study(storage, name, moons, config, source=ROOT / "examples/moons_mlp.guidl.json")
 
 
+def test_the_pruner_judges_only_after_five_finished_trials_and_never_at_epoch_one(moons):
+    pruner = sweep.make_pruner(SweepConfig([parse_param(f"{LR}=log:1e-4..1e-1", moons)], epochs=3))
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+
+    def finish_one():
+        study.add_trial(optuna.trial.create_trial(value=0.9, intermediate_values={1: 0.8, 2: 0.9, 3: 0.9}))
+
+    def judged(epochs):
+        trial = study.ask()
+        verdicts = []
+        for epoch in range(1, epochs + 1):
+            trial.report(0.5, epoch)  # far below every finished trial at every epoch
+            verdicts.append(trial.should_prune())
+        return verdicts
+
+    for _ in range(4):
+        finish_one()
+    assert judged(2) == [False, False]  # four finished trials: no median to judge by yet
+    finish_one()
+    assert judged(2) == [False, True]  # five: judged from epoch 2, never at epoch 1
+
+
 def test_pruner_stops_a_hopeless_trial_and_its_run_folder_says_pruned(moons, tmp_path):
-    study = _study(moons, tmp_path, "p", f"{LR}=0.05,0.03,1e-7", strategy="grid", trials=3, epochs=3)
+    # Five workable trials first: the pruner judges none before five have finished.
+    study = _study(moons, tmp_path, "p", f"{LR}=0.05,0.045,0.04,0.035,0.03,1e-7", strategy="grid",
+                   trials=6, epochs=3)
     seen = []
     assert sweep.run_worker(study, tmp_path / "runs", on_trial=seen.append) == "done"
     rows = {row["number"]: row for row in sweep.trial_rows(study)}
-    assert [rows[n]["state"] for n in range(3)] == ["complete", "complete", "pruned"]
-    assert sorted(row["number"] for row in seen) == [0, 1, 2]  # each finished trial reported once
-    hopeless = rows[2]
+    assert [rows[n]["state"] for n in range(6)] == ["complete"] * 5 + ["pruned"]
+    assert sorted(row["number"] for row in seen) == list(range(6))  # each finished trial reported once
+    hopeless = rows[5]
     assert hopeless["params"] == {LR: 1e-7}
     assert list(hopeless["intermediate"]) == [1, 2]  # judged at epoch 2, never at epoch 1
     assert "median pruner at epoch 2" in hopeless["cause"]
     record = read_run(hopeless["run_dir"])
     assert record["status"] == "pruned" and record["epochs_completed"] == 2
-    assert record["sweep"]["study"] == "p" and record["sweep"]["trial"] == 2
+    assert record["sweep"]["study"] == "p" and record["sweep"]["trial"] == 5
     assert record["sweep"]["params"] == {LR: 1e-7}
     assert read_run(rows[0]["run_dir"])["status"] == "finished"
     best = sweep.best_row(study)
-    assert best["value"] == max(rows[n]["value"] for n in (0, 1)) and best["state"] == "complete"
+    assert best["value"] == max(rows[n]["value"] for n in range(5)) and best["state"] == "complete"
     summary = sweep.sweep_summary(study, "here")
-    assert summary["counts"]["complete"] == 2 and summary["counts"]["pruned"] == 1
+    assert summary["counts"]["complete"] == 5 and summary["counts"]["pruned"] == 1
     json.dumps(summary)  # JSON-ready
 
 
