@@ -38,10 +38,17 @@ BEST_COLOUR = (234, 88, 12)  # the best trial's marker: orange on light and dark
 EMPTY_NOTE = "No complete trials yet: each complete trial draws here as it finishes."
 
 
+#: ``engine.sweep.trial_rows``'s names that are Optuna's FAIL: a failed trial,
+#: and one a dead worker left that was run again ("retried").
+_FAILED_NAMES = ("FAILED", "RETRIED")
+
+
 def state_of(row: dict) -> str:
     """``"COMPLETE"``, ``"PRUNED"``, ``"FAIL"``, ``"RUNNING"``... whether the
-    row says ``COMPLETE``, ``complete`` or ``TrialState.COMPLETE``."""
-    return str(row.get("state", "")).rsplit(".", 1)[-1].upper()
+    row says ``COMPLETE``, ``complete`` or ``TrialState.COMPLETE`` (or
+    ``failed`` / ``retried``, as ``trial_rows`` does: ``FAIL``)."""
+    state = str(row.get("state", "")).rsplit(".", 1)[-1].upper()
+    return FAIL if state in _FAILED_NAMES else state
 
 
 def _finite(value: Any) -> bool:

@@ -158,3 +158,11 @@ def test_scatter_of_trials_that_all_scored_the_same_shows_a_readable_band(qtbot)
     scatter.set_rows(same, PARAMS, "val_accuracy", "maximize", {LR})
     low, high = scatter.plot.getViewBox().viewRange()[1]
     assert low == pytest.approx(0.95) and high == pytest.approx(1.05)
+
+
+def test_the_states_as_guidl_sweeps_trial_rows_names_them(qtbot, parallel):
+    """engine.sweep.trial_rows says complete / pruned / failed / retried (a dead worker's trial run again)."""
+    rows = [dict(r, state=s) for r, s in zip(ROWS, ("complete", "complete", "pruned", "failed", "retried"))]
+    parallel.set_rows(rows, PARAMS, "val_accuracy", "maximize", {LR})
+    assert parallel.line_count() == (2, 1)
+    assert "2 complete" in parallel.caption.text() and "2 failed" in parallel.caption.text()
