@@ -96,3 +96,22 @@ def test_a_reader_that_stops_after_the_first_line_ends_guidl_quietly(tmp_path):
     error = child.stderr.read().decode()
     assert child.wait(timeout=120) == 141  # as a shell reports a process ended by SIGPIPE
     assert error == ""  # no 'internal error: BrokenPipeError', no traceback
+
+
+def test_control_characters_of_a_shared_runs_folder_never_reach_the_terminal(tmp_path, capsys):
+    # A label or record written by someone else: a screen clear, a window title, a colour,
+    # a carriage return and a right-to-left override.
+    _hand_made_run(tmp_path / "runs" / "evil", "p", error="bad\x1b[31m red\roverwritten\u202e",
+                   labels={"name": "evil\x1b[2J name", "tags": ["t\x1b]0;title\x07"]})
+    assert cli.main(["runs", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert not any(char in out for char in "\x1b\x07\r\u202e")
+    header, row = out.splitlines()  # the run is one line
+    assert row.startswith(r"evil\x1b[2J name  failed: bad\x1b[31m red\roverwritten\u202e")
+    assert r"t\x1b]0;title\x07" in row
+
+    assert cli.main(["runs", str(tmp_path / "runs"), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert not any(char in out for char in "\x1b\x07\r\u202e")  # JSON escapes them itself
+    run = json.loads(out)["runs"][0]
+    assert (run["name"], run["tags"]) == ("evil\x1b[2J name", ["t\x1b]0;title\x07"])  # kept as they are
