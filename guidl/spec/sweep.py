@@ -544,10 +544,37 @@ def _path_problem(doc: dict, parts: list) -> str | None:
         if tuple(parts) in _FIELDS:
             return None  # an optional field such as training.grad_clip
         return error.reason
-    if isinstance(value, dict) or isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+    if _nested(value):
         return (f"names {_kind_words('object' if isinstance(value, dict) else 'list')}, not one setting: "
-                f"name one of its values (e.g. {format_path(parts)}.params.NAME)")
+                f"name one of its values (e.g. {_setting_inside(value, list(parts))})")
     return None
+
+
+def _nested(value: Any) -> bool:
+    """Whether ``value`` is an object or a list holding one (not one setting)."""
+    return isinstance(value, dict) or isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)
+
+
+def _setting_inside(value: Any, parts: list) -> str:
+    """A path to one setting inside the object or list ``value`` at ``parts``,
+    as an example: ``model.layers`` -> ``model.layers[0].params.NAME``,
+    ``training`` -> ``training.epochs``, ``training.optimizer.params`` ->
+    ``training.optimizer.params.NAME``."""
+    while True:
+        if isinstance(value, list) and _nested(value):
+            parts, value = parts + [0], value[0]
+        elif isinstance(value, dict):
+            if isinstance(value.get("params"), dict):
+                return format_path(parts + ["params"]) + ".NAME"
+            if parts and parts[-1] == "params" or not value:
+                return format_path(parts) + ".NAME"
+            scalar = next((key for key, item in value.items() if item is not None and not _nested(item)), None)
+            if scalar is not None:
+                return format_path(parts + [scalar])
+            key = next(iter(value))
+            parts, value = parts + [key], value[key]
+        else:
+            return format_path(parts)
 
 
 def _current(doc: dict, parts: list) -> str:

@@ -106,6 +106,11 @@ def test_valid_sweeps_pass_the_check(moons):
                                      "this one is text (Adam): list its values instead"),
     ("model.layers[0].params.out_features=8.5..20", "is a whole-number setting"),
     ("model.layers[0]=1,2", "names a whole object, not one setting"),
+    # The example named is a path that exists (not model.layers.params.NAME).
+    ("model.layers=1,2", "names a list, not one setting: name one of its values "
+                         "(e.g. model.layers[0].params.NAME)"),
+    ("model.layers[0].params=1,2", "(e.g. model.layers[0].params.NAME)"),
+    ("training=1,2", "(e.g. training.epochs)"),
     ("name=a,b", "is not a setting a sweep can vary"),
     ("training.early_stopping.patience=1,2", "training.early_stopping is not set in this project"),
 ])
