@@ -42,8 +42,8 @@ EDITABLE = ("name", "tags", "note")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 #: The role that holds a row's run folder.
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
-#: At most this many differences are named in the cell; the tooltip lists all.
-SHOWN_CHANGES = 1
+#: At most this many differences are named in the cell (by short paths); the tooltip lists all.
+SHOWN_CHANGES = 2
 #: The widest a column is made to fit its contents (pixels); the user may widen it.
 MAX_COLUMN = 320
 EMPTY = ("No runs yet. Train the model (F5), or run “guidl train PROJECT” or a sweep: "
@@ -70,6 +70,18 @@ def metric_text(metric: str, value: float | None) -> str:
     if "accuracy" in metric or "coverage" in metric or "confidence" in metric:
         return f"{value:.2%}"
     return f"{value:.4g}"
+
+
+def short_changes(changes: list[str]) -> list[str]:
+    """Difference lines (``training.optimizer.params.lr 0.001 -> 0.01``) with
+    their paths cut to the last steps (``optimizer.lr 0.001 -> 0.01``), as the
+    sweep plots name them: a sweep's trials differ in two or three settings,
+    all of which should fit the cell."""
+    from .sweep_plots import short_names
+
+    split = [line.split(" ", 1) if " " in line else [line, ""] for line in changes]
+    names = short_names([path for path, _ in split])
+    return [f"{names.get(path, path)} {rest}".rstrip() for path, rest in split]
 
 
 def metric_title(metric: str) -> str:
@@ -240,7 +252,7 @@ class RunsModel(QAbstractTableModel):
             if not row.changes:
                 return ""
             more = len(row.changes) - SHOWN_CHANGES
-            return "; ".join(row.changes[:SHOWN_CHANGES]) + (f" (+{more} more)" if more > 0 else "")
+            return "; ".join(short_changes(row.changes[:SHOWN_CHANGES])) + (f" (+{more} more)" if more > 0 else "")
         if key == "tags":
             return ", ".join(summary.tags)
         if key == "note":

@@ -76,7 +76,7 @@ def test_runs_are_listed_sorted_as_numbers_and_times_filtered_and_labelled(windo
     # Figures, causes, differences from the project, sweep trials.
     assert cell(window, "a", "best") == "9.00%" and cell(window, "c", "status") == "failed"
     assert "killed or crashed" in cell(window, "c", "status", Qt.ItemDataRole.ToolTipRole)
-    assert cell(window, "a", "changes") == "training.optimizer.params.lr 0.1 -> 0.01"
+    assert cell(window, "a", "changes") == "optimizer.lr 0.1 -> 0.01"
     assert cell(window, "b", "changes") == ""
     assert cell(window, "d", "trial") == "lr-sweep #3"
     assert not panel.table.isColumnHidden(COLUMN["trial"])
@@ -223,7 +223,7 @@ def test_listing_again_repaints_only_changed_runs_and_edits_reuse_the_runs_proje
     window.document.apply(lambda p: p.training.optimizer.params.__setitem__("lr", 0.2), "lr")
     runs._show()  # what the edit's timer does
     assert reads == []
-    assert cell(window, "a", "changes") == "training.optimizer.params.lr 0.2 -> 0.1"
+    assert cell(window, "a", "changes") == "optimizer.lr 0.2 -> 0.1"
     assert cell(window, "b", "changes") == ""
 
 
@@ -322,4 +322,22 @@ def test_moving_a_node_does_not_diff_every_run_again(window, tmp_path, qtbot, mo
     assert diffs == []  # a layout edit: the runs' differences are unchanged
     window.document.apply(lambda p: p.training.optimizer.params.__setitem__("lr", 0.3), "lr")
     runs._show()
-    assert len(diffs) == 2 and cell(window, "a", "changes") == "training.optimizer.params.lr 0.3 -> 0.1"
+    assert len(diffs) == 2 and cell(window, "a", "changes") == "optimizer.lr 0.3 -> 0.1"
+
+
+def test_a_trials_differences_are_named_by_short_paths_and_listed_in_full_in_the_tooltip(window, tmp_path):
+    root = tmp_path / "runs"
+    trial = write_run(root, "t003", started="2026-01-01T10:00:00+00:00", lr=0.03,
+                      sweep={"study": "lrs", "trial": 3, "params": {}})
+    project = moons(0.03)
+    project.model.layers[0].params["out_features"] = 32
+    project.training.epochs = 7
+    spec.save(project, trial / "project.guidl.json")
+    open_project(window, tmp_path)
+    assert cell(window, "t003", "changes") == \
+        "layers[0].out_features 16 -> 32; optimizer.lr 0.1 -> 0.03 (+1 more)"
+    assert cell(window, "t003", "changes", Qt.ItemDataRole.ToolTipRole).splitlines() == [
+        "model.layers[0].params.out_features 16 -> 32", "training.optimizer.params.lr 0.1 -> 0.03",
+        f"training.epochs {moons().training.epochs} -> 7"]
+    window.runs.panel.filter.setText("training.epochs")  # the filter reads the full paths
+    assert rows(window) == ["t003"]
