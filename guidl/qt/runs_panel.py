@@ -46,6 +46,8 @@ PATH_ROLE = Qt.ItemDataRole.UserRole + 2
 SHOWN_CHANGES = 2
 #: The widest a column is made to fit its contents (pixels); the user may widen it.
 MAX_COLUMN = 320
+#: The differences' column may take more: a sweep trial's two settings side by side.
+MAX_CHANGES_COLUMN = 480
 EMPTY = ("No runs yet. Train the model (F5), or run “guidl train PROJECT” or a sweep: "
          "every run of this project appears here.")
 
@@ -543,7 +545,7 @@ class RunsPanel(QWidget):
             texts = {self.model.display(row, key) for row in self.model.rows}
             widest = max((metrics.horizontalAdvance(text) for text in texts), default=0) + 12
             title = header.sectionSizeFromContents(column).width()
-            width = min(max(title, widest), MAX_COLUMN)
+            width = min(max(title, widest), MAX_CHANGES_COLUMN if key == "changes" else MAX_COLUMN)
             if not grow_only or width > header.sectionSize(column):
                 header.resizeSection(column, width)
 

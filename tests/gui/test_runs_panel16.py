@@ -341,3 +341,10 @@ def test_a_trials_differences_are_named_by_short_paths_and_listed_in_full_in_the
         f"training.epochs {moons().training.epochs} -> 7"]
     window.runs.panel.filter.setText("training.epochs")  # the filter reads the full paths
     assert rows(window) == ["t003"]
+    # Both named settings fit the cell (the column may be wider than the others' limit).
+    bold = window.runs.panel.table.font()
+    bold.setBold(True)
+    from PySide6.QtGui import QFontMetrics
+
+    text = cell(window, "t003", "changes")
+    assert window.runs.panel.table.columnWidth(COLUMN["changes"]) > QFontMetrics(bold).horizontalAdvance(text)
