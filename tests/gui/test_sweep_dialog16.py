@@ -115,3 +115,35 @@ def test_stop_ends_a_running_sweep(moons_window, qtbot, answer):
     states = trial_states(window)
     assert states and "running" not in states and "complete" not in states
     assert "stopped" in dialog.status.text()
+
+
+SLOW_TO_STOP = """
+import pathlib, signal, sys, time
+def stop(*_):
+    time.sleep(0.6)  # as trials finishing their batch
+    sys.exit(130)
+signal.signal(signal.SIGINT, stop if sys.argv[2] == 'stops' else signal.SIG_IGN)
+pathlib.Path(sys.argv[1]).write_text('ready')
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("child", ["stops", "ignores Ctrl+C"])
+def test_closing_waits_for_the_sweep_process_with_the_window_painting(window, qtbot, tmp_path, child):
+    from PySide6.QtCore import QTimer
+
+    ready = tmp_path / "ready"
+    process = window.sweeps._start_process(["-c", SLOW_TO_STOP, str(ready), child.split()[0]])
+    qtbot.waitUntil(ready.exists, timeout=20_000)
+    pid = process.processId()
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    # A child that ignores Ctrl+C is killed after the timeout.
+    assert window.sweeps.stop_for_close(timeout_s=20 if child == "stops" else 0.5)
+    timer.stop()
+    assert not window.sweeps.running
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert ticks, "the GUI thread handled no event while the sweep stopped"
+

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QProcess, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QProcess, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
     QMessageBox, QPushButton, QVBoxLayout, QWidget,
@@ -461,6 +461,20 @@ class SweepsController(QObject):
             arguments.append("--tensorboard")
         arguments += ["--jobs", str(jobs), "--runs-dir", str(root), "--storage", str(self.storage_path),
                       "--study", name]
+        self._start_process(arguments)
+        self.poller = StudyPoller(window, StudyReader(str(self.storage_path), root, name))
+        self.poller.read.connect(self._study_read)
+        self.poller.failed.connect(self._poll_failed)
+        self.poller.start()
+        if dialog is not None:
+            dialog.clear_study()
+            dialog.set_running(True)
+        self._say(f"Sweep {name} started: trials go to {root}", "")
+        window.update_actions()
+        return True
+
+    def _start_process(self, arguments: list[str]) -> QProcess:
+        """``python ARGUMENTS`` as the sweep's process, followed by this controller."""
         process = QProcess(self)
         process.setProgram(sys.executable)
         process.setArguments(arguments)
@@ -473,16 +487,7 @@ class SweepsController(QObject):
         self._last_view = None
         self.process = process
         process.start()
-        self.poller = StudyPoller(window, StudyReader(str(self.storage_path), root, name))
-        self.poller.read.connect(self._study_read)
-        self.poller.failed.connect(self._poll_failed)
-        self.poller.start()
-        if dialog is not None:
-            dialog.clear_study()
-            dialog.set_running(True)
-        self._say(f"Sweep {name} started: trials go to {root}", "")
-        window.update_actions()
-        return True
+        return process
 
     def _say(self, text: str, style: str) -> None:
         if self.dialog is not None:
@@ -766,18 +771,32 @@ class SweepsController(QObject):
         return answer == QMessageBox.StandardButton.Yes
 
     def stop_for_close(self, timeout_s: float | None = None) -> bool:
-        """Stop the sweep and wait for its process; True once it has ended."""
+        """Stop the sweep and wait for its process, the window still painting
+        meanwhile; True once it has ended."""
+        self._drop_poller()  # closing: no last read of the study to wait for
         process = self.process
-        if self.poller is not None:
-            self.poller.stop()
         if process is None:
             return True
         self.stop()
         timeout = self.stop_timeout_s if timeout_s is None else timeout_s
-        if not process.waitForFinished(int(timeout * 1000)):
+        if not self._wait_for(process, timeout):
             self._kill()
-            process.waitForFinished(5000)
+            self._wait_for(process, 5)
+        if self.process is not process:  # its finished slot ran during the wait
+            return True
         finished = process.state() == QProcess.ProcessState.NotRunning
-        if finished and self.process is process:  # finished's slot may not have run in a nested wait
+        if finished:
             self._process_finished(process.exitCode(), process.exitStatus())
         return finished
+
+    def _wait_for(self, process: QProcess, timeout_s: float) -> bool:
+        """Wait for ``process`` to end, handling events (waitForFinished alone
+        freezes the window for as long as the trials take to stop)."""
+        deadline = time.monotonic() + timeout_s
+        while self.process is process and process.state() != QProcess.ProcessState.NotRunning:
+            if time.monotonic() >= deadline:
+                return False
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            if self.process is process:  # not ended (and deleted later) by a slot just run
+                process.waitForFinished(20)
+        return True
