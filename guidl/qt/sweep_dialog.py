@@ -355,9 +355,15 @@ class TrialsModel(QAbstractTableModel):
 
 class TrialChart(QWidget):
     """The metric per trial: finished trials as dots, pruned and failed ones
-    marked apart, and the best so far as a step line."""
+    marked apart, and the best so far as a step line. A running trial (or one
+    stopped by the user) is drawn at its last epoch's figure, so a long trial
+    shows how it goes before it ends."""
 
-    MARKS = {"complete": ("o", "#2563eb"), "pruned": ("t", "#d97706"), "failed": ("x", "#dc2626")}
+    #: state -> (symbol, colour, filled, legend text)
+    MARKS = {"complete": ("o", "#2563eb", True, "complete"), "pruned": ("t", "#d97706", True, "pruned"),
+             "failed": ("x", "#dc2626", True, "failed"),
+             "running": ("o", "#2563eb", False, "running (last epoch)"),
+             "stopped": ("s", "#6b7280", False, "stopped")}
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -375,14 +381,14 @@ class TrialChart(QWidget):
         self.plot.setLabel("left", "value")
         self.plot.getAxis("left").setWidth(64)
         # A row of its own above the plot: inside it, a legend hides the trials under it.
-        self.legend = pg.LegendItem(colCount=4)
+        self.legend = pg.LegendItem(colCount=3)
         self.view.ci.addItem(self.legend, row=0, col=0)
         self.best_line = self.plot.plot([], [], pen=pg.mkPen("#16a34a", width=2))
         self.legend.addItem(self.best_line, "best so far")
         self.scatters: dict[str, pg.ScatterPlotItem] = {}
-        for state, (symbol, colour) in self.MARKS.items():
-            item = pg.ScatterPlotItem(symbol=symbol, size=10, pen=pg.mkPen(colour), brush=pg.mkBrush(colour),
-                                      name=state)
+        for state, (symbol, colour, filled, text) in self.MARKS.items():
+            item = pg.ScatterPlotItem(symbol=symbol, size=10, pen=pg.mkPen(colour, width=1.5),
+                                      brush=pg.mkBrush(colour if filled else None), name=text)
             self.plot.addItem(item)
             self.legend.addItem(item, item.name())
             self.scatters[state] = item

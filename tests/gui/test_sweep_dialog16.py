@@ -147,3 +147,24 @@ def test_closing_waits_for_the_sweep_process_with_the_window_painting(window, qt
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert ticks, "the GUI thread handled no event while the sweep stopped"
 
+
+def test_trial_chart_draws_running_and_stopped_trials_at_their_last_epoch(qtbot):
+    from guidl.qt.sweep_dialog import TrialChart
+
+    chart = TrialChart()
+    qtbot.addWidget(chart)
+    chart.set_rows([
+        {"number": 0, "state": "complete", "value": 0.9, "intermediate": {1: 0.7, 2: 0.9}},
+        {"number": 1, "state": "running", "value": None, "intermediate": {1: 0.6, 2: 0.8}},
+        {"number": 2, "state": "stopped", "value": None, "intermediate": {1: 0.5}},
+        {"number": 3, "state": "running", "value": None, "intermediate": {}},  # no epoch yet: no mark
+    ], "val_accuracy", "maximize")
+
+    def points(state):
+        x, y = chart.scatters[state].getData()
+        return list(zip(x.tolist(), y.tolist()))
+
+    assert points("complete") == [(0, 0.9)]
+    assert points("running") == [(1, 0.8)]
+    assert points("stopped") == [(2, 0.5)]
+    assert chart.best_line.getData()[1].tolist() == [0.9, 0.9]  # the best counts finished trials only
