@@ -15,7 +15,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -31,8 +31,8 @@ from ..formatting import format_duration
 from ..spec import Project
 from .charts import PALETTE_EVENTS, follow_palette
 from .panels import WARNING_STYLE, message_label
-
-from .sweep_plots import ImportanceBars, ParallelCoordinates, ParamScatter
+# One naming of a swept path for the table, the best trial and the plots (lr -> optimizer.lr).
+from .sweep_plots import ImportanceBars, ParallelCoordinates, ParamScatter, short_names
 
 OK_STYLE = "color: #15803d;"
 STRATEGY_TITLES = {"grid": "Grid (every combination)", "random": "Random", "tpe": "TPE (Optuna's Bayesian search)"}
@@ -202,29 +202,6 @@ def check_rows(project: Project, rows: list[tuple[str, str]]) -> list[RowCheck]:
             kind = "log range" if check.param.kind == "log_range" else "range"
             check.note = f"{kind} · grid of {len(points)}"
     return checks
-
-
-def short_names(paths: Iterable[str]) -> dict[str, str]:
-    """Column titles for sweep paths: the last name (``lr``), or more of the
-    path where two would read the same (``layers[0].out_features``)."""
-    from ..spec.paths import format_path, parse_path
-
-    paths = list(paths)
-    names: dict[str, str] = {}
-    for path in paths:
-        try:
-            parts = parse_path(path)
-        except ValueError:
-            names[path] = path
-            continue
-        for size in range(1, len(parts) + 1):
-            tail = [p for p in parts[-size:] if p != "params"] or parts[-size:]
-            name = format_path(tail).lstrip(".")
-            others = [o for o in paths if o != path and o.endswith(name)]
-            if not others:
-                break
-        names[path] = name
-    return names
 
 
 # -- the study as read back -----------------------------------------------------------------------

@@ -168,3 +168,17 @@ def test_trial_chart_draws_running_and_stopped_trials_at_their_last_epoch(qtbot)
     assert points("running") == [(1, 0.8)]
     assert points("stopped") == [(2, 0.5)]
     assert chart.best_line.getData()[1].tolist() == [0.9, 0.9]  # the best counts finished trials only
+
+
+def test_the_trials_table_and_the_plots_name_a_setting_alike(qtbot):
+    from guidl.qt.sweep_dialog import StudyView
+
+    dialog = SweepDialog(small_moons())
+    qtbot.addWidget(dialog)
+    rows = [{"number": 0, "state": "complete", "value": 0.9, "params": {LR: 0.01, WIDTH: 8}}]
+    dialog.show_study(StudyView(name="s", storage="s.journal", rows=rows, best=rows[0], params=[LR, WIDTH],
+                                metric="val_accuracy", direction="maximize", trials=1))
+    model = dialog.trials_model
+    headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
+    assert headers[3:5] == ["optimizer.lr", "layers[0].out_features"] == list(dialog.parallel.names.values())
+    assert "optimizer.lr = <b>0.01</b>" in dialog.best_label.text()
