@@ -61,8 +61,27 @@ def trial_states(window) -> list[str]:
     return [row["state"] for row in view.rows] if view is not None else []
 
 
-def test_grid_sweep_from_the_dialog_and_apply_best_as_one_undo_step(moons_window, qtbot):
+def relative_csv_moons(folder: Path) -> spec.Project:
+    """Moons as a CSV file named relative to ``folder`` (the window's working directory)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    angle, label = rng.uniform(0, np.pi, 200), rng.integers(0, 2, 200)
+    x = np.where(label == 0, np.cos(angle), 1 - np.cos(angle)) + rng.normal(0, 0.1, 200)
+    y = np.where(label == 0, np.sin(angle), 0.5 - np.sin(angle)) + rng.normal(0, 0.1, 200)
+    (folder / "moons.csv").write_text("x,y,label\n" + "".join(f"{a:.4f},{b:.4f},{c}\n" for a, b, c in zip(x, y, label)))
+    doc = small_moons().to_dict()
+    doc["data"] = {**doc["data"], "dataset": "csv", "params": {"path": "moons.csv", "target": "label"}}
+    return spec.Project.from_dict(doc)
+
+
+def test_grid_sweep_from_the_dialog_and_apply_best_as_one_undo_step(moons_window, qtbot, tmp_path, monkeypatch):
     window = moons_window
+    # The data file is named relative to the working directory, as the window reads it; the
+    # sweep's project copy is in RUNS/sweeps, and its process must read the same file.
+    monkeypatch.chdir(tmp_path)
+    window.document.set_project(relative_csv_moons(tmp_path), None)
+    assert not (window.sweeps.runs_root() / "sweeps" / "moons.csv").exists()
     dialog = window.sweeps.open_dialog(LR)
     assert dialog.rows() == [(LR, "log:0.001..0.1")]  # a log range around the project's 0.01
     dialog.set_param_text(0, values="0.001,0.05")
