@@ -391,9 +391,10 @@ def list_runs(root: str | os.PathLike[str]) -> list[tuple[Path, dict[str, Any]]]
 def holds_trained_model(path: str | os.PathLike[str], record: dict[str, Any]) -> bool:
     """Whether the run at ``path`` ended with its final weights: a finished run,
     or one the user stopped (its model is as much theirs; losing it on reopen
-    would lose the work)."""
-    return record["status"] == "finished" or (
-        record["status"] == "stopped" and (Path(path) / "model.safetensors").is_file())
+    would lose the work), whose ``model.safetensors`` is there (a finished
+    run's may have been deleted or not copied along: reopening then goes on
+    to the next run with weights instead of one it cannot show)."""
+    return record["status"] in ("finished", "stopped") and (Path(path) / "model.safetensors").is_file()
 
 
 def latest_trained_run(root: str | os.PathLike[str], project_name: str | None = None, *,

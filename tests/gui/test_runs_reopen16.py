@@ -88,6 +88,11 @@ def test_a_finished_run_whose_weights_are_gone_is_not_shown_as_trained(window, q
 
     assert window.open_path(path)
     qtbot.waitUntil(lambda: window.evaluation.thread is None, timeout=120_000)
-    # Not the freshly built (random) model presented as the run's.
+    # Reopening passes it over (engine.runs.holds_trained_model): no run to show, and
+    # not the freshly built (random) model presented as the run's.
+    assert not window.export_action.isEnabled() and window.trainer is None
+    # Opened on purpose (the Runs tab's Make Current), it is refused with why.
+    window.evaluation.open_run(run)
+    qtbot.waitUntil(lambda: window.evaluation.thread is None, timeout=120_000)
     assert "no final weights" in window.status_text.text()
     assert not window.export_action.isEnabled() and window.trainer is None

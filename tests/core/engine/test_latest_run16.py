@@ -13,6 +13,7 @@ def write_run(folder, project, started, **fields):
               "started": started, **fields}
     (folder / "run.json").write_text(json.dumps(record))
     spec.save(project, folder / "project.guidl.json")
+    (folder / "model.safetensors").write_bytes(b"")  # its final weights (their content is not read)
     return folder
 
 
@@ -41,3 +42,16 @@ def test_the_run_with_the_projects_settings_wins_over_newer_sweep_trials(root, t
     other = project.copy()
     other.model.layers[0].params["out_features"] = 3
     assert latest_run_of(path, other, state) is None
+
+
+def test_a_finished_run_whose_weights_are_gone_is_passed_over_for_the_next_with_weights(root, tmp_path):
+    project = spec.load(root / "examples/moons_mlp.guidl.json")
+    path = tmp_path / "moons.guidl.json"
+    spec.save(project, path)
+    runs, state = tmp_path / "runs", tmp_path / "state"
+    older = write_run(runs / "moons-1", project, "2026-01-01T00:00:00+00:00", source=str(path.absolute()))
+    newest = write_run(runs / "moons-2", project, "2026-01-02T00:00:00+00:00", source=str(path.absolute()))
+    assert latest_run_of(path, project, state) == newest
+    (newest / "model.safetensors").unlink()  # deleted by hand, or never copied along
+    assert latest_run_of(path, project, state) == older
+    assert latest_run_of(newest / "project.guidl.json", project, state) == older  # opened from inside it

@@ -47,6 +47,10 @@ def test_the_latest_trained_run_skips_running_failed_damaged_and_other_projects(
     assert latest_trained_run(root) is None
     old = write_run(root / "a", started="2026-01-01T00:00:00+00:00")
     newer = write_run(root / "b", started="2026-01-02T00:00:00+00:00", project="Other")
+    for run in (old, newer):
+        (run / "model.safetensors").write_bytes(b"")
+    # Finished, but its weights are gone (deleted, or never copied along): nothing to open.
+    write_run(root / "i", started="2026-01-06T00:00:00+00:00")
     write_run(root / "c", started="2026-01-03T00:00:00+00:00", status="failed")
     write_run(root / "d", started="2026-01-04T00:00:00+00:00", status="running",
               **process_identity())  # this very process: still running
@@ -127,7 +131,9 @@ def test_a_dead_run_on_a_read_only_folder_is_still_reported_failed(tmp_path, mon
 def test_a_project_finds_the_runs_trained_from_its_own_file(tmp_path):
     root = tmp_path / "runs"
     mine = write_run(root / "a", source=str(tmp_path / "moons.guidl.json"))
-    write_run(root / "b", started="2026-01-02T00:00:00+00:00", source=str(tmp_path / "other.guidl.json"))
+    theirs = write_run(root / "b", started="2026-01-02T00:00:00+00:00", source=str(tmp_path / "other.guidl.json"))
+    for run in (mine, theirs):
+        (run / "model.safetensors").write_bytes(b"")
     assert latest_trained_run(root, source=tmp_path / "moons.guidl.json") == mine
     assert latest_trained_run(root, "Moons", source=tmp_path / "none.guidl.json") is None
 
@@ -208,6 +214,7 @@ def test_a_run_whose_folder_is_held_is_alive_whatever_its_record_says(tmp_path):
 def test_a_stopped_run_with_its_weights_holds_a_trained_model(tmp_path):
     root = tmp_path / "runs"
     finished = write_run(root / "a", started="2026-01-01T00:00:00+00:00")
+    (finished / "model.safetensors").write_bytes(b"")
     write_run(root / "b", started="2026-01-02T00:00:00+00:00", status="stopped")  # no weights
     assert latest_trained_run(root) == finished
     stopped = write_run(root / "c", started="2026-01-03T00:00:00+00:00", status="stopped")
