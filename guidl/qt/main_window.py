@@ -342,16 +342,18 @@ class MainWindow(QMainWindow):
     def state(self) -> WindowState:
         """Everything the actions depend on, from the controllers' own state."""
         session, stack = self.session, self.document.undo_stack
+        train_blocker = self.training.blocker()
         return WindowState(
             running=self.training.running, paused=self.training.paused,
-            train_blocker=self.training.blocker(), has_model=session.trainer is not None,
+            train_blocker=train_blocker, has_model=session.trainer is not None,
             can_evaluate=session.trainer is not None or session.bundle is not None,
             evaluating=self.evaluation.running, exporting=self.exports.running,
             layer=self.stack.selected_layer(), layers=len(self.document.model.layers),
             selected=len(self.graph_edits.selection()), block_use=self.graph_edits.is_block_use(),
             wires=len(self.graph_edits.selected_wires()),
             can_undo=stack.canUndo(), can_redo=stack.canRedo(),
-            sweeping=hasattr(self, "sweeps") and self.sweeps.running)
+            sweeping=hasattr(self, "sweeps") and self.sweeps.running,
+            sweep_blocker=self.sweeps.blocker(train_blocker) if hasattr(self, "sweeps") else train_blocker)
 
     @Slot()
     def update_actions(self) -> None:

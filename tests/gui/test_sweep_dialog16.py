@@ -201,3 +201,22 @@ def test_the_trials_table_and_the_plots_name_a_setting_alike(qtbot):
     headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
     assert headers[3:5] == ["optimizer.lr", "layers[0].out_features"] == list(dialog.parallel.names.values())
     assert "optimizer.lr = <b>0.01</b>" in dialog.best_label.text()
+
+
+def test_races_can_start_while_pytorch_still_loads_but_not_on_a_broken_project(window, monkeypatch):
+    from guidl.qt.engine_loader import EngineLoader
+
+    window.document.set_project(small_moons(), None)
+    window.update_actions()
+    assert window.compare_optimizers_action.isEnabled()
+    # The sweep's process loads PyTorch itself: loading here is no reason to wait (Train waits).
+    monkeypatch.setattr(EngineLoader, "is_ready", property(lambda self: False))
+    window.update_actions()
+    assert not window.train_action.isEnabled()
+    assert window.compare_optimizers_action.isEnabled() and window.compare_activations_action.isEnabled()
+    monkeypatch.undo()
+    doc = small_moons().to_dict()
+    doc["model"]["layers"] = []
+    window.document.set_project(spec.Project.from_dict(doc), None)
+    window.update_actions()
+    assert window.sweeps.blocker() and not window.compare_optimizers_action.isEnabled()

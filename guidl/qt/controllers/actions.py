@@ -40,6 +40,7 @@ class WindowState:
     can_undo: bool = False
     can_redo: bool = False
     sweeping: bool = False  # a sweep's process runs (the window's own)
+    sweep_blocker: str | None = None  # why a sweep cannot start (PyTorch loading here is no reason)
 
 
 def _idle(state: WindowState) -> bool:
@@ -147,11 +148,11 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("compare_optimizers", "Compare &Optimizers", "sweeps.compare_optimizers", menu="experiments",
                group=1, tip="Train with SGD, SGD with momentum, Adagrad, RMSprop and Adam from the same start "
                             "and overlay their curves",
-               enabled_when=lambda s: not s.sweeping and (s.train_blocker is None or s.running)),
+               enabled_when=lambda s: not s.sweeping and s.sweep_blocker is None),
     ActionSpec("compare_activations", "Compare &Activations", "sweeps.compare_activations", menu="experiments",
                group=1, tip="Train with Sigmoid, Tanh and ReLU activations from the same start and overlay "
                             "their curves",
-               enabled_when=lambda s: not s.sweeping and (s.train_blocker is None or s.running)),
+               enabled_when=lambda s: not s.sweeping and s.sweep_blocker is None),
     ActionSpec("open_study", "Open S&tudy…", "sweeps.open_study", menu="experiments", group=2,
                tip="Watch a study that guidl sweep processes run (here or on other machines)"),
     ActionSpec("about", "&About guidl", "about", menu="help"),

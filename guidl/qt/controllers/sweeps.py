@@ -32,6 +32,7 @@ from ..sweep_dialog import OK_STYLE, StudyView, SweepDialog
 
 POLL_MS = 1000  # how often the dialog reads the study back
 STOP_TIMEOUT_S = 30  # how long Stop waits for the trials to end before killing the process
+_ASK = object()  # an argument not given
 COMPARE_TITLES = {"optimizers": "Compare Optimizers", "activations": "Compare Activations"}
 
 
@@ -405,6 +406,16 @@ class SweepsController(QObject):
 
     # -- running a sweep -------------------------------------------------------------------------
 
+    def blocker(self, train_blocker: object = _ASK) -> str | None:
+        """Why a sweep cannot start now, or None. What keeps Train from starting
+        keeps a sweep from it; but a training run is no reason, nor PyTorch still
+        loading here (the sweep's process loads its own and checks the model).
+        ``train_blocker``: Train's reason when the caller has it already."""
+        window = self.window
+        if window.engine.is_ready and not window.training.running:
+            return window.training.blocker() if train_blocker is _ASK else train_blocker
+        return None
+
     @Slot(object)
     def start(self, config) -> bool:
         """Run ``config`` on the project as the window has it now."""
@@ -414,9 +425,7 @@ class SweepsController(QObject):
         dialog = self.dialog
         window.document.commit_edits()
         project = window.document.project.copy()
-        # What keeps Train from starting keeps a sweep from it; but a training run is no
-        # reason, nor PyTorch still loading here (the sweep's process checks the model itself).
-        blocker = window.training.blocker() if window.engine.is_ready and not window.training.running else None
+        blocker = self.blocker()
         problems = config.problems(project) if config.compare is None else []
         if blocker is not None or problems:
             self._say(f"Cannot start the sweep: {blocker or problems[0]}", ERROR_STYLE)
