@@ -592,6 +592,8 @@ class SweepDialog(QDialog):
         except ValueError:
             return
         self.direction.setCurrentIndex(self.direction.findData(direction))
+        if getattr(self, "chart", None) is not None and self.view is None:  # no trial yet: its axes as they will be
+            self.chart.set_rows([], self.metric_box.currentData(), direction)
 
     def add_param(self, path: str, values: str | None = None) -> int:
         """A row varying ``path``; ``values`` None: a search around the project's value."""

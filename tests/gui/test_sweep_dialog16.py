@@ -220,3 +220,14 @@ def test_races_can_start_while_pytorch_still_loads_but_not_on_a_broken_project(w
     window.document.set_project(spec.Project.from_dict(doc), None)
     window.update_actions()
     assert window.sweeps.blocker() and not window.compare_optimizers_action.isEnabled()
+
+
+def test_the_empty_chart_reads_trials_and_the_metric_before_the_first_trial(qtbot):
+    dialog = SweepDialog(small_moons())
+    qtbot.addWidget(dialog)
+    plot = dialog.chart.plot
+    assert plot.getAxis("left").labelText == "val_accuracy"
+    ticks = [v for _, values in plot.getAxis("bottom").tickValues(0, 1, 400) for v in values]
+    assert ticks and all(float(v).is_integer() for v in ticks)  # trial 0, 1: never trial 0.2
+    dialog.metric_box.setCurrentIndex(dialog.metric_box.findData("val_loss"))
+    assert plot.getAxis("left").labelText == "val_loss" and dialog.direction.currentData() == "minimize"
