@@ -703,17 +703,61 @@ class TrainingCharts(QWidget):
         height), with the key to their lines beside it."""
         shown = bool(self.overlays)
         colour = self.palette().color(QPalette.ColorRole.PlaceholderText).name()
+        room = self._runs_room()
         self.runs_key.setText("ticked runs \u2014 dashed: train, solid: validation" if shown else "",
                               color=colour)
-        for columns in (4, 2, 1):  # as many to a row as fit the width the live legends keep to
-            self.runs_legend.setColumnCount(columns)
-            if self.runs_legend.layout.preferredWidth() <= self.LEGEND_WIDTH:
+        if self.runs_key.minimumWidth() > room:  # a narrow pane: on two lines
+            self.runs_key.setText("ticked runs \u2014<br>dashed: train, solid: validation", color=colour)
+        # As many to a row as fit the width the live legends keep to, and never more than the
+        # pane shows: the scene is not scrolled, so an entry past its edge is not seen at all.
+        legend = self.runs_legend
+        for (_, label), curves in zip(legend.items, self._overlay_curves):
+            label.setText(html.escape(curves.run.label))  # whole again: the pane may have widened
+            label.setToolTip(curves.run.label)
+        for columns in (4, 3, 2, 1):
+            legend.setColumnCount(columns)
+            legend.layout.activate()
+            if legend.layout.preferredWidth() <= min(self.LEGEND_WIDTH, room):
                 break
+        self._elide_runs_legend(room)
         height = self.runs_legend.layout.preferredHeight() + self.runs_key.preferredHeight() \
             if shown else 0
         self.runs_box.setMinimumHeight(height)
         self.runs_box.setMaximumHeight(height)
         self.runs_box.setVisible(shown)
+
+    def _runs_room(self) -> float:
+        """The width the runs' legend may take: the charts' view less its margins."""
+        view = self.graphics
+        left, _, right, _ = view.ci.layout.getContentsMargins()
+        box_left, _, box_right, _ = self.runs_box.layout.getContentsMargins()
+        return view.width() - 2 * view.frameWidth() - left - right - box_left - box_right
+
+    def _elide_runs_legend(self, room: float) -> None:
+        """Shorten the names (in the middle, where a sweep's run names differ least) until one
+        column fits ``room``; the tooltip keeps the whole name."""
+        legend = self.runs_legend
+        font = QFont(self.font())
+        font.setPointSizeF(8)  # the legend's labelTextSize
+        metrics = QFontMetricsF(font)
+        for _ in range(4):  # a label's width is its text's plus the text item's margins: settle it
+            legend.layout.activate()
+            over = legend.layout.preferredWidth() - room
+            if over <= 0:
+                return
+            # One column by now: the widest names set its width; those wider than it may be are cut.
+            width = max(label.minimumWidth() for _, label in legend.items) - over - 1
+            width = max(width, metrics.horizontalAdvance("\u2026") * 4)
+            for (_, label), curves in zip(legend.items, self._overlay_curves):
+                if label.minimumWidth() > width:
+                    text = metrics.horizontalAdvance(curves.run.label) - (label.minimumWidth() - width)
+                    label.setText(html.escape(metrics.elidedText(curves.run.label, Qt.TextElideMode.ElideMiddle,
+                                                                 max(text, 0))))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if self.overlays:
+            self._fit_runs_box()  # a narrower pane: fewer entries to a row, more rows
 
     def _draw_overlays(self) -> None:
         """Feed the overlaid runs' curves for the charts' task, and widen

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, QRectF
 
 from guidl.qt.charts import OverlayRun, TrainingCharts, overlay_colour
 
@@ -151,3 +151,49 @@ def test_a_click_on_a_runs_legend_entry_hides_its_curves(charts):
     sample, _ = charts.runs_legend.items[0]
     sample.mouseClickEvent(Click())
     assert solid.isVisible()
+
+
+def _shown_entries(charts) -> list[str]:
+    """The runs' legend entries whose sample and name lie wholly inside the charts' view."""
+    view = charts.graphics
+    seen = QRectF(view.viewport().rect())
+    shown = []
+    for sample, label in charts.runs_legend.items:
+        rects = [QRectF(view.mapFromScene(item.mapToScene(item.boundingRect())).boundingRect())
+                 for item in (sample, label.item)]
+        if sample.isVisible() and label.isVisible() and all(seen.contains(r) for r in rects):
+            shown.append(label.item.toPlainText())
+    return shown
+
+
+COMPARED = ["SGD", "SGD with momentum", "Adagrad", "RMSprop", "Adam"]  # Compare Optimizers' runs
+
+
+def test_five_ticked_runs_each_have_a_legend_entry_in_a_narrow_pane(charts, qtbot):
+    width = 280  # the Train tab's charts pane with the form beside it, in a small window
+    charts.resize(width, 900)
+    charts.set_overlays([OverlayRun(name, overlay_colour(i), _metrics(3, 1.0 + i)) for i, name in enumerate(COMPARED)])
+    qtbot.waitUntil(lambda: _shown_entries(charts) == COMPARED, timeout=3_000)
+
+    # Made narrower after they were ticked (the splitter dragged): more rows, none cut off.
+    charts.resize(900, 900)
+    qtbot.waitUntil(lambda: _shown_entries(charts) == COMPARED, timeout=3_000)
+    rows = {round(label.item.sceneBoundingRect().top()) for _, label in charts.runs_legend.items}
+    charts.resize(width, 900)
+    qtbot.waitUntil(lambda: _shown_entries(charts) == COMPARED, timeout=3_000)
+    assert len({round(label.item.sceneBoundingRect().top()) for _, label in charts.runs_legend.items}) > len(rows)
+
+
+def test_names_too_long_for_the_pane_are_shortened_in_the_middle(charts, qtbot):
+    names = [f"two-moons-classifier-optimizers-20261202-024032-t00{i}" for i in range(5)]
+    charts.resize(300, 900)
+    charts.set_overlays([OverlayRun(name, overlay_colour(i), _metrics(3, 1.0)) for i, name in enumerate(names)])
+
+    def cut() -> list[str]:
+        return _shown_entries(charts)
+    qtbot.waitUntil(lambda: len(cut()) == 5, timeout=3_000)
+    for name, text, (_, label) in zip(names, cut(), charts.runs_legend.items):
+        assert "\u2026" in text and text.endswith(name[-3:])  # the trial number stays readable
+        assert label.toolTip() == name
+    charts.resize(1400, 900)  # room again: whole names
+    qtbot.waitUntil(lambda: cut() == names, timeout=3_000)
