@@ -475,6 +475,8 @@ class RunsPanel(QWidget):
             buttons.addWidget(button)
         delete = self.actions_["delete"]
         delete.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
+        # Only while the table has the focus: Del is Delete Layer's in the layer table (another
+        # tab), and Qt fires neither of two shortcuts in context at once (tests/gui/test_shortcuts.py).
         delete.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         self.table.addAction(delete)
         buttons.addStretch(1)
