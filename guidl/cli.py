@@ -942,6 +942,7 @@ def _stdout_closed() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from_command_line = argv is None  # not called from Python (a test), which must go on
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
         return _gui(None)
@@ -956,6 +957,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = args.run(args)
         sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+        if args.command == "sweep" and from_command_line:
+            from .sweep_cli import exit_now
+
+            exit_now(code)  # skips the interpreter's seconds of teardown when that is safe
         return code
     except KeyboardInterrupt:
         print("guidl: interrupted", file=sys.stderr)

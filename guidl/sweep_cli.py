@@ -322,6 +322,43 @@ def _worker(args: argparse.Namespace) -> int:
     return {"done": 0, "stopped": EXIT_STOPPED, "bad input": EXIT_BAD_INPUT}.get(status, 1)
 
 
+def exit_now(code: int) -> None:
+    """End the process with ``code`` at once, skipping the interpreter's
+    teardown, when that loses nothing; else return (the caller exits as usual).
+
+    After a sweep, tearing down torch, NumPy and Optuna's objects takes the
+    process 1.5-2 s (measured: 2.3 s after the last line on 2 busy cores,
+    0.06 s without), paid by every ``--jobs`` worker and then by the parent:
+    the window's Stop waited that long for a sweep that had stopped. Every
+    atexit handler still runs (logging, multiprocessing's children,
+    TemporaryDirectory's cleanup, torch's); only object teardown is skipped,
+    so it is taken only when no other thread runs and no file is open for
+    writing but stdout and stderr (a buffered write would be lost). A journal
+    storage opens its file for each write; a study's trials are told before
+    ``run_worker`` returns."""
+    import atexit
+    import threading
+
+    import psutil
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if any(thread is not threading.main_thread() and thread.is_alive() for thread in threading.enumerate()):
+            return
+        # psutil names the mode on Linux only: elsewhere any open file is taken as written.
+        writing = [f for f in psutil.Process().open_files()
+                   if f.fd not in (1, 2) and getattr(f, "mode", None) != "r"]
+        if writing or not hasattr(atexit, "_run_exitfuncs"):
+            return
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError, psutil.Error):
+        return  # cannot tell: the usual exit
+    os._exit(code)
+
+
 def _waiting(rows: list[dict]) -> None:
     print(f"guidl sweep: waiting for {len(rows)} trial{'s' if len(rows) != 1 else ''} running in other "
           "processes (one whose worker dies is retried here); Ctrl+C leaves them", file=sys.stderr, flush=True)

@@ -1,6 +1,7 @@
 """How `guidl sweep --jobs J` starts its workers, and the seeds of processes
 that share a study: no process draws another's points."""
 
+import subprocess
 import sys
 
 import pytest
@@ -134,3 +135,34 @@ def test_a_project_seed_beyond_numpys_still_seeds_the_samplers(root, tmp_path):
         study = create_or_load_study(storage, strategy, project, config, worker=3)
         trial = study.ask({LR: FloatDistribution(0.0001, 0.1, log=True)} if strategy != "grid" else None)
         assert trial.number == 0
+
+
+_EXIT_CHILD = """
+import atexit, sys
+from guidl.sweep_cli import exit_now
+
+class Torn:
+    def __del__(self):
+        print("torn down", flush=True)  # the interpreter's teardown, skipped by a quick exit
+
+torn = Torn()
+atexit.register(lambda: print("atexit ran", flush=True))
+held = open(sys.argv[1], "w") if len(sys.argv) > 1 else None
+if held is not None:
+    held.write("buffered, not flushed")
+exit_now(3)
+print("went on", flush=True)
+sys.exit(4)
+"""
+
+
+def test_guidl_sweep_ends_at_once_only_when_nothing_would_be_lost(tmp_path):
+    # Ending the process skips torch's seconds of teardown; the atexit handlers still run.
+    quick = subprocess.run([sys.executable, "-c", _EXIT_CHILD], capture_output=True, text=True, timeout=60)
+    assert (quick.returncode, quick.stdout.split("\n")) == (3, ["atexit ran", ""]), quick.stderr
+    # A file open for writing (a buffered write would be lost): the usual exit instead.
+    held = tmp_path / "held.txt"
+    usual = subprocess.run([sys.executable, "-c", _EXIT_CHILD, str(held)], capture_output=True, text=True,
+                           timeout=60)
+    assert usual.returncode == 4 and usual.stdout.split("\n")[0] == "went on", usual.stderr
+    assert "torn down" in usual.stdout and held.read_text() == "buffered, not flushed"
