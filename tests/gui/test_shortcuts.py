@@ -38,17 +38,19 @@ def test_ctrl_shift_z_and_ctrl_y_redo(window, qtbot):
     assert len(window.document.project.model.layers) == count
 
 
-def _scopes(action: QAction) -> list[tuple[QWidget, bool]]:
+def _scopes(action: QAction, context=None) -> list[tuple[QWidget, bool]]:
     """Where the focus must be for ``action``'s shortcut to fire, as Qt's
     correctActionContext decides: (widget, children too) per widget the action
-    is on; an action in a menu is in context where the menu's own action is."""
-    context = action.shortcutContext()
+    is on; an action in a menu is in context where the menu's own action is, in
+    the action's context (a WidgetWithChildrenShortcut in the menu bar's menu:
+    while the menu bar has the focus)."""
+    context = action.shortcutContext() if context is None else context
     if context in (Qt.ShortcutContext.WindowShortcut, Qt.ShortcutContext.ApplicationShortcut):
-        return [(action.parent().window(), True)]
+        return [(action.parent().window(), True)]  # (more than Qt: it also asks for a visible widget)
     scopes = []
     for widget in action.associatedObjects():
         if isinstance(widget, QMenu):
-            scopes += _scopes(widget.menuAction()) if widget.menuAction().associatedObjects() else []
+            scopes += _scopes(widget.menuAction(), context)
         elif isinstance(widget, QWidget):
             scopes.append((widget, context == Qt.ShortcutContext.WidgetWithChildrenShortcut))
     return scopes
@@ -76,6 +78,9 @@ def test_no_two_actions_of_the_window_share_a_shortcut(window):
     # Del is Delete Layer's in the layer table and the Runs tab's Delete in its table: never both.
     assert sorted(a.text() for a in window.findChildren(QAction)
                   if QKeySequence("Del") in a.shortcuts()) == ["&Delete Layer", "&Delete…"]
+    scopes = _scopes(window.actions["delete"])
+    assert (window.stack, True) in scopes and (window.menuBar(), True) in scopes  # the table, the Edit menu
+    assert _scopes(window.runs.panel.actions_["delete"]) == [(window.runs.panel.table, False)]
     anywhere = QAction("Anywhere", window)
     anywhere.setShortcut(QKeySequence("Del"))
     window.addAction(anywhere)  # a window-wide Del would clash with both
