@@ -27,7 +27,10 @@ def small_moons(epochs: int = 2) -> spec.Project:
 
 
 @pytest.fixture
-def moons_window(window, tmp_path):
+def moons_window(window, tmp_path, monkeypatch):
+    from guidl.qt.controllers import sweeps
+
+    monkeypatch.setattr(sweeps, "POLL_MS", 250)  # the study read back sooner: less waiting per test
     window.document.set_project(small_moons(), None)
     yield window
     window.sweeps.stop_for_close(timeout_s=20)
