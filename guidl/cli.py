@@ -241,28 +241,9 @@ def _runs(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Characters that steer a terminal or the text's direction instead of showing: escapes
-#: and other C0/C1 controls, line and paragraph separators, surrogates, bidi controls.
-_UNSHOWN_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-                           "\u2066\u2067\u2068\u2069")
-
-
-def _visible(text: str) -> str:
-    """``text`` safe to print as one line of a table: each control character
-    written as a Python literal writes it (``\\x1b``, ``\\n``, ``\\u202e``). A
-    run's labels and record come from a runs folder that may be shared: an
-    escape in one must not clear the screen, recolour it or reorder the row."""
-    import unicodedata
-
-    return "".join(char.encode("unicode_escape", "backslashreplace").decode("ascii")
-                   if unicodedata.category(char) in _UNSHOWN_CATEGORIES or char in _BIDI_CONTROLS
-                   else char for char in text)
-
-
 def _runs_table(summaries, rows: list[dict], with_differences: bool) -> str:
     """``guidl runs``'s table: one line a run, columns as wide as their widest cell."""
-    from .formatting import format_duration
+    from .formatting import format_duration, printable
 
     def shorten(text: str, limit: int) -> str:
         return text if len(text) <= limit else text[:limit - 1] + "…"
@@ -299,7 +280,7 @@ def _runs_table(summaries, rows: list[dict], with_differences: bool) -> str:
                  figure(summary.metric, summary.best), figure(summary.metric, summary.final), device,
                  ", ".join(summary.tags) or "-"]
         lines.append(cells + ([differences(row)] if with_differences else []))
-    lines = [[_visible(cell) for cell in line] for line in lines]
+    lines = [[printable(cell) for cell in line] for line in lines]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
                      for line in lines)

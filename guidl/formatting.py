@@ -84,3 +84,23 @@ def first_line(error: BaseException | str, limit: int = QUOTE_LIMIT) -> str:
     if lines:
         return shorten(lines[0].strip(), limit)
     return type(error).__name__ if isinstance(error, BaseException) else ""
+
+
+#: Characters that steer a terminal or the text's direction instead of showing: escapes
+#: and other C0/C1 controls, line and paragraph separators, surrogates, bidi controls.
+_UNSHOWN_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                           "\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print as one line on a terminal: each control
+    character written as a Python literal writes it (``\\x1b``, ``\\n``,
+    ``\\u202e``). What a runs folder or a study's storage holds may come from
+    someone else: an escape in it must not clear the screen, recolour it or
+    reorder the line."""
+    import unicodedata
+
+    return "".join(char.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   if unicodedata.category(char) in _UNSHOWN_CATEGORIES or char in _BIDI_CONTROLS
+                   else char for char in text)

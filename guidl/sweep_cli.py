@@ -398,6 +398,8 @@ def _values(row: dict) -> str:
 
 
 def trial_line(row: dict, metric: str) -> str:
+    from .formatting import printable
+
     value = "" if row["value"] is None else f"{metric} {row['value']:.4g}"
     state = row["state"]
     if state == "pruned" and row["intermediate"]:
@@ -405,11 +407,13 @@ def trial_line(row: dict, metric: str) -> str:
     parts = [f"trial {row['number']:>3}", f"{state:<8}", value, _values(row), _shown_path(row["run_dir"])]
     if row["state"] in ("failed", "stopped", "retried") and row.get("cause"):
         parts.append(f"({row['cause']})")
-    return "  ".join(part for part in parts if part)
+    # A shared storage's trials may be anyone's: no escape of theirs reaches the terminal.
+    return printable("  ".join(part for part in parts if part))
 
 
 def _finish(args, study, shown: str, runs_root: Path, status: str, lines) -> int:
     from .engine.sweep import sweep_summary
+    from .formatting import printable
 
     try:
         summary = sweep_summary(study, shown)
@@ -444,7 +448,7 @@ def _finish(args, study, shown: str, runs_root: Path, status: str, lines) -> int
         code = 1
     elif counts["complete"] + counts["pruned"] == 0:
         causes = [row["cause"] for row in summary["trials"] if row["state"] == "failed" and row["cause"]]
-        print("guidl sweep: no trial finished" + (f"; the last failed with: {causes[-1]}" if causes else ""),
+        print("guidl sweep: no trial finished" + (f"; the last failed with: {printable(causes[-1])}" if causes else ""),
               file=sys.stderr)
         code = 1
     else:

@@ -166,3 +166,14 @@ def test_guidl_sweep_ends_at_once_only_when_nothing_would_be_lost(tmp_path):
                            timeout=60)
     assert usual.returncode == 4 and usual.stdout.split("\n")[0] == "went on", usual.stderr
     assert "torn down" in usual.stdout and held.read_text() == "buffered, not flushed"
+
+
+def test_a_shared_studys_trial_lines_carry_no_terminal_escapes():
+    from guidl.sweep_cli import trial_line
+
+    row = {"number": 4, "state": "failed", "value": None, "intermediate": {}, "variant": None,
+           "params": {"training.optimizer.type": "Ad\x1b[2Jam"}, "run_dir": None,
+           "cause": "bad\x1b]0;title\x07 data\r\nover\u202e"}
+    line = trial_line(row, "val_accuracy")
+    assert not any(char in line for char in "\x1b\x07\r\n\u202e")
+    assert line.endswith(r"(bad\x1b]0;title\x07 data\r\nover\u202e)")  # the values are JSON-quoted already
