@@ -35,6 +35,7 @@ from .panels import WARNING_STYLE, message_label
 from .sweep_plots import ImportanceBars, ParallelCoordinates, ParamScatter, short_names
 
 OK_STYLE = "color: #15803d;"
+DEFAULT_TRIALS = 20  # guidl sweep's budget for a random or TPE search
 STRATEGY_TITLES = {"grid": "Grid (every combination)", "random": "Random", "tpe": "TPE (Optuna's Bayesian search)"}
 #: A trial's state as shown, and the colour of its row and marker.
 STATE_COLOURS = {"complete": None, "pruned": "#d97706", "failed": "#dc2626", "retried": "#9ca3af",
@@ -429,6 +430,8 @@ class SweepDialog(QDialog):
         self.setWindowTitle(title or ("Watch Study" if watch else "Sweep"))
         self.resize(1200, 940)
         self._updating = False
+        self._strategy_chosen = False  # by the user: else it follows the rows as guidl sweep's default
+        self._auto_strategy = False
 
         layout = QVBoxLayout(self)
         split = QSplitter(Qt.Orientation.Vertical)
@@ -526,7 +529,7 @@ class SweepDialog(QDialog):
         form.addRow("Strategy", self.strategy)
         self.trials = QSpinBox()
         self.trials.setRange(1, 100_000)
-        self.trials.setValue(20)
+        self.trials.setValue(DEFAULT_TRIALS)
         self.trials.setToolTip("The study's budget: trials finished or pruned, over all workers")
         form.addRow("Trials", self.trials)
         self.jobs = QSpinBox()
@@ -652,6 +655,9 @@ class SweepDialog(QDialog):
 
     @Slot()
     def _strategy_changed(self) -> None:
+        if self._auto_strategy:
+            return  # set by validate itself, which goes on
+        self._strategy_chosen = True  # the user's choice stays, whatever the rows become
         self.validate()
 
     def set_project(self, project: Project) -> None:
@@ -682,6 +688,16 @@ class SweepDialog(QDialog):
             first = next((c for c in checks if c.problem), None)
             if first is not None:
                 self.problem = f"Fix the settings first: {first.problem}"
+        if not self.problem and not self._strategy_chosen:
+            # As guidl sweep without --strategy: lists of values only, every combination;
+            # a range, TPE's search over a budget of 20.
+            wanted = "grid" if all(c.param.kind == "values" for c in checks) else "tpe"
+            if self.strategy.currentData() != wanted:
+                self._auto_strategy = True
+                self.strategy.setCurrentIndex(self.strategy.findData(wanted))
+                self._auto_strategy = False
+                if wanted != "grid":
+                    self.trials.setValue(DEFAULT_TRIALS)
         grid_size = None
         if not self.problem and self.strategy.currentData() == "grid":
             from ..spec.sweep import SweepConfig

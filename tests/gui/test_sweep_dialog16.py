@@ -234,3 +234,17 @@ def test_the_empty_chart_reads_trials_and_the_metric_before_the_first_trial(qtbo
     assert ticks and all(float(v).is_integer() for v in ticks)  # trial 0, 1: never trial 0.2
     dialog.metric_box.setCurrentIndex(dialog.metric_box.findData("val_loss"))
     assert plot.getAxis("left").labelText == "val_loss" and dialog.direction.currentData() == "minimize"
+
+
+def test_the_strategy_follows_the_rows_as_guidl_sweeps_default_until_the_user_picks_one(qtbot):
+    dialog = SweepDialog(small_moons())
+    qtbot.addWidget(dialog)
+    dialog.add_param(LR, "0.001,0.01,0.1")  # values only: every combination
+    assert dialog.strategy.currentData() == "grid" and dialog.trials.value() == 3
+    dialog.add_param(WIDTH, "4,8")
+    assert dialog.trials.value() == 6
+    dialog.set_param_text(1, values="4..64")  # a range: TPE over guidl sweep's budget
+    assert dialog.strategy.currentData() == "tpe" and dialog.trials.value() == 20
+    dialog.strategy.setCurrentIndex(dialog.strategy.findData("random"))  # the user's choice stays
+    dialog.set_param_text(1, values="4,8")
+    assert dialog.strategy.currentData() == "random" and dialog.config().strategy == "random"
