@@ -383,12 +383,21 @@ class TrialChart(QWidget):
         numbers = [r["number"] for r in rows]
         step = max(1, math.ceil((max(numbers) - min(numbers) + 1) / 10)) if numbers else 1
         self.plot.getAxis("bottom").setTickSpacing(step, step)
+        drawn: list[float] = []
         for state, item in self.scatters.items():
             # A retried trial failed, as far as the chart goes (its retry is a trial of its own).
             points = [(r["number"], _plot_value(r)) for r in rows
                       if r.get("state") == state or state == "failed" and r.get("state") == "retried"]
             points = [(x, y) for x, y in points if y is not None and math.isfinite(y)]
             item.setData([p[0] for p in points], [p[1] for p in points])
+            drawn += [y for _, y in points]
+        if drawn and max(drawn) - min(drawn) <= 1e-9 * max(1.0, abs(drawn[0])):
+            # One figure for every trial (moons: accuracy 1.0): a narrow band around it, not
+            # pyqtgraph's +-0.5 (an accuracy axis up to 1.5).
+            pad = max(abs(drawn[0]) * 0.05, 1e-3)
+            self.plot.setYRange(drawn[0] - pad, drawn[0] + pad, padding=0)
+        else:
+            self.plot.enableAutoRange(axis="y")
         done = sorted((r["number"], float(r["value"])) for r in rows
                       if r.get("state") == "complete" and r.get("value") is not None and math.isfinite(r["value"]))
         if not done:

@@ -248,3 +248,17 @@ def test_the_strategy_follows_the_rows_as_guidl_sweeps_default_until_the_user_pi
     dialog.strategy.setCurrentIndex(dialog.strategy.findData("random"))  # the user's choice stays
     dialog.set_param_text(1, values="4,8")
     assert dialog.strategy.currentData() == "random" and dialog.config().strategy == "random"
+
+
+def test_trial_chart_shows_trials_that_all_scored_the_same_in_a_narrow_band(qtbot):
+    from guidl.qt.sweep_dialog import TrialChart
+
+    chart = TrialChart()
+    qtbot.addWidget(chart)
+    chart.show()  # autorange is applied as the chart is drawn
+    chart.set_rows([{"number": n, "state": "complete", "value": 1.0} for n in range(3)], "val_accuracy", "maximize")
+    low, high = chart.plot.viewRange()[1]
+    assert 0.9 <= low < 1.0 < high <= 1.1  # not 0.5 .. 1.5
+    chart.set_rows([{"number": 0, "state": "complete", "value": 0.5}, {"number": 1, "state": "complete", "value": 1.0}],
+                   "val_accuracy", "maximize")
+    qtbot.waitUntil(lambda: chart.plot.viewRange()[1][0] <= 0.5 and chart.plot.viewRange()[1][1] >= 1.0)
