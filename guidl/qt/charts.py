@@ -382,6 +382,23 @@ class _OverlayCurves:
         self.key.setPen(pg.mkPen(colour, width=2.5))
 
 
+class _RunsLegend(pg.LegendItem):
+    """The overlaid runs' legend: a click on a run's name hides or shows the
+    run as one on its colour sample does (pyqtgraph's names take no clicks:
+    only the 20-pixel sample did, and a click on the name did nothing)."""
+
+    def mouseClickEvent(self, event) -> None:  # noqa: N802 - pyqtgraph's name
+        # The scene offers the click to the items under it, the name's text
+        # first (it takes none), then this legend around it.
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        point = event.scenePos()
+        for sample, label in self.items:
+            if label.isVisible() and label.sceneBoundingRect().contains(point):
+                sample.mouseClickEvent(event)  # toggles and emits sigSampleClicked, as a click on it
+                return
+
+
 class TrainingCharts(QWidget):
     """Loss (per batch, smoothed, and per epoch), accuracy and learning rate;
     for a GAN the two networks' losses and D(x), D(G(z)) with a warning when
@@ -467,7 +484,7 @@ class TrainingCharts(QWidget):
         self.runs_box = self.graphics.addLayout(row=0, col=0)
         self.runs_key = pg.LabelItem("", size="8pt", justify="left")
         self.runs_box.addItem(self.runs_key, row=0, col=0)
-        self.runs_legend = pg.LegendItem(colCount=4, labelTextSize="8pt", verSpacing=-6)
+        self.runs_legend = _RunsLegend(colCount=4, labelTextSize="8pt", verSpacing=-6)
         self.runs_legend.setLabelTextColor(foreground)
         self.runs_box.addItem(self.runs_legend, row=1, col=0)
         self.runs_box.layout.setAlignment(self.runs_legend, Qt.AlignmentFlag.AlignHCenter)
@@ -694,7 +711,9 @@ class TrainingCharts(QWidget):
         for curves in self._overlay_curves[:len(runs)]:
             # Legend labels are HTML: a run named "<b>" or "a & b" is shown as named.
             self.runs_legend.addItem(curves.key, html.escape(curves.run.label))
-            self.runs_legend.items[-1][0].setToolTip("Click to hide or show this run's curves")
+            sample, label = self.runs_legend.items[-1]
+            sample.setToolTip("Click to hide or show this run's curves")
+            label.setCursor(Qt.CursorShape.PointingHandCursor)  # the name toggles the run too
         self._fit_runs_box()
         self._draw_overlays()
 

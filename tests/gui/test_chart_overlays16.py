@@ -197,3 +197,30 @@ def test_names_too_long_for_the_pane_are_shortened_in_the_middle(charts, qtbot):
         assert label.toolTip() == name
     charts.resize(1400, 900)  # room again: whole names
     qtbot.waitUntil(lambda: cut() == names, timeout=3_000)
+
+
+def _click_scene(charts, qtbot, item) -> None:
+    """A real left click (press and release) at the middle of ``item`` on screen."""
+    from PySide6.QtCore import Qt
+
+    view = charts.graphics
+    centre = view.mapFromScene(item.mapToScene(item.boundingRect().center()))
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=centre)
+
+
+def test_a_click_on_a_runs_name_in_the_legend_hides_and_shows_it(charts, qtbot):
+    charts.set_overlays(_runs())
+    qtbot.waitUntil(lambda: _shown_entries(charts) == ["baseline", "lr 0.01", "dropout"], timeout=3_000)
+    sample, label = charts.runs_legend.items[1]
+    colour = overlay_colour(1)
+    solid = _curve(charts, charts.loss_plot, colour, dashed=False)
+    assert solid.isVisible()
+
+    _click_scene(charts, qtbot, label.item)  # the name's text, not the colour sample
+    assert not solid.isVisible() and not _curve(charts, charts.metric_plot, colour, dashed=True).isVisible()
+    assert _curve(charts, charts.loss_plot, overlay_colour(0), dashed=False).isVisible()  # the others stay
+    assert not sample.item.isVisible()  # the sample shows the run hidden (pyqtgraph's crossed eye)
+
+    qtbot.wait(600)  # not a double click
+    _click_scene(charts, qtbot, label.item)
+    assert solid.isVisible()
