@@ -376,7 +376,11 @@ def _format(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return str(value)
-        return repr(value)
+        # A tuned value (lr 0.16973076127852832) reads as 6 significant digits
+        # (0.169731), as a table would print it; one that already has at most
+        # 6 stays as written (0.001, 1.0, 1e-05). JSON outputs keep it exact.
+        short = format(value, ".6g")
+        return repr(value) if float(short) == value else short
     if isinstance(value, int):
         return quote(value)
     if isinstance(value, str):  # cut to fit format_value's line, quotes and all (its cut would count these)

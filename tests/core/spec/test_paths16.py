@@ -161,3 +161,14 @@ def test_a_long_text_value_is_cut_without_a_wrong_length():
     shown = format_value("a" * 200)
     assert shown == '"' + "a" * 76 + '…"'  # not '… (100 characters)': it had 200
     assert format_value(["b" * 200]).startswith('["bbbb')
+
+
+def test_format_value_shows_floats_to_six_significant_digits():
+    # An Apply Best value and a sampled lr read as a table prints them, not 17 digits.
+    assert format_value(0.16973076127852832) == "0.169731"
+    assert format_value(0.02693883019285411) == "0.0269388"
+    assert format_value(1e-05) == "1e-05" and format_value(1.0) == "1.0" and format_value(0.001) == "0.001"
+    assert format_value(123456789.0) == "1.23457e+08"
+    assert format_change(Change("training.optimizer.params.lr", 0.1, 0.02693883019285411)) == \
+        "training.optimizer.params.lr 0.1 -> 0.0269388"
+    assert format_value([0.333333333333, 2]) == "[0.333333, 2]"
