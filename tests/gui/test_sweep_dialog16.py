@@ -158,6 +158,10 @@ def test_closing_waits_for_the_sweep_process_with_the_window_painting(window, qt
     process = window.sweeps._start_process(["-c", SLOW_TO_STOP, str(ready), child.split()[0]])
     qtbot.waitUntil(ready.exists, timeout=20_000)
     pid = process.processId()
+    # Running, it is said in the status bar (a click shows the dialog), and Train waits for it.
+    window.update_actions()
+    assert window.sweeps.indicator.isVisible() and "Sweep running" in window.sweeps.indicator.text()
+    assert not window.train_action.isEnabled() and "sweep is running" in window.training.blocker()
     ticks = []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(1))
@@ -165,7 +169,8 @@ def test_closing_waits_for_the_sweep_process_with_the_window_painting(window, qt
     # A child that ignores Ctrl+C is killed after the timeout.
     assert window.sweeps.stop_for_close(timeout_s=20 if child == "stops" else 0.5)
     timer.stop()
-    assert not window.sweeps.running
+    assert not window.sweeps.running and not window.sweeps.indicator.isVisible()
+    assert window.training.blocker() is None
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert ticks, "the GUI thread handled no event while the sweep stopped"
 

@@ -336,6 +336,13 @@ class SweepsController(QObject):
         self._stderr = ""
         self._last_view: StudyView | None = None
         window.document.changed.connect(self._follow_document)
+        # While the window's sweep runs, the status bar says so (the dialog may be closed): a click reopens it.
+        self.indicator = QPushButton()
+        self.indicator.setFlat(True)
+        self.indicator.setToolTip("A sweep is running: click to show it")
+        self.indicator.clicked.connect(lambda: self.open_dialog())
+        self.indicator.hide()
+        window.statusBar().addPermanentWidget(self.indicator)
 
     @property
     def running(self) -> bool:
@@ -412,6 +419,8 @@ class SweepsController(QObject):
         loading here (the sweep's process loads its own and checks the model).
         ``train_blocker``: Train's reason when the caller has it already."""
         window = self.window
+        if self.running:
+            return "a sweep is running"
         if window.engine.is_ready and not window.training.running:
             return window.training.blocker() if train_blocker is _ASK else train_blocker
         return None
@@ -496,6 +505,8 @@ class SweepsController(QObject):
         self._last_view = None
         self.process = process
         process.start()
+        self.indicator.setText("Sweep running…")
+        self.indicator.show()
         return process
 
     def _say(self, text: str, style: str) -> None:
@@ -530,6 +541,8 @@ class SweepsController(QObject):
         self._last_view = view
         if self.dialog is not None:
             self.dialog.show_study(view)
+        done = sum(1 for row in view.rows if row.get("state") in ("complete", "pruned"))
+        self.indicator.setText(f"Sweep running: {done}/{view.trials} trials")
 
     @Slot(QObject, str)
     def _poll_failed(self, poller: QObject, message: str) -> None:
@@ -582,6 +595,7 @@ class SweepsController(QObject):
     @Slot(int, QProcess.ExitStatus)
     def _process_finished(self, code: int, status: QProcess.ExitStatus) -> None:
         self._kill_timer.stop()
+        self.indicator.hide()
         process, self.process = self.process, None
         if process is not None:
             self._read_stderr_from(process)
@@ -631,6 +645,7 @@ class SweepsController(QObject):
             self._say(f"Cannot start guidl sweep: {self.process.errorString()}", ERROR_STYLE)
             process, self.process = self.process, None
             process.deleteLater()
+            self.indicator.hide()
             if self.poller is not None:
                 self._drop_poller()
             if self.dialog is not None:

@@ -50,6 +50,8 @@ class TrainingController(QObject):
         document = window.document
         if self.running:
             return "training is running"
+        if getattr(window, "sweeps", None) is not None and window.sweeps.running:
+            return "a sweep is running (it trains on the same cores)"
         if not window.engine.is_ready:
             return window.engine.error or "PyTorch is still loading"
         # A field holding a value that is not valid: the model keeps its last valid one.
