@@ -499,9 +499,11 @@ class RunsPanel(QWidget):
         """Show ``rows``; ``current`` is the window's run (bold); ``folder`` the runs folder listed."""
         selected = self.selected()
         fit = folder != self.folder or (rows and not self.model.rows)
-        # A new run, or a run's new name, tags or figures: widened to fit (cheap: texts only).
-        grow = not fit and ([(id(r.summary), r.changes) for r in rows]
-                            != [(id(r.summary), r.changes) for r in self.model.rows])
+        # A new run, or the project edited (the differences change): widened to fit (cheap: texts
+        # only). Never for a name, tag or note the user just typed: the column grew under the
+        # mouse, and the next double-click, meant for the note beside it, edited the tags again.
+        before = {r.path: r.changes for r in self.model.rows}
+        grow = not fit and any(before.get(r.path) != r.changes or r.path not in before for r in rows)
         if folder != self.folder:
             self._user_sized.clear()
         self.folder = folder

@@ -281,7 +281,7 @@ def test_runs_without_the_figure_sort_last_both_ways(window, tmp_path):
     assert rows(window) == ["high", "low", "none"]
 
 
-def test_a_new_runs_name_or_a_new_tag_widens_its_column_but_not_one_the_user_sized(window, tmp_path):
+def test_a_new_runs_name_widens_its_column_but_not_a_tag_just_typed_nor_one_the_user_sized(window, tmp_path):
     root = tmp_path / "runs"
     write_run(root, "a", started="2026-01-01T10:00:00+00:00")
     open_project(window, tmp_path)
@@ -295,8 +295,16 @@ def test_a_new_runs_name_or_a_new_tag_widens_its_column_but_not_one_the_user_siz
     from PySide6.QtGui import QFontMetrics
 
     assert table.columnWidth(COLUMN["name"]) > max(narrow, QFontMetrics(bold).horizontalAdvance(long_name))
-    tags = table.columnWidth(COLUMN["tags"])
-    runs.set_labels(root / "a", {"tags": ["a-tag-longer-than-its-header", "keep"]})
+    tags, note = table.columnWidth(COLUMN["tags"]), table.columnViewportPosition(COLUMN["note"])
+    # Typed in the table: the column stays under the mouse, so the next double-click (on the
+    # note beside it) lands on the note, not on the tags again.
+    model = runs.panel.model
+    assert model.setData(model.index(model.row_of(root / "a"), COLUMN["tags"]),
+                         "a-tag-longer-than-its-header, keep", Qt.ItemDataRole.EditRole)
+    assert cell(window, "a", "tags") == "a-tag-longer-than-its-header, keep"
+    assert table.columnWidth(COLUMN["tags"]) == tags and table.columnViewportPosition(COLUMN["note"]) == note
+    write_run(root, "c", started="2026-01-01T11:30:00+00:00")  # a refresh with a new run: fitted then
+    runs.refresh()
     assert table.columnWidth(COLUMN["tags"]) > max(tags, QFontMetrics(bold).horizontalAdvance(
         "a-tag-longer-than-its-header, keep"))
     table.horizontalHeader().resizeSection(COLUMN["changes"], 90)  # the user narrows a column
