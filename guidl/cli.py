@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
                     "data and the training setup.",
     )
     parser.add_argument("--version", action="version", version=f"guidl {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # prog: each command's usage and errors read "guidl sweep: error: ...", not the
+    # top-level usage line (argparse builds a subcommand's prog from it).
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", prog="guidl")
     summary = commands.add_parser(
         "summary", help="print the model's layers, output shapes and parameter counts",
         description="Print a table of the model's layers with their output shapes and "
@@ -189,6 +191,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by --jobs
     sweep.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     sweep.set_defaults(run=_sweep)
+    parser.commands = commands  # type: ignore[attr-defined]  # main() names the command in errors
     return parser
 
 
@@ -930,7 +933,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] not in COMMANDS and not argv[0].startswith("-") and len(argv) == 1:
         return _gui(argv[0])  # guidl PROJECT.guidl.json opens the window
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse would report these under the top-level usage: the command's own
+        parser.commands.choices.get(args.command, parser).error(  # type: ignore[attr-defined]
+            "unrecognized arguments: " + " ".join(unknown))
     if args.command is None:
         parser.print_help()
         return 0

@@ -178,3 +178,20 @@ def test_torch_warnings_are_notes_without_source_paths(tmp_path):
         output = result.stdout + result.stderr
         assert note in output.splitlines(), output
         assert "Triggered internally" not in output and ".cpp" not in output and ".py:" not in output
+
+
+def test_a_bad_flag_names_the_command_not_the_top_level_usage(capsys):
+    # In process (argparse exits 2): the command's own usage and error prefix.
+    from guidl.cli import main
+
+    with pytest.raises(SystemExit) as ended:
+        main(["sweep", "p.guidl.json", "--trials", "abc"])
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: guidl sweep ")
+    assert "guidl sweep: error: argument --trials: " in err
+    assert "[PROJECT] |" not in err
+    with pytest.raises(SystemExit):
+        main(["train", "--bogus"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: guidl train ") and "guidl train: error: " in err
