@@ -845,6 +845,12 @@ class SweepConfig:
             problems.append(Problem("params", "a sweep needs at least one setting to vary "
                                               "(e.g. --param training.optimizer.params.lr=log:1e-4..1e-1)"))
         problems.extend(check_params(project, self.params))
+        if self.epochs is not None and any(p.path == "training.epochs" for p in self.params):
+            # epochs overrides every trial's training.epochs: the trials would all train
+            # that many while each records (and the best reports) its swept value.
+            problems.append(Problem("epochs", "cannot be set while the sweep varies training.epochs: every "
+                                              "trial would train the same epochs whatever its training.epochs "
+                                              "says; leave epochs unset, or stop varying training.epochs"))
         if self.strategy == "grid" and self.params:
             size = self.grid_size()
             if size > MAX_GRID:

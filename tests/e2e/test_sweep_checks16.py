@@ -70,3 +70,15 @@ def test_a_failure_that_is_no_settings_fault_is_left_to_the_trials(moons, monkey
     monkeypatch.setattr(trainer.Trainer, "setup", fails)
     config = SweepConfig([parse_param(f"{LR}=0.1,0.01", moons)], strategy="grid", metric="val_accuracy")
     assert shared_problems(moons, config) == []
+
+
+def test_epochs_and_a_swept_training_epochs_are_refused_together(moons, tmp_path, capsys):
+    path = tmp_path / "p.guidl.json"
+    spec.save(moons, path)
+    runs = tmp_path / "runs"
+    code = cli.main(["sweep", str(path), "--param", "training.epochs=1..3", "--trials", "2", "--epochs", "1",
+                     "--study", "s", "--runs-dir", str(runs)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "guidl sweep: --epochs: cannot be set while the sweep varies training.epochs" in err
+    assert not runs.exists()  # no trial trained

@@ -228,3 +228,15 @@ def test_a_parameter_of_a_swept_type_is_checked_against_the_types_that_take_it(m
     assert apply_values(moons, values).training.optimizer.params == {"lr": 0.01}
     values["training.optimizer.type"] = "SGD"
     assert apply_values(moons, values).training.optimizer.params == {"lr": 0.01, "momentum": 0.9}
+
+
+def test_a_swept_training_epochs_and_an_epochs_override_cannot_both_be_set(moons):
+    # The override would train every trial alike while each recorded its swept epochs.
+    swept = [parse_param("training.epochs=1..3", moons)]
+    clash = SweepConfig(swept, strategy="random", trials=2, metric="val_accuracy", epochs=1)
+    found = clash.problems(moons)
+    assert [p.path for p in found] == ["epochs"]
+    assert "cannot be set while the sweep varies training.epochs" in found[0].message
+    assert SweepConfig(swept, strategy="random", trials=2, metric="val_accuracy").problems(moons) == []
+    other = [parse_param("training.optimizer.params.lr=0.1,0.01", moons)]
+    assert SweepConfig(other, strategy="grid", trials=2, metric="val_accuracy", epochs=1).problems(moons) == []
