@@ -427,6 +427,7 @@ class SweepDialog(QDialog):
 
     start_requested = Signal(object)  # a SweepConfig
     stop_requested = Signal()
+    continue_requested = Signal()  # run the rest of the last study
     apply_requested = Signal(object)  # the best trial's row
 
     def __init__(self, project: Project, parent: QWidget | None = None, *, watch: bool = False,
@@ -485,6 +486,14 @@ class SweepDialog(QDialog):
         self.close_button = QPushButton("Close")
         self.close_button.setAutoDefault(False)
         self.close_button.clicked.connect(self.close)
+        # After a Stop (or a failure) the study's remaining trials can still run: Start
+        # would begin a new study and train its finished points again.
+        self.continue_button = QPushButton("Continue")
+        self.continue_button.setToolTip("Run the rest of this study's trials (its finished trials stay)")
+        self.continue_button.setAutoDefault(False)
+        self.continue_button.clicked.connect(self.continue_requested)
+        self.continue_button.hide()
+        buttons.addWidget(self.continue_button)
         for button in (self.start_button, self.stop_button):
             button.setVisible(not watch)
             buttons.addWidget(button)
@@ -748,8 +757,14 @@ class SweepDialog(QDialog):
 
     # -- running -------------------------------------------------------------------------------
 
+    def set_can_continue(self, can: bool) -> None:
+        self.continue_button.setVisible(can and not self.watch and not self.running)
+        self.start_button.setText("Start New" if self.continue_button.isVisible() else "Start")
+
     def set_running(self, running: bool) -> None:
         self.running = running
+        if running:
+            self.set_can_continue(False)
         for widget in (self.params_table, self.add_button, self.remove_button, self.strategy, self.trials,
                        self.jobs, self.metric_box, self.direction, self.pruner, self.tensorboard, self.epochs):
             widget.setEnabled(not running)

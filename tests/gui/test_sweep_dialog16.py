@@ -117,7 +117,7 @@ def test_grid_sweep_from_the_dialog_and_apply_best_as_one_undo_step(moons_window
     assert window.document.project.to_dict() == before
 
 
-def test_stop_ends_a_running_sweep(moons_window, qtbot, answer):
+def test_stop_ends_a_running_sweep_which_can_continue(moons_window, qtbot, answer, monkeypatch):
     window = moons_window
     doc = window.document.project.to_dict()
     doc["training"]["epochs"] = 500  # far longer than the test waits
@@ -137,6 +137,16 @@ def test_stop_ends_a_running_sweep(moons_window, qtbot, answer):
     states = trial_states(window)
     assert states and "running" not in states and "complete" not in states
     assert "stopped" in dialog.status.text()
+    # Continue runs the rest of the same study (Start New would train its points again).
+    assert dialog.continue_button.isVisible() and dialog.start_button.text() == "Start New"
+    launched = []
+    monkeypatch.setattr(window.sweeps, "_start_process", lambda arguments: launched.append(arguments))
+    dialog.continue_button.click()
+    study, storage = window.sweeps.study, str(window.sweeps.storage_path)
+    assert launched and launched[0][:3] == ["-m", "guidl", "sweep"] and "--param" not in launched[0]
+    text = " ".join(launched[0])
+    assert f"--study {study} --storage {storage} --runs-dir {window.sweeps.runs_root()}" in text
+    assert not dialog.continue_button.isVisible()
 
 
 SLOW_TO_STOP = """

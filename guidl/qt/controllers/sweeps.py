@@ -328,6 +328,7 @@ class SweepsController(QObject):
         self.storage_path: Path | None = None
         self.project_file: Path | None = None
         self.compare_kind: str | None = None
+        self._runs_dir: Path | None = None  # where the last sweep's trials go
         self.stop_timeout_s = STOP_TIMEOUT_S
         self._stopping = False
         self._kill_timer = QTimer(self)
@@ -368,6 +369,7 @@ class SweepsController(QObject):
         dialog = SweepDialog(self.window.document.project.copy(), self.window, watch=watch, title=title)
         dialog.start_requested.connect(self.start)
         dialog.stop_requested.connect(self.stop)
+        dialog.continue_requested.connect(self.resume)
         dialog.apply_requested.connect(self.apply_best)
         dialog.finished.connect(self._dialog_closed)
         self.dialog = dialog
@@ -479,17 +481,39 @@ class SweepsController(QObject):
             arguments.append("--tensorboard")
         arguments += ["--jobs", str(jobs), "--runs-dir", str(root), "--storage", str(self.storage_path),
                       "--study", name]
+        self._runs_dir = root
+        if dialog is not None:
+            dialog.clear_study()
+        self._launch(arguments, f"Sweep {name} started: trials go to {root}")
+        return True
+
+    @Slot()
+    def resume(self) -> bool:
+        """Run the rest of the last study (after a Stop or a failure): its
+        process joins it, as ``guidl sweep --study NAME`` does, so the finished
+        trials stay and its queued grid points run."""
+        if self.running or self.study is None or self.storage_path is None or self._runs_dir is None:
+            return False
+        dialog = self.dialog
+        jobs = dialog.jobs.value() if dialog is not None and not dialog.watch else 1
+        arguments = ["-m", "guidl", "sweep", "--study", self.study, "--storage", str(self.storage_path),
+                     "--runs-dir", str(self._runs_dir), "--jobs", str(jobs)]
+        if dialog is not None and dialog.tensorboard.isChecked():
+            arguments.append("--tensorboard")
+        self._launch(arguments, f"Sweep {self.study} continues: trials go to {self._runs_dir}")
+        return True
+
+    def _launch(self, arguments: list[str], said: str) -> None:
+        """The sweep's process, and the study read back as it runs."""
         self._start_process(arguments)
-        self.poller = StudyPoller(window, StudyReader(str(self.storage_path), root, name))
+        self.poller = StudyPoller(self.window, StudyReader(str(self.storage_path), self._runs_dir, self.study))
         self.poller.read.connect(self._study_read)
         self.poller.failed.connect(self._poll_failed)
         self.poller.start()
-        if dialog is not None:
-            dialog.clear_study()
-            dialog.set_running(True)
-        self._say(f"Sweep {name} started: trials go to {root}", "")
-        window.update_actions()
-        return True
+        if self.dialog is not None:
+            self.dialog.set_running(True)
+        self._say(said, "")
+        self.window.update_actions()
 
     def _start_process(self, arguments: list[str]) -> QProcess:
         """``python ARGUMENTS`` as the sweep's process, followed by this controller."""
@@ -636,6 +660,8 @@ class SweepsController(QObject):
                 self.dialog.show_study(view)
                 status = self.dialog.status.text()
                 self.dialog.set_status(f"{status} {self.dialog.progress_text}.", self.dialog.status.styleSheet())
+                done = sum(1 for row in view.rows if row.get("state") in ("complete", "pruned"))
+                self.dialog.set_can_continue(not self.running and done < view.trials)
         if self.compare_kind and view is not None:
             self._overlay(view)
 
