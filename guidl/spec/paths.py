@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
 from ..formatting import quote, shorten
+from ..registry import (AUGMENT, DATASETS, EARLY_STOPPING, FINE_TUNE, LAYERS, LOSSES, OPTIMIZERS, REQUIRED,
+                        SCHEDULERS, TASKS, Catalogue, Entry)
 
 class PathError(ValueError):
     """A path that does not parse or does not lead to a value; the message
@@ -265,11 +267,16 @@ def _leaves(node: Any, parts: list[str | int]) -> Iterator[tuple[list[str | int]
 
 @dataclass(frozen=True)
 class Change:
-    """One path whose value differs; ``MISSING`` on the side that lacks it."""
+    """One path whose value differs; ``MISSING`` on the side that lacks it.
+    A component's parameter left out on one side holds the catalogue's
+    default there, flagged by ``before_default`` / ``after_default`` (the
+    value it trained with, shown as ``0.001 (default)``)."""
 
     path: str
     before: Any
     after: Any
+    before_default: bool = False
+    after_default: bool = False
 
     def __str__(self) -> str:
         return format_change(self)
@@ -304,7 +311,10 @@ def diff(a: Any, b: Any, ignore: Iterable[str] = LAYOUT_KEYS) -> list[Change]:
     keys first, then those only b has). Lists of objects (layers) compare
     index by index; a list of scalars is one value. Paths matching ``ignore``
     (by default node positions, the name and the file's format and version)
-    are left out."""
+    are left out. A parameter of a component of the same type on both sides
+    (a layer, the loss, an optimizer, the scheduler, the task, the dataset,
+    augment, early stopping, fine-tuning) left out on one side counts as its
+    catalogue default there: ``lr`` absent from Adam's params is ``0.001``."""
     changes: list[Change] = []
     _diff(a, b, [], _compile(ignore), changes)
     return changes
@@ -324,8 +334,45 @@ def _same(a: Any, b: Any) -> bool:
         type(a) is type(b) and a == b)
 
 
+#: Where a component's parameters are, as path patterns, and the catalogue
+#: its ``type`` (the dataset: its ``dataset``) is looked up in; or the one
+#: entry whose parameters the object holds itself.
+_COMPONENT_PARAMS: tuple[tuple[list[str | int], "Catalogue | Entry", str], ...] = tuple(
+    (parse_path(pattern), where, key) for pattern, where, key in (
+        ("**.layers[*].params", LAYERS, "type"),
+        ("training.loss.params", LOSSES, "type"),
+        ("training.optimizer.params", OPTIMIZERS, "type"),
+        ("training.discriminator_optimizer.params", OPTIMIZERS, "type"),
+        ("training.scheduler.params", SCHEDULERS, "type"),
+        ("task.params", TASKS, "type"),
+        ("data.params", DATASETS, "dataset"),
+        ("data.augment", AUGMENT, ""),
+        ("training.early_stopping", EARLY_STOPPING, ""),
+        ("training.fine_tune", FINE_TUNE, ""),
+    ))
+
+
+def _defaults(parts: list[str | int], owners: tuple[Any, Any]) -> dict[str, Any] | None:
+    """The catalogue defaults of the parameters object at ``parts`` when both
+    sides' components are of one known type (``owners``: the objects holding
+    it), else None: a type that changed shows its parameters as written.
+    Parameters guidl infers from the layer before have no default here."""
+    for pattern, where, key in _COMPONENT_PARAMS:
+        if not _matches(pattern, parts):
+            continue
+        if isinstance(where, Entry):
+            entry = where
+        else:
+            first, second = (o.get(key) if isinstance(o, dict) else None for o in owners)
+            if not isinstance(first, str) or first != second or first not in where:
+                return None
+            entry = where.get(first)
+        return {p.name: p.default for p in entry.params if p.default is not REQUIRED and p.inferred is None}
+    return None
+
+
 def _diff(a: Any, b: Any, parts: list[str | int], ignore: list[list[str | int]],
-          out: list[Change]) -> None:
+          out: list[Change], owners: tuple[Any, Any] = (None, None)) -> None:
     if parts and any(_matches(p, parts) for p in ignore):
         return
     # An absent "params" is the same as an empty one: descend into the other side.
@@ -335,8 +382,15 @@ def _diff(a: Any, b: Any, parts: list[str | int], ignore: list[list[str | int]],
         elif b is MISSING and isinstance(a, dict):
             b = {}
     if isinstance(a, dict) and isinstance(b, dict):
+        defaults = _defaults(parts, owners) if parts and parts[-1] in ("params", "augment", "early_stopping",
+                                                                       "fine_tune") else None
         for key in list(a) + [k for k in b if k not in a]:
-            _diff(a.get(key, MISSING), b.get(key, MISSING), parts + [key], ignore, out)
+            before, after = a.get(key, MISSING), b.get(key, MISSING)
+            if defaults and key in defaults and (before is MISSING) != (after is MISSING):
+                if not any(_matches(p, parts + [key]) for p in ignore):
+                    _default_change(parts + [key], before, after, defaults[key], out)
+                continue
+            _diff(before, after, parts + [key], ignore, out, (a, b))
         return
     if (isinstance(a, list) and isinstance(b, list)
             and not (_is_scalar_list(a) and _is_scalar_list(b))):
@@ -346,6 +400,16 @@ def _diff(a: Any, b: Any, parts: list[str | int], ignore: list[list[str | int]],
         return
     if not _same(a, b):
         out.append(Change(format_path(parts), _strip(a, parts, ignore), _strip(b, parts, ignore)))
+
+
+def _default_change(parts: list[str | int], before: Any, after: Any, default: Any, out: list[Change]) -> None:
+    """A parameter written on one side only: the other side trains with the
+    default, so it differs only when the written value is not the default."""
+    missing_before = before is MISSING
+    before, after = (default, after) if missing_before else (before, default)
+    if not _same(before, after):
+        out.append(Change(format_path(parts), before, after, before_default=missing_before,
+                          after_default=not missing_before))
 
 
 def _strip(value: Any, parts: list[str | int], ignore: list[list[str | int]]) -> Any:
@@ -398,5 +462,13 @@ def _format(value: Any) -> str:
 
 
 def format_change(change: Change) -> str:
-    """``training.optimizer.params.lr 0.001 -> 0.01``."""
-    return f"{change.path} {format_value(change.before)} -> {format_value(change.after)}"
+    """``training.optimizer.params.lr 0.001 -> 0.01``; a side left at the
+    catalogue default reads ``0.001 (default)``."""
+    return f"{change.path} {format_side(change, 'before')} -> {format_side(change, 'after')}"
+
+
+def format_side(change: Change, side: str, limit: int = 80) -> str:
+    """One side (``"before"`` or ``"after"``) of a change as ``format_value``
+    shows it, with `` (default)`` when that side left it at the default."""
+    text = format_value(getattr(change, side), limit)
+    return text + " (default)" if getattr(change, f"{side}_default") else text

@@ -172,3 +172,45 @@ def test_format_value_shows_floats_to_six_significant_digits():
     assert format_change(Change("training.optimizer.params.lr", 0.1, 0.02693883019285411)) == \
         "training.optimizer.params.lr 0.1 -> 0.0269388"
     assert format_value([0.333333333333, 2]) == "[0.333333, 2]"
+
+
+def _adam(**params):
+    return {"model": {"layers": [{"type": "Linear", "params": {"out_features": 2}},
+                                 {"type": "Dropout", "params": {}}]},
+            "data": {"dataset": "moons", "params": {"noise": 0.1}},
+            "training": {"optimizer": {"type": "Adam", "params": params}, "early_stopping": {"patience": 5}}}
+
+
+def test_a_parameter_left_at_its_catalogue_default_is_no_difference():
+    # lr 0.001 is Adam's default: a run that stored params {} trained with the same lr.
+    assert diff(_adam(lr=0.001), _adam()) == [] and diff(_adam(), _adam(lr=0.001)) == []
+    written = _adam(lr=0.001)
+    written["model"]["layers"][1]["params"]["p"] = 0.5  # Dropout's default
+    written["data"]["params"]["n_samples"] = 1000  # moons' default
+    written["training"]["early_stopping"]["restore_best"] = True  # early stopping's default
+    assert diff(written, _adam()) == []
+
+
+def test_a_parameter_changed_from_its_default_reads_as_the_default():
+    [change] = diff(_adam(lr=0.1), _adam())
+    assert change == Change("training.optimizer.params.lr", 0.1, 0.001, after_default=True)
+    assert format_change(change) == "training.optimizer.params.lr 0.1 -> 0.001 (default)"
+    [back] = diff(_adam(), _adam(lr=0.1))
+    assert back.before_default and not back.after_default
+    assert format_change(back) == "training.optimizer.params.lr 0.001 (default) -> 0.1"
+    dropped = _adam()
+    dropped["model"]["layers"][1]["params"]["p"] = 0.2
+    assert [format_change(c) for c in diff(dropped, _adam())] == ["model.layers[1].params.p 0.2 -> 0.5 (default)"]
+
+
+def test_defaults_fill_in_only_where_the_type_is_the_same_and_the_parameter_has_one():
+    sgd = _adam()
+    sgd["training"]["optimizer"]["type"] = "SGD"
+    # Another type: its parameters as written (Adam's lr is no SGD default to compare with).
+    assert [format_change(c) for c in diff(_adam(lr=0.1), sgd)] == [
+        'training.optimizer.type "Adam" -> "SGD"', "training.optimizer.params.lr 0.1 -> (absent)"]
+    # A required parameter (out_features) and an inferred one (in_features) have no default.
+    wider = _adam()
+    wider["model"]["layers"][0]["params"] = {"in_features": 2}
+    assert [format_change(c) for c in diff(_adam(), wider)] == [
+        "model.layers[0].params.out_features 2 -> (absent)", "model.layers[0].params.in_features (absent) -> 2"]
