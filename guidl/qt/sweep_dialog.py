@@ -258,6 +258,8 @@ class TrialsModel(QAbstractTableModel):
         self.titles: dict[str, str] = {}
         self.metric_name = "value"
         self.variants = False
+        #: Nothing runs the study now (the window's sweep stopped): a queued trial waits for a Continue.
+        self.idle = False
 
     def set_rows(self, rows: list[dict], params: list[str], metric: str, variants: bool) -> None:
         columns_changed = (params, metric, variants) != (self.params, self.metric_name, self.variants)
@@ -270,6 +272,12 @@ class TrialsModel(QAbstractTableModel):
         self.rows = list(rows)
         if rows:
             self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, self.columnCount() - 1))
+
+    def set_idle(self, idle: bool) -> None:
+        if idle != self.idle:
+            self.idle = idle
+            if self.rows:
+                self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, self.columnCount() - 1))
 
     def columns(self) -> list[str]:
         middle = ["variant"] if self.variants else self.params
@@ -298,7 +306,8 @@ class TrialsModel(QAbstractTableModel):
         if column == "#":
             return row.get("number")
         if column == "state":
-            return row.get("state") or ""
+            state = row.get("state") or ""
+            return "not run" if state == "waiting" and self.idle else state
         if column == self.metric_name and column not in self.params:
             return value_text(row.get("value"))
         if column == "variant":
@@ -326,6 +335,8 @@ class TrialsModel(QAbstractTableModel):
                 return str(row["run_dir"])
             if column == "state" and row.get("cause"):
                 return str(row["cause"])
+            if column == "state" and row.get("state") == "waiting" and self.idle:
+                return "Queued in the study: Continue runs it"
         if role == Qt.ItemDataRole.TextAlignmentRole and column not in ("state", "run folder", "variant"):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -763,6 +774,7 @@ class SweepDialog(QDialog):
 
     def set_running(self, running: bool) -> None:
         self.running = running
+        self.trials_model.set_idle(not running and not self.watch)
         if running:
             self.set_can_continue(False)
         for widget in (self.params_table, self.add_button, self.remove_button, self.strategy, self.trials,

@@ -277,3 +277,18 @@ def test_trial_chart_shows_trials_that_all_scored_the_same_in_a_narrow_band(qtbo
     chart.set_rows([{"number": 0, "state": "complete", "value": 0.5}, {"number": 1, "state": "complete", "value": 1.0}],
                    "val_accuracy", "maximize")
     qtbot.waitUntil(lambda: chart.plot.viewRange()[1][0] <= 0.5 and chart.plot.viewRange()[1][1] >= 1.0)
+
+
+def test_a_queued_trial_reads_not_run_once_the_sweep_has_stopped(qtbot):
+    from guidl.qt.sweep_dialog import StudyView
+
+    dialog = SweepDialog(small_moons())
+    qtbot.addWidget(dialog)
+    rows = [{"number": 0, "state": "stopped", "params": {LR: 0.01}}, {"number": 1, "state": "waiting", "params": {}}]
+    dialog.set_running(True)
+    dialog.show_study(StudyView(name="s", storage="s.journal", rows=rows, params=[LR], trials=2))
+    model = dialog.trials_model
+    assert model.data(model.index(1, 1)) == "waiting"  # queued, to run next
+    dialog.set_running(False)  # stopped: nothing will run it unless Continue
+    assert model.data(model.index(1, 1)) == "not run"
+    assert "Continue" in model.data(model.index(1, 1), Qt.ItemDataRole.ToolTipRole)
