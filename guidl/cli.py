@@ -172,7 +172,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="train every trial to the end (default: once five trials have finished, "
                             "Optuna's median pruner stops a trial worse than their median at the same "
                             "epoch, from its second epoch on)")
-    sweep.add_argument("--epochs", type=_positive, help="train every trial this many epochs (not with a swept training.epochs)")
+    sweep.add_argument("--epochs", type=_positive,
+                       help="train every trial this many epochs (not with a swept training.epochs)")
     sweep.add_argument("--storage", metavar="URL",
                        help="where the study lives: a journal file (PATH.journal; on a shared file "
                             "system for several machines) or a database URL (sqlite:///sweep.db, "
