@@ -39,10 +39,15 @@ def test_a_reopened_project_gets_its_latest_run_back_and_any_run_can_be_made_cur
     later = tmp_path / "runs" / "later"  # newer, from the same file, with another learning rate (a sweep's trial)
     Trainer(moons(0.2), callbacks=[RunFolder(later, source=path)]).fit()
 
+    # What `guidl train` noted of its run (the Train tab shows it while that run is current).
+    record = json.loads((cli_run / "run.json").read_text())
+    busy = "other programs kept the CPU busy during this run (epoch 2)"
+    (cli_run / "run.json").write_text(json.dumps({**record, "notes": [busy]}))
     assert not window.export_action.isEnabled()
     assert window.open_path(path)
     qtbot.waitUntil(lambda: window.evaluation.thread is None and window.trainer is not None, timeout=120_000)
     assert window.run_dir == cli_run  # the run with the file's very settings, not the newer one
+    assert not window.train_message.isHidden() and window.train_message.text() == busy
     final = json.loads((cli_run / "run.json").read_text())["final"]["val_accuracy"]
     assert window.last_result.evaluation.accuracy == pytest.approx(final)
     assert f"accuracy <b>{final:.2%}</b>" in window.results.headline.text()
@@ -61,6 +66,7 @@ def test_a_reopened_project_gets_its_latest_run_back_and_any_run_can_be_made_cur
     final = json.loads((later / "run.json").read_text())["final"]["val_accuracy"]
     assert window.last_result.evaluation.accuracy == pytest.approx(final)
     assert f"the run high lr ({later.name})" in window.status_text.text()
+    assert window.train_message.isHidden()  # the other run's note: not this one's
     assert model.index(model.row_of(later), 1).data(Qt.ItemDataRole.FontRole).bold()
     assert not model.index(model.row_of(cli_run), 1).data(Qt.ItemDataRole.FontRole)
 

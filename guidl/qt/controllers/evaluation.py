@@ -176,6 +176,10 @@ class EvaluationController(QObject):
                 window.files.remember_run(outcome["run_dir"])
         if outcome["notes"]:
             window.show_train_message("\n".join(outcome["notes"]), WARNING_STYLE)
+        elif outcome.get("opened_run") is not None:
+            # The Train tab now shows this run's curves: a note of the run shown before
+            # ("other programs kept the CPU busy ...") is not this one's.
+            window.train_message.hide()
         window.update_actions()
         self.outcome_shown.emit()
 
@@ -279,5 +283,19 @@ def measure_run(run: Path, project, data) -> dict:
         raise ExportError(f"{run.name} has no final weights (its model.safetensors is missing)")
     weights = {k: v.detach().clone() for k, v in loaded.module.state_dict().items()}
     outcome = evaluate_weights(project, weights, data)
-    outcome.update(opened_run=run, run_dir=run)
+    # The Train tab's note is the run's own (what its training noted, in run.json), then
+    # whatever measuring it noted besides.
+    notes = run_notes(run)
+    outcome.update(opened_run=run, run_dir=run, notes=notes + [n for n in outcome["notes"] if n not in notes])
     return outcome
+
+
+def run_notes(run: Path) -> list[str]:
+    """What the run's training noted (run.json ``notes``); [] when it cannot be read."""
+    from ...engine.runs import RunError, read_run
+
+    try:
+        notes = read_run(run).get("notes") or []
+    except (RunError, OSError):
+        return []
+    return [str(note) for note in notes]
