@@ -96,6 +96,17 @@ class ResultsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         layout = QVBoxLayout(self)
+        #: The run folder whose model the tab shows (None: no run's, an opened bundle's, say).
+        self.shown_run = None
+        # Which run that is, and whether the project still has its settings (see
+        # RunsController): after Make Current, or a run's project opened and then undone,
+        # the figures below are of a run the project may no longer match.
+        self.run_line = QLabel()
+        self.run_line.setWordWrap(True)
+        self.run_line.setTextFormat(Qt.TextFormat.RichText)
+        self.run_line.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.run_line.hide()
+        layout.addWidget(self.run_line)
         self.headline = QLabel(NO_RESULTS)
         self.headline.setWordWrap(True)
         self.headline.setTextFormat(Qt.TextFormat.RichText)
@@ -160,7 +171,21 @@ class ResultsPanel(QWidget):
             follow_palette(self.confusion, self.palette())
             follow_palette(self.codes, self.palette())
 
+    def set_shown_run(self, run) -> None:
+        """The run folder whose model the figures are of (None: none); its line is
+        written by ``show_run_line``."""
+        self.shown_run = run
+        if run is None:
+            self.show_run_line(None)
+
+    def show_run_line(self, text: str | None, tooltip: str = "") -> None:
+        """The line above the figures naming their run (rich text); None hides it."""
+        self.run_line.setText(text or "")
+        self.run_line.setToolTip(tooltip)
+        self.run_line.setVisible(bool(text))
+
     def clear(self) -> None:
+        self.set_shown_run(None)
         self.headline.setText(NO_RESULTS)
         self._set_table(CLASS_HEADERS)
         self.image.clear()

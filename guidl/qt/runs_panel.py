@@ -86,6 +86,20 @@ def short_changes(changes: list[str]) -> list[str]:
     return [f"{names.get(path, path)} {rest}".rstrip() for path, rest in split]
 
 
+def changes_text(changes: list[str]) -> str:
+    """A run's differences in short: the first ``SHOWN_CHANGES`` by short paths, then how many more."""
+    if not changes:
+        return ""
+    more = len(changes) - SHOWN_CHANGES
+    return "; ".join(short_changes(changes[:SHOWN_CHANGES])) + (f" (+{more} more)" if more > 0 else "")
+
+
+def started_text(started: datetime | None) -> str:
+    """When a run started, in local time to the minute (as the Started column shows it)."""
+    started = _local(started)
+    return started.strftime("%Y-%m-%d %H:%M") if started else ""
+
+
 def metric_title(metric: str) -> str:
     """``val_accuracy`` -> ``val accuracy``."""
     return metric.replace("_", " ")
@@ -239,8 +253,7 @@ class RunsModel(QAbstractTableModel):
         if key == "trial":
             return trial_text(summary.sweep)
         if key == "started":
-            started = _local(summary.started)
-            return started.strftime("%Y-%m-%d %H:%M") if started else ""
+            return started_text(summary.started)
         if key == "duration":
             return format_duration(summary.duration_s) if summary.duration_s is not None else ""
         if key == "epochs":
@@ -251,10 +264,7 @@ class RunsModel(QAbstractTableModel):
         if key == "device":  # "cpu (2 cores, 1 threads)": the device, the rest in its tooltip
             return (summary.device or "").split(" (")[0]
         if key == "changes":
-            if not row.changes:
-                return ""
-            more = len(row.changes) - SHOWN_CHANGES
-            return "; ".join(short_changes(row.changes[:SHOWN_CHANGES])) + (f" (+{more} more)" if more > 0 else "")
+            return changes_text(row.changes)
         if key == "tags":
             return ", ".join(summary.tags)
         if key == "note":

@@ -167,6 +167,10 @@ def test_a_trained_model_comes_back_when_its_project_is_opened(window, qtbot, tm
     qtbot.waitUntil(lambda: window.thread is None and window.last_result is not None, timeout=120_000)
     accuracy = window.last_result.evaluation.accuracy
     run = window.run_dir
+    # Results names the run it shows: the one just trained, with the project's settings.
+    line = window.results.run_line
+    assert not line.isHidden() and f"Run <b>{run.name}</b> · finished · started " in line.text()
+    assert line.text().endswith(" · the project's settings")
     # Never saved, the project's run stays in reach: File > Open Recent lists its project copy.
     assert window.files.recent()[0] == str(run / "project.guidl.json")
     path = tmp_path / "boring.guidl.json"

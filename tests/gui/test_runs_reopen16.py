@@ -48,6 +48,9 @@ def test_a_reopened_project_gets_its_latest_run_back_and_any_run_can_be_made_cur
     qtbot.waitUntil(lambda: window.evaluation.thread is None and window.trainer is not None, timeout=120_000)
     assert window.run_dir == cli_run  # the run with the file's very settings, not the newer one
     assert not window.train_message.isHidden() and window.train_message.text() == busy
+    started = run_line(window)
+    assert started.startswith(f"Run {cli_run.name} · finished · started 20") and started.endswith(
+        " · the project's settings")
     final = json.loads((cli_run / "run.json").read_text())["final"]["val_accuracy"]
     assert window.last_result.evaluation.accuracy == pytest.approx(final)
     assert f"accuracy <b>{final:.2%}</b>" in window.results.headline.text()
@@ -67,6 +70,18 @@ def test_a_reopened_project_gets_its_latest_run_back_and_any_run_can_be_made_cur
     assert window.last_result.evaluation.accuracy == pytest.approx(final)
     assert f"the run high lr ({later.name})" in window.status_text.text()
     assert window.train_message.isHidden()  # the other run's note: not this one's
+    # Results names the run it now shows, and that the project does not have its settings.
+    assert run_line(window).startswith("Run high lr · finished · started 20")
+    assert run_line(window).endswith(" · settings differ from the project: optimizer.lr 0.01 -> 0.2")
+    # It follows edits of the project (once typing settles), from the copies already read.
+    reads = []
+    with monkeypatch.context() as patch:
+        patch.setattr("guidl.engine.run_index.run_project", lambda p: reads.append(p))
+        window.document.apply(lambda p: p.training.optimizer.params.update(lr=0.2), "lr")
+        qtbot.waitUntil(lambda: run_line(window).endswith(" · the project's settings"), timeout=5_000)
+        window.document.undo_stack.undo()
+        qtbot.waitUntil(lambda: "optimizer.lr 0.01 -> 0.2" in run_line(window), timeout=5_000)
+    assert reads == []
     assert model.index(model.row_of(later), 1).data(Qt.ItemDataRole.FontRole).bold()
     assert not model.index(model.row_of(cli_run), 1).data(Qt.ItemDataRole.FontRole)
 
@@ -80,6 +95,15 @@ def test_a_reopened_project_gets_its_latest_run_back_and_any_run_can_be_made_cur
     assert exported.keys() == saved.keys()
     for key, tensor in saved.items():
         assert torch.equal(exported[key], tensor), key
+
+
+def run_line(window) -> str:
+    """The Results tab's line naming its run, as plain text; "" when hidden."""
+    import html
+    import re
+
+    line = window.results.run_line
+    return "" if line.isHidden() else html.unescape(re.sub("<[^>]+>", "", line.text()))
 
 
 def test_a_finished_run_whose_weights_are_gone_is_not_shown_as_trained(window, qtbot, tmp_path):

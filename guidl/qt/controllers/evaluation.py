@@ -158,6 +158,10 @@ class EvaluationController(QObject):
                 window.charts.add_epoch(metrics)
             window.samples_view.load_run(outcome["opened_run"], history)
         window.results.show_result(result, outcome["samples"], measured, grid=window.samples_view.newest_image())
+        # Results names the run it shows (the Runs tab's controller writes the line, as it
+        # keeps the runs' summaries and project copies): a trained, reopened or current run.
+        run = outcome.get("opened_run") or outcome.get("run_dir")
+        window.results.set_shown_run(Path(run) if run is not None and result.evaluation is not None else None)
         if outcome.get("evaluated_only"):  # saved weights measured, nothing trained
             evaluation = result.evaluation.to_dict() if result.evaluation else {}
             score = evaluation_score(evaluation)

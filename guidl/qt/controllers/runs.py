@@ -68,6 +68,8 @@ class RunsController(QObject):
         #: edit of the open project diffs against these rather than reading every copy again.
         self._projects: dict[Path, tuple[object, dict | None]] = {}
         self._diffs_against: dict | None = None  # the project the diffs are computed against
+        #: (folder, stamp, summary) of a run Results shows that is not in the runs folder listed.
+        self._outside: tuple | None = None
         self._ticked: list[Path] = []
         self._overlay_stamps: dict[Path, tuple] = {}
         self.summaries: list = []
@@ -225,6 +227,62 @@ class RunsController(QObject):
         rows = [RunRow(s, self._changes(s, current)) for s in self.summaries]
         run = self.window.session.run_dir
         self.panel.set_runs(rows, Path(run) if run is not None else None, self.root)
+        self._show_results_run(current)
+
+    def _shown_summary(self, path: Path):
+        """The summary of the run Results shows: the listed one, else (a run outside
+        the runs folder) read once per change of its files; None when unreadable."""
+        listed = next((s for s in self.summaries if s.path == path), None)
+        if listed is not None:
+            return listed
+        from ...engine.run_index import summarize
+        from ...engine.runs import RunError
+
+        stamp = _stamp(path)
+        if self._outside is not None and self._outside[0] == path and self._outside[1] == stamp:
+            return self._outside[2]
+        try:
+            summary = summarize(path)
+        except (RunError, OSError, ValueError):
+            summary = None
+        self._outside = (path, stamp, summary)
+        return summary
+
+    def _show_results_run(self, current: dict) -> None:
+        """Results' line naming the run it shows, as this tab names it, and whether
+        the open project still has its settings. Follows edits of the project from
+        the cached project copies (see ``_changes``): no file is read per edit."""
+        import html
+
+        from ..panels import WARNING_COLOR
+        from ..runs_panel import changes_text, started_text
+
+        results = self.window.results
+        path = results.shown_run
+        if path is None:
+            results.show_run_line(None)
+            return
+        path = Path(path)
+        summary = self._shown_summary(path)
+        if summary is None:
+            results.show_run_line(f"Run <b>{html.escape(path.name)}</b> · its folder is gone or cannot be read",
+                                  str(path))
+            return
+        parts = [f"Run <b>{html.escape(summary.name)}</b>", html.escape(summary.status)]
+        if summary.started is not None:
+            parts.append(f"started {started_text(summary.started)}")
+        changes = self._changes(summary, current)
+        tooltip = [str(path)]
+        if self._projects.get(path, (None, None))[1] is None:
+            parts.append(f"<span style='color: {WARNING_COLOR}'>its settings are unknown (its "
+                         "project.guidl.json is missing or damaged)</span>")
+        elif changes:
+            parts.append(f"<span style='color: {WARNING_COLOR}'>settings differ from the project: "
+                         f"{html.escape(changes_text(changes))}</span>")
+            tooltip += ["The run's settings that differ (the project's -> the run's):", *changes]
+        else:
+            parts.append("the project's settings")
+        results.show_run_line(" · ".join(parts), "\n".join(tooltip))
 
     # -- labels --------------------------------------------------------------------------------
 
