@@ -227,6 +227,19 @@ class StudyView:
     project: dict | None = None  # the project the study was made with
 
 
+def best_settings(project: Project, view: StudyView | None, best: dict) -> Project:
+    """``project`` with the trial ``best``'s settings: its values, or for a
+    race's winner its variant's optimizer or activations, on the project as it
+    is now. ProjectError, ValueError or KeyError when they do not apply."""
+    from ..spec.paths import diff
+    from ..spec.sweep import apply_values
+
+    if view is not None and view.variants and view.project is not None and view.config is not None:
+        variant = view.config.variants[best["variant"]]
+        return apply_values(project, {c.path: c.after for c in diff(view.project, variant)})
+    return apply_values(project, best.get("params") or {})
+
+
 def value_text(value: Any) -> str:
     if value is None:
         return ""
@@ -692,7 +705,9 @@ class SweepDialog(QDialog):
     def set_project(self, project: Project) -> None:
         """The project the sweep would start from (the window's, edited since)."""
         self.project = project
-        if not self.running:
+        if self.watch:  # no set-up: only whether the best trial fits the project
+            self._update_apply()
+        elif not self.running:
             self.epochs.setSpecialValueText(f"as the project ({project.training.epochs})")
             self.validate()
 
@@ -866,8 +881,19 @@ class SweepDialog(QDialog):
 
     def _update_apply(self) -> None:
         has_best = self.view is not None and self.view.best is not None
-        self.apply_button.setVisible(not self.watch)  # a watched study may be of another project
-        self.apply_button.setEnabled(has_best)
+        applies = has_best and (not self.watch or self._best_applies())
+        # A watched study may be of another project: offered when its best settings fit this one.
+        self.apply_button.setVisible(not self.watch or applies)
+        self.apply_button.setEnabled(applies)
+
+    def _best_applies(self) -> bool:
+        from ..spec import ProjectError
+
+        try:
+            best_settings(self.project, self.view, self.view.best)
+        except (ProjectError, ValueError, KeyError, TypeError):
+            return False
+        return True
 
     @Slot()
     def _apply_best(self) -> None:

@@ -292,3 +292,23 @@ def test_a_queued_trial_reads_not_run_once_the_sweep_has_stopped(qtbot):
     dialog.set_running(False)  # stopped: nothing will run it unless Continue
     assert model.data(model.index(1, 1)) == "not run"
     assert "Continue" in model.data(model.index(1, 1), Qt.ItemDataRole.ToolTipRole)
+
+
+def test_a_watched_studys_best_trial_is_offered_when_its_settings_fit_the_project(window, qtbot):
+    from guidl.qt.sweep_dialog import StudyView
+
+    window.document.set_project(small_moons(), None)
+    dialog = window.sweeps._new_dialog(watch=True, title="Study s")
+    best = {"number": 0, "state": "complete", "value": 0.9, "params": {LR: 0.05}}
+    dialog.show_study(StudyView(name="s", storage="s.journal", rows=[best], best=best, params=[LR],
+                                metric="val_accuracy", direction="maximize", trials=1))
+    assert dialog.apply_button.isVisibleTo(dialog) and dialog.apply_button.isEnabled()
+    window.sweeps._last_view = dialog.view
+    steps = window.document.undo_stack.count()
+    dialog.apply_button.click()
+    assert window.document.project.training.optimizer.params["lr"] == 0.05
+    assert window.document.undo_stack.count() == steps + 1
+    other = dict(best, params={"model.layers[9].params.out_features": 8})  # another project's study
+    dialog.show_study(StudyView(name="s", storage="s.journal", rows=[other], best=other, params=list(other["params"]),
+                                metric="val_accuracy", direction="maximize", trials=1))
+    assert not dialog.apply_button.isVisibleTo(dialog)

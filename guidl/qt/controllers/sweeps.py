@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from ...formatting import shorten
 from ..jobs import Task
 from ..panels import ERROR_STYLE, WARNING_STYLE
-from ..sweep_dialog import OK_STYLE, StudyView, SweepDialog
+from ..sweep_dialog import OK_STYLE, StudyView, SweepDialog, best_settings
 
 POLL_MS = 1000  # how often the dialog reads the study back
 STOP_TIMEOUT_S = 30  # how long Stop waits for the trials to end before killing the process
@@ -410,7 +410,7 @@ class SweepsController(QObject):
 
     @Slot()
     def _follow_document(self) -> None:
-        if self.dialog is not None and not self.dialog.watch and not self.running:
+        if self.dialog is not None and (self.dialog.watch or not self.running):
             self.dialog.set_project(self.window.document.project.copy())
 
     # -- running a sweep -------------------------------------------------------------------------
@@ -777,19 +777,12 @@ class SweepsController(QObject):
         """The best trial's settings into the project: one undo step."""
         from ...spec import ProjectError
         from ...spec.paths import diff, format_change
-        from ...spec.sweep import apply_values
 
         window = self.window
         document = window.document
-        view = self._last_view
         before = document.project
         try:
-            if view is not None and view.variants and view.project is not None and view.config is not None:
-                # A race's winner: its variant's optimizer or activations, on the project as it is now.
-                variant = view.config.variants[best["variant"]]
-                after = apply_values(before, {c.path: c.after for c in diff(view.project, variant)})
-            else:
-                after = apply_values(before, best.get("params") or {})
+            after = best_settings(before, self._last_view, best)
         except (ProjectError, ValueError, KeyError) as error:
             self._say(f"Cannot apply trial #{best.get('number')}: {error}", ERROR_STYLE)
             return
