@@ -316,7 +316,7 @@ def diff(a: Any, b: Any, ignore: Iterable[str] = LAYOUT_KEYS) -> list[Change]:
     augment, early stopping, fine-tuning) left out on one side counts as its
     catalogue default there: ``lr`` absent from Adam's params is ``0.001``."""
     changes: list[Change] = []
-    _diff(a, b, [], _compile(ignore), changes)
+    _diff(a, b, [], _compile(ignore), changes, roots=(a, b))
     return changes
 
 
@@ -352,11 +352,12 @@ _COMPONENT_PARAMS: tuple[tuple[list[str | int], "Catalogue | Entry", str], ...] 
     ))
 
 
-def _defaults(parts: list[str | int], owners: tuple[Any, Any]) -> dict[str, Any] | None:
+def _defaults(parts: list[str | int], owners: tuple[Any, Any], roots: tuple[Any, Any]) -> dict[str, Any] | None:
     """The catalogue defaults of the parameters object at ``parts`` when both
     sides' components are of one known type (``owners``: the objects holding
-    it), else None: a type that changed shows its parameters as written.
-    Parameters guidl infers from the layer before have no default here."""
+    it; ``roots``: the two documents, for a block's declaration), else None:
+    a type that changed shows its parameters as written. Parameters guidl
+    infers from the layer before have no default here."""
     for pattern, where, key in _COMPONENT_PARAMS:
         if not _matches(pattern, parts):
             continue
@@ -364,15 +365,42 @@ def _defaults(parts: list[str | int], owners: tuple[Any, Any]) -> dict[str, Any]
             entry = where
         else:
             first, second = (o.get(key) if isinstance(o, dict) else None for o in owners)
-            if not isinstance(first, str) or first != second or first not in where:
+            if not isinstance(first, str) or first != second:
                 return None
+            if first not in where:
+                return _block_defaults(parts, first, roots) if where is LAYERS else None
             entry = where.get(first)
         return {p.name: p.default for p in entry.params if p.default is not REQUIRED and p.inferred is None}
     return None
 
 
+def _block_defaults(parts: list[str | int], name: str, roots: tuple[Any, Any]) -> dict[str, Any] | None:
+    """A block instance's parameter defaults, as the block ``name`` declares
+    them on both sides (a default the two declarations disagree on is left
+    out: the values as written are then compared)."""
+    declared = []
+    for root in roots:
+        found = None
+        for depth in range(len(parts) - 3, -1, -1):  # the nearest object above the layers with blocks
+            try:
+                node = get_path(root, parts[:depth]) if depth else root
+            except PathError:
+                continue
+            blocks = node.get("blocks") if isinstance(node, dict) else None
+            if isinstance(blocks, dict) and isinstance(blocks.get(name), dict):
+                found = blocks[name].get("params")
+                break
+        if not isinstance(found, list):
+            return None
+        declared.append({p["name"]: p["default"] for p in found
+                         if isinstance(p, dict) and isinstance(p.get("name"), str) and "default" in p})
+    first, second = declared
+    return {k: v for k, v in first.items() if k in second and _same(v, second[k])}
+
+
 def _diff(a: Any, b: Any, parts: list[str | int], ignore: list[list[str | int]],
-          out: list[Change], owners: tuple[Any, Any] = (None, None)) -> None:
+          out: list[Change], owners: tuple[Any, Any] = (None, None),
+          roots: tuple[Any, Any] = (None, None)) -> None:
     if parts and any(_matches(p, parts) for p in ignore):
         return
     # An absent "params" is the same as an empty one: descend into the other side.
@@ -382,7 +410,7 @@ def _diff(a: Any, b: Any, parts: list[str | int], ignore: list[list[str | int]],
         elif b is MISSING and isinstance(a, dict):
             b = {}
     if isinstance(a, dict) and isinstance(b, dict):
-        defaults = _defaults(parts, owners) if parts and parts[-1] in ("params", "augment", "early_stopping",
+        defaults = _defaults(parts, owners, roots) if parts and parts[-1] in ("params", "augment", "early_stopping",
                                                                        "fine_tune") else None
         for key in list(a) + [k for k in b if k not in a]:
             before, after = a.get(key, MISSING), b.get(key, MISSING)
@@ -390,13 +418,13 @@ def _diff(a: Any, b: Any, parts: list[str | int], ignore: list[list[str | int]],
                 if not any(_matches(p, parts + [key]) for p in ignore):
                     _default_change(parts + [key], before, after, defaults[key], out)
                 continue
-            _diff(before, after, parts + [key], ignore, out, (a, b))
+            _diff(before, after, parts + [key], ignore, out, (a, b), roots)
         return
     if (isinstance(a, list) and isinstance(b, list)
             and not (_is_scalar_list(a) and _is_scalar_list(b))):
         for index in range(max(len(a), len(b))):
             _diff(a[index] if index < len(a) else MISSING, b[index] if index < len(b) else MISSING,
-                  parts + [index], ignore, out)
+                  parts + [index], ignore, out, (a, b), roots)
         return
     if not _same(a, b):
         out.append(Change(format_path(parts), _strip(a, parts, ignore), _strip(b, parts, ignore)))

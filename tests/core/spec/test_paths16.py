@@ -214,3 +214,17 @@ def test_defaults_fill_in_only_where_the_type_is_the_same_and_the_parameter_has_
     wider["model"]["layers"][0]["params"] = {"in_features": 2}
     assert [format_change(c) for c in diff(_adam(), wider)] == [
         "model.layers[0].params.out_features 2 -> (absent)", "model.layers[0].params.in_features (absent) -> 2"]
+
+
+def test_a_block_instance_left_at_the_blocks_declared_default_is_no_difference():
+    def doc(params, default=16):
+        return {"model": {"blocks": {"Res": {"params": [{"name": "channels", "kind": "int", "default": default}],
+                                             "layers": [{"type": "Conv2d", "params": {"out_channels": "$channels"}}]}},
+                          "layers": [{"type": "Res", "params": params}]}}
+
+    assert diff(doc({"channels": 16}), doc({})) == []
+    assert [format_change(c) for c in diff(doc({"channels": 32}), doc({}))] == [
+        "model.layers[0].params.channels 32 -> 16 (default)"]
+    # Declarations that disagree on the default: the values as written.
+    assert [format_change(c) for c in diff(doc({"channels": 16}), doc({}, default=8))] == [
+        "model.blocks.Res.params[0].default 16 -> 8", "model.layers[0].params.channels 16 -> (absent)"]
