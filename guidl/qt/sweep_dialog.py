@@ -11,6 +11,7 @@ settings, no Start or Stop.
 
 from __future__ import annotations
 
+import html
 import math
 import os
 from dataclasses import dataclass, field
@@ -611,6 +612,7 @@ class SweepDialog(QDialog):
         form.addRow("", self.grid_note)
         for spin in (self.trials, self.jobs, self.epochs):
             spin.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.epochs.valueChanged.connect(self.validate)
         form_holder = QWidget()
         form_holder.setLayout(form)
         layout.addWidget(form_holder, 2)
@@ -732,6 +734,8 @@ class SweepDialog(QDialog):
             first = next((c for c in checks if c.problem), None)
             if first is not None:
                 self.problem = f"Fix the settings first: {first.problem}"
+            elif self.epochs.value() and any(c.param.path == "training.epochs" for c in checks):
+                self.problem = self._epochs_problem([c.param for c in checks])
         if not self.problem and not self._strategy_chosen:
             # As guidl sweep without --strategy: lists of values only, every combination;
             # a range, TPE's search over a budget of 20.
@@ -756,6 +760,17 @@ class SweepDialog(QDialog):
             self._show_problem()
         self.start_button.setEnabled(not self.watch and not self.running and self.problem is None)
         return checks
+
+    def _epochs_problem(self, params) -> str | None:
+        """SweepConfig.problems' word on Epochs per trial (it overrides a swept training.epochs),
+        asked as the rows change rather than only at Start."""
+        from ..spec.sweep import SweepConfig
+
+        config = SweepConfig(params=params, strategy="grid", epochs=self.epochs.value() or None)
+        if any(p.path == "epochs" for p in config.problems(self.project)):
+            return ('Epochs per trial: set it to "as the project" or stop varying training.epochs '
+                    "(every trial would train the same epochs whatever its training.epochs says).")
+        return None
 
     def _show_problem(self) -> None:
         if self.problem:
@@ -849,14 +864,18 @@ class SweepDialog(QDialog):
         if best is None:
             self.best_label.setText("No finished trial yet.")
         else:
+            # Everything here comes from the study (a shared storage others write): plain text
+            # in a rich-text label, so a variant named "<b>" reads as typed.
+            esc = html.escape
             titles = short_names(view.params)
-            settings = (f"variant <b>{best.get('variant')}</b>" if variants else
-                        ", ".join(f"{titles.get(p, p)} = <b>{value_text(v)}</b>"
+            settings = (f"variant <b>{esc(str(best.get('variant')))}</b>" if variants else
+                        ", ".join(f"{esc(str(titles.get(p, p)))} = <b>{esc(value_text(v))}</b>"
                                   for p, v in (best.get("params") or {}).items()))
-            folder = best.get("run_dir") or ""
+            folder = str(best.get("run_dir") or "")
             self.best_label.setText(
-                f"Best: trial #{best['number']}<br>{view.metric} <b>{value_text(best.get('value'))}</b>"
-                f" ({view.direction})<br>{settings}<br><small>{Path(folder).name if folder else ''}</small>")
+                f"Best: trial #{esc(str(best['number']))}<br>{esc(str(view.metric))} "
+                f"<b>{esc(value_text(best.get('value')))}</b> ({esc(str(view.direction))})<br>{settings}"
+                f"<br><small>{esc(Path(folder).name) if folder else ''}</small>")
             self.best_label.setToolTip(folder)
         self._update_apply()
         counts: dict[str, int] = {}

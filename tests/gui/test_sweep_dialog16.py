@@ -312,3 +312,30 @@ def test_a_watched_studys_best_trial_is_offered_when_its_settings_fit_the_projec
     dialog.show_study(StudyView(name="s", storage="s.journal", rows=[other], best=other, params=list(other["params"]),
                                 metric="val_accuracy", direction="maximize", trials=1))
     assert not dialog.apply_button.isVisibleTo(dialog)
+
+
+def test_best_trial_text_from_the_study_is_shown_as_typed_not_as_markup(qtbot):
+    from guidl.qt.sweep_dialog import StudyView
+
+    dialog = SweepDialog(small_moons())
+    qtbot.addWidget(dialog)
+    rows = [{"number": 0, "state": "complete", "value": 0.9, "variant": "<b>bold</b> & co",
+             "run_dir": "/runs/<i>x", "params": {}}]
+    dialog.show_study(StudyView(name="s", storage="s.journal", rows=rows, params=[], trials=1, best=rows[0],
+                                variants=["<b>bold</b> & co"], metric="val_accuracy", direction="maximize"))
+    text = dialog.best_label.text()
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in text and "&lt;i&gt;x" in text
+    assert "<b>bold</b>" not in text and "<i>" not in text
+
+
+def test_epochs_per_trial_with_a_swept_training_epochs_is_refused_at_once(qtbot):
+    dialog = SweepDialog(small_moons())
+    qtbot.addWidget(dialog)
+    dialog.add_param("training.epochs", "1,2")
+    assert dialog.start_button.isEnabled()
+    dialog.epochs.setValue(3)  # overrides every trial's swept epochs: refused before Start
+    assert not dialog.start_button.isEnabled()
+    assert "Epochs per trial" in dialog.status.text() and "training.epochs" in dialog.status.text()
+    assert dialog.config() is None
+    dialog.epochs.setValue(0)  # "as the project"
+    assert dialog.start_button.isEnabled() and dialog.config() is not None
