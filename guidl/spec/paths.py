@@ -193,14 +193,6 @@ def get_path(doc: Any, path: str | Sequence[str | int]) -> Any:
     return node
 
 
-def has_path(doc: Any, path: str | Sequence[str | int]) -> bool:
-    try:
-        get_path(doc, path)
-    except PathError:
-        return False
-    return True
-
-
 #: Objects in which a key may be added (each key is checked against a schema
 #: when the project is read, so a typo is refused rather than kept as an
 #: unknown key): parameters, and the optional settings of data and training.
@@ -352,26 +344,63 @@ _COMPONENT_PARAMS: tuple[tuple[list[str | int], "Catalogue | Entry", str], ...] 
     ))
 
 
+def component_catalogue(parts: Sequence[str | int]) -> tuple["Catalogue | Entry", str] | None:
+    """Where the parameters object at ``parts`` (``model.layers[0].params``,
+    ``training.optimizer.params``, ``data.params``, ``data.augment`` ...)
+    gets its schema: ``(catalogue, key)`` -- the owner's ``key`` field names
+    the entry (``type``; the dataset: ``dataset``) -- or ``(entry, "")`` for
+    an object whose parameters are the one entry's own. None elsewhere."""
+    parts = list(parts)
+    for pattern, where, key in _COMPONENT_PARAMS:
+        if _matches(pattern, parts):
+            return where, key
+    return None
+
+
+def component_entry(doc: Any, parts: Sequence[str | int]) -> "Entry | None":
+    """The catalogue entry that owns the parameter at ``parts``
+    (``...params.NAME``, ``data.augment.NAME`` ...) in ``doc``: the entry
+    its component's ``type`` (``dataset``) names. None when ``parts`` is no
+    component's parameter, the type is unknown, or names a block (a block's
+    parameters are declared in the document, under ``blocks``)."""
+    parts = list(parts)
+    if len(parts) < 2 or not isinstance(parts[-1], str):
+        return None
+    found = component_catalogue(parts[:-1])
+    if found is None:
+        return None
+    where, key = found
+    if isinstance(where, Entry):
+        return where
+    owner_parts = parts[:-2] if parts[-2] == "params" else parts[:-1]
+    try:
+        owner = get_path(doc, owner_parts)
+    except PathError:
+        return None
+    name = owner.get(key) if isinstance(owner, dict) else None
+    return where.get(name) if isinstance(name, str) and name in where else None
+
+
 def _defaults(parts: list[str | int], owners: tuple[Any, Any], roots: tuple[Any, Any]) -> dict[str, Any] | None:
     """The catalogue defaults of the parameters object at ``parts`` when both
     sides' components are of one known type (``owners``: the objects holding
     it; ``roots``: the two documents, for a block's declaration), else None:
     a type that changed shows its parameters as written. Parameters guidl
     infers from the layer before have no default here."""
-    for pattern, where, key in _COMPONENT_PARAMS:
-        if not _matches(pattern, parts):
-            continue
-        if isinstance(where, Entry):
-            entry = where
-        else:
-            first, second = (o.get(key) if isinstance(o, dict) else None for o in owners)
-            if not isinstance(first, str) or first != second:
-                return None
-            if first not in where:
-                return _block_defaults(parts, first, roots) if where is LAYERS else None
-            entry = where.get(first)
-        return {p.name: p.default for p in entry.params if p.default is not REQUIRED and p.inferred is None}
-    return None
+    found = component_catalogue(parts)
+    if found is None:
+        return None
+    where, key = found
+    if isinstance(where, Entry):
+        entry = where
+    else:
+        first, second = (o.get(key) if isinstance(o, dict) else None for o in owners)
+        if not isinstance(first, str) or first != second:
+            return None
+        if first not in where:
+            return _block_defaults(parts, first, roots) if where is LAYERS else None
+        entry = where.get(first)
+    return {p.name: p.default for p in entry.params if p.default is not REQUIRED and p.inferred is None}
 
 
 def _block_defaults(parts: list[str | int], name: str, roots: tuple[Any, Any]) -> dict[str, Any] | None:

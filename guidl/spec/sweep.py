@@ -21,11 +21,10 @@ from typing import Any, Iterable, Mapping
 
 from ..formatting import quote, shorten
 from ..registry import (
-    AUGMENT, DATASETS, EARLY_STOPPING, FINE_TUNE, LAYERS, LOSSES, OPTIMIZERS, SCHEDULERS, TASKS,
-    Catalogue, Entry,
+    AUGMENT, DATASETS, EARLY_STOPPING, FINE_TUNE, LAYERS, LOSSES, Entry,
 )
 from .errors import Problem, ProjectError
-from .paths import PathError, format_path, get_path, parse_path, set_path
+from .paths import PathError, component_catalogue, component_entry, format_path, get_path, parse_path, set_path
 from .project import Project
 
 STRATEGIES = ("grid", "random", "tpe")
@@ -319,43 +318,30 @@ def _schema(doc: Mapping[str, Any], parts: list) -> dict[str, str] | None:
     """The parameters (name -> kind) the component holding ``parts[:-1]``
     (a ``params`` object) takes, from its catalogue entry or its block's
     declaration; None when ``parts`` is not a parameter of a component."""
-    if len(parts) < 2 or parts[-2] != "params":
+    if len(parts) < 2 or parts[-2] != "params" or not isinstance(parts[-1], str):
+        return None
+    entry = component_entry(doc, parts)
+    if entry is not None:
+        return _kinds(entry)
+    found = component_catalogue(parts[:-1])
+    if found is None or found[0] is not LAYERS:
         return None
     owner = parts[:-2]
     try:
         holder = get_path(doc, owner)
     except PathError:
         return None
-    if not isinstance(holder, Mapping):
+    name = holder.get("type") if isinstance(holder, Mapping) else None
+    if not isinstance(name, str) or name in LAYERS:
         return None
-    if owner == ["data"]:
-        name = holder.get("dataset")
-        entry = DATASETS.get(name) if isinstance(name, str) and name in DATASETS else None
-        return _kinds(entry)
-    catalogue: Catalogue | None = None
-    if owner == ["task"]:
-        catalogue = TASKS
-    elif owner in (["training", "optimizer"], ["training", "discriminator_optimizer"]):
-        catalogue = OPTIMIZERS
-    elif owner == ["training", "loss"]:
-        catalogue = LOSSES
-    elif owner == ["training", "scheduler"]:
-        catalogue = SCHEDULERS
-    elif len(owner) >= 2 and isinstance(owner[-1], int) and owner[-2] == "layers":
-        catalogue = LAYERS
-    name = holder.get("type")
-    if catalogue is None or not isinstance(name, str):
+    # A block used as a layer: the parameters its definition declares.
+    network = owner[0] if owner[0] in ("model", "discriminator") else "model"
+    try:
+        declared = get_path(doc, [network, "blocks", name, "params"])
+    except PathError:
         return None
-    if catalogue is LAYERS and name not in LAYERS:
-        # A block used as a layer: the parameters its definition declares.
-        network = owner[0] if owner[0] in ("model", "discriminator") else "model"
-        try:
-            declared = get_path(doc, [network, "blocks", name, "params"])
-        except PathError:
-            return None
-        return {d["name"]: d.get("kind") for d in declared
-                if isinstance(d, Mapping) and isinstance(d.get("name"), str)} if isinstance(declared, list) else None
-    return _kinds(catalogue.get(name)) if name in catalogue else None
+    return {d["name"]: d.get("kind") for d in declared
+            if isinstance(d, Mapping) and isinstance(d.get("name"), str)} if isinstance(declared, list) else None
 
 
 def _kinds(entry: Entry | None) -> dict[str, str] | None:

@@ -228,3 +228,25 @@ def test_a_block_instance_left_at_the_blocks_declared_default_is_no_difference()
     # Declarations that disagree on the default: the values as written.
     assert [format_change(c) for c in diff(doc({"channels": 16}), doc({}, default=8))] == [
         "model.blocks.Res.params[0].default 16 -> 8", "model.layers[0].params.channels 16 -> (absent)"]
+
+
+def test_component_entry_names_the_catalogue_entry_that_owns_a_parameter():
+    from guidl.registry import AUGMENT, DATASETS, LAYERS, OPTIMIZERS
+    from guidl.spec.paths import component_catalogue, component_entry
+
+    doc = {"model": {"layers": [{"type": "Linear", "params": {}}, {"type": "Res"}],
+                     "blocks": {"Res": {"params": [], "layers": [{"type": "ReLU"}]}}},
+           "data": {"dataset": "moons", "params": {}},
+           "training": {"optimizer": {"type": "SGD", "params": {}}, "discriminator_optimizer": {"type": "nope"}}}
+    assert component_entry(doc, parse_path("model.layers[0].params.out_features")) is LAYERS.get("Linear")
+    assert component_entry(doc, parse_path("model.blocks.Res.layers[0].params.x")) is LAYERS.get("ReLU")
+    assert component_entry(doc, parse_path("training.optimizer.params.lr")) is OPTIMIZERS.get("SGD")
+    assert component_entry(doc, parse_path("data.params.samples")) is DATASETS.get("moons")
+    assert component_entry(doc, parse_path("data.augment.hflip")) is AUGMENT
+    # A block, an unknown type, an absent owner, a field that is no parameter: none.
+    for path in ("model.layers[1].params.width", "training.discriminator_optimizer.params.lr",
+                 "model.layers[5].params.x", "training.epochs", "training.optimizer.type"):
+        assert component_entry(doc, parse_path(path)) is None, path
+    assert component_catalogue(parse_path("discriminator.layers[2].params")) == (LAYERS, "type")
+    assert component_catalogue(parse_path("data.params")) == (DATASETS, "dataset")
+    assert component_catalogue(parse_path("training.epochs")) is None
