@@ -208,9 +208,15 @@ class RunCompareDialog(QDialog):
             [self.current_project] if self.current_project is not None else [])
         for path in self.differing:
             values = [_value(doc, path) for doc in documents]
-            cells = [None if doc is None else paths.format_value(v, CELL_CHARS)
-                     for doc, v in zip(documents, values)]
-            tips = [None if doc is None else paths.format_value(v, 2000) for doc, v in zip(documents, values)]
+            defaults = [_default_value(doc, path, documents) if v is paths.MISSING and doc is not None
+                        else paths.MISSING for doc, v in zip(documents, values)]
+            values = [d if d is not paths.MISSING else v for v, d in zip(values, defaults)]
+            # A parameter one run left out trained at its catalogue default: "0.001 (default)".
+            cells, tips = [], []
+            for doc, value, default in zip(documents, values, defaults):
+                note = " (default)" if default is not paths.MISSING else ""
+                cells.append(None if doc is None else paths.format_value(value, CELL_CHARS) + note)
+                tips.append(None if doc is None else paths.format_value(value, 2000) + note)
             rows.append(_Row(path, cells, values, tooltips=tips, highlight=True))
         return rows
 
@@ -297,8 +303,8 @@ class RunCompareDialog(QDialog):
         self.changes = paths.diff(first.project, second.project)
         for change in self.changes:
             item = QListWidgetItem(paths.format_change(change))
-            item.setToolTip(f"{change.path}\n{first.summary.name}: {paths.format_value(change.before, 2000)}\n"
-                            f"{second.summary.name}: {paths.format_value(change.after, 2000)}")
+            item.setToolTip(f"{change.path}\n{first.summary.name}: {paths.format_side(change, 'before', 2000)}\n"
+                            f"{second.summary.name}: {paths.format_side(change, 'after', 2000)}")
             listing.addItem(item)
         if not self.changes:
             listing.addItem("The two runs' project files have the same settings.")
@@ -362,6 +368,23 @@ def _value(doc: dict | None, path: str) -> Any:
         return paths.get_path(doc, path)
     except paths.PathError:
         return paths.MISSING
+
+
+def _default_value(doc: dict, path: str, documents: list) -> Any:
+    """The value ``doc`` trained with at ``path`` it leaves out: the catalogue
+    default ``paths.diff`` fills in against a run that sets it (MISSING when the
+    path has no default there, e.g. a whole scheduler left out)."""
+    for other in documents:
+        if other is None or other is doc or _value(other, path) is paths.MISSING:
+            continue
+        changes = paths.diff(other, doc)
+        for change in changes:
+            if change.path == path:
+                return change.after if change.after_default else paths.MISSING
+        if any(path.startswith(c.path + ".") or path.startswith(c.path + "[") for c in changes):
+            return paths.MISSING  # an enclosing setting differs: nothing to fill
+        return _value(other, path)  # no change here: the left-out default equals this value
+    return paths.MISSING
 
 
 def _same(a: Any, b: Any) -> bool:

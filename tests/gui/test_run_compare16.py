@@ -109,3 +109,21 @@ def test_three_runs_side_by_side_with_the_settings_that_differ(qtbot, tmp_path, 
     text = QGuiApplication.clipboard().text().splitlines()
     assert text[0] == "run\ta\tb\tc\tOpen project"
     assert "training.optimizer.params.lr\t0.01\t0.05\t0.01\t0.01" in text
+
+
+def test_a_parameter_left_at_its_default_reads_as_the_default_not_absent(qtbot, tmp_path, moons):
+    assert moons["training"]["optimizer"]["type"] == "Adam"
+    default = copy.deepcopy(moons)
+    del default["training"]["optimizer"]["params"]["lr"]  # Adam's lr: 0.001
+    a = _run(tmp_path / "a", moons, lr=0.01, val_accuracy=0.9)
+    b = _run(tmp_path / "b", default, lr=0.001, val_accuracy=0.95)
+    dialog = RunCompareDialog([a, b], moons)
+    qtbot.addWidget(dialog)
+    table = dialog.table
+    rows = {table.item(r, 0).text(): r for r in range(table.rowCount())}
+    row = rows["training.optimizer.params.lr"]
+    cells = [table.item(row, col).text() for col in range(1, table.columnCount())]
+    assert cells == ["0.01", "0.001 (default)", "0.01"]
+    assert table.item(row, 2).toolTip() == "0.001 (default)"
+    tip = dialog.differences.item(0).toolTip()
+    assert "b: 0.001 (default)" in tip and "a: 0.01" in tip
