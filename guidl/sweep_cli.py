@@ -194,8 +194,7 @@ def _run_here(args, study, shown: str, runs_root: Path, printer, quiet: bool = F
             return "bad input"
     control = TrainControl()
     parent = os.environ.get(PARENT_ENV)
-    if quiet and parent and parent.isdigit():
-        watch_parent(control, int(parent))
+    watcher = watch_parent(control, int(parent)) if quiet and parent and parent.isdigit() else None
 
     def stop(signum, frame):
         if not quiet:
@@ -216,6 +215,8 @@ def _run_here(args, study, shown: str, runs_root: Path, printer, quiet: bool = F
         print(_storage_error(error), file=sys.stderr)
         return "error"
     finally:
+        if watcher is not None:
+            watcher.stop()  # at once: exit_now then finds no other thread
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 

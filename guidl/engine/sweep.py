@@ -894,19 +894,37 @@ def run_worker(study: optuna.Study, runs_root: str | os.PathLike[str], *, tensor
         report()
 
 
-def watch_parent(control, parent: int, interval_s: float = 2.0) -> threading.Thread:
-    """Stop a worker process (after its batch) when the ``guidl sweep`` that
-    started it is gone, so a killed sweep leaves no workers behind."""
-    import psutil
+class ParentWatch(threading.Thread):
+    """The thread ``watch_parent`` starts; ``stop()`` ends it at once (an
+    Event, not a sleep: a worker that is done exits without waiting for the
+    thread's next look, and ``sweep_cli.exit_now`` sees no other thread)."""
 
-    def run() -> None:
-        while not control.stop_requested:
-            if not psutil.pid_exists(parent) or os.getppid() != parent:
-                control.request_stop()
+    def __init__(self, control, parent: int, interval_s: float):
+        super().__init__(name="guidl-sweep-parent", daemon=True)
+        self.control, self.parent, self.interval_s = control, parent, interval_s
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        while not self.control.stop_requested:
+            if not psutil.pid_exists(self.parent) or os.getppid() != self.parent:
+                self.control.request_stop()
                 return
-            time.sleep(interval_s)
+            if self.finished.wait(self.interval_s):
+                return
 
-    thread = threading.Thread(target=run, name="guidl-sweep-parent", daemon=True)
+    def stop(self) -> None:
+        self.finished.set()
+        if self.is_alive() and self is not threading.current_thread():
+            self.join()
+
+
+def watch_parent(control, parent: int, interval_s: float = 2.0) -> ParentWatch:
+    """Stop a worker process (after its batch) when the ``guidl sweep`` that
+    started it is gone, so a killed sweep leaves no workers behind. Call the
+    returned thread's ``stop()`` when the worker is done."""
+    thread = ParentWatch(control, parent, interval_s)
     thread.start()
     return thread
 

@@ -218,3 +218,17 @@ def test_run_folder_extra_is_in_every_write_and_kept_on_resume(moons, tmp_path):
     resumed.fit()
     after = read_run(run)
     assert after["epochs_completed"] == 2 and after["sweep"] == record
+
+
+def test_the_parent_watch_stops_at_once_and_stops_the_worker_when_the_parent_is_gone():
+    import os
+    import time
+
+    control = TrainControl()
+    watch = sweep.watch_parent(control, os.getppid(), interval_s=600)
+    began = time.monotonic()
+    watch.stop()  # no waiting for its next look (600 s away)
+    assert not watch.is_alive() and time.monotonic() - began < 60 and not control.stop_requested
+    gone = sweep.watch_parent(control, 2**22 + 12345, interval_s=600)  # no such process
+    gone.join(60)
+    assert control.stop_requested and not gone.is_alive()
