@@ -339,3 +339,28 @@ def test_epochs_per_trial_with_a_swept_training_epochs_is_refused_at_once(qtbot)
     assert dialog.config() is None
     dialog.epochs.setValue(0)  # "as the project"
     assert dialog.start_button.isEnabled() and dialog.config() is not None
+
+
+@pytest.mark.parametrize("os_name, expected", [("posix", "SIGINT"), ("nt", "CTRL_BREAK_EVENT")])
+def test_stop_asks_the_sweep_to_end_after_its_batch_on_each_system(window, monkeypatch, os_name, expected):
+    import os
+    import signal
+
+    from guidl.qt.controllers import sweeps
+
+    class Process:  # the running guidl sweep, as far as Stop looks at it
+        def processId(self):
+            return 4242
+
+    monkeypatch.setattr(signal, "CTRL_BREAK_EVENT", 1, raising=False)  # Windows' value
+    sent = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    controller = window.sweeps
+    controller.process = Process()
+    controller._stopping = False
+    with monkeypatch.context() as m:
+        m.setattr(os, "name", os_name)  # only while Stop runs: never a hard TerminateProcess on Windows
+        controller.stop()
+    controller._kill_timer.stop()
+    controller.process = None
+    assert sent == [(4242, getattr(signal, expected))]

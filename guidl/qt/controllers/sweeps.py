@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -63,6 +64,18 @@ def _no_journal(url: str | None) -> str | None:
         return f"{path}: no such journal file"
     return None
 
+
+
+def interrupt_signal() -> int:
+    """What Stop sends the sweep process: Ctrl+C's SIGINT, or on Windows
+    CTRL_BREAK_EVENT to its process group (guidl sweep treats SIGBREAK as
+    SIGINT): both end the trials after their current batch."""
+    return signal.CTRL_BREAK_EVENT if os.name == "nt" else signal.SIGINT
+
+
+def _new_process_group(arguments) -> None:
+    """QProcess's CreateProcess arguments with CREATE_NEW_PROCESS_GROUP (Windows only)."""
+    arguments.flags |= getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)
 
 class StudyReader:
     """Reads one study again and again. The storage is opened once and kept:
@@ -524,6 +537,10 @@ class SweepsController(QObject):
         process.readyReadStandardError.connect(self._read_stderr)
         process.finished.connect(self._process_finished)
         process.errorOccurred.connect(self._process_error)
+        if os.name == "nt" and hasattr(process, "setCreateProcessArgumentsModifier"):
+            # Its own process group, so Stop can send it CTRL_BREAK_EVENT (Windows has no SIGINT
+            # to send another process: os.kill(pid, SIGINT) there is TerminateProcess, a hard kill).
+            process.setCreateProcessArgumentsModifier(_new_process_group)
         self._stderr = ""
         self._stopping = False
         self._last_view = None
@@ -588,7 +605,7 @@ class SweepsController(QObject):
         pid = process.processId()
         if pid:
             try:
-                os.kill(pid, signal.SIGINT)
+                os.kill(pid, interrupt_signal())
             except OSError:
                 pass
         self._kill_timer.start(int(self.stop_timeout_s * 1000))
