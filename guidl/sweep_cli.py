@@ -202,7 +202,7 @@ def _run_here(args, study, shown: str, runs_root: Path, printer, quiet: bool = F
         control.request_stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {signum: signal.signal(signum, stop) for signum in stop_signals()}
     bar = (lambda: [ProgressBar(lines=io.StringIO())]) if sys.stderr.isatty() and not quiet else None
     try:
         return run_worker(study, runs_root, tensorboard=args.tensorboard, control=control,
@@ -239,7 +239,7 @@ def _run_jobs(args, study, shown: str, runs_root: Path, printer) -> str:
           file=sys.stderr)
     # Each in a session of its own: a terminal's Ctrl+C reaches this process
     # alone, which passes it on once (a worker's second Ctrl+C aborts it).
-    workers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=os.name == "posix")
+    workers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, **worker_popen_options())
                for command, env in launches]
     stops = 0
     asked = 0
@@ -248,7 +248,7 @@ def _run_jobs(args, study, shown: str, runs_root: Path, printer) -> str:
         nonlocal stops
         stops += 1
 
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {signum: signal.signal(signum, stop) for signum in stop_signals()}
     seen: set[int] = set()
     try:
         while True:
@@ -259,7 +259,7 @@ def _run_jobs(args, study, shown: str, runs_root: Path, printer) -> str:
                           file=sys.stderr)
                 for worker in workers:
                     if worker.poll() is None:
-                        worker.send_signal(signal.SIGINT)
+                        ask_to_stop(worker)
             try:
                 for row in trial_rows(study):
                     if row["state"] in _FINISHED and row["number"] not in seen:
@@ -275,7 +275,7 @@ def _run_jobs(args, study, shown: str, runs_root: Path, printer) -> str:
             signal.signal(signum, handler)
         for worker in workers:
             if worker.poll() is None:
-                worker.send_signal(signal.SIGINT)
+                ask_to_stop(worker)
                 try:
                     worker.wait(30)
                 except subprocess.TimeoutExpired:
@@ -289,6 +289,32 @@ def _run_jobs(args, study, shown: str, runs_root: Path, printer) -> str:
               f"(exit status {', '.join(str(c) for c in failed)}): their messages are above", file=sys.stderr)
         return "bad input" if set(failed) == {EXIT_BAD_INPUT} else "error"
     return "done"
+
+
+def worker_popen_options() -> dict:
+    """How a ``--jobs`` worker is started: in a session (Windows: a process
+    group) of its own, so a terminal's Ctrl+C reaches the parent alone."""
+    from .engine.sweep import WINDOWS
+
+    if WINDOWS:
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
+def ask_to_stop(worker: subprocess.Popen) -> None:
+    """Ask a ``--jobs`` worker to stop after its batch: SIGINT; on Windows,
+    where a process is sent no SIGINT, CTRL_BREAK_EVENT to its process group
+    (the worker takes SIGBREAK as Ctrl+C)."""
+    from .engine.sweep import WINDOWS
+
+    worker.send_signal(signal.CTRL_BREAK_EVENT if WINDOWS else signal.SIGINT)
+
+
+def stop_signals() -> tuple[int, ...]:
+    """The signals that stop a sweep after its batch: Ctrl+C, SIGTERM and, on
+    Windows, Ctrl+Break (what the window and a --jobs parent send there)."""
+    extra = (signal.SIGBREAK,) if hasattr(signal, "SIGBREAK") else ()
+    return (signal.SIGINT, signal.SIGTERM) + extra
 
 
 def worker_launches(jobs: int, cores: int, *, study: str, runs_root: Path, storage: str, seed: int,

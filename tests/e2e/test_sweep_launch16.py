@@ -177,3 +177,28 @@ def test_a_shared_studys_trial_lines_carry_no_terminal_escapes():
     line = trial_line(row, "val_accuracy")
     assert not any(char in line for char in "\x1b\x07\r\n\u202e")
     assert line.endswith(r"(bad\x1b]0;title\x07 data\r\nover\u202e)")  # the values are JSON-quoted already
+
+
+def test_workers_get_their_own_process_group_and_ctrl_break_on_windows(monkeypatch):
+    import signal
+    import subprocess
+
+    from guidl import sweep_cli
+    from guidl.engine import sweep
+
+    class Worker:
+        sent = []
+
+        def send_signal(self, signum):
+            self.sent.append(signum)
+
+    assert sweep_cli.worker_popen_options() == {"start_new_session": True}
+    sweep_cli.ask_to_stop(Worker())
+    monkeypatch.setattr(sweep, "WINDOWS", True)
+    monkeypatch.setattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 512, raising=False)
+    monkeypatch.setattr(signal, "CTRL_BREAK_EVENT", 1, raising=False)
+    monkeypatch.setattr(signal, "SIGBREAK", 21, raising=False)
+    assert sweep_cli.worker_popen_options() == {"creationflags": 512}
+    sweep_cli.ask_to_stop(Worker())
+    assert Worker.sent == [signal.SIGINT, 1]
+    assert 21 in sweep_cli.stop_signals() and signal.SIGINT in sweep_cli.stop_signals()

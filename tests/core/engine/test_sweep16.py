@@ -232,3 +232,21 @@ def test_the_parent_watch_stops_at_once_and_stops_the_worker_when_the_parent_is_
     gone = sweep.watch_parent(control, 2**22 + 12345, interval_s=600)  # no such process
     gone.join(60)
     assert control.stop_requested and not gone.is_alive()
+
+
+def test_a_journal_file_is_locked_with_a_lock_file_on_windows(tmp_path, monkeypatch):
+    from optuna.storages.journal import JournalFileOpenLock, JournalFileSymlinkLock
+
+    seen = []
+
+    class Backend:
+        def __init__(self, path, lock_obj=None):
+            seen.append(lock_obj)
+
+    monkeypatch.setattr("optuna.storages.journal.JournalFileBackend", Backend)
+    monkeypatch.setattr("optuna.storages.journal.JournalStorage", lambda backend: backend)
+    sweep.open_storage(str(tmp_path / "a.journal"), tmp_path, "s")
+    monkeypatch.setattr(sweep, "WINDOWS", True)
+    sweep.open_storage(str(tmp_path / "b.journal"), tmp_path, "s")
+    assert seen[0] is None or isinstance(seen[0], JournalFileSymlinkLock)
+    assert isinstance(seen[1], JournalFileOpenLock)
