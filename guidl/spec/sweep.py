@@ -837,6 +837,15 @@ class SweepConfig:
             problems.append(Problem("epochs", "cannot be set while the sweep varies training.epochs: every "
                                               "trial would train the same epochs whatever its training.epochs "
                                               "says; leave epochs unset, or stop varying training.epochs"))
+        if isinstance(self.metric, str) and self.metric.startswith("val_"):
+            # A trial at val_fraction 0 holds nothing out: it records no val_* figure.
+            for p in self.params:
+                if p.path == "data.val_fraction" and (
+                        any(isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0 for v in p.values)
+                        or p.kind != "values" and isinstance(p.low, (int, float)) and p.low <= 0):
+                    problems.append(Problem("metric", f"{self.metric} is not recorded by the trials at "
+                                                      "data.val_fraction 0 (nothing is held out): sweep "
+                                                      "val_fraction above 0, or optimise a train_* figure"))
         if self.strategy == "grid" and self.params:
             size = self.grid_size()
             if size > MAX_GRID:

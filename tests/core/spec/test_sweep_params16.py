@@ -240,3 +240,15 @@ def test_a_swept_training_epochs_and_an_epochs_override_cannot_both_be_set(moons
     assert SweepConfig(swept, strategy="random", trials=2, metric="val_accuracy").problems(moons) == []
     other = [parse_param("training.optimizer.params.lr=0.1,0.01", moons)]
     assert SweepConfig(other, strategy="grid", trials=2, metric="val_accuracy", epochs=1).problems(moons) == []
+
+
+def test_a_val_metric_is_refused_when_a_swept_val_fraction_can_be_zero(moons):
+    for text in ("data.val_fraction=0,0.2", "data.val_fraction=0.0..0.3"):
+        found = SweepConfig([parse_param(text, moons)], strategy="random", trials=2,
+                            metric="val_accuracy").problems(moons)
+        assert [p.path for p in found] == ["metric"], text
+        assert "data.val_fraction 0" in found[0].message
+    held_out = [parse_param("data.val_fraction=0.1,0.2", moons)]
+    assert SweepConfig(held_out, strategy="grid", trials=2, metric="val_accuracy").problems(moons) == []
+    at_zero = [parse_param("data.val_fraction=0,0.2", moons)]
+    assert SweepConfig(at_zero, strategy="grid", trials=2, metric="train_accuracy").problems(moons) == []
