@@ -352,8 +352,7 @@ class MainWindow(QMainWindow):
             selected=len(self.graph_edits.selection()), block_use=self.graph_edits.is_block_use(),
             wires=len(self.graph_edits.selected_wires()),
             can_undo=stack.canUndo(), can_redo=stack.canRedo(),
-            sweeping=hasattr(self, "sweeps") and self.sweeps.running,
-            sweep_blocker=self.sweeps.blocker(train_blocker) if hasattr(self, "sweeps") else train_blocker)
+            sweeping=self.sweeps.running, sweep_blocker=self.sweeps.blocker(train_blocker))
 
     @Slot()
     def update_actions(self) -> None:

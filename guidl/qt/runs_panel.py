@@ -126,13 +126,13 @@ def trial_text(sweep: dict | None) -> str:
 
 class RunsModel(QAbstractTableModel):
     """The runs as table rows. Edits of name, tags and note, and ticks, are
-    not kept here: they leave as ``labels_edited`` and ``ticks_changed`` and
+    not kept here: they leave as ``labels_edited`` and ``ticked_changed`` and
     come back with the next ``set_rows`` (the labels file is the truth)."""
 
     #: (run folder, {"name"|"tags"|"note": new value})
     labels_edited = Signal(Path, dict)
     #: The ticked run folders, in the order they were ticked.
-    ticks_changed = Signal(list)
+    ticked_changed = Signal(list)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -336,7 +336,7 @@ class RunsModel(QAbstractTableModel):
             ticked = [p for p in self.ticked if p != row.path] + ([row.path] if checked else [])
             self.ticked = ticked
             self.dataChanged.emit(index, index)
-            self.ticks_changed.emit(list(ticked))
+            self.ticked_changed.emit(list(ticked))
             return True
         if key in EDITABLE and role == Qt.ItemDataRole.EditRole:
             text = str(value).strip()
@@ -410,8 +410,8 @@ class RunsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = RunsModel(self)
-        self.model.ticks_changed.connect(self.ticked_changed)
-        self.model.ticks_changed.connect(self._update_buttons)  # Compare takes the ticked runs
+        self.model.ticked_changed.connect(self.ticked_changed)
+        self.model.ticked_changed.connect(self._update_buttons)  # Compare takes the ticked runs
         self.model.labels_edited.connect(self.labels_edited)
         self.proxy = RunsFilter(self)
         self.proxy.setSourceModel(self.model)

@@ -113,10 +113,8 @@ def suggest_spec(project: Project, path: str) -> str:
         if catalogue is registry.OPTIMIZERS:
             return ",".join(catalogue.names())
         if catalogue is registry.LAYERS and isinstance(value, str):
-            try:
-                from ..spec.comparisons import ACTIVATION_RACE
-            except ImportError:  # pragma: no cover - only while comparisons are missing
-                ACTIVATION_RACE = ()
+            from ..spec.comparisons import ACTIVATION_RACE
+
             if value in ACTIVATION_RACE:  # an activation: the race's three
                 return ",".join(ACTIVATION_RACE)
         return str(value) if value is not None else ""

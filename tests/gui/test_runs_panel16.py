@@ -180,6 +180,7 @@ def test_runs_go_to_the_trash_or_are_deleted_when_agreed_and_a_training_one_stay
     assert ticked.args == [[root / "c"]] and [o.label for o in window.charts.overlays] == ["c"]
     assert not (root / "a").exists() and (trash / "files" / "a" / "run.json").is_file()
     assert "a" not in rows(window) and "trash" in window.statusBar().currentMessage()
+    assert root / "c" in runs._diffs and root / "a" not in runs._diffs  # nothing kept of a deleted run
 
     def no_trash(path):
         raise OSError("no trash")

@@ -163,6 +163,8 @@ class RunsController(QObject):
             del self._cache[gone]
         for gone in set(self._projects) - set(self._cache):
             del self._projects[gone]
+        for gone in set(self._diffs) - set(self._cache):  # a deleted run's diffs go with it
+            del self._diffs[gone]
         summaries.sort(key=lambda s: (s.started.timestamp() if s.started else 0.0, s.path.name))
         self.summaries = summaries
         self._watch(root, [s.path for s in summaries if s.status == "running"] + unreadable)

@@ -147,7 +147,7 @@ class StudyPoller(QObject):
     read with ``read`` (or ``failed``), on the GUI thread."""
 
     # Each signal names its poller: a read of a study no longer followed is told apart.
-    read = Signal(QObject, object)  # a StudyView, or None while the study does not exist
+    study_read = Signal(QObject, object)  # a StudyView, or None while the study does not exist
     failed = Signal(QObject, str)
     #: The read asked for by ``finish``: begun after the sweep's process ended.
     last_read = Signal(QObject, object)
@@ -198,7 +198,7 @@ class StudyPoller(QObject):
         if self._finishing:  # this read may be older than the process's end: read again
             self._read()
             return
-        self.read.emit(self, view)
+        self.study_read.emit(self, view)
 
     @Slot(object)
     def _last_done(self, view) -> None:
@@ -520,7 +520,7 @@ class SweepsController(QObject):
         """The sweep's process, and the study read back as it runs."""
         self._start_process(arguments)
         self.poller = StudyPoller(self.window, StudyReader(str(self.storage_path), self._runs_dir, self.study))
-        self.poller.read.connect(self._study_read)
+        self.poller.study_read.connect(self._study_read)
         self.poller.failed.connect(self._poll_failed)
         self.poller.start()
         if self.dialog is not None:
@@ -770,7 +770,7 @@ class SweepsController(QObject):
             return self.dialog
         dialog = self._new_dialog(watch=True, title=f"Study {study}")
         self.poller = StudyPoller(self.window, StudyReader(storage_url, self.runs_root(), study, watching=True))
-        self.poller.read.connect(self._watched)
+        self.poller.study_read.connect(self._watched)
         self.poller.failed.connect(self._poll_failed)
         dialog.set_status(f"Reading {study}…", "")
         dialog.show()
