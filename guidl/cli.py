@@ -222,7 +222,8 @@ def _runs(args: argparse.Namespace) -> int:
     if target is None and not root.is_dir():
         return _bad_input([f"guidl runs: no runs folder here ({root}); give a project file or a "
                            "runs folder"], args.json)
-    summaries = list_summaries(root)
+    skipped: list = []
+    summaries = list_summaries(root, skipped)
     rows = []
     for summary in summaries:
         row = summary.to_dict()
@@ -236,13 +237,39 @@ def _runs(args: argparse.Namespace) -> int:
         rows.append(row)
     if args.json:
         print(json.dumps({"root": str(root), "project": args.target if current is not None else None,
-                          "runs": rows}, default=str))
+                          "runs": rows, "skipped": [str(p) for p in skipped]}, default=str))
         return 0
+    if skipped:
+        print(f"{len(skipped)} folder{'s' if len(skipped) > 1 else ''} skipped (run.json unreadable)",
+              file=sys.stderr)
     if not rows:
         print(f"no runs in {root}")
+        elsewhere = _runs_here_of(target, current, root) if current is not None else 0
+        if elsewhere:
+            # guidl train and guidl sweep write to ./runs unless told: the project's runs may be there.
+            print(f"./runs holds {elsewhere} run{'s' if elsewhere > 1 else ''} of this project "
+                  f"(guidl train and guidl sweep write there by default): guidl runs ./runs")
         return 0
     print(_runs_table(summaries, rows, current is not None))
     return 0
+
+
+def _runs_here_of(target, current: dict, root) -> int:
+    """How many runs in ./runs (when that is not ``root``) were trained from
+    the project file ``target`` or carry the project's name."""
+    from pathlib import Path
+
+    from .engine.runs import list_runs
+
+    here = Path.cwd() / "runs"
+    try:
+        if not here.is_dir() or here.resolve() == Path(root).resolve():
+            return 0
+    except OSError:
+        return 0
+    source, name = str(Path(target).absolute()), current.get("name")
+    return sum(1 for _, record in list_runs(here)
+               if record.get("source") == source or (name and record.get("project") == name))
 
 
 def _runs_table(summaries, rows: list[dict], with_differences: bool) -> str:

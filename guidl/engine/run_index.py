@@ -262,14 +262,17 @@ def summarize(path: str | os.PathLike[str], record: dict[str, Any] | None = None
         sweep=record.get("sweep"), tags=list(labels.tags), note=labels.note)
 
 
-def list_summaries(root: str | os.PathLike[str]) -> list[RunSummary]:
+def list_summaries(root: str | os.PathLike[str], skipped: list[Path] | None = None) -> list[RunSummary]:
     """The runs directly under ``root``, oldest first; folders whose run.json
-    cannot be read are skipped (see ``runs.list_runs``)."""
+    cannot be read are skipped (see ``runs.list_runs``) and appended to
+    ``skipped`` when given, so a caller can say so."""
     summaries = []
-    for path, record in list_runs(root):
+    for path, record in list_runs(root, skipped):
         try:
             summaries.append(summarize(path, record))
         except RunError:
+            if skipped is not None:
+                skipped.append(path)
             continue
     return summaries
 

@@ -370,9 +370,10 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> None:
             pass  # a read-only folder keeps it; the next writer removes it
 
 
-def list_runs(root: str | os.PathLike[str]) -> list[tuple[Path, dict[str, Any]]]:
+def list_runs(root: str | os.PathLike[str], skipped: list[Path] | None = None) -> list[tuple[Path, dict[str, Any]]]:
     """The readable run folders directly under ``root`` with their records,
-    oldest first (by start time, then name); damaged ones are skipped."""
+    oldest first (by start time, then name); damaged ones are skipped (those
+    holding a run.json that cannot be read are appended to ``skipped``)."""
     root = Path(root)
     try:
         children = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()]
@@ -383,6 +384,8 @@ def list_runs(root: str | os.PathLike[str]) -> list[tuple[Path, dict[str, Any]]]
         try:
             runs.append((child, read_run(child)))
         except RunError:
+            if skipped is not None and (child / "run.json").exists():
+                skipped.append(child)
             continue
     runs.sort(key=lambda item: (item[1].get("started") or "", item[0].name))
     return runs

@@ -115,3 +115,38 @@ def test_control_characters_of_a_shared_runs_folder_never_reach_the_terminal(tmp
     assert not any(char in out for char in "\x1b\x07\r\u202e")  # JSON escapes them itself
     run = json.loads(out)["runs"][0]
     assert (run["name"], run["tags"]) == ("evil\x1b[2J name", ["t\x1b]0;title\x07"])  # kept as they are
+
+
+def test_unreadable_runs_are_counted_and_runs_in_dot_runs_are_pointed_at(tmp_path, capsys, monkeypatch):
+    project_dir, work = tmp_path / "proj", tmp_path / "work"
+    project_dir.mkdir()
+    source = project_dir / "p.guidl.json"
+    project = spec.load(cli_root() / "examples/moons_mlp.guidl.json")
+    spec.save(project, source)
+    _hand_made_run(project_dir / "runs" / "ok", project.name)
+    (project_dir / "runs" / "torn").mkdir()
+    (project_dir / "runs" / "torn" / "run.json").write_text("{half")
+    assert cli.main(["runs", str(project_dir / "runs")]) == 0
+    captured = capsys.readouterr()
+    assert "1 folder skipped (run.json unreadable)" in captured.err and "ok" in captured.out
+    assert cli.main(["runs", str(project_dir / "runs"), "--json"]) == 0
+    assert [p.rsplit("/", 1)[-1] for p in json.loads(capsys.readouterr().out)["skipped"]] == ["torn"]
+
+    # guidl train/sweep ran from another folder: the project's runs are in ./runs there.
+    for child in (project_dir / "runs").iterdir():
+        for f in child.iterdir():
+            f.unlink()
+        child.rmdir()
+    _hand_made_run(work / "runs" / "a", project.name)
+    _hand_made_run(work / "runs" / "b", "someone else's")
+    monkeypatch.chdir(work)
+    assert cli.main(["runs", str(source)]) == 0
+    out = capsys.readouterr().out
+    assert f"no runs in {project_dir / 'runs'}" in out
+    assert "./runs holds 1 run of this project" in out and "guidl runs ./runs" in out
+
+
+def cli_root():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[2]
