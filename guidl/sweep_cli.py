@@ -224,12 +224,12 @@ def _run_here(args, study, shown: str, runs_root: Path, printer, quiet: bool = F
 def _run_jobs(args, study, shown: str, runs_root: Path, printer) -> str:
     """J worker processes sharing the study; this one prints its progress and
     passes Ctrl+C on to them."""
-    from .engine.sweep import trial_rows
+    from .engine.sweep import study_seed, trial_rows
     from .engine.threads import cores
 
     launches = worker_launches(args.jobs, cores(), study=study.study_name, runs_root=runs_root,
                                storage=args.storage or f"journal:{Path(shown).absolute()}",
-                               seed=study.guidl_seed, tensorboard=args.tensorboard, environ=os.environ,
+                               seed=study_seed(study), tensorboard=args.tensorboard, environ=os.environ,
                                parent=os.getpid())
     threads = int(launches[0][1]["OMP_NUM_THREADS"])
     if len(launches) < args.jobs:

@@ -58,6 +58,7 @@ import secrets
 import threading
 import time
 import warnings
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -280,15 +281,15 @@ def create_or_load_study(storage: optuna.storages.BaseStorage, name: str, projec
     same points). A study that exists is joined with a seed of this
     process's own (as ``load_study`` without a seed).
 
-    ``study.guidl_seed`` is its sampler's seed: the worker processes this
-    process starts take ``guidl_seed + 1009 * index``."""
+    ``study_seed(study)`` is its sampler's seed: the worker processes this
+    process starts take ``study_seed(study) + 1009 * index``."""
     check_study_name(name)
     direction = config.resolved_direction
     seed = project.training.seed + 1009 * worker
     try:
         study = optuna.create_study(storage=storage, study_name=name, direction=direction,
                                     sampler=make_sampler(config, seed), pruner=make_pruner(config))
-        study.guidl_seed = seed
+        _opened(study, storage, seed)
     except DuplicatedStudyError:
         study = load_study(storage, name)
         theirs, _ = study_config(study)
@@ -320,7 +321,7 @@ def load_study(storage: optuna.storages.BaseStorage, name: str, *, seed: int | N
     its config says. SweepError when there is no such study, or it was not
     made by guidl sweep.
 
-    ``seed``: the sampler's (``study.guidl_seed``). None draws one of this
+    ``seed``: the sampler's (``study_seed``). None draws one of this
     process's own: processes that join a study from other machines (or other
     terminals) must not draw the same random and TPE start-up points as its
     maker, which seeds from the project's seed."""
@@ -347,8 +348,25 @@ def load_study(storage: optuna.storages.BaseStorage, name: str, *, seed: int | N
         seed = secrets.randbelow(2**31)
     study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(config, seed),
                               pruner=make_pruner(config))
-    study.guidl_seed = seed
+    return _opened(study, storage, seed)
+
+
+#: What a study made or loaded here was opened with: the storage (its trials
+#: are changed through the storage's public methods, never Optuna's private
+#: ``study._storage``) and its sampler's seed. Weak: a study dropped is gone.
+_OPENED: "weakref.WeakKeyDictionary[optuna.Study, tuple[optuna.storages.BaseStorage, int]]" = \
+    weakref.WeakKeyDictionary()
+
+
+def _opened(study: optuna.Study, storage: optuna.storages.BaseStorage, seed: int) -> optuna.Study:
+    _OPENED[study] = (storage, seed)
     return study
+
+
+def study_seed(study: optuna.Study) -> int:
+    """The seed of the sampler ``create_or_load_study``/``load_study`` gave
+    ``study`` (KeyError for a study they did not open)."""
+    return _OPENED[study][1]
 
 
 def study_config(study: optuna.Study) -> tuple[SweepConfig, dict]:
@@ -549,10 +567,12 @@ def _dead_reason(t: optuna.trial.FrozenTrial) -> str | None:
     return None
 
 
-def reap_dead_trials(study: optuna.Study) -> list[int]:
+def reap_dead_trials(study: optuna.Study, storage: optuna.storages.BaseStorage | None = None) -> list[int]:
     """Mark each RUNNING trial whose worker is gone FAIL (with its cause) and
-    retry it once with the same parameters; the numbers of those marked."""
-    storage = study._storage  # as optuna.storages.fail_stale_trials: trials of other workers
+    retry it once with the same parameters; the numbers of those marked.
+    ``storage``: the study's (default: the one it was opened with here)."""
+    storage = storage if storage is not None else _OPENED[study][0]
+    study_id = storage.get_study_id_from_name(study.study_name)
     marked = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
@@ -561,17 +581,18 @@ def reap_dead_trials(study: optuna.Study) -> list[int]:
         reason = _dead_reason(t)
         if reason is None:
             continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
         try:
-            storage.set_trial_user_attr(t._trial_id, "cause", reason)
+            storage.set_trial_user_attr(trial_id, "cause", reason)
             # A compare-and-set: of two workers judging it, one alone succeeds.
-            if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+            if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
                 continue
         except UpdateFinishedTrialError:
             continue  # it finished meanwhile, or another worker marked it
         marked.append(t.number)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
-            retry(study, storage.get_trial(t._trial_id))
+            retry(study, storage.get_trial(trial_id))
     return marked
 
 

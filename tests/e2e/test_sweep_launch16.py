@@ -8,7 +8,7 @@ import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from guidl import spec
-from guidl.engine.sweep import SweepError, create_or_load_study, load_study, open_storage
+from guidl.engine.sweep import SweepError, create_or_load_study, load_study, open_storage, study_seed
 from guidl.spec.sweep import SweepConfig, parse_param
 from guidl.sweep_cli import PARENT_ENV, SEED_ENV, STORAGE_ENV, worker_launches
 
@@ -49,17 +49,17 @@ def test_processes_joining_a_study_draw_points_of_their_own(root, tmp_path, stra
                          strategy=strategy, trials=8, metric="val_accuracy")
     storage, _ = open_storage(str(tmp_path / "s.journal"), tmp_path, "s")
     maker = create_or_load_study(storage, "s", project, config)
-    assert maker.guidl_seed == project.training.seed  # the study's maker: reproducible
+    assert study_seed(maker) == project.training.seed  # the study's maker: reproducible
     # Two machines joining (the same command, or --study alone): each its own seed.
     joiners = [create_or_load_study(storage, "s", project, config), load_study(storage, "s")]
     studies = [maker, *joiners]
-    assert len({s.guidl_seed for s in studies}) == 3
+    assert len({study_seed(s) for s in studies}) == 3
     space = {LR: FloatDistribution(0.0001, 0.1, log=True), "out": IntDistribution(4, 64)}
     drawn = [tuple(s.ask(space).params.values()) for s in studies for _ in range(2)]
     assert len(set(drawn)) == len(drawn)
     # A worker started with a seed draws as any process with that seed does (--jobs workers).
-    again = load_study(storage, "s", seed=maker.guidl_seed)
-    assert again.guidl_seed == maker.guidl_seed
+    again = load_study(storage, "s", seed=study_seed(maker))
+    assert study_seed(again) == study_seed(maker)
 
 
 def test_the_hint_to_rejoin_a_stopped_sweep_shows_no_password(root, tmp_path, capsys):
