@@ -224,6 +224,12 @@ class StudyView:
     log_params: list[str] = field(default_factory=list)  # swept over a log range: drawn on a log scale
     config: Any = None  # the study's SweepConfig
     project: dict | None = None  # the project the study was made with
+    tally: Any = None  # engine.sweep.tally: the trials by state, as guidl sweep counts them
+
+
+def trials_done(view: StudyView) -> int:
+    """The trials that ran to their end (complete or pruned), by the study's tally."""
+    return (view.tally.complete + view.tally.pruned) if view.tally is not None else 0
 
 
 def best_settings(project: Project, view: StudyView | None, best: dict) -> Project:
@@ -876,15 +882,11 @@ class SweepDialog(QDialog):
                 f"<br><small>{esc(Path(folder).name) if folder else ''}</small>")
             self.best_label.setToolTip(folder)
         self._update_apply()
-        counts: dict[str, int] = {}
-        for row in view.rows:
-            counts[row.get("state") or ""] = counts.get(row.get("state") or "", 0) + 1
-        done = counts.get("complete", 0) + counts.get("pruned", 0)
-        parts = [f"{done}/{view.trials} trials done"]
+        parts = [f"{trials_done(view)}/{view.trials} trials done"]
         for state, word in (("running", "running"), ("pruned", "pruned"), ("failed", "failed"),
                             ("retried", "failed and retried")):
-            if counts.get(state):
-                parts.append(f"{counts[state]} {word}")
+            if getattr(view.tally, state, 0):
+                parts.append(f"{getattr(view.tally, state)} {word}")
         self.progress_text = f"Study {view.name} · " + " · ".join(parts)
         if self.running or self.watch:
             self.set_status(self.progress_text, "")

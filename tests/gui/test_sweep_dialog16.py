@@ -364,3 +364,16 @@ def test_stop_asks_the_sweep_to_end_after_its_batch_on_each_system(window, monke
     controller._kill_timer.stop()
     controller.process = None
     assert sent == [(4242, getattr(signal, expected))]
+
+
+def test_the_progress_line_counts_trials_by_the_studys_tally(qtbot):
+    from guidl.engine.sweep import Tally
+    from guidl.qt.sweep_dialog import StudyView
+
+    dialog = SweepDialog(small_moons())
+    qtbot.addWidget(dialog)
+    rows = [{"number": n, "state": s, "params": {LR: 0.01}}
+            for n, s in enumerate(("complete", "pruned", "failed", "complete", "running"))]
+    tally = Tally(6, complete=1, pruned=1, failed=0, retried=1, running=1)  # #2 failed, retried as #3
+    dialog.show_study(StudyView(name="s", storage="s.journal", rows=rows, params=[LR], trials=6, tally=tally))
+    assert dialog.progress_text == "Study s · 2/6 trials done · 1 running · 1 pruned · 1 failed and retried"

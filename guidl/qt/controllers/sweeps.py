@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from ...formatting import shorten
 from ..jobs import Task
 from ..panels import ERROR_STYLE, WARNING_STYLE
-from ..sweep_dialog import OK_STYLE, StudyView, SweepDialog, best_settings
+from ..sweep_dialog import OK_STYLE, StudyView, SweepDialog, best_settings, trials_done
 
 POLL_MS = 1000  # how often the dialog reads the study back
 STOP_TIMEOUT_S = 30  # how long Stop waits for the trials to end before killing the process
@@ -125,7 +125,7 @@ class StudyReader:
             name=self.study, storage=self._shown_url, rows=rows, best=sweep.best_row(study),
             importances=self._importances[1], params=[p.path for p in config.params], metric=config.metric,
             direction=config.resolved_direction, trials=config.budget(),
-            variants=list(config.variants or {}), config=config, project=project,
+            variants=list(config.variants or {}), config=config, project=project, tally=sweep.tally(study, config),
             log_params=[p.path for p in config.params if p.kind == "log_range"])
 
 
@@ -582,8 +582,7 @@ class SweepsController(QObject):
         self._last_view = view
         if self.dialog is not None:
             self.dialog.show_study(view)
-        done = sum(1 for row in view.rows if row.get("state") in ("complete", "pruned"))
-        self.indicator.setText(f"Sweep running: {done}/{view.trials} trials")
+        self.indicator.setText(f"Sweep running: {trials_done(view)}/{view.trials} trials")
 
     @Slot(QObject, str)
     def _poll_failed(self, poller: QObject, message: str) -> None:
