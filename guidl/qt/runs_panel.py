@@ -26,10 +26,15 @@ from PySide6.QtWidgets import (
 from ..formatting import format_duration
 
 #: The statuses a run can show, in the order the filter lists them.
+#: engine.runs.STATUSES, written out: importing the engine loads PyTorch, which the window
+#: only loads in the background after it shows (a test keeps the two the same).
 STATUSES = ("running", "finished", "stopped", "interrupted", "pruned", "failed")
-#: Each status's colour: readable on the light and the dark theme alike.
+#: Each run status's and sweep trial state's colour (None: the text's own), one table for the
+#: Runs tab and the Sweep dialog: readable on the light and the dark theme alike.
 STATUS_COLOURS = {"running": "#3b82f6", "finished": "#16a34a", "stopped": "#d97706",
-                  "interrupted": "#d97706", "pruned": "#8b8b8b", "failed": "#dc2626"}
+                  "interrupted": "#d97706", "pruned": "#8b8b8b", "failed": "#dc2626",
+                  # a sweep trial's states besides (engine.sweep.trial_rows)
+                  "complete": None, "retried": "#9ca3af", "waiting": "#6b7280"}
 #: (key, header) of each column, in order: as in MATLAB's Experiment Manager,
 #: what a run varied, then what it got, then the rest.
 COLUMNS = (("tick", ""), ("name", "Name"), ("status", "Status"), ("trial", "Sweep"),
@@ -235,7 +240,7 @@ class RunsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             return self.tooltip(row, key)
         if role == Qt.ItemDataRole.ForegroundRole and key == "status":
-            return QBrush(QColor(STATUS_COLOURS.get(summary.status, "#8b8b8b")))
+            return QBrush(QColor(STATUS_COLOURS.get(summary.status) or "#8b8b8b"))
         if role == Qt.ItemDataRole.FontRole and self.current is not None and row.path == self.current:
             font = QFont()
             font.setBold(True)

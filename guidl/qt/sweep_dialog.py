@@ -32,6 +32,7 @@ from ..formatting import format_duration
 from ..spec import Project
 from .charts import PALETTE_EVENTS, follow_palette
 from .panels import WARNING_STYLE, message_label
+from .runs_panel import STATUS_COLOURS
 # One naming of a swept path for the table, the best trial and the plots (lr -> optimizer.lr).
 from .sweep_plots import ImportanceBars, ParallelCoordinates, ParamScatter, short_names
 
@@ -39,8 +40,6 @@ OK_STYLE = "color: #15803d;"
 DEFAULT_TRIALS = 20  # guidl sweep's budget for a random or TPE search
 STRATEGY_TITLES = {"grid": "Grid (every combination)", "random": "Random", "tpe": "TPE (Optuna's Bayesian search)"}
 #: A trial's state as shown, and the colour of its row and marker.
-STATE_COLOURS = {"complete": None, "pruned": "#d97706", "failed": "#dc2626", "retried": "#9ca3af",
-                 "running": "#2563eb", "waiting": "#6b7280"}
 #: Settings whose values span decades: a log range is the natural search.
 LOG_SCALE_PARAMS = ("lr", "weight_decay", "eps", "min_lr", "eta_min")
 
@@ -346,7 +345,7 @@ class TrialsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self.cell(row, column)
         if role == Qt.ItemDataRole.ForegroundRole and column == "state":
-            colour = STATE_COLOURS.get(row.get("state") or "")
+            colour = STATUS_COLOURS.get(row.get("state") or "")
             return QBrush(QColor(colour)) if colour else None
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == "run folder" and row.get("run_dir"):
@@ -367,10 +366,11 @@ class TrialChart(QWidget):
     shows how it goes before it ends."""
 
     #: state -> (symbol, colour, filled, legend text)
-    MARKS = {"complete": ("o", "#2563eb", True, "complete"), "pruned": ("t", "#d97706", True, "pruned"),
-             "failed": ("x", "#dc2626", True, "failed"),
+    MARKS = {"complete": ("o", "#2563eb", True, "complete"),
+             "pruned": ("t", STATUS_COLOURS["pruned"], True, "pruned"),
+             "failed": ("x", STATUS_COLOURS["failed"], True, "failed"),
              "running": ("o", "#2563eb", False, "running (last epoch)"),
-             "stopped": ("s", "#6b7280", False, "stopped")}
+             "stopped": ("s", STATUS_COLOURS["stopped"], False, "stopped")}
 
     def __init__(self, parent=None):
         super().__init__(parent)

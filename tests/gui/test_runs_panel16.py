@@ -357,3 +357,14 @@ def test_a_trials_differences_are_named_by_short_paths_and_listed_in_full_in_the
 
     text = cell(window, "t003", "changes")
     assert window.runs.panel.table.columnWidth(COLUMN["changes"]) > QFontMetrics(bold).horizontalAdvance(text)
+
+
+def test_the_runs_tab_and_the_sweep_dialog_share_the_engines_statuses_and_one_colour_each():
+    from guidl.engine import runs as engine_runs
+    from guidl.qt import runs_panel
+    from guidl.qt.sweep_dialog import TrialChart
+
+    assert runs_panel.STATUSES == engine_runs.STATUSES  # written out only to keep PyTorch from loading early
+    assert set(runs_panel.STATUSES) <= set(runs_panel.STATUS_COLOURS)
+    # A pruned trial reads alike in the Runs tab, the trials table and the trial chart.
+    assert TrialChart.MARKS["pruned"][1] == runs_panel.STATUS_COLOURS["pruned"]
