@@ -142,7 +142,7 @@ def test_a_gan_status_names_the_generator_loss(window):
 
 
 def test_an_opened_runs_curves_come_back_from_its_metrics(tmp_path):
-    from guidl.qt.controllers.evaluation import read_metrics
+    from guidl.engine.run_index import read_metric_rows as read_metrics  # what the window reads
 
     (tmp_path / "metrics.csv").write_text(
         "epoch,train_loss,train_accuracy,train_mae,val_loss,val_accuracy,val_mae,lr,epoch_time,samples_per_s,"

@@ -150,7 +150,9 @@ class EvaluationController(QObject):
         measured = ("Final weights" if not outcome.get("evaluated_only")  # Results names what it measured
                     else "The run's final weights" if outcome.get("opened_run") else "The opened weights")
         if outcome.get("opened_run") is not None:  # its curves and the samples it saved after each epoch
-            history = read_metrics(outcome["opened_run"])
+            from ...engine.run_index import read_metric_rows  # the engine is loaded: a run was opened
+
+            history = read_metric_rows(outcome["opened_run"])
             window.charts.clear()
             window.charts.set_task(window.document.project.task_type or result_task(result),
                                    window.document.project.task_params())
@@ -192,14 +194,6 @@ def result_task(result) -> str:
     """Classification or regression, as a (labels) evaluation says."""
     evaluation = result.evaluation.to_dict() if result.evaluation is not None else {}
     return evaluation.get("task") or "classification"
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    """A run folder's ``metrics.csv`` as the epochs' metrics dicts (numbers,
-    None where a figure is empty); [] when it is missing or unreadable."""
-    from ...engine.run_index import read_metric_rows  # with the engine: torch loads in the background
-
-    return read_metric_rows(run_dir)
 
 
 def evaluation_score(evaluation: dict) -> str:
