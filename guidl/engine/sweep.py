@@ -37,8 +37,9 @@ the process named in the trial's ``pid``/``host``/``process_started``/
 ``boot_time`` attributes is gone from this machine, or the trial's run folder
 reads as failed because its process is gone (another machine's run whose
 heartbeat stopped, an hour on: ``runs.STALE_AFTER_S``; that needs the runs
-folder shared as well as the journal), or it never said which process runs it
-(``UNCLAIMED_S``). An SQL storage's own heartbeat fails another machine's
+folder shared as well as the journal), or, on another machine, its worker's
+heartbeat (the trial's ``alive_at``, set every minute) is older than
+``ALIVE_STALE_S``, or it never said which process runs it (``UNCLAIMED_S``). An SQL storage's own heartbeat fails another machine's
 dead trial after ``GRACE_S`` seconds. Such a trial is marked FAIL (a
 compare-and-set in the storage: of two workers judging it, one wins) and
 retried once with the same parameters. A worker with nothing left to start
@@ -60,7 +61,6 @@ import time
 import warnings
 import weakref
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, NoReturn
 
@@ -88,6 +88,14 @@ HEARTBEAT_S, GRACE_S = 30, 120
 #: A RUNNING trial whose worker never recorded itself (it died between asking
 #: and its first write) is judged dead after this long.
 UNCLAIMED_S = 600.0
+#: A running trial's heartbeat: its worker sets the trial's ALIVE_ATTR (UTC
+#: epoch seconds) every ALIVE_EVERY_S; a trial of another machine not heard of
+#: for ALIVE_STALE_S is judged dead (its worker killed, crashed or cut off),
+#: whatever the storage: a journal file has no heartbeat of its own.
+ALIVE_ATTR, ALIVE_EVERY_S, ALIVE_STALE_S = "alive_at", 60.0, 600.0
+#: A trial of another machine whose worker stopped its heartbeat.
+WORKER_SILENT = "its worker on {host} stopped reporting ({minutes} minutes without a heartbeat: killed, " \
+                "crashed or cut off)"
 #: How often a worker with nothing to start looks at the study again.
 POLL_S = 1.0
 #: The parameter a comparison varies: the variant's label.
@@ -540,11 +548,26 @@ def _plan(study: optuna.Study, config: SweepConfig) -> str:
     return "wait" if count.running else "done"
 
 
-def _dead_reason(t: optuna.trial.FrozenTrial) -> str | None:
+#: When this process first saw each RUNNING trial that no worker has claimed,
+#: (study, number) -> time.monotonic(): judged on this process's own clock,
+#: as the trial's datetime_start is the naive local time of whichever machine
+#: asked for it (another time zone, another clock).
+_UNCLAIMED_SEEN: dict[tuple[str, int], float] = {}
+
+
+def _dead_reason(t: optuna.trial.FrozenTrial, study_name: str = "") -> str | None:
     """Why the RUNNING trial ``t`` is judged dead (its worker gone), or None."""
     attrs = t.user_attrs
-    if attrs.get("pid") == os.getpid() and attrs.get("host") == process_identity()["host"]:
+    host = process_identity()["host"]
+    if attrs.get("pid") == os.getpid() and attrs.get("host") == host:
         return None  # this process's own trial
+    alive = attrs.get(ALIVE_ATTR)
+    if attrs.get("host") not in (None, host) and isinstance(alive, (int, float)) and not isinstance(alive, bool) \
+            and time.time() - alive > ALIVE_STALE_S:
+        # Another machine's worker: its process cannot be looked at from here, its
+        # heartbeat can (UTC epoch seconds both sides; clocks kept by NTP agree well
+        # within the ten minutes).
+        return WORKER_SILENT.format(host=str(attrs.get("host"))[:80], minutes=round((time.time() - alive) / 60))
     run_dir = attrs.get("run_dir")
     if isinstance(run_dir, str) and is_run_dir(run_dir):
         try:
@@ -554,9 +577,10 @@ def _dead_reason(t: optuna.trial.FrozenTrial) -> str | None:
         if record is not None and record.get("status") == "failed" and record.get("error") == PROCESS_GONE:
             return WORKER_GONE
     identity = {key: attrs.get(key) for key in ("pid", "host", "process_started", "boot_time")}
-    if identity["pid"] is None and t.datetime_start is not None \
-            and (datetime.now() - t.datetime_start).total_seconds() > UNCLAIMED_S:
-        return WORKER_GONE  # asked, but its worker never said who it is: it died at once
+    if identity["pid"] is None:
+        first = _UNCLAIMED_SEEN.setdefault((study_name, t.number), time.monotonic())
+        if time.monotonic() - first > UNCLAIMED_S:
+            return WORKER_GONE  # asked, but its worker never said who it is: it died at once
     if isinstance(identity["pid"], int):
         # Only this machine's processes can be checked; "modified" now leaves other machines' alone.
         try:
@@ -578,7 +602,7 @@ def reap_dead_trials(study: optuna.Study, storage: optuna.storages.BaseStorage |
         warnings.simplefilter("ignore", ExperimentalWarning)
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        reason = _dead_reason(t)
+        reason = _dead_reason(t, study.study_name)
         if reason is None:
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
@@ -746,8 +770,16 @@ class _Worker:
             raise _OverBudget()
         run_dir = run_dir_for(self.runs_root, self.stem, self.study.study_name, trial.number)
         # Before anything slow: who runs it, so a dead worker's trial can be told apart.
-        for key, value in {**process_identity(), "run_dir": str(run_dir.absolute()), "cause": None}.items():
+        for key, value in {**process_identity(), "run_dir": str(run_dir.absolute()), "cause": None,
+                           ALIVE_ATTR: time.time()}.items():
             trial.set_user_attr(key, value)
+        heartbeat = Heartbeat(trial)
+        try:
+            return self._claimed(trial, run_dir)
+        finally:
+            heartbeat.stop()
+
+    def _claimed(self, trial: optuna.Trial, run_dir: Path) -> float:
         values = _suggest(trial, self.config)
         variant = values.get(VARIANT) if self.config.variants is not None else None
         trial.set_user_attr("variant", variant)
@@ -920,6 +952,30 @@ def run_worker(study: optuna.Study, runs_root: str | os.PathLike[str], *, tensor
             report()
             return "stopped"
         report()
+
+
+class Heartbeat(threading.Thread):
+    """Sets a running trial's ALIVE_ATTR to the time (UTC epoch seconds)
+    every ``every_s`` until ``stop()``, so workers on other machines can tell
+    a trial that runs from one whose worker died (see ``_dead_reason``)."""
+
+    def __init__(self, trial: optuna.Trial, every_s: float = ALIVE_EVERY_S):
+        super().__init__(name="guidl-sweep-heartbeat", daemon=True)
+        self.trial, self.every_s = trial, every_s
+        self.finished = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.finished.wait(self.every_s):
+            try:
+                self.trial.set_user_attr(ALIVE_ATTR, time.time())
+            except Exception:  # noqa: BLE001 - a storage hiccup: the next beat tries again
+                continue
+
+    def stop(self) -> None:
+        self.finished.set()
+        if self.is_alive():
+            self.join()
 
 
 class ParentWatch(threading.Thread):

@@ -250,3 +250,38 @@ def test_a_journal_file_is_locked_with_a_lock_file_on_windows(tmp_path, monkeypa
     sweep.open_storage(str(tmp_path / "b.journal"), tmp_path, "s")
     assert seen[0] is None or isinstance(seen[0], JournalFileSymlinkLock)
     assert isinstance(seen[1], JournalFileOpenLock)
+
+
+def test_a_trial_of_another_machine_whose_heartbeat_stopped_is_reaped(moons, tmp_path):
+    import time
+
+    study = _study(moons, tmp_path, "hb", f"{LR}=0.05,0.02,0.01", strategy="grid", trials=3, epochs=1)
+    far = {"pid": 4242, "host": "another-host.example", "process_started": 1.0, "boot_time": 1.0}
+    silent, beating = study.ask(), study.ask()
+    for trial, alive in ((silent, time.time() - sweep.ALIVE_STALE_S - 60), (beating, time.time() - 30)):
+        for key, value in {**far, sweep.ALIVE_ATTR: alive}.items():
+            trial.set_user_attr(key, value)
+    assert sweep.reap_dead_trials(study) == [silent.number]  # the one still beating is left alone
+    cause = study.trials[silent.number].user_attrs["cause"]
+    assert "another-host.example stopped reporting" in cause
+
+    # A worker's own heartbeat keeps its trial's alive_at fresh while it runs.
+    mine = study.ask()
+    mine.set_user_attr(sweep.ALIVE_ATTR, 0.0)
+    beat = sweep.Heartbeat(mine, every_s=0.05)
+    deadline = time.monotonic() + 60
+    while study.trials[mine.number].user_attrs[sweep.ALIVE_ATTR] == 0.0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    beat.stop()
+    assert not beat.is_alive()
+    assert abs(study.trials[mine.number].user_attrs[sweep.ALIVE_ATTR] - time.time()) < 60
+
+
+def test_an_unclaimed_trial_is_judged_on_this_process_clock_not_its_naive_start(moons, tmp_path, monkeypatch):
+    study = _study(moons, tmp_path, "uc", f"{LR}=0.05,0.02", strategy="grid", trials=2, epochs=1)
+    study.ask()  # its worker died before saying who it is
+    clock = [1000.0]
+    monkeypatch.setattr(sweep.time, "monotonic", lambda: clock[0])
+    assert sweep.reap_dead_trials(study) == []  # first seen now
+    clock[0] += sweep.UNCLAIMED_S + 1
+    assert sweep.reap_dead_trials(study) == [0]
