@@ -51,37 +51,14 @@ def _number(value: float) -> str:
     return f"{value:.6g}"
 
 
-def _catalogue_of(prefix: list) -> tuple[registry.Catalogue | None, str]:
-    """The catalogue whose entry the object at ``prefix`` names, and the key it names it with."""
-    if not prefix:
-        return None, "type"
-    last = prefix[-1]
-    if "layers" in prefix:
-        return registry.LAYERS, "type"
-    if prefix == ["data"]:
-        return registry.DATASETS, "dataset"
-    if isinstance(last, str):
-        if "optimizer" in last:
-            return registry.OPTIMIZERS, "type"
-        if last == "loss":
-            return registry.LOSSES, "type"
-        if last == "scheduler":
-            return registry.SCHEDULERS, "type"
-    return None, "type"
-
-
 def _schema_param(doc: dict, parts: list) -> registry.Param | None:
     """The catalogue's schema of the parameter at ``parts`` (``...params.NAME``), if any."""
-    from ..spec.paths import get_path
+    from ..spec.paths import component_entry
 
-    if len(parts) < 2 or parts[-2] != "params" or not isinstance(parts[-1], str):
-        return None
-    catalogue, key = _catalogue_of(parts[:-2])
+    entry = component_entry(doc, parts)
     try:
-        owner = get_path(doc, parts[:-2])
-        entry = catalogue.get(owner[key]) if catalogue is not None else None
         return entry.param(parts[-1]) if entry is not None else None
-    except (KeyError, ValueError, TypeError):
+    except KeyError:  # a parameter its component does not take
         return None
 
 
@@ -108,7 +85,9 @@ def suggest_spec(project: Project, path: str) -> str:
     if param is not None and param.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if name == "type" and len(parts) >= 2:
-        catalogue, _ = _catalogue_of(parts[:-1])
+        from ..spec.paths import component_catalogue
+
+        catalogue = (component_catalogue([*parts[:-1], "params"]) or (None,))[0]
         if catalogue is registry.OPTIMIZERS:
             return ",".join(catalogue.names())
         if catalogue is registry.LAYERS and isinstance(value, str):
