@@ -399,6 +399,11 @@ class _RunsLegend(pg.LegendItem):
                 return
 
 
+def _first_given(metrics: dict, *names: str):
+    """The first of ``names`` that ``metrics`` holds a value for."""
+    return next((metrics[name] for name in names if metrics.get(name) is not None), None)
+
+
 class TrainingCharts(QWidget):
     """Loss (per batch, smoothed, and per epoch), accuracy and learning rate;
     for a GAN the two networks' losses and D(x), D(G(z)) with a warning when
@@ -865,8 +870,9 @@ class TrainingCharts(QWidget):
         values = {
             "train_loss": metrics.get("train_loss"), "val_loss": metrics.get("val_loss"),
             "lr": max(metrics["lr"], 1e-12),  # a log axis has no zero
-            "train_metric": metrics.get("train_accuracy", metrics.get("train_mae")),
-            "val_metric": metrics.get("val_accuracy", metrics.get("val_mae")),
+            # A regression epoch holds its accuracy as None, not absent: take the first value given.
+            "train_metric": _first_given(metrics, "train_accuracy", "train_mae"),
+            "val_metric": _first_given(metrics, "val_accuracy", "val_mae"),
         }
         values.update((name, metrics.get(name)) for name in self.DIRECT)
         for name, value in values.items():
