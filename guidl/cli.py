@@ -274,10 +274,8 @@ def _runs_here_of(target, current: dict, root) -> int:
 
 def _runs_table(summaries, rows: list[dict], with_differences: bool) -> str:
     """``guidl runs``'s table: one line a run, columns as wide as their widest cell."""
+    from .formatting import ellipsize as shorten
     from .formatting import format_duration, printable
-
-    def shorten(text: str, limit: int) -> str:
-        return text if len(text) <= limit else text[:limit - 1] + "…"
 
     metrics = {s.metric for s in summaries}
     one_metric = len(metrics) == 1

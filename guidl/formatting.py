@@ -58,6 +58,12 @@ def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
     return f"{text[:limit]}… ({len(text):,} characters)"
 
 
+def ellipsize(text: str, limit: int) -> str:
+    """``text`` as it is, or cut to ``limit`` characters in all, the last an
+    ellipsis (a table cell, an axis label: a fixed width)."""
+    return text if len(text) <= limit else text[:max(limit - 1, 0)] + "\u2026"
+
+
 _TORCH_SOURCE = re.compile(r"\s*\(Triggered internally at [^)]*\)\.?")
 _PACKAGE = re.compile(r"[\\/](?:site|dist)-packages[\\/]([A-Za-z_][A-Za-z0-9_]*)")
 

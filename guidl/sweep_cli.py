@@ -206,8 +206,8 @@ def _run_here(args, study, shown: str, runs_root: Path, printer, quiet: bool = F
     bar = (lambda: [ProgressBar(lines=io.StringIO())]) if sys.stderr.isatty() and not quiet else None
     try:
         return run_worker(study, runs_root, tensorboard=args.tensorboard, control=control,
-                          on_trial=None if quiet else printer, storage_text=shown,
-                          tune_threads=not quiet, callbacks=bar, on_wait=None if quiet else _waiting)
+                          on_trial_end=None if quiet else printer, storage_text=shown,
+                          tune_threads=not quiet, callbacks=bar, on_wait_start=None if quiet else _waiting)
     except SweepError as error:
         print(f"guidl sweep: {error}", file=sys.stderr)
         return "bad input"

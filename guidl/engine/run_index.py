@@ -33,13 +33,6 @@ PROJECT_FILE = "project.guidl.json"
 #: stay far below this; a larger file is not one of ours.
 MAX_METRICS_BYTES = 32 * 1024 * 1024
 
-#: The main figure of each kind of run, best first: ``spec.sweep.TASK_METRICS``
-#: (so a list of runs and a sweep rank by the same figure); the first of these
-#: the run's epochs have values for is shown (a run without a validation split
-#: falls back on its training figures, a GAN without a judge on its
-#: generator's loss).
-_UNKNOWN_TASK = ("val_accuracy", "val_mae", "val_loss", "train_loss")
-
 
 def metric_direction(metric: str) -> str:
     """``"maximize"`` or ``"minimize"``: which way ``metric`` gets better
@@ -191,8 +184,11 @@ def _task(record: dict[str, Any], project: dict[str, Any] | None) -> str | None:
 def main_metric(record: dict[str, Any], columns: dict[str, np.ndarray],
                 project: dict[str, Any] | None = None) -> str:
     """The figure that says how good the run is, by its task: the first of
-    ``spec.sweep.TASK_METRICS`` its epochs have values for."""
-    candidates = sweep.TASK_METRICS.get(_task(record, project) or "", _UNKNOWN_TASK)
+    ``spec.sweep.TASK_METRICS`` its epochs have values for (so a list of
+    runs and a sweep rank by the same figure; a run without a validation
+    split falls back on its training figures, a GAN without a judge on its
+    generator's loss; an unknown task: ``ANY_TASK_METRICS``)."""
+    candidates = sweep.TASK_METRICS.get(_task(record, project) or "", sweep.ANY_TASK_METRICS)
     final = record.get("final") if isinstance(record.get("final"), dict) else {}
     for name in candidates:
         values = columns.get(name)

@@ -309,7 +309,7 @@ def create_or_load_study(storage: optuna.storages.BaseStorage, name: str, projec
     study.set_user_attr(CONFIG_ATTR, config.to_dict())
     study.set_user_attr(PROJECT_ATTR, project.to_dict())
     study.set_user_attr(SOURCE_ATTR, str(Path(source).absolute()) if source is not None else None)
-    study.set_user_attr(STEM_ATTR, stem or _stem(source, project))
+    study.set_user_attr(STEM_ATTR, stem or run_stem(source, project))
     _enqueue_grid(study, config)
     study.set_user_attr(READY_ATTR, True)
     return study
@@ -416,7 +416,10 @@ def _difference(theirs: SweepConfig, ours: SweepConfig) -> str:
     return "; ".join(parts) or "its settings differ"
 
 
-def _stem(source, project: Project) -> str:
+def run_stem(source: str | os.PathLike[str] | None, project: Project) -> str:
+    """The first part of a sweep's run folder names (``STEM.STUDY.tN``) and
+    of its project copy: the project file's name up to its first dot, else
+    the project's name made safe for a file name."""
     if source is not None:
         name = Path(source).name.split(".")[0]
         if name:
@@ -633,7 +636,7 @@ def _related(a: str, b: str) -> bool:
         try:
             return tuple(parse_path(path)[:2]) if path else ()
         except ValueError:
-            return tuple(path.replace("[", ".").split(".")[:2])
+            return ()  # a path that does not parse: related to all (the trials then meet it)
     ka, kb = key(a), key(b)
     return ka[:len(kb)] == kb or kb[:len(ka)] == ka
 
@@ -641,10 +644,13 @@ def _related(a: str, b: str) -> bool:
 def _data_swept(paths: Iterable[str]) -> bool:
     """Whether a swept path changes the prepared data (its settings, its seed, the task's scaling)."""
     for path in paths:
-        parts = path.replace("[", ".").split(".")
+        try:
+            parts = parse_path(path)
+        except ValueError:
+            return True  # cannot tell: the trials meet whatever it is
         if parts[0] == "data" and (len(parts) < 2 or parts[1] not in _DATA_FREE):
             return True
-        if parts[0] == "task" or path == "training.seed":
+        if parts[0] == "task" or parts == ["training", "seed"]:
             return True
     return False
 
@@ -705,9 +711,11 @@ def _release_gpu_cache() -> None:
 
 def _data_key(project: Project) -> str:
     """The settings the prepared data depends on (as the window's data cache)."""
-    data = {k: v for k, v in project.data.to_dict().items() if k not in ("batch_size", "augment")}
-    return json.dumps({"data": data, "seed": project.training.seed,
-                       "scaling": project.task_params().get("pixel_range", "standardized")}, sort_keys=True)
+    from .data import pixel_range_of
+
+    data = {k: v for k, v in project.data.to_dict().items() if k not in _DATA_FREE}
+    return json.dumps({"data": data, "seed": project.training.seed, "scaling": pixel_range_of(project)},
+                      sort_keys=True)
 
 
 def _suggest(trial: optuna.Trial, config: SweepConfig) -> dict[str, Any]:
@@ -758,7 +766,7 @@ class _Worker:
         self.base = study_project(study)
         attrs = study.user_attrs
         self.source = attrs.get(SOURCE_ATTR)
-        self.stem = attrs.get(STEM_ATTR) or _stem(None, self.base)
+        self.stem = attrs.get(STEM_ATTR) or run_stem(None, self.base)
         self.metric = self.config.metric
         self._data: tuple[str, Any] | None = None  # (key, PreparedData) of the last trial
         self.current: int | None = None
@@ -899,20 +907,20 @@ class _Worker:
 
 
 def run_worker(study: optuna.Study, runs_root: str | os.PathLike[str], *, tensorboard: bool = False,
-               on_trial: Callable[[dict], None] | None = None, control=None,
+               on_trial_end: Callable[[dict], None] | None = None, control=None,
                storage_text: str | None = None, tune_threads: bool = False,
                callbacks: Callable[[], list] | None = None, poll_s: float = POLL_S,
-               on_wait: Callable[[list[dict]], None] | None = None) -> str:
+               on_wait_start: Callable[[list[dict]], None] | None = None) -> str:
     """Run trials of ``study`` until its budget is met: "done"; "stopped"
     when ``control`` was asked to stop (the trial then running is FAIL,
     stopped by the user, its run folder stopped).
 
-    ``on_trial(row)`` is called once for each trial of the study seen
+    ``on_trial_end(row)`` is called once for each trial of the study seen
     finished (this worker's and others'), ``row`` as ``trial_rows`` makes it.
     ``callbacks()`` gives more callbacks for each trial (a progress bar).
     ``tune_threads``: follow the machine's load as ``guidl train`` does (a
     worker started with its share of the cores keeps it instead).
-    ``on_wait(rows)`` is called when the worker starts waiting for trials
+    ``on_wait_start(rows)`` is called when the worker starts waiting for trials
     that run in other processes (once per wait)."""
     worker = _Worker(study, Path(runs_root), storage_text=storage_text, tensorboard=tensorboard,
                      control=control, tune_threads=tune_threads, callbacks=callbacks)
@@ -920,12 +928,12 @@ def run_worker(study: optuna.Study, runs_root: str | os.PathLike[str], *, tensor
     waiting = False
 
     def report() -> None:
-        if on_trial is None:
+        if on_trial_end is None:
             return
         for row in trial_rows(study):
             if row["state"] in ("complete", "pruned", "failed", "stopped", "retried") and row["number"] not in seen:
                 seen.add(row["number"])
-                on_trial(row)
+                on_trial_end(row)
 
     while True:
         if worker.control.stop_requested:
@@ -940,8 +948,8 @@ def run_worker(study: optuna.Study, runs_root: str | os.PathLike[str], *, tensor
             report()
             return "done"
         if plan == "wait":
-            if on_wait is not None and not waiting:
-                on_wait([row for row in trial_rows(study) if row["state"] == "running"])
+            if on_wait_start is not None and not waiting:
+                on_wait_start([row for row in trial_rows(study) if row["state"] == "running"])
             waiting = True
             time.sleep(poll_s)
             continue

@@ -659,6 +659,9 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "text_generation": ("val_loss", "val_accuracy", "train_loss", "train_accuracy"),
     "gan": ("judge_confidence", "judge_coverage", "g_loss", "d_loss", "sample_diversity"),
 }
+#: The order for a run whose task is not known (an old or foreign record):
+#: each task's main figure, then the training loss.
+ANY_TASK_METRICS: tuple[str, ...] = ("val_accuracy", "val_mae", "val_loss", "train_loss")
 
 
 def metrics_for(project: Project) -> tuple[str, ...]:

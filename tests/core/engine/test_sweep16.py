@@ -66,7 +66,7 @@ def test_pruner_stops_a_hopeless_trial_and_its_run_folder_says_pruned(moons, tmp
     study = _study(moons, tmp_path, "p", f"{LR}=0.05,0.045,0.04,0.035,0.03,1e-7", strategy="grid",
                    trials=6, epochs=3)
     seen = []
-    assert sweep.run_worker(study, tmp_path / "runs", on_trial=seen.append) == "done"
+    assert sweep.run_worker(study, tmp_path / "runs", on_trial_end=seen.append) == "done"
     rows = {row["number"]: row for row in sweep.trial_rows(study)}
     assert [rows[n]["state"] for n in range(6)] == ["complete"] * 5 + ["pruned"]
     assert sorted(row["number"] for row in seen) == list(range(6))  # each finished trial reported once

@@ -71,3 +71,12 @@ def test_quote_keeps_short_values_and_cuts_long_ones():
     assert quote("é" * 300) == repr("é" * 200) + "… (300 characters)"
     assert quote(list(range(1000)), 20) == repr(list(range(1000)))[:20] + f"… ({len(repr(list(range(1000)))):,} characters)"
     assert quote(10**5000) == "an integer of about 5,001 digits" and quote(2**70) == str(2**70)
+
+
+def test_ellipsize_keeps_short_text_and_cuts_long_text_to_the_limit_with_an_ellipsis():
+    from guidl.formatting import ellipsize
+
+    assert ellipsize("short", 10) == "short"
+    assert ellipsize("exactly10!", 10) == "exactly10!"
+    assert ellipsize("SGD with momentum", 10) == "SGD with \u2026"
+    assert len(ellipsize("x" * 100, 24)) == 24
