@@ -30,11 +30,12 @@ from PySide6.QtWidgets import (
 from .. import registry
 from ..formatting import format_duration
 from ..spec import Project
+from ..spec.paths import format_value
 from .charts import PALETTE_EVENTS, follow_palette
 from .panels import WARNING_STYLE, message_label
 from .runs_panel import STATUS_COLOURS
 # One naming of a swept path for the table, the best trial and the plots (lr -> optimizer.lr).
-from .sweep_plots import ImportanceBars, ParallelCoordinates, ParamScatter, short_names
+from .sweep_plots import ImportanceBars, ParallelCoordinates, ParamScatter, format_number, short_names
 
 OK_STYLE = "color: #15803d;"
 DEFAULT_TRIALS = 20  # guidl sweep's budget for a random or TPE search
@@ -45,10 +46,6 @@ LOG_SCALE_PARAMS = ("lr", "weight_decay", "eps", "min_lr", "eta_min")
 
 
 # -- what to suggest for a setting --------------------------------------------------------------
-
-
-def _number(value: float) -> str:
-    return f"{value:.6g}"
 
 
 def _schema_param(doc: dict, parts: list) -> registry.Param | None:
@@ -112,17 +109,17 @@ def suggest_spec(project: Project, path: str) -> str:
         return f"{low}..{high}" if low < high else str(value)
     if isinstance(value, float):
         if value > 0 and (name in LOG_SCALE_PARAMS or value < 0.01):
-            return f"log:{_number(value / 10)}..{_number(value * 10)}"
+            return f"log:{format_value(value / 10)}..{format_value(value * 10)}"
         if value == 0:
             if name in LOG_SCALE_PARAMS:
                 return "log:1e-05..0.01"
-            return f"0..{_number(high_bound)}" if high_bound is not None and high_bound > 0 else "0..1"
+            return f"0..{format_value(high_bound)}" if high_bound is not None and high_bound > 0 else "0..1"
         low, high = value / 2, value * 2
         if low_bound is not None:
             low = max(low, low_bound)
         if high_bound is not None and high >= high_bound:
             high = (value + high_bound) / 2 if param.exclusive_maximum else high_bound
-        return f"{_number(low)}..{_number(high)}" if low < high else _number(value)
+        return f"{format_value(low)}..{format_value(high)}" if low < high else format_value(value)
     return ""
 
 
@@ -223,16 +220,6 @@ def best_settings(project: Project, view: StudyView | None, best: dict) -> Proje
     return apply_values(project, best.get("params") or {})
 
 
-def value_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.4f}".rstrip("0").rstrip(".")
-    return str(value)
-
-
 def _plot_value(row: dict) -> float | None:
     """The figure a trial is drawn at: its value, or a pruned or failed
     trial's last reported epoch."""
@@ -305,7 +292,7 @@ class TrialsModel(QAbstractTableModel):
             state = row.get("state") or ""
             return "not run" if state == "waiting" and self.idle else state
         if column == self.metric_name and column not in self.params:
-            return value_text(row.get("value"))
+            return format_number(row.get("value"))
         if column == "variant":
             return row.get("variant") or ""
         if column == "duration":
@@ -314,7 +301,7 @@ class TrialsModel(QAbstractTableModel):
         if column == "run folder":
             run_dir = row.get("run_dir")
             return os.path.basename(str(run_dir).rstrip("/\\")) if run_dir else ""
-        return value_text((row.get("params") or {}).get(column))
+        return format_number((row.get("params") or {}).get(column))
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or index.row() >= len(self.rows):
@@ -852,12 +839,12 @@ class SweepDialog(QDialog):
             esc = html.escape
             titles = short_names(view.params)
             settings = (f"variant <b>{esc(str(best.get('variant')))}</b>" if variants else
-                        ", ".join(f"{esc(str(titles.get(p, p)))} = <b>{esc(value_text(v))}</b>"
+                        ", ".join(f"{esc(str(titles.get(p, p)))} = <b>{esc(format_number(v))}</b>"
                                   for p, v in (best.get("params") or {}).items()))
             folder = str(best.get("run_dir") or "")
             self.best_label.setText(
                 f"Best: trial #{esc(str(best['number']))}<br>{esc(str(view.metric))} "
-                f"<b>{esc(value_text(best.get('value')))}</b> ({esc(str(view.direction))})<br>{settings}"
+                f"<b>{esc(format_number(best.get('value')))}</b> ({esc(str(view.direction))})<br>{settings}"
                 f"<br><small>{esc(Path(folder).name) if folder else ''}</small>")
             self.best_label.setToolTip(folder)
         self._update_apply()

@@ -94,6 +94,10 @@ def short_names(paths: list[str]) -> dict[str, str]:
 
 
 def format_number(value: Any) -> str:
+    """A trial's value or setting as the plots and the Sweep dialog's table show it:
+    four significant digits; nothing for a value not there."""
+    if value is None:
+        return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
