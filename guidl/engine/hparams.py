@@ -5,8 +5,8 @@ Each trial writes its parameters and its metric into its own event folder
 ``tensorboard --logdir runs`` lists every trial of every sweep as one session
 of the HParams view.
 
-The summaries are torch's own (``torch.utils.tensorboard.summary.hparams``),
-written with a ``SummaryWriter``'s file writer into the folder given.
+The summaries are TensorBoard's own messages (``_summaries``), written with a
+``SummaryWriter``'s file writer into the folder given.
 ``SummaryWriter.add_hparams`` is not used: it writes into a new sub-folder
 named by the current time, which would split a trial into two runs.
 """
@@ -58,60 +58,38 @@ def write_hparams(logdir: str | os.PathLike[str], params: Mapping[str, Any],
     if status not in SESSION_STATUSES:
         raise ValueError(f"status must be one of {', '.join(SESSION_STATUSES)}, got {status!r}")
     from torch.utils.tensorboard import SummaryWriter  # ImportError without tensorboard
-    from torch.utils.tensorboard.summary import hparams
 
     values = {str(name): hparam_value(value) for name, value in params.items()}
-    # torch's helper tests for numbers before bools, so a bool would be recorded
-    # as the number 1.0 or 0.0: hand it numbers and put the bools back after.
-    bools = {name: value for name, value in values.items() if isinstance(value, bool)}
-    experiment, start, end = hparams({name: float(value) if name in bools else value
-                                      for name, value in values.items()},
-                                     {str(name): 0.0 for name in metrics})
-    if bools:
-        _restore_bools(experiment, start, bools)
-    if status != "success":
-        _set_status(end, SESSION_STATUSES[status])
     with SummaryWriter(log_dir=os.fspath(logdir)) as writer:
-        for summary in (experiment, start, end):
+        for summary in _summaries(values, [str(name) for name in metrics], SESSION_STATUSES[status]):
             writer.file_writer.add_summary(summary)
         for name, value in metrics.items():
             if value is not None and math.isfinite(float(value)):
                 writer.add_scalar(str(name), float(value))
 
 
-def _rewrite(summary, change) -> None:
-    """Apply ``change`` to the hparams plugin data a summary made by
-    ``hparams`` holds (serialized in its metadata)."""
-    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+def _summaries(values: Mapping[str, int | float | str | bool], metrics: list[str], status: str) -> list:
+    """The experiment, session start and session end summaries of one trial,
+    built from TensorBoard's own messages: its ``summary_v2.hparams_pb`` for
+    the start (bools stay bools; torch's ``hparams`` helper records them as
+    1.0/0.0 and every session as a success). TensorBoard's v1 ``summary``
+    module, which writes a session's end, needs TensorFlow; the end and the
+    experiment are therefore made here from the same messages."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+    from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 
-    plugin = summary.value[0].metadata.plugin_data
-    content = HParamsPluginData.FromString(plugin.content)
-    change(content)
-    plugin.content = content.SerializeToString()
+    def summary(tag: str, data) -> Summary:
+        return Summary(value=[Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(data))])
 
-
-def _set_status(end, status: str) -> None:
-    from tensorboard.plugins.hparams.api_pb2 import Status
-
-    def change(content) -> None:
-        content.session_end_info.status = Status.Value(status)
-
-    _rewrite(end, change)
-
-
-def _restore_bools(experiment, start, bools: Mapping[str, bool]) -> None:
-    """Mark the bool parameters as bools in the Experiment and SessionStartInfo
-    summaries ``hparams`` made (each holds serialized plugin data)."""
-    from tensorboard.plugins.hparams.api_pb2 import DataType
-
-    def experiment_bools(content) -> None:
-        for info in content.experiment.hparam_infos:
-            if info.name in bools:
-                info.type = DataType.Value("DATA_TYPE_BOOL")
-
-    def start_bools(content) -> None:
-        for name, value in bools.items():
-            content.session_start_info.hparams[name].bool_value = value
-
-    _rewrite(experiment, experiment_bools)
-    _rewrite(start, start_bools)
+    kinds = {bool: "DATA_TYPE_BOOL", str: "DATA_TYPE_STRING"}
+    experiment = api_pb2.Experiment(
+        hparam_infos=[api_pb2.HParamInfo(name=name, type=api_pb2.DataType.Value(
+            kinds.get(type(value), "DATA_TYPE_FLOAT64"))) for name, value in values.items()],
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=name)) for name in metrics])
+    end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value(status))
+    return [summary(metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment)),
+            # No group name: TensorBoard then names each session by its run folder
+            # (a hash of the values would merge equal trials of different sweeps).
+            hparams_pb(dict(values), trial_id=""),
+            summary(metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=end))]
