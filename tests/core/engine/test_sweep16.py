@@ -285,3 +285,35 @@ def test_an_unclaimed_trial_is_judged_on_this_process_clock_not_its_naive_start(
     assert sweep.reap_dead_trials(study) == []  # first seen now
     clock[0] += sweep.UNCLAIMED_S + 1
     assert sweep.reap_dead_trials(study) == [0]
+
+
+def test_a_failed_trial_is_a_failure_in_the_hparams_view(moons, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+    from tensorboard.plugins.hparams.api_pb2 import Status
+
+    study = _study(moons, tmp_path, "h", f"{LR}=0.01,0.02", strategy="grid", trials=2, epochs=1)
+
+    class FailFirst(Callback):  # the first trial fails once its run folder is made
+        trials = []
+
+        def on_epoch_end(self, trainer, metrics):
+            if not self.trials:
+                self.trials.append(1)
+                raise RuntimeError("the disk went away")
+
+    assert sweep.run_worker(study, tmp_path / "runs", tensorboard=True, callbacks=lambda: [FailFirst()]) == "done"
+    rows = sweep.trial_rows(study)
+    assert [row["state"] for row in rows] == ["failed", "complete"]
+    seen = []
+    for row in rows:
+        events = EventAccumulator(str(Path(row["run_dir"]) / "tensorboard"),
+                                  size_guidance={"tensors": 0, "scalars": 0})
+        events.Reload()
+        plugin = events.PluginTagToContent(metadata.PLUGIN_NAME)
+        start = metadata.parse_session_start_info_plugin_data(plugin[metadata.SESSION_START_INFO_TAG])
+        end = metadata.parse_session_end_info_plugin_data(plugin[metadata.SESSION_END_INFO_TAG])
+        seen.append((start.hparams[LR].number_value, Status.Name(end.status),
+                     "val_accuracy" in events.Tags()["scalars"]))
+    assert seen == [(0.01, "STATUS_FAILURE", False), (0.02, "STATUS_SUCCESS", True)]
