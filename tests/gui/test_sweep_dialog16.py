@@ -100,6 +100,8 @@ def test_grid_sweep_from_the_dialog_and_apply_best_as_one_undo_step(moons_window
     assert len(folders) == 4 and all((folder / "run.json").is_file() for folder in folders)
     runs_root = window.sweeps.runs_root()
     assert all(folder.parent == runs_root for folder in folders)
+    # Named as guidl sweep names an unsaved project's trials: the project's name made safe.
+    assert all(folder.name.startswith("two_moons_mlp-sweep-") for folder in folders), folders
     assert {json.loads((f / "run.json").read_text())["status"] for f in folders} == {"finished"}
     assert dialog.trials_model.rowCount() == 4 and dialog.chart.scatters["complete"].data.size == 4
 

@@ -37,10 +37,6 @@ _ASK = object()  # an argument not given
 COMPARE_TITLES = {"optimizers": "Compare Optimizers", "activations": "Compare Activations"}
 
 
-def _stem(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name).strip("-") or "sweep"
-
-
 # -- reading a study (in a worker thread) ---------------------------------------------------------
 
 
@@ -456,10 +452,11 @@ class SweepsController(QObject):
             return False
         root = self.runs_root()
         name = f"{config.compare or 'sweep'}-{time.strftime('%Y%m%d-%H%M%S')}"
-        # The trials' run folders are named STEM-STUDY-tNNN, STEM the project file's
-        # name up to its first dot: the copy keeps the project's own stem before it.
-        path = window.document.path
-        stem = path.name.split(".")[0] if path is not None else _stem(project.name).lower()
+        # The trials' run folders are named as guidl sweep names them (STEM, the project
+        # file's name up to its first dot): the copy keeps the project's own stem before it.
+        from ...engine.sweep import run_stem
+
+        stem = run_stem(window.document.path, project)
         folder = root / "sweeps"
         if (folder / f"{name}.journal").exists():  # two sweeps started within a second
             name += f"-{sum(1 for _ in folder.glob(name + '*.journal')) + 1}"
