@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QFontMetricsF, QPalette
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ..spec.paths import PathError, parse_path
@@ -31,8 +31,8 @@ from .charts import PALETTE_EVENTS, CategoryAxis, follow_palette
 COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
 #: Pixels from a line or point within which the mouse names its trial.
 HOVER_PIXELS = 8
-#: A category or tick label longer than this is cut (the full text is in the hover line).
-LABEL_CHARS = 14
+#: Pixels between a tick label and its axis, and around the parallel plot's texts.
+TEXT_GAP = 4
 PRUNED_COLOUR = (148, 163, 184, 110)  # slate, faint: pruned trials have no final value
 BEST_COLOUR = (234, 88, 12)  # the best trial's marker: orange on light and dark alike
 EMPTY_NOTE = "No complete trials yet: each complete trial draws here as it finishes."
@@ -110,8 +110,27 @@ def tick_text(value: float) -> str:
     return str(value) if isinstance(value, int) else f"{value:.3g}"
 
 
-def _cut(text: str, limit: int = LABEL_CHARS) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+def _elide(item: pg.TextItem, text: str, pixels: float) -> str:
+    """``text`` as it fits ``pixels`` in ``item``'s font, cut in the middle
+    (``SGD w…mentum``): both ends of a name tell more than its start alone."""
+    metrics = QFontMetricsF(item.textItem.font())
+    return metrics.elidedText(text, Qt.TextElideMode.ElideMiddle, max(pixels, metrics.averageCharWidth() * 3))
+
+
+def spaced_ticks(places: list[tuple[float, str]], pixels_apart: float) -> list[int]:
+    """Which ticks (``(pixel, text)``, in axis order) to label so that no two
+    are closer than ``pixels_apart``: both ends always, an inner one only when
+    it keeps that distance from its kept neighbours (an end wins over an
+    inner tick beside it)."""
+    if len(places) <= 2:
+        return list(range(len(places)))
+    last = len(places) - 1
+    kept = [0]
+    for i in range(1, last):
+        if (abs(places[i][0] - places[kept[-1]][0]) >= pixels_apart
+                and abs(places[last][0] - places[i][0]) >= pixels_apart):
+            kept.append(i)
+    return kept + [last]
 
 
 def is_dark(palette: QPalette) -> bool:
@@ -208,7 +227,7 @@ class ParamAxis:
     def ticks(self) -> list[tuple[float, str]]:
         """Labelled places on the axis: (position, text)."""
         if self.kind == "category":
-            return [(self.position(c), _cut(format_number(c))) for c in self.categories]
+            return [(self.position(c), format_number(c)) for c in self.categories]
         if self.high <= self.low:
             return [(0.5, tick_text(self.low))]
         if self.kind == "log":
@@ -349,6 +368,8 @@ class ParallelCoordinates(QWidget):
         layout.addWidget(self.view, 1)
         layout.addWidget(self.hover)
         self._proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
+        # The texts keep their size in pixels: a new size of the view places them anew.
+        self.plot.vb.sigResized.connect(lambda _vb: self._layout())
         follow_palette(self.view, self.palette())
         self._draw()
 
@@ -400,46 +421,28 @@ class ParallelCoordinates(QWidget):
         return items[:count]
 
     @staticmethod
-    def _label() -> pg.TextItem:
-        item = pg.TextItem(anchor=(1, 0.5))
+    def _label(anchor=(1, 0.5)) -> pg.TextItem:
+        item = pg.TextItem(anchor=anchor)
+        # A thin margin: the rectangle (and its veil) is the text's own, so the
+        # spacing of the ticks can be measured from it.
+        item.textItem.document().setDocumentMargin(1)
         item.setZValue(1001)
         return item
 
     def _draw(self) -> None:
         palette = self.palette()
         dark = is_dark(palette)
-        text, faint = _text_colour(palette), _text_colour(palette, faint=True)
         self._hovered = None
         count = len(self.axes)
         drawn = self.complete + self.pruned if count > 1 else []
         self.caption.setText(self._caption())
         self.view.setVisible(bool(self.complete))
         self.hover.setVisible(bool(self.complete))
-        # Axes: vertical lines at x = 0, 1, ...; ticks to their left.
+        # Axes: vertical lines at x = 0, 1, ...; their ticks and texts are placed
+        # in pixels by _layout (they depend on the view's size).
         xs = np.repeat(np.arange(count, dtype=float), 2)
         ys = np.tile([0.0, 1.0], count)
-        self.axis_lines.setData(xs, ys, pen=pg.mkPen(text, width=1.2))
-        marks_x, marks_y, places = [], [], []
-        for i, axis in enumerate(self.axes):
-            for position, label in axis.ticks():
-                marks_x += [i - 0.03, i]
-                marks_y += [position, position]
-                places.append((i, position, label))
-        self.tick_marks.setData(np.array(marks_x), np.array(marks_y), pen=pg.mkPen(text, width=1))
-        # The labels on a veil of the background, over the lines: lines meet at
-        # the axes, where the labels are.
-        veil = QColor(palette.color(QPalette.ColorRole.Base))
-        veil.setAlpha(210)
-        for item, (i, position, label) in zip(self._pool(self.labels, len(places), self._label), places):
-            item.setText(label, color=faint)
-            item.fill = pg.mkBrush(veil)
-            item.setPos(i - 0.035, position)
-        for item, axis, i in zip(self._pool(self.titles, count, lambda: pg.TextItem(anchor=(0.5, 1))),
-                                 self.axes, range(count)):
-            item.setText(axis.title, color=text)
-            item.setPos(i, 1.13)
-            item.setToolTip(axis.path if axis.path != self.metric_name else
-                            f"{self.metric_name}: the metric the sweep {self.direction}s")
+        self.axis_lines.setData(xs, ys, pen=pg.mkPen(_text_colour(palette), width=1.2))
         # Lines: complete trials by quality (the best on top), pruned ones faint below.
         values = np.array([float(row["value"]) for row in self.complete])
         good = quality(values, self.direction)
@@ -460,10 +463,86 @@ class ParallelCoordinates(QWidget):
             else:
                 line.setPen(pg.mkPen(PRUNED_COLOUR, width=1, style=Qt.PenStyle.DashLine))
                 line.setZValue(0)
-        self.plot.setXRange(-0.5, max(count - 1, 1) + 0.35, padding=0)
-        self.plot.setYRange(-0.06, 1.2, padding=0)
+        self._layout()
         # New trials came in under the mouse: what it points at, named again.
         self.hover_at(self._mouse) if self._mouse is not None else self.hover.show_text(None)
+
+    #: Pixels of a tick mark, left of its axis.
+    TICK_PIXELS = 6
+
+    def _layout(self) -> None:
+        """The scale's texts placed in pixels, whatever the view's size: the
+        view's range leaves room above the axes for their titles and left of
+        the first axis for its labels; a tick label too close to its
+        neighbour is left out (the ends always stay); a label or title wider
+        than the room between two axes is cut in the middle, whole in its
+        tooltip."""
+        palette = self.palette()
+        text, faint = _text_colour(palette), _text_colour(palette, faint=True)
+        count = len(self.axes)
+        vb = self.plot.vb
+        width, height = max(vb.width(), 1.0), max(vb.height(), 1.0)
+        places = [axis.ticks() for axis in self.axes]
+        titles = self._pool(self.titles, count, lambda: self._label(anchor=(0.5, 1)))
+        labels = self._pool(self.labels, sum(len(p) for p in places), self._label)
+        probe = titles[0] if titles else self._label()
+        metrics = QFontMetricsF(probe.textItem.font())
+        text_height = metrics.height() + 2  # with the document's margin of 1 px
+        mark, gap = self.TICK_PIXELS, TEXT_GAP
+
+        def wide(words: str) -> float:
+            return metrics.horizontalAdvance(words) + 2 + 1  # margins, and rounding
+
+        # Vertically: the axes span what is left below the titles (and half a label
+        # above the top tick, half a label below the bottom one).
+        top = text_height / 2 + gap + text_height + gap
+        bottom = text_height / 2 + gap
+        span = max(height - top - bottom, 1.0)
+        per_y = 1.0 / span  # view units per pixel
+        self.plot.setYRange(-bottom * per_y, 1 + top * per_y, padding=0)
+        # Horizontally: the first axis's labels and half the outer titles at the edges.
+        cap = max(48.0, 0.3 * width)  # no label takes more than this
+        label_widths = [min(max((wide(t) for _, t in p), default=0.0), cap) for p in places]
+        title_widths = [wide(axis.title) for axis in self.axes]
+        spacing = width
+        for _ in range(2):  # the second time with titles cut to the room between axes
+            if count > 1:
+                left = max(label_widths[0] + mark + 2 * gap, title_widths[0] / 2 + gap)
+                right = title_widths[-1] / 2 + gap
+                spacing = max((width - left - right) / (count - 1), 1.0)
+            else:
+                left = right = width / 2
+            title_widths = [min(w, max(spacing - 2 * gap, 1.0)) for w in title_widths]
+        per_x = 1.0 / spacing
+        self.plot.setXRange(-left * per_x, max(count - 1, 0) + right * per_x, padding=0)
+        for i, (item, axis) in enumerate(zip(titles, self.axes)):
+            whole = wide(axis.title) <= title_widths[i] + 0.5
+            item.setText(axis.title if whole else _elide(item, axis.title, title_widths[i] - 3), color=text)
+            item.setPos(i, 1 + (text_height / 2 + gap) * per_y)
+            item.setToolTip(axis.path if axis.path != self.metric_name else
+                            f"{self.metric_name}: the metric the sweep {self.direction}s")
+        # Ticks: a mark for each, a label for those that keep a label's height apart.
+        marks_x, marks_y, shown = [], [], []
+        for i, (axis, ticks) in enumerate(zip(self.axes, places)):
+            room = min(cap, (left if i == 0 else spacing) - mark - 2 * gap)
+            for position, _ in ticks:
+                marks_x += [i - mark * per_x, i]
+                marks_y += [position, position]
+            kept = spaced_ticks([(position * span, label) for position, label in ticks], text_height + 1)
+            shown += [(i, ticks[k][0], ticks[k][1], room) for k in kept]
+        self.tick_marks.setData(np.array(marks_x), np.array(marks_y), pen=pg.mkPen(text, width=1))
+        # The labels on a veil of the background, over the lines: lines meet at
+        # the axes, where the labels are.
+        veil = QColor(palette.color(QPalette.ColorRole.Base))
+        veil.setAlpha(210)
+        for item in labels[len(shown):]:
+            item.setVisible(False)
+        for item, (i, position, label, room) in zip(labels, shown):
+            whole = wide(label) <= room + 0.5
+            item.setText(label if whole else _elide(item, label, room - 3), color=faint)
+            item.setToolTip("" if whole else label)
+            item.fill = pg.mkBrush(veil)
+            item.setPos(i - (mark + gap) * per_x, position)
 
     def _caption(self) -> str:
         if not self.complete:

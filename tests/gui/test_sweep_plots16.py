@@ -12,7 +12,7 @@ import pyqtgraph as pg
 import pytest
 
 from guidl.qt.sweep_plots import (
-    IMPORTANCE_EMPTY, ImportanceBars, ParallelCoordinates, ParamAxis, ParamScatter, short_names,
+    IMPORTANCE_EMPTY, ImportanceBars, ParallelCoordinates, ParamAxis, ParamScatter, short_names, spaced_ticks,
 )
 
 LR, WIDTH, OPT = "training.optimizer.params.lr", "model.layers[4].params.out_features", "training.optimizer.type"
@@ -166,3 +166,75 @@ def test_the_states_as_guidl_sweeps_trial_rows_names_them(qtbot, parallel):
     parallel.set_rows(rows, PARAMS, "val_accuracy", "maximize", {LR})
     assert parallel.line_count() == (2, 1)
     assert "2 complete" in parallel.caption.text() and "2 failed" in parallel.caption.text()
+
+
+# -- the parallel plot's texts at the sizes the Sweep dialog gives it ------------------------
+
+RACE = ["Adam", "AdamW", "RMSprop", "SGD", "SGD with momentum"]  # Compare Optimizers' labels
+
+
+def race_rows():
+    widths = [8, 16, 30, 32]  # 30 and 32: neighbouring ticks of an integer axis
+    return [{"number": n, "state": "COMPLETE", "value": 0.1 + 0.003 * n,
+             "params": {WIDTH: widths[n % 4], LR: 10 ** (-4 + 3 * n / 11), OPT: RACE[n % 5]}}
+            for n in range(12)]
+
+
+def shown_texts(parallel, qtbot, width, height):
+    parallel.resize(width, height)
+    parallel.set_rows(race_rows(), [WIDTH, LR, OPT], "val_mae", "minimize", {LR})
+    vb = parallel.plot.vb
+    qtbot.waitUntil(lambda: abs(vb.width() - parallel.view.width()) < 40 and vb.height() > 100)
+    parallel.view.grab()  # painted: the texts follow the view's range
+    inside = vb.sceneBoundingRect().adjusted(-0.5, -0.5, 0.5, 0.5)
+    titles = [t for t in parallel.titles if t.isVisible()]
+    labels = [t for t in parallel.labels if t.isVisible()]
+    for items in (titles, labels):
+        for i, a in enumerate(items):
+            for b in items[i + 1:]:
+                assert not a.sceneBoundingRect().intersects(b.sceneBoundingRect()), \
+                    (a.toPlainText(), b.toPlainText())
+    for item in titles + labels:
+        assert inside.contains(item.sceneBoundingRect()), (item.toPlainText(), item.sceneBoundingRect(), inside)
+    return titles, labels
+
+
+def test_spaced_ticks_keep_the_ends_and_drop_inner_ones_too_close():
+    ticks = [(0, "8"), (10, "10"), (30, "15"), (50, "20"), (70, "25"), (90, "30"), (96, "32")]
+    assert spaced_ticks(ticks, 18) == [0, 2, 3, 4, 6]  # "10" too near "8", "30" too near "32"
+    assert spaced_ticks(ticks, 200) == [0, 6]
+    assert spaced_ticks(ticks[:2], 50) == [0, 1]
+
+
+@pytest.mark.parametrize("size", [(560, 260), (700, 300), (1200, 500)])
+def test_parallel_titles_and_tick_labels_are_whole_inside_the_view_and_apart(qtbot, parallel, size):
+    titles, labels = shown_texts(parallel, qtbot, *size)
+    assert [t.toPlainText() for t in titles] == ["layers[4].out_features", "optimizer.lr",
+                                                  "optimizer.type", "val_mae \u2193"]
+    texts = [t.toPlainText() for t in labels]
+    assert "8" in texts and "32" in texts  # an axis's ends are always labelled
+    assert "SGD with momentum" in texts  # a race's label whole where there is room
+    # Each axis's labels sit between it and the axis before it.
+    vb = parallel.plot.vb
+    for item in labels:
+        x = vb.mapSceneToView(item.sceneBoundingRect().topRight()).x()
+        left = vb.mapSceneToView(item.sceneBoundingRect().topLeft()).x()
+        axis = round(x)
+        assert axis - 0.2 < x <= axis and (axis == 0 or left > axis - 1), item.toPlainText()
+
+
+def test_a_label_with_no_room_is_cut_in_the_middle_with_its_whole_text_as_tooltip(qtbot, parallel):
+    params = [WIDTH, "data.batch_size", "model.layers[1].params.p", "training.epochs", LR, OPT]
+    rows = [{**r, "params": {**r["params"], "data.batch_size": 16 + r["number"],
+                             "model.layers[1].params.p": 0.1 * (r["number"] % 3), "training.epochs": 2}}
+            for r in race_rows()]
+    parallel.resize(480, 300)
+    parallel.set_rows(rows, params, "val_mae", "minimize", {LR})
+    qtbot.waitUntil(lambda: parallel.plot.vb.width() > 300)
+    parallel.view.grab()
+    long = [t for t in parallel.labels if t.isVisible() and t.toolTip() == "SGD with momentum"]
+    assert len(long) == 1 and "\u2026" in long[0].toPlainText()
+    text = long[0].toPlainText()
+    assert text.startswith("S") and text.endswith("m")  # cut in the middle: both ends stay
+    vb = parallel.plot.vb
+    assert vb.mapSceneToView(long[0].sceneBoundingRect().topLeft()).x() > params.index(OPT) - 1  # right of the axis before
