@@ -379,3 +379,24 @@ def test_the_progress_line_counts_trials_by_the_studys_tally(qtbot):
     tally = Tally(6, complete=1, pruned=1, failed=0, retried=1, running=1)  # #2 failed, retried as #3
     dialog.show_study(StudyView(name="s", storage="s.journal", rows=rows, params=[LR], trials=6, tally=tally))
     assert dialog.progress_text == "Study s · 2/6 trials done · 1 running · 1 pruned · 1 failed and retried"
+
+
+def test_stop_on_windows_never_sends_ctrl_break_to_a_process_without_its_own_group(window, monkeypatch):
+    import os
+    import signal
+
+    class Process:
+        def processId(self):
+            return 4242
+
+    monkeypatch.setattr(signal, "CTRL_BREAK_EVENT", 1, raising=False)
+    sent, killed = [], []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    controller = window.sweeps
+    monkeypatch.setattr(controller, "_kill", lambda: killed.append(True))
+    controller.process, controller._stopping, controller._own_group = Process(), False, False
+    with monkeypatch.context() as m:
+        m.setattr(os, "name", "nt")
+        controller.stop()
+    controller.process, controller._own_group = None, True
+    assert sent == [] and killed == [True]  # Ctrl+Break would reach the window's console too

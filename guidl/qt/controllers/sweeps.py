@@ -332,6 +332,8 @@ class SweepsController(QObject):
         self.window = window
         self.dialog: SweepDialog | None = None
         self.process: QProcess | None = None
+        #: Whether Stop may signal the process: on Windows only when it has its own process group.
+        self._own_group = True
         self.poller: StudyPoller | None = None
         self.study: str | None = None
         self.storage_path: Path | None = None
@@ -534,10 +536,12 @@ class SweepsController(QObject):
         process.readyReadStandardError.connect(self._read_stderr)
         process.finished.connect(self._process_finished)
         process.errorOccurred.connect(self._process_error)
+        self._own_group = os.name != "nt"
         if os.name == "nt" and hasattr(process, "setCreateProcessArgumentsModifier"):
             # Its own process group, so Stop can send it CTRL_BREAK_EVENT (Windows has no SIGINT
             # to send another process: os.kill(pid, SIGINT) there is TerminateProcess, a hard kill).
             process.setCreateProcessArgumentsModifier(_new_process_group)
+            self._own_group = True
         self._stderr = ""
         self._stopping = False
         self._last_view = None
@@ -599,6 +603,11 @@ class SweepsController(QObject):
             return
         self._stopping = True
         pid = process.processId()
+        if not self._own_group:
+            # Windows, and no process group of its own: CTRL_BREAK_EVENT would reach every
+            # process on this console, the window too. Ended as when it does not stop in time.
+            self._kill()
+            return
         if pid:
             try:
                 os.kill(pid, interrupt_signal())
