@@ -704,8 +704,6 @@ class SweepDialog(QDialog):
             first = next((c for c in checks if c.problem), None)
             if first is not None:
                 self.problem = f"Fix the settings first: {first.problem}"
-            elif self.epochs.value() and any(c.param.path == "training.epochs" for c in checks):
-                self.problem = self._epochs_problem([c.param for c in checks])
         if not self.problem and not self._strategy_chosen:
             # As guidl sweep without --strategy: lists of values only, every combination;
             # a range, TPE's search over a budget of 20.
@@ -724,6 +722,8 @@ class SweepDialog(QDialog):
             if grid_size != getattr(self, "_grid_size", None):
                 self.trials.setValue(grid_size)  # every point once; the user may take fewer
         self._grid_size = grid_size
+        if not self.problem:
+            self.problem = self._config_problem([c.param for c in checks])
         self.grid_note.setText(f"A grid of {grid_size} point{'s' if grid_size != 1 else ''}."
                                if grid_size is not None else "")
         if not self.running and self.view is None or not self.running and self.problem:
@@ -731,16 +731,21 @@ class SweepDialog(QDialog):
         self.start_button.setEnabled(not self.watch and not self.running and self.problem is None)
         return checks
 
-    def _epochs_problem(self, params) -> str | None:
-        """SweepConfig.problems' word on Epochs per trial (it overrides a swept training.epochs),
-        asked as the rows change rather than only at Start."""
+    def _config_problem(self, params) -> str | None:
+        """What SweepConfig.problems says of the sweep as set up (each row is valid):
+        asked as anything changes, so Start is never pressed only to be told."""
         from ..spec.sweep import SweepConfig
 
-        config = SweepConfig(params=params, strategy="grid", epochs=self.epochs.value() or None)
-        if any(p.path == "epochs" for p in config.problems(self.project)):
+        config = SweepConfig(params=params, strategy=self.strategy.currentData(), trials=self.trials.value(),
+                             metric=self.metric_box.currentData(), direction=self.direction.currentData(),
+                             pruner=self.pruner.isChecked(), epochs=self.epochs.value() or None)
+        problems = config.problems(self.project)
+        if not problems:
+            return None
+        if problems[0].path == "epochs":  # it overrides every trial's swept training.epochs
             return ('Epochs per trial: set it to "as the project" or stop varying training.epochs '
                     "(every trial would train the same epochs whatever its training.epochs says).")
-        return None
+        return f"Cannot start: {problems[0].path}: {problems[0].message}"
 
     def _show_problem(self) -> None:
         if self.problem:

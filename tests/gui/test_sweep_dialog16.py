@@ -400,3 +400,15 @@ def test_stop_on_windows_never_sends_ctrl_break_to_a_process_without_its_own_gro
         controller.stop()
     controller.process, controller._own_group = None, True
     assert sent == [] and killed == [True]  # Ctrl+Break would reach the window's console too
+
+
+def test_a_grid_too_large_to_run_is_refused_before_start(qtbot):
+    dialog = SweepDialog(small_moons())
+    qtbot.addWidget(dialog)
+    dialog.add_param(LR, ",".join(str(0.001 * n) for n in range(1, 101)))
+    dialog.add_param(WIDTH, ",".join(str(n) for n in range(1, 101)))
+    dialog.add_param("training.optimizer.params.weight_decay", "0,0.01")  # 20,000 points
+    assert all(dialog.params_table.item(r, 2).text().startswith("✓") for r in range(3))
+    assert not dialog.start_button.isEnabled() and "10,000" in dialog.status.text()
+    dialog.set_param_text(2, values="0")  # 10,000 points: runs
+    assert dialog.start_button.isEnabled()
