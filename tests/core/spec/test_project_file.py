@@ -254,7 +254,8 @@ _extras = st.dictionaries(st.text(min_size=1, max_size=6).filter(lambda k: k not
     "type", "params", "id", "inputs", "format", "version", "name", "model", "data", "training",
     "input_shape", "input_dtype", "layers", "dataset", "val_fraction", "batch_size", "loss",
     "optimizer", "scheduler", "epochs", "device", "seed", "augment", "early_stopping", "grad_clip",
-    "precision", "channels_last", "compile"}), _json_scalars, max_size=2)
+    "precision", "channels_last", "compile", "blocks", "balance", "discriminator", "discriminator_optimizer",
+    "fine_tune", "frozen", "lr_multiplier", "task", "source", "notes"}), _json_scalars, max_size=2)
 
 
 def _component(catalogue):
