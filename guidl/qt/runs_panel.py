@@ -19,7 +19,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QAction, QBrush, QColor, QFont, QFontMetrics, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu, QPushButton, QTableView,
+    QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu, QPushButton, QTableView,
     QVBoxLayout, QWidget,
 )
 
@@ -53,6 +53,11 @@ SHOWN_CHANGES = 2
 MAX_COLUMN = 320
 #: The differences' column may take more: a sweep trial's two settings side by side.
 MAX_CHANGES_COLUMN = 480
+#: The tooltip of a run that trained another model or on other data.
+UNFIT = ("Trained another model or on other data: it cannot become the current run "
+         "(“Open This Run's Project” works with it)")
+#: The dimmed text of such a run.
+UNFIT_COLOUR = "#9ca3af"
 EMPTY = ("No runs yet. Train the model (F5), or run “guidl train PROJECT” or a sweep: "
          "every run of this project appears here.")
 
@@ -64,6 +69,9 @@ class RunRow:
 
     summary: Any
     changes: list[str] = field(default_factory=list)
+    #: Whether it trained the open project's model on its data (``engine.run_index.run_fits``):
+    #: only then can it become the window's model; shown dimmed otherwise.
+    fits: bool = True
 
     @property
     def path(self) -> Path:
@@ -163,6 +171,7 @@ class RunsModel(QAbstractTableModel):
             # the sorting proxy sort again, which costs with hundreds of runs.
             changed = [number for number, (before, after) in enumerate(zip(old, rows))
                        if before.summary is not after.summary or before.changes != after.changes
+                       or before.fits != after.fits
                        or (was_current != current and after.path in (was_current, current))]
             if changed:
                 self.dataChanged.emit(self.index(changed[0], 0), self.index(changed[-1], len(COLUMNS) - 1))
@@ -239,6 +248,8 @@ class RunsModel(QAbstractTableModel):
             return swatch
         if role == Qt.ItemDataRole.ToolTipRole:
             return self.tooltip(row, key)
+        if role == Qt.ItemDataRole.ForegroundRole and not row.fits:
+            return QBrush(QColor(UNFIT_COLOUR))
         if role == Qt.ItemDataRole.ForegroundRole and key == "status":
             return QBrush(QColor(STATUS_COLOURS.get(summary.status) or "#8b8b8b"))
         if role == Qt.ItemDataRole.FontRole and self.current is not None and row.path == self.current:
@@ -307,6 +318,12 @@ class RunsModel(QAbstractTableModel):
         return (value is None, value if value is not None else 0)
 
     def tooltip(self, row: RunRow, key: str) -> str | None:
+        text = self._tooltip(row, key)
+        if row.fits or key == "tick":
+            return text
+        return UNFIT if not text else f"{UNFIT}\n\n{text}"
+
+    def _tooltip(self, row: RunRow, key: str) -> str | None:
         summary = row.summary
         if key == "status":
             return f"{summary.status}: {summary.cause}" if summary.cause else None
@@ -363,15 +380,16 @@ class RunsFilter(QSortFilterProxyModel):
         super().__init__(parent)
         self.text = ""
         self.status = ""  # "" for every status
+        self.fitting_only = False  # only the runs of the open project's model and data
         self.setSortRole(SORT_ROLE)
 
-    def set_filter(self, text: str, status: str) -> None:
+    def set_filter(self, text: str, status: str, fitting_only: bool = False) -> None:
         if not hasattr(self, "beginFilterChange"):  # Qt before 6.10
-            self.text, self.status = text.strip().casefold(), status
+            self.text, self.status, self.fitting_only = text.strip().casefold(), status, fitting_only
             self.invalidateRowsFilter()
             return
         self.beginFilterChange()
-        self.text, self.status = text.strip().casefold(), status
+        self.text, self.status, self.fitting_only = text.strip().casefold(), status, fitting_only
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
@@ -379,6 +397,8 @@ class RunsFilter(QSortFilterProxyModel):
         row = model.rows[source_row]
         summary = row.summary
         if self.status and summary.status != self.status:
+            return False
+        if self.fitting_only and not row.fits:
             return False
         if not self.text:
             return True
@@ -428,13 +448,19 @@ class RunsPanel(QWidget):
         self.status_filter.addItem("All statuses", "")
         for status in STATUSES:
             self.status_filter.addItem(status.capitalize(), status)
+        # Off by default: every run in the folder is listed, those of another model or
+        # data dimmed (a project not saved yet shares the window's runs folder with others).
+        self.this_model = QCheckBox("This model only")
+        self.this_model.setToolTip("List only the runs that trained the open project's model on its data")
         self.filter.textChanged.connect(self._filter_changed)
         self.status_filter.currentIndexChanged.connect(self._filter_changed)
+        self.this_model.toggled.connect(self._filter_changed)
         self.count = QLabel()
         self.count.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         top = QHBoxLayout()
         top.addWidget(self.filter, 1)
         top.addWidget(self.status_filter)
+        top.addWidget(self.this_model)
         top.addWidget(self.count)
 
         self.table = QTableView()
@@ -466,6 +492,7 @@ class RunsPanel(QWidget):
         self.empty.setEnabled(False)  # drawn greyed, as a placeholder
 
         self.actions_: dict[str, QAction] = {}
+        self.buttons_: dict[str, QPushButton] = {}
         buttons = QHBoxLayout()
         for key, text, tip, slot in (
             ("current", "Make &Current", "Its trained model becomes the window's: Results, Evaluate, Export and "
@@ -487,7 +514,9 @@ class RunsPanel(QWidget):
             button.setToolTip(tip)
             button.clicked.connect(action.trigger)
             action.enabledChanged.connect(button.setEnabled)
+            self.buttons_[key] = button
             buttons.addWidget(button)
+        self._current_tip = self.actions_["current"].toolTip()
         delete = self.actions_["delete"]
         delete.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
         # Only while the table has the focus: Del is Delete Layer's in the layer table (another
@@ -605,14 +634,21 @@ class RunsPanel(QWidget):
     def _update_buttons(self) -> None:
         selected = self.selected()
         one = len(selected) == 1
-        for key in ("current", "project", "folder"):
+        for key in ("project", "folder"):
             self.actions_[key].setEnabled(one)
+        row = self.model.row_of(selected[0]) if one else -1
+        fits = row >= 0 and self.model.rows[row].fits
+        self.actions_["current"].setEnabled(fits)
+        tip = self._current_tip if fits or not one else UNFIT
+        self.actions_["current"].setToolTip(tip)
+        self.buttons_["current"].setToolTip(tip)
         self.actions_["compare"].setEnabled(len(self._for_compare()) >= 2)
         self.actions_["delete"].setEnabled(bool(selected))
 
     @Slot()
     def _filter_changed(self) -> None:
-        self.proxy.set_filter(self.filter.text(), self.status_filter.currentData() or "")
+        self.proxy.set_filter(self.filter.text(), self.status_filter.currentData() or "",
+                              self.this_model.isChecked())
         self._update_count()
         self._update_buttons()
 

@@ -368,3 +368,33 @@ def test_the_runs_tab_and_the_sweep_dialog_share_the_engines_statuses_and_one_co
     assert set(runs_panel.STATUSES) <= set(runs_panel.STATUS_COLOURS)
     # A pruned trial reads alike in the Runs tab, the trials table and the trial chart.
     assert TrialChart.MARKS["pruned"][1] == runs_panel.STATUS_COLOURS["pruned"]
+
+
+def test_runs_of_another_model_are_dimmed_cannot_become_current_and_can_be_hidden(window, tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "same", started="2026-01-01T09:00:00+00:00", lr=0.01)
+    other = write_run(root, "other", started="2026-01-01T10:00:00+00:00")
+    trained = moons()
+    trained.model.layers[0].params["out_features"] = 7  # another model in the same folder
+    spec.save(trained, other / "project.guidl.json")
+    open_project(window, tmp_path)
+    panel = window.runs.panel
+    assert [r.fits for r in sorted(panel.model.rows, key=lambda r: r.path.name)] == [False, True]
+    assert "another model" in cell(window, "other", "changes", Qt.ItemDataRole.ToolTipRole)
+    assert "another model" not in (cell(window, "same", "changes", Qt.ItemDataRole.ToolTipRole) or "")
+    assert cell(window, "other", "status", Qt.ItemDataRole.ForegroundRole).color().name() == "#9ca3af"
+    assert cell(window, "same", "status", Qt.ItemDataRole.ForegroundRole).color().name() != "#9ca3af"
+    panel.select([root / "other"])
+    assert not panel.actions_["current"].isEnabled()
+    assert "another model" in panel.buttons_["current"].toolTip()
+    panel.select([root / "same"])
+    assert panel.actions_["current"].isEnabled()
+    # Moving a node is layout only: the run still fits.
+    window.document.project.model.layers[0].position = [123.0, 45.0]
+    window.runs._diffs.clear()
+    window.runs._diffs_against = None
+    window.runs._show()
+    assert next(r for r in panel.model.rows if r.path.name == "same").fits
+    assert sorted(rows(window)) == ["other", "same"] and not panel.this_model.isChecked()
+    panel.this_model.setChecked(True)
+    assert rows(window) == ["same"] and panel.count.text() == "1 of 2 runs"

@@ -63,7 +63,7 @@ class RunsController(QObject):
         #: run folder -> (stamp, summary) of the runs read; reused while their files are unchanged.
         self._cache: dict[Path, tuple[tuple, object]] = {}
         #: run folder -> (its project copy's stamp, its differences from ``_diffs_against``).
-        self._diffs: dict[Path, tuple[object, list[str]]] = {}
+        self._diffs: dict[Path, tuple[object, list[str], bool]] = {}
         #: run folder -> (its project copy's stamp, the copy as a dict, None when damaged): an
         #: edit of the open project diffs against these rather than reading every copy again.
         self._projects: dict[Path, tuple[object, dict | None]] = {}
@@ -196,6 +196,11 @@ class RunsController(QObject):
     def _changes(self, summary, current: dict) -> list[str]:
         """The run's settings that differ from the open project's, one line each
         (kept while neither the run's project copy nor the project changed)."""
+        return self._compared(summary, current)[0]
+
+    def _compared(self, summary, current: dict) -> tuple[list[str], bool]:
+        """``_changes``, and whether the run trained the open project's model on
+        its data (``run_fits``, from the cached project copy: no file read per edit)."""
         from ...engine.run_index import run_project, settings_diff
         from ...spec.paths import format_change
 
@@ -204,14 +209,19 @@ class RunsController(QObject):
         stamp = cached_summary[0][3] if cached_summary is not None else _stamp(path)[3]
         cached = self._diffs.get(path)
         if cached is not None and cached[0] == stamp:
-            return cached[1]
+            return cached[1], cached[2]
         read = self._projects.get(path)
         if read is None or read[0] != stamp:
             read = self._projects[path] = (stamp, run_project(path))
         project = read[1]
         changes = [] if project is None else [format_change(c) for c in settings_diff(project, current)]
-        self._diffs[path] = (stamp, changes)
-        return changes
+        # As engine.run_index.run_fits compares them (Make Current asks it), on the dicts;
+        # where the canvas shows a node is no part of the model.
+        data, trained = current.get("data") or {}, (project or {}).get("data") or {}
+        fits = project is not None and _unplaced(project.get("model")) == _unplaced(current.get("model")) and (
+            trained.get("dataset"), trained.get("params")) == (data.get("dataset"), data.get("params"))
+        self._diffs[path] = (stamp, changes, fits)
+        return changes, fits
 
     @Slot()
     def _show(self) -> None:
@@ -226,7 +236,7 @@ class RunsController(QObject):
             if self._diffs_against is None or diff(self._diffs_against, current):
                 self._diffs.clear()
             self._diffs_against = current
-        rows = [RunRow(s, self._changes(s, current)) for s in self.summaries]
+        rows = [RunRow(s, *self._compared(s, current)) for s in self.summaries]
         run = self.window.session.run_dir
         self.panel.set_runs(rows, Path(run) if run is not None else None, self.root)
         self._show_results_run(current)
@@ -512,6 +522,15 @@ class RunsController(QObject):
         if said:
             self._say(" · ".join(said), 15_000)
         self.refresh()
+
+
+def _unplaced(value):
+    """A model's dict without its nodes' canvas positions (layout only)."""
+    if isinstance(value, dict):
+        return {k: (v if k == "params" else _unplaced(v)) for k, v in value.items() if k != "position"}
+    if isinstance(value, list):
+        return [_unplaced(v) for v in value]
+    return value
 
 
 def _names(paths: list[Path], summaries: dict) -> str:
