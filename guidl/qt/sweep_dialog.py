@@ -407,7 +407,9 @@ class TrialChart(QWidget):
                 ys.append(ys[-1])
             xs.append(number)
             ys.append(best)
-        last = max(r["number"] for r in rows)
+        # To the last trial drawn: after a Stop, the queued ("not run") trials have no figure.
+        last = max((r["number"] for r in rows if _plot_value(r) is not None and math.isfinite(_plot_value(r))),
+                   default=xs[-1])
         if last > xs[-1]:
             xs.append(last)
             ys.append(ys[-1])
@@ -810,6 +812,10 @@ class SweepDialog(QDialog):
         self.apply_button.setToolTip("Set the best trial's values in the project (one undo step)")
         self.apply_button.clicked.connect(self._apply_best)
         best_layout.addWidget(self.apply_button, 0, Qt.AlignmentFlag.AlignLeft)
+        # What Apply Best did, beside it: the status line below is the study's progress,
+        # rewritten on every read of a running or watched study.
+        self.applied_label = message_label()
+        best_layout.addWidget(self.applied_label)
         best_layout.addStretch(1)
         layout.addWidget(best)
         self.results_tabs = QTabWidget()
@@ -862,8 +868,17 @@ class SweepDialog(QDialog):
         if self.running or self.watch:
             self.set_status(self.progress_text, "")
 
+    def set_applied(self, text: str, style: str | None = OK_STYLE) -> None:
+        """What Apply Best did (``Applied trial #12: ...``), under its button; cut
+        to a few lines, in full as the tooltip."""
+        self.applied_label.setStyleSheet(style or "")
+        self.applied_label.setText(text if len(text) <= 300 else text[:299] + "…")
+        self.applied_label.setToolTip(text if len(text) > 300 else "")
+        self.applied_label.setVisible(bool(text))
+
     def clear_study(self) -> None:
         """A new sweep starts: the last one's trials and results go."""
+        self.set_applied("")
         self.show_study(StudyView(name="", storage="", metric=self.metric_box.currentData() or "value",
                                   direction=self.direction.currentData() or "minimize"))
         self.view = None

@@ -310,6 +310,10 @@ def test_a_watched_studys_best_trial_is_offered_when_its_settings_fit_the_projec
     dialog.apply_button.click()
     assert window.document.project.training.optimizer.params["lr"] == 0.05
     assert window.document.undo_stack.count() == steps + 1
+    # Said in the watching dialog too, and kept there when the study is read again.
+    assert dialog.applied_label.isVisibleTo(dialog) and dialog.applied_label.text().startswith("Applied trial #0: ")
+    dialog.show_study(dialog.view)
+    assert dialog.applied_label.text().startswith("Applied trial #0: ")
     other = dict(best, params={"model.layers[9].params.out_features": 8})  # another project's study
     dialog.show_study(StudyView(name="s", storage="s.journal", rows=[other], best=other, params=list(other["params"]),
                                 metric="val_accuracy", direction="maximize", trials=1))
@@ -412,3 +416,19 @@ def test_a_grid_too_large_to_run_is_refused_before_start(qtbot):
     assert not dialog.start_button.isEnabled() and "10,000" in dialog.status.text()
     dialog.set_param_text(2, values="0")  # 10,000 points: runs
     assert dialog.start_button.isEnabled()
+
+
+def test_best_so_far_ends_at_the_last_trial_with_a_figure_not_at_trials_not_run(qtbot):
+    from guidl.qt.sweep_dialog import TrialChart
+
+    chart = TrialChart()
+    qtbot.addWidget(chart)
+    chart.set_rows([
+        {"number": 0, "state": "complete", "value": 0.8},
+        {"number": 1, "state": "complete", "value": 0.9},
+        {"number": 2, "state": "stopped", "value": None, "intermediate": {1: 0.5}},
+        {"number": 3, "state": "waiting", "value": None},  # not run after the Stop
+        {"number": 4, "state": "waiting", "value": None},
+    ], "val_accuracy", "maximize")
+    xs, ys = chart.best_line.getData()
+    assert xs.tolist() == [0, 1, 1, 2] and ys.tolist() == [0.8, 0.8, 0.9, 0.9]

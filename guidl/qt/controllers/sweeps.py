@@ -806,11 +806,11 @@ class SweepsController(QObject):
         try:
             after = best_settings(before, self._last_view, best)
         except (ProjectError, ValueError, KeyError) as error:
-            self._say(f"Cannot apply trial #{best.get('number')}: {error}", ERROR_STYLE)
+            self._say_applied(f"Cannot apply trial #{best.get('number')}: {error}", ERROR_STYLE)
             return
         changes = diff(before.to_dict(), after.to_dict())
         if not changes:
-            self._say(f"The project already has trial #{best['number']}'s settings.", "")
+            self._say_applied(f"The project already has trial #{best['number']}'s settings.", "")
             return
 
         def edit(project) -> None:
@@ -819,9 +819,14 @@ class SweepsController(QObject):
 
         document.apply(edit, f"Apply sweep trial #{best['number']}")
         text = f"Applied trial #{best['number']}: " + "; ".join(format_change(c) for c in changes)
-        window.statusBar().showMessage(shorten(text, 400), 20_000)
+        self._say_applied(text, OK_STYLE)
+
+    def _say_applied(self, text: str, style: str) -> None:
+        """What Apply Best did: in the status bar, and under the button in the
+        dialog (the Sweep's or a watched study's) it was pressed in."""
+        self.window.statusBar().showMessage(shorten(text, 400), 20_000)
         if self.dialog is not None:
-            self.dialog.set_status(text, OK_STYLE)
+            self.dialog.set_applied(text, style)
 
     # -- closing ---------------------------------------------------------------------------------
 
