@@ -113,9 +113,16 @@ def started_text(started: datetime | None) -> str:
     return started.strftime("%Y-%m-%d %H:%M") if started else ""
 
 
+#: The words of a figure's name written as people write them (``val_mae`` -> ``val MAE``).
+ACRONYMS = {"mae": "MAE", "mse": "MSE", "rmse": "RMSE", "psnr": "PSNR", "ssim": "SSIM", "iou": "IoU",
+            "auc": "AUC", "lr": "LR", "f1": "F1"}
+
+
 def metric_title(metric: str) -> str:
-    """``val_accuracy`` -> ``val accuracy``."""
-    return metric.replace("_", " ")
+    """A metric's name as headers and lines show it: ``val_accuracy`` -> ``val
+    accuracy``, ``val_mae`` -> ``val MAE`` (the one helper for the Runs tab,
+    Compare and the sweep views)."""
+    return " ".join(ACRONYMS.get(word.casefold(), word) for word in metric.split("_"))
 
 
 def _local(started: datetime | None) -> datetime | None:

@@ -398,3 +398,23 @@ def test_runs_of_another_model_are_dimmed_cannot_become_current_and_can_be_hidde
     assert sorted(rows(window)) == ["other", "same"] and not panel.this_model.isChecked()
     panel.this_model.setChecked(True)
     assert rows(window) == ["same"] and panel.count.text() == "1 of 2 runs"
+
+
+def test_metric_names_are_written_as_people_write_them():
+    from guidl.qt.runs_panel import metric_title
+
+    assert metric_title("val_mae") == "val MAE" and metric_title("val_psnr") == "val PSNR"
+    assert metric_title("val_accuracy") == "val accuracy"
+
+
+def test_a_regressions_status_line_names_its_mae_not_the_loss():
+    from types import SimpleNamespace
+
+    from guidl.engine.trainer import EpochMetrics, FitResult
+    from guidl.qt.controllers.evaluation import run_figures
+
+    history = [EpochMetrics(1, 0.3, 0.0958, 0.001, 1.0, 100.0, train_mae=0.25, val_mae=0.2413)]
+    evaluation = {"task": "regression", "mae": 0.2413, "loss": 0.0958}
+    result = FitResult(history, evaluation=SimpleNamespace(to_dict=lambda: evaluation), evaluation_split="val",
+                       elapsed=3.0)
+    assert run_figures(result) == " · validation MAE 0.2413"

@@ -224,6 +224,9 @@ def run_figures(result) -> str:
     elif final is not None and final.val_accuracy is not None:
         name, epoch, measured = "accuracy", f"{final.val_accuracy:.2%}", evaluation.get("accuracy")
         measured = None if measured is None else f"{measured:.2%}"
+    elif final is not None and final.val_mae is not None:  # regression: its own figure, not the loss
+        name, epoch, measured = "MAE", f"{final.val_mae:.4g}", evaluation.get("mae")
+        measured = None if measured is None else f"{measured:.4g}"
     elif final is not None and final.val_loss is not None:
         name, epoch, measured = "loss", f"{final.val_loss:.4f}", evaluation.get("loss")
         measured = None if measured is None else f"{measured:.4f}"
