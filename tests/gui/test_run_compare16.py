@@ -93,7 +93,7 @@ def test_three_runs_side_by_side_with_the_settings_that_differ(qtbot, tmp_path, 
     assert cells("final val accuracy") == ["90.00%", "95.00%", "85.00%", ""]
     assert cells("duration") == ["0:42", "0:50", "0:42", ""]
     # The final evaluation on the validation split: only what the epochs' figures lack.
-    assert cells("val macro f1 (evaluated)") == ["0.89", "0.94", "0.84", ""]
+    assert cells("val macro F1 (evaluated)") == ["0.89", "0.94", "0.84", ""]
     assert not any("loss (evaluated)" in title or "accuracy (evaluated)" in title for title in rows)
 
     def marked(title):
