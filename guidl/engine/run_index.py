@@ -273,15 +273,33 @@ def list_summaries(root: str | os.PathLike[str], skipped: list[Path] | None = No
     return summaries
 
 
+def unplaced(value: Any) -> Any:
+    """A project's (or model's) dict without its nodes' canvas positions: where
+    the canvas shows a node is no part of the model."""
+    if isinstance(value, dict):
+        return {k: (v if k == "params" else unplaced(v)) for k, v in value.items() if k != "position"}
+    if isinstance(value, list):
+        return [unplaced(v) for v in value]
+    return value
+
+
+def same_model_and_data(trained: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether a run's project ``trained`` (a project dict) trained the model of
+    ``current`` on its data, node positions aside: its weights then fit, and
+    measuring them on the current data means something."""
+    data, was = current.get("data") or {}, trained.get("data") or {}
+    return unplaced(trained.get("model")) == unplaced(current.get("model")) and (
+        was.get("dataset"), was.get("params")) == (data.get("dataset"), data.get("params"))
+
+
 def run_fits(run: str | os.PathLike[str], project: spec.Project) -> bool:
-    """Whether the run trained ``project``'s model on its data: its weights then
-    fit the project, and measuring them on the project's data means something."""
+    """Whether the run trained ``project``'s model on its data (see
+    ``same_model_and_data``)."""
     try:
         trained = spec.load(Path(run) / PROJECT_FILE)
     except (OSError, ValueError, RecursionError):
         return False
-    return trained.model == project.model and (trained.data.dataset, trained.data.params) == (
-        project.data.dataset, project.data.params)
+    return same_model_and_data(trained.to_dict(), project.to_dict())
 
 
 def latest_run_of(path: str | os.PathLike[str] | None, project: spec.Project,

@@ -201,7 +201,7 @@ class RunsController(QObject):
     def _compared(self, summary, current: dict) -> tuple[list[str], bool]:
         """``_changes``, and whether the run trained the open project's model on
         its data (``run_fits``, from the cached project copy: no file read per edit)."""
-        from ...engine.run_index import run_project, settings_diff
+        from ...engine.run_index import run_project, same_model_and_data, settings_diff
         from ...spec.paths import format_change
 
         path = summary.path
@@ -215,11 +215,8 @@ class RunsController(QObject):
             read = self._projects[path] = (stamp, run_project(path))
         project = read[1]
         changes = [] if project is None else [format_change(c) for c in settings_diff(project, current)]
-        # As engine.run_index.run_fits compares them (Make Current asks it), on the dicts;
-        # where the canvas shows a node is no part of the model.
-        data, trained = current.get("data") or {}, (project or {}).get("data") or {}
-        fits = project is not None and _unplaced(project.get("model")) == _unplaced(current.get("model")) and (
-            trained.get("dataset"), trained.get("params")) == (data.get("dataset"), data.get("params"))
+        # As engine.run_index.run_fits judges it (Make Current asks that), on the cached dicts.
+        fits = project is not None and same_model_and_data(project, current)
         self._diffs[path] = (stamp, changes, fits)
         return changes, fits
 
@@ -522,15 +519,6 @@ class RunsController(QObject):
         if said:
             self._say(" · ".join(said), 15_000)
         self.refresh()
-
-
-def _unplaced(value):
-    """A model's dict without its nodes' canvas positions (layout only)."""
-    if isinstance(value, dict):
-        return {k: (v if k == "params" else _unplaced(v)) for k, v in value.items() if k != "position"}
-    if isinstance(value, list):
-        return [_unplaced(v) for v in value]
-    return value
 
 
 def _names(paths: list[Path], summaries: dict) -> str:

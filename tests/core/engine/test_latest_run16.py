@@ -55,3 +55,16 @@ def test_a_finished_run_whose_weights_are_gone_is_passed_over_for_the_next_with_
     (newest / "model.safetensors").unlink()  # deleted by hand, or never copied along
     assert latest_run_of(path, project, state) == older
     assert latest_run_of(newest / "project.guidl.json", project, state) == older  # opened from inside it
+
+
+def test_a_run_still_fits_after_its_nodes_were_moved_on_the_canvas(root, tmp_path):
+    from guidl.engine.run_index import run_fits
+
+    project = spec.load(root / "examples/moons_mlp.guidl.json")
+    run = write_run(tmp_path / "runs" / "moons-1", project, "2026-01-01T00:00:00+00:00")
+    moved = project.copy()
+    moved.model.layers[2].position = [120.0, 40.0]  # a layout-only edit: the model is the same
+    assert run_fits(run, moved)
+    assert latest_run_of(tmp_path / "moons.guidl.json", moved, tmp_path / "state") == run
+    moved.model.layers[2].params["out_features"] = 3  # another model
+    assert not run_fits(run, moved)
