@@ -10,6 +10,21 @@ import time
 from guidl.spec import Component, Data, Layer, Model, Project, Training
 
 
+def small_moons(epochs: int | None = None, lr: float | None = None) -> Project:
+    """The moons example cut to 200 samples on the CPU: a trial or a run in a second."""
+    from guidl import spec
+    from guidl.examples import example_path
+
+    project = spec.load(example_path("moons_mlp"))
+    project.data.params["n_samples"] = 200
+    project.training.device = "cpu"
+    if epochs is not None:
+        project.training.epochs = epochs
+    if lr is not None:
+        project.training.optimizer.params["lr"] = lr
+    return project
+
+
 def small_project(**changes) -> Project:
     """A tiny, fast project: an MLP with dropout on the digits."""
     project = Project(

@@ -11,13 +11,12 @@ from guidl import cli, spec
 from guidl.engine.runs import read_run
 from guidl.engine.trainer import Trainer
 from guidl.spec.comparisons import activation_variants, optimizer_variants
+from helpers import small_moons
 
 
 @pytest.fixture
-def moons(tmp_path, root):
-    project = spec.load(root / "examples/moons_mlp.guidl.json")
-    project.data.params["n_samples"] = 200
-    project.training.device = "cpu"
+def moons(tmp_path):
+    project = small_moons()
     path = tmp_path / "moons.guidl.json"
     spec.save(project, path)
     return project, path

@@ -5,16 +5,14 @@ import pytest
 from guidl import cli, spec
 from guidl.engine.sweep import SweepError, create_or_load_study, open_storage, shared_problems, study_project
 from guidl.spec.sweep import SweepConfig, parse_param
+from helpers import small_moons
 
 LR = "training.optimizer.params.lr"
 
 
 @pytest.fixture
-def moons(root):
-    project = spec.load(root / "examples/moons_mlp.guidl.json")
-    project.data.params["n_samples"] = 200
-    project.training.device = "cpu"
-    return project
+def moons():
+    return small_moons()
 
 
 def _sweep(project, tmp_path, capsys, *more):

@@ -12,16 +12,15 @@ import pytest
 
 from guidl import cli, spec
 from guidl.engine.runs import read_run
+from helpers import small_moons
 
 LR = "training.optimizer.params.lr"
 OUT = "model.layers[0].params.out_features"
 
 
 @pytest.fixture
-def moons(tmp_path, root):
-    project = spec.load(root / "examples/moons_mlp.guidl.json")
-    project.data.params["n_samples"] = 200
-    project.training.device = "cpu"
+def moons(tmp_path):
+    project = small_moons()
     path = tmp_path / "moons.guidl.json"
     spec.save(project, path)
     return path
@@ -57,7 +56,7 @@ def test_a_grid_of_four_trials_makes_four_run_folders_and_names_the_best(moons, 
 
 
 @pytest.mark.parametrize("param, message", [
-    (f"model.layers[9].params.out_features=4,8", "model.layers[9]"),
+    ("model.layers[9].params.out_features=4,8", "model.layers[9]"),
     (f"{LR}=1..0.1", "needs low < high"),
     (f"{LR}=log:0..1", "log range needs low > 0"),
     (f"{LR}", "write PATH=VALUES"),

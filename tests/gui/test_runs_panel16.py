@@ -13,15 +13,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from guidl import spec
-from guidl.examples import example_path
 from guidl.qt.runs_panel import COLUMN, PATH_ROLE
+from helpers import small_moons
 
 
 def moons(lr: float = 0.1):
-    project = spec.load(example_path("moons_mlp"))
-    project.data.params["n_samples"] = 200
-    project.training.optimizer.params["lr"] = lr
-    return project
+    return small_moons(lr=lr)
 
 
 def write_run(root: Path, name: str, *, started: str, lr: float = 0.1, status: str = "finished",

@@ -9,16 +9,11 @@ import torch
 from PySide6.QtCore import Qt
 
 from guidl import spec
-from guidl.examples import example_path
+from helpers import small_moons
 
 
 def moons(lr: float):
-    project = spec.load(example_path("moons_mlp"))
-    project.data.params["n_samples"] = 200
-    project.training.optimizer.params["lr"] = lr
-    project.training.epochs = 2
-    project.training.device = "cpu"
-    return project
+    return small_moons(epochs=2, lr=lr)
 
 
 def test_a_reopened_project_gets_its_latest_run_back_and_any_run_can_be_made_current(window, qtbot, tmp_path,

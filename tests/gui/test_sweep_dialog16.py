@@ -10,20 +10,16 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from guidl import spec
-from guidl.examples import example_path
 from guidl.qt.sweep_dialog import SweepDialog
+
+import helpers
 
 LR = "training.optimizer.params.lr"
 WIDTH = "model.layers[0].params.out_features"
 
 
 def small_moons(epochs: int = 2) -> spec.Project:
-    project = spec.load(example_path("moons_mlp"))
-    doc = project.to_dict()
-    doc["data"]["params"]["n_samples"] = 200
-    doc["training"]["epochs"] = epochs
-    doc["training"]["device"] = "cpu"
-    return spec.Project.from_dict(doc)
+    return helpers.small_moons(epochs)
 
 
 @pytest.fixture
@@ -351,8 +347,6 @@ def test_epochs_per_trial_with_a_swept_training_epochs_is_refused_at_once(qtbot)
 def test_stop_asks_the_sweep_to_end_after_its_batch_on_each_system(window, monkeypatch, os_name, expected):
     import os
     import signal
-
-    from guidl.qt.controllers import sweeps
 
     class Process:  # the running guidl sweep, as far as Stop looks at it
         def processId(self):

@@ -12,12 +12,12 @@ import psutil
 import pytest
 from optuna.trial import TrialState
 
-from guidl import spec
 from guidl.engine import sweep
 from guidl.engine.callbacks import Callback
 from guidl.engine.runs import read_run
 from guidl.engine.trainer import TrainControl
 from guidl.spec.sweep import SweepConfig, parse_param
+from helpers import small_moons
 
 ROOT = Path(__file__).resolve().parents[3]
 LR = "training.optimizer.params.lr"
@@ -26,10 +26,7 @@ OUT = "model.layers[4].params.out_features"
 
 @pytest.fixture(scope="module")
 def moons():
-    project = spec.load(ROOT / "examples/moons_mlp.guidl.json")
-    project.data.params["n_samples"] = 200
-    project.training.device = "cpu"
-    return project
+    return small_moons()
 
 
 def _study(moons, tmp_path, name, *params, **settings):
