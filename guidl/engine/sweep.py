@@ -161,22 +161,25 @@ def open_storage(url: str | None, runs_root: str | os.PathLike[str],
                      "URL (sqlite:///FILE.db, postgresql://..., mysql://...)")
 
 
-#: Windows: no symbolic-link lock for a journal file, no SIGINT for a worker.
+#: Windows: no SIGINT for a worker (Ctrl+Break instead).
 WINDOWS = os.name == "nt"
 
 
 def _journal(path: Path) -> tuple[optuna.storages.BaseStorage, str]:
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 
-    path = path.expanduser()
+    path = path.expanduser().absolute()
     if path.is_dir():
         raise SweepError(f"--storage {path}: is a folder; give a journal file in it (e.g. {path / 'sweep.journal'})")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Optuna's default lock (a symbolic link beside the file) works on NFS
-        # too, but making a symbolic link on Windows needs administrator rights
-        # (or developer mode): there, a lock file opened exclusively.
-        lock = JournalFileOpenLock(str(path)) if WINDOWS else None
+        # A lock file created exclusively (NFSv3 or later), not Optuna's default
+        # symbolic link: a writer killed while holding the lock leaves it behind,
+        # and Optuna frees a stale lock only when it can stat it. A link to a
+        # relative path dangles (its target is read from the link's folder), and
+        # the next writer then spun for ever at full speed; a link needs
+        # administrator rights on Windows, too.
+        lock = JournalFileOpenLock(str(path))
         return JournalStorage(JournalFileBackend(str(path), lock_obj=lock)), str(path)
     except OSError as error:
         raise SweepError(f"cannot open the journal file {path}: {error.strerror or error}") from None

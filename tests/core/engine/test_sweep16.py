@@ -231,22 +231,29 @@ def test_the_parent_watch_stops_at_once_and_stops_the_worker_when_the_parent_is_
     assert control.stop_requested and not gone.is_alive()
 
 
-def test_a_journal_file_is_locked_with_a_lock_file_on_windows(tmp_path, monkeypatch):
-    from optuna.storages.journal import JournalFileOpenLock, JournalFileSymlinkLock
+def test_a_journal_is_locked_with_a_lock_file_at_an_absolute_path(tmp_path, monkeypatch):
+    # A writer killed while holding the journal's lock leaves it behind; Optuna frees a
+    # stale lock once it can stat it unchanged for its grace period. Its default lock, a
+    # symbolic link to the journal path as given, dangled for a relative path, and the
+    # next writer spun for ever at full speed.
+    from optuna.storages.journal import JournalFileOpenLock
 
+    real = __import__("optuna.storages.journal", fromlist=["JournalFileBackend"]).JournalFileBackend
     seen = []
 
-    class Backend:
-        def __init__(self, path, lock_obj=None):
-            seen.append(lock_obj)
+    def backend(path, lock_obj=None):
+        seen.append((path, lock_obj))
+        return real(path, lock_obj=lock_obj)
 
-    monkeypatch.setattr("optuna.storages.journal.JournalFileBackend", Backend)
-    monkeypatch.setattr("optuna.storages.journal.JournalStorage", lambda backend: backend)
-    sweep.open_storage(str(tmp_path / "a.journal"), tmp_path, "s")
-    monkeypatch.setattr(sweep, "WINDOWS", True)
-    sweep.open_storage(str(tmp_path / "b.journal"), tmp_path, "s")
-    assert seen[0] is None or isinstance(seen[0], JournalFileSymlinkLock)
-    assert isinstance(seen[1], JournalFileOpenLock)
+    monkeypatch.setattr("optuna.storages.journal.JournalFileBackend", backend)
+    monkeypatch.chdir(tmp_path)
+    storage, shown = sweep.open_storage("runs/sweeps/k.journal", tmp_path, "k")
+    (path, lock), = seen
+    assert isinstance(lock, JournalFileOpenLock)
+    assert path == shown == str(tmp_path / "runs/sweeps/k.journal")
+    optuna.create_study(storage=storage, study_name="k")  # it writes through that lock
+    assert optuna.load_study(study_name="k", storage=storage).study_name == "k"
+    assert not (tmp_path / "runs/sweeps/k.journal.lock").exists()  # released after the write
 
 
 def test_a_trial_of_another_machine_whose_heartbeat_stopped_is_reaped(moons, tmp_path):
